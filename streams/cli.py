@@ -1,0 +1,201 @@
+"""The ``cartpulse`` command: one entry point, a subcommand per tool.
+
+Exit codes: 0 done, 1 done but some input was rejected (``import``), 2 bad usage or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, cast
+
+import orjson
+
+from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
+from streams.pacing import Pacer
+from streams.settings import Settings, load_settings
+from streams.sources import Format, SourceRecord, detect_format, read_events
+from streams.topics import TopicCatalogue
+
+# How many rejected lines are printed one by one before the rest are only counted.
+MAX_REPORTED_REJECTS = 200
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+        return cast(int, args.run(args, settings))
+    except ConfigurationError as exc:
+        print(f"cartpulse: {exc}", file=sys.stderr)
+        return 2
+    except CartpulseError as exc:
+        print(f"cartpulse: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cartpulse",
+        description="Abandoned-cart and browse-abandonment recovery on Kafka.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    imp = commands.add_parser(
+        "import",
+        help="produce storefront event files to the clickstream and cart topics",
+        description="Produce events keyed by session_id; invalid lines go to the DLQ "
+        "(or --rejects FILE) with their reason and never stop the import.",
+    )
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument(
+        "--format",
+        choices=["jsonl", "rees46"],
+        help="input format (default: rees46 for .csv files, jsonl otherwise)",
+    )
+    pace = imp.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    pace.add_argument(
+        "--speedup", type=float, help="replay the events' original spacing X times faster"
+    )
+    imp.add_argument(
+        "--rejects", type=Path, help="write invalid lines to this JSONL file instead of the DLQ"
+    )
+    imp.add_argument("--no-create-topics", action="store_true", help="do not create topics first")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(run=_run_import)
+
+    topics = commands.add_parser("topics", help="the topic catalogue")
+    topics_cmd = topics.add_subparsers(title="actions", metavar="ACTION")
+    create = topics_cmd.add_parser("create", help="create every topic (idempotent)")
+    create.set_defaults(run=_run_topics_create)
+    listing = topics_cmd.add_parser("list", help="print the catalogue: name, key, configs")
+    listing.set_defaults(run=_run_topics_list)
+    return parser
+
+
+def _catalogue(settings: Settings) -> TopicCatalogue:
+    return TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+
+
+def _run_topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    for spec in _catalogue(settings).specs():
+        configs = ",".join(f"{k}={v}" for k, v in sorted(spec.configs.items())) or "-"
+        print(f"{spec.name:32} key={spec.key:28} {configs}")
+    return 0
+
+
+def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka import create_topics
+
+    report = asyncio.run(create_topics(settings, _catalogue(settings).specs()))
+    for name in report.created:
+        print(f"created  {name}")
+    for name in report.existing:
+        if name not in report.created:
+            print(f"exists   {name}")
+    for name in report.mismatched:
+        print(
+            f"warning: {name} does not have {settings.topic_partitions} partitions; "
+            "it was left as it is",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_import(args: argparse.Namespace, settings: Settings) -> int:
+    for path in args.files:
+        if not path.is_file():
+            raise ConfigurationError(f"{path}: no such file")
+    pacer = Pacer(rate=args.rate, speedup=args.speedup)
+    return asyncio.run(_import(args, settings, pacer))
+
+
+async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from streams.importer import DlqRejects, FileRejects, Rejects, import_records, total_bytes
+    from streams.kafka import create_topics, producer
+
+    topics = _catalogue(settings)
+    if not args.no_create_topics:
+        await create_topics(settings, topics.specs())
+    kafka = producer(settings)
+    await kafka.start()
+    reported = 0
+
+    def report(record: SourceRecord) -> None:
+        nonlocal reported
+        progress.advance(task, len(record.line) + 1)
+        if record.reason is not None:
+            reported += 1
+            if reported <= MAX_REPORTED_REJECTS:
+                progress.console.print(f"[yellow]{record.source}[/]: {record.reason}", markup=True)
+            elif reported == MAX_REPORTED_REJECTS + 1:
+                progress.console.print("… further rejected lines are counted, not printed")
+
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        disable=args.quiet or not sys.stderr.isatty(),
+        transient=True,
+    )
+    progress.console.file = sys.stderr
+    task = progress.add_task("import", total=total_bytes(args.files))
+    try:
+        with contextlib.ExitStack() as stack:
+            rejects: Rejects
+            if args.rejects is not None:
+                rejects = FileRejects(cast(IO[bytes], stack.enter_context(args.rejects.open("wb"))))
+            else:
+                rejects = DlqRejects(kafka, topics)
+            stack.enter_context(progress)
+            summary = await import_records(
+                _records(args.files, args.format), kafka, topics, rejects, pacer, report
+            )
+    finally:
+        await kafka.stop()
+
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
+    else:
+        rate = summary.imported / summary.seconds if summary.seconds else 0.0
+        print(
+            f"imported {summary.imported:,} events, invalid {summary.invalid:,} "
+            f"in {summary.seconds:.1f}s ({rate:,.0f} events/s)"
+        )
+        for etype, count in sorted(summary.by_type.items()):
+            print(f"  {etype:20} {count:>10,}")
+        for topic, count in sorted(summary.by_topic.items()):
+            print(f"  → {topic:18} {count:>10,}")
+        for reason, count in summary.reasons.most_common():
+            print(f"  invalid: {reason:40} {count:>6,}")
+        if summary.invalid:
+            where = args.rejects or f"{topics.prefix}*.dlq"
+            print(f"  rejected lines were written to {where}")
+    return 1 if summary.invalid else 0
+
+
+def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:
+    for path in files:
+        try:
+            yield from read_events(path, fmt or detect_format(path))
+        except InvalidRecord as exc:  # a whole file that cannot be read: say so, go on
+            raise ConfigurationError(exc.reason) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

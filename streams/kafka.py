@@ -1,0 +1,86 @@
+"""Kafka plumbing shared by the CLI tools: clients from settings, topic creation, DLQ records."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+from streams.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "cartpulse.reason"
+SOURCE_HEADER = "cartpulse.source"
+ORIGINAL_TOPIC_HEADER = "cartpulse.original_topic"
+
+
+def dlq_headers(reason: str, source: str, original_topic: str) -> list[tuple[str, bytes]]:
+    """Headers of a dead-letter record: why it was rejected, where it came from."""
+    return [
+        (REASON_HEADER, reason.encode("utf-8", errors="replace")),
+        (SOURCE_HEADER, source.encode("utf-8", errors="replace")),
+        (ORIGINAL_TOPIC_HEADER, original_topic.encode()),
+    ]
+
+
+def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all) that batches; start and stop it yourself."""
+    options: dict[str, object] = {
+        **settings.kafka_client_options(),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 10,
+        "max_batch_size": 512 * 1024,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicsReport:
+    created: list[str]
+    existing: list[str]
+    mismatched: list[str]  # existing topics whose partition count differs from the settings
+
+
+async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> TopicsReport:
+    """Create the topics that do not exist yet; idempotent.
+
+    Existing topics are left as they are (their partition count is reported when it differs,
+    since changing it would move keys between partitions).
+    """
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [spec for spec in specs if spec.name not in existing]
+        created: list[str] = []
+        for spec in wanted:
+            topic = NewTopic(
+                spec.name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs=dict(spec.configs),
+            )
+            try:
+                await admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                existing.add(spec.name)  # created by someone else meanwhile: fine
+            else:
+                created.append(spec.name)
+        present = [spec.name for spec in specs if spec.name in existing]
+        described = await admin.describe_topics(present) if present else []
+        mismatched = [
+            str(meta.get("topic") or meta.get("name"))
+            for meta in described
+            if len(meta.get("partitions", [])) != settings.topic_partitions
+        ]
+        return TopicsReport(created, present, mismatched)
+    finally:
+        await admin.close()

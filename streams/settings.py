@@ -1,0 +1,150 @@
+"""One frozen settings object for every cartpulse process (env prefix ``CARTPULSE_``).
+
+Load it once at the edge (``Settings()`` in the CLI) and pass it down; nothing reads the
+environment at import time. Secrets are ``SecretStr`` so they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigurationError
+
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Every setting of cartpulse, read from ``CARTPULSE_*`` variables (or a ``.env`` file)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARTPULSE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_client_id: str = "cartpulse"
+
+    # Topics
+    topic_prefix: str = Field("", description="Prepended to every topic name, e.g. 'prod.'.")
+    topic_partitions: int = Field(8, ge=1, le=10_000)
+    topic_replication: int = Field(1, ge=1, le=16)
+    dlq_retention: timedelta = Field(timedelta(days=14), description="Retention of *.dlq topics.")
+
+    # Redis
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="redis:// or rediss:// (TLS) URL, with credentials if the server needs them.",
+    )
+
+    # Faust state
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
+    data_dir: Path = Field(Path(".cartpulse"), description="Where workers keep local state.")
+
+    # Event contract
+    max_record_bytes: int = Field(64 * 1024, ge=1024)
+    default_store_id: str = "default"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("give at least one broker as host:port")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX.match(value):
+            raise ValueError("a topic prefix may only hold letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not value.startswith(("rocksdb://", "memory://")):
+            raise ValueError("store must be rocksdb:// (durable, the default) or memory://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _security(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and (
+            self.kafka_sasl_mechanism is None
+            or self.kafka_sasl_username is None
+            or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                "CARTPULSE_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
+            )
+        return self
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+            "client_id": self.kafka_client_id,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_sasl_password is not None  # noqa: S101 - checked by _security
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+                certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+                keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+            )
+        return options
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, turning validation errors into one clear error."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # overrides are validated here
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CARTPULSE_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

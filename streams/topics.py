@@ -1,0 +1,97 @@
+"""The topic catalogue: every topic cartpulse reads or writes, with its key and its configs.
+
+Names get ``Settings.topic_prefix``. Inputs have a ``.dlq`` sibling that holds the bad records
+with the reason in headers (BRIEF §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    """Logical topic names (before the prefix)."""
+
+    CLICKSTREAM = "clickstream"
+    CART = "cart"
+    CUSTOMERS = "customers"
+    CONSENTS = "consents"
+    ABANDONMENTS = "abandonments"
+    SEND_SMS = "send.sms"
+    SEND_EMAIL = "send.email"
+    SEND_RESULTS = "send.results"
+    ENGAGEMENT = "engagement"
+    RECOVERIES = "recoveries"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: its full name, key, and the configs it is created with."""
+
+    name: str
+    key: str
+    compacted: bool = False
+    is_input: bool = False
+    is_dlq: bool = False
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+_SPECS: dict[Topic, tuple[str, bool, bool]] = {
+    # topic: (key, compacted, is an input with a DLQ)
+    Topic.CLICKSTREAM: ("session_id", False, True),
+    Topic.CART: ("session_id", False, True),
+    Topic.CUSTOMERS: ("customer_id", True, True),
+    Topic.CONSENTS: ("customer_id:channel", True, True),
+    Topic.ABANDONMENTS: ("customer_id or session_id", False, True),
+    Topic.SEND_SMS: ("recipient", False, True),
+    Topic.SEND_EMAIL: ("recipient", False, True),
+    Topic.SEND_RESULTS: ("command_id", False, True),
+    Topic.ENGAGEMENT: ("customer_id", False, True),
+    Topic.RECOVERIES: ("customer_id", False, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCatalogue:
+    """Topic names under one prefix (a deployment, or a replay's namespace)."""
+
+    prefix: str = ""
+    dlq_retention: timedelta = timedelta(days=14)
+
+    def name(self, topic: Topic) -> str:
+        return f"{self.prefix}{topic.value}"
+
+    def dlq(self, topic: Topic) -> str:
+        return f"{self.prefix}{topic.value}.dlq"
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic to create, inputs' dead-letter topics included, in a stable order."""
+        specs: list[TopicSpec] = []
+        for topic, (key, compacted, is_input) in _SPECS.items():
+            configs = {"cleanup.policy": "compact"} if compacted else {}
+            specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
+            if is_input:
+                retention = str(int(self.dlq_retention.total_seconds() * 1000))
+                specs.append(
+                    TopicSpec(
+                        self.dlq(topic),
+                        key,
+                        is_dlq=True,
+                        configs={"cleanup.policy": "delete", "retention.ms": retention},
+                    )
+                )
+        return specs
+
+
+# Which input topic an event type is produced to. Cart-changing and conversion events go to
+# ``cart``; browsing goes to ``clickstream``. Both are keyed by session_id.
+CART_TYPES = frozenset(
+    {"cart_item_added", "cart_item_removed", "checkout_started", "order_completed"}
+)
+
+
+def input_topic_for(event_type: str) -> Topic:
+    """The input topic an event of ``event_type`` belongs on."""
+    return Topic.CART if event_type in CART_TYPES else Topic.CLICKSTREAM
