@@ -141,7 +141,9 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
         if record.reason is not None:
             reported += 1
             if reported <= MAX_REPORTED_REJECTS:
-                progress.console.print(f"[yellow]{record.source}[/]: {record.reason}", markup=True)
+                progress.console.print(
+                    f"[yellow]{record.source}[/]: {record.reason}", markup=True, soft_wrap=True
+                )
             elif reported == MAX_REPORTED_REJECTS + 1:
                 progress.console.print("… further rejected lines are counted, not printed")
 

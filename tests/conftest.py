@@ -1,0 +1,99 @@
+"""Fixtures for the real local stack: Kafka (KRaft) and Redis, started or reused.
+
+The stack is the one ``deploy/local/stack.sh`` runs (ports from ``CARTPULSE_KAFKA_PORT`` and
+``CARTPULSE_REDIS_PORT``). When a service is down the fixture starts it; if that fails, the
+test fails in CI (``CI=true``) and is skipped elsewhere with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK = ROOT / "deploy" / "local" / "stack.sh"
+KAFKA_PORT = int(os.environ.get("CARTPULSE_KAFKA_PORT", "9092"))
+REDIS_PORT = int(os.environ.get("CARTPULSE_REDIS_PORT", "6379"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    """Kafka and Redis accepting clients on 127.0.0.1 (started with stack.sh when down)."""
+    if not (_accepts(KAFKA_PORT) and _accepts(REDIS_PORT)):
+        result = subprocess.run(
+            ["bash", str(STACK), "up"], capture_output=True, text=True, timeout=600, check=False
+        )
+        if result.returncode != 0:
+            message = f"local stack did not start:\n{result.stdout}\n{result.stderr}"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+    yield
+
+
+@pytest.fixture
+def settings(stack: None) -> Settings:
+    """Settings for one test: the local stack and a topic prefix of its own."""
+    return Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{KAFKA_PORT}",
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        topic_partitions=4,
+        store="memory://",
+    )
+
+
+async def consume_all(
+    settings: Settings, topic: str, expected: int, within: float = 60.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from the beginning; waits for at least ``expected`` of them."""
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        for _ in range(50):
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if len(records) >= expected and all(
+                pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)
+            ):
+                break
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+            if len(records) >= expected:  # more may have arrived since end_offsets
+                end = await consumer.end_offsets(tps)
+        return records
+    finally:
+        await consumer.stop()

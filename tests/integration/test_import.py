@@ -1,0 +1,161 @@
+"""``cartpulse import`` against the real local Kafka broker."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
+from streams.settings import Settings
+from streams.sources import REES46_TYPES
+from tests.conftest import ROOT, consume_all
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
+        "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def test_rees46_sample_lands_keyed_by_session(settings: Settings) -> None:
+    result = run_cli(settings, "import", "--format", "rees46", str(SAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "imported 17,434 events, invalid 0" in result.stdout
+
+    with SAMPLE.open() as handle:
+        rows = list(csv.DictReader(handle))
+    expected_types = Counter(REES46_TYPES[row["event_type"]] for row in rows)
+    rows_per_session = Counter(row["user_session"] for row in rows)
+
+    clickstream = await consume_all(settings, f"{settings.topic_prefix}clickstream", 17_055)
+    cart = await consume_all(settings, f"{settings.topic_prefix}cart", 379)
+    records = clickstream + cart
+    assert len(records) == 17_434 == len(rows)
+
+    events = [orjson.loads(r.value) for r in records]
+    assert all(r.key == e["session_id"].encode() for r, e in zip(records, events, strict=True))
+    assert Counter(e["type"] for e in events) == expected_types
+    assert {e["type"] for e in (orjson.loads(r.value) for r in clickstream)} == {"product_viewed"}
+    assert Counter(e["session_id"] for e in events) == rows_per_session
+    assert len({e["event_id"] for e in events}) == 17_434
+    # Every session's records share one partition (the key decides), so its order holds.
+    partitions: dict[tuple[str, str], set[int]] = {}
+    for record, event in zip(records, events, strict=True):
+        partitions.setdefault((record.topic, event["session_id"]), set()).add(record.partition)
+    assert all(len(p) == 1 for p in partitions.values())
+    assert len({r.partition for r in clickstream}) == settings.topic_partitions
+
+
+async def test_broken_lines_are_reported_and_dead_lettered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    good = {
+        "event_id": "g1",
+        "type": "cart_item_added",
+        "occurred_at": "2019-10-01T00:00:00Z",
+        "session_id": "s-good",
+        "product": {"id": "p1", "price": "3.50"},
+    }
+    lines = [
+        orjson.dumps(good),
+        b'{"event_id": "broken",',
+        orjson.dumps({**good, "event_id": "b2", "session_id": None}),
+        orjson.dumps({**good, "event_id": "b3", "occurred_at": "2019-10-01 noon"}),
+        orjson.dumps({**good, "event_id": "b4", "type": "cart_emptied"}),
+        orjson.dumps({**good, "event_id": "b5", "cart": {"url": "x" * 70_000}}),
+        orjson.dumps({**good, "event_id": "g2", "type": "product_viewed"}),
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = run_cli(settings, "import", str(path))
+    assert result.returncode == 1, result.stderr  # done, but some lines were rejected
+    assert "imported 2 events, invalid 5" in result.stdout
+    for lineno, reason in [
+        (2, "not valid JSON"),
+        (3, "session_id is required"),
+        (4, "occurred_at must be RFC 3339"),
+        (5, "unknown type 'cart_emptied'"),
+        (6, "record is 70"),
+    ]:
+        assert f"mixed.jsonl:{lineno}: {reason}" in result.stderr
+
+    prefix = settings.topic_prefix
+    cart = await consume_all(settings, f"{prefix}cart", 1)
+    clickstream = await consume_all(settings, f"{prefix}clickstream", 1)
+    assert [orjson.loads(r.value)["event_id"] for r in cart] == ["g1"]
+    assert [orjson.loads(r.value)["event_id"] for r in clickstream] == ["g2"]
+
+    dead = await consume_all(settings, f"{prefix}cart.dlq", 3)
+    dead += await consume_all(settings, f"{prefix}clickstream.dlq", 2)
+    assert len(dead) == 5
+    by_source = {dict(r.headers)[SOURCE_HEADER].decode(): dict(r.headers) for r in dead}
+    assert sorted(by_source) == [f"mixed.jsonl:{n}" for n in range(2, 7)]
+    assert b"not valid JSON" in by_source["mixed.jsonl:2"][REASON_HEADER]
+    assert by_source["mixed.jsonl:2"][ORIGINAL_TOPIC_HEADER] == f"{prefix}clickstream".encode()
+    assert by_source["mixed.jsonl:3"][ORIGINAL_TOPIC_HEADER] == f"{prefix}cart".encode()
+    assert {r.value for r in dead} == set(lines[1:6])
+
+
+async def test_rejects_file_instead_of_dlq(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "oct.csv"
+    path.write_text(
+        "event_time,event_type,product_id,price,user_id,user_session\n"
+        "2019-10-01 00:00:00 UTC,view,1,1.00,7,s1\n"
+        "2019-10-01 00:00:01 UTC,wishlist,1,1.00,7,s1\n"
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    result = run_cli(settings, "import", str(path), "--rejects", str(rejects), "--json")
+    assert result.returncode == 1, result.stderr
+    summary = orjson.loads(result.stdout)
+    assert summary["imported"] == 1
+    assert summary["invalid"] == 1
+    assert summary["by_type"] == {"product_viewed": 1}
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert rejected["source"] == "oct.csv:3"
+    assert "unknown event_type 'wishlist'" in rejected["reason"]
+
+
+async def test_topics_create_is_idempotent(settings: Settings) -> None:
+    first = run_cli(settings, "topics", "create")
+    assert first.returncode == 0, first.stderr
+    assert f"created  {settings.topic_prefix}customers" in first.stdout
+    second = run_cli(settings, "topics", "create")
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stdout
+    assert f"exists   {settings.topic_prefix}consents" in second.stdout
+
+
+def test_speedup_replays_the_original_spacing(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "spaced.csv"
+    path.write_text(
+        "event_time,event_type,product_id,price,user_id,user_session\n"
+        "2019-10-01 00:00:00 UTC,view,1,1.00,7,s1\n"
+        "2019-10-01 00:00:20 UTC,view,1,1.00,7,s1\n"
+    )
+    result = run_cli(settings, "import", str(path), "--speedup", "10", "--json")
+    assert result.returncode == 0, result.stderr
+    seconds = orjson.loads(result.stdout)["seconds"]
+    assert seconds >= 1.9  # 20 s of history at 10x takes 2 s; never faster

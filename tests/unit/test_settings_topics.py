@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from streams.errors import ConfigurationError
+from streams.pacing import Pacer
+from streams.settings import Settings, load_settings
+from streams.topics import Topic, TopicCatalogue, input_topic_for
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.store == "rocksdb://"
+    assert settings.kafka_client_options()["security_protocol"] == "PLAINTEXT"
+
+
+def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPULSE_TOPIC_PREFIX", "prod.")
+    monkeypatch.setenv("CARTPULSE_TOPIC_PARTITIONS", "12")
+    monkeypatch.setenv("CARTPULSE_DLQ_RETENTION", "P7D")
+    settings = load_settings()
+    assert settings.topic_prefix == "prod."
+    assert settings.topic_partitions == 12
+    assert settings.dlq_retention == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CARTPULSE_KAFKA_BOOTSTRAP_SERVERS", "localhost", "is not host:port"),
+        ("CARTPULSE_TOPIC_PREFIX", "bad prefix/", "topic prefix"),
+        ("CARTPULSE_TOPIC_PARTITIONS", "0", "CARTPULSE_TOPIC_PARTITIONS"),
+        ("CARTPULSE_STORE", "redis://", "rocksdb://"),
+        ("CARTPULSE_REDIS_URL", "http://x", "redis://"),
+        ("CARTPULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "needs CARTPULSE_KAFKA_SASL_MECHANISM"),
+    ],
+)
+def test_bad_settings_say_which_and_why(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings()
+
+
+def test_settings_are_frozen_and_secrets_masked() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="hunter2",  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+        redis_url="redis://:topsecret@127.0.0.1:6379/0",  # type: ignore[arg-type]  # coerced
+    )
+    assert "hunter2" not in repr(settings)
+    assert "topsecret" not in repr(settings)
+    assert settings.kafka_client_options()["sasl_plain_password"] == "hunter2"
+    with pytest.raises(Exception, match="frozen"):
+        settings.topic_prefix = "x"  # type: ignore[misc]  # the point: it is frozen
+
+
+def test_catalogue_names_configs_and_dlqs() -> None:
+    catalogue = TopicCatalogue("prod.")
+    specs = {spec.name: spec for spec in catalogue.specs()}
+    assert catalogue.name(Topic.SEND_SMS) == "prod.send.sms"
+    assert specs["prod.customers"].configs == {"cleanup.policy": "compact"}
+    assert specs["prod.consents"].compacted
+    assert not specs["prod.clickstream"].compacted
+    for topic in (Topic.CLICKSTREAM, Topic.CART, Topic.CUSTOMERS, Topic.CONSENTS):
+        assert specs[catalogue.dlq(topic)].is_dlq
+    assert "prod.recoveries.dlq" not in specs
+    assert len(specs) == len(catalogue.specs())  # no name twice
+
+
+def test_input_topic_by_type() -> None:
+    assert input_topic_for("product_viewed") is Topic.CLICKSTREAM
+    assert input_topic_for("page_viewed") is Topic.CLICKSTREAM
+    for etype in ("cart_item_added", "cart_item_removed", "checkout_started", "order_completed"):
+        assert input_topic_for(etype) is Topic.CART
+
+
+def test_pacer_rate() -> None:
+    pacer = Pacer(rate=100)
+    assert pacer.delay(10.0, 0) == 0.0
+    assert pacer.delay(10.0, 0) == pytest.approx(0.01)
+    assert pacer.delay(10.05, 0) == 0.0  # behind schedule: no wait
+
+
+def test_pacer_speedup_replays_spacing() -> None:
+    pacer = Pacer(speedup=10)
+    assert pacer.delay(0.0, 1_000_000) == 0.0
+    assert pacer.delay(0.0, 1_010_000) == pytest.approx(1.0)  # 10 s of history in 1 s
+    assert pacer.delay(0.5, 999_000) == 0.0  # an earlier event goes at once
+
+
+def test_pacer_unpaced_and_bad_values() -> None:
+    assert Pacer().delay(0.0, 5) == 0.0
+    with pytest.raises(ConfigurationError):
+        Pacer(rate=0)
+    with pytest.raises(ConfigurationError):
+        Pacer(rate=1, speedup=2)
