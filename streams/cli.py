@@ -76,6 +76,23 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(run=_run_import)
 
+    det = commands.add_parser(
+        "detect",
+        help="run abandonment detection over a file, offline, in event mode",
+        description="The detector's core over one file in input order (as one partition): "
+        "writes abandonments as JSON lines, the same records the worker puts on the topic.",
+    )
+    det.add_argument("--input", required=True, type=Path, metavar="FILE")
+    det.add_argument("--format", choices=["jsonl", "rees46"], help="default: by file extension")
+    det.add_argument("--gap", default="30m", help="inactivity that ends a period (default 30m)")
+    det.add_argument("--min-product-views", type=int, default=1, metavar="N")
+    det.add_argument("--lateness", default="0s", help="allowed lateness (default 0s)")
+    det.add_argument(
+        "--flush", action="store_true", help="close every open period at the end of the input"
+    )
+    det.add_argument("--output", required=True, metavar="FILE|-")
+    det.set_defaults(run=_run_detect)
+
     topics = commands.add_parser("topics", help="the topic catalogue")
     topics_cmd = topics.add_subparsers(title="actions", metavar="ACTION")
     create = topics_cmd.add_parser("create", help="create every topic (idempotent)")
@@ -189,6 +206,51 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
             where = args.rejects or f"{topics.prefix}*.dlq"
             print(f"  rejected lines were written to {where}")
     return 1 if summary.invalid else 0
+
+
+def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.detection import DetectorConfig
+    from streams.durations import parse_duration_ms
+    from streams.offline import DetectSummary, detect, events_of
+
+    if not args.input.is_file():
+        raise ConfigurationError(f"{args.input}: no such file")
+    try:
+        config = DetectorConfig(
+            gap_ms=parse_duration_ms(args.gap),
+            min_product_views=args.min_product_views,
+            lateness_ms=parse_duration_ms(args.lateness),
+            default_store_id=settings.default_store_id,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    summary = DetectSummary()
+    reported = 0
+
+    def reject(source: str, line: bytes, reason: str) -> None:
+        nonlocal reported
+        reported += 1
+        if reported <= MAX_REPORTED_REJECTS:
+            print(f"{source}: {reason}", file=sys.stderr)
+
+    fmt = args.format or detect_format(args.input)
+    with contextlib.ExitStack() as stack:
+        out: IO[bytes] = (
+            sys.stdout.buffer
+            if args.output == "-"
+            else stack.enter_context(Path(args.output).open("wb"))
+        )
+        try:
+            detect(events_of(args.input, fmt, summary, reject), config, out, summary, args.flush)
+        except InvalidRecord as exc:  # a file that cannot be read at all
+            raise ConfigurationError(exc.reason) from None
+    kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.abandonments.items())) or "none"
+    print(
+        f"{summary.events:,} events, {summary.invalid:,} invalid, "
+        f"{summary.unknown_types:,} of unknown types; abandonments: {kinds}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

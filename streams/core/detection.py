@@ -1,0 +1,361 @@
+"""The detection core (BRIEF §3): event-time activity periods per session, one partition's worth.
+
+Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes one validated event and
+``Detector.advance`` takes a watermark; both return the abandonments whose periods closed, in a
+deterministic order (by deadline, then session id). The Faust worker and ``cartpulse detect``
+drive the same class, so a replay through Kafka and an offline run agree.
+
+Semantics, precisely:
+
+* A period ends at its deadline ``d = last_event_time + gap``; an event at ``t >= d`` starts a
+  new period after the old one is closed.
+* Events are applied in event-time order: one ahead of the watermark waits in the session's
+  ``pending`` list until the watermark passes it, so any arrival order within the allowed
+  lateness gives the same result. Ties keep arrival order.
+* ``watermark = max event time seen - lateness`` (``advance`` may push it further, e.g. from the
+  wall clock in live mode). An event with ``t < watermark`` on arrival is late: it is applied at
+  once and counted; if it falls inside a period that is already closed it only updates the
+  cart, it never re-opens or retracts that period.
+* A period is closed when the watermark reaches its deadline: an ``order_completed`` in it →
+  nothing; else a non-empty cart → ``cart``; else ``>= min_product_views`` product views →
+  ``browse``; else nothing.
+* A session with no open period is forgotten ``retention`` after its last event (its cart too).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from streams.core.session import CartLine, SessionState, Viewed
+from streams.models.abandonment import (
+    Abandonment,
+    CartItem,
+    Kind,
+    ViewedProduct,
+    abandonment_id,
+)
+from streams.models.events import Event
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+MAX_VIEWED_KEPT = 50  # distinct products remembered per period (10 are reported)
+MAX_VIEWED_REPORTED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    gap_ms: int = 30 * MINUTE_MS
+    min_product_views: int = 1
+    lateness_ms: int = 0
+    dedup_window_ms: int = 24 * HOUR_MS
+    default_store_id: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.gap_ms <= 0:
+            raise ValueError("gap must be > 0")
+        if self.min_product_views < 1:
+            raise ValueError("min_product_views must be >= 1")
+        if self.lateness_ms < 0:
+            raise ValueError("lateness must be >= 0")
+        if self.dedup_window_ms < self.gap_ms:
+            raise ValueError("the dedup window must be at least the gap")
+
+
+@dataclass(slots=True)
+class Counters:
+    """Monotonic counts since the detector was created; the shell turns them into metrics."""
+
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    buffered: int = 0
+    late_into_closed: int = 0
+    evicted: int = 0
+
+
+class Detector:
+    """The detection state of one partition: sessions, the deadline index and the watermark.
+
+    ``sessions`` may be any mutable mapping (a plain dict offline; the worker's cache).
+    ``dirty`` collects the ids of sessions changed since the caller last cleared it, and
+    ``deleted`` those forgotten, so a shell can persist exactly what changed.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        sessions: MutableMapping[str, SessionState] | None = None,
+        watermark: int | None = None,
+        max_event_ms: int | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions: MutableMapping[str, SessionState] = {} if sessions is None else sessions
+        self.watermark = watermark
+        self.max_event_ms = max_event_ms
+        self.counters = Counters()
+        self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
+        self._index: list[tuple[int, str]] = []
+        self._seq = 0
+        for state in self.sessions.values():
+            state.index_due = None
+            self._reindex(state)
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> list[Abandonment]:
+        """Take one event; returns the abandonments this closes (usually none)."""
+        sid = event.session_id
+        state = self.sessions.get(sid)
+        if state is None:
+            state = self.sessions[sid] = SessionState(sid)
+            self.deleted.discard(sid)
+        t = event.occurred_at
+        if event.event_id in state.seen:
+            self.counters.duplicates += 1
+            return []
+        state.seen[event.event_id] = t
+        self.dirty.add(sid)
+
+        closed: list[Abandonment] = []
+        watermark = self.watermark
+        if self.max_event_ms is None or t > self.max_event_ms:
+            self.max_event_ms = t
+        if watermark is not None and t < watermark:
+            self.counters.late += 1
+            self._apply(state, event, t, closed)
+        else:
+            candidate = self.max_event_ms - self.config.lateness_ms
+            if watermark is None or candidate > watermark:
+                watermark = candidate
+            if t <= watermark and not state.pending:
+                self._apply(state, event, t, closed)
+            else:
+                self.counters.buffered += 1
+                self._seq += 1
+                insort(state.pending, (t, self._seq, event), key=_pending_key)
+        self._reindex(state)
+        if watermark is not None and (self.watermark is None or watermark > self.watermark):
+            closed.extend(self.advance(watermark))
+        return closed
+
+    def advance(self, watermark: int) -> list[Abandonment]:
+        """Move the watermark forward (never back); returns the periods that closed."""
+        if self.watermark is not None and watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        index = self._index
+        closed: list[Abandonment] = []
+        while index and index[0][0] <= watermark:
+            due, sid = heapq.heappop(index)
+            state = self.sessions.get(sid)
+            if state is None or state.index_due != due:
+                continue  # stale entry: the session moved on or was forgotten
+            state.index_due = None
+            self._settle(state, watermark, closed)
+        return closed
+
+    def flush(self) -> list[Abandonment]:
+        """Close every open period as if the input had ended (``detect --flush``)."""
+        closed: list[Abandonment] = []
+        for sid in sorted(self.sessions, key=lambda s: self._flush_key(self.sessions[s])):
+            state = self.sessions[sid]
+            while state.pending:
+                t, _, event = state.pending.pop(0)
+                self._apply(state, event, t, closed)
+            if state.last_ms is not None:
+                self._close(state, closed)
+                self.dirty.add(sid)
+        return closed
+
+    # -- the rules ---------------------------------------------------------------------
+
+    def _settle(self, state: SessionState, watermark: int, closed: list[Abandonment]) -> None:
+        """Apply the session's pending events up to ``watermark``, close it if due, re-index."""
+        sid = state.session_id
+        pending = state.pending
+        while pending and pending[0][0] <= watermark:
+            t, _, event = pending.pop(0)
+            self._apply(state, event, t, closed)
+        last = state.last_ms
+        if last is not None and last + self.config.gap_ms <= watermark:
+            self._close(state, closed)
+        self.dirty.add(sid)
+        if (
+            state.last_ms is None
+            and not pending
+            and state.last_seen_ms + self.config.dedup_window_ms <= watermark
+        ):
+            del self.sessions[sid]
+            self.dirty.discard(sid)
+            self.deleted.add(sid)
+            self.counters.evicted += 1
+            return
+        self._reindex(state)
+
+    def _apply(
+        self,
+        state: SessionState,
+        event: Event,
+        t: int,
+        closed: list[Abandonment],
+    ) -> None:
+        self.counters.applied += 1
+        gap = self.config.gap_ms
+        if state.last_ms is not None and t >= state.last_ms + gap:
+            self._close(state, closed)
+        if t > state.last_seen_ms:
+            state.last_seen_ms = t
+        if event.customer_id is not None:
+            state.customer_id = event.customer_id
+        if event.store_id is not None:
+            state.store_id = event.store_id
+        in_period = True
+        if state.last_ms is None:
+            if state.closed_deadline is not None and t < state.closed_deadline:
+                self.counters.late_into_closed += 1
+                in_period = False  # belongs to a closed period: the cart changes, nothing else
+            else:
+                state.last_ms = t
+                state.ordered = state.checkout = False
+                state.views = 0
+                state.viewed = {}
+        elif t > state.last_ms:
+            state.last_ms = t
+
+        etype = event.type
+        product = event.product
+        if etype == "product_viewed":
+            if in_period and product is not None:
+                state.views += 1
+                viewed = state.viewed
+                seen = viewed.pop(product.id, None)
+                if seen is None:
+                    seen = Viewed(product.id, 0)
+                    if len(viewed) >= MAX_VIEWED_KEPT:
+                        del viewed[next(iter(viewed))]
+                seen.views += 1
+                if product.price is not None:
+                    seen.price = product.price
+                seen.name = product.name or seen.name
+                seen.url = product.url or seen.url
+                viewed[product.id] = seen
+        elif etype == "cart_item_added":
+            if product is not None:
+                line = state.cart.get(product.id)
+                if line is None:
+                    line = state.cart[product.id] = CartLine(product.id, 0)
+                line.quantity += event.quantity
+                if product.price is not None:
+                    line.price = product.price
+                    line.currency = product.currency or line.currency
+                line.name = product.name or line.name
+                line.url = product.url or line.url
+                line.image_url = product.image_url or line.image_url
+            if event.cart is not None and event.cart.url:
+                state.cart_url = event.cart.url
+        elif etype == "cart_item_removed":
+            if product is not None:
+                line = state.cart.get(product.id)
+                if line is not None:  # a remove of an unknown product is ignored
+                    line.quantity -= event.quantity
+                    if line.quantity <= 0:
+                        del state.cart[product.id]
+        elif etype == "order_completed":
+            state.cart.clear()
+            if in_period:
+                state.ordered = True
+        elif etype == "checkout_started":
+            if in_period:
+                state.checkout = True
+            if event.cart is not None and event.cart.url:
+                state.cart_url = event.cart.url
+
+    def _close(self, state: SessionState, closed: list[Abandonment]) -> None:
+        last = state.last_ms
+        assert last is not None  # noqa: S101 - only called with an open period
+        deadline = last + self.config.gap_ms
+        state.last_ms = None
+        state.closed_deadline = deadline
+        kind: Kind | None = None
+        if state.ordered:
+            kind = None
+        elif state.cart:
+            kind = "cart"
+        elif state.views >= self.config.min_product_views:
+            kind = "browse"
+        if kind is not None:
+            closed.append(self._abandonment(state, kind, last, deadline))
+        # Forget event ids that left the dedup window.
+        horizon = deadline - self.config.dedup_window_ms
+        seen = state.seen
+        if len(seen) > 64:
+            state.seen = {eid: t for eid, t in seen.items() if t >= horizon}
+
+    def _abandonment(
+        self, state: SessionState, kind: Kind, last: int, deadline: int
+    ) -> Abandonment:
+        items = tuple(
+            CartItem(
+                line.product_id, line.quantity, line.price, line.name, line.url, line.image_url
+            )
+            for line in state.cart.values()
+        )
+        value: Decimal | None = None
+        currency: str | None = None
+        for line in state.cart.values():
+            if line.price is not None:
+                value = (value or Decimal(0)) + line.price * line.quantity
+            currency = currency or line.currency
+        viewed = tuple(
+            ViewedProduct(v.product_id, v.views, v.price, v.name, v.url)
+            for v in reversed(list(state.viewed.values())[-MAX_VIEWED_REPORTED:])
+        )
+        return Abandonment(
+            abandonment_id=abandonment_id(state.session_id, kind, deadline),
+            kind=kind,
+            session_id=state.session_id,
+            customer_id=state.customer_id,
+            store_id=state.store_id or self.config.default_store_id,
+            last_activity_at=last,
+            detected_at=deadline,
+            checkout_started=state.checkout,
+            cart_items=items,
+            cart_value=value,
+            cart_currency=currency,
+            cart_url=state.cart_url,
+            viewed_products=viewed,
+        )
+
+    # -- the deadline index ------------------------------------------------------------
+
+    def _due(self, state: SessionState) -> int:
+        """When this session next needs the detector's attention (event time)."""
+        if state.pending:
+            due = state.pending[0][0]
+            if state.last_ms is not None:
+                due = min(due, state.last_ms + self.config.gap_ms)
+            return due
+        if state.last_ms is not None:
+            return state.last_ms + self.config.gap_ms
+        return state.last_seen_ms + self.config.dedup_window_ms
+
+    def _reindex(self, state: SessionState) -> None:
+        due = self._due(state)
+        if state.index_due is None or due < state.index_due:
+            state.index_due = due
+            heapq.heappush(self._index, (due, state.session_id))
+
+    def _flush_key(self, state: SessionState) -> tuple[int, str]:
+        return (self._due(state), state.session_id)
+
+    def open_sessions(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.last_ms is not None)
+
+
+def _pending_key(item: tuple[int, int, Event]) -> tuple[int, int]:
+    return (item[0], item[1])
