@@ -140,7 +140,9 @@ class Detector:
                 insort(state.pending, (t, self._seq, event), key=_pending_key)
         self._reindex(state)
         if watermark is not None and (self.watermark is None or watermark > self.watermark):
-            closed.extend(self.advance(watermark))
+            self.watermark = watermark
+        if watermark is not None and self._index and self._index[0][0] <= watermark:
+            self._drain(watermark, closed)
         return closed
 
     def advance(self, watermark: int) -> list[Abandonment]:
@@ -148,8 +150,13 @@ class Detector:
         if self.watermark is not None and watermark <= self.watermark:
             return []
         self.watermark = watermark
-        index = self._index
         closed: list[Abandonment] = []
+        self._drain(watermark, closed)
+        return closed
+
+    def _drain(self, watermark: int, closed: list[Abandonment]) -> None:
+        """Settle every session whose due time the watermark has reached, earliest first."""
+        index = self._index
         while index and index[0][0] <= watermark:
             due, sid = heapq.heappop(index)
             state = self.sessions.get(sid)
@@ -157,7 +164,6 @@ class Detector:
                 continue  # stale entry: the session moved on or was forgotten
             state.index_due = None
             self._settle(state, watermark, closed)
-        return closed
 
     def flush(self) -> list[Abandonment]:
         """Close every open period as if the input had ended (``detect --flush``)."""
