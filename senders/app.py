@@ -1,0 +1,193 @@
+"""Wiring of the sender processes and the consent mirror: settings in, running services out.
+
+Nothing here decides anything; it builds clients from the settings, owns their lifecycle
+(start, stop on SIGTERM / SIGINT or ``stop``), and serves ``/metrics``, ``/healthz`` and
+``/readyz`` when ``sender_http_port`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from senders.clock import Clock, SystemClock
+from senders.consents import ConsentStore
+from senders.consumer import CommandConsumer
+from senders.http import start_http
+from senders.keys import Keys
+from senders.ledger import RedisLedger
+from senders.metrics import Metrics
+from senders.mirror import ConsentMirror
+from senders.ratelimit import RedisLimiter
+from senders.service import SendService
+from senders.smtp_email import SmtpEmail
+from senders.templates import Renderer
+from senders.twilio_sms import TwilioSms
+from streams.kafka import create_topics, producer
+from streams.models.commands import Channel, SendResult
+from streams.settings import Settings
+from streams.topics import Topic, TopicCatalogue, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def make_redis(settings: Settings) -> Redis:
+    """A client for the settings' Redis; a Cluster client when ``redis_cluster`` is set.
+
+    ``RedisCluster`` has the same command and script API (every script keeps its keys in one
+    hash slot), so the rest of the senders are typed against ``Redis``.
+    """
+    url = settings.redis_url.get_secret_value()
+    if settings.redis_cluster:
+        return cast(Redis, RedisCluster.from_url(url))
+    return cast(Redis, Redis.from_url(url))
+
+
+class KafkaEmitter:
+    """Results to ``send.results`` (keyed by command_id) and opt-outs to ``consents``."""
+
+    def __init__(self, kafka: AIOKafkaProducer, topics: TopicCatalogue) -> None:
+        self._kafka = kafka
+        self._results = topics.name(Topic.SEND_RESULTS)
+        self._consents = topics.name(Topic.CONSENTS)
+
+    async def result(self, result: SendResult) -> None:
+        await self._kafka.send_and_wait(
+            self._results, value=result.to_json(), key=result.command_id.encode()
+        )
+
+    async def consent(self, key: bytes, value: bytes) -> None:
+        await self._kafka.send_and_wait(self._consents, value=value, key=key)
+
+
+def sender_topics(settings: Settings, channel: Channel) -> tuple[str, str, list[TopicSpec]]:
+    """The command topic, its DLQ, and every topic a sender needs to exist."""
+    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    command = Topic.SEND_SMS if channel == "sms" else Topic.SEND_EMAIL
+    wanted = {topics.name(command), topics.dlq(command), topics.name(Topic.SEND_RESULTS)}
+    wanted |= {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
+    specs = [spec for spec in topics.specs() if spec.name in wanted]
+    retry = TopicSpec(
+        f"{topics.name(command)}.retry", "recipient", configs={"cleanup.policy": "delete"}
+    )
+    return topics.name(command), topics.dlq(command), [*specs, retry]
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_sender(
+    settings: Settings,
+    channel: Channel,
+    stop: asyncio.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run one sender replica until ``stop`` is set (or SIGTERM / SIGINT arrives)."""
+    stop = stop or asyncio.Event()
+    registry = registry or CollectorRegistry()
+    metrics = Metrics.create(registry)
+    clock = clock or SystemClock()
+    keys = Keys(settings.redis_key_prefix)
+    renderer = Renderer()
+    provider: Any = (
+        TwilioSms(settings, renderer, keys)
+        if channel == "sms"
+        else SmtpEmail(settings, renderer, keys)
+    )
+    main_topic, dlq_topic, specs = sender_topics(settings, channel)
+    await create_topics(settings, specs)
+    redis = make_redis(settings)
+    kafka = producer(settings, linger_ms=2)
+    await kafka.start()
+    await provider.start()
+    runner = None
+    try:
+        service: SendService[Any] = SendService(
+            settings,
+            provider,
+            RedisLedger(
+                redis,
+                keys,
+                settings.sender_claim_ttl.total_seconds(),
+                settings.sender_ledger_ttl.total_seconds(),
+            ),
+            RedisLimiter(redis),
+            ConsentStore(redis, keys),
+            KafkaEmitter(kafka, TopicCatalogue(settings.topic_prefix)),
+            metrics,
+            clock,
+        )
+        consumer = CommandConsumer(settings, service, kafka, metrics, clock, main_topic, dlq_topic)
+        if settings.sender_http_port:
+            runner = await start_http(settings.sender_http_port, registry, lambda: consumer.ready)
+        log.info("%s sender consuming %s", channel, main_topic)
+        if handle_signals:
+            async with _stop_on_signals(stop):
+                await consumer.run(stop)
+        else:
+            await consumer.run(stop)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await provider.close()
+        await kafka.stop()
+        await redis.aclose()
+
+
+async def run_mirror(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    registry: CollectorRegistry | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run the consent mirror until ``stop`` is set (or SIGTERM / SIGINT arrives)."""
+    stop = stop or asyncio.Event()
+    registry = registry or CollectorRegistry()
+    metrics = Metrics.create(registry)
+    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    wanted = {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
+    await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
+    redis = make_redis(settings)
+    kafka = producer(settings)
+    await kafka.start()
+    runner = None
+    try:
+        store = ConsentStore(redis, Keys(settings.redis_key_prefix))
+        mirror = ConsentMirror(
+            settings, store, kafka, metrics, topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)
+        )
+        if settings.sender_http_port:
+            runner = await start_http(settings.sender_http_port, registry, lambda: mirror.caught_up)
+        if handle_signals:
+            async with _stop_on_signals(stop):
+                await mirror.run(stop)
+        else:
+            await mirror.run(stop)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await kafka.stop()
+        await redis.aclose()

@@ -1,0 +1,54 @@
+"""Entry points behind ``cartpulse send sms|email`` and ``cartpulse consents mirror``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime
+
+import orjson
+
+from streams.models.commands import Channel
+from streams.settings import Settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; messages never carry raw addresses (they are masked)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def run_send(settings: Settings, channel: Channel) -> int:
+    from senders.app import run_sender
+
+    configure_logging()
+    asyncio.run(run_sender(settings, channel))
+    return 0
+
+
+def run_consent_mirror(settings: Settings) -> int:
+    from senders.app import run_mirror
+
+    configure_logging()
+    asyncio.run(run_mirror(settings))
+    return 0

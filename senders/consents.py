@@ -1,0 +1,140 @@
+"""The Redis mirror of the ``consents`` topic, and the undeliverable-address marks.
+
+``consents`` is compacted and keyed ``customer_id:channel``; the mirror consumer
+(``senders.mirror``) keeps one hash per key in Redis so a sender can check, right before it
+sends, that consent was not withdrawn since the journey scheduled the message. A write only
+lands when its ``recorded_at`` is not older than what Redis holds, so a replay from the start
+of the topic or two writers (the mirror, and a sender recording a 21610 opt-out) never move a
+consent backwards. A tombstone deletes the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from senders.keys import Keys, mask_address
+from streams.errors import InvalidRecord
+from streams.models.commands import CHANNELS, Channel
+from streams.models.events import format_ms, parse_time
+
+ConsentStatus = Literal["opted_in", "opted_out"]
+UNDELIVERABLE_TTL: Final = timedelta(days=180)
+
+PUT_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'at'))
+if current and current > tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'at', ARGV[2], 'source', ARGV[3])
+return 1
+"""
+
+DELETE_LUA = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'at'))
+if current and ARGV[1] ~= '' and current > tonumber(ARGV[1]) then
+  return 0
+end
+return redis.call('DEL', KEYS[1])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    status: ConsentStatus
+    recorded_at_ms: int
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentUpdate:
+    """One record of ``consents``: a consent, or ``None`` for a tombstone."""
+
+    customer_id: str
+    channel: Channel
+    consent: Consent | None
+
+
+def parse_consent_record(key: bytes | None, value: bytes | None) -> ConsentUpdate:
+    """Decode a ``consents`` record; raises ``InvalidRecord`` for anything malformed."""
+    if not key:
+        raise InvalidRecord("a consent record needs its key customer_id:channel")
+    customer_id, sep, channel = key.decode("utf-8", errors="replace").rpartition(":")
+    if not sep or not customer_id or channel not in CHANNELS:
+        raise InvalidRecord("consent key must be customer_id:channel with channel sms or email")
+    if value is None:
+        return ConsentUpdate(customer_id, channel, None)
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidRecord("consent record is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRecord("consent record must be a JSON object")
+    status = data.get("status")
+    if status not in ("opted_in", "opted_out"):
+        raise InvalidRecord("consent status must be opted_in or opted_out")
+    recorded_at = parse_time(data.get("recorded_at"), "recorded_at")
+    source = data.get("source")
+    text = source if isinstance(source, str) else ""
+    return ConsentUpdate(
+        customer_id, channel, Consent(cast(ConsentStatus, status), recorded_at, text)
+    )
+
+
+def opt_out_record(
+    customer_id: str, channel: Channel, source: str, at_ms: int, evidence: dict[str, Any]
+) -> tuple[bytes, bytes]:
+    """Key and value of an opt-out to produce to ``consents`` (e.g. after Twilio's 21610)."""
+    value = {
+        "customer_id": customer_id,
+        "channel": channel,
+        "status": "opted_out",
+        "source": source,
+        "recorded_at": format_ms(at_ms),
+        "evidence": evidence,
+    }
+    return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
+
+
+class ConsentStore:
+    """Reads and writes the mirror; also remembers addresses a provider called undeliverable."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._put = redis.register_script(PUT_LUA)
+        self._delete = redis.register_script(DELETE_LUA)
+
+    async def get(self, customer_id: str, channel: Channel) -> Consent | None:
+        key = self._keys.consent(customer_id, channel)
+        raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(key))
+        if not raw:
+            return None
+        status = raw.get(b"status", b"").decode()
+        if status not in ("opted_in", "opted_out"):
+            return None
+        at = int(raw.get(b"at", b"0"))
+        return Consent(cast(ConsentStatus, status), at, raw.get(b"source", b"").decode())
+
+    async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
+        """Write one update unless Redis already holds a newer one. True when it landed."""
+        key = self._keys.consent(update.customer_id, update.channel)
+        if update.consent is None:
+            at = "" if tombstone_at_ms is None else str(tombstone_at_ms)
+            return bool(await self._delete(keys=[key], args=[at]))
+        consent = update.consent
+        args = [consent.status, consent.recorded_at_ms, consent.source]
+        return bool(await self._put(keys=[key], args=args))
+
+    async def is_undeliverable(self, channel: Channel, address: str) -> bool:
+        return bool(await self._redis.exists(self._keys.undeliverable(channel, address)))
+
+    async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
+        key = self._keys.undeliverable(channel, address)
+        ttl = int(UNDELIVERABLE_TTL.total_seconds())
+        await self._redis.set(key, f"{code} {mask_address(address)}", ex=ttl)

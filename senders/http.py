@@ -1,0 +1,42 @@
+"""The sender's own small HTTP server: ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def start_http(
+    port: int,
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    host: str = "0.0.0.0",  # noqa: S104 - probes and Prometheus scrape from outside the pod
+) -> web.AppRunner:
+    """Serve on ``port`` until the returned runner is cleaned up."""
+    runner = web.AppRunner(make_app(registry, ready), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

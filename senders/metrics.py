@@ -1,0 +1,116 @@
+"""The senders' metrics catalogue (Prometheus). Labels are closed, low-cardinality sets.
+
+Every metric, its labels and what it counts (mirrored in the docs' metrics catalogue):
+
+* ``cartpulse_send_commands_total{channel,source}``: commands taken off ``send.<channel>``
+  (source ``main``) or its retry topic (``retry``).
+* ``cartpulse_send_outcomes_total{channel,status}``: results recorded on ``send.results``.
+* ``cartpulse_send_provider_errors_total{channel,code}``: Twilio error codes, SMTP reply codes.
+* ``cartpulse_send_retries_total{channel,reason}``: retries of commands certainly not sent.
+* ``cartpulse_send_deferred_total{channel,reason}``: commands moved to the retry topic.
+* ``cartpulse_send_dlq_total{channel}``: invalid commands written to ``<topic>.dlq``.
+* ``cartpulse_send_latency_seconds{channel}``: provider request time, request to answer.
+* ``cartpulse_send_limiter_wait_seconds{channel}``: wait for a reserved rate-limit slot.
+* ``cartpulse_send_in_flight{channel}``: commands being worked on by this replica.
+* ``cartpulse_send_infra_errors_total{channel,component}``: Redis or Kafka failures (retried).
+* ``cartpulse_consent_mirror_records_total{outcome}``: consent records applied, stale,
+  deleted or invalid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    commands: Counter
+    outcomes: Counter
+    provider_errors: Counter
+    retries: Counter
+    deferred: Counter
+    dlq: Counter
+    latency: Histogram
+    limiter_wait: Histogram
+    in_flight: Gauge
+    infra_errors: Counter
+    mirror_records: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        """Register every sender metric on ``registry`` (one registry per process or test)."""
+        return cls(
+            commands=Counter(
+                "cartpulse_send_commands",
+                "Send commands taken off the command topics.",
+                ["channel", "source"],
+                registry=registry,
+            ),
+            outcomes=Counter(
+                "cartpulse_send_outcomes",
+                "Results recorded on send.results, by status.",
+                ["channel", "status"],
+                registry=registry,
+            ),
+            provider_errors=Counter(
+                "cartpulse_send_provider_errors",
+                "Errors answered by the provider, by its error code.",
+                ["channel", "code"],
+                registry=registry,
+            ),
+            retries=Counter(
+                "cartpulse_send_retries",
+                "Retries of commands that were certainly not sent, by reason.",
+                ["channel", "reason"],
+                registry=registry,
+            ),
+            deferred=Counter(
+                "cartpulse_send_deferred",
+                "Commands moved to the retry topic, by reason.",
+                ["channel", "reason"],
+                registry=registry,
+            ),
+            dlq=Counter(
+                "cartpulse_send_dlq",
+                "Invalid commands written to the dead-letter topic.",
+                ["channel"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "cartpulse_send_latency_seconds",
+                "Time from a provider request to its answer.",
+                ["channel"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            limiter_wait=Histogram(
+                "cartpulse_send_limiter_wait_seconds",
+                "Wait for a rate-limit slot (reserved slots only).",
+                ["channel"],
+                buckets=_WAIT_BUCKETS,
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "cartpulse_send_in_flight",
+                "Commands being worked on by this replica.",
+                ["channel"],
+                registry=registry,
+            ),
+            infra_errors=Counter(
+                "cartpulse_send_infra_errors",
+                "Redis or Kafka failures; the command is retried, not dropped.",
+                ["channel", "component"],
+                registry=registry,
+            ),
+            mirror_records=Counter(
+                "cartpulse_consent_mirror_records",
+                "Consent records seen by the Redis mirror, by what happened to them.",
+                ["outcome"],
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,112 @@
+"""``cartpulse consents mirror``: keep the Redis consent mirror in step with ``consents``.
+
+Reads the compacted topic from the beginning in its own consumer group, applies each record
+with ``ConsentStore.apply`` (never moving a consent backwards in time), dead-letters malformed
+records, and commits after each applied batch. Redis trouble pauses the mirror (the batch is
+retried), it never skips records. Senders run a lookup per command against what it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from senders.consents import ConsentStore, parse_consent_record
+from senders.consumer import Record
+from senders.metrics import Metrics
+from senders.outcomes import backoff
+from senders.service import INFRA_ERRORS
+from streams.errors import InvalidRecord
+from streams.kafka import dlq_headers
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ConsentMirror:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ConsentStore,
+        producer: Any,
+        metrics: Metrics,
+        topic: str,
+        dlq_topic: str,
+    ) -> None:
+        self._s = settings
+        self._store = store
+        self._producer = producer
+        self._metrics = metrics
+        self._topic = topic
+        self._dlq_topic = dlq_topic
+        self.caught_up = False
+        self.applied = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            self._topic,
+            **self._s.kafka_client_options(),
+            group_id=f"{self._s.sender_group}.consent-mirror",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=300, max_records=500)
+                for records in batch.values():
+                    await self._apply(records)
+                if batch:
+                    with contextlib.suppress(KafkaError):
+                        await consumer.commit()
+                if not self.caught_up:
+                    self.caught_up = await self._is_caught_up(consumer)
+        finally:
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
+
+    async def _apply(self, records: list[Record]) -> None:
+        for record in records:
+            failures = 0
+            while True:
+                try:
+                    await self._apply_one(record)
+                    break
+                except INFRA_ERRORS as exc:
+                    failures += 1
+                    self._metrics.infra_errors.labels("consents", "redis").inc()
+                    log.warning("consent mirror: Redis unavailable (%s); retrying", exc)
+                    await asyncio.sleep(backoff(failures, 0.2, 10.0))
+
+    async def _apply_one(self, record: Record) -> None:
+        try:
+            update = parse_consent_record(record.key, record.value)
+        except InvalidRecord as exc:
+            self._metrics.mirror_records.labels("invalid").inc()
+            source = f"{record.topic}:{record.partition}:{record.offset}"
+            await self._producer.send_and_wait(
+                self._dlq_topic,
+                value=record.value,
+                key=record.key,
+                headers=dlq_headers(f"consent mirror: {exc.reason}", source, self._topic),
+            )
+            return
+        landed = await self._store.apply(update)
+        outcome = "deleted" if update.consent is None else ("applied" if landed else "stale")
+        self._metrics.mirror_records.labels(outcome).inc()
+        self.applied += 1
+
+    async def _is_caught_up(self, consumer: AIOKafkaConsumer) -> bool:
+        assignment = consumer.assignment()
+        if not assignment:
+            return False
+        ends = await consumer.end_offsets(list(assignment))
+        for tp in assignment:
+            if await consumer.position(tp) < ends[tp]:
+                return False
+        return True

@@ -1,0 +1,42 @@
+"""The port every provider adapter implements (Twilio SMS, SMTP email)."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from senders.outcomes import ProviderOutcome
+from senders.ratelimit import Limit
+from streams.models.commands import Channel, SendCommand
+
+
+class Prepared(Protocol):
+    """A rendered message, ready to send; ``cost`` is what the rate limiter charges."""
+
+    @property
+    def cost(self) -> int: ...
+
+
+P = TypeVar("P", bound=Prepared)
+
+
+class Provider(Protocol[P]):
+    """One channel's provider. ``send`` never raises for provider trouble: it maps it."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    def limits(self) -> list[Limit]:
+        """The rate limits one send is charged against (sender identity, account)."""
+        ...
+
+    def prepare(self, command: SendCommand, now: float) -> P:
+        """Render and check the message; raises ``InvalidRecord`` when it cannot be built."""
+        ...
+
+    async def send(self, message: P, command: SendCommand, now: float) -> ProviderOutcome:
+        """One request to the provider, no retries; the outcome says what happened."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,366 @@
+"""One command's way through a sender: claim → check → render → limit → send → record.
+
+``SendService.handle`` is the whole decision for one command and is the same for SMS and
+email (the provider adapter is the only difference). It returns what the consumer must do with
+the record: nothing more (``Done``: the outcome is on ``send.results``), move it to the retry
+topic (``Defer``: a wait too long to hold), or dead-letter it (``Reject``). Redis and Kafka
+failures before a request went out propagate (the consumer retries the whole command: nothing
+was sent); after a request went out they are retried in place until the outcome is recorded.
+
+Ordering that makes it exactly-once: the ledger claim comes first (a redelivery is answered
+from the ledger, whatever its age), the ledger says ``sending`` before the request, and the
+offset is committed only after the result is on ``send.results`` (see ``consumer.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Generic, Literal, Protocol, TypeVar
+
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from senders.clock import Clock
+from senders.consents import Consent, ConsentStore, ConsentUpdate, opt_out_record
+from senders.keys import mask_address
+from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
+from senders.metrics import Metrics
+from senders.outcomes import ProviderOutcome, backoff, error_label
+from senders.provider import P, Provider
+from senders.ratelimit import Limiter
+from streams.errors import InvalidRecord
+from streams.models.commands import ResultStatus, SendCommand, SendResult
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaError,
+)
+DeferReason = Literal["not_before", "rate_limit", "claimed", "in_flight", "provider_backoff"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    status: ResultStatus | None  # None: another owner records this command's outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    not_before: float  # epoch seconds
+    reason: DeferReason
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str
+
+
+Disposition = Done | Defer | Reject
+
+
+@dataclass(slots=True)
+class Work:
+    """One task's identity in the ledger; ``critical`` while a request may be out."""
+
+    owner: str
+    critical: bool = False
+    attempts: int = field(default=0)
+
+
+class Emitter(Protocol):
+    async def result(self, result: SendResult) -> None:
+        """Put ``result`` on ``send.results``; returns once the broker acknowledged it."""
+        ...
+
+    async def consent(self, key: bytes, value: bytes) -> None: ...
+
+
+class SendService(Generic[P]):
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider[P],
+        ledger: Ledger,
+        limiter: Limiter,
+        consents: ConsentStore,
+        emitter: Emitter,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self._s = settings
+        self._provider = provider
+        self._ledger = ledger
+        self._limiter = limiter
+        self._consents = consents
+        self._emitter = emitter
+        self._metrics = metrics
+        self._clock = clock
+        self.channel = provider.channel
+        self._inline = settings.sender_inline_wait.total_seconds()
+        self.inline_wait = self._inline
+        self._hold = max(settings.sender_hold_limit.total_seconds(), self._inline)
+        timeout = settings.twilio_timeout if self.channel == "sms" else 2 * settings.smtp_timeout
+        self.request_deadline = timeout.total_seconds() + 1.0
+        # A `sending` entry older than this belongs to a request that has ended for sure.
+        self.sending_grace = self.request_deadline + 5.0
+
+    async def handle(self, command: SendCommand, work: Work) -> Disposition:
+        """Decide and act on one command (see the module docstring for what it returns)."""
+        try:
+            return await self._handle(command, work)
+        except asyncio.CancelledError:
+            if not work.critical:  # nothing went out: free the command for its next owner
+                with contextlib.suppress(*INFRA_ERRORS):
+                    await asyncio.shield(self._ledger.release(command.command_id, work.owner))
+            raise
+
+    async def _handle(self, command: SendCommand, work: Work) -> Disposition:
+        cid = command.command_id
+        while True:
+            state = await self._ledger.claim(cid, work.owner)
+            if isinstance(state, Claimed):
+                break
+            if isinstance(state, Finished):
+                return await self._redelivered(command, state)
+            if isinstance(state, Busy):
+                if (
+                    deferred := await self._pause(state.retry_in + 0.05, "claimed", work)
+                ) is not None:
+                    return deferred
+                continue
+            assert isinstance(state, Sending)  # noqa: S101 - the last variant
+            if state.age < self.sending_grace:
+                wait = self.sending_grace - state.age + 0.05
+                if (deferred := await self._pause(wait, "in_flight", work)) is not None:
+                    return deferred
+                continue
+            result = self._result(command, "unknown", work, error_code="interrupted")
+            if await self._ledger.take_over(cid, work.owner, self.sending_grace, result.to_json()):
+                log.warning("command %s was interrupted mid-request: unknown", cid)
+                return await self._publish(result)
+
+        now = self._clock.now()
+        if now >= command.expires_at.timestamp():
+            return await self._finish(command, work, "expired")
+        if command.not_before is not None and command.not_before.timestamp() > now:
+            wait = command.not_before.timestamp() - now
+            if wait > self._inline:
+                await self._ledger.release(cid, work.owner)
+                return Defer(command.not_before.timestamp(), "not_before", work.attempts)
+            await self._clock.sleep(wait)
+
+        if (reason := await self._blocked(command)) is not None:
+            return await self._finish(command, work, "suppressed", error_code=reason)
+        try:
+            message = self._provider.prepare(command, self._clock.now())
+        except InvalidRecord as exc:
+            await self._finish(command, work, "failed", error_code="invalid_message")
+            return Reject(exc.reason)
+        if command.mode == "dry_run":
+            return await self._finish(command, work, "suppressed", error_code="dry_run")
+        return await self._send(command, message, work)
+
+    async def _blocked(self, command: SendCommand) -> str | None:
+        """Why the command may not be sent now (consent, a known-bad address), or None."""
+        consent = await self._consents.get(command.customer_id, command.channel)
+        if consent is not None and consent.status == "opted_out":
+            return "opted_out"
+        if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
+            return "no_consent"
+        if await self._consents.is_undeliverable(command.channel, command.to):
+            return "undeliverable"
+        return None
+
+    async def _send(self, command: SendCommand, message: P, work: Work) -> Disposition:
+        cid = command.command_id
+        expires = command.expires_at.timestamp()
+        limits = self._provider.limits()
+        while True:
+            grant = await self._limiter.acquire(limits, message.cost, self._inline)
+            now = self._clock.now()
+            if not grant.granted:
+                if grant.wait > self._hold or now + grant.wait >= expires:
+                    await self._ledger.release(cid, work.owner)
+                    return Defer(now + grant.wait, "rate_limit", work.attempts)
+                # Hold the command (and so this replica's intake): ask again when the slot
+                # could be reserved. A short wait, repeated, never a long sleep.
+                await self._clock.sleep(min(grant.wait - self._inline + 0.01, self._inline))
+                if not isinstance(await self._ledger.claim(cid, work.owner), Claimed):
+                    return Done(None)
+                continue
+            self._metrics.limiter_wait.labels(self.channel).observe(grant.wait)
+            if grant.wait > 0:
+                await self._clock.sleep(grant.wait)
+            if self._clock.now() >= expires:
+                return await self._finish(command, work, "expired", error_code="rate_limit")
+
+            if not await self._ledger.mark_sending(cid, work.owner):
+                log.warning("command %s: claim lost before sending; its new owner goes on", cid)
+                return Done(None)
+            work.critical = True
+            work.attempts += 1
+            outcome = await self._request(command, message)
+            if outcome.error_code is not None:
+                self._metrics.provider_errors.labels(
+                    self.channel, error_label(outcome.error_code)
+                ).inc()
+
+            if outcome.kind == "sent":
+                return await self._finish(
+                    command, work, "sent", provider_id=outcome.provider_id,
+                    segments=outcome.segments or getattr(message, "cost", None),
+                )  # fmt: skip
+            if outcome.kind == "unknown" and not self._s.sender_retry_unknown:
+                return await self._finish(command, work, "unknown", error_code=outcome.error_code)
+            if outcome.kind == "opted_out":
+                await self._record_opt_out(command, outcome)
+                return await self._finish(
+                    command, work, "suppressed", error_code=outcome.error_code
+                )
+            if outcome.kind == "undeliverable":
+                code = outcome.error_code or "undeliverable"
+                mark = self._consents.mark_undeliverable
+                await self._durable(partial(mark, self.channel, command.to, code))
+                return await self._finish(command, work, "failed", error_code=outcome.error_code)
+            if outcome.kind == "failed":
+                return await self._finish(command, work, "failed", error_code=outcome.error_code)
+
+            # retry (or unknown with sender_retry_unknown): not sent, or accepted as a risk
+            await self._durable(lambda: self._ledger.unsend(cid, work.owner))
+            work.critical = False
+            self._metrics.retries.labels(self.channel, outcome.reason).inc()
+            delay = max(
+                outcome.retry_after or 0.0,
+                backoff(
+                    work.attempts,
+                    self._s.sender_backoff_base.total_seconds(),
+                    self._s.sender_backoff_max.total_seconds(),
+                ),
+            )
+            now = self._clock.now()
+            if now + delay >= expires:
+                return await self._finish(command, work, "expired", error_code=outcome.error_code)
+            if delay > self._inline:
+                await self._ledger.release(cid, work.owner)
+                return Defer(now + delay, "provider_backoff", work.attempts)
+            await self._clock.sleep(delay)
+
+    async def _request(self, command: SendCommand, message: P) -> ProviderOutcome:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.request_deadline):
+                return await self._provider.send(message, command, self._clock.now())
+        except TimeoutError:
+            return ProviderOutcome("unknown", "timeout", error_code="timeout")
+        finally:
+            self._metrics.latency.labels(self.channel).observe(time.perf_counter() - started)
+
+    async def _record_opt_out(self, command: SendCommand, outcome: ProviderOutcome) -> None:
+        at_ms = int(self._clock.now() * 1000)
+        source = f"provider:{outcome.error_code}"
+        evidence = {"command_id": command.command_id, "error_code": outcome.error_code}
+        key, value = opt_out_record(command.customer_id, self.channel, source, at_ms, evidence)
+        update = ConsentUpdate(
+            command.customer_id, self.channel, Consent("opted_out", at_ms, source)
+        )
+        await self._durable(lambda: self._emitter.consent(key, value))
+        await self._durable(lambda: self._consents.apply(update))
+        log.info("recipient %s opted out at the provider", mask_address(command.to))
+
+    async def _pause(self, seconds: float, reason: DeferReason, work: Work) -> Defer | None:
+        """Await a short wait (None: go on), or hand a long one to the retry topic."""
+        if seconds > self._inline:
+            return Defer(self._clock.now() + seconds, reason, work.attempts)
+        await self._clock.sleep(seconds)
+        return None
+
+    def _result(
+        self,
+        command: SendCommand,
+        status: ResultStatus,
+        work: Work,
+        *,
+        provider_id: str | None = None,
+        error_code: str | None = None,
+        segments: int | None = None,
+    ) -> SendResult:
+        return SendResult(
+            command_id=command.command_id,
+            status=status,
+            provider_id=provider_id,
+            error_code=error_code,
+            attempts=work.attempts,
+            at=datetime.fromtimestamp(self._clock.now(), tz=UTC),
+            channel=command.channel,
+            journey_id=command.journey_id,
+            customer_id=command.customer_id,
+            segments=segments if command.channel == "sms" else None,
+        )
+
+    async def _finish(
+        self,
+        command: SendCommand,
+        work: Work,
+        status: ResultStatus,
+        *,
+        provider_id: str | None = None,
+        error_code: str | None = None,
+        segments: int | None = None,
+    ) -> Disposition:
+        result = self._result(
+            command, status, work, provider_id=provider_id, error_code=error_code, segments=segments
+        )
+        cid = command.command_id
+        outcome = await self._durable(
+            lambda: self._ledger.finish(cid, work.owner, result.to_json())
+        )
+        if outcome == "ok":
+            return await self._publish(result)
+        if isinstance(outcome, Finished):
+            return await self._redelivered(command, outcome)
+        log.warning("command %s is owned by another task; it records the outcome", cid)
+        return Done(None)
+
+    async def _publish(self, result: SendResult) -> Done:
+        await self._durable(lambda: self._emitter.result(result))
+        await self._durable(lambda: self._ledger.mark_published(result.command_id))
+        self._metrics.outcomes.labels(self.channel, result.status).inc()
+        return Done(result.status)
+
+    async def _redelivered(self, command: SendCommand, state: Finished) -> Done:
+        """A command already decided: republish an unrecorded result, else say ``duplicate``."""
+        original = SendResult.from_json(state.result)
+        if not state.published:
+            return await self._publish(original)
+        duplicate = original.model_copy(
+            update={"status": "duplicate", "at": datetime.fromtimestamp(self._clock.now(), tz=UTC)}
+        )
+        await self._durable(lambda: self._emitter.result(duplicate))
+        self._metrics.outcomes.labels(self.channel, "duplicate").inc()
+        return Done("duplicate")
+
+    async def _durable(self, step: Callable[[], Awaitable[T]]) -> T:
+        """Run a step that must happen (after a send): retry Redis/Kafka failures in place."""
+        failures = 0
+        while True:
+            try:
+                return await step()
+            except INFRA_ERRORS as exc:
+                failures += 1
+                component = "kafka" if isinstance(exc, KafkaError) else "redis"
+                self._metrics.infra_errors.labels(self.channel, component).inc()
+                log.warning("%s failed (%s); retrying", component, exc)
+                await asyncio.sleep(backoff(failures, 0.1, 5.0))

@@ -1,0 +1,223 @@
+"""Email over SMTP with aiosmtplib: a small pool of long-lived connections per replica.
+
+Each connection does STARTTLS or implicit TLS and AUTH (from settings) once, then carries many
+messages. A message goes out as ``MAIL``, ``RCPT`` and ``DATA`` step by step, so a failure is
+classified by where it happened: any refusal (a reply code) means the message was not
+accepted; losing the connection before ``DATA`` means it was not sent; losing it during
+``DATA`` is ambiguous (``unknown``). A pooled connection found dead at ``MAIL`` is replaced
+once, transparently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr
+
+import aiosmtplib
+
+from senders.keys import Keys
+from senders.mime import build_email
+from senders.outcomes import ProviderOutcome, smtp_outcome
+from senders.ratelimit import Limit
+from senders.templates import Renderer
+from senders.unsubscribe import (
+    UnsubscribeToken,
+    make_token,
+    unsubscribe_mailto,
+    unsubscribe_url,
+)
+from streams.errors import ConfigurationError
+from streams.models.commands import Channel, SendCommand
+from streams.settings import Settings
+
+_CONNECTION_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    to: str
+    message_id: str
+    data: bytes
+
+    @property
+    def cost(self) -> int:
+        return 1
+
+
+class SmtpPool:
+    """At most ``size`` connections; a connection serves one message at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(settings.smtp_pool_size):
+            self._idle.put_nowait(None)
+        self.opened = 0
+        self._tls = self._tls_context()
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self._settings.smtp_security == "none":
+            return None
+        context = ssl.create_default_context()
+        if self._settings.smtp_ca_file is not None:
+            context.load_verify_locations(cafile=str(self._settings.smtp_ca_file))
+        return context
+
+    async def acquire(self) -> aiosmtplib.SMTP | None:
+        return await self._idle.get()
+
+    def release(self, client: aiosmtplib.SMTP | None) -> None:
+        self._idle.put_nowait(client)
+
+    async def connect(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password else None
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=password,
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+            tls_context=self._tls,
+            timeout=s.smtp_timeout.total_seconds(),
+        )
+        await client.connect()
+        self.opened += 1
+        return client
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except _CONNECTION_ERRORS:
+                    client.close()
+
+
+class SmtpEmail:
+    """The email provider adapter."""
+
+    def __init__(self, settings: Settings, renderer: Renderer, keys: Keys) -> None:
+        if not settings.unsubscribe_secret.get_secret_value():
+            raise ConfigurationError(
+                "the email sender needs CARTPULSE_UNSUBSCRIBE_SECRET (signs unsubscribe links)"
+            )
+        _, address = parseaddr(settings.email_from)
+        if "@" not in address:
+            raise ConfigurationError("CARTPULSE_EMAIL_FROM must hold an address: Shop <a@b.c>")
+        self._settings = settings
+        self._renderer = renderer
+        self._keys = keys
+        self._sender = address
+        self._domain = address.rpartition("@")[2]
+        self._secret = settings.unsubscribe_secret.get_secret_value().encode()
+        self.pool = SmtpPool(settings)
+
+    @property
+    def channel(self) -> Channel:
+        return "email"
+
+    def limits(self) -> list[Limit]:
+        s = self._settings
+        account = s.smtp_username or s.smtp_host
+        scale = 1.0 - s.sender_rate_margin
+        relay = f"{s.smtp_host}:{s.smtp_port}"
+        return [
+            Limit(
+                self._keys.limiter("email", account, "relay", relay),
+                s.email_rate * scale,
+                s.email_burst,
+            ),
+            Limit(
+                self._keys.limiter("email", account, "account", "all"),
+                s.email_account_rate * scale,
+                s.email_account_burst,
+            ),
+        ]
+
+    def prepare(self, command: SendCommand, now: float) -> EmailMessage:
+        s = self._settings
+        expires_ms = int((now + s.unsubscribe_token_ttl.total_seconds()) * 1000)
+        token = make_token(
+            self._secret,
+            UnsubscribeToken(command.customer_id, "email", command.store_id, expires_ms),
+        )
+        https = unsubscribe_url(s.email_unsubscribe_url, token)
+        variables = {"unsubscribe_url": https, **command.variables}
+        rendered = self._renderer.render_email(command.template, command.locale, variables)
+        message = build_email(
+            command,
+            rendered,
+            sender=s.email_from,
+            domain=self._domain,
+            unsubscribe_https=https,
+            unsubscribe_mailto=unsubscribe_mailto(s.email_unsubscribe_mailto, token),
+            now=datetime.fromtimestamp(now, tz=UTC),
+        )
+        return EmailMessage(command.to, str(message["Message-ID"]), message.as_bytes())
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def send(
+        self, message: EmailMessage, command: SendCommand, now: float
+    ) -> ProviderOutcome:
+        client = await self.pool.acquire()
+        keep = False
+        try:
+            for fresh in (client is None or not client.is_connected, True):
+                if fresh:
+                    if client is not None:
+                        client.close()
+                    client = None
+                    try:
+                        client = await self.pool.connect()
+                    except aiosmtplib.SMTPResponseException as exc:
+                        # Greeting, STARTTLS or AUTH refused: nothing was sent.
+                        return ProviderOutcome("retry", "connection", error_code=str(exc.code))
+                    except _CONNECTION_ERRORS as exc:
+                        return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
+                assert client is not None  # noqa: S101 - set just above
+                outcome, keep = await self._transaction(client, message)
+                if outcome.reason != "connection" or fresh:
+                    return outcome
+            return outcome  # pragma: no cover - the loop always returns
+        finally:
+            if not keep and client is not None:
+                client.close()
+                client = None
+            self.pool.release(client)
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, message: EmailMessage
+    ) -> tuple[ProviderOutcome, bool]:
+        """One MAIL/RCPT/DATA; returns the outcome and whether the connection is reusable."""
+        try:
+            await client.mail(self._sender)
+            await client.rcpt(message.to)
+        except aiosmtplib.SMTPResponseException as exc:
+            try:
+                await client.rset()
+            except _CONNECTION_ERRORS:
+                return smtp_outcome(exc.code, exc.message), False
+            return smtp_outcome(exc.code, exc.message), True
+        except _CONNECTION_ERRORS as exc:
+            return ProviderOutcome("retry", "connection", error_code=type(exc).__name__), False
+        try:
+            await client.data(message.data)
+        except aiosmtplib.SMTPResponseException as exc:
+            # A reply to DATA or to the content: the server answered, and did not accept it.
+            return smtp_outcome(exc.code, exc.message), client.is_connected
+        except aiosmtplib.SMTPTimeoutError:
+            return ProviderOutcome("unknown", "timeout", error_code="timeout"), False
+        except _CONNECTION_ERRORS as exc:
+            return ProviderOutcome("unknown", "disconnected", error_code=type(exc).__name__), False
+        return ProviderOutcome("sent", "ok", provider_id=message.message_id), True

@@ -1,0 +1,151 @@
+"""Message rendering: sandboxed Jinja2 templates, SMS composition and segment count (pure).
+
+Templates live in one directory (the shipped defaults are ``senders/templates/``), named
+``<template>.<locale>.<part>.j2`` where part is ``sms`` for an SMS body and ``subject``, ``txt``
+and ``html`` for an email. A locale falls back from ``en-US`` to ``en`` to the default locale.
+Templates run in Jinja's ``SandboxedEnvironment`` (command variables come from upstream data,
+never trusted), HTML parts are autoescaped, and an undefined variable is an error unless the
+template gives a ``default``: a message with a hole in it is never sent.
+
+Every rendering problem raises ``InvalidRecord`` with a reason; the command goes to the DLQ.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    UndefinedError,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from senders.segments import SmsEncoding, encode_info, smart_encode
+from streams.errors import InvalidRecord
+
+DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "templates"
+MAX_SMS_CHARS: Final = 1600  # Twilio refuses longer bodies (error 21617)
+_SPACES: Final = re.compile(r"[ \t]+")
+_BLANK_LINES: Final = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True, slots=True)
+class SmsBody:
+    """The exact text to send and what it costs."""
+
+    text: str
+    encoding: SmsEncoding
+
+    @property
+    def segments(self) -> int:
+        return self.encoding.segments
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Renders command templates from one directory; safe to share between tasks."""
+
+    def __init__(self, directory: Path = DEFAULT_DIRECTORY, default_locale: str = "en") -> None:
+        self._env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(directory)),
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self._default_locale = default_locale
+
+    def render_sms(self, template: str, locale: str, variables: Mapping[str, Any]) -> str:
+        """The SMS body of ``template``, whitespace tidied (one line per template line)."""
+        text = self._render(template, locale, "sms", variables)
+        return _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text)).strip()
+
+    def render_email(
+        self, template: str, locale: str, variables: Mapping[str, Any]
+    ) -> RenderedEmail:
+        subject = " ".join(self._render(template, locale, "subject", variables).split())
+        if not subject:
+            raise InvalidRecord(f"template {template!r} renders an empty subject")
+        text = _BLANK_LINES.sub("\n\n", self._render(template, locale, "txt", variables)).strip()
+        html = self._render(template, locale, "html", variables).strip()
+        return RenderedEmail(subject, text + "\n", html + "\n")
+
+    def has(self, template: str, locale: str, part: str) -> bool:
+        try:
+            self._load(template, locale, part)
+        except InvalidRecord:
+            return False
+        return True
+
+    def _render(self, template: str, locale: str, part: str, variables: Mapping[str, Any]) -> str:
+        compiled = self._load(template, locale, part)
+        try:
+            return compiled.render(dict(variables))
+        except UndefinedError as exc:
+            raise InvalidRecord(f"template {template!r} ({part}): {exc.message}") from None
+        except SecurityError as exc:
+            raise InvalidRecord(f"template {template!r} ({part}) was stopped: {exc}") from None
+        except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+            raise InvalidRecord(f"template {template!r} ({part}) failed: {exc}") from None
+
+    def _load(self, template: str, locale: str, part: str) -> Template:
+        names = [
+            f"{template}.{loc}.{part}.j2" for loc in locale_chain(locale, self._default_locale)
+        ]
+        try:
+            return self._env.select_template(names)
+        except TemplateNotFound:
+            raise InvalidRecord(f"no template {template!r} for {part} in {locale!r}") from None
+        except TemplateError as exc:
+            raise InvalidRecord(f"template {template!r} ({part}) is broken: {exc}") from None
+
+
+def locale_chain(locale: str, default: str = "en") -> list[str]:
+    """``de-AT`` → ``["de-AT", "de", "en"]`` (no repeats)."""
+    chain = [locale]
+    base = locale.split("-", 1)[0]
+    for candidate in (base, default):
+        if candidate not in chain:
+            chain.append(candidate)
+    return chain
+
+
+def compose_sms(
+    rendered: str, opt_out_line: str = "", smart: bool = True, max_segments: int = 10
+) -> SmsBody:
+    """The body as sent: the opt-out line appended unless the text already says STOP.
+
+    Raises ``InvalidRecord`` when the body is empty, over Twilio's 1,600 characters, or needs
+    more than ``max_segments`` segments.
+    """
+    text = rendered.strip()
+    if not text:
+        raise InvalidRecord("the SMS renders empty")
+    if opt_out_line and "stop" not in text.lower():
+        text = f"{text}\n{opt_out_line}"
+    if smart:
+        text = smart_encode(text)
+    if len(text) > MAX_SMS_CHARS:
+        raise InvalidRecord(f"the SMS is {len(text)} characters, over {MAX_SMS_CHARS}")
+    info = encode_info(text)
+    if info.segments > max_segments:
+        raise InvalidRecord(
+            f"the SMS needs {info.segments} {info.encoding} segments, over {max_segments}"
+        )
+    return SmsBody(text, info)

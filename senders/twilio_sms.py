@@ -1,0 +1,151 @@
+"""SMS through Twilio's Messages API, with plain aiohttp (no library-level retries).
+
+``POST {TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/Messages.json`` with basic auth and
+the form fields ``To``, ``From`` or ``MessagingServiceSid``, ``Body``, ``StatusCallback`` and
+``ValidityPeriod``. One request per call; what its answer means is ``outcomes.twilio_outcome``.
+Transport failures are split by whether the request can have reached Twilio: a failed connect
+(refused, DNS, connect timeout) certainly did not, anything after that might have.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+
+from senders.keys import Keys
+from senders.outcomes import ProviderOutcome, twilio_outcome
+from senders.ratelimit import Limit
+from senders.templates import Renderer, SmsBody, compose_sms
+from streams.errors import ConfigurationError
+from streams.models.commands import Channel, SendCommand
+from streams.settings import Settings
+
+MAX_VALIDITY: Final = 36_000  # seconds; Twilio's range is 1..36000 (error 90007)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    to: str
+    body: SmsBody
+
+    @property
+    def cost(self) -> int:
+        return self.body.segments
+
+
+class TwilioSms:
+    """The SMS provider adapter; ``start`` opens the HTTP session, ``close`` ends it."""
+
+    def __init__(self, settings: Settings, renderer: Renderer, keys: Keys) -> None:
+        if not settings.twilio_account_sid or not settings.twilio_auth_token.get_secret_value():
+            raise ConfigurationError(
+                "the SMS sender needs CARTPULSE_TWILIO_ACCOUNT_SID and CARTPULSE_TWILIO_AUTH_TOKEN"
+            )
+        if not (settings.twilio_from or settings.twilio_messaging_service_sid):
+            raise ConfigurationError(
+                "set CARTPULSE_TWILIO_FROM or CARTPULSE_TWILIO_MESSAGING_SERVICE_SID"
+            )
+        validity = settings.twilio_validity_period
+        if validity is not None and not 1 <= validity.total_seconds() <= MAX_VALIDITY:
+            raise ConfigurationError("CARTPULSE_TWILIO_VALIDITY_PERIOD must be 1 s .. 10 h")
+        self._settings = settings
+        self._renderer = renderer
+        self._keys = keys
+        self._session: aiohttp.ClientSession | None = None
+        sid = settings.twilio_account_sid
+        self._url = (
+            f"{settings.twilio_api_base.rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
+        )
+
+    @property
+    def channel(self) -> Channel:
+        return "sms"
+
+    def limits(self) -> list[Limit]:
+        s = self._settings
+        account = s.twilio_account_sid
+        identity = s.twilio_messaging_service_sid or s.twilio_from or ""
+        scale = 1.0 - s.sender_rate_margin
+        return [
+            Limit(
+                self._keys.limiter("sms", account, "sender", identity),
+                s.sms_rate * scale,
+                s.sms_burst,
+            ),
+            Limit(
+                self._keys.limiter("sms", account, "account", "all"),
+                s.sms_account_rate * scale,
+                s.sms_account_burst,
+            ),
+        ]
+
+    def prepare(self, command: SendCommand, now: float) -> SmsMessage:
+        s = self._settings
+        text = self._renderer.render_sms(command.template, command.locale, command.variables)
+        body = compose_sms(text, s.sms_opt_out_line, s.sms_smart_encoding, s.sms_max_segments)
+        return SmsMessage(command.to, body)
+
+    def form(self, message: SmsMessage, command: SendCommand, now: float) -> dict[str, str]:
+        """The request's form fields (public for tests)."""
+        s = self._settings
+        form = {"To": message.to, "Body": message.body.text}
+        if s.twilio_messaging_service_sid:
+            form["MessagingServiceSid"] = s.twilio_messaging_service_sid
+        else:
+            form["From"] = s.twilio_from or ""
+        if s.twilio_status_callback:
+            joiner = "&" if "?" in s.twilio_status_callback else "?"
+            form["StatusCallback"] = (
+                f"{s.twilio_status_callback}{joiner}command_id={quote(command.command_id)}"
+            )
+        # Twilio drops a message still queued after ValidityPeriod: never past expires_at.
+        remaining = math.floor(command.expires_at.timestamp() - now)
+        configured = s.twilio_validity_period
+        limit = int(configured.total_seconds()) if configured is not None else MAX_VALIDITY
+        form["ValidityPeriod"] = str(max(1, min(remaining, limit, MAX_VALIDITY)))
+        return form
+
+    async def start(self) -> None:
+        s = self._settings
+        self._session = aiohttp.ClientSession(
+            auth=aiohttp.BasicAuth(s.twilio_account_sid, s.twilio_auth_token.get_secret_value()),
+            timeout=aiohttp.ClientTimeout(
+                total=s.twilio_timeout.total_seconds(),
+                sock_connect=s.twilio_connect_timeout.total_seconds(),
+            ),
+            connector=aiohttp.TCPConnector(limit=s.sender_concurrency, ttl_dns_cache=300),
+            headers={"Accept": "application/json", "User-Agent": "cartpulse-sender/0.1"},
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, message: SmsMessage, command: SendCommand, now: float) -> ProviderOutcome:
+        if self._session is None:
+            raise RuntimeError("TwilioSms.send before start()")
+        form = self.form(message, command, now)
+        try:
+            async with self._session.post(self._url, data=form) as response:
+                try:
+                    body = await response.json(content_type=None)
+                except (TimeoutError, ValueError, aiohttp.ClientPayloadError):
+                    body = None
+                return twilio_outcome(
+                    response.status,
+                    body if isinstance(body, dict) else None,
+                    response.headers.get("Retry-After"),
+                )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The TCP (or TLS) connection never came up: Twilio has not seen this request.
+            return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            return ProviderOutcome("unknown", "timeout", error_code="timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            return ProviderOutcome("unknown", "disconnected", error_code=type(exc).__name__)
