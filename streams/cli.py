@@ -99,7 +99,29 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(run=_run_topics_create)
     listing = topics_cmd.add_parser("list", help="print the catalogue: name, key, configs")
     listing.set_defaults(run=_run_topics_list)
+
+    send = commands.add_parser("send", help="run a sender service (any number of replicas)")
+    send_cmd = send.add_subparsers(title="channels", metavar="CHANNEL")
+    for channel, provider in (("sms", "Twilio"), ("email", "SMTP")):
+        sender = send_cmd.add_parser(channel, help=f"consume send.{channel}, send via {provider}")
+        sender.set_defaults(run=_run_send, channel=channel)
+    consents = commands.add_parser("consents", help="the consent mirror in Redis")
+    consents_cmd = consents.add_subparsers(title="actions", metavar="ACTION")
+    mirror = consents_cmd.add_parser("mirror", help="keep Redis in step with the consents topic")
+    mirror.set_defaults(run=_run_consent_mirror)
     return parser
+
+
+def _run_send(args: argparse.Namespace, settings: Settings) -> int:
+    from senders.cli import run_send
+
+    return run_send(settings, args.channel)
+
+
+def _run_consent_mirror(args: argparse.Namespace, settings: Settings) -> int:
+    from senders.cli import run_consent_mirror
+
+    return run_consent_mirror(settings)
 
 
 def _catalogue(settings: Settings) -> TopicCatalogue:

@@ -66,6 +66,96 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(64 * 1024, ge=1024)
     default_store_id: str = "default"
 
+    # Detector (BRIEF §3)
+    clock: Literal["live", "event"] = Field(
+        "live", description="live: idle partitions' watermarks follow the wall clock; event: never."
+    )
+    gap: timedelta = Field(timedelta(minutes=30), description="Inactivity that ends a period.")
+    min_product_views: int = Field(1, ge=1)
+    lateness: timedelta = Field(timedelta(0), description="Allowed lateness of events.")
+    dedup_window: timedelta = Field(timedelta(hours=24), description="Duplicate event ids window.")
+    tick_interval: timedelta = Field(
+        timedelta(milliseconds=500), description="How often the leader wakes every partition."
+    )
+    state_flush_interval: timedelta = Field(
+        timedelta(seconds=1), description="How often changed sessions are written to the table."
+    )
+    worker_id: str = Field("cartpulse-detector", description="Faust app id (consumer group).")
+    web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /healthz, /readyz port.")
+
+    # Senders (BRIEF §5)
+    redis_cluster: bool = Field(False, description="Redis is a Cluster (keys use hash tags).")
+    redis_key_prefix: str = Field(
+        "cartpulse:", description="Prefix of every Redis key the senders and the mirror write."
+    )
+    sender_group: str = Field(
+        "cartpulse-senders", description="Consumer group prefix; '.sms' / '.email' is appended."
+    )
+    sender_concurrency: int = Field(16, ge=1, le=1024, description="Commands in flight/replica.")
+    sender_inline_wait: timedelta = Field(
+        timedelta(seconds=2),
+        description="Longest rate-limit slot or back-off awaited in place (and reserved ahead).",
+    )
+    sender_hold_limit: timedelta = Field(
+        timedelta(seconds=30),
+        description="Longer limiter waits or back-offs move the command to the retry topic.",
+    )
+    sender_backoff_base: timedelta = Field(timedelta(milliseconds=500))
+    sender_backoff_max: timedelta = Field(timedelta(minutes=5))
+    sender_claim_ttl: timedelta = Field(
+        timedelta(seconds=30),
+        description="How long a replica's claim on a command lives before another may take it.",
+    )
+    sender_ledger_ttl: timedelta = Field(
+        timedelta(days=7), description="Ledger retention; keep it above any command's lifetime."
+    )
+    sender_retry_unknown: bool = Field(
+        False, description="Resend after an ambiguous outcome (risks a duplicate message)."
+    )
+    sender_session_timeout: timedelta = Field(timedelta(seconds=10))
+    sender_http_port: int = Field(0, ge=0, le=65535, description="/metrics, /healthz; 0 = off.")
+    sender_rate_margin: float = Field(
+        0.01, ge=0.0, lt=0.5, description="Pace this share under each configured rate."
+    )
+    twilio_api_base: str = Field("https://api.twilio.com", pattern=r"^https?://[^\s/]+(/\S*)?$")
+    twilio_account_sid: str = Field("", pattern=r"^(AC[0-9a-fA-F]{32})?$")
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str | None = Field(None, description="Sender number or alphanumeric ID.")
+    twilio_messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    twilio_status_callback: str | None = Field(None, description="Delivery status webhook URL.")
+    twilio_validity_period: timedelta | None = Field(None, description="1 s .. 10 h.")
+    twilio_timeout: timedelta = Field(timedelta(seconds=10))
+    twilio_connect_timeout: timedelta = Field(timedelta(seconds=3))
+    sms_rate: float = Field(1.0, gt=0, description="Segments/s per sender identity.")
+    sms_burst: int = Field(1, ge=1, description="Segments a sender identity may send at once.")
+    sms_account_rate: float = Field(100.0, gt=0, description="Segments/s per Twilio account.")
+    sms_account_burst: int = Field(10, ge=1)
+    sms_opt_out_line: str = Field("Reply STOP to opt out.", description="'' = not appended.")
+    sms_smart_encoding: bool = Field(True, description="Replace look-alikes to stay in GSM-7.")
+    sms_max_segments: int = Field(10, ge=1, le=24)
+    sms_require_opt_in: bool = Field(True, description="SMS only with an opted_in record.")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = Field(None, description="Extra CA to trust for the relay.")
+    smtp_pool_size: int = Field(2, ge=1, le=32, description="Long-lived connections per replica.")
+    smtp_timeout: timedelta = Field(timedelta(seconds=30))
+    email_from: str = "Cartpulse <shop@example.com>"
+    email_rate: float = Field(20.0, gt=0, description="Messages/s per SMTP relay.")
+    email_burst: int = Field(20, ge=1)
+    email_account_rate: float = Field(100.0, gt=0, description="Messages/s per relay account.")
+    email_account_burst: int = Field(100, ge=1)
+    email_unsubscribe_url: str = Field(
+        "https://example.com/unsubscribe", pattern=r"^https://\S+$"
+    )
+    email_unsubscribe_mailto: str = Field("unsubscribe@example.com", pattern=r"^[^@\s<>]+@\S+$")
+    unsubscribe_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key of unsubscribe tokens; required to send email."
+    )
+    unsubscribe_token_ttl: timedelta = Field(timedelta(days=90))
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
