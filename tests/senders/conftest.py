@@ -1,0 +1,238 @@
+"""Fixtures for the sender tests: Redis with a per-test key prefix, the Twilio and SMTP test
+servers, sender settings pointing at all of them, and helpers to run senders and read results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from senders.app import sender_topics
+from streams.kafka import create_topics, producer
+from streams.models.commands import Channel, SendCommand, SendResult
+from streams.settings import Settings
+from tests.conftest import REDIS_PORT, consume_all
+from tests.smtp_server import SmtpTestServer, make_certificate
+from tests.twilio_server import TwilioTestServer
+
+ACCOUNT_SID = "AC" + "1234abcd" * 4
+AUTH_TOKEN = "twilio-test-token"
+FROM_NUMBER = "+15005550006"
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def redis(stack: None, key_prefix: str) -> AsyncIterator[Redis]:
+    """The local Redis; every key the test wrote under its prefix is deleted afterwards."""
+    client = Redis(host="127.0.0.1", port=REDIS_PORT)
+    await client.ping()
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{key_prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[TwilioTestServer]:
+    server = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, timeout_hang=5.0)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def smtp(certificate: tuple[Path, Path]) -> AsyncIterator[SmtpTestServer]:
+    server = SmtpTestServer(*certificate)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def sender_settings(
+    base: Settings,
+    key_prefix: str,
+    twilio: TwilioTestServer | None = None,
+    smtp: SmtpTestServer | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings for senders against the local stack and the test servers."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": base.kafka_bootstrap_servers,
+        "topic_prefix": base.topic_prefix,
+        "topic_partitions": base.topic_partitions,
+        "redis_url": SecretStr(f"redis://127.0.0.1:{REDIS_PORT}/0"),
+        "redis_key_prefix": key_prefix,
+        "sender_group": f"g{uuid.uuid4().hex[:8]}",
+        "sender_session_timeout": timedelta(seconds=6),
+        "sender_backoff_base": timedelta(milliseconds=100),
+        "sender_backoff_max": timedelta(seconds=2),
+        "sms_rate": 1000.0,
+        "sms_burst": 50,
+        "sms_account_rate": 1000.0,
+        "sms_account_burst": 50,
+        "email_rate": 1000.0,
+        "email_burst": 50,
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": SecretStr(AUTH_TOKEN),
+        "twilio_from": FROM_NUMBER,
+        "twilio_status_callback": "https://hooks.example.com/twilio/status",
+        "twilio_timeout": timedelta(seconds=2),
+        "unsubscribe_secret": SecretStr("unsubscribe-test-secret"),
+        "email_from": "Cartpulse Shop <shop@cartpulse.example>",
+        "email_unsubscribe_url": "https://shop.example.com/unsubscribe",
+        "email_unsubscribe_mailto": "unsubscribe@cartpulse.example",
+    }
+    if twilio is not None:
+        values["twilio_api_base"] = twilio.base_url
+    if smtp is not None:
+        values |= {
+            "smtp_port": smtp.port,
+            "smtp_username": smtp.username,
+            "smtp_password": SecretStr(smtp.password),
+            "smtp_ca_file": smtp.cert,
+            "smtp_security": "starttls",
+            "smtp_timeout": timedelta(seconds=5),
+        }
+    values |= overrides
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``CARTPULSE_*`` variables that rebuild ``settings`` in another process."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, timedelta):
+            value = f"PT{value.total_seconds()}S"
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"CARTPULSE_{name.upper()}"] = str(value)
+    return env
+
+
+def command(
+    channel: str = "sms",
+    to: str = "+14155550100",
+    template: str | None = None,
+    customer_id: str | None = None,
+    expires_in: float = 3600.0,
+    **fields: Any,
+) -> SendCommand:
+    """A valid command with unique ids; ``fields`` override anything."""
+    now = datetime.now(UTC)
+    cid = fields.pop("command_id", uuid.uuid4().hex)
+    data: dict[str, Any] = {
+        "command_id": cid,
+        "journey_id": f"j-{cid[:8]}",
+        "abandonment_id": f"a-{cid[:8]}",
+        "customer_id": customer_id or f"c-{cid[:8]}",
+        "store_id": "store-1",
+        "channel": channel,
+        "to": to,
+        "template": template or ("cart_sms_1" if channel == "sms" else "cart_email_1"),
+        "locale": "en",
+        "variables": {
+            "first_name": "Ann",
+            "store_name": "Cartpulse Shop",
+            "cart_url": f"https://shop.example.com/cart/{cid[:8]}",
+            "cart_items": [
+                {"product_id": "p1", "name": "Blue Mug", "quantity": 1, "price": "12.00"}
+            ],
+        },
+        "variant": "a",
+        "expires_at": (now + timedelta(seconds=expires_in)).isoformat(),
+        "created_at": now.isoformat(),
+        "mode": "live",
+    }
+    data.update(fields)
+    return SendCommand.model_validate(data)
+
+
+async def opt_in(
+    kafka: AIOKafkaProducer, settings: Settings, customer_id: str, channel: str
+) -> None:
+    await kafka.send_and_wait(
+        f"{settings.topic_prefix}consents",
+        key=f"{customer_id}:{channel}".encode(),
+        value=orjson.dumps(
+            {
+                "status": "opted_in",
+                "source": "checkout",
+                "recorded_at": datetime.now(UTC).isoformat(),
+            }
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        yield kafka
+    finally:
+        await kafka.stop()
+
+
+async def produce_commands(
+    settings: Settings, commands: list[SendCommand], topic: str | None = None
+) -> None:
+    channel = commands[0].channel if commands else "sms"
+    async with kafka_producer(settings) as kafka:
+        for cmd in commands:
+            await kafka.send(
+                topic or f"{settings.topic_prefix}send.{channel}",
+                value=cmd.to_json(),
+                key=cmd.to.encode(),
+            )
+        await kafka.flush()
+
+
+async def results(settings: Settings, expected: int, within: float = 60.0) -> list[SendResult]:
+    records = await consume_all(settings, f"{settings.topic_prefix}send.results", expected, within)
+    return [SendResult.from_json(r.value) for r in records]
+
+
+@contextlib.asynccontextmanager
+async def running(*services: Any) -> AsyncIterator[asyncio.Event]:
+    """Run coroutine factories taking ``stop`` until the block ends; re-raise their errors."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(service(stop)) for service in services]
+    try:
+        yield stop
+    finally:
+        stop.set()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+
+async def ensure_topics(settings: Settings, channel: Channel = "sms") -> None:
+    """Create the sender's topics first: producing to a missing topic auto-creates it wrong."""
+    await create_topics(settings, sender_topics(settings, channel)[2])

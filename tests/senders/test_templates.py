@@ -1,0 +1,113 @@
+"""Rendering: the shipped templates, the sandbox, escaping, SMS composition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from senders.templates import DEFAULT_DIRECTORY, Renderer, compose_sms, locale_chain
+from streams.errors import InvalidRecord
+
+CART: dict[str, Any] = {
+    "first_name": "Ann",
+    "store_name": "Mugs & Co",
+    "cart_url": "https://shop.example.com/cart/1",
+    "unsubscribe_url": "https://shop.example.com/u?token=t",
+    "cart_items": [
+        {"product_id": "p1", "name": "Blue Mug", "quantity": 2, "price": "12.00"},
+        {"product_id": "p2", "name": "Red Mug", "quantity": 1},
+    ],
+    "coupon": {"code": "SAVE10-X1", "percent": 10},
+    "viewed_products": [
+        {"product_id": "p3", "name": "Teapot", "url": "https://shop.example.com/p3"}
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def test_every_shipped_template_renders(renderer: Renderer) -> None:
+    names = {p.name.split(".")[0] for p in DEFAULT_DIRECTORY.glob("*.j2")}
+    assert {"cart_sms_1", "browse_sms_1", "cart_email_1", "cart_email_2", "browse_email_1"} <= names
+    for name in names:
+        if renderer.has(name, "en", "sms"):
+            assert "Ann" in renderer.render_sms(name, "en", CART)
+        else:
+            email = renderer.render_email(name, "en", CART)
+            assert email.subject and email.text.strip() and "<html" in email.html
+
+
+def test_cart_sms_reads_well(renderer: Renderer) -> None:
+    text = renderer.render_sms("cart_sms_1", "en", CART)
+    assert text == (
+        "Mugs & Co: Hi Ann, you left Blue Mug and 1 more in your cart. "
+        "Finish your order: https://shop.example.com/cart/1"
+    )
+
+
+def test_incentive_email_shows_the_coupon(renderer: Renderer) -> None:
+    email = renderer.render_email("cart_email_2", "en", CART)
+    assert email.subject == "10% off your cart, Ann"
+    assert "SAVE10-X1" in email.text and "SAVE10-X1" in email.html
+
+
+def test_html_is_escaped_text_is_not(renderer: Renderer) -> None:
+    hostile = {**CART, "first_name": "<script>alert(1)</script>"}
+    email = renderer.render_email("cart_email_1", "en", hostile)
+    assert "<script>" not in email.html and "&lt;script&gt;" in email.html
+    assert "<script>" in email.text  # plain text is not HTML: nothing to escape
+
+
+def test_locale_falls_back(renderer: Renderer) -> None:
+    assert locale_chain("de-AT") == ["de-AT", "de", "en"]
+    assert renderer.render_sms("cart_sms_1", "de-AT", CART).startswith("Mugs & Co: Hallo Ann")
+    assert renderer.render_sms("cart_sms_1", "fr", CART).startswith("Mugs & Co: Hi Ann")
+
+
+def test_a_missing_required_variable_is_invalid(renderer: Renderer) -> None:
+    with pytest.raises(InvalidRecord, match="cart_url"):
+        renderer.render_sms("cart_sms_1", "en", {"first_name": "Ann"})
+
+
+def test_unknown_templates_are_invalid(renderer: Renderer) -> None:
+    with pytest.raises(InvalidRecord, match="no template"):
+        renderer.render_sms("nope", "en", CART)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cart_url.__class__.__init__.__globals__ }}",
+        "{% for x in range(10**9) %}{% endfor %}",
+    ],
+)
+def test_the_sandbox_stops_template_attacks(tmp_path: Path, source: str) -> None:
+    (tmp_path / "evil.en.sms.j2").write_text(source)
+    with pytest.raises(InvalidRecord):
+        Renderer(tmp_path).render_sms("evil", "en", CART)
+
+
+def test_opt_out_line_is_appended_once() -> None:
+    body = compose_sms("Your cart is waiting", "Reply STOP to opt out.")
+    assert body.text == "Your cart is waiting\nReply STOP to opt out."
+    assert compose_sms("Text STOP to quit", "Reply STOP to opt out.").text == "Text STOP to quit"
+    assert compose_sms("Hi", "").text == "Hi"
+
+
+def test_sms_cost_is_known_before_sending() -> None:
+    body = compose_sms("It\u2019s waiting \u2013 \u201cBlue Mug\u201d", "Reply STOP to opt out.")
+    assert body.encoding.encoding == "GSM-7" and body.segments == 1  # smart encoding
+    emoji = compose_sms("Your cart 🛒 " + "x" * 60, "Reply STOP to opt out.", smart=True)
+    assert emoji.encoding.encoding == "UCS-2" and emoji.segments == 2
+    with pytest.raises(InvalidRecord, match="segments"):
+        compose_sms("x" * 500, "", max_segments=3)
+    with pytest.raises(InvalidRecord, match="1600"):
+        compose_sms("x" * 1601, "", max_segments=24)
+    with pytest.raises(InvalidRecord, match="empty"):
+        compose_sms("   ", "Reply STOP to opt out.")

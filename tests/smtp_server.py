@@ -1,0 +1,184 @@
+"""An SMTP server for tests and the demo: aiosmtpd with STARTTLS required and AUTH.
+
+Runs on the caller's event loop (no thread), counts connections (open now, most at once,
+total) so tests can check a client's pool, keeps every accepted message parsed, and refuses
+chosen recipients at RCPT or DATA with a given reply (``450 4.2.1 …``, ``550 5.1.1 …``) for the
+next N attempts or forever. ``make_certificate`` makes a throwaway self-signed certificate for
+127.0.0.1 with the ``openssl`` command.
+
+Run it on its own for the demo: ``python -m tests.smtp_server --port 8025``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``127.0.0.1`` / ``localhost``."""
+    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@dataclass
+class Received:
+    at: float
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: EmailMessage
+    peer: Any
+
+
+@dataclass
+class SmtpTestServer:
+    cert: Path
+    key: Path
+    username: str = "cartpulse"
+    password: str = "smtp-secret"
+    messages: list[Received] = field(default_factory=list)
+    open_connections: int = 0
+    max_connections: int = 0
+    total_connections: int = 0
+    auth_failures: int = 0
+    port: int = 0
+    _refusals: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    _server: asyncio.Server | None = None
+
+    def refuse(
+        self, address: str, reply: str, stage: str = "rcpt", times: int | None = None
+    ) -> None:
+        """Answer ``reply`` at ``stage`` (``rcpt`` or ``data``) for ``address``."""
+        self._refusals[(stage, address)] = [reply, times]
+
+    def _refusal(self, stage: str, addresses: list[str]) -> str | None:
+        for address in addresses:
+            planned = self._refusals.get((stage, address))
+            if planned is None:
+                continue
+            reply, left = planned
+            if left is None:
+                return str(reply)
+            if left > 0:
+                planned[1] = left - 1
+                return str(reply)
+        return None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        owner = self
+
+        class CountingSMTP(SMTP):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                if not getattr(self, "_counted", False):  # STARTTLS calls this again
+                    self._counted = True
+                    owner.open_connections += 1
+                    owner.total_connections += 1
+                    owner.max_connections = max(owner.max_connections, owner.open_connections)
+                super().connection_made(transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if getattr(self, "_counted", False) and not getattr(self, "_lost", False):
+                    self._lost = True
+                    owner.open_connections -= 1
+                super().connection_lost(exc)
+
+        def factory() -> SMTP:
+            return CountingSMTP(
+                self,
+                hostname="localhost",
+                tls_context=context,
+                require_starttls=True,
+                auth_required=True,
+                auth_require_tls=True,
+                authenticator=self._authenticate,
+            )
+
+        self._server = await asyncio.get_running_loop().create_server(factory, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.username
+            and data.password.decode() == self.password
+        )
+        if not ok:
+            self.auth_failures += 1
+        return AuthResult(success=ok)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if (reply := self._refusal("rcpt", [address])) is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if (reply := self._refusal("data", list(envelope.rcpt_tos))) is not None:
+            return reply
+        raw = bytes(envelope.original_content or b"")
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        self.messages.append(
+            Received(
+                time.time(),
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                raw,
+                message,  # type: ignore[arg-type]  # policy.default parses to EmailMessage
+                session.peer,
+            )
+        )
+        return f"250 2.0.0 queued as {len(self.messages)}"
+
+
+async def _serve(port: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = make_certificate(Path(directory))
+        server = SmtpTestServer(cert, key)
+        await server.start(port=port)
+        print(f"SMTP test server on 127.0.0.1:{port}, CA file {cert}")  # noqa: T201
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="SMTP test server (STARTTLS + AUTH)")
+    parser.add_argument("--port", type=int, default=8025)
+    asyncio.run(_serve(parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()
