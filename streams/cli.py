@@ -93,6 +93,27 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--output", required=True, metavar="FILE|-")
     det.set_defaults(run=_run_detect)
 
+    work = commands.add_parser(
+        "worker",
+        help="run the detector worker (Faust): inputs → abandonments and orders",
+        description="Settings come from CARTPULSE_* variables; these flags override them.",
+    )
+    work.add_argument("--clock", choices=["live", "event"])
+    work.add_argument("--gap", help="inactivity that ends a period, e.g. 30m")
+    work.add_argument("--min-product-views", type=int, metavar="N")
+    work.add_argument("--lateness", help="allowed lateness, e.g. 0s")
+    work.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    work.set_defaults(run=_run_worker)
+
+    mark = commands.add_parser(
+        "watermark",
+        help="advance the detector's event-time watermark on every partition",
+        description="Tells the detector that no event older than TIME will come (e.g. at the "
+        "end of a replay); 'end' closes every open period.",
+    )
+    mark.add_argument("time", metavar="TIME|end", help="RFC 3339 time, epoch ms, or 'end'")
+    mark.set_defaults(run=_run_watermark)
+
     topics = commands.add_parser("topics", help="the topic catalogue")
     topics_cmd = topics.add_subparsers(title="actions", metavar="ACTION")
     create = topics_cmd.add_parser("create", help="create every topic (idempotent)")
@@ -273,6 +294,74 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    import faust
+
+    from streams.app import create_app
+    from streams.durations import parse_duration_ms
+
+    overrides: dict[str, object] = {}
+    if args.clock:
+        overrides["clock"] = args.clock
+    if args.gap:
+        overrides["gap"] = timedelta(milliseconds=parse_duration_ms(args.gap))
+    if args.lateness:
+        overrides["lateness"] = timedelta(milliseconds=parse_duration_ms(args.lateness))
+    if args.min_product_views is not None:
+        overrides["min_product_views"] = args.min_product_views
+    settings = load_settings(**{**settings.model_dump(), **overrides})
+    asyncio.run(_create_topics(settings))
+    app, _ = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()  # returns only at shutdown (SIGTERM/SIGINT)
+    return 0
+
+
+async def _create_topics(settings: Settings) -> None:
+    from streams.kafka import create_topics
+
+    await create_topics(settings, _catalogue(settings).specs())
+
+
+def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.models.events import MAX_EVENT_MS, parse_time
+
+    if args.time == "end":
+        watermark = MAX_EVENT_MS
+    else:
+        try:
+            watermark = parse_time(int(args.time) if args.time.isdigit() else args.time, "TIME")
+        except InvalidRecord as exc:
+            raise ConfigurationError(exc.reason) from None
+    asyncio.run(_send_watermark(settings, watermark))
+    print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
+    return 0
+
+
+async def _send_watermark(settings: Settings, watermark: int) -> None:
+    from streams.agents.ticks import send_ticks
+    from streams.kafka import producer
+    from streams.topics import Topic
+
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+
+        async def to_partition(topic: str, value: bytes, partition: int) -> object:
+            return await kafka.send_and_wait(topic, value, partition=partition)
+
+        await send_ticks(
+            to_partition,
+            _catalogue(settings).name(Topic.TICKS),
+            settings.topic_partitions,
+            watermark,
+        )
+    finally:
+        await kafka.stop()
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

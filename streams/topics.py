@@ -24,6 +24,9 @@ class Topic(StrEnum):
     SEND_RESULTS = "send.results"
     ENGAGEMENT = "engagement"
     RECOVERIES = "recoveries"
+    ORDERS = "orders"
+    TICKS = "detector.ticks"
+    REPARTITION = "detector.repartition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,12 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.SEND_RESULTS: ("command_id", False, True),
     Topic.ENGAGEMENT: ("customer_id", False, True),
     Topic.RECOVERIES: ("customer_id", False, False),
+    # order_completed events forwarded by the detector for the journeys
+    Topic.ORDERS: ("customer_id or session_id", False, False),
+    # wake-ups from the detector's leader, one record per partition (co-partitioned with inputs)
+    Topic.TICKS: ("partition", False, False),
+    # input records whose key was not their session_id, re-keyed (co-partitioned with inputs)
+    Topic.REPARTITION: ("session_id", False, False),
 }
 
 
@@ -71,6 +80,8 @@ class TopicCatalogue:
         specs: list[TopicSpec] = []
         for topic, (key, compacted, is_input) in _SPECS.items():
             configs = {"cleanup.policy": "compact"} if compacted else {}
+            if topic is Topic.TICKS:
+                configs = {"retention.ms": str(60 * 60 * 1000)}  # wake-ups are worthless later
             specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
             if is_input:
                 retention = str(int(self.dlq_retention.total_seconds() * 1000))

@@ -81,6 +81,9 @@ class Detector:
     """The detection state of one partition: sessions, the deadline index and the watermark.
 
     ``sessions`` may be any mutable mapping (a plain dict offline; the worker's cache).
+    With ``auto_watermark`` (one input, as offline) each event moves the watermark to
+    ``max event time - lateness``; without it only ``advance`` does, so a shell merging several
+    inputs can hold the watermark at the slowest of them.
     ``dirty`` collects the ids of sessions changed since the caller last cleared it, and
     ``deleted`` those forgotten, so a shell can persist exactly what changed.
     """
@@ -91,8 +94,10 @@ class Detector:
         sessions: MutableMapping[str, SessionState] | None = None,
         watermark: int | None = None,
         max_event_ms: int | None = None,
+        auto_watermark: bool = True,
     ) -> None:
         self.config = config
+        self.auto_watermark = auto_watermark
         self.sessions: MutableMapping[str, SessionState] = {} if sessions is None else sessions
         self.watermark = watermark
         self.max_event_ms = max_event_ms
@@ -129,10 +134,11 @@ class Detector:
             self.counters.late += 1
             self._apply(state, event, t, closed)
         else:
-            candidate = self.max_event_ms - self.config.lateness_ms
-            if watermark is None or candidate > watermark:
-                watermark = candidate
-            if t <= watermark and not state.pending:
+            if self.auto_watermark:
+                candidate = self.max_event_ms - self.config.lateness_ms
+                if watermark is None or candidate > watermark:
+                    watermark = candidate
+            if watermark is not None and t <= watermark and not state.pending:
                 self._apply(state, event, t, closed)
             else:
                 self.counters.buffered += 1

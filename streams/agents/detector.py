@@ -1,0 +1,311 @@
+"""The detector's shell: decode, call the core, emit, persist, acknowledge, count.
+
+One ``PartitionWorker`` per assigned input partition holds a ``Detector`` (the pure core) over
+an in-memory map of sessions that is loaded from the sessions table when the partition is first
+seen and written back, changed sessions only, every ``state_flush_interval``. A message is
+acknowledged (so its offset may be committed) only after the abandonments it caused are on
+their topic and the state it changed is in the table's changelog. A crash therefore replays
+unacknowledged messages against the last persisted state: repeated events are dropped by their
+event_id, and an abandonment may be emitted again with the same ``abandonment_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.batching import acting_for
+from streams.core.detection import Counters, Detector, DetectorConfig
+from streams.core.session import SessionState
+from streams.errors import InvalidRecord, UnknownEventType
+from streams.kafka import dlq_headers
+from streams.metrics import DetectorMetrics
+from streams.models.abandonment import Abandonment
+from streams.models.events import parse_event
+from streams.topics import Topic, TopicCatalogue
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = b"\x00watermark"
+Headers = list[tuple[str, bytes]] | None
+# Hands one record to the producer and returns the future of its delivery.
+Send = Callable[[str, bytes | None, bytes, Headers], Awaitable[Awaitable[Any]]]
+
+
+def state_key(partition: int, key: bytes) -> bytes:
+    """Table keys carry their input partition, so a partition's sessions can be found again."""
+    return b"%d:%s" % (partition, key)
+
+
+@dataclass(slots=True)
+class PartitionWorker:
+    partition: int
+    detector: Detector
+    last_flush: float
+    unacked: list[Any] = field(default_factory=list)
+    outbox: list[tuple[str, bytes | None, bytes, Headers]] = field(default_factory=list)
+    in_flight: list[Awaitable[Any]] = field(default_factory=list)
+    seen_counters: Counters = field(default_factory=Counters)
+    input_max: dict[Any, int] = field(default_factory=dict)  # per input topic-partition
+    input_offset: dict[Any, int] = field(default_factory=dict)
+
+
+class DetectorShell:
+    """Turns batches of input messages into abandonments; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        config: DetectorConfig,
+        topics: TopicCatalogue,
+        clock_mode: str,
+        table: Any,
+        send: Send,
+        ack: Callable[[Any], object],
+        highwater: Callable[[Any], int | None],
+        create_event: Callable[[Any], Any],
+        metrics: DetectorMetrics,
+        flush_interval: float,
+        max_record_bytes: int,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.topics = topics
+        self.live = clock_mode == "live"
+        self.table = table
+        self.send = send
+        self.ack = ack
+        self.highwater = highwater
+        self.create_event = create_event
+        self.metrics = metrics
+        self.flush_interval = flush_interval
+        self.max_record_bytes = max_record_bytes
+        self.wall_clock = wall_clock
+        self.partitions: dict[int, PartitionWorker] = {}
+        self._ticks = topics.name(Topic.TICKS)
+        self._repartition = topics.name(Topic.REPARTITION)
+        self._abandonments = topics.name(Topic.ABANDONMENTS)
+        self._orders = topics.name(Topic.ORDERS)
+        self._dlq = {
+            topics.name(Topic.CLICKSTREAM): topics.dlq(Topic.CLICKSTREAM),
+            topics.name(Topic.CART): topics.dlq(Topic.CART),
+            self._repartition: topics.dlq(Topic.CLICKSTREAM),
+        }
+
+    # -- the batch path ----------------------------------------------------------------
+
+    async def on_batch(self, messages: Sequence[Any]) -> None:
+        """Handle one fetched batch (any partitions, in fetch order); never raises for data."""
+        by_partition: dict[int, list[Any]] = {}
+        for message in messages:
+            by_partition.setdefault(message.partition, []).append(message)
+        for partition, batch in by_partition.items():
+            worker = self.partitions.get(partition)
+            if worker is None:
+                worker = self.partitions[partition] = self._load(partition, batch[0])
+            for message in batch:
+                self._handle(worker, message)
+            self._advance(worker)
+            worker.unacked.extend(batch)
+            if worker.outbox:
+                outbox, worker.outbox = worker.outbox, []
+                for record in outbox:
+                    worker.in_flight.append(await self.send(*record))
+            self._observe(worker)
+            if self.wall_clock() - worker.last_flush >= self.flush_interval:
+                await self._flush(worker, batch[-1])
+
+    def _handle(self, worker: PartitionWorker, message: Any) -> None:
+        try:
+            self._process(worker, message)
+        except Exception as exc:  # nothing escapes the loop: a bug's victim goes to the DLQ
+            topic = message.topic
+            log.exception("failed on %s:%s:%s", topic, message.partition, message.offset)
+            self.metrics.invalid.labels(topic).inc()
+            self._emit(
+                worker,
+                self._dlq.get(topic, self._dlq[self._repartition]),
+                message.key,
+                message.value,
+                dlq_headers(f"internal error: {exc!r}", _where(message), topic),
+            )
+
+    def _process(self, worker: PartitionWorker, message: Any) -> None:
+        topic = message.topic
+        metrics = self.metrics
+        if topic == self._ticks:
+            self._tick(worker, message.value)
+            return
+        worker.input_offset[message.tp] = message.offset
+        try:
+            event = parse_event(message.value or b"", self.max_record_bytes)
+        except UnknownEventType:
+            metrics.unknown_types.labels(topic).inc()
+            return
+        except InvalidRecord as exc:
+            metrics.invalid.labels(topic).inc()
+            self._emit(
+                worker,
+                self._dlq.get(topic, self._dlq[self._repartition]),
+                message.key,
+                message.value,
+                dlq_headers(exc.reason, _where(message), topic),
+            )
+            return
+        session_key = event.session_id.encode()
+        if message.key != session_key and topic != self._repartition:
+            metrics.repartitioned.inc()
+            self._emit(worker, self._repartition, session_key, message.value, None)
+            return
+        metrics.events_in.labels(topic, event.type).inc()
+        if event.occurred_at > worker.input_max.get(message.tp, 0):
+            worker.input_max[message.tp] = event.occurred_at
+        duplicates = worker.detector.counters.duplicates
+        closed = worker.detector.on_event(event)
+        if event.type == "order_completed" and worker.detector.counters.duplicates == duplicates:
+            key = (event.customer_id or event.session_id).encode()
+            self._emit(worker, self._orders, key, message.value, None)
+            metrics.orders_forwarded.inc()
+        if closed:
+            self._emit_abandonments(worker, closed)
+
+    def _advance(self, worker: PartitionWorker) -> None:
+        """Move the watermark to the slowest input that still has records to deliver.
+
+        Each input topic-partition is in event-time order (or nearly, within the lateness), but
+        the topics are not in order with each other: clickstream may be fetched hours ahead of
+        cart. An input that has delivered everything up to its high watermark cannot hold the
+        others back; if all have, the newest event time counts.
+        """
+        if not worker.input_max:
+            return
+        behind = [
+            worker.input_max[tp]
+            for tp, offset in worker.input_offset.items()
+            if tp in worker.input_max and offset + 1 < (self.highwater(tp) or 0)
+        ]
+        newest = min(behind) if behind else max(worker.input_max.values())
+        closed = worker.detector.advance(newest - self.config.lateness_ms)
+        if closed:
+            self._emit_abandonments(worker, closed)
+
+    def _tick(self, worker: PartitionWorker, raw: bytes | None) -> None:
+        try:
+            tick = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(tick, dict):
+            return
+        watermark = tick.get("watermark")  # an explicit event-time watermark (replay's end)
+        if type(watermark) is int:
+            self._emit_abandonments(worker, worker.detector.advance(watermark))
+        wall_ms = tick.get("wall_ms")
+        if self.live and type(wall_ms) is int:
+            live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
+            self._emit_abandonments(worker, worker.detector.advance(live))
+
+    def _emit_abandonments(self, worker: PartitionWorker, closed: list[Abandonment]) -> None:
+        now = self.wall_clock()
+        for abandonment in closed:
+            self.metrics.abandonments.labels(abandonment.kind).inc()
+            if self.live:
+                self.metrics.detection_delay.observe(max(0.0, now - abandonment.detected_at / 1000))
+            self._emit(
+                worker, self._abandonments, abandonment.key.encode(), abandonment.to_json(), None
+            )
+
+    def _emit(
+        self, worker: PartitionWorker, topic: str, key: bytes | None, value: bytes, headers: Headers
+    ) -> None:
+        worker.outbox.append((topic, key, value, headers))
+
+    # -- persistence -------------------------------------------------------------------
+
+    def _load(self, partition: int, message: Any) -> PartitionWorker:
+        """Rebuild a partition's detector from the table (after an assignment or a restart)."""
+        prefix = b"%d:" % partition
+        sessions: dict[str, SessionState] = {}
+        watermark = max_event = None
+        with acting_for(self.create_event(message)):
+            for key, value in self.table.items():
+                if not key.startswith(prefix) or value is None:
+                    continue
+                if key[len(prefix) :] == WATERMARK_KEY:
+                    marks = orjson.loads(value)
+                    watermark, max_event = marks.get("wm"), marks.get("max")
+                    continue
+                try:
+                    state = SessionState.from_bytes(value)
+                except InvalidRecord as exc:
+                    log.warning("dropping unreadable session state %r: %s", key, exc.reason)
+                    continue
+                sessions[state.session_id] = state
+        log.info(
+            "partition %d: %d sessions restored, watermark %s", partition, len(sessions), watermark
+        )
+        detector = Detector(self.config, sessions, watermark, max_event, auto_watermark=False)
+        return PartitionWorker(partition, detector, self.wall_clock())
+
+    async def _flush(self, worker: PartitionWorker, message: Any) -> None:
+        """Make the partition's outputs and state durable, then acknowledge its messages."""
+        started = time.perf_counter()
+        if worker.in_flight:
+            # Outputs first (abandonments, orders, DLQ records): state must not run ahead.
+            pending, worker.in_flight = worker.in_flight, []
+            await asyncio.gather(*pending)
+        detector = worker.detector
+        partition = worker.partition
+        table = self.table
+        with acting_for(self.create_event(message)):
+            for sid in detector.dirty:
+                state = detector.sessions.get(sid)
+                if state is not None:
+                    table[state_key(partition, sid.encode())] = state.to_bytes()
+            for sid in detector.deleted:
+                table.pop(state_key(partition, sid.encode()), None)
+            table[state_key(partition, WATERMARK_KEY)] = orjson.dumps(
+                {"wm": detector.watermark, "max": detector.max_event_ms}
+            )
+        self.metrics.state_writes.inc(len(detector.dirty) + len(detector.deleted))
+        detector.dirty.clear()
+        detector.deleted.clear()
+        for pending_message in worker.unacked:
+            self.ack(pending_message)
+        worker.unacked.clear()
+        worker.last_flush = self.wall_clock()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Forget revoked partitions: their unacknowledged messages go to the new owner."""
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def _observe(self, worker: PartitionWorker) -> None:
+        counters, seen = worker.detector.counters, worker.seen_counters
+        metrics = self.metrics
+        metrics.duplicates.inc(counters.duplicates - seen.duplicates)
+        metrics.late.inc(counters.late - seen.late)
+        worker.seen_counters = dataclasses.replace(counters)
+        watermark = worker.detector.watermark
+        if watermark is not None:
+            label = str(worker.partition)
+            metrics.watermark.labels(label).set(watermark / 1000)
+            metrics.watermark_lag.labels(label).set(self.wall_clock() - watermark / 1000)
+
+    def gauge_sessions(self) -> None:
+        detectors = [w.detector for w in self.partitions.values()]
+        self.metrics.sessions.set(sum(len(d.sessions) for d in detectors))
+        self.metrics.open_sessions.set(sum(d.open_sessions() for d in detectors))
+
+
+def _where(message: Any) -> str:
+    return f"{message.topic}:{message.partition}:{message.offset}"
