@@ -147,9 +147,7 @@ class Settings(BaseSettings):
     email_burst: int = Field(20, ge=1)
     email_account_rate: float = Field(100.0, gt=0, description="Messages/s per relay account.")
     email_account_burst: int = Field(100, ge=1)
-    email_unsubscribe_url: str = Field(
-        "https://example.com/unsubscribe", pattern=r"^https://\S+$"
-    )
+    email_unsubscribe_url: str = Field("https://example.com/unsubscribe", pattern=r"^https://\S+$")
     email_unsubscribe_mailto: str = Field("unsubscribe@example.com", pattern=r"^[^@\s<>]+@\S+$")
     unsubscribe_secret: SecretStr = Field(
         SecretStr(""), description="HMAC key of unsubscribe tokens; required to send email."
