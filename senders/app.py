@@ -121,10 +121,10 @@ async def run_sender(
     await create_topics(settings, specs)
     redis = make_redis(settings)
     kafka = producer(settings, linger_ms=2)
-    await kafka.start()
-    await provider.start()
     runner = None
     try:
+        await kafka.start()
+        await provider.start()
         service: SendService[Any] = SendService(
             settings,
             provider,
@@ -172,9 +172,9 @@ async def run_mirror(
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)
     kafka = producer(settings)
-    await kafka.start()
     runner = None
     try:
+        await kafka.start()
         store = ConsentStore(redis, Keys(settings.redis_key_prefix))
         mirror = ConsentMirror(
             settings, store, kafka, metrics, topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)

@@ -129,6 +129,8 @@ class SendService(Generic[P]):
 
     async def _handle(self, command: SendCommand, work: Work) -> Disposition:
         cid = command.command_id
+        held = 0.0  # how long this task has waited for another owner so far
+        reason: DeferReason
         while True:
             state = await self._ledger.claim(cid, work.owner)
             if isinstance(state, Claimed):
@@ -136,21 +138,26 @@ class SendService(Generic[P]):
             if isinstance(state, Finished):
                 return await self._redelivered(command, state)
             if isinstance(state, Busy):
-                if (
-                    deferred := await self._pause(state.retry_in + 0.05, "claimed", work)
-                ) is not None:
-                    return deferred
-                continue
-            assert isinstance(state, Sending)  # noqa: S101 - the last variant
-            if state.age < self.sending_grace:
-                wait = self.sending_grace - state.age + 0.05
-                if (deferred := await self._pause(wait, "in_flight", work)) is not None:
-                    return deferred
-                continue
-            result = self._result(command, "unknown", work, error_code="interrupted")
-            if await self._ledger.take_over(cid, work.owner, self.sending_grace, result.to_json()):
-                log.warning("command %s was interrupted mid-request: unknown", cid)
-                return await self._publish(result)
+                # Another task holds it: a live one finishes soon, a dead one's claim expires.
+                # Look again shortly; hand over to the retry topic past the hold limit.
+                wait, reason = state.retry_in + 0.05, "claimed"
+            else:
+                assert isinstance(state, Sending)  # noqa: S101 - the last variant
+                if state.age >= self.sending_grace:
+                    result = self._result(command, "unknown", work, error_code="interrupted")
+                    owner = work.owner
+                    if await self._ledger.take_over(
+                        cid, owner, self.sending_grace, result.to_json()
+                    ):
+                        log.warning("command %s was interrupted mid-request: unknown", cid)
+                        return await self._publish(result)
+                    continue
+                wait, reason = self.sending_grace - state.age + 0.05, "in_flight"
+            if held >= self._hold:
+                return Defer(self._clock.now() + wait, reason, work.attempts)
+            step = min(wait, max(self._inline / 4, 0.05))
+            await self._clock.sleep(step)
+            held += step
 
         now = self._clock.now()
         if now >= command.expires_at.timestamp():
@@ -162,8 +169,8 @@ class SendService(Generic[P]):
                 return Defer(command.not_before.timestamp(), "not_before", work.attempts)
             await self._clock.sleep(wait)
 
-        if (reason := await self._blocked(command)) is not None:
-            return await self._finish(command, work, "suppressed", error_code=reason)
+        if (blocked := await self._blocked(command)) is not None:
+            return await self._finish(command, work, "suppressed", error_code=blocked)
         try:
             message = self._provider.prepare(command, self._clock.now())
         except InvalidRecord as exc:
@@ -279,13 +286,6 @@ class SendService(Generic[P]):
         await self._durable(lambda: self._emitter.consent(key, value))
         await self._durable(lambda: self._consents.apply(update))
         log.info("recipient %s opted out at the provider", mask_address(command.to))
-
-    async def _pause(self, seconds: float, reason: DeferReason, work: Work) -> Defer | None:
-        """Await a short wait (None: go on), or hand a long one to the retry topic."""
-        if seconds > self._inline:
-            return Defer(self._clock.now() + seconds, reason, work.attempts)
-        await self._clock.sleep(seconds)
-        return None
 
     def _result(
         self,

@@ -112,13 +112,18 @@ class TwilioSms:
     async def start(self) -> None:
         s = self._settings
         self._session = aiohttp.ClientSession(
-            auth=aiohttp.BasicAuth(s.twilio_account_sid, s.twilio_auth_token.get_secret_value()),
             timeout=aiohttp.ClientTimeout(
                 total=s.twilio_timeout.total_seconds(),
                 sock_connect=s.twilio_connect_timeout.total_seconds(),
             ),
             connector=aiohttp.TCPConnector(limit=s.sender_concurrency, ttl_dns_cache=300),
-            headers={"Accept": "application/json", "User-Agent": "cartpulse-sender/0.1"},
+            headers={
+                "Accept": "application/json",
+                "User-Agent": "cartpulse-sender/0.1",
+                "Authorization": aiohttp.encode_basic_auth(
+                    s.twilio_account_sid, s.twilio_auth_token.get_secret_value()
+                ),
+            },
             raise_for_status=False,
         )
 
