@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cartpulse detect --output - | head`: the reader is done
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,6 +108,24 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     work.set_defaults(run=_run_worker)
 
+    sim = commands.add_parser(
+        "simulate",
+        help="generate realistic storefront traffic (JSONL, or live into Kafka)",
+        description="Sessions that browse, add, remove, check out and order; returning "
+        "shoppers; deterministic for a seed.",
+    )
+    sim.add_argument("--events", type=int, default=100_000)
+    sim.add_argument("--rate", type=float, default=1_000.0, help="events per second")
+    sim.add_argument("--shoppers", type=int, default=20_000)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--start", help="event time of the first event (default: now)")
+    target = sim.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output", metavar="FILE|-", help="write JSONL")
+    target.add_argument(
+        "--kafka", action="store_true", help="produce to the input topics in real time"
+    )
+    sim.set_defaults(run=_run_simulate)
+
     mark = commands.add_parser(
         "watermark",
         help="advance the detector's event-time watermark on every partition",
@@ -120,6 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(run=_run_topics_create)
     listing = topics_cmd.add_parser("list", help="print the catalogue: name, key, configs")
     listing.set_defaults(run=_run_topics_list)
+    counting = topics_cmd.add_parser("counts", help="records held by each topic of the catalogue")
+    counting.set_defaults(run=_run_topics_counts)
 
     send = commands.add_parser("send", help="run a sender service (any number of replicas)")
     send_cmd = send.add_subparsers(title="channels", metavar="CHANNEL")
@@ -153,6 +176,15 @@ def _run_topics_list(args: argparse.Namespace, settings: Settings) -> int:
     for spec in _catalogue(settings).specs():
         configs = ",".join(f"{k}={v}" for k, v in sorted(spec.configs.items())) or "-"
         print(f"{spec.name:32} key={spec.key:28} {configs}")
+    return 0
+
+
+def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka import topic_counts
+
+    names = [spec.name for spec in _catalogue(settings).specs()]
+    for name, count in asyncio.run(topic_counts(settings, names)).items():
+        print(f"{name:32} {count:>10,}")
     return 0
 
 
@@ -325,6 +357,60 @@ async def _create_topics(settings: Settings) -> None:
     from streams.kafka import create_topics
 
     await create_topics(settings, _catalogue(settings).specs())
+
+
+def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from streams.models.events import parse_time
+    from streams.simulate import SimulationConfig, simulate
+
+    try:
+        start = parse_time(args.start, "--start") if args.start else int(time.time() * 1000)
+    except InvalidRecord as exc:
+        raise ConfigurationError(exc.reason) from None
+    if args.events < 1 or args.rate <= 0 or args.shoppers < 1:
+        raise ConfigurationError("--events, --rate and --shoppers must be positive")
+    config = SimulationConfig(
+        events=args.events, rate=args.rate, shoppers=args.shoppers, start_ms=start, seed=args.seed
+    )
+    if args.output is not None:
+        with contextlib.ExitStack() as stack:
+            out: IO[bytes] = (
+                sys.stdout.buffer
+                if args.output == "-"
+                else stack.enter_context(Path(args.output).open("wb"))
+            )
+            for record in simulate(config):
+                out.write(orjson.dumps(record) + b"\n")
+        return 0
+    return asyncio.run(_simulate_live(settings, config))
+
+
+async def _simulate_live(settings: Settings, config: object) -> int:
+    from streams.importer import DlqRejects, import_records
+    from streams.kafka import create_topics, producer
+    from streams.models.events import event_from_dict
+    from streams.simulate import SimulationConfig, simulate
+    from streams.sources import SourceRecord
+
+    assert isinstance(config, SimulationConfig)  # noqa: S101 - built by _run_simulate
+    topics = _catalogue(settings)
+    await create_topics(settings, topics.specs())
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        records = (
+            SourceRecord("simulate", b"", event_from_dict(r), orjson.dumps(r), None)
+            for r in simulate(config)
+        )
+        summary = await import_records(
+            records, kafka, topics, DlqRejects(kafka, topics), Pacer(speedup=1.0)
+        )
+    finally:
+        await kafka.stop()
+    print(f"produced {summary.imported:,} events in {summary.seconds:.1f}s")
+    return 0
 
 
 def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:

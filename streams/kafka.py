@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,3 +85,40 @@ async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> Topic
         return TopicsReport(created, present, mismatched)
     finally:
         await admin.close()
+
+
+async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+    """Records currently held by each topic (end minus beginning offsets; absent → 0)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+    finally:
+        await admin.close()
+    tps = [
+        TopicPartition(meta["topic"], part["partition"])
+        for meta in described
+        if meta.get("error_code") == 0
+        for part in meta["partitions"]
+    ]
+    counts = dict.fromkeys(names, 0)
+    if not tps:
+        return counts
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    # aiokafka 0.14 cancels and then awaits a group-less consumer's background task in stop();
+    # if that task never ran, the CancelledError escapes. Let it start first.
+    await asyncio.sleep(0)
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            counts[tp.topic] += ends[tp] - starts[tp]
+        return counts
+    finally:
+        await consumer.stop()
