@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from senders.app import sender_topics
 from streams.kafka import create_topics, producer
-from streams.models.commands import Channel, SendCommand, SendResult
+from streams.models.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
 from streams.settings import Settings
 from tests.conftest import REDIS_PORT, consume_all
 from tests.smtp_server import SmtpTestServer, make_certificate
@@ -214,8 +214,22 @@ async def produce_commands(
 
 
 async def results(settings: Settings, expected: int, within: float = 60.0) -> list[SendResult]:
+    """Every result so far, once there are at least ``expected`` records (duplicates count)."""
     records = await consume_all(settings, f"{settings.topic_prefix}send.results", expected, within)
     return [SendResult.from_json(r.value) for r in records]
+
+
+async def final_results(
+    settings: Settings, command_ids: set[str], within: float = 60.0
+) -> list[SendResult]:
+    """Every result, once each of ``command_ids`` has a final (non-duplicate) one."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await results(settings, len(command_ids), within=max(1.0, within / 4))
+        done = {r.command_id for r in found if r.status in FINAL_SEND_STATUSES}
+        if command_ids <= done or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
 
 
 @contextlib.asynccontextmanager
