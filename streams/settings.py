@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     sender_session_timeout: timedelta = Field(timedelta(seconds=10))
     sender_http_port: int = Field(0, ge=0, le=65535, description="/metrics, /healthz; 0 = off.")
     sender_rate_margin: float = Field(
-        0.01, ge=0.0, lt=0.5, description="Pace this share under each configured rate."
+        0.015, ge=0.0, lt=0.5, description="Pace this share under each configured rate."
     )
     twilio_api_base: str = Field("https://api.twilio.com", pattern=r"^https?://[^\s/]+(/\S*)?$")
     twilio_account_sid: str = Field("", pattern=r"^(AC[0-9a-fA-F]{32})?$")

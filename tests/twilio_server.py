@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import re
 import secrets
 import time
@@ -124,6 +125,7 @@ class TwilioTestServer:
     _next: list[Failure] = field(default_factory=list)
     _limit: _Rate | None = None
     _runner: web.AppRunner | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
 
     def fail_recipient(self, to: str, failure: str, times: int | None = None) -> None:
@@ -136,6 +138,14 @@ class TwilioTestServer:
     @property
     def created(self) -> list[Request]:
         return [r for r in self.requests if r.created]
+
+    async def wait_created(self, count: int, within: float) -> None:
+        """Until ``count`` messages were created (or ``within`` seconds passed)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while len(self.created) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
 
     def app(self) -> web.Application:
         if self.rate is not None:
@@ -178,6 +188,7 @@ class TwilioTestServer:
         form = {k: str(v) for k, v in (await http.post()).items()}
         record = Request(time.time(), account, form, 0)
         self.requests.append(record)
+        self._changed.set()
         if not self._authorized(http.headers.get("Authorization", "")):
             return self._error(record, 401, 20003, "Authenticate")
         if account != self.account_sid:

@@ -40,7 +40,7 @@ def spawn(settings: Settings, channel: str, log_dir: Path, count: int) -> list[R
     for n in range(count):
         log = log_dir / f"{channel}-replica-{n}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen(  # noqa: S603 - our own CLI, with our own interpreter
+            process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "send", channel],
                 env=env,
                 cwd=ROOT,

@@ -4,8 +4,6 @@ replica SIGKILLed mid-run."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,8 +15,8 @@ from streams.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,
-    produce_commands,
     final_results,
+    produce_commands,
     results,
     sender_settings,
 )
@@ -47,12 +45,6 @@ def commands_for(segments: int, every_nth_long: int = 0) -> list[SendCommand]:
     return made
 
 
-async def wait_done(twilio: TwilioTestServer, expected: int, within: float) -> None:
-    deadline = time.monotonic() + within
-    while len(twilio.created) < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-
-
 async def test_three_replicas_share_the_rate_exactly(
     settings: Settings, key_prefix: str, redis: Redis, tmp_path: Path
 ) -> None:
@@ -72,7 +64,7 @@ async def test_three_replicas_share_the_rate_exactly(
     try:
         await wait_for_group(s, f"{s.sender_group}.sms", 3)
         await produce_commands(s, batch)
-        await wait_done(twilio, len(batch), within=45)
+        await twilio.wait_created(len(batch), within=45)
         found = await results(s, len(batch), within=20)
     finally:
         codes = stop(replicas)
@@ -115,7 +107,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     try:
         await wait_for_group(s, f"{s.sender_group}.sms", 3)
         await produce_commands(s, batch)
-        await wait_done(twilio, 150, within=20)
+        await twilio.wait_created(150, within=20)
         replicas[0].process.kill()  # SIGKILL: no goodbye, claims and a request may be out
         replicas[0].process.wait()
         await wait_for_group(s, f"{s.sender_group}.sms", 2, within=30)
@@ -144,7 +136,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     created = {command_of(r) for r in twilio.created}
     assert sent <= created  # every "sent" is a message the server made, once
     assert created <= sent | unknown
-    print(
-        f"sent {len(sent)}, unknown {len(unknown)}, duplicates on send.results "  # noqa: T201
+    print(  # noqa: T201 - the numbers, for the record
+        f"sent {len(sent)}, unknown {len(unknown)}, duplicates on send.results "
         f"{sum(1 for r in found if r.status == 'duplicate')}"
     )
