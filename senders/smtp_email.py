@@ -148,7 +148,7 @@ class SmtpEmail:
             UnsubscribeToken(command.customer_id, "email", command.store_id, expires_ms),
         )
         https = unsubscribe_url(s.email_unsubscribe_url, token)
-        variables = {"unsubscribe_url": https, **command.variables}
+        variables = {**command.variables, "unsubscribe_url": https}  # the link we sign
         rendered = self._renderer.render_email(command.template, command.locale, variables)
         message = build_email(
             command,
@@ -173,23 +173,22 @@ class SmtpEmail:
         client = await self.pool.acquire()
         keep = False
         try:
-            for fresh in (client is None or not client.is_connected, True):
-                if fresh:
-                    if client is not None:
-                        client.close()
-                    client = None
-                    try:
-                        client = await self.pool.connect()
-                    except aiosmtplib.SMTPResponseException as exc:
-                        # Greeting, STARTTLS or AUTH refused: nothing was sent.
-                        return ProviderOutcome("retry", "connection", error_code=str(exc.code))
-                    except _CONNECTION_ERRORS as exc:
-                        return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
-                assert client is not None  # noqa: S101 - set just above
+            if client is not None and client.is_connected:
                 outcome, keep = await self._transaction(client, message)
-                if outcome.reason != "connection" or fresh:
+                if outcome.reason != "connection":
                     return outcome
-            return outcome  # pragma: no cover - the loop always returns
+                # The pooled connection went stale before MAIL: nothing was sent. Once, afresh.
+                client.close()
+            client = None
+            try:
+                client = await self.pool.connect()
+            except aiosmtplib.SMTPResponseException as exc:
+                # Greeting, STARTTLS or AUTH refused: nothing was sent.
+                return ProviderOutcome("retry", "connection", error_code=str(exc.code))
+            except _CONNECTION_ERRORS as exc:
+                return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
+            outcome, keep = await self._transaction(client, message)
+            return outcome
         finally:
             if not keep and client is not None:
                 client.close()

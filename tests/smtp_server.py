@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -64,6 +65,8 @@ class SmtpTestServer:
     total_connections: int = 0
     auth_failures: int = 0
     port: int = 0
+    implicit_tls: bool = False  # TLS from the first byte (port 465 style) instead of STARTTLS
+    _sessions: list[asyncio.BaseTransport] = field(default_factory=list)
     _refusals: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     _server: asyncio.Server | None = None
 
@@ -98,6 +101,7 @@ class SmtpTestServer:
                     owner.open_connections += 1
                     owner.total_connections += 1
                     owner.max_connections = max(owner.max_connections, owner.open_connections)
+                    owner._sessions.append(transport)
                 super().connection_made(transport)
 
             def connection_lost(self, exc: Exception | None) -> None:
@@ -107,19 +111,31 @@ class SmtpTestServer:
                 super().connection_lost(exc)
 
         def factory() -> SMTP:
-            return CountingSMTP(
-                self,
-                hostname="localhost",
-                tls_context=context,
-                require_starttls=True,
-                auth_required=True,
-                auth_require_tls=True,
-                authenticator=self._authenticate,
-            )
+            with warnings.catch_warnings():
+                # With implicit TLS the socket is TLS from the start, but aiosmtpd only knows
+                # STARTTLS as "TLS" and warns that AUTH would go in the clear. It does not.
+                warnings.simplefilter("ignore", UserWarning)
+                return CountingSMTP(
+                    self,
+                    hostname="localhost",
+                    tls_context=None if self.implicit_tls else context,
+                    require_starttls=not self.implicit_tls,
+                    auth_required=True,
+                    auth_require_tls=not self.implicit_tls,
+                    authenticator=self._authenticate,
+                )
 
-        self._server = await asyncio.get_running_loop().create_server(factory, host, port)
+        self._server = await asyncio.get_running_loop().create_server(
+            factory, host, port, ssl=context if self.implicit_tls else None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
+
+    def drop_connections(self) -> None:
+        """Close every client connection, as a relay does with idle ones."""
+        for transport in self._sessions:
+            transport.close()
+        self._sessions.clear()
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -3,7 +3,9 @@ AUTH, with one sender replica (and its connection pool) running in this process.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -98,3 +100,28 @@ async def test_email_parts_headers_and_pool(
     assert smtp.max_connections == 2, (smtp.max_connections, smtp.total_connections)
     assert smtp.total_connections <= 3  # two, plus at most one replaced after a refusal
     assert smtp.auth_failures == 0
+
+
+async def test_implicit_tls_and_connections_dropped_by_the_relay(
+    settings: Settings, key_prefix: str, redis: Redis, certificate: tuple[Path, Path]
+) -> None:
+    smtp = SmtpTestServer(*certificate, implicit_tls=True)
+    await smtp.start()
+    s = sender_settings(settings, key_prefix, smtp=smtp, smtp_security="tls", smtp_pool_size=2)
+    await ensure_topics(s, "email")
+    first = [command("email", to=f"a{i}@example.com") for i in range(4)]
+    second = [command("email", to=f"b{i}@example.com") for i in range(4)]
+    try:
+        async with running(lambda stop: run_sender(s, "email", stop=stop, handle_signals=False)):
+            await produce_commands(s, first)
+            await results(s, len(first))
+            opened = smtp.total_connections
+            smtp.drop_connections()  # the relay closes idle connections
+            await asyncio.sleep(0.2)
+            await produce_commands(s, second)
+            found = await results(s, len(first) + len(second))
+    finally:
+        await smtp.stop()
+    assert {(r.status, r.attempts) for r in found} == {("sent", 1)}  # stale ones replaced
+    assert len(smtp.messages) == 8
+    assert opened <= 2 and opened < smtp.total_connections <= 4 and smtp.max_connections <= 2

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -52,14 +50,6 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
-async def until(check: Callable[[], object], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 def by_command(found: list[SendResult]) -> dict[str, list[SendResult]]:
     grouped: dict[str, list[SendResult]] = {}
     for result in found:
@@ -91,12 +81,14 @@ async def test_every_outcome_end_to_end(
     server_error = command(to="+14155550108")
     dry_run = command(to="+14155550109", mode="dry_run")
     bad_template = command(to="+14155550110", template="no_such_template")
+    dropped = command(to="+14155550111")
     twilio.fail_recipient(stop_reply.to, "21610")
     twilio.fail_recipient(invalid_number.to, "21211")
     twilio.fail_recipient(timeout.to, "timeout")
     twilio.fail_recipient(server_error.to, "500")
+    twilio.fail_recipient(dropped.to, "reset")
     batch = [ok, expired, opted_out, no_consent, stop_reply, invalid_number, timeout]
-    batch += [server_error, dry_run, bad_template]
+    batch += [server_error, dry_run, bad_template, dropped]
 
     store = ConsentStore(redis, Keys(key_prefix))
     async with running(
@@ -118,7 +110,8 @@ async def test_every_outcome_end_to_end(
                     }
                 ),
             )
-        await until(lambda: True)
+            # and a consent record the mirror cannot use: dead-lettered, the mirror goes on
+            await kafka.send_and_wait(f"{s.topic_prefix}consents", key=b"c1:fax", value=b"{}")
         for _ in range(200):  # the mirror has caught up with the consents
             consent = await store.get(opted_out.customer_id, "sms")
             if consent is not None and consent.status == "opted_out":
@@ -161,6 +154,7 @@ async def test_every_outcome_end_to_end(
     assert outcome[server_error.command_id] == ("unknown", "20500")
     assert outcome[dry_run.command_id] == ("suppressed", "dry_run")
     assert outcome[bad_template.command_id] == ("failed", "invalid_message")
+    assert outcome[dropped.command_id] == ("unknown", "ServerDisconnectedError")
     assert outcome[again_stopped.command_id] == ("suppressed", "opted_out")
     assert outcome[again_invalid.command_id] == ("suppressed", "undeliverable")
 
@@ -170,7 +164,7 @@ async def test_every_outcome_end_to_end(
         for cmd in [*batch, again_stopped, again_invalid]
     }
     assert calls == {
-        cmd.command_id: int(cmd in (ok, stop_reply, invalid_number, timeout, server_error))
+        cmd.command_id: int(cmd in (ok, stop_reply, invalid_number, timeout, server_error, dropped))
         for cmd in [*batch, again_stopped, again_invalid]
     }
     sent = next(r for r in twilio.requests if r.form["To"] == ok.to)
@@ -185,7 +179,7 @@ async def test_every_outcome_end_to_end(
     assert final[ok.command_id][0].attempts == 1
 
     # 21610 became an opt-out on the consents topic and in the mirror.
-    consents = await consume_all(s, f"{s.topic_prefix}consents", len(batch) + 2)
+    consents = await consume_all(s, f"{s.topic_prefix}consents", len(batch) + 3)
     opt_outs = [
         orjson.loads(r.value) for r in consents if r.key == f"{stop_reply.customer_id}:sms".encode()
     ]
@@ -205,6 +199,10 @@ async def test_every_outcome_end_to_end(
     assert 'cartpulse_send_provider_errors_total{channel="sms",code="21610"} 1.0' in metrics
     assert 'cartpulse_send_dlq_total{channel="sms"} 3.0' in metrics
     assert Counter(r.status for r in twilio.requests)[429] == 0
+    mirror_dlq = await consume_all(s, f"{s.topic_prefix}consents.dlq", 1)
+    assert [dict(r.headers)[REASON_HEADER] for r in mirror_dlq] == [
+        b"consent mirror: consent key must be customer_id:channel with channel sms or email"
+    ]
 
 
 async def test_rate_limited_and_refused_requests_are_retried_until_sent(
