@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -99,6 +99,18 @@ def opt_out_record(
         "evidence": evidence,
     }
     return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
+
+
+class Consents(Protocol):
+    """What a sender asks and tells about consent and reachability (``ConsentStore``)."""
+
+    async def get(self, customer_id: str, channel: Channel) -> Consent | None: ...
+
+    async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool: ...
+
+    async def is_undeliverable(self, channel: Channel, address: str) -> bool: ...
+
+    async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None: ...
 
 
 class ConsentStore:

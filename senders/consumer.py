@@ -185,7 +185,12 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         self._slot_freed.set()
         if entry is None or task.cancelled():
             return
-        if task.exception() is None and (offsets := self._offsets.get(entry.tp)) is not None:
+        if (error := task.exception()) is not None:
+            # Not even the dead-letter write worked: leave the offset uncommitted, so the
+            # record comes back after a restart rather than being lost.
+            log.error("record %s@%d was not handled: %r", entry.tp, entry.offset, error)
+            return
+        if (offsets := self._offsets.get(entry.tp)) is not None:
             offsets.finish(entry.offset)
 
     async def _process(self, tp: TopicPartition, record: Record, work: Work) -> None:

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
-from senders.consents import Consent, ConsentStore, ConsentUpdate, opt_out_record
+from senders.consents import Consent, Consents, ConsentUpdate, opt_out_record
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
 from senders.metrics import Metrics
@@ -95,7 +95,7 @@ class SendService(Generic[P]):
         provider: Provider[P],
         ledger: Ledger,
         limiter: Limiter,
-        consents: ConsentStore,
+        consents: Consents,
         emitter: Emitter,
         metrics: Metrics,
         clock: Clock,
