@@ -36,7 +36,7 @@ from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome, backoff, error_label
 from senders.provider import P, Provider
 from senders.ratelimit import Limiter
-from streams.errors import InvalidRecord
+from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import ResultStatus, SendCommand, SendResult
 from streams.settings import Settings
 
@@ -110,6 +110,12 @@ class SendService(Generic[P]):
         self._clock = clock
         self.channel = provider.channel
         self._inline = settings.sender_inline_wait.total_seconds()
+        if settings.sender_claim_ttl.total_seconds() <= 2 * self._inline:
+            # A claim is refreshed between waits; two in a row (not_before, then a rate
+            # slot) must not outlast it, or another replica could take a live command.
+            raise ConfigurationError(
+                "CARTPULSE_SENDER_CLAIM_TTL must be more than twice CARTPULSE_SENDER_INLINE_WAIT"
+            )
         self.inline_wait = self._inline
         self._hold = max(settings.sender_hold_limit.total_seconds(), self._inline)
         timeout = settings.twilio_timeout if self.channel == "sms" else 2 * settings.smtp_timeout

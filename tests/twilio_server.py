@@ -153,6 +153,7 @@ class TwilioTestServer:
         app = web.Application()
         app.router.add_post(API, self._messages)
         app.router.add_get("/_test/requests", self._dump)
+        app.router.add_get("/_test/stats", self._stats)
         app.router.add_post("/_test/fail", self._fail)
         return app
 
@@ -297,6 +298,12 @@ class TwilioTestServer:
             "uri": f"{uri}.json",
         }
 
+    async def _stats(self, _: web.Request) -> web.Response:
+        created = sum(1 for r in self.requests if r.created)
+        return web.json_response(
+            {"requests": len(self.requests), "created": created, "rate_limited": self.rate_limited}
+        )
+
     async def _dump(self, _: web.Request) -> web.Response:
         return web.json_response(
             {"rate_limited": self.rate_limited, "requests": [asdict(r) for r in self.requests]}
@@ -323,8 +330,11 @@ def main() -> None:
     parser.add_argument("--auth-token", default=TwilioTestServer.auth_token)
     parser.add_argument("--rate", type=float, help="segments per second (default: unlimited)")
     parser.add_argument("--burst", type=int, default=1)
+    parser.add_argument("--timeout-hang", type=float, default=30.0)
     args = parser.parse_args()
-    server = TwilioTestServer(args.account_sid, args.auth_token, args.rate, args.burst)
+    server = TwilioTestServer(
+        args.account_sid, args.auth_token, args.rate, args.burst, args.timeout_hang
+    )
     web.run_app(server.app(), host=args.host, port=args.port, access_log=None)
 
 

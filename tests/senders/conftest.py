@@ -72,7 +72,7 @@ async def smtp(certificate: tuple[Path, Path]) -> AsyncIterator[SmtpTestServer]:
 def sender_settings(
     base: Settings,
     key_prefix: str,
-    twilio: TwilioTestServer | None = None,
+    twilio: TwilioTestServer | Any | None = None,  # anything with a base_url
     smtp: SmtpTestServer | None = None,
     **overrides: Any,
 ) -> Settings:

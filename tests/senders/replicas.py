@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
@@ -92,6 +95,77 @@ def stop(replicas: list[Replica], timeout: float = 30.0) -> list[int | None]:
 def command_of(request: Request) -> str | None:
     values = parse_qs(urlparse(request.form.get("StatusCallback", "")).query).get("command_id")
     return values[0] if values else None
+
+
+class TwilioProcess:
+    """The Twilio test server in its own process, so that nothing the test does in its own
+    event loop can stall it (a stalled server would bunch requests and see false 429s)."""
+
+    def __init__(self, account_sid: str, auth_token: str, rate: float | None, burst: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        args = ["--port", str(self.port), "--account-sid", account_sid, "--auth-token", auth_token]
+        if rate is not None:
+            args += ["--rate", str(rate), "--burst", str(burst)]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.twilio_server", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def start(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                async with aiohttp.ClientSession() as http, http.get(self._url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise AssertionError("the Twilio test server did not start")
+
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url}/_test/requests"
+
+    async def snapshot(self) -> tuple[list[Request], int]:
+        """Every request so far and the number of 429s the rate limit answered."""
+        async with aiohttp.ClientSession() as http, http.get(self._url) as response:
+            data = await response.json()
+        return [Request(**r) for r in data["requests"]], int(data["rate_limited"])
+
+    async def wait_created(self, count: int, within: float) -> None:
+        """Until the server created ``count`` messages (asks for counts only: cheap)."""
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                async with http.get(f"{self.base_url}/_test/stats") as response:
+                    if (await response.json())["created"] >= count:
+                        return
+                await asyncio.sleep(0.5)
+
+    def stop(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def free_port() -> int:
+    """A port free on every interface, below the ephemeral range clients use."""
+    for _ in range(100):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # noqa: S104 - servers here bind all interfaces
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from streams.models.commands import FINAL_SEND_STATUSES, SendCommand
 from streams.settings import Settings
 from tests.senders.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
     command,
     ensure_topics,
     final_results,
@@ -20,8 +22,14 @@ from tests.senders.conftest import (
     results,
     sender_settings,
 )
-from tests.senders.replicas import command_of, rate_report, spawn, stop, wait_for_group
-from tests.twilio_server import TwilioTestServer
+from tests.senders.replicas import (
+    TwilioProcess,
+    command_of,
+    rate_report,
+    spawn,
+    stop,
+    wait_for_group,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +56,7 @@ def commands_for(segments: int, every_nth_long: int = 0) -> list[SendCommand]:
 async def test_three_replicas_share_the_rate_exactly(
     settings: Settings, key_prefix: str, redis: Redis, tmp_path: Path
 ) -> None:
-    twilio = TwilioTestServer("AC" + "1234abcd" * 4, "twilio-test-token", rate=RATE, burst=5)
-    await twilio.start()
+    twilio = TwilioProcess(ACCOUNT_SID, AUTH_TOKEN, rate=RATE, burst=5)
     s = sender_settings(
         settings.model_copy(update={"topic_partitions": 12}),
         key_prefix,
@@ -62,14 +69,18 @@ async def test_three_replicas_share_the_rate_exactly(
     batch = commands_for(int(RATE * 20))
     replicas = spawn(s, "sms", tmp_path, 3)
     try:
+        await twilio.start()
         await wait_for_group(s, f"{s.sender_group}.sms", 3)
         await produce_commands(s, batch)
         await twilio.wait_created(len(batch), within=45)
         found = await results(s, len(batch), within=20)
     finally:
         codes = stop(replicas)
-        await twilio.stop()
-    report = rate_report(twilio.requests, twilio.rate_limited)
+        try:
+            requests, rate_limited = await twilio.snapshot()
+        finally:
+            twilio.stop()
+    report = rate_report(requests, rate_limited)
     print(f"\n3 replicas at {RATE}/s: {report}")  # noqa: T201 - the numbers, for the record
     assert codes == [0, 0, 0], [r.tail() for r in replicas]  # graceful SIGTERM
     assert report.messages == len(batch)
@@ -90,8 +101,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     settings: Settings, key_prefix: str, redis: Redis, tmp_path: Path
 ) -> None:
     rate = 100.0
-    twilio = TwilioTestServer("AC" + "1234abcd" * 4, "twilio-test-token", rate=rate, burst=5)
-    await twilio.start()
+    twilio = TwilioProcess(ACCOUNT_SID, AUTH_TOKEN, rate=rate, burst=5)
     s = sender_settings(
         settings.model_copy(update={"topic_partitions": 12}),
         key_prefix,
@@ -100,11 +110,13 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         sms_burst=1,
         sms_require_opt_in=False,
         sender_claim_ttl=3.0,
+        sender_inline_wait=1.0,
     )
     await ensure_topics(s, "sms")
     batch = [command(to=f"+1415666{n:04d}") for n in range(700)]
     replicas = spawn(s, "sms", tmp_path, 3)
     try:
+        await twilio.start()
         await wait_for_group(s, f"{s.sender_group}.sms", 3)
         await produce_commands(s, batch)
         await twilio.wait_created(150, within=20)
@@ -114,9 +126,12 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         found = await final_results(s, {cmd.command_id for cmd in batch}, within=40)
     finally:
         codes = stop(replicas[1:])
-        await twilio.stop()
+        try:
+            requests, rate_limited = await twilio.snapshot()
+        finally:
+            twilio.stop()
     assert codes == [0, 0], [r.tail() for r in replicas]
-    report = rate_report(twilio.requests, twilio.rate_limited)
+    report = rate_report(requests, rate_limited)
     print(f"\nSIGKILL run at {rate}/s: {report}")  # noqa: T201 - the numbers, for the record
     final: dict[str, list[str]] = defaultdict(list)
     for result in found:
@@ -133,7 +148,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     unknown = {cid for cid, statuses in final.items() if statuses == ["unknown"]}
     assert sent | unknown == set(final)
     assert len(unknown) <= 3  # only requests the kill cut off (at most the few in flight)
-    created = {command_of(r) for r in twilio.created}
+    created = {command_of(r) for r in requests if r.created}
     assert sent <= created  # every "sent" is a message the server made, once
     assert created <= sent | unknown
     print(  # noqa: T201 - the numbers, for the record

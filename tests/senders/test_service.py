@@ -19,6 +19,7 @@ from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome
 from senders.ratelimit import Limit, MemoryLimiter
 from senders.service import Defer, Done, SendService, Work
+from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand, SendResult
 from streams.settings import Settings
 from tests.senders.conftest import command
@@ -259,6 +260,11 @@ async def test_recording_after_a_send_survives_a_broker_outage() -> None:
     w.emitter.failures = 2
     assert await w.service.handle(cmd(w), Work("a")) == Done("sent")
     assert [r.status for r in w.emitter.results] == ["sent"]
+
+
+def test_a_claim_must_outlive_the_waits_it_covers() -> None:
+    with pytest.raises(ConfigurationError, match="CLAIM_TTL"):
+        world([], sender_claim_ttl=timedelta(seconds=4))
 
 
 async def test_cancelled_before_sending_frees_the_command() -> None:

@@ -4,8 +4,6 @@ Twilio test server, with one sender replica running in this process."""
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
@@ -32,22 +30,10 @@ from tests.senders.conftest import (
     running,
     sender_settings,
 )
+from tests.senders.replicas import free_port
 from tests.twilio_server import TwilioTestServer
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    """A port free on every interface, below the ephemeral range that Kafka clients use."""
-    for _ in range(100):
-        port = random.randrange(20_000, 32_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("0.0.0.0", port))  # noqa: S104 - the sender binds all interfaces
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def by_command(found: list[SendResult]) -> dict[str, list[SendResult]]:
