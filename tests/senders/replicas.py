@@ -101,10 +101,18 @@ class TwilioProcess:
     """The Twilio test server in its own process, so that nothing the test does in its own
     event loop can stall it (a stalled server would bunch requests and see false 429s)."""
 
-    def __init__(self, account_sid: str, auth_token: str, rate: float | None, burst: int) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        rate: float | None,
+        burst: int,
+        timeout_hang: float = 30.0,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         args = ["--port", str(self.port), "--account-sid", account_sid, "--auth-token", auth_token]
+        args += ["--timeout-hang", str(timeout_hang)]
         if rate is not None:
             args += ["--rate", str(rate), "--burst", str(burst)]
         self._process = subprocess.Popen(
@@ -129,6 +137,13 @@ class TwilioProcess:
     @property
     def _url(self) -> str:
         return f"{self.base_url}/_test/requests"
+
+    async def fail(self, to: str, failure: str, times: int | None = None) -> None:
+        """Make requests to ``to`` fail with ``failure`` (see ``tests.twilio_server.FAILURES``)."""
+        body = {"to": to, "failure": failure, "times": times}
+        url = f"{self.base_url}/_test/fail"
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+            response.raise_for_status()
 
     async def snapshot(self) -> tuple[list[Request], int]:
         """Every request so far and the number of 429s the rate limit answered."""
