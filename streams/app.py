@@ -7,6 +7,7 @@ import logging
 import ssl
 from typing import Any, cast
 
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -64,6 +65,9 @@ def create_app(
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,
         stream_wait_empty=False,
+        # A killed worker's partitions move after 10 s, not Faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     inputs = [topics.name(t) for t in (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)]
     ticks = topics.name(Topic.TICKS)
@@ -87,6 +91,8 @@ def create_app(
         send=send,
         ack=app.consumer.ack,
         highwater=app.consumer.highwater,
+        position=app.consumer.position,
+        make_tp=TP,
         create_event=lambda message: app.create_event(
             message.key, message.value, message.headers, message
         ),

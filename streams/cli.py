@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
         "end of a replay); 'end' closes every open period.",
     )
     mark.add_argument("time", metavar="TIME|end", help="RFC 3339 time, epoch ms, or 'end'")
+    mark.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="send at once, without waiting for the detector to have read its inputs",
+    )
+    mark.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
     mark.set_defaults(run=_run_watermark)
 
     topics = commands.add_parser("topics", help="the topic catalogue")
@@ -423,16 +429,31 @@ def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
             watermark = parse_time(int(args.time) if args.time.isdigit() else args.time, "TIME")
         except InvalidRecord as exc:
             raise ConfigurationError(exc.reason) from None
-    asyncio.run(_send_watermark(settings, watermark))
+    asyncio.run(_send_watermark(settings, watermark, not args.no_wait, args.timeout))
     print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
     return 0
 
 
-async def _send_watermark(settings: Settings, watermark: int) -> None:
+async def _send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
+    import time
+
     from streams.agents.ticks import send_ticks
-    from streams.kafka import producer
+    from streams.kafka import group_lag, producer
     from streams.topics import Topic
 
+    if wait:
+        # The watermark promises that no older event will come: sent before the detector has
+        # read what is already in its inputs, it would make those events late.
+        group = f"{settings.topic_prefix}{settings.worker_id}"
+        inputs = [_catalogue(settings).name(t) for t in (Topic.CLICKSTREAM, Topic.CART)]
+        deadline = time.monotonic() + patience
+        while (lag := await group_lag(settings, group, inputs)) > 0:
+            if time.monotonic() > deadline:
+                raise CartpulseError(
+                    f"the detector group {group} still has {lag:,} input records to read after "
+                    f"{patience:.0f}s; is a worker running? (--no-wait sends anyway)"
+                )
+            await asyncio.sleep(0.5)
     kafka = producer(settings)
     await kafka.start()
     try:

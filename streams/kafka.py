@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -87,10 +87,10 @@ async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> Topic
         await admin.close()
 
 
-async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, int]:
-    """Records currently held by each topic (end minus beginning offsets; absent → 0)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+async def topic_offsets(
+    settings: Settings, names: Sequence[str]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Beginning and end offsets of every partition of the named topics that exist."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
@@ -103,9 +103,8 @@ async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, in
         if meta.get("error_code") == 0
         for part in meta["partitions"]
     ]
-    counts = dict.fromkeys(names, 0)
     if not tps:
-        return counts
+        return {}, {}
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(), group_id=None, enable_auto_commit=False
     )
@@ -115,10 +114,32 @@ async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, in
     await asyncio.sleep(0)
     try:
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        for tp in tps:
-            counts[tp.topic] += ends[tp] - starts[tp]
-        return counts
+        return await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
+
+
+async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+    """Records currently held by each topic (end minus beginning offsets; absent → 0)."""
+    starts, ends = await topic_offsets(settings, names)
+    counts = dict.fromkeys(names, 0)
+    for tp, end in ends.items():
+        counts[tp.topic] += end - starts[tp]
+    return counts
+
+
+async def group_lag(settings: Settings, group_id: str, names: Sequence[str]) -> int:
+    """Records of the named topics that ``group_id`` has not committed yet."""
+    starts, ends = await topic_offsets(settings, names)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=list(ends))
+    finally:
+        await admin.close()
+    lag = 0
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+        lag += max(0, end - position)
+    return lag

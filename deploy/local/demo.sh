@@ -23,8 +23,8 @@ cartpulse worker --clock event --gap 10m --loglevel warn >"$log" 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
 expected=$(cartpulse detect --input "$sample" --gap 10m --flush --output - 2>/dev/null | wc -l)
-sleep 15  # joins the group, reads both input topics
-cartpulse watermark end >/dev/null  # the sample is over: close every open period
+# The sample is over: once the worker has read it, close every open period.
+cartpulse watermark end >/dev/null
 for _ in $(seq 1 60); do
   got=$(cartpulse topics counts | awk -v t="${CARTPULSE_TOPIC_PREFIX}abandonments" '$1 == t {gsub(",", "", $2); print $2}')
   [ "${got:-0}" -ge "$expected" ] && break

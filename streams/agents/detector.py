@@ -55,6 +55,8 @@ class PartitionWorker:
     seen_counters: Counters = field(default_factory=Counters)
     input_max: dict[Any, int] = field(default_factory=dict)  # per input topic-partition
     input_offset: dict[Any, int] = field(default_factory=dict)
+    input_tps: tuple[Any, ...] = ()
+    caught_up: dict[Any, int] = field(default_factory=dict)  # unseen input → its high watermark
 
 
 class DetectorShell:
@@ -70,6 +72,8 @@ class DetectorShell:
         send: Send,
         ack: Callable[[Any], object],
         highwater: Callable[[Any], int | None],
+        position: Callable[[Any], Awaitable[int | None]],
+        make_tp: Callable[[str, int], Any],
         create_event: Callable[[Any], Any],
         metrics: DetectorMetrics,
         flush_interval: float,
@@ -83,6 +87,8 @@ class DetectorShell:
         self.send = send
         self.ack = ack
         self.highwater = highwater
+        self.position = position
+        self.make_tp = make_tp
         self.create_event = create_event
         self.metrics = metrics
         self.flush_interval = flush_interval
@@ -112,7 +118,7 @@ class DetectorShell:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
             for message in batch:
                 self._handle(worker, message)
-            self._advance(worker)
+            await self._advance(worker)
             worker.unacked.extend(batch)
             if worker.outbox:
                 outbox, worker.outbox = worker.outbox, []
@@ -176,21 +182,34 @@ class DetectorShell:
         if closed:
             self._emit_abandonments(worker, closed)
 
-    def _advance(self, worker: PartitionWorker) -> None:
+    async def _advance(self, worker: PartitionWorker) -> None:
         """Move the watermark to the slowest input that still has records to deliver.
 
         Each input topic-partition is in event-time order (or nearly, within the lateness), but
-        the topics are not in order with each other: clickstream may be fetched hours ahead of
-        cart. An input that has delivered everything up to its high watermark cannot hold the
-        others back; if all have, the newest event time counts.
+        the topics are not in order with each other: a fetch may bring clickstream hours ahead
+        of cart. An input that has delivered everything up to its high watermark cannot hold
+        the others back; one that has records to deliver but has delivered none yet holds the
+        watermark where it is.
         """
+        behind: list[int] = []
+        for tp in worker.input_tps:
+            highwater = self.highwater(tp)
+            offset = worker.input_offset.get(tp)
+            if offset is None:
+                if highwater is None:
+                    return  # not fetched yet: nothing is known about this input
+                if worker.caught_up.get(tp) == highwater:
+                    continue
+                position = await self.position(tp)
+                if position is None or position < highwater:
+                    return
+                worker.caught_up[tp] = highwater
+            elif offset + 1 < (highwater or 0):
+                if tp not in worker.input_max:
+                    return
+                behind.append(worker.input_max[tp])
         if not worker.input_max:
             return
-        behind = [
-            worker.input_max[tp]
-            for tp, offset in worker.input_offset.items()
-            if tp in worker.input_max and offset + 1 < (self.highwater(tp) or 0)
-        ]
         newest = min(behind) if behind else max(worker.input_max.values())
         closed = worker.detector.advance(newest - self.config.lateness_ms)
         if closed:
@@ -251,7 +270,9 @@ class DetectorShell:
             "partition %d: %d sessions restored, watermark %s", partition, len(sessions), watermark
         )
         detector = Detector(self.config, sessions, watermark, max_event, auto_watermark=False)
-        return PartitionWorker(partition, detector, self.wall_clock())
+        inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
+        input_tps = tuple(self.make_tp(self.topics.name(t), partition) for t in inputs)
+        return PartitionWorker(partition, detector, self.wall_clock(), input_tps=input_tps)
 
     async def _flush(self, worker: PartitionWorker, message: Any) -> None:
         """Make the partition's outputs and state durable, then acknowledge its messages."""
