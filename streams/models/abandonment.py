@@ -14,7 +14,7 @@ from streams.models.events import format_ms
 Kind = Literal["cart", "browse"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CartItem:
     product_id: str
     quantity: int
@@ -24,7 +24,7 @@ class CartItem:
     image_url: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ViewedProduct:
     product_id: str
     views: int
@@ -33,7 +33,7 @@ class ViewedProduct:
     url: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Abandonment:
     abandonment_id: str
     kind: Kind
