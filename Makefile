@@ -61,7 +61,7 @@ demo: install stack-up ## Stream the REES46 sample through the real stack and sh
 
 .PHONY: bench
 bench: install stack-up ## Run the benchmarks and write docs/BENCHMARKS.md
-	$(BIN)/python -m bench.run
+	$(BIN)/python bench/run.py
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches (the stack's data stays; see stack.sh down --purge)
