@@ -315,12 +315,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{source}: {reason}", file=sys.stderr)
 
     fmt = args.format or detect_format(args.input)
-    with contextlib.ExitStack() as stack:
-        out: IO[bytes] = (
-            sys.stdout.buffer
-            if args.output == "-"
-            else stack.enter_context(Path(args.output).open("wb"))
-        )
+    with _output(args.output) as out:
         try:
             detect(events_of(args.input, fmt, summary, reject), config, out, summary, args.flush)
         except InvalidRecord as exc:  # a file that cannot be read at all
@@ -381,12 +376,7 @@ def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         events=args.events, rate=args.rate, shoppers=args.shoppers, start_ms=start, seed=args.seed
     )
     if args.output is not None:
-        with contextlib.ExitStack() as stack:
-            out: IO[bytes] = (
-                sys.stdout.buffer
-                if args.output == "-"
-                else stack.enter_context(Path(args.output).open("wb"))
-            )
+        with _output(args.output) as out:
             for record in simulate(config):
                 out.write(orjson.dumps(record) + b"\n")
         return 0
@@ -469,6 +459,16 @@ async def _send_watermark(settings: Settings, watermark: int, wait: bool, patien
         )
     finally:
         await kafka.stop()
+
+
+@contextlib.contextmanager
+def _output(target: str) -> Iterator[IO[bytes]]:
+    """``-`` is standard output; anything else a file, created or truncated."""
+    if target == "-":
+        yield sys.stdout.buffer
+    else:
+        with Path(target).open("wb") as handle:
+            yield handle
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

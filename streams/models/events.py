@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import orjson
 
@@ -213,7 +213,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
 
     return Event(
         event_id,
-        etype,
+        cast(EventType, etype),  # checked against EVENT_TYPES above
         occurred_at,
         session_id,
         customer_id or None,
