@@ -156,13 +156,20 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     assert report.duplicates == 0  # never two messages for one command
     assert report.rate_limited == 0
     outcome = {cid: (rs[0].status, rs[0].error_code) for cid, rs in final.items()}
-    assert {outcome[cmd.command_id] for cmd in batch} == {("sent", None)}
+    normal = Counter(outcome[cmd.command_id] for cmd in batch)
+    # A request the kill cut off is "unknown", like any whose answer was lost: at most the
+    # dead replica's few in flight. Everything else was sent.
+    assert set(normal) <= {("sent", None), ("unknown", "interrupted")}
+    assert normal[("unknown", "interrupted")] <= s.sender_concurrency
     hung = Counter(outcome[cmd.command_id] for cmd in hanging)
     assert set(hung) <= {("unknown", "timeout"), ("unknown", "interrupted")}
     assert hung[("unknown", "interrupted")] >= 1  # the dead replica's requests
     created = Counter(command_of(r) for r in requests if r.created)
-    assert all(created[cmd.command_id] == 1 for cmd in [*hanging, *batch])
+    assert all(created[cmd.command_id] == 1 for cmd in hanging)
+    for cmd in batch:  # sent: exactly one message; cut off: at most one
+        allowed = {1} if outcome[cmd.command_id][0] == "sent" else {0, 1}
+        assert created[cmd.command_id] in allowed
     print(  # noqa: T201 - the numbers, for the record
-        f"outcomes of the hanging requests: {dict(hung)}; duplicate reports on send.results: "
+        f"hanging requests: {dict(hung)}; the others: {dict(normal)}; duplicate reports: "
         f"{sum(1 for r in found if r.status == 'duplicate')}"
     )
