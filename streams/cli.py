@@ -428,7 +428,7 @@ async def _send_watermark(settings: Settings, watermark: int, wait: bool, patien
     import time
 
     from streams.agents.ticks import send_ticks
-    from streams.kafka import group_lag, producer
+    from streams.kafka import producer
     from streams.topics import Topic
 
     if wait:
@@ -437,10 +437,11 @@ async def _send_watermark(settings: Settings, watermark: int, wait: bool, patien
         group = f"{settings.topic_prefix}{settings.worker_id}"
         inputs = [_catalogue(settings).name(t) for t in (Topic.CLICKSTREAM, Topic.CART)]
         deadline = time.monotonic() + patience
-        while (lag := await group_lag(settings, group, inputs)) > 0:
+        while (lag := await _lag_or_unknown(settings, group, inputs)) != 0:
             if time.monotonic() > deadline:
+                left = "an unknown number of" if lag is None else f"{lag:,}"
                 raise CartpulseError(
-                    f"the detector group {group} still has {lag:,} input records to read after "
+                    f"the detector group {group} still has {left} input records to read after "
                     f"{patience:.0f}s; is a worker running? (--no-wait sends anyway)"
                 )
             await asyncio.sleep(0.5)
@@ -469,6 +470,20 @@ def _output(target: str) -> Iterator[IO[bytes]]:
     else:
         with Path(target).open("wb") as handle:
             yield handle
+
+
+async def _lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
+    """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
+    from aiokafka.errors import KafkaError
+
+    from streams.kafka import group_lag
+
+    try:
+        return await group_lag(settings, group, topics)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        return None
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

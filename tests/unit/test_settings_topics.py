@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,9 @@ from streams.settings import Settings, load_settings
 from streams.topics import Topic, TopicCatalogue, input_topic_for
 
 
-def test_defaults() -> None:
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in [v for v in os.environ if v.startswith("CARTPULSE_")]:
+        monkeypatch.delenv(variable)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
     assert settings.store == "rocksdb://"
