@@ -214,7 +214,7 @@ async def test_rate_limited_and_refused_requests_are_retried_until_sent(
             await produce_commands(s, [refused])
             await asyncio.sleep(1.5)  # nothing listens yet: connection refused, retried
             await twilio.start(port=port)
-            twilio.fail_next("429", 2)
+            twilio.fail_recipient(throttled.to, "429", times=2)
             await produce_commands(s, [throttled, later])
             found = {r.command_id: r for r in await results(s, 3)}
     finally:
