@@ -95,6 +95,7 @@ class DetectorShell:
         self.max_record_bytes = max_record_bytes
         self.wall_clock = wall_clock
         self.partitions: dict[int, PartitionWorker] = {}
+        self._taken: dict[tuple[str, str], int] = {}
         self._ticks = topics.name(Topic.TICKS)
         self._repartition = topics.name(Topic.REPARTITION)
         self._abandonments = topics.name(Topic.ABANDONMENTS)
@@ -170,7 +171,8 @@ class DetectorShell:
             metrics.repartitioned.inc()
             self._emit(worker, self._repartition, session_key, message.value, None)
             return
-        metrics.events_in.labels(topic, event.type).inc()
+        taken = (topic, event.type)
+        self._taken[taken] = self._taken.get(taken, 0) + 1  # to the counter once per batch
         if event.occurred_at > worker.input_max.get(message.tp, 0):
             worker.input_max[message.tp] = event.occurred_at
         duplicates = worker.detector.counters.duplicates
@@ -313,6 +315,9 @@ class DetectorShell:
     def _observe(self, worker: PartitionWorker) -> None:
         counters, seen = worker.detector.counters, worker.seen_counters
         metrics = self.metrics
+        for (topic, etype), count in self._taken.items():
+            metrics.events_in.labels(topic, etype).inc(count)
+        self._taken.clear()
         metrics.duplicates.inc(counters.duplicates - seen.duplicates)
         metrics.late.inc(counters.late - seen.late)
         worker.seen_counters = dataclasses.replace(counters)

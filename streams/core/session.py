@@ -133,7 +133,10 @@ class SessionState:
                     for v in self.viewed.values()
                 ],
                 "seen": self.seen,
-                "p": [[t, seq, event.to_dict()] for t, seq, event in self.pending],
+                "p": [
+                    [t, seq, event.to_dict() if event.raw is None else orjson.Fragment(event.raw)]
+                    for t, seq, event in self.pending
+                ],
             }
         )
 

@@ -13,7 +13,7 @@ immutable all the same; nothing in cartpulse mutates an event after validation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, cast
@@ -89,6 +89,8 @@ class Event:
     quantity: int = 1
     cart: CartRef | None = None
     order: Order | None = None
+    # The record as received, when it came as bytes: state keeps pending events in this form.
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical contract shape (times as RFC 3339 UTC with milliseconds)."""
@@ -148,7 +150,10 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
         raise InvalidRecord(f"not valid JSON: {exc.args[0] if exc.args else exc}") from None
     if not isinstance(data, dict):
         raise InvalidRecord(f"a record must be a JSON object, not {_json_type(data)}")
-    return event_from_dict(data)
+    event = event_from_dict(data)
+    if isinstance(raw, bytes):
+        event.raw = raw
+    return event
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

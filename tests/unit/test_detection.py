@@ -336,3 +336,27 @@ def test_state_survives_serialisation_mid_stream() -> None:
 def test_bad_config_is_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
         DetectorConfig(**bad)
+
+
+def test_pending_events_kept_as_received_survive_serialisation() -> None:
+    config = DetectorConfig(lateness_ms=10 * MINUTE_MS)
+    detector = Detector(config)
+    raw = orjson.dumps(
+        {
+            "event_id": "r1",
+            "type": "cart_item_added",
+            "occurred_at": "2019-10-01T00:05:00Z",
+            "session_id": "s1",
+            "product": {"id": "p1", "price": "3.00"},
+        }
+    )
+    from streams.models.events import parse_event
+
+    detector.on_event(parse_event(raw + b"\n"))  # ahead of the watermark: pending
+    state = detector.sessions["s1"]
+    assert state.pending
+    restored = SessionState.from_bytes(state.to_bytes())
+    assert restored.pending[0][2] == state.pending[0][2]
+    after = Detector(config, {"s1": restored}, detector.watermark, detector.max_event_ms)
+    (result,) = after.flush()
+    assert result.cart_value == Decimal("3.00")
