@@ -11,7 +11,7 @@ import pytest
 from streams.core.detection import MINUTE_MS, Detector, DetectorConfig
 from streams.core.session import SessionState
 from streams.models.abandonment import Abandonment, abandonment_id
-from streams.models.events import CartRef, Event, EventType, Order, Product
+from streams.models.events import CartRef, Event, EventType, Order, Product, parse_event
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z
 GAP = 30 * MINUTE_MS
@@ -350,8 +350,6 @@ def test_pending_events_kept_as_received_survive_serialisation() -> None:
             "product": {"id": "p1", "price": "3.00"},
         }
     )
-    from streams.models.events import parse_event
-
     detector.on_event(parse_event(raw + b"\n"))  # ahead of the watermark: pending
     state = detector.sessions["s1"]
     assert state.pending
