@@ -47,6 +47,7 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     KafkaError,
 )
+SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 DeferReason = Literal["not_before", "rate_limit", "claimed", "in_flight", "provider_backoff"]
 T = TypeVar("T")
 
@@ -215,15 +216,18 @@ class SendService(Generic[P]):
                     return Done(None)
                 continue
             self._metrics.limiter_wait.labels(self.channel).observe(grant.wait)
-            if grant.wait > 0:
-                await self._clock.sleep(grant.wait)
-            if self._clock.now() >= expires:
+            slot = now + grant.wait
+            if slot >= expires:
                 return await self._finish(command, work, "expired", error_code="rate_limit")
-
+            # Mark the ledger just before the slot rather than after it, so that the Redis
+            # round trip does not delay the request past its slot (late requests bunch up
+            # with the next ones at the provider). A crash in this short gap ends "unknown".
+            await self._clock.sleep(slot - self._clock.now() - SENDING_LEAD)
             if not await self._ledger.mark_sending(cid, work.owner):
                 log.warning("command %s: claim lost before sending; its new owner goes on", cid)
                 return Done(None)
             work.critical = True
+            await self._clock.sleep(slot - self._clock.now())
             work.attempts += 1
             outcome = await self._request(command, message)
             if outcome.error_code is not None:
