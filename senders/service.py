@@ -206,7 +206,9 @@ class SendService(Generic[P]):
             grant = await self._limiter.acquire(limits, message.cost, self._inline)
             now = self._clock.now()
             if not grant.granted:
-                if grant.wait > self._hold or now + grant.wait >= expires:
+                if now + grant.wait >= expires:  # no slot before the deadline
+                    return await self._finish(command, work, "expired", error_code="rate_limit")
+                if grant.wait > self._hold:
                     await self._ledger.release(cid, work.owner)
                     return Defer(now + grant.wait, "rate_limit", work.attempts)
                 # Hold the command (and so this replica's intake): ask again when the slot

@@ -241,6 +241,15 @@ async def test_rate_slots_short_waits_are_held_long_ones_deferred() -> None:
     assert deferred.not_before == pytest.approx(1_900_000_000.0 + 12.0)
 
 
+async def test_no_rate_slot_before_the_deadline_expires_at_once() -> None:
+    w = world([SENT, SENT])
+    w.provider.rate = 0.1  # one slot every 10 s
+    assert await w.service.handle(cmd(w), Work("a")) == Done("sent")
+    assert await w.service.handle(cmd(w, expires_in=5.0), Work("b")) == Done("expired")
+    assert w.emitter.results[-1].error_code == "rate_limit"
+    assert len(w.provider.calls) == 1
+
+
 async def test_consent_and_reachability_are_checked_at_send_time() -> None:
     w = world([ProviderOutcome("opted_out", "opted_out", error_code="21610")])
     c = cmd(w)
