@@ -70,6 +70,7 @@ class _Task:
     offset: int
     work: Work
     task: asyncio.Task[None]
+    offsets: PartitionOffsets  # of the assignment it was started in
 
 
 def header(record: Record, name: str) -> str | None:
@@ -163,7 +164,7 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
             work = Work(f"{self._owner_prefix}:{self._counter}", attempts=_attempts(record))
             offsets.start(record.offset)
             task = asyncio.create_task(self._process(tp, record, work))
-            self._tasks[task] = _Task(tp, record.offset, work, task)
+            self._tasks[task] = _Task(tp, record.offset, work, task, offsets)
             self._metrics.in_flight.labels(self.channel).inc()
             task.add_done_callback(self._done)
 
@@ -190,8 +191,8 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
             # record comes back after a restart rather than being lost.
             log.error("record %s@%d was not handled: %r", entry.tp, entry.offset, error)
             return
-        if (offsets := self._offsets.get(entry.tp)) is not None:
-            offsets.finish(entry.offset)
+        if self._offsets.get(entry.tp) is entry.offsets:  # not from an earlier assignment
+            entry.offsets.finish(entry.offset)
 
     async def _process(self, tp: TopicPartition, record: Record, work: Work) -> None:
         source = "retry" if tp.topic == self.retry_topic else "main"
