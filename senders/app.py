@@ -27,6 +27,7 @@ from senders.keys import Keys
 from senders.ledger import RedisLedger
 from senders.metrics import Metrics
 from senders.mirror import ConsentMirror
+from senders.phonebook import PhoneBook
 from senders.ratelimit import RedisLimiter
 from senders.service import SendService
 from senders.smtp_email import SmtpEmail
@@ -83,7 +84,7 @@ def sender_topics(settings: Settings, channel: Channel) -> tuple[str, str, list[
 
 
 @contextlib.asynccontextmanager
-async def _stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
+async def stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -139,13 +140,14 @@ async def run_sender(
             KafkaEmitter(kafka, TopicCatalogue(settings.topic_prefix)),
             metrics,
             clock,
+            PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
         )
         consumer = CommandConsumer(settings, service, kafka, metrics, clock, main_topic, dlq_topic)
         if settings.sender_http_port:
             runner = await start_http(settings.sender_http_port, registry, lambda: consumer.ready)
         log.info("%s sender consuming %s", channel, main_topic)
         if handle_signals:
-            async with _stop_on_signals(stop):
+            async with stop_on_signals(stop):
                 await consumer.run(stop)
         else:
             await consumer.run(stop)
@@ -182,7 +184,7 @@ async def run_mirror(
         if settings.sender_http_port:
             runner = await start_http(settings.sender_http_port, registry, lambda: mirror.caught_up)
         if handle_signals:
-            async with _stop_on_signals(stop):
+            async with stop_on_signals(stop):
                 await mirror.run(stop)
         else:
             await mirror.run(stop)

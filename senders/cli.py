@@ -57,3 +57,14 @@ def run_consent_mirror(settings: Settings) -> int:
     configure_logging()
     asyncio.run(run_mirror(settings))
     return 0
+
+
+def run_webhooks_service(settings: Settings) -> int:
+    from senders.webhooks.logs import MaskingFilter
+    from senders.webhooks.service import run_webhooks
+
+    configure_logging()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskingFilter())
+    asyncio.run(run_webhooks(settings))
+    return 0

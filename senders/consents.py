@@ -18,7 +18,7 @@ from typing import Any, Final, Literal, Protocol, cast
 import orjson
 from redis.asyncio import Redis
 
-from senders.keys import Keys, mask_address
+from senders.keys import Keys, address_hash, mask_address
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
 from streams.models.events import format_ms, parse_time
@@ -86,19 +86,45 @@ def parse_consent_record(key: bytes | None, value: bytes | None) -> ConsentUpdat
     )
 
 
-def opt_out_record(
-    customer_id: str, channel: Channel, source: str, at_ms: int, evidence: dict[str, Any]
+def address_subject(address: str) -> str:
+    """The ledger's subject for a bare address (a phone number no customer is known for).
+
+    A STOP from a number is recorded under ``addr:<hash>:sms`` as well as under each customer
+    the number resolves to, so an opt-out is never lost; the SMS sender checks both. The number
+    is hashed like every address in a Redis key; the record's evidence holds it in clear.
+    """
+    return f"addr:{address_hash(address)}"
+
+
+def consent_record(
+    customer_id: str,
+    channel: Channel,
+    status: ConsentStatus,
+    source: str,
+    at_ms: int,
+    evidence: dict[str, Any],
 ) -> tuple[bytes, bytes]:
-    """Key and value of an opt-out to produce to ``consents`` (e.g. after Twilio's 21610)."""
+    """Key and value of one ledger entry to produce to ``consents``.
+
+    ``source`` says which path recorded it (``sms_keyword``, ``email_one_click``, ...) and
+    ``evidence`` holds what was received, so an audit can replay the ledger and re-check it.
+    """
     value = {
         "customer_id": customer_id,
         "channel": channel,
-        "status": "opted_out",
+        "status": status,
         "source": source,
         "recorded_at": format_ms(at_ms),
         "evidence": evidence,
     }
     return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
+
+
+def opt_out_record(
+    customer_id: str, channel: Channel, source: str, at_ms: int, evidence: dict[str, Any]
+) -> tuple[bytes, bytes]:
+    """Key and value of an opt-out to produce to ``consents`` (e.g. after Twilio's 21610)."""
+    return consent_record(customer_id, channel, "opted_out", source, at_ms, evidence)
 
 
 class Consents(Protocol):

@@ -43,6 +43,15 @@ class Keys:
     def undeliverable(self, channel: str, address: str) -> str:
         return f"{self.prefix}undeliverable:{channel}:{address_hash(address)}"
 
+    def phone(self, address: str) -> str:
+        """The customers the SMS sender texted at ``address`` (a sorted set, newest last)."""
+        return f"{self.prefix}phone:{address_hash(address)}"
+
+    def webhook_seen(self, scope: str, fingerprint: str) -> str:
+        """A provider callback already handled (Twilio retries its webhooks)."""
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        return f"{self.prefix}webhook:{scope}:{digest}"
+
 
 def address_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]

@@ -29,11 +29,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, ConsentUpdate, opt_out_record
+from senders.consents import Consent, Consents, ConsentUpdate, address_subject, opt_out_record
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome, backoff, error_label
+from senders.phonebook import PhoneIndex
 from senders.provider import P, Provider
 from senders.ratelimit import Limiter
 from streams.errors import ConfigurationError, InvalidRecord
@@ -100,8 +101,10 @@ class SendService(Generic[P]):
         emitter: Emitter,
         metrics: Metrics,
         clock: Clock,
+        phones: PhoneIndex | None = None,
     ) -> None:
         self._s = settings
+        self._phones = phones
         self._provider = provider
         self._ledger = ledger
         self._limiter = limiter
@@ -185,11 +188,20 @@ class SendService(Generic[P]):
             return Reject(exc.reason)
         if command.mode == "dry_run":
             return await self._finish(command, work, "suppressed", error_code="dry_run")
+        if self._phones is not None and command.channel == "sms":
+            # Before the request: a STOP in reply must find this customer (see phonebook.py).
+            now_ms = int(self._clock.now() * 1000)
+            await self._phones.remember(command.to, command.customer_id, now_ms)
         return await self._send(command, message, work)
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""
         consent = await self._consents.get(command.customer_id, command.channel)
+        if command.channel == "sms":
+            # A STOP from the number itself (recorded when no customer was known for it):
+            # the newer of the two statements decides.
+            by_number = await self._consents.get(address_subject(command.to), "sms")
+            consent = newest(consent, by_number)
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
         if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
@@ -376,3 +388,12 @@ class SendService(Generic[P]):
                 self._metrics.infra_errors.labels(self.channel, component).inc()
                 log.warning("%s failed (%s); retrying", component, exc)
                 await asyncio.sleep(backoff(failures, 0.1, 5.0))
+
+
+def newest(first: Consent | None, second: Consent | None) -> Consent | None:
+    """The later of two consents; an opt-out wins a tie."""
+    if first is None or second is None:
+        return first or second
+    if first.recorded_at_ms != second.recorded_at_ms:
+        return first if first.recorded_at_ms > second.recorded_at_ms else second
+    return first if first.status == "opted_out" else second

@@ -159,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
     consents_cmd = consents.add_subparsers(title="actions", metavar="ACTION")
     mirror = consents_cmd.add_parser("mirror", help="keep Redis in step with the consents topic")
     mirror.set_defaults(run=_run_consent_mirror)
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="serve Twilio webhooks, one-click unsubscribe and click redirects",
+        description="Inbound STOP/START/HELP and delivery callbacks from Twilio, RFC 8058 "
+        "unsubscribe and click-tracking redirects, on CARTPULSE_WEBHOOKS_PORT (BRIEF §6).",
+    )
+    webhooks.set_defaults(run=_run_webhooks)
     return parser
 
 
@@ -172,6 +179,12 @@ def _run_consent_mirror(args: argparse.Namespace, settings: Settings) -> int:
     from senders.cli import run_consent_mirror
 
     return run_consent_mirror(settings)
+
+
+def _run_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    from senders.cli import run_webhooks_service
+
+    return run_webhooks_service(settings)
 
 
 def _catalogue(settings: Settings) -> TopicCatalogue:

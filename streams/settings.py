@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     worker_id: str = Field("cartpulse-detector", description="Faust app id (consumer group).")
     web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /healthz, /readyz port.")
 
+    # Journeys (BRIEF §4)
+    policy_file: Path | None = Field(
+        None, description="Flow policy (TOML); the shipped default policy when unset."
+    )
+    coupon_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key of coupon codes; required when a step has one."
+    )
+    journeys_enabled: bool = Field(True, description="Run the journeys agent in the worker.")
+    journeys_dry_run: bool = Field(False, description="Mark every command dry_run.")
+
     # Senders (BRIEF §5)
     redis_cluster: bool = Field(False, description="Redis is a Cluster (keys use hash tags).")
     redis_key_prefix: str = Field(
@@ -153,6 +163,46 @@ class Settings(BaseSettings):
         SecretStr(""), description="HMAC key of unsubscribe tokens; required to send email."
     )
     unsubscribe_token_ttl: timedelta = Field(timedelta(days=90))
+
+    # Webhooks (BRIEF §6)
+    webhooks_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - Twilio, mail clients and probes reach it from outside
+        description="Interface the webhooks service binds.",
+    )
+    webhooks_port: int = Field(8080, ge=1, le=65535, description="Webhooks, /metrics, /healthz.")
+    webhooks_public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+$",
+        description="Scheme and host Twilio calls (behind a proxy); signatures cover this URL.",
+    )
+    webhooks_max_body_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="Larger request bodies get 413."
+    )
+    webhooks_opt_out_keywords: tuple[str, ...] = Field(
+        (), description="Extra SMS opt-out keywords (JSON list), beside STOP, STOPALL, ..."
+    )
+    webhooks_help_reply: str = Field(
+        "Cartpulse Shop: cart reminders. Msg & data rates may apply. Reply STOP to opt out.",
+        description="TwiML reply to HELP and INFO.",
+    )
+    webhooks_opt_out_reply: str = Field("", description="Reply to STOP; '' = none (Twilio's).")
+    webhooks_opt_in_reply: str = Field("", description="Reply to START; '' = none (Twilio's).")
+    webhooks_dedup_ttl: timedelta = Field(
+        timedelta(days=2), description="How long a Twilio callback is remembered (retries)."
+    )
+    webhooks_redirect_hosts: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description='Click redirect hosts per store_id, JSON: {"store-1": ["shop.example.com"]}; '
+        '"*" applies to every store.',
+    )
+    click_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key of click-tracking tokens; required to serve clicks."
+    )
+    click_token_ttl: timedelta = Field(timedelta(days=30))
+    phone_index_ttl: timedelta = Field(
+        timedelta(days=400),
+        description="How long the SMS sender remembers which customers it texted at a number.",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

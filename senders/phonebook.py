@@ -1,0 +1,53 @@
+"""Which customers the SMS sender has texted at a phone number (Redis), for inbound STOPs.
+
+An inbound SMS names a number, not a customer. Right before it sends, the SMS sender records
+``customer_id`` under the number (a sorted set scored by time, newest kept, hashed number in
+the key); the webhooks service reads it back to turn a STOP into opt-outs of those customers.
+A number nobody was texted at resolves to no one: the webhooks then record the opt-out under
+the number itself (``consents.address_subject``), which the sender also checks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final, Protocol
+
+from redis.asyncio import Redis
+
+from senders.keys import Keys
+
+MAX_CUSTOMERS_PER_NUMBER: Final = 20  # a shared family phone, not a mailing list
+
+
+class PhoneIndex(Protocol):
+    async def remember(self, address: str, customer_id: str, at_ms: int) -> None:
+        """Note that ``customer_id`` is reached at ``address`` (idempotent)."""
+        ...
+
+
+class PhoneBook:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        ttl: timedelta,
+        keep: int = MAX_CUSTOMERS_PER_NUMBER,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._ttl = max(1, int(ttl.total_seconds()))
+        self._keep = keep
+
+    async def remember(self, address: str, customer_id: str, at_ms: int) -> None:
+        key = self._keys.phone(address)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {customer_id: at_ms})
+            pipe.zremrangebyrank(key, 0, -(self._keep + 1))
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def customers(self, address: str) -> list[str]:
+        """The customers texted at ``address``, most recent first (at most ``keep``)."""
+        key = self._keys.phone(address)
+        members = await self._redis.zrevrange(key, 0, self._keep - 1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]

@@ -1,0 +1,158 @@
+"""Links people click: one-click unsubscribe (RFC 8058) and click-tracking redirects.
+
+Unsubscribe tokens are exactly those the email sender puts in ``List-Unsubscribe``
+(``senders.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners and
+link previews fetch URLs; they must not unsubscribe anyone); ``POST``, from a mail client's
+one-click button (body ``List-Unsubscribe=One-Click``) or from that page, records the opt-out
+in ``consents`` and in the Redis mirror before answering. Repeating it only repeats the record.
+
+A click is redirected (302) only to a URL on the store's allowed hosts; the engagement record
+is written first, but a Kafka failure does not keep the shopper from the shop (it is logged and
+counted as ``lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+
+from senders.clock import Clock
+from senders.consents import Consent, Consents, ConsentUpdate, consent_record
+from senders.service import INFRA_ERRORS
+from senders.unsubscribe import read_token
+from senders.webhooks.metrics import WebhookMetrics
+from senders.webhooks.ports import Outbox
+from senders.webhooks.replies import NO_STORE, Reply, page
+from senders.webhooks.tokens import (
+    ExpiredToken,
+    allowed_hosts,
+    read_click_token,
+    redirect_target,
+)
+from streams.errors import InvalidRecord
+from streams.models.commands import CHANNELS, Channel
+from streams.models.events import format_ms
+
+log = logging.getLogger(__name__)
+
+SOURCE_ONE_CLICK: Final = "email_one_click"
+SOURCE_PAGE: Final = "unsubscribe_page"
+ENGAGEMENT_TIMEOUT: Final = 2.0  # seconds a shopper waits for the click record at most
+MAX_USER_AGENT: Final = 256
+_RECORD_ERRORS: Final[tuple[type[BaseException], ...]] = (TimeoutError, *INFRA_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    unsubscribe_secret: bytes
+    click_secret: bytes
+    redirect_hosts: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest:
+    token: str
+    path: str  # where the confirmation page posts back to
+    one_click: bool  # the body was List-Unsubscribe=One-Click
+    user_agent: str = ""
+
+
+class LinkHooks:
+    def __init__(
+        self,
+        config: LinkConfig,
+        outbox: Outbox,
+        consents: Consents,
+        metrics: WebhookMetrics,
+        clock: Clock,
+    ) -> None:
+        self._c = config
+        self._outbox = outbox
+        self._consents = consents
+        self._metrics = metrics
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
+
+    def confirm_page(self, request: UnsubscribeRequest) -> Reply:
+        """``GET``: check the token and ask to confirm; records nothing."""
+        try:
+            token = read_token(self._c.unsubscribe_secret, request.token, self._now_ms())
+        except InvalidRecord:
+            return _bad_link()
+        what = "text messages" if token.channel == "sms" else "emails"
+        action = f"{request.path}?token={request.token}"
+        return page(200, "Unsubscribe", f"Stop receiving these {what}?", form_action=action)
+
+    async def unsubscribe(self, request: UnsubscribeRequest) -> Reply:
+        """``POST``: record the opt-out (Kafka, then Redis) and confirm it."""
+        at_ms = self._now_ms()
+        try:
+            token = read_token(self._c.unsubscribe_secret, request.token, at_ms)
+        except InvalidRecord:
+            return _bad_link()
+        if token.channel not in CHANNELS:
+            return _bad_link()
+        channel: Channel = "sms" if token.channel == "sms" else "email"
+        source = SOURCE_ONE_CLICK if request.one_click else SOURCE_PAGE
+        evidence = {
+            "token": request.token,  # signed: an audit can verify it with the key
+            "store_id": token.store_id,
+            "one_click": request.one_click,
+            "user_agent": request.user_agent[:MAX_USER_AGENT],
+        }
+        key, value = consent_record(
+            token.customer_id, channel, "opted_out", source, at_ms, evidence
+        )
+        await self._outbox.consent(key, value)
+        consent = Consent("opted_out", at_ms, source)
+        await self._consents.apply(ConsentUpdate(token.customer_id, channel, consent))
+        self._metrics.consents.labels(channel, "opted_out").inc()
+        return page(200, "Unsubscribed", "You will not receive these messages any more.")
+
+    async def click(self, token_text: str, user_agent: str = "") -> Reply:
+        """Record the click on ``engagement`` and redirect, or refuse the link."""
+        now_ms = self._now_ms()
+        try:
+            token = read_click_token(self._c.click_secret, token_text, now_ms)
+            target = redirect_target(
+                token.url, allowed_hosts(self._c.redirect_hosts, token.store_id)
+            )
+        except ExpiredToken:
+            reply = _bad_link(410)
+            return Reply(reply.status, reply.body, reply.content_type, reply.headers, "expired")
+        except InvalidRecord:
+            return _bad_link()
+        event = {
+            "event_id": uuid.uuid4().hex,
+            "type": "link_clicked",
+            "customer_id": token.customer_id,
+            "store_id": token.store_id,
+            "command_id": token.command_id,
+            "url": target,
+            "occurred_at": format_ms(now_ms),
+            "user_agent": user_agent[:MAX_USER_AGENT],
+        }
+        try:
+            async with asyncio.timeout(ENGAGEMENT_TIMEOUT):
+                await self._outbox.engagement(token.customer_id.encode(), orjson.dumps(event))
+            self._metrics.clicks.labels("redirected").inc()
+        except _RECORD_ERRORS as exc:
+            self._metrics.clicks.labels("lost").inc()
+            log.warning("click on command %s not recorded: %r", token.command_id, exc)
+        return Reply(302, "", "text/plain", {"Location": target, **NO_STORE})
+
+
+def _bad_link(status: int = 400) -> Reply:
+    return page(
+        status,
+        "This link does not work",
+        "It is invalid or has expired. Use the link in a recent message, or contact the store.",
+    )

@@ -1,0 +1,37 @@
+"""Masking phone numbers and email addresses in log lines (BRIEF §7).
+
+The webhooks see raw numbers and addresses in every request; code masks what it logs with
+``mask_address``, and ``MaskingFilter`` is the net under that: any E.164-looking number or
+email address left in a formatted message is masked before a handler writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+from senders.keys import mask_address
+
+_ADDRESS: Final = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+    r"|\+?\b[0-9][0-9 ().-]{6,18}[0-9]\b"
+)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every email address and phone-number-like run masked."""
+    return _ADDRESS.sub(lambda m: mask_address(m.group(0)), text)
+
+
+class MaskingFilter(logging.Filter):
+    """Rewrites each record's message (and exception text) with ``mask_text``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        return True

@@ -1,0 +1,23 @@
+"""What the webhook handlers need from the outside world, as Protocols (fakes in tests)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from streams.models.commands import SendResult
+
+
+class Outbox(Protocol):
+    """Kafka: each call returns once the broker has acknowledged the record."""
+
+    async def consent(self, key: bytes, value: bytes) -> None: ...
+
+    async def result(self, result: SendResult) -> None: ...
+
+    async def engagement(self, key: bytes, value: bytes) -> None: ...
+
+
+class Directory(Protocol):
+    """Who a phone number belongs to (``senders.phonebook.PhoneBook``)."""
+
+    async def customers(self, address: str) -> list[str]: ...

@@ -1,0 +1,57 @@
+"""What the webhooks answer (pure): TwiML for Twilio, small HTML pages for people."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html import escape
+from typing import Final, Literal
+from xml.sax.saxutils import escape as xml_escape
+
+Outcome = Literal[
+    "ok", "duplicate", "ignored", "forbidden", "invalid", "too_large", "expired", "unavailable"
+]
+TWIML: Final = "application/xml"
+HTML: Final = "text/html"
+NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: str = ""
+    content_type: str = "text/plain"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    outcome: Outcome = "ok"
+
+
+def twiml(message: str = "", outcome: Outcome = "ok") -> Reply:
+    """A TwiML answer: ``<Message>`` when there is something to say, else an empty response."""
+    inner = f"<Message>{xml_escape(message)}</Message>" if message else ""
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>'
+    return Reply(200, body, TWIML, outcome=outcome)
+
+
+def page(status: int, title: str, text: str, form_action: str | None = None) -> Reply:
+    button = ""
+    if form_action is not None:
+        button = (
+            f'<form method="post" action="{escape(form_action)}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>"
+        f"<p>{escape(text)}</p>{button}</main></body></html>"
+    )
+    outcome: Outcome = "ok" if status < 400 else "invalid"
+    return Reply(status, body, HTML, NO_STORE, outcome)
+
+
+def plain(
+    status: int, text: str, outcome: Outcome, headers: Mapping[str, str] | None = None
+) -> Reply:
+    return Reply(status, text + "\n", "text/plain", headers or {}, outcome)

@@ -1,0 +1,124 @@
+"""Click-tracking tokens and the redirect check (pure).
+
+A click token is ``base64url(json ["click", customer_id, store_id, command_id, url,
+expires_ms]) "." base64url(mac)`` with ``mac`` the first 16 bytes of HMAC-SHA256 under
+``click_secret``. The leading ``"click"`` and the separate key keep a token of one kind from
+passing as the other (unsubscribe tokens are ``senders.unsubscribe``'s, verified as they are).
+
+Even a validly signed URL is only followed to the store's allowed hosts over http(s): a leaked
+key or a host a store has since dropped must not turn the service into an open redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Final
+from urllib.parse import urlsplit
+
+import orjson
+
+from streams.errors import InvalidRecord
+
+_MAC_BYTES: Final = 16
+_KIND: Final = "click"
+MAX_URL_CHARS: Final = 2048
+_UNSAFE: Final = re.compile(r"[\x00-\x20\x7f\\]")  # controls, spaces and backslashes
+
+
+class ExpiredToken(InvalidRecord):
+    """A genuine token past its ``expires_ms``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClickToken:
+    customer_id: str
+    store_id: str
+    command_id: str
+    url: str
+    expires_ms: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+
+
+def _mac(secret: bytes, payload: bytes) -> bytes:
+    return hmac.new(secret, payload, sha256).digest()[:_MAC_BYTES]
+
+
+def make_click_token(secret: bytes, token: ClickToken) -> str:
+    payload = orjson.dumps(
+        [_KIND, token.customer_id, token.store_id, token.command_id, token.url, token.expires_ms]
+    )
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+
+
+def click_url(base: str, token: str) -> str:
+    """The tracking link for ``token`` under the service's public ``/c/`` route."""
+    return f"{base.rstrip('/')}/c/{token}"
+
+
+def read_click_token(secret: bytes, text: str, now_ms: int) -> ClickToken:
+    """The token's contents; ``InvalidRecord`` if malformed or forged, ``ExpiredToken`` if old."""
+    payload_b64, dot, mac_b64 = text.partition(".")
+    if not dot or not secret:
+        raise InvalidRecord("click token is malformed")
+    try:
+        payload, mac = _unb64(payload_b64), _unb64(mac_b64)
+    except (ValueError, UnicodeEncodeError):
+        raise InvalidRecord("click token is not base64url") from None
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise InvalidRecord("click token signature does not match")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise InvalidRecord("click token payload is malformed") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 6
+        or data[0] != _KIND
+        or not all(isinstance(v, str) for v in data[1:5])
+        or not isinstance(data[5], int)
+    ):
+        raise InvalidRecord("click token payload is malformed")
+    _, customer_id, store_id, command_id, url, expires_ms = data
+    if expires_ms <= now_ms:
+        raise ExpiredToken("click token has expired")
+    return ClickToken(customer_id, store_id, command_id, url, expires_ms)
+
+
+def allowed_hosts(hosts: Mapping[str, tuple[str, ...]], store_id: str) -> frozenset[str]:
+    """The store's own hosts and those allowed for every store (``"*"``), lower case."""
+    return frozenset(h.lower().rstrip(".") for h in (*hosts.get(store_id, ()), *hosts.get("*", ())))
+
+
+def redirect_target(url: str, allowed: frozenset[str]) -> str:
+    """``url`` when it is an absolute http(s) URL on an allowed host; else ``InvalidRecord``.
+
+    Rejects what browsers read differently from parsers: backslashes, controls, spaces,
+    credentials (``https://shop@evil``), and scheme-relative or relative URLs.
+    """
+    if len(url) > MAX_URL_CHARS or _UNSAFE.search(url):
+        raise InvalidRecord("redirect URL holds characters browsers may reinterpret")
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise InvalidRecord("redirect URL does not parse") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise InvalidRecord("redirect URL must be absolute http(s)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRecord("redirect URL may not carry credentials")
+    if host not in allowed:
+        raise InvalidRecord("redirect host is not one of the store's allowed hosts")
+    return url

@@ -1,0 +1,210 @@
+"""Twilio's webhooks: inbound messages (keywords → the consent ledger) and status callbacks
+(→ ``send.results``). Framework-free: the routes hand over the URL Twilio signed, the parsed
+form and the headers, and send back the ``Reply``.
+
+Order for both: the signature first (403 when it does not verify, before anything is read or
+remembered), then de-duplication (Twilio retries a webhook that timed out or failed, with the
+same ``I-Twilio-Idempotency-Token``), then the work, which is durable before the reply: records
+acknowledged by Kafka, the consent mirror updated in Redis so senders see an opt-out at once.
+Kafka or Redis trouble propagates; the route answers 503 and Twilio retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from pydantic import ValidationError
+
+from senders.clock import Clock
+from senders.consents import (
+    Consent,
+    Consents,
+    ConsentStatus,
+    ConsentUpdate,
+    address_subject,
+    consent_record,
+)
+from senders.keys import mask_address
+from senders.service import INFRA_ERRORS
+from senders.webhooks.dedup import Deduplicator
+from senders.webhooks.forms import Form, first
+from senders.webhooks.keywords import Keyword, Keywords
+from senders.webhooks.metrics import WebhookMetrics
+from senders.webhooks.ports import Directory, Outbox
+from senders.webhooks.replies import Reply, plain, twiml
+from senders.webhooks.signature import signature_valid
+from streams.errors import InvalidRecord
+from streams.models.commands import ResultStatus, SendResult
+
+log = logging.getLogger(__name__)
+
+SOURCE_KEYWORD: Final = "sms_keyword"
+DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+# Carrier errors that say the number cannot take SMS at all (unknown, landline/unreachable).
+UNDELIVERABLE_CODES: Final = frozenset({"30005", "30006"})
+RETRY_LATER: Final = {"Retry-After": "5"}
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioConfig:
+    auth_token: str
+    keywords: Keywords
+    help_reply: str
+    opt_out_reply: str
+    opt_in_reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioRequest:
+    url: str  # as Twilio requested it, query string included
+    form: Form
+    signature: str | None
+    idempotency_token: str | None
+    command_id: str | None = None  # from the status callback URL's query
+
+
+class TwilioHooks:
+    def __init__(
+        self,
+        config: TwilioConfig,
+        outbox: Outbox,
+        consents: Consents,
+        directory: Directory,
+        seen: Deduplicator,
+        metrics: WebhookMetrics,
+        clock: Clock,
+    ) -> None:
+        self._c = config
+        self._outbox = outbox
+        self._consents = consents
+        self._directory = directory
+        self._seen = seen
+        self._metrics = metrics
+        self._clock = clock
+
+    async def inbound(self, request: TwilioRequest) -> Reply:
+        """An inbound SMS: a keyword changes consent; the answer is TwiML."""
+        if not signature_valid(request.url, request.form, self._c.auth_token, request.signature):
+            return plain(403, "signature does not verify", "forbidden")
+        sender = first(request.form, "From")
+        if not sender:
+            raise InvalidRecord("an inbound message needs From")
+        keyword = self._c.keywords.classify(
+            first(request.form, "Body"), first(request.form, "OptOutType")
+        )
+        reply = self._reply_to(keyword)
+        if keyword is None or keyword.kind == "help":
+            self._metrics.keywords.labels(keyword.kind if keyword else "none").inc()
+            return reply
+        sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
+        fingerprint = request.idempotency_token or sid
+        if not fingerprint:
+            raise InvalidRecord("an inbound message needs MessageSid")
+
+        async def record() -> None:
+            await self._record_keyword(request, keyword, sender)
+            self._metrics.keywords.labels(keyword.kind).inc()
+
+        return await self._once("inbound", fingerprint, record, reply)
+
+    async def status(self, request: TwilioRequest) -> Reply:
+        """A status callback: final delivery states go to ``send.results``, once each."""
+        if not signature_valid(request.url, request.form, self._c.auth_token, request.signature):
+            return plain(403, "signature does not verify", "forbidden")
+        raw_status = first(request.form, "MessageStatus") or first(request.form, "SmsStatus")
+        status = DELIVERY_STATUSES.get(raw_status.lower())
+        if status is None or not request.command_id:
+            # queued / sent / read ... are not outcomes; a callback without our command_id
+            # belongs to a message cartpulse did not send.
+            return plain(200, "ignored", "ignored")
+        sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
+        fingerprint = request.idempotency_token or f"{sid}:{raw_status.lower()}"
+        code = first(request.form, "ErrorCode") or None
+        try:
+            result = SendResult(
+                command_id=request.command_id,
+                status=status,
+                provider_id=sid or None,
+                error_code=code,
+                attempts=0,
+                at=datetime.fromtimestamp(self._clock.now(), tz=UTC),
+                channel="sms",
+            )
+        except ValidationError:
+            raise InvalidRecord("status callback does not make a valid send result") from None
+        to = first(request.form, "To")
+
+        async def record() -> None:
+            await self._outbox.result(result)
+            if code in UNDELIVERABLE_CODES and to:
+                await self._consents.mark_undeliverable("sms", to, code or "")
+            self._metrics.delivery_reports.labels(status).inc()
+
+        return await self._once("status", fingerprint, record, plain(200, "ok", "ok"))
+
+    def _reply_to(self, keyword: Keyword | None) -> Reply:
+        if keyword is None:
+            return twiml()
+        text = {
+            "help": self._c.help_reply,
+            "opt_out": self._c.opt_out_reply,
+            "opt_in": self._c.opt_in_reply,
+        }[keyword.kind]
+        return twiml(text)
+
+    async def _record_keyword(self, request: TwilioRequest, keyword: Keyword, sender: str) -> None:
+        at_ms = int(self._clock.now() * 1000)
+        status: ConsentStatus = "opted_out" if keyword.kind == "opt_out" else "opted_in"
+        customers = await self._directory.customers(sender)
+        if not customers:
+            self._metrics.unresolved.inc()
+        evidence = {
+            "keyword": keyword.word,
+            "url": request.url,
+            "signature": request.signature,
+            "idempotency_token": request.idempotency_token,
+            "form": {name: list(values) for name, values in request.form.items()},
+            "resolved_customers": customers,
+        }
+        # The number itself always, and every customer texted at it: the opt-out is never
+        # lost, and journeys (which read consents by customer) stop scheduling at once.
+        subjects = [address_subject(sender), *customers]
+        for subject in subjects:
+            key, value = consent_record(subject, "sms", status, SOURCE_KEYWORD, at_ms, evidence)
+            await self._outbox.consent(key, value)
+            self._metrics.consents.labels("sms", status).inc()
+        for subject in subjects:
+            consent = Consent(status, at_ms, SOURCE_KEYWORD)
+            await self._consents.apply(ConsentUpdate(subject, "sms", consent))
+        log.info(
+            "%s from %s recorded for %d customer(s)",
+            keyword.word,
+            mask_address(sender),
+            len(customers),
+        )
+
+    async def _once(
+        self, scope: str, fingerprint: str, work: Callable[[], Awaitable[None]], reply: Reply
+    ) -> Reply:
+        state = await self._seen.claim(scope, fingerprint)
+        if state == "done":
+            return Reply(reply.status, reply.body, reply.content_type, reply.headers, "duplicate")
+        if state == "pending":  # the first delivery is still being handled
+            return plain(503, "being handled; retry later", "unavailable", RETRY_LATER)
+        try:
+            await work()
+        except BaseException:
+            with contextlib.suppress(*INFRA_ERRORS):
+                await self._seen.release(scope, fingerprint)
+            raise
+        await self._seen.done(scope, fingerprint)
+        return reply
