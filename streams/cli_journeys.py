@@ -1,0 +1,184 @@
+"""The ``journeys`` and ``report`` subcommands of ``cartpulse`` (see ``streams.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from streams.core.journeys import JourneyEngine
+from streams.core.policy import Policy
+from streams.errors import ConfigurationError
+from streams.journeys_offline import (
+    JourneyFiles,
+    JourneySummary,
+    OutputWriter,
+    read_inputs,
+    run_journeys,
+)
+from streams.policy_file import load_policy
+from streams.report import Report, Row
+from streams.settings import Settings
+
+MAX_REPORTED_REJECTS = 200
+COLUMNS = (
+    "flow", "variant", "abandonments", "journeys", "messages", "conversions", "recovered",
+    "recovery rate", "revenue", "rev/message", "lift (95% CI)",
+)  # fmt: skip
+
+
+def add_parsers(commands: Any) -> None:
+    jour = commands.add_parser(
+        "journeys",
+        help="run the journey engine over files, offline, in event-time order",
+        description="Merges abandonments, customers, consents and orders by event time and "
+        "writes the send commands (and the decisions and recoveries) the worker would.",
+    )
+    jour.add_argument("--abandonments", required=True, type=Path, metavar="FILE")
+    jour.add_argument("--customers", type=Path, metavar="FILE", help="profiles, JSONL")
+    jour.add_argument("--consents", type=Path, metavar="FILE", help="consent records, JSONL")
+    jour.add_argument("--orders", type=Path, metavar="FILE", help="events; orders are taken")
+    jour.add_argument("--results", type=Path, metavar="FILE", help="send results, JSONL")
+    jour.add_argument("--policy", type=Path, metavar="FILE", help="default: the shipped policy")
+    jour.add_argument("--dry-run", action="store_true", help="mark every command dry_run")
+    jour.add_argument("--output", required=True, metavar="FILE|-", help="send commands")
+    jour.add_argument("--decisions", type=Path, metavar="FILE", help="default: beside --output")
+    jour.add_argument("--recoveries", type=Path, metavar="FILE", help="default: beside --output")
+    jour.set_defaults(run=run_journeys_command)
+
+    rep = commands.add_parser(
+        "report",
+        help="per flow and variant: journeys, messages, recoveries, revenue, lift",
+        description="From the journey.decisions and recoveries topics, or from the files "
+        "`cartpulse journeys` wrote.",
+    )
+    rep.add_argument("--decisions", type=Path, metavar="FILE")
+    rep.add_argument("--recoveries", type=Path, metavar="FILE")
+    rep.add_argument("--json", action="store_true", help="print the rows as JSON")
+    rep.set_defaults(run=run_report_command)
+
+
+def engine_for(settings: Settings, policy: Policy, dry_run: bool = False) -> JourneyEngine:
+    """The engine the settings describe; a policy with coupons needs the coupon secret."""
+    secret = settings.coupon_secret.get_secret_value()
+    needs = any(step.incentive for flow in policy.flows.values() for step in flow.steps)
+    if needs and not secret:
+        raise ConfigurationError(
+            "the flow policy offers coupons: set CARTPULSE_COUPON_SECRET (the HMAC key that "
+            "makes codes unguessable), or remove 'incentive = true' from its steps"
+        )
+    return JourneyEngine(policy, secret.encode(), dry_run or settings.journeys_dry_run)
+
+
+def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
+    files = JourneyFiles(
+        args.abandonments, args.customers, args.consents, args.orders, args.results
+    )
+    for path in (files.abandonments, files.customers, files.consents, files.orders, files.results):
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"{path}: no such file")
+    policy = load_policy(args.policy or settings.policy_file)
+    engine = engine_for(settings, policy, args.dry_run)
+    summary = JourneySummary()
+    reported = 0
+
+    def reject(where: str, line: bytes, reason: str) -> None:
+        nonlocal reported
+        reported += 1
+        if reported <= MAX_REPORTED_REJECTS:
+            pass
+
+    inputs = read_inputs(files, summary, reject)
+    beside = None if args.output == "-" else Path(args.output)
+    decisions = args.decisions or (beside and beside.with_suffix(".decisions.jsonl"))
+    recoveries = args.recoveries or (beside and beside.with_suffix(".recoveries.jsonl"))
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(_open(args.output))
+        dec = stack.enter_context(_open(str(decisions))) if decisions else None
+        rec = stack.enter_context(_open(str(recoveries))) if recoveries else None
+        run_journeys(inputs, engine, OutputWriter(out, dec, rec, summary))
+    ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items())) or "none"
+    ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
+    for _label, _count in sorted(summary.decisions.items()):
+        pass
+    return 0
+
+
+def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
+    report = Report()
+    if args.decisions or args.recoveries:
+        for path, add in ((args.decisions, report.add_decision),
+                          (args.recoveries, report.add_recovery)):  # fmt: skip
+            if path is not None:
+                for record in _jsonl(path):
+                    add(record)
+    else:
+        asyncio.run(_from_topics(settings, report))
+    rows = report.rows()
+    if args.json:
+        sys.stdout.write(orjson.dumps([row.to_dict() for row in rows]).decode() + "\n")
+    else:
+        print_report(rows)
+    return 0
+
+
+def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="cartpulse journeys")
+    for name in COLUMNS:
+        table.add_column(name, justify="left" if name in ("flow", "variant") else "right")
+    for row in rows:
+        d = row.to_dict()
+        lift = "-"
+        if d["lift"] is not None:
+            low, high = d["lift_ci95"]
+            lift = f"{d['lift']:+.1%} ({low:+.1%}, {high:+.1%})"
+        table.add_row(
+            d["flow"], d["variant"], f"{d['abandonments']:,}", f"{d['journeys']:,}",
+            f"{d['messages']:,}", f"{d['conversions']:,}", f"{d['orders_recovered']:,}",
+            f"{d['recovery_rate']:.1%}", d["revenue"], d["revenue_per_message"], lift,
+        )  # fmt: skip
+    Console(file=file or sys.stdout, width=160).print(table)
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    record = orjson.loads(line)
+                    if isinstance(record, dict):
+                        yield record
+
+
+async def _from_topics(settings: Settings, report: Report) -> None:
+    from streams.kafka import read_all
+    from streams.topics import Topic, TopicCatalogue
+
+    topics = TopicCatalogue(settings.topic_prefix)
+    for topic, add in ((Topic.DECISIONS, report.add_decision),
+                       (Topic.RECOVERIES, report.add_recovery)):  # fmt: skip
+        async for value in read_all(settings, topics.name(topic)):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                record = orjson.loads(value)
+                if isinstance(record, dict):
+                    add(record)
+
+
+@contextlib.contextmanager
+def _open(target: str) -> Iterator[IO[bytes]]:
+    if target == "-":
+        yield sys.stdout.buffer
+    else:
+        with Path(target).open("wb") as handle:
+            yield handle

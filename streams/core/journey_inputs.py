@@ -1,0 +1,54 @@
+"""The journey engine's inputs as one union: whose they are, when they happened, and dispatch.
+
+The worker's journeys agent and ``cartpulse journeys`` both route every input through
+``apply``, so the two can't disagree on what an input does.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from streams.core.journey_state import CustomerState
+from streams.core.journeys import JourneyEngine, Outputs
+from streams.models.commands import SendResult
+from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
+
+JourneyInput = AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult
+
+# On equal times: what the customer is and allows first, then orders (an order at the very
+# moment of an abandonment's deadline still counts), then abandonments, then send results.
+_RANK: Final = {Profile: 0, ConsentChange: 1, OrderIn: 2, AbandonmentIn: 3, SendResult: 4}
+
+
+def customer_of(item: JourneyInput) -> str | None:
+    return item.customer_id
+
+
+def time_of(item: JourneyInput) -> int:
+    """The input's event time (ms); profiles carry none and sort first."""
+    if isinstance(item, AbandonmentIn):
+        return item.detected_ms
+    if isinstance(item, OrderIn):
+        return item.occurred_ms
+    if isinstance(item, ConsentChange):
+        return item.recorded_ms
+    if isinstance(item, SendResult):
+        return int(item.at.timestamp() * 1000)
+    return 0
+
+
+def order_key(item: JourneyInput, seq: int) -> tuple[int, int, int]:
+    return time_of(item), _RANK[type(item)], seq
+
+
+def apply(engine: JourneyEngine, state: CustomerState, item: JourneyInput, now: int) -> Outputs:
+    """Hand one input to the engine method that handles its kind."""
+    if isinstance(item, AbandonmentIn):
+        return engine.on_abandonment(state, item, now)
+    if isinstance(item, OrderIn):
+        return engine.on_order(state, item, now)
+    if isinstance(item, Profile):
+        return engine.on_profile(state, item, now)
+    if isinstance(item, ConsentChange):
+        return engine.on_consent(state, item, now)
+    return engine.on_result(state, item, now)

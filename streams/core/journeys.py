@@ -1,0 +1,481 @@
+"""The journey engine (BRIEF §4), pure: one customer's state + one input + ``now`` → decisions.
+
+``JourneyEngine`` methods take a ``CustomerState``, an input and ``now`` (epoch ms on the
+engine's clock: the watermark in event mode, the wall clock in live mode), change the state in
+place and return ``Outputs``: send commands, decisions (every start, schedule, deferral, skip
+and end with its reason) and recoveries. No Faust, Kafka, Redis or clock reads; the worker's
+journeys agent and ``cartpulse journeys`` call the same methods.
+
+Rules, precisely:
+
+* A step is due at ``last_activity + after (+ the variant's delay)`` and expires at
+  ``last_activity + expires_after``. It is checked when scheduled (consent, address) and again
+  when due (also quiet hours and caps). A step blocked by quiet hours or a cap is deferred to
+  the first moment both allow, unless that is at or past its expiry; then it is skipped.
+* Commands carry the step's due moment as ``created_at`` and ``not_before`` (not the wall
+  clock), so a replay of the same inputs gives byte-identical commands.
+* An order of the customer that occurred at or after a journey's start ends it as converted:
+  its pending steps are dropped, whenever the order arrives. A cart journey supersedes a browse
+  journey; a new cart abandonment while a cart journey runs only updates its cart. A customer
+  enters a flow at most once per re-entry cooldown. An opt-out drops that channel's pending
+  steps at once.
+* Attribution: an order within the channel's window after a sent message is a recovery
+  credited to the latest such message. A result that says the message did not go out
+  (failed, suppressed, expired, undelivered) removes it from the touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from streams.core.eligibility import (
+    HOLDOUT,
+    address_for,
+    assign_variant,
+    cap_free_at,
+    consent_reason,
+    coupon_code,
+    next_allowed,
+    resolve_zone,
+)
+from streams.core.journey_state import CustomerState, Journey, StepState, Touch
+from streams.core.policy import Flow, Policy, Step
+from streams.models.abandonment import Kind
+from streams.models.commands import LOCALE, Channel, Mode, SendCommand, SendResult
+from streams.models.events import format_ms
+from streams.models.journey import (
+    AbandonmentIn,
+    Action,
+    ConsentChange,
+    Decision,
+    OrderIn,
+    Profile,
+    Recovery,
+)
+
+NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
+UNDELIVERABLE_SMS: Final = frozenset({"21211", "21614"})
+MAX_SEEN_ORDERS: Final = 32
+MAX_DEFERRALS: Final = 50  # a step deferred this often is skipped (a policy that never allows)
+
+
+@dataclass(slots=True)
+class Outputs:
+    commands: list[SendCommand] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
+
+    def extend(self, other: Outputs) -> None:
+        self.commands += other.commands
+        self.decisions += other.decisions
+        self.recoveries += other.recoveries
+
+
+def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
+    digest = hashlib.blake2b(f"{customer_id}\0{flow}\0{abandonment_id}".encode(), digest_size=12)
+    return f"jr-{digest.hexdigest()}"
+
+
+def command_id_of(journey_id: str, step: int, channel: Channel) -> str:
+    digest = hashlib.blake2b(f"{journey_id}\0{step}\0{channel}".encode(), digest_size=16)
+    return f"cmd-{digest.hexdigest()}"
+
+
+class JourneyEngine:
+    """Applies the policy to one customer at a time; holds no per-customer state itself."""
+
+    def __init__(self, policy: Policy, coupon_secret: bytes, dry_run: bool = False) -> None:
+        self.policy = policy
+        self.coupon_secret = coupon_secret
+        self.mode: Mode = "dry_run" if dry_run or policy.mode == "dry_run" else "live"
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_abandonment(self, state: CustomerState, ab: AbandonmentIn, now: int) -> Outputs:
+        out = self.advance(state, now)
+        flow = self.policy.flow_for(ab.kind)
+        at = ab.detected_ms
+
+        def ignore(reason: str, flow_name: str | None = None) -> Outputs:
+            out.decisions.append(
+                Decision(
+                    at, state.customer_id, "ignored", reason,
+                    abandonment_id=ab.abandonment_id, flow=flow_name,
+                )
+            )  # fmt: skip
+            return out
+
+        if flow is None:
+            return ignore("no_flow")
+        if any(j.abandonment_id == ab.abandonment_id for j in state.journeys):
+            return ignore("duplicate", flow.name)
+        if state.last_order_ms is not None and state.last_order_ms >= ab.last_activity_ms:
+            return ignore("ordered_since", flow.name)
+        for journey in state.journeys:
+            if not journey.active:
+                continue
+            if journey.kind == "cart" and ab.kind == "cart":
+                journey.cart, journey.viewed_products = ab.cart, ab.viewed_products
+                journey.checkout_started = journey.checkout_started or ab.checkout_started
+                self._decide(out, state, journey, "updated", "cart_changed", at)
+                return out
+            if journey.kind == "cart":
+                return ignore("cart_journey_active", flow.name)
+            if ab.kind == "browse":
+                return ignore("journey_active", flow.name)
+            self._end(out, state, journey, "superseded", at)
+        entered = state.entries.get(flow.name)
+        if entered is not None and ab.last_activity_ms - entered < self.policy.reentry_cooldown_ms:
+            return ignore("reentry_cooldown", flow.name)
+        # One journey per flow: a tracked (finished) one of the same flow ends here.
+        for journey in [j for j in state.journeys if j.flow == flow.name]:
+            self._end(out, state, journey, "replaced", at)
+        self._start(out, state, flow, ab)
+        out.extend(self.advance(state, now))
+        return out
+
+    def on_order(self, state: CustomerState, order: OrderIn, now: int) -> Outputs:
+        out = self.advance(state, now)
+        if order.event_id in state.seen_orders:
+            return out
+        state.seen_orders = [*state.seen_orders[-(MAX_SEEN_ORDERS - 1) :], order.event_id]
+        state.ordered = True
+        if state.last_order_ms is None or order.occurred_ms > state.last_order_ms:
+            state.last_order_ms = order.occurred_ms
+        value = None if order.value is None else str(order.value)
+        for journey in list(state.journeys):
+            if journey.converted or not journey.started_ms <= order.occurred_ms < journey.ends_ms:
+                continue
+            journey.converted = True
+            for step in journey.steps:
+                if step.status == "pending":
+                    step.status = "skipped"
+                    self._decide(out, state, journey, "skipped", "converted", order.occurred_ms,
+                                 step)  # fmt: skip
+            self._decide(out, state, journey, "ended", "converted", order.occurred_ms, value=value)
+        touch = self._last_touch(state, order.occurred_ms)
+        if touch is not None:
+            credited = next((j for j in state.journeys if j.journey_id == touch.journey_id), None)
+            if credited is not None:
+                out.recoveries.append(
+                    Recovery(
+                        state.customer_id, order.event_id, order.order_id, order.occurred_ms,
+                        order.value, order.currency, credited.journey_id, credited.abandonment_id,
+                        credited.flow, credited.variant, touch.channel, touch.command_id,
+                        credited.store_id,
+                    )
+                )  # fmt: skip
+        return out
+
+    def on_profile(self, state: CustomerState, profile: Profile, now: int) -> Outputs:
+        out = self.advance(state, now)
+        state.profile = profile
+        return out
+
+    def on_consent(self, state: CustomerState, change: ConsentChange, now: int) -> Outputs:
+        out = self.advance(state, now)
+        current = state.consents.get(change.channel)
+        if current is not None and current[1] > change.recorded_ms:
+            return out  # an older record (a replay): the ledger never moves backwards
+        if change.status is None:
+            state.consents.pop(change.channel, None)
+            return out
+        state.consents[change.channel] = (change.status, change.recorded_ms, change.source)
+        if change.status == "opted_out":
+            for journey in state.journeys:
+                for step in journey.steps:
+                    if step.status == "pending" and self._step(journey, step).channel == (
+                        change.channel
+                    ):
+                        step.status = "skipped"
+                        self._decide(out, state, journey, "skipped", "opted_out",
+                                     change.recorded_ms, step)  # fmt: skip
+        return out
+
+    def on_result(self, state: CustomerState, result: SendResult, now: int) -> Outputs:
+        out = self.advance(state, now)
+        if result.status in NOT_SENT:
+            state.touches = [t for t in state.touches if t.command_id != result.command_id]
+        code = result.error_code or ""
+        touch_channel = result.channel
+        address = self._address(state, touch_channel) if touch_channel else None
+        if address and (
+            (touch_channel == "sms" and code in UNDELIVERABLE_SMS)
+            or (touch_channel == "email" and code.startswith("5.1."))
+        ):
+            state.undeliverable[touch_channel] = address
+        return out
+
+    # -- time --------------------------------------------------------------------------
+
+    def advance(self, state: CustomerState, now: int) -> Outputs:
+        """Fire every step due at or before ``now``; end journeys whose window has passed."""
+        out = Outputs()
+        for _ in range(MAX_DEFERRALS * 4):
+            due = [
+                (step.due_ms, journey.started_ms, step.index, journey, step)
+                for journey in state.journeys
+                if not journey.converted
+                for step in journey.steps
+                if step.status == "pending" and step.due_ms <= now
+            ]
+            if not due:
+                break
+            _, _, _, journey, step = min(due, key=lambda d: (d[0], d[1], d[2]))
+            self._fire(out, state, journey, step)
+        for journey in list(state.journeys):
+            if not journey.active and journey.ends_ms <= now:
+                state.journeys.remove(journey)
+                if not journey.converted:
+                    self._decide(out, state, journey, "ended", "completed", journey.ends_ms)
+        window = max(self.policy.conversion_window_ms, 86_400_000)
+        state.sends = [(ch, t) for ch, t in state.sends if t > now - window]
+        state.touches = [t for t in state.touches if t.at_ms > now - window]
+        return out
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _start(self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn) -> None:
+        variant_name = assign_variant(flow.experiment, state.customer_id)
+        variant = None
+        if flow.experiment is not None:
+            variant = next((v for v in flow.experiment.variants if v.name == variant_name), None)
+        delay = variant.delay_ms if variant else 0
+        start = ab.last_activity_ms
+        journey = Journey(
+            journey_id=journey_id_of(state.customer_id, flow.name, ab.abandonment_id),
+            flow=flow.name,
+            kind=ab.kind,
+            abandonment_id=ab.abandonment_id,
+            session_id=ab.session_id,
+            store_id=ab.store_id,
+            started_ms=start,
+            ends_ms=start + self.policy.conversion_window_ms,
+            variant=variant_name,
+            checkout_started=ab.checkout_started,
+            cart=ab.cart,
+            viewed_products=ab.viewed_products,
+            steps=[
+                StepState(i, start + s.after_ms + delay, start + s.expires_after_ms)
+                for i, s in enumerate(flow.steps)
+            ],
+        )
+        state.journeys.append(journey)
+        state.entries[flow.name] = start
+        self._decide(out, state, journey, "started", ab.kind, ab.detected_ms)
+        for step in journey.steps:
+            reason = HOLDOUT if variant_name == HOLDOUT else self._blocked(state, journey, step)
+            if reason is not None:
+                step.status = "skipped"
+                self._decide(out, state, journey, "skipped", reason, ab.detected_ms, step)
+            else:
+                self._decide(out, state, journey, "scheduled", "eligible", ab.detected_ms, step)
+
+    def _blocked(self, state: CustomerState, journey: Journey, step: StepState) -> str | None:
+        """Why the step can't be sent at all (consent, address); None when it can."""
+        channel = self._step(journey, step).channel
+        store = self.policy.store(journey.store_id)
+        status = state.consents.get(channel, (None,))[0]
+        profile = state.profile
+        existing = state.ordered or (profile is not None and profile.existing_customer)
+        reason = consent_reason(
+            channel, status, self.policy.channels[channel], store.soft_opt_in, existing
+        )
+        if reason is not None:
+            return reason
+        address = self._address(state, channel)
+        if address is None:
+            return "no_address"
+        if state.undeliverable.get(channel) == address:
+            return "undeliverable"
+        return None
+
+    def _fire(self, out: Outputs, state: CustomerState, journey: Journey, step: StepState) -> None:
+        spec = self._step(journey, step)
+        at = step.due_ms
+        blocked = self._blocked(state, journey, step)
+        if blocked is None and at >= step.expires_ms:
+            blocked = "expired"
+        if blocked is not None:
+            step.status = "skipped"
+            self._decide(out, state, journey, "skipped", blocked, at, step)
+            return
+        rules = self.policy.channels[spec.channel]
+        store = self.policy.store(journey.store_id)
+        profile = state.profile
+        zone, _ = resolve_zone(profile.timezone if profile else None, store.timezone)
+        allowed, reason = at, None
+        for _ in range(8):  # quiet hours and caps may push each other; settle on one moment
+            quiet = next_allowed(allowed, zone, rules.quiet_hours)
+            if quiet > allowed:
+                allowed, reason = quiet, reason or "quiet_hours"
+            capped, cap = cap_free_at(
+                state.sends, spec.channel, allowed, rules, self.policy.max_per_day
+            )
+            if capped > allowed:
+                allowed, reason = capped, reason or cap
+                continue
+            break
+        if allowed > at:
+            if allowed >= step.expires_ms or step.deferrals >= MAX_DEFERRALS:
+                step.status = "skipped"
+                self._decide(out, state, journey, "skipped", f"expired_{reason}", at, step)
+                return
+            step.due_ms, step.deferrals = allowed, step.deferrals + 1
+            self._decide(out, state, journey, "deferred", reason or "deferred", at, step)
+            return
+        command = self._command(state, journey, step, spec)
+        step.status, step.command_id = "emitted", command.command_id
+        state.sends.append((spec.channel, at))
+        state.touches.append(Touch(spec.channel, at, journey.journey_id, command.command_id))
+        out.commands.append(command)
+        self._decide(out, state, journey, "emitted", "sent_to_channel", at, step,
+                     command_id=command.command_id)  # fmt: skip
+
+    def _command(
+        self, state: CustomerState, journey: Journey, step: StepState, spec: Step
+    ) -> SendCommand:
+        store = self.policy.store(journey.store_id)
+        profile = state.profile or Profile(state.customer_id)
+        address = self._address(state, spec.channel)
+        assert address is not None  # noqa: S101 - _blocked checked it
+        cart = journey.cart
+        variables: dict[str, Any] = {
+            "store_name": store.brand,
+            "cart_url": cart.get("url") or store.url or "",
+            "cart_items": [
+                {k: v for k, v in item.items() if v is not None}
+                for item in cart.get("items", [])
+                if isinstance(item, dict)
+            ],
+            "viewed_products": [
+                {k: v for k, v in item.items() if v is not None}
+                for item in journey.viewed_products
+                if isinstance(item, dict)
+            ],
+            "checkout_started": journey.checkout_started,
+        }
+        optional = {
+            "first_name": profile.first_name,
+            "cart_value": cart.get("value"),
+            "cart_currency": cart.get("currency"),
+            "store_url": store.url,
+        }
+        variables |= {key: value for key, value in optional.items() if value is not None}
+        coupon = self._coupon(journey, spec, step)
+        if coupon is not None:
+            variables["coupon"] = coupon
+        template = spec.template
+        experiment = self.policy.flows[journey.flow].experiment
+        variant = None
+        if experiment is not None:
+            variant = next((v for v in experiment.variants if v.name == journey.variant), None)
+        if variant is not None:
+            template = variant.templates.get(template, template)
+        locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else "en"
+        return SendCommand(
+            command_id=command_id_of(journey.journey_id, step.index, spec.channel),
+            journey_id=journey.journey_id,
+            abandonment_id=journey.abandonment_id,
+            customer_id=state.customer_id,
+            store_id=journey.store_id,
+            channel=spec.channel,
+            to=address,
+            template=template,
+            locale=locale,
+            variables=variables,
+            variant=journey.variant,
+            not_before=_moment(step.due_ms),
+            expires_at=_moment(step.expires_ms),
+            created_at=_moment(step.due_ms),
+            mode=self.mode,
+        )
+
+    def _coupon(self, journey: Journey, spec: Step, step: StepState) -> dict[str, Any] | None:
+        if not spec.incentive:
+            return None
+        experiment = self.policy.flows[journey.flow].experiment
+        if experiment is not None and any(
+            v.name == journey.variant and not v.incentive for v in experiment.variants
+        ):
+            return None
+        value = journey.cart.get("value")
+        incentives = self.policy.incentives
+        percent = incentives.percent_for(Decimal(str(value)) if value else None)
+        if percent is None:
+            return None
+        return {
+            "code": coupon_code(self.coupon_secret, journey.journey_id, incentives.code_prefix),
+            "percent": percent,
+            "expires_at": format_ms(step.due_ms + incentives.valid_for_ms),
+        }
+
+    def _step(self, journey: Journey, step: StepState) -> Step:
+        return self.policy.flows[journey.flow].steps[step.index]
+
+    def _address(self, state: CustomerState, channel: Channel) -> str | None:
+        profile = state.profile
+        if profile is None:
+            return None
+        return address_for(channel, profile.phone, profile.email)
+
+    def _last_touch(self, state: CustomerState, at: int) -> Touch | None:
+        windows = self.policy.attribution_ms
+        eligible = [t for t in state.touches if t.at_ms <= at < t.at_ms + windows[t.channel]]
+        return max(eligible, key=lambda t: t.at_ms) if eligible else None
+
+    def _end(self, out: Outputs, state: CustomerState, journey: Journey, why: str, at: int) -> None:
+        for step in journey.steps:
+            if step.status == "pending":
+                step.status = "skipped"
+                self._decide(out, state, journey, "skipped", why, at, step)
+        state.journeys.remove(journey)
+        self._decide(out, state, journey, "ended", why, at)
+
+    def _decide(
+        self,
+        out: Outputs,
+        state: CustomerState,
+        journey: Journey,
+        action: Action,
+        reason: str,
+        at: int,
+        step: StepState | None = None,
+        command_id: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        out.decisions.append(
+            Decision(
+                at_ms=at,
+                customer_id=state.customer_id,
+                action=action,
+                reason=reason,
+                journey_id=journey.journey_id,
+                abandonment_id=journey.abandonment_id,
+                flow=journey.flow,
+                variant=journey.variant,
+                step=None if step is None else step.index,
+                channel=None if step is None else self._step(journey, step).channel,
+                due_ms=None if step is None else step.due_ms,
+                command_id=command_id,
+                value=value,
+            )
+        )
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def anonymous(ab: AbandonmentIn) -> Decision:
+    """The decision for an abandonment without a known customer: nobody to message."""
+    return Decision(
+        ab.detected_ms, "", "ignored", "anonymous", abandonment_id=ab.abandonment_id, flow=ab.kind
+    )
+
+
+__all__ = ["JourneyEngine", "Kind", "Outputs", "anonymous", "command_id_of", "journey_id_of"]

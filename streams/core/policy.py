@@ -1,0 +1,441 @@
+"""The flow policy (BRIEF §4): flows, eligibility, incentives, experiments, attribution, stores.
+
+``parse_policy(text, source)`` validates a TOML document and returns a frozen ``Policy``; every
+problem raises ``ConfigurationError`` naming the file, the line (where it can be found) and the
+field, e.g. ``policy.toml:14: flows.cart.steps[1].after: '2x' is not a duration``. Pure: the
+caller reads the file (``streams.policy_file``).
+
+Durations are written ``90s``, ``30m``, ``1h``, ``5d`` (or ``1h30m``) or ISO 8601 (``PT1H``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.errors import ConfigurationError
+from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
+
+Trigger = Literal["cart", "browse"]
+ConsentRule = Literal["opt_in", "opt_in_or_soft"]
+SECOND_MS: Final = 1000
+_UNITS: Final = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_DURATION: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_ISO: Final = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """Local times between ``start`` and ``end`` (crossing midnight when start > end)."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRules:
+    consent: ConsentRule
+    min_interval_ms: int
+    quiet_hours: QuietHours | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    after_ms: int
+    channel: Channel
+    template: str
+    expires_after_ms: int
+    incentive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    weight: float
+    templates: Mapping[str, str] = field(default_factory=dict)  # step template → replacement
+    delay_ms: int = 0  # added to every step's delay
+    incentive: bool = True  # False: this variant offers no coupon
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    name: str
+    holdout: float
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    name: str
+    trigger: Trigger
+    steps: tuple[Step, ...]
+    experiment: Experiment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    min_value: Decimal
+    percent: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incentives:
+    tiers: tuple[Tier, ...]  # by min_value, descending
+    valid_for_ms: int
+    code_prefix: str
+
+    def percent_for(self, value: Decimal | None) -> int | None:
+        if value is None:
+            return None
+        for tier in self.tiers:
+            if value >= tier.min_value:
+                return tier.percent
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    store_id: str
+    timezone: str
+    brand: str
+    soft_opt_in: bool
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    flows: Mapping[str, Flow]
+    channels: Mapping[Channel, ChannelRules]
+    max_per_day: int
+    reentry_cooldown_ms: int
+    attribution_ms: Mapping[Channel, int]
+    incentives: Incentives
+    stores: Mapping[str, Store]
+    mode: Literal["live", "dry_run"] = "live"
+
+    def store(self, store_id: str) -> Store:
+        return self.stores.get(store_id) or self.stores["default"]
+
+    def flow_for(self, trigger: Trigger) -> Flow | None:
+        for flow in self.flows.values():
+            if flow.trigger == trigger:
+                return flow
+        return None
+
+    @property
+    def conversion_window_ms(self) -> int:
+        """How long a journey watches for an order: the longest attribution window."""
+        return max(self.attribution_ms.values())
+
+
+def parse_duration(value: object) -> int:
+    """``"1h30m"``, ``"PT1H"`` or a number of seconds → milliseconds; raises ``ValueError``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value * SECOND_MS
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
+    match = _DURATION.match(value) or _ISO.match(value)
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
+    parts = [int(g) if g else 0 for g in match.groups()]
+    if _ISO.match(value):
+        days, hours, minutes, seconds = parts
+        return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000
+    units = (_UNITS["d"], _UNITS["h"], _UNITS["m"], _UNITS["s"], _UNITS["ms"])
+    return sum(n * unit for n, unit in zip(parts, units, strict=True))
+
+
+class _Reader:
+    """Walks the TOML tree and raises errors that name the line and the field."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def fail(self, path: str, message: str) -> ConfigurationError:
+        line = self._line_of(path)
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigurationError(f"{where}: {path}: {message}")
+
+    def _line_of(self, path: str) -> int | None:
+        """The line of ``path`` (``flows.cart.steps[1].after``): its header, then its key."""
+        tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+        names: list[str] = []
+        start, found = 0, False
+        for i, token in enumerate(tokens):
+            if token.startswith("["):
+                continue
+            names.append(token)
+            header = re.escape(".".join(names))
+            following = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if following.startswith("["):  # the n-th [[array.of.tables]]
+                pattern = re.compile(rf"^\s*\[\[\s*{header}\s*\]\]")
+                hits = [n for n, line in enumerate(self.lines) if pattern.match(line)]
+                index = int(following[1:-1])
+                if index < len(hits):
+                    start, found = hits[index], True
+                continue
+            pattern = re.compile(rf"^\s*\[\s*{header}\s*\]")
+            for n in range(start, len(self.lines)):
+                if pattern.match(self.lines[n]):
+                    start, found = n, True
+                    break
+        key = re.compile(rf"^\s*\"?{re.escape(names[-1])}\"?\s*=") if names else None
+        for n in range(start, len(self.lines)):
+            if key is not None and key.match(self.lines[n]):
+                return n + 1
+        return start + 1 if found else None
+
+    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(path, "must be a table")
+        return value
+
+    def duration(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> int:
+        value = data.get(key, default)
+        if value is None:
+            raise self.fail(path, "is required (a duration like 1h)")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+
+    def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, "is required (a non-empty string)")
+        return value
+
+    def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
+        for key in data:
+            if key not in keys:
+                raise self.fail(
+                    f"{path}.{key}" if path else key, f"unknown field; use {sorted(keys)}"
+                )
+
+
+def parse_policy(text: str, source: str = "policy.toml") -> Policy:
+    """Validate a flow policy document; raises ``ConfigurationError`` naming line and field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{source}: not valid TOML: {exc}") from None
+    r = _Reader(text, source)
+    r.known(
+        data,
+        {"mode", "eligibility", "attribution", "incentives", "stores", "flows"},
+        "",
+    )
+    mode = data.get("mode", "live")
+    if mode not in ("live", "dry_run"):
+        raise r.fail("mode", "must be 'live' or 'dry_run'")
+    elig = r.table(data, "eligibility", "eligibility")
+    r.known(elig, {"max_per_day", "reentry_cooldown", *CHANNELS}, "eligibility")
+    max_per_day = elig.get("max_per_day", 3)
+    if not isinstance(max_per_day, int) or max_per_day < 1:
+        raise r.fail("eligibility.max_per_day", "must be an integer >= 1")
+    channels = {ch: _channel(r, r.table(elig, ch, f"eligibility.{ch}"), ch) for ch in CHANNELS}
+    attribution_table = r.table(data, "attribution", "attribution")
+    r.known(attribution_table, set(CHANNELS), "attribution")
+    defaults = {"sms": "1d", "email": "5d"}
+    attribution = {
+        ch: r.duration(attribution_table, ch, f"attribution.{ch}", defaults[ch]) for ch in CHANNELS
+    }
+    return Policy(
+        flows=_flows(r, r.table(data, "flows", "flows")),
+        channels=channels,
+        max_per_day=max_per_day,
+        reentry_cooldown_ms=r.duration(
+            elig, "reentry_cooldown", "eligibility.reentry_cooldown", "24h"
+        ),
+        attribution_ms=attribution,
+        incentives=_incentives(r, r.table(data, "incentives", "incentives")),
+        stores=_stores(r, r.table(data, "stores", "stores")),
+        mode=mode,
+    )
+
+
+def _channel(r: _Reader, data: Mapping[str, Any], channel: Channel) -> ChannelRules:
+    path = f"eligibility.{channel}"
+    r.known(data, {"consent", "min_interval", "quiet_hours"}, path)
+    consent = data.get("consent", "opt_in")
+    if consent not in ("opt_in", "opt_in_or_soft"):
+        raise r.fail(f"{path}.consent", "must be 'opt_in' or 'opt_in_or_soft'")
+    if channel == "sms" and consent != "opt_in":
+        raise r.fail(f"{path}.consent", "SMS needs an explicit opt-in (TCPA): use 'opt_in'")
+    default_interval = "24h" if channel == "sms" else "16h"
+    quiet = data.get("quiet_hours", "20:00-08:00" if channel == "sms" else "")
+    return ChannelRules(
+        consent=consent,
+        min_interval_ms=r.duration(data, "min_interval", f"{path}.min_interval", default_interval),
+        quiet_hours=_quiet(r, quiet, f"{path}.quiet_hours"),
+    )
+
+
+def _quiet(r: _Reader, value: object, path: str) -> QuietHours | None:
+    if value == "":
+        return None
+    if not isinstance(value, str) or value.count("-") != 1:
+        raise r.fail(path, "write the quiet window as 'HH:MM-HH:MM' (local time), or ''")
+    start, end = (_clock(r, part.strip(), path) for part in value.split("-"))
+    if start == end:
+        raise r.fail(path, "start and end are equal; use '' for no quiet hours")
+    return QuietHours(start, end)
+
+
+def _clock(r: _Reader, value: str, path: str) -> time:
+    match = _CLOCK.match(value)
+    if match is None:
+        raise r.fail(path, f"{value!r} is not a 24-hour time like 08:00")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _flows(r: _Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
+    flows: dict[str, Flow] = {}
+    triggers: set[str] = set()
+    for name, raw in data.items():
+        path = f"flows.{name}"
+        if not isinstance(raw, dict):
+            raise r.fail(path, "must be a table")
+        r.known(raw, {"trigger", "steps", "experiment"}, path)
+        trigger = raw.get("trigger")
+        if trigger not in ("cart", "browse"):
+            raise r.fail(f"{path}.trigger", "must be 'cart' or 'browse'")
+        if trigger in triggers:
+            raise r.fail(f"{path}.trigger", f"another flow already handles {trigger!r}")
+        triggers.add(trigger)
+        steps_raw = raw.get("steps")
+        if not isinstance(steps_raw, list) or not steps_raw:
+            raise r.fail(f"{path}.steps", "give at least one [[...steps]] table")
+        steps = tuple(_step(r, s, f"{path}.steps[{i}]") for i, s in enumerate(steps_raw))
+        for before, after in itertools.pairwise(steps):
+            if after.after_ms < before.after_ms:
+                raise r.fail(f"{path}.steps", "steps must be in order of their 'after'")
+        experiment = None
+        if "experiment" in raw:
+            experiment = _experiment(r, raw["experiment"], f"{path}.experiment", name)
+        flows[name] = Flow(name, trigger, steps, experiment)
+    return flows
+
+
+def _step(r: _Reader, raw: object, path: str) -> Step:
+    if not isinstance(raw, dict):
+        raise r.fail(path, "must be a table")
+    r.known(raw, {"after", "channel", "template", "expires_after", "incentive"}, path)
+    channel = raw.get("channel")
+    if channel not in CHANNELS:
+        raise r.fail(f"{path}.channel", "must be 'sms' or 'email'")
+    template = r.string(raw, "template", f"{path}.template", None)
+    if not TEMPLATE_NAME.match(template):
+        raise r.fail(f"{path}.template", "a template name is [a-z0-9_-], like cart_sms_1")
+    after = r.duration(raw, "after", f"{path}.after", None)
+    expires = r.duration(raw, "expires_after", f"{path}.expires_after", "48h")
+    if expires <= after:
+        raise r.fail(f"{path}.expires_after", "must be longer than 'after'")
+    incentive = raw.get("incentive", False)
+    if not isinstance(incentive, bool):
+        raise r.fail(f"{path}.incentive", "must be true or false")
+    return Step(after, channel, template, expires, incentive)
+
+
+def _experiment(r: _Reader, raw: object, path: str, flow: str) -> Experiment:
+    if not isinstance(raw, dict):
+        raise r.fail(path, "must be a table")
+    r.known(raw, {"name", "holdout", "variants"}, path)
+    holdout = raw.get("holdout", 0.0)
+    if not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+        raise r.fail(f"{path}.holdout", "must be a share in [0, 1), e.g. 0.1")
+    variants_raw = raw.get("variants", [{"name": "control", "weight": 1}])
+    if not isinstance(variants_raw, list) or not variants_raw:
+        raise r.fail(f"{path}.variants", "give at least one variant")
+    variants = []
+    for i, item in enumerate(variants_raw):
+        vpath = f"{path}.variants[{i}]"
+        if not isinstance(item, dict):
+            raise r.fail(vpath, "must be a table")
+        r.known(item, {"name", "weight", "templates", "delay", "incentive"}, vpath)
+        weight = item.get("weight", 1)
+        if not isinstance(weight, int | float) or weight <= 0:
+            raise r.fail(f"{vpath}.weight", "must be a number > 0")
+        templates = item.get("templates", {})
+        if not isinstance(templates, dict) or not all(
+            isinstance(v, str) and TEMPLATE_NAME.match(v) for v in templates.values()
+        ):
+            raise r.fail(f"{vpath}.templates", "map step templates to template names")
+        incentive = item.get("incentive", True)
+        if not isinstance(incentive, bool):
+            raise r.fail(f"{vpath}.incentive", "must be true or false")
+        name = r.string(item, "name", f"{vpath}.name", None)
+        if name == "holdout":
+            raise r.fail(f"{vpath}.name", "'holdout' is reserved for the holdout group")
+        delay = r.duration(item, "delay", f"{vpath}.delay", "0s")
+        variants.append(Variant(name, float(weight), dict(templates), delay, incentive))
+    if len({v.name for v in variants}) != len(variants):
+        raise r.fail(f"{path}.variants", "variant names must be unique")
+    name = r.string(raw, "name", f"{path}.name", flow)
+    return Experiment(name, float(holdout), tuple(variants))
+
+
+def _incentives(r: _Reader, data: Mapping[str, Any]) -> Incentives:
+    r.known(data, {"tiers", "valid_for", "code_prefix"}, "incentives")
+    tiers_raw = data.get("tiers", [])
+    if not isinstance(tiers_raw, list):
+        raise r.fail("incentives.tiers", "must be a list of {min_value, percent}")
+    tiers = []
+    for i, item in enumerate(tiers_raw):
+        path = f"incentives.tiers[{i}]"
+        if not isinstance(item, dict):
+            raise r.fail(path, "must be {min_value = ..., percent = ...}")
+        try:
+            minimum = Decimal(str(item.get("min_value")))
+        except InvalidOperation:
+            raise r.fail(f"{path}.min_value", "must be a decimal amount") from None
+        percent = item.get("percent")
+        if not isinstance(percent, int) or not 0 < percent < 100:
+            raise r.fail(f"{path}.percent", "must be an integer between 1 and 99")
+        tiers.append(Tier(minimum, percent))
+    prefix = data.get("code_prefix", "CP")
+    if not isinstance(prefix, str) or not re.match(r"^[A-Z0-9]{0,8}$", prefix):
+        raise r.fail("incentives.code_prefix", "up to 8 capital letters or digits")
+    return Incentives(
+        tuple(sorted(tiers, key=lambda t: t.min_value, reverse=True)),
+        r.duration(data, "valid_for", "incentives.valid_for", "72h"),
+        prefix,
+    )
+
+
+def _stores(r: _Reader, data: Mapping[str, Any]) -> dict[str, Store]:
+    stores: dict[str, Store] = {}
+    for store_id, raw in data.items():
+        path = f"stores.{store_id}"
+        if not isinstance(raw, dict):
+            raise r.fail(path, "must be a table")
+        r.known(raw, {"timezone", "brand", "soft_opt_in", "url"}, path)
+        zone = r.string(raw, "timezone", f"{path}.timezone", None)
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise r.fail(f"{path}.timezone", f"{zone!r} is not an IANA time zone") from None
+        soft = raw.get("soft_opt_in", False)
+        if not isinstance(soft, bool):
+            raise r.fail(f"{path}.soft_opt_in", "must be true or false")
+        url = raw.get("url")
+        if url is not None and not (isinstance(url, str) and url.startswith("https://")):
+            raise r.fail(f"{path}.url", "must be an https:// URL")
+        brand = r.string(raw, "brand", f"{path}.brand", store_id)
+        stores[store_id] = Store(store_id, zone, brand, soft, url)
+    if "default" not in stores:
+        raise r.fail(
+            "stores.default",
+            "is required: the time zone for recipients whose own zone is unknown",
+        )
+    return stores

@@ -1,0 +1,126 @@
+"""``cartpulse report``: per flow and variant, what the journeys did and what they earned.
+
+Built from the decision log and the recoveries (topics, or the files ``cartpulse journeys``
+writes). Lift compares the conversion rate of each variant's journeys with the holdout's of
+the same flow (an order within the conversion window, whether or not a message was sent), with
+a 95 % confidence interval (normal approximation for a difference of two proportions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from streams.core.eligibility import HOLDOUT
+
+Z95 = 1.959964
+
+
+@dataclass(slots=True)
+class Arm:
+    journeys: int = 0
+    messages: int = 0
+    conversions: int = 0
+    recovered: int = 0
+    revenue: Decimal = field(default_factory=Decimal)
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.conversions / self.journeys if self.journeys else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    flow: str
+    variant: str
+    abandonments: int
+    arm: Arm
+    lift: float | None  # conversion-rate difference to the holdout
+    lift_ci: tuple[float, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        arm = self.arm
+        return {
+            "flow": self.flow,
+            "variant": self.variant,
+            "abandonments": self.abandonments,
+            "journeys": arm.journeys,
+            "messages": arm.messages,
+            "conversions": arm.conversions,
+            "conversion_rate": round(arm.conversion_rate, 4),
+            "orders_recovered": arm.recovered,
+            "recovery_rate": round(arm.recovered / arm.journeys, 4) if arm.journeys else 0.0,
+            "revenue": str(arm.revenue),
+            "revenue_per_message": str(
+                (arm.revenue / arm.messages).quantize(Decimal("0.01")) if arm.messages else 0
+            ),
+            "lift": None if self.lift is None else round(self.lift, 4),
+            "lift_ci95": None if self.lift_ci is None else [round(x, 4) for x in self.lift_ci],
+        }
+
+
+class Report:
+    """Accumulates decisions and recoveries; ``rows()`` summarises them."""
+
+    def __init__(self) -> None:
+        self.arms: dict[tuple[str, str], Arm] = defaultdict(Arm)
+        self.abandonments: dict[str, int] = defaultdict(int)
+        self._seen: set[tuple[Any, ...]] = set()
+
+    def add_decision(self, record: dict[str, Any]) -> None:
+        key = (record.get("journey_id"), record.get("action"), record.get("reason"),
+               record.get("step"), record.get("abandonment_id"))  # fmt: skip
+        if key in self._seen:  # a repeated record (at-least-once delivery) counts once
+            return
+        self._seen.add(key)
+        flow, action = record.get("flow"), record.get("action")
+        if not isinstance(flow, str):
+            return
+        if action in ("started", "ignored"):
+            self.abandonments[flow] += 1
+        variant = record.get("variant")
+        if not isinstance(variant, str):
+            return
+        arm = self.arms[(flow, variant)]
+        if action == "started":
+            arm.journeys += 1
+        elif action == "emitted":
+            arm.messages += 1
+        elif action == "ended" and record.get("reason") == "converted":
+            arm.conversions += 1
+
+    def add_recovery(self, record: dict[str, Any]) -> None:
+        key = ("recovery", record.get("recovery_id"))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        flow, variant = record.get("flow"), record.get("variant")
+        if not isinstance(flow, str) or not isinstance(variant, str):
+            return
+        arm = self.arms[(flow, variant)]
+        arm.recovered += 1
+        with contextlib.suppress(InvalidOperation):  # a bad amount counts the order, not money
+            arm.revenue += Decimal(str(record.get("revenue") or 0))
+
+    def rows(self) -> list[Row]:
+        rows = []
+        for (flow, variant), arm in sorted(self.arms.items()):
+            holdout = self.arms.get((flow, HOLDOUT))
+            lift = ci = None
+            if variant != HOLDOUT and holdout is not None and holdout.journeys and arm.journeys:
+                lift, ci = lift_with_ci(arm, holdout)
+            rows.append(Row(flow, variant, self.abandonments[flow], arm, lift, ci))
+        return rows
+
+
+def lift_with_ci(treated: Arm, holdout: Arm) -> tuple[float, tuple[float, float]]:
+    """Conversion-rate difference and its 95 % interval (Wald, difference of proportions)."""
+    p1, n1 = treated.conversion_rate, treated.journeys
+    p0, n0 = holdout.conversion_rate, holdout.journeys
+    diff = p1 - p0
+    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    return diff, (diff - Z95 * se, diff + Z95 * se)

@@ -1,0 +1,510 @@
+"""The journey engine's rules (BRIEF §4), one customer at a time, on a fake timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from streams.core.journey_state import CustomerState
+from streams.core.journeys import JourneyEngine, Outputs
+from streams.core.policy import Policy, parse_policy
+from streams.models.commands import SendResult
+from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
+from streams.policy_file import default_policy_text
+
+H = 3_600_000
+SECRET = b"test-coupon-secret"
+
+# A policy without holdouts, so every customer gets messages; zone New York.
+POLICY = """
+[eligibility.sms]
+quiet_hours = "20:00-08:00"
+[eligibility.email]
+consent = "opt_in_or_soft"
+quiet_hours = ""
+[incentives]
+tiers = [{ min_value = "100", percent = 10 }, { min_value = "250", percent = 15 }]
+[stores.default]
+timezone = "America/New_York"
+brand = "Shop"
+soft_opt_in = true
+url = "https://shop.example.com"
+[stores.nosoft]
+timezone = "Europe/Berlin"
+soft_opt_in = false
+[flows.cart]
+trigger = "cart"
+[[flows.cart.steps]]
+after = "1h"
+channel = "sms"
+template = "cart_sms_1"
+expires_after = "48h"
+[[flows.cart.steps]]
+after = "20h"
+channel = "email"
+template = "cart_email_1"
+expires_after = "72h"
+[[flows.cart.steps]]
+after = "48h"
+channel = "email"
+template = "cart_email_2"
+incentive = true
+expires_after = "96h"
+[flows.browse]
+trigger = "browse"
+[[flows.browse.steps]]
+after = "2h"
+channel = "email"
+template = "browse_email_1"
+expires_after = "24h"
+"""
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def iso(value: int) -> str:
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat()
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return parse_policy(POLICY)
+
+
+@pytest.fixture
+def engine(policy: Policy) -> JourneyEngine:
+    return JourneyEngine(policy, SECRET)
+
+
+def customer(
+    cid: str = "c1",
+    sms: bool = True,
+    email: bool = True,
+    timezone: str | None = "America/New_York",
+) -> CustomerState:
+    state = CustomerState(cid)
+    state.profile = Profile(
+        cid, phone="+14155550123", email="ann@example.com", first_name="Ann", timezone=timezone
+    )
+    if sms:
+        state.consents["sms"] = ("opted_in", 0, "checkout")
+    if email:
+        state.consents["email"] = ("opted_in", 0, "checkout")
+    return state
+
+
+def abandonment(
+    last: int,
+    kind: str = "cart",
+    ab_id: str = "ab-1",
+    value: str = "120.00",
+    store: str = "default",
+) -> AbandonmentIn:
+    return AbandonmentIn(
+        abandonment_id=ab_id,
+        kind=kind,  # type: ignore[arg-type]
+        session_id="s1",
+        customer_id="c1",
+        store_id=store,
+        last_activity_ms=last,
+        detected_ms=last + 30 * 60_000,
+        checkout_started=False,
+        cart={
+            "items": [{"product_id": "p1", "quantity": 1, "price": value, "name": "Lamp"}],
+            "value": value,
+            "currency": "USD",
+            "url": "https://shop.example.com/cart",
+        }
+        if kind == "cart"
+        else {"items": [], "value": None, "currency": None, "url": None},
+        viewed_products=[{"product_id": "p1", "views": 2, "name": "Lamp"}],
+    )
+
+
+def order(at: int, event_id: str = "o1", value: str = "120.00") -> OrderIn:
+    return OrderIn(event_id, "c1", "s2", at, "order-1", Decimal(value), "USD", None)
+
+
+def run(engine: JourneyEngine, state: CustomerState, until: int, *inputs: Any) -> Outputs:
+    """Apply inputs at their own times, then advance to ``until``."""
+    out = Outputs()
+    for at, item in inputs:
+        if isinstance(item, AbandonmentIn):
+            out.extend(engine.on_abandonment(state, item, at))
+        elif isinstance(item, OrderIn):
+            out.extend(engine.on_order(state, item, at))
+        elif isinstance(item, ConsentChange):
+            out.extend(engine.on_consent(state, item, at))
+        elif isinstance(item, SendResult):
+            out.extend(engine.on_result(state, item, at))
+    out.extend(engine.advance(state, until))
+    return out
+
+
+def reasons(out: Outputs, action: str) -> list[tuple[int | None, str]]:
+    return [(d.step, d.reason) for d in out.decisions if d.action == action]
+
+
+# -- the happy path ------------------------------------------------------------------------
+
+
+def test_cart_flow_sends_sms_then_two_emails_at_their_times(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")  # 10:00 in New York
+    state = customer()
+    out = run(engine, state, last + 200 * H, (last + H // 2, abandonment(last)))
+    assert [(c.channel, c.template) for c in out.commands] == [
+        ("sms", "cart_sms_1"),
+        ("email", "cart_email_1"),
+        ("email", "cart_email_2"),
+    ]
+    assert [c.not_before for c in out.commands] == [
+        datetime.fromtimestamp((last + h * H) / 1000, tz=UTC) for h in (1, 20, 48)
+    ]
+    sms = out.commands[0]
+    assert sms.to == "+14155550123"
+    assert sms.variables["first_name"] == "Ann"
+    assert sms.variables["cart_url"] == "https://shop.example.com/cart"
+    assert sms.variables["cart_items"][0]["name"] == "Lamp"
+    assert "coupon" not in sms.variables
+    coupon = out.commands[2].variables["coupon"]
+    assert coupon["percent"] == 10
+    assert coupon["code"].startswith("CP-")
+    assert ("ended", "completed") in [(d.action, d.reason) for d in out.decisions]
+
+
+def test_commands_are_stable_across_runs(policy: Policy) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    runs = []
+    for _ in range(2):
+        engine = JourneyEngine(policy, SECRET)
+        out = run(engine, customer(), last + 100 * H, (last + H, abandonment(last)))
+        runs.append([c.to_json() for c in out.commands])
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 3
+
+
+# -- quiet hours and time zones ------------------------------------------------------------
+
+
+def test_sms_in_quiet_hours_is_deferred_to_eight_local(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T23:30:00-04:00")  # SMS due 00:30 New York time
+    out = run(engine, customer(), last + 30 * H, (last + H // 2, abandonment(last)))
+    assert (0, "quiet_hours") in reasons(out, "deferred")
+    sms = next(c for c in out.commands if c.channel == "sms")
+    assert sms.not_before == datetime.fromisoformat("2026-06-11T08:00:00-04:00")
+
+
+def test_step_in_the_hour_skipped_by_dst_is_deferred_to_eight_edt(engine: JourneyEngine) -> None:
+    # 2026-03-08: New York skips 02:00-03:00. Due 06:30Z = 01:30 EST, inside quiet hours; the
+    # window ends at 08:00 EDT = 12:00Z (13:00Z would be EST's 08:00, an hour late).
+    last = ms("2026-03-08T05:30:00+00:00")
+    out = run(engine, customer(), last + 30 * H, (last + H // 2, abandonment(last)))
+    sms = next(c for c in out.commands if c.channel == "sms")
+    assert sms.not_before == datetime.fromisoformat("2026-03-08T12:00:00+00:00")
+
+
+def test_unknown_time_zone_falls_back_to_the_store_zone(policy: Policy) -> None:
+    engine = JourneyEngine(policy, SECRET)
+    last = ms("2026-06-11T01:00:00+00:00")  # 21:00 in New York, 03:00 in Berlin
+    state = customer(timezone="Mars/Olympus_Mons")
+    out = run(engine, state, last + 30 * H, (last + H // 2, abandonment(last)))
+    sms = next(c for c in out.commands if c.channel == "sms")
+    # New York (the store's zone), not UTC: 02:00 UTC is 22:00 there → 08:00 EDT = 12:00Z.
+    assert sms.not_before == datetime.fromisoformat("2026-06-11T12:00:00+00:00")
+
+
+def test_quiet_hours_defer_past_expiry_skips(engine: JourneyEngine, policy: Policy) -> None:
+    tight = parse_policy(POLICY.replace('expires_after = "48h"', 'expires_after = "2h"', 1))
+    engine = JourneyEngine(tight, SECRET)
+    last = ms("2026-06-10T23:30:00-04:00")
+    out = run(engine, customer(), last + 30 * H, (last + H // 2, abandonment(last)))
+    assert (0, "expired_quiet_hours") in reasons(out, "skipped")
+    assert all(c.channel == "email" for c in out.commands)
+
+
+# -- frequency caps ------------------------------------------------------------------------
+
+
+def test_one_sms_per_24h_defers_the_next(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    state.sends.append(("sms", last + H - 2 * H))  # an SMS an hour before this one is due
+    out = run(engine, state, last + 100 * H, (last + H, abandonment(last)))
+    assert (0, "sms_cap") in reasons(out, "deferred")
+    sms = next(c for c in out.commands if c.channel == "sms")
+    assert sms.not_before == datetime.fromtimestamp((last + 23 * H) / 1000, tz=UTC)
+
+
+def test_one_email_per_16h(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer(sms=False)
+    state.sends.append(("email", last + 10 * H))  # 10 h before the first email is due
+    out = run(engine, state, last + 100 * H, (last + H, abandonment(last)))
+    first = next(c for c in out.commands if c.template == "cart_email_1")
+    assert first.not_before == datetime.fromtimestamp((last + 26 * H) / 1000, tz=UTC)
+
+
+def test_three_messages_per_rolling_day_across_flows(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    state.sends += [("email", last - 20 * H), ("sms", last - 30 * H), ("email", last - 4 * H)]
+    state.sends += [("other", last - 2 * H)]  # e.g. another flow's channel
+    out = run(engine, state, last + 100 * H, (last + H, abandonment(last)))
+    assert (0, "daily_cap") in reasons(out, "deferred") or (0, "sms_cap") in reasons(
+        out, "deferred"
+    )
+    sms = next(c for c in out.commands if c.channel == "sms")
+    # the 3 most recent sends before +1h: -20h, -4h, -2h → the window frees at -20h + 24h
+    assert sms.not_before >= datetime.fromtimestamp((last + 4 * H) / 1000, tz=UTC)
+
+
+# -- exits and precedence ------------------------------------------------------------------
+
+
+def test_order_arriving_late_but_before_due_ends_the_journey(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    out = engine.on_abandonment(state, abandonment(last), last + H // 2)
+    assert [d.reason for d in out.decisions if d.action == "scheduled"] == ["eligible"] * 3
+    # the order occurred 40 min after the last activity, before the SMS was due...
+    # ...and arrives while the engine's clock still is before the SMS's due time
+    out = engine.on_order(state, order(last + 40 * 60_000), last + 50 * 60_000)
+    out.extend(engine.advance(state, last + 100 * H))
+    assert out.commands == []
+    assert ("ended", "converted") in [(d.action, d.reason) for d in out.decisions]
+    assert reasons(out, "skipped") == [(0, "converted"), (1, "converted"), (2, "converted")]
+
+
+def test_cart_supersedes_browse(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    out = engine.on_abandonment(state, abandonment(last, "browse", "ab-b"), last + H // 2)
+    out.extend(engine.on_abandonment(state, abandonment(last + H, "cart", "ab-c"), last + H))
+    assert ("ended", "superseded") in [(d.action, d.reason) for d in out.decisions]
+    out.extend(engine.advance(state, last + 200 * H))
+    assert all(c.abandonment_id == "ab-c" for c in out.commands)
+
+
+def test_browse_while_cart_runs_is_ignored_and_cart_update_keeps_schedule(
+    engine: JourneyEngine,
+) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    engine.on_abandonment(state, abandonment(last, "cart", "ab-1"), last + H // 2)
+    out = engine.on_abandonment(state, abandonment(last, "browse", "ab-2"), last + H // 2)
+    assert reasons(out, "ignored") == [(None, "cart_journey_active")]
+    out = engine.on_abandonment(
+        state, abandonment(last + H // 2, "cart", "ab-3", "300.00"), last + H // 2
+    )
+    assert ("updated", "cart_changed") in [(d.action, d.reason) for d in out.decisions]
+    out = engine.advance(state, last + 100 * H)
+    assert next(c.not_before for c in out.commands) == datetime.fromtimestamp(
+        (last + H) / 1000, tz=UTC
+    )
+    assert out.commands[-1].variables["coupon"]["percent"] == 15  # the updated cart's value
+
+
+def test_reentry_cooldown(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    run(engine, state, last + 5 * 24 * H, (last + H, abandonment(last, "browse", "ab-1")))
+    out = engine.on_abandonment(state, abandonment(last + 10 * H, "browse", "ab-2"), last + 11 * H)
+    assert reasons(out, "ignored") == [(None, "reentry_cooldown")]
+    out = engine.on_abandonment(state, abandonment(last + 25 * H, "browse", "ab-3"), last + 26 * H)
+    assert ("started", "browse") in [(d.action, d.reason) for d in out.decisions]
+
+
+def test_opt_out_drops_already_scheduled_steps(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    engine.on_abandonment(state, abandonment(last), last + H // 2)
+    out = engine.on_consent(
+        state, ConsentChange("c1", "sms", "opted_out", last + 40 * 60_000, "sms:STOP"), last
+    )
+    assert reasons(out, "skipped") == [(0, "opted_out")]
+    out = engine.advance(state, last + 100 * H)
+    assert [c.channel for c in out.commands] == ["email", "email"]
+
+
+def test_an_older_consent_record_never_moves_the_ledger_back(engine: JourneyEngine) -> None:
+    state = customer()
+    engine.on_consent(state, ConsentChange("c1", "sms", "opted_out", 2000, "stop"), 0)
+    engine.on_consent(state, ConsentChange("c1", "sms", "opted_in", 1000, "replay"), 0)
+    assert state.consents["sms"][0] == "opted_out"
+
+
+# -- consent rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("store", "existing", "expected"),
+    [
+        ("default", True, ["email", "email"]),  # soft opt-in allowed, existing customer
+        ("default", False, []),  # not an existing customer
+        ("nosoft", True, []),  # the store does not allow soft opt-in
+    ],
+)
+def test_email_soft_opt_in(
+    engine: JourneyEngine, store: str, existing: bool, expected: list[str]
+) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer(sms=False, email=False)
+    state.ordered = existing
+    out = run(engine, state, last + 100 * H, (last + H, abandonment(last, store=store)))
+    assert [c.channel for c in out.commands] == expected
+    assert (0, "no_consent") in reasons(out, "skipped")
+
+
+def test_sms_needs_explicit_opt_in_and_a_reachable_number(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    state.profile = Profile("c1", phone="0415 555", email="ann@example.com")
+    out = run(engine, state, last + 100 * H, (last + H, abandonment(last)))
+    assert (0, "no_address") in reasons(out, "skipped")
+
+
+def test_sms_opt_in_cannot_be_soft() -> None:
+    with pytest.raises(Exception, match=r"eligibility\.sms\.consent"):
+        parse_policy(POLICY.replace('quiet_hours = "20:00-08:00"', 'consent = "opt_in_or_soft"'))
+
+
+# -- attribution ---------------------------------------------------------------------------
+
+
+def test_order_after_a_sent_message_is_a_recovery_for_the_last_touch(
+    engine: JourneyEngine,
+) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    out = run(
+        engine,
+        state,
+        last + 25 * H,
+        (last + H // 2, abandonment(last)),
+        (last + 22 * H, order(last + 22 * H, value="99.50")),
+    )
+    assert len(out.recoveries) == 1
+    recovery = out.recoveries[0]
+    assert recovery.channel == "email"  # the 20 h email is the last touch before 22 h
+    assert recovery.revenue == Decimal("99.50")
+
+
+def test_a_failed_send_is_not_a_touch(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer(email=False)
+    out = engine.on_abandonment(state, abandonment(last), last + 2 * H)
+    sms = out.commands[0]
+    result = SendResult(
+        command_id=sms.command_id, status="failed", error_code="21211", at=iso(last + 2 * H),
+        channel="sms",
+    )  # fmt: skip
+    engine.on_result(state, result, last + 2 * H)
+    out = engine.on_order(state, order(last + 3 * H), last + 3 * H)
+    assert out.recoveries == []
+    assert state.undeliverable["sms"] == "+14155550123"
+
+
+# -- incentives and experiments ------------------------------------------------------------
+
+
+def test_coupon_codes_are_unique_per_journey_and_stable(policy: Policy) -> None:
+    from streams.core.eligibility import coupon_code
+
+    codes = {coupon_code(SECRET, f"jr-{i}", "CP") for i in range(20_000)}
+    assert len(codes) == 20_000
+    assert coupon_code(SECRET, "jr-1", "CP") == coupon_code(SECRET, "jr-1", "CP")
+    assert coupon_code(b"other", "jr-1", "CP") != coupon_code(SECRET, "jr-1", "CP")
+
+
+def test_no_coupon_under_the_lowest_tier(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    out = run(engine, customer(), last + 100 * H, (last + H, abandonment(last, value="40")))
+    assert all("coupon" not in c.variables for c in out.commands)
+
+
+def test_assignment_is_sticky_and_follows_the_weights() -> None:
+    from streams.core.eligibility import assign_variant
+    from streams.core.policy import Experiment, Variant
+
+    experiment = Experiment(
+        "exp", 0.2, (Variant("a", 1.0), Variant("b", 3.0))
+    )  # holdout 20 %, then a:b = 1:3 → a 20 %, b 60 %
+    counts = {"holdout": 0, "a": 0, "b": 0}
+    for i in range(100_000):
+        counts[assign_variant(experiment, f"customer-{i}")] += 1
+    assert abs(counts["holdout"] / 100_000 - 0.2) < 0.01
+    assert abs(counts["a"] / 100_000 - 0.2) < 0.01
+    assert abs(counts["b"] / 100_000 - 0.6) < 0.01
+    assert all(assign_variant(experiment, "c-7") == assign_variant(experiment, "c-7") for _ in "xy")
+
+
+def test_holdout_gets_no_messages_but_its_conversion_counts() -> None:
+    policy = parse_policy(POLICY + '[flows.cart.experiment]\nname = "e"\nholdout = 0.9999999\n')
+    engine = JourneyEngine(policy, SECRET)
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    out = run(
+        engine, state, last + 100 * H,
+        (last + H // 2, abandonment(last)), (last + 30 * H, order(last + 30 * H)),
+    )  # fmt: skip
+    assert out.commands == []
+    assert reasons(out, "skipped") == [(0, "holdout"), (1, "holdout"), (2, "holdout")]
+    ended = [d for d in out.decisions if d.action == "ended"]
+    assert [(d.reason, d.variant, d.value) for d in ended] == [("converted", "holdout", "120.00")]
+
+
+# -- the policy file -----------------------------------------------------------------------
+
+
+def test_the_shipped_default_policy_is_valid() -> None:
+    policy = parse_policy(default_policy_text(), "default.toml")
+    cart = policy.flows["cart"]
+    assert [(s.after_ms // H, s.channel) for s in cart.steps] == [
+        (1, "sms"), (20, "email"), (48, "email")
+    ]  # fmt: skip
+    assert cart.steps[2].incentive
+    assert policy.flows["browse"].steps[0].after_ms == 2 * H
+    assert policy.channels["sms"].min_interval_ms == 24 * H
+    assert policy.channels["email"].min_interval_ms == 16 * H
+    assert policy.max_per_day == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('after = "20h"', 'after = "20x"'), r"policy\.toml:\d+: flows\.cart\.steps\[1\]\.after"),
+        (('channel = "sms"', 'channel = "fax"'), r"flows\.cart\.steps\[0\]\.channel"),
+        (('timezone = "Europe/Berlin"', 'timezone = "Berlin"'), r"stores\.nosoft\.timezone"),
+        (("[flows.browse]", '[flows.browse]\ncolour = "red"'), r"flows\.browse\.colour"),
+        (("[eligibility.sms]", "[eligibility.sms"), r"not valid TOML"),
+    ],
+)
+def test_policy_errors_name_the_line_and_the_field(change: tuple[str, str], expected: str) -> None:
+    from streams.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=expected):
+        parse_policy(POLICY.replace(*change, 1), "policy.toml")
+
+
+def test_policy_error_line_points_at_the_field() -> None:
+    from streams.errors import ConfigurationError
+
+    text = POLICY.replace('after = "20h"', 'after = "20x"', 1)
+    with pytest.raises(ConfigurationError) as err:
+        parse_policy(text, "p.toml")
+    line = int(str(err.value).split(":")[1])
+    assert text.splitlines()[line - 1].strip() == 'after = "20x"'
+
+
+def test_state_round_trips(engine: JourneyEngine) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    engine.on_abandonment(state, abandonment(last), last + 2 * H)
+    again = CustomerState.from_bytes(state.to_bytes())
+    assert again.to_bytes() == state.to_bytes()
+    assert again.next_due() == state.next_due() == last + 20 * H
