@@ -1,0 +1,191 @@
+"""In-memory stand-ins for the webhooks' ports, and an app built on them (unit tests)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import test_utils
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import CollectorRegistry
+from twilio.request_validator import RequestValidator
+
+from senders.clock import FakeClock
+from senders.consents import Consent, ConsentUpdate
+from senders.webhooks.dedup import Seen
+from senders.webhooks.keywords import Keywords
+from senders.webhooks.links import LinkConfig, LinkHooks
+from senders.webhooks.metrics import WebhookMetrics
+from senders.webhooks.routes import make_app
+from senders.webhooks.twilio import TwilioConfig, TwilioHooks
+from streams.models.commands import Channel, SendResult
+
+AUTH_TOKEN = "twilio-test-token"
+PUBLIC_URL = "https://hooks.example.com"
+UNSUBSCRIBE_SECRET = b"unsubscribe-test-secret"
+CLICK_SECRET = b"click-test-secret"
+HELP_REPLY = "Cartpulse Shop: cart reminders. Reply STOP to opt out."
+REDIRECT_HOSTS = {"store-1": ("shop.example.com",), "*": ("cdn.example.com",)}
+MAX_BODY = 4096
+
+
+@dataclass
+class MemoryOutbox:
+    consents: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
+    results: list[SendResult] = field(default_factory=list)
+    clicks: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise KafkaConnectionError("broker down (test)")
+
+    async def consent(self, key: bytes, value: bytes) -> None:
+        self._check()
+        self.consents.append((key, orjson.loads(value)))
+
+    async def result(self, result: SendResult) -> None:
+        self._check()
+        self.results.append(result)
+
+    async def engagement(self, key: bytes, value: bytes) -> None:
+        self._check()
+        self.clicks.append((key, orjson.loads(value)))
+
+
+@dataclass
+class MemoryConsents:
+    consents: dict[tuple[str, str], Consent] = field(default_factory=dict)
+    undeliverable: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    async def get(self, customer_id: str, channel: Channel) -> Consent | None:
+        return self.consents.get((customer_id, channel))
+
+    async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
+        if update.consent is None:
+            return self.consents.pop((update.customer_id, update.channel), None) is not None
+        self.consents[(update.customer_id, update.channel)] = update.consent
+        return True
+
+    async def is_undeliverable(self, channel: Channel, address: str) -> bool:
+        return (channel, address) in self.undeliverable
+
+    async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
+        self.undeliverable[(channel, address)] = code
+
+
+@dataclass
+class MemoryDirectory:
+    numbers: dict[str, list[str]] = field(default_factory=dict)
+
+    async def customers(self, address: str) -> list[str]:
+        return list(self.numbers.get(address, []))
+
+
+@dataclass
+class MemoryDeduplicator:
+    seen: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    async def claim(self, scope: str, fingerprint: str) -> Seen:
+        state = self.seen.get((scope, fingerprint))
+        if state is None:
+            self.seen[(scope, fingerprint)] = "pending"
+            return "new"
+        return "done" if state == "done" else "pending"
+
+    async def done(self, scope: str, fingerprint: str) -> None:
+        self.seen[(scope, fingerprint)] = "done"
+
+    async def release(self, scope: str, fingerprint: str) -> None:
+        if self.seen.get((scope, fingerprint)) == "pending":
+            del self.seen[(scope, fingerprint)]
+
+
+@dataclass
+class World:
+    client: test_utils.TestClient[Any, Any]
+    outbox: MemoryOutbox
+    consents: MemoryConsents
+    directory: MemoryDirectory
+    seen: MemoryDeduplicator
+    clock: FakeClock
+    registry: CollectorRegistry
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def world(extra_opt_outs: tuple[str, ...] = ()) -> AsyncIterator[World]:
+    outbox, consents = MemoryOutbox(), MemoryConsents()
+    directory, seen = MemoryDirectory(), MemoryDeduplicator()
+    clock = FakeClock()
+    registry = CollectorRegistry()
+    metrics = WebhookMetrics.create(registry)
+    twilio = TwilioHooks(
+        TwilioConfig(
+            AUTH_TOKEN, Keywords.with_extra_opt_outs(extra_opt_outs), HELP_REPLY, "", "Welcome back"
+        ),
+        outbox,
+        consents,
+        directory,
+        seen,
+        metrics,
+        clock,
+    )
+    links = LinkHooks(
+        LinkConfig(UNSUBSCRIBE_SECRET, CLICK_SECRET, REDIRECT_HOSTS),
+        outbox,
+        consents,
+        metrics,
+        clock,
+    )
+
+    async def ready() -> bool:
+        return True
+
+    app = make_app(twilio, links, metrics, registry, ready, MAX_BODY, PUBLIC_URL)
+    client = test_utils.TestClient(test_utils.TestServer(app))
+    await client.start_server()
+    try:
+        yield World(client, outbox, consents, directory, seen, clock, registry)
+    finally:
+        await client.close()
+
+
+def sign(url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    """The signature Twilio would send, computed by Twilio's own library."""
+    return str(RequestValidator(token).compute_signature(url, form))
+
+
+def inbound_form(
+    body: str, sender: str = "+14155550100", sid: str = "SM" + "a" * 32
+) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "1234abcd" * 4,
+        "From": sender,
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+    }
+
+
+async def post_signed(
+    w: World,
+    path: str,
+    form: dict[str, str],
+    *,
+    signed_url: str | None = None,
+    signature: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    url = signed_url or f"{PUBLIC_URL}{path}"
+    all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+    all_headers["X-Twilio-Signature"] = signature if signature is not None else sign(url, form)
+    return await w.client.post(path, data=urlencode(form), headers=all_headers)

@@ -1,0 +1,418 @@
+"""The webhooks' HTTP surface on in-memory ports: status codes, ledger records, dedup, limits."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from senders.consents import Consent, address_subject
+from senders.keys import address_hash
+from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
+from senders.webhooks.tokens import ClickToken, make_click_token
+from tests.webhooks.fakes import (
+    CLICK_SECRET,
+    HELP_REPLY,
+    MAX_BODY,
+    PUBLIC_URL,
+    UNSUBSCRIBE_SECRET,
+    inbound_form,
+    post_signed,
+    sign,
+    world,
+)
+
+NUMBER = "+14155550100"
+STATUS_PATH = "/twilio/status?command_id=cmd-1"
+
+
+def status_form(
+    status: str = "delivered", sid: str = "SM" + "b" * 32, **extra: str
+) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "MessageStatus": status,
+        "AccountSid": "AC" + "1234abcd" * 4,
+        "To": NUMBER,
+        "From": "+15005550006",
+        **extra,
+    }
+
+
+# --- signatures -------------------------------------------------------------------------
+
+
+async def test_status_callback_signatures() -> None:
+    async with world() as w:
+        form = status_form()
+        url = f"{PUBLIC_URL}{STATUS_PATH}"
+        good = sign(url, form)
+        tampered = urlencode({**form, "MessageStatus": "failed"})
+        answers = {
+            "tampered body": await w.client.post(
+                STATUS_PATH,
+                data=tampered,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": good,
+                },
+            ),
+            "wrong url": await post_signed(
+                w, STATUS_PATH, form, signed_url=f"{PUBLIC_URL}/twilio/status?command_id=cmd-2"
+            ),
+            "wrong host": await post_signed(
+                w, STATUS_PATH, form, signed_url=f"https://evil.example{STATUS_PATH}"
+            ),
+            "wrong token": await post_signed(w, STATUS_PATH, form, signature=sign(url, form, "x")),
+            "missing header": await w.client.post(
+                STATUS_PATH,
+                data=urlencode(form),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+        }
+        assert {name: r.status for name, r in answers.items()} == dict.fromkeys(answers, 403)
+        assert w.outbox.results == [] and w.seen.seen == {}
+        valid = await post_signed(w, STATUS_PATH, form)
+        assert valid.status == 200
+        assert [r.status for r in w.outbox.results] == ["delivered"]
+        assert w.metric(
+            "cartpulse_webhook_requests_total", {"route": "sms_status", "outcome": "forbidden"}
+        ) == len(answers)
+
+
+async def test_inbound_signatures_are_checked_before_anything_is_recorded() -> None:
+    async with world() as w:
+        form = inbound_form("STOP")
+        for signature in ("", "bm90IGl0", sign(f"{PUBLIC_URL}/twilio/status", form)):
+            answer = await post_signed(w, "/twilio/sms", form, signature=signature)
+            assert answer.status == 403
+        tampered = await w.client.post(
+            "/twilio/sms",
+            data=urlencode({**form, "From": "+14155550199"}),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": sign(f"{PUBLIC_URL}/twilio/sms", form),
+            },
+        )
+        assert tampered.status == 403
+        assert w.outbox.consents == [] and w.consents.consents == {}
+
+
+# --- keywords -> the ledger -------------------------------------------------------------
+
+
+def bodies(words: frozenset[str]) -> list[str]:
+    return [
+        variant
+        for word in sorted(words)
+        for variant in (word, word.lower(), word.title(), f"  {word.lower()} \n")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b, "opted_out") for b in bodies(OPT_OUT)] + [(b, "opted_in") for b in bodies(OPT_IN)],
+)
+async def test_every_keyword_and_casing_writes_the_right_ledger_record(
+    body: str, status: str
+) -> None:
+    async with world() as w:
+        w.directory.numbers[NUMBER] = ["cust-2", "cust-1"]
+        form = inbound_form(body)
+        answer = await post_signed(w, "/twilio/sms", form)
+        assert answer.status == 200
+        assert answer.content_type == "application/xml"
+        keys = [key for key, _ in w.outbox.consents]
+        assert keys == [f"addr:{address_hash(NUMBER)}:sms".encode(), b"cust-2:sms", b"cust-1:sms"]
+        for _, record in w.outbox.consents:
+            assert record["status"] == status
+            assert record["source"] == "sms_keyword"
+            assert record["channel"] == "sms"
+            assert record["recorded_at"] == "2023-11-14T22:13:20.000Z"  # the fake clock
+            evidence = record["evidence"]
+            assert evidence["keyword"] == body.strip().upper()
+            assert evidence["form"] == {k: [v] for k, v in form.items()}
+            assert evidence["url"] == f"{PUBLIC_URL}/twilio/sms"
+            assert evidence["signature"] == sign(evidence["url"], form)  # replayable proof
+            assert evidence["resolved_customers"] == ["cust-2", "cust-1"]
+        for subject in (address_subject(NUMBER), "cust-1", "cust-2"):
+            assert w.consents.consents[(subject, "sms")] == Consent(
+                status,  # type: ignore[arg-type]
+                1_700_000_000_000,
+                "sms_keyword",
+            )
+
+
+async def test_opt_out_replies_and_opt_in_reply() -> None:
+    async with world() as w:
+        stop = await post_signed(w, "/twilio/sms", inbound_form("stop", sid="SM1"))
+        start = await post_signed(w, "/twilio/sms", inbound_form("start", sid="SM2"))
+        assert "<Message>" not in await stop.text()  # Twilio's own opt-out reply is enough
+        assert "<Message>Welcome back</Message>" in await start.text()
+
+
+@pytest.mark.parametrize("body", bodies(HELP))
+async def test_help_gets_the_configured_reply_and_changes_nothing(body: str) -> None:
+    async with world() as w:
+        answer = await post_signed(w, "/twilio/sms", inbound_form(body))
+        assert answer.status == 200
+        text = await answer.text()
+        assert text == (
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+            f"{HELP_REPLY}</Message></Response>"
+        )
+        assert w.outbox.consents == []
+        assert w.metric("cartpulse_webhook_keywords_total", {"kind": "help"}) == 1
+
+
+async def test_an_ordinary_message_changes_nothing() -> None:
+    async with world() as w:
+        answer = await post_signed(w, "/twilio/sms", inbound_form("stop texting me please"))
+        assert answer.status == 200
+        assert await answer.text() == '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+        assert w.outbox.consents == []
+
+
+async def test_configured_opt_out_keyword() -> None:
+    async with world(extra_opt_outs=("ARRET",)) as w:
+        assert (await post_signed(w, "/twilio/sms", inbound_form(" arret "))).status == 200
+        assert [r["status"] for _, r in w.outbox.consents] == ["opted_out"]
+
+
+async def test_a_number_nobody_was_texted_at_is_still_opted_out() -> None:
+    async with world() as w:
+        answer = await post_signed(w, "/twilio/sms", inbound_form("STOP", sender="+447700900123"))
+        assert answer.status == 200
+        assert [k for k, _ in w.outbox.consents] == [
+            f"addr:{address_hash('+447700900123')}:sms".encode()
+        ]
+        assert w.metric("cartpulse_webhook_unresolved_numbers_total") == 1
+
+
+async def test_a_retried_inbound_stop_is_recorded_once_and_answered_again() -> None:
+    async with world() as w:
+        form = inbound_form("STOP")
+        first = await post_signed(w, "/twilio/sms", form)
+        again = await post_signed(w, "/twilio/sms", form)
+        assert first.status == again.status == 200
+        assert await first.text() == await again.text()
+        assert len(w.outbox.consents) == 1
+
+
+# --- status callbacks -------------------------------------------------------------------
+
+
+async def test_a_replayed_callback_is_recorded_once() -> None:
+    async with world() as w:
+        token = {"I-Twilio-Idempotency-Token": "idem-1"}
+        for _ in range(3):  # same token: Twilio's retry
+            assert (await post_signed(w, STATUS_PATH, status_form(), headers=token)).status == 200
+        for _ in range(3):  # no token: the SID and status identify it
+            answer = await post_signed(w, STATUS_PATH, status_form("failed", ErrorCode="30006"))
+            assert answer.status == 200
+        assert [(r.command_id, r.status, r.error_code) for r in w.outbox.results] == [
+            ("cmd-1", "delivered", None),
+            ("cmd-1", "failed", "30006"),
+        ]
+        assert w.outbox.results[0].provider_id == "SM" + "b" * 32
+        assert w.outbox.results[0].channel == "sms"
+        assert w.consents.undeliverable == {("sms", NUMBER): "30006"}
+        assert (
+            w.metric(
+                "cartpulse_webhook_requests_total", {"route": "sms_status", "outcome": "duplicate"}
+            )
+            == 4
+        )
+
+
+@pytest.mark.parametrize("status", ["queued", "sent", "sending", "read", "accepted", ""])
+async def test_non_final_statuses_are_ignored(status: str) -> None:
+    async with world() as w:
+        answer = await post_signed(w, STATUS_PATH, status_form(status))
+        assert answer.status == 200
+        assert w.outbox.results == []
+
+
+async def test_a_callback_without_our_command_id_is_ignored() -> None:
+    async with world() as w:
+        assert (await post_signed(w, "/twilio/status", status_form())).status == 200
+        assert w.outbox.results == []
+
+
+async def test_kafka_down_means_503_and_the_retry_is_recorded() -> None:
+    async with world() as w:
+        w.outbox.down = True
+        failed = await post_signed(w, STATUS_PATH, status_form())
+        assert failed.status == 503 and failed.headers["Retry-After"] == "5"
+        stop = await post_signed(w, "/twilio/sms", inbound_form("STOP"))
+        assert stop.status == 503
+        w.outbox.down = False
+        assert (await post_signed(w, STATUS_PATH, status_form())).status == 200
+        assert (await post_signed(w, "/twilio/sms", inbound_form("STOP"))).status == 200
+        assert len(w.outbox.results) == 1 and len(w.outbox.consents) == 1
+
+
+# --- unsubscribe and clicks -------------------------------------------------------------
+
+
+def unsubscribe_path(customer: str = "cust-1", expires_ms: int = 1_800_000_000_000) -> str:
+    token = make_token(
+        UNSUBSCRIBE_SECRET, UnsubscribeToken(customer, "email", "store-1", expires_ms)
+    )
+    return unsubscribe_url("/unsubscribe", token)
+
+
+async def test_one_click_unsubscribe_and_the_confirmation_page() -> None:
+    async with world() as w:
+        path = unsubscribe_path()
+        page = await w.client.get(path)
+        assert page.status == 200 and '<form method="post"' in await page.text()
+        assert w.outbox.consents == []  # a GET (link scanner, preview) records nothing
+        one_click = await w.client.post(
+            path,
+            data="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Gmail"},
+        )
+        assert one_click.status == 200
+        from_page = await w.client.post(path, data={"List-Unsubscribe": "One-Click"})
+        assert from_page.status == 200
+        form = aiohttp.FormData()
+        form.add_field("List-Unsubscribe", "One-Click")
+        form.add_field("f", io.BytesIO(b"x"), filename="f.txt")
+        multipart = await w.client.post(path, data=form)
+        assert multipart.status == 200
+        assert [k for k, _ in w.outbox.consents] == [b"cust-1:email"] * 3
+        record = w.outbox.consents[0][1]
+        assert record["status"] == "opted_out" and record["source"] == "email_one_click"
+        assert record["evidence"]["token"] == path.split("token=")[1]
+        assert record["evidence"]["user_agent"] == "Gmail"
+        assert w.consents.consents[("cust-1", "email")].status == "opted_out"
+
+
+async def test_bad_unsubscribe_tokens_are_rejected() -> None:
+    async with world() as w:
+        good = unsubscribe_path("cust-1").split("token=")[1]
+        other = unsubscribe_path("cust-2").split("token=")[1]
+        expired = unsubscribe_path(expires_ms=1_600_000_000_000)
+        forged = make_token(
+            b"wrong", UnsubscribeToken("cust-1", "email", "store-1", 1_800_000_000_000)
+        )
+        for path in (
+            expired,
+            f"/unsubscribe?token={forged}",
+            f"/unsubscribe?token={other.split('.')[0]}.{good.split('.')[1]}",  # other customer
+            "/unsubscribe?token=",
+            "/unsubscribe",
+            "/unsubscribe?token=%00%ff",
+        ):
+            assert (await w.client.get(path)).status == 400, path
+            assert (await w.client.post(path, data="List-Unsubscribe=One-Click")).status == 400
+        assert w.outbox.consents == []
+
+
+def click_path(
+    url: str, customer: str = "cust-1", store: str = "store-1", expires_ms: int = 1_800_000_000_000
+) -> str:
+    token = make_click_token(CLICK_SECRET, ClickToken(customer, store, "cmd-1", url, expires_ms))
+    return f"/c/{token}"
+
+
+async def test_click_redirects_and_records_engagement() -> None:
+    async with world() as w:
+        answer = await w.client.get(
+            click_path("https://shop.example.com/cart/1?utm=sms"), allow_redirects=False
+        )
+        assert answer.status == 302
+        assert answer.headers["Location"] == "https://shop.example.com/cart/1?utm=sms"
+        assert answer.headers["Cache-Control"] == "no-store"
+        [(key, event)] = w.outbox.clicks
+        assert key == b"cust-1"
+        assert event["type"] == "link_clicked"
+        assert (event["customer_id"], event["store_id"], event["command_id"]) == (
+            "cust-1",
+            "store-1",
+            "cmd-1",
+        )
+        w.outbox.down = True  # Kafka trouble: the shopper still gets to the shop
+        again = await w.client.get(click_path("https://shop.example.com/"), allow_redirects=False)
+        assert again.status == 302
+        assert w.metric("cartpulse_webhook_clicks_total", {"outcome": "lost"}) == 1
+
+
+async def test_bad_clicks_are_refused_and_never_redirect_elsewhere() -> None:
+    async with world() as w:
+        good = click_path("https://shop.example.com/").removeprefix("/c/")
+        other = click_path("https://shop.example.com/", customer="cust-2").removeprefix("/c/")
+        forged = make_click_token(
+            b"wrong",
+            ClickToken("cust-1", "store-1", "c", "https://shop.example.com/", 1_800_000_000_000),
+        )
+        cases = {
+            "expired": (click_path("https://shop.example.com/", expires_ms=1), 410),
+            "forged": (f"/c/{forged}", 400),
+            "other customer": (f"/c/{other.split('.')[0]}.{good.split('.')[1]}", 400),
+            "evil host": (click_path("https://evil.example/"), 400),
+            "look-alike": (click_path("https://shop.example.com.evil.example/"), 400),
+            "credentials": (click_path("https://shop.example.com@evil.example/"), 400),
+            "other store": (click_path("https://shop.example.com/", store="store-2"), 400),
+            "garbage": ("/c/not%20a%20token", 400),
+        }
+        for name, (path, status) in cases.items():
+            answer = await w.client.get(path, allow_redirects=False)
+            assert answer.status == status, name
+            assert "Location" not in answer.headers, name
+        assert w.outbox.clicks == []
+
+
+# --- limits and malformed input ---------------------------------------------------------
+
+
+async def test_oversized_and_malformed_bodies_get_4xx() -> None:
+    async with world() as w:
+        big = {"Body": "STOP", "Pad": "x" * (MAX_BODY + 10), "From": NUMBER}
+        answers = {
+            "too large": await post_signed(w, "/twilio/sms", big),
+            "too large unsubscribe": await w.client.post(
+                unsubscribe_path(), data=b"x" * (MAX_BODY + 1)
+            ),
+            "not a form": await w.client.post(
+                "/twilio/sms", data=b"{}", headers={"Content-Type": "application/json"}
+            ),
+            "not utf-8": await w.client.post(
+                "/twilio/sms",
+                data=b"Body=%ff&From=%fe",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            "raw bytes": await w.client.post(
+                "/twilio/status",
+                data=b"\x00\xff\xfe",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            "no From": await post_signed(w, "/twilio/sms", {"Body": "STOP", "MessageSid": "SM1"}),
+            "no sid": await post_signed(w, "/twilio/sms", {"Body": "STOP", "From": NUMBER}),
+            "long command id": await post_signed(
+                w, f"/twilio/status?command_id={'c' * 300}", status_form()
+            ),
+        }
+        statuses = {name: answer.status for name, answer in answers.items()}
+        assert statuses == {
+            "too large": 413,
+            "too large unsubscribe": 413,
+            "not a form": 415,
+            "not utf-8": 400,
+            "raw bytes": 400,
+            "no From": 400,
+            "no sid": 400,
+            "long command id": 400,
+        }
+        assert w.outbox.consents == [] and w.outbox.results == []
+        assert (await w.client.get("/healthz")).status == 200
+        assert (await w.client.get("/readyz")).status == 200
+        metrics = await (await w.client.get("/metrics")).text()
+        assert (
+            'cartpulse_webhook_requests_total{outcome="too_large",route="sms_inbound"} 1.0'
+            in metrics
+        )

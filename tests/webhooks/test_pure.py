@@ -1,0 +1,259 @@
+"""The webhooks' pure parts: signatures, keywords, forms, click tokens and redirects."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+
+from senders.unsubscribe import UnsubscribeToken, make_token
+from senders.webhooks.forms import MAX_FIELDS, parse_form
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
+from senders.webhooks.logs import mask_text
+from senders.webhooks.signature import signature_valid, twilio_signature
+from senders.webhooks.tokens import (
+    ClickToken,
+    ExpiredToken,
+    allowed_hosts,
+    make_click_token,
+    read_click_token,
+    redirect_target,
+)
+from streams.errors import InvalidRecord
+
+TOKEN = "auth-token"
+URL = "https://hooks.example.com/twilio/status?command_id=c-1"
+fields = st.dictionaries(
+    st.text(min_size=1, max_size=12), st.text(max_size=40), min_size=0, max_size=8
+)
+
+
+# --- signatures -------------------------------------------------------------------------
+
+
+@given(form=fields, url=st.sampled_from([URL, "http://x.example:8080/a?b=c%20d", "https://a/"]))
+def test_signature_is_twilios_algorithm(form: dict[str, str], url: str) -> None:
+    expected = RequestValidator(TOKEN).compute_signature(url, form)
+    ours = twilio_signature(url, {k: (v,) for k, v in form.items()}, TOKEN)
+    assert ours == expected
+    assert signature_valid(url, {k: (v,) for k, v in form.items()}, TOKEN, expected)
+
+
+def test_repeated_fields_sign_like_twilios_multidict() -> None:
+    class MultiDict(dict[str, list[str]]):
+        def getall(self, name: str) -> list[str]:
+            return self[name]
+
+    form = {"b": ("2", "1", "2"), "a": ("x",)}
+    expected = RequestValidator(TOKEN).compute_signature(
+        URL, MultiDict({k: list(v) for k, v in form.items()})
+    )
+    assert twilio_signature(URL, form, TOKEN) == expected
+
+
+def test_signature_rejects_tampering_wrong_url_wrong_key_and_absence() -> None:
+    form = {"MessageSid": ("SM1",), "MessageStatus": ("delivered",)}
+    good = twilio_signature(URL, form, TOKEN)
+    assert signature_valid(URL, form, TOKEN, good)
+    assert not signature_valid(URL, {**form, "MessageStatus": ("failed",)}, TOKEN, good)
+    assert not signature_valid(URL, {**form, "Extra": ("1",)}, TOKEN, good)
+    assert not signature_valid(URL.replace("c-1", "c-2"), form, TOKEN, good)
+    assert not signature_valid(
+        "https://evil.example/twilio/status?command_id=c-1", form, TOKEN, good
+    )
+    assert not signature_valid(URL, form, "other-token", good)
+    assert not signature_valid(URL, form, TOKEN, None)
+    assert not signature_valid(URL, form, TOKEN, "")
+    assert not signature_valid(URL, form, "", twilio_signature(URL, form, ""))  # no token: never
+
+
+def test_signature_accepts_the_url_with_or_without_its_default_port() -> None:
+    form = {"a": ("1",)}
+    with_port = "https://hooks.example.com:443/twilio/sms"
+    without = "https://hooks.example.com/twilio/sms"
+    assert signature_valid(without, form, TOKEN, twilio_signature(with_port, form, TOKEN))
+    assert signature_valid(with_port, form, TOKEN, twilio_signature(without, form, TOKEN))
+    other_port = "https://hooks.example.com:8443/twilio/sms"
+    assert not signature_valid(other_port, form, TOKEN, twilio_signature(with_port, form, TOKEN))
+
+
+# --- keywords ---------------------------------------------------------------------------
+
+
+def casings(word: str) -> list[str]:
+    return [word, word.lower(), word.capitalize(), f"  {word.lower()}\n", f"\t{word}. ", f"{word}!"]
+
+
+@pytest.mark.parametrize(
+    ("words", "kind"), [(OPT_OUT, "opt_out"), (OPT_IN, "opt_in"), (HELP, "help")]
+)
+def test_every_keyword_in_every_casing(words: frozenset[str], kind: str) -> None:
+    keywords = Keywords()
+    for word in sorted(words):
+        for body in casings(word):
+            found = keywords.classify(body)
+            assert found is not None and (found.kind, found.word) == (kind, word), body
+
+
+@pytest.mark.parametrize(
+    "body", ["", "  ", "stop texting me", "please stop", "STOPP", "yes please", "hello", "S T O P"]
+)
+def test_ordinary_messages_are_no_keyword(body: str) -> None:
+    assert Keywords().classify(body) is None
+
+
+def test_configured_opt_outs_and_twilios_opt_out_type() -> None:
+    keywords = Keywords.with_extra_opt_outs(["arret", " Stopp ", "", "help"])
+    assert keywords.classify("ARRÊT") is None
+    assert keywords.classify("Arret").kind == "opt_out"  # type: ignore[union-attr]
+    assert keywords.classify("stopp").kind == "opt_out"  # type: ignore[union-attr]
+    assert keywords.classify("HELP").kind == "opt_out"  # type: ignore[union-attr]  # opt-out wins
+    assert Keywords().classify("HALT", "STOP").kind == "opt_out"  # type: ignore[union-attr]
+    assert Keywords().classify("go on", "start").kind == "opt_in"  # type: ignore[union-attr]
+    assert Keywords().classify("hi", "") is None
+
+
+# --- forms ------------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=2048))
+def test_any_bytes_parse_or_raise_invalid_record(body: bytes) -> None:
+    try:
+        form = parse_form(body)
+    except InvalidRecord as exc:
+        assert exc.reason
+    else:
+        assert all(isinstance(v, tuple) and v for v in form.values())
+
+
+@given(fields)
+def test_forms_round_trip(form: dict[str, str]) -> None:
+    parsed = parse_form(urlencode(form).encode())
+    assert parsed == {k: (v,) for k, v in form.items()}
+
+
+def test_form_limits_and_encodings() -> None:
+    assert parse_form(b"a=1&a=2&b=") == {"a": ("1", "2"), "b": ("",)}
+    with pytest.raises(InvalidRecord, match="ASCII"):
+        parse_form("Body=stöp".encode())
+    with pytest.raises(InvalidRecord, match="UTF-8"):
+        parse_form(b"Body=%ff%fe")
+    with pytest.raises(InvalidRecord, match="fields"):
+        parse_form("&".join(f"f{i}=1" for i in range(MAX_FIELDS + 1)).encode())
+
+
+# --- click tokens and redirects ---------------------------------------------------------
+
+SECRET = b"click-secret"
+CLICK = ClickToken("cust-1", "store-1", "cmd-1", "https://shop.example.com/cart/1", 2_000)
+
+
+def test_click_tokens_round_trip_and_expire() -> None:
+    text = make_click_token(SECRET, CLICK)
+    assert read_click_token(SECRET, text, 1_999) == CLICK
+    with pytest.raises(ExpiredToken):
+        read_click_token(SECRET, text, 2_000)
+
+
+def test_forged_and_swapped_click_tokens_are_rejected() -> None:
+    text = make_click_token(SECRET, CLICK)
+    payload, mac = text.split(".")
+    other = make_click_token(SECRET, ClickToken("cust-2", "store-1", "cmd-1", CLICK.url, 2_000))
+    evil = make_click_token(
+        SECRET, ClickToken("cust-1", "store-1", "cmd-1", "https://evil.example", 2_000)
+    )
+    for forged in (
+        f"{other.split('.')[0]}.{mac}",  # another customer's payload under this MAC
+        f"{evil.split('.')[0]}.{mac}",  # another URL under this MAC
+        f"{payload}.{mac[:-2]}AA",
+        f"{payload}.",
+        payload,
+        "",
+        "a.b.c",
+        "%%%.%%%",
+        "ä.ö",
+        make_click_token(b"other-secret", CLICK),
+    ):
+        with pytest.raises(InvalidRecord):
+            read_click_token(SECRET, forged, 1_000)
+    with pytest.raises(InvalidRecord):
+        read_click_token(b"", make_click_token(b"", CLICK), 1_000)
+
+
+def test_an_unsubscribe_token_is_no_click_token() -> None:
+    unsub = make_token(SECRET, UnsubscribeToken("cust-1", "email", "store-1", 2_000))
+    with pytest.raises(InvalidRecord):
+        read_click_token(SECRET, unsub, 1_000)
+
+
+ALLOWED = allowed_hosts({"store-1": ("Shop.Example.com",), "*": ("cdn.example.com",)}, "store-1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example.com/cart/1?x=1#top",
+        "http://shop.example.com/",
+        "https://SHOP.example.com./p",
+        "https://cdn.example.com/img.png",
+        "https://shop.example.com:8443/cart",
+    ],
+)
+def test_redirects_to_allowed_hosts(url: str) -> None:
+    assert redirect_target(url, ALLOWED) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/",
+        "https://shop.example.com.evil.example/",
+        "https://evil.example/shop.example.com",
+        "https://shop.example.com@evil.example/",
+        "https://user:pw@shop.example.com/",
+        "//evil.example/",
+        "/cart",
+        "javascript:alert(1)//shop.example.com",
+        "data:text/html,hi",
+        "https://evil.example\\@shop.example.com/",
+        "https:\\\\evil.example",
+        "https://shop.example.com\t.evil.example/",
+        "https://shop.example.com /",
+        "https://shop.example.com:99999/",
+        "https://[::1/",
+        "ftp://shop.example.com/",
+        "https://shop.example.com/" + "a" * 3000,
+        "",
+    ],
+)
+def test_no_open_redirect(url: str) -> None:
+    with pytest.raises(InvalidRecord):
+        redirect_target(url, ALLOWED)
+
+
+def test_hosts_are_per_store() -> None:
+    other = allowed_hosts({"store-1": ("shop.example.com",), "*": ("cdn.example.com",)}, "store-2")
+    assert other == frozenset({"cdn.example.com"})
+    with pytest.raises(InvalidRecord):
+        redirect_target("https://shop.example.com/", other)
+
+
+@given(st.text(max_size=200))
+def test_a_redirect_only_ever_lands_on_an_allowed_host(url: str) -> None:
+    try:
+        target = redirect_target(url, ALLOWED)
+    except InvalidRecord:
+        return
+    assert (urlsplit(target).hostname or "").rstrip(".") in ALLOWED
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+def test_logs_mask_numbers_and_addresses() -> None:
+    line = mask_text("STOP from +14155550123 for ann@example.com (cust-1)")
+    assert "+14155550123" not in line and "ann@example.com" not in line
+    assert "+1415*****23" in line and "a**@example.com" in line and "cust-1" in line
