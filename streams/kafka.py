@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -143,3 +143,30 @@ async def group_lag(settings: Settings, group_id: str, names: Sequence[str]) -> 
         position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
         lag += max(0, end - position)
     return lag
+
+
+async def read_all(settings: Settings, name: str) -> AsyncIterator[bytes]:
+    """Every value the topic holds now, partition by partition in offset order; no group."""
+    starts, ends = await topic_offsets(settings, [name])
+    todo = {tp: end for tp, end in ends.items() if end > starts[tp]}
+    if not todo:
+        return
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    await asyncio.sleep(0)  # see topic_offsets: let the background task start before stop()
+    try:
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < todo.get(tp, 0) and record.value is not None:
+                        yield record.value
+                if records and records[-1].offset + 1 >= todo.get(tp, 0):
+                    todo.pop(tp, None)
+    finally:
+        await consumer.stop()

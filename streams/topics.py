@@ -27,6 +27,9 @@ class Topic(StrEnum):
     ORDERS = "orders"
     TICKS = "detector.ticks"
     REPARTITION = "detector.repartition"
+    DECISIONS = "journey.decisions"
+    JOURNEY_INPUTS = "journey.inputs"
+    JOURNEY_TICKS = "journey.ticks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,12 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.TICKS: ("partition", False, False),
     # input records whose key was not their session_id, re-keyed (co-partitioned with inputs)
     Topic.REPARTITION: ("session_id", False, False),
+    # the journey engine's audit trail: every start, schedule, deferral, skip and end, with why
+    Topic.DECISIONS: ("customer_id", False, False),
+    # consents and send results re-keyed by customer_id (co-partitioned with the journeys)
+    Topic.JOURNEY_INPUTS: ("customer_id", False, False),
+    # wake-ups of the journeys agent, one record per partition
+    Topic.JOURNEY_TICKS: ("partition", False, False),
 }
 
 
@@ -80,7 +89,7 @@ class TopicCatalogue:
         specs: list[TopicSpec] = []
         for topic, (key, compacted, is_input) in _SPECS.items():
             configs = {"cleanup.policy": "compact"} if compacted else {}
-            if topic is Topic.TICKS:
+            if topic in (Topic.TICKS, Topic.JOURNEY_TICKS):
                 configs = {"retention.ms": str(60 * 60 * 1000)}  # wake-ups are worthless later
             specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
             if is_input:
