@@ -3,10 +3,14 @@
 form and the headers, and send back the ``Reply``.
 
 Order for both: the signature first (403 when it does not verify, before anything is read or
-remembered), then de-duplication (Twilio retries a webhook that timed out or failed, with the
-same ``I-Twilio-Idempotency-Token``), then the work, which is durable before the reply: records
+remembered), then de-duplication, then the work, which is durable before the reply: records
 acknowledged by Kafka, the consent mirror updated in Redis so senders see an opt-out at once.
 Kafka or Redis trouble propagates; the route answers 503 and Twilio retries.
+
+De-duplication: Twilio retries a webhook that timed out or failed, with the same
+``I-Twilio-Idempotency-Token``. The event itself is named by the message SID (inbound) or the
+SID and the status (callbacks), which also catches a replay under another token or none, so
+that is the fingerprint; the token is the fallback for a request without a SID.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ class TwilioHooks:
             self._metrics.keywords.labels(keyword.kind if keyword else "none").inc()
             return reply
         sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
-        fingerprint = request.idempotency_token or sid
+        fingerprint = sid or request.idempotency_token
         if not fingerprint:
             raise InvalidRecord("an inbound message needs MessageSid")
 
@@ -127,7 +131,9 @@ class TwilioHooks:
             # belongs to a message cartpulse did not send.
             return plain(200, "ignored", "ignored")
         sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
-        fingerprint = request.idempotency_token or f"{sid}:{raw_status.lower()}"
+        fingerprint = f"{sid}:{raw_status.lower()}" if sid else request.idempotency_token
+        if not fingerprint:
+            raise InvalidRecord("a status callback needs MessageSid")
         code = first(request.form, "ErrorCode") or None
         try:
             result = SendResult(
