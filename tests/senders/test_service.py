@@ -13,12 +13,12 @@ from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
 from senders.clock import FakeClock
-from senders.consents import Consent, ConsentUpdate
+from senders.consents import Consent, ConsentUpdate, address_subject
 from senders.ledger import Finished, MemoryLedger, Sending
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome
 from senders.ratelimit import Limit, MemoryLimiter
-from senders.service import Defer, Done, SendService, Work
+from senders.service import Defer, Done, SendService, Work, newest
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand, SendResult
 from streams.settings import Settings
@@ -106,6 +106,15 @@ class World:
     consents: MemoryConsents
     emitter: Emitter
     clock: FakeClock
+    phones: MemoryPhoneIndex
+
+
+@dataclass
+class MemoryPhoneIndex:
+    remembered: list[tuple[str, str, int]] = field(default_factory=list)
+
+    async def remember(self, address: str, customer_id: str, at_ms: int) -> None:
+        self.remembered.append((address, customer_id, at_ms))
 
 
 def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
@@ -124,6 +133,7 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
     provider = ScriptedProvider(list(outcomes), clock=clock)
     consents = MemoryConsents()
     emitter = Emitter()
+    phones = MemoryPhoneIndex()
     service: SendService[Any] = SendService(
         settings,
         provider,
@@ -133,8 +143,9 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
         emitter,
         Metrics.create(CollectorRegistry()),
         clock,
+        phones,
     )
-    return World(service, ledger, limiter, provider, consents, emitter, clock)
+    return World(service, ledger, limiter, provider, consents, emitter, clock, phones)
 
 
 def cmd(w: World, expires_in: float = 3600.0, **fields: Any) -> SendCommand:
@@ -262,6 +273,36 @@ async def test_consent_and_reachability_are_checked_at_send_time() -> None:
     strict = world([], sms_require_opt_in=True)
     assert await strict.service.handle(cmd(strict), Work("a")) == Done("suppressed")
     assert strict.emitter.results[0].error_code == "no_consent"
+
+
+async def test_an_opt_out_of_the_number_itself_counts_and_the_newest_statement_wins() -> None:
+    w = world([SENT, SENT], sms_require_opt_in=True)
+    c = cmd(w)
+    at = int(w.clock.now() * 1000)
+    number = address_subject(c.to)
+    await w.consents.apply(ConsentUpdate(c.customer_id, "sms", Consent("opted_in", at - 10)))
+    await w.consents.apply(ConsentUpdate(number, "sms", Consent("opted_out", at - 5)))
+    assert await w.service.handle(c, Work("a")) == Done("suppressed")
+    assert w.emitter.results[-1].error_code == "opted_out"
+    # opted in again later (checkout): the customer's newer statement wins
+    await w.consents.apply(ConsentUpdate(c.customer_id, "sms", Consent("opted_in", at - 1)))
+    again = cmd(w, customer_id=c.customer_id, to=c.to)
+    assert await w.service.handle(again, Work("b")) == Done("sent")
+    # a number that texted START, with no customer record: allowed
+    await w.consents.apply(
+        ConsentUpdate(address_subject("+14155550999"), "sms", Consent("opted_in", at))
+    )
+    assert await w.service.handle(cmd(w, to="+14155550999"), Work("c")) == Done("sent")
+    assert newest(Consent("opted_in", 5), Consent("opted_out", 5)) == Consent("opted_out", 5)
+    assert newest(None, Consent("opted_in", 1)) == Consent("opted_in", 1)
+
+
+async def test_live_sms_remember_who_was_texted_at_a_number() -> None:
+    w = world([SENT])
+    live, dry = cmd(w, to="+14155550111"), cmd(w, to="+14155550112", mode="dry_run")
+    assert await w.service.handle(live, Work("a")) == Done("sent")
+    assert await w.service.handle(dry, Work("b")) == Done("suppressed")
+    assert w.phones.remembered == [("+14155550111", live.customer_id, int(w.clock.now() * 1000))]
 
 
 async def test_recording_after_a_send_survives_a_broker_outage() -> None:
