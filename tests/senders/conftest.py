@@ -131,6 +131,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = f"PT{value.total_seconds()}S"
         elif isinstance(value, bool):
             value = "true" if value else "false"
+        elif isinstance(value, tuple | list | dict):  # complex settings are JSON in the env
+            value = orjson.dumps(value).decode()
         env[f"CARTPULSE_{name.upper()}"] = str(value)
     return env
 
