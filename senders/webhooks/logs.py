@@ -15,7 +15,7 @@ from senders.keys import mask_address
 
 _ADDRESS: Final = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-    r"|\+?\b[0-9][0-9 ().-]{6,18}[0-9]\b"
+    r"|\+?\b[0-9][0-9 ()-]{6,18}[0-9]\b"  # no dots: IP addresses and versions stay readable
 )
 
 

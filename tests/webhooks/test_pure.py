@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -12,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from senders.unsubscribe import UnsubscribeToken, make_token
 from senders.webhooks.forms import MAX_FIELDS, parse_form
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
-from senders.webhooks.logs import mask_text
+from senders.webhooks.logs import MaskingFilter, mask_text
 from senders.webhooks.signature import signature_valid, twilio_signature
 from senders.webhooks.tokens import (
     ClickToken,
@@ -257,3 +258,13 @@ def test_logs_mask_numbers_and_addresses() -> None:
     line = mask_text("STOP from +14155550123 for ann@example.com (cust-1)")
     assert "+14155550123" not in line and "ann@example.com" not in line
     assert "+1415*****23" in line and "a**@example.com" in line and "cust-1" in line
+    assert mask_text("listening on 127.0.0.1:8080") == "listening on 127.0.0.1:8080"
+    assert "555" not in mask_text("from (415) 555-0123")
+
+
+def test_the_log_filter_masks_formatted_messages() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "STOP from %s (%s)", ("+14155550123", "a@b.example"), None
+    )
+    assert MaskingFilter().filter(record)
+    assert record.getMessage() == "STOP from +1415*****23 (a**@b.example)"
