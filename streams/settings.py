@@ -172,8 +172,9 @@ class Settings(BaseSettings):
     webhooks_port: int = Field(8080, ge=1, le=65535, description="Webhooks, /metrics, /healthz.")
     webhooks_public_url: str | None = Field(
         None,
-        pattern=r"^https?://[^\s/?#]+$",
-        description="Scheme and host Twilio calls (behind a proxy); signatures cover this URL.",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Scheme, host (and any path prefix a proxy strips) Twilio calls; "
+        "signatures cover this URL followed by the request's path and query.",
     )
     webhooks_max_body_bytes: int = Field(
         16 * 1024, ge=1024, le=1024 * 1024, description="Larger request bodies get 413."
