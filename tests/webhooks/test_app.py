@@ -7,11 +7,13 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from aiohttp import test_utils
 
 from senders.consents import Consent, address_subject
 from senders.keys import address_hash
 from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
+from senders.webhooks.routes import signed_url
 from senders.webhooks.tokens import ClickToken, make_click_token
 from tests.webhooks.fakes import (
     CLICK_SECRET,
@@ -416,3 +418,14 @@ async def test_oversized_and_malformed_bodies_get_4xx() -> None:
             'cartpulse_webhook_requests_total{outcome="too_large",route="sms_inbound"} 1.0'
             in metrics
         )
+
+
+def test_the_signed_url_is_the_public_one_behind_a_proxy() -> None:
+    request = test_utils.make_mocked_request(
+        "POST", "/twilio/status?command_id=a%2Fb&x=1", headers={"Host": "10.0.0.5:8080"}
+    )
+    assert signed_url(request, None) == "http://10.0.0.5:8080/twilio/status?command_id=a%2Fb&x=1"
+    assert (
+        signed_url(request, "https://hooks.example.com/prefix/")
+        == "https://hooks.example.com/prefix/twilio/status?command_id=a%2Fb&x=1"
+    )
