@@ -125,6 +125,7 @@ def env_for(settings: Settings, state: Path, web_port: int) -> dict[str, str]:
         "CARTPULSE_STORE": "rocksdb://",
         "CARTPULSE_DATA_DIR": str(state),
         "CARTPULSE_WEB_PORT": str(web_port),
+        "CARTPULSE_JOURNEYS_ENABLED": "false",  # the detector alone
     }
 
 

@@ -9,9 +9,10 @@ from typing import Any, cast
 
 from faust.types import TP
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.agents.detector import DetectorShell
+from streams.agents.journeys_app import install_journeys
 from streams.agents.ticks import send_ticks
 from streams.batching import BatchingApp
 from streams.core.detection import DetectorConfig
@@ -20,6 +21,7 @@ from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
+EXPOSITION = "text/plain; version=0.0.4"  # the text format generate_latest writes
 
 
 def detector_config(settings: Settings) -> DetectorConfig:
@@ -71,6 +73,7 @@ def create_app(
     )
     inputs = [topics.name(t) for t in (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)]
     ticks = topics.name(Topic.TICKS)
+    journey_ticks = topics.name(Topic.JOURNEY_TICKS)
     channel = app.topic(*inputs, ticks, key_serializer="raw", value_serializer="raw")
     # bytes key and value types make the table's codec "raw": states are our own orjson.
     table = app.Table(
@@ -101,6 +104,7 @@ def create_app(
         max_record_bytes=settings.max_record_bytes,
     )
     app.deliver_batches([*inputs, ticks], shell.on_batch)
+    journeys = install_journeys(app, settings, topics, metrics_registry, send)
 
     @app.agent(channel, concurrency=1)
     async def detector(stream: Any) -> None:
@@ -115,17 +119,24 @@ def create_app(
             return await app.producer.send(topic, None, value, partition, None, None)
 
         await send_ticks(to_partition, ticks, settings.topic_partitions)
+        if journeys is not None:
+            await send_ticks(
+                to_partition, topics.name(Topic.JOURNEY_TICKS), settings.topic_partitions
+            )
         shell.gauge_sessions()
 
     @app.on_partitions_revoked.connect
     def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
         shell.revoke({tp.partition for tp in revoked if tp.topic in inputs})
+        if journeys is not None:
+            journeys.revoke({tp.partition for tp in revoked if tp.topic == journey_ticks})
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics_registry), content_type=CONTENT_TYPE_LATEST)
+            # Faust hands content_type to aiohttp, which refuses a charset in it.
+            return self.bytes(generate_latest(metrics_registry), content_type=EXPOSITION)
 
     @app.page("/healthz")
     class Health(View):

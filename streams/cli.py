@@ -15,6 +15,7 @@ from typing import IO, cast
 
 import orjson
 
+from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         "unsubscribe and click-tracking redirects, on CARTPULSE_WEBHOOKS_PORT (BRIEF §6).",
     )
     webhooks.set_defaults(run=_run_webhooks)
+    add_journey_parsers(commands)
     return parser
 
 

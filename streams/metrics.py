@@ -118,3 +118,80 @@ class DetectorMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyMetrics:
+    """The journeys agent's metrics; reasons outside the engine's closed set count as other."""
+
+    inputs: Counter
+    invalid: Counter
+    rekeyed: Counter
+    unroutable: Counter
+    decisions: Counter
+    journeys: Counter
+    commands: Counter
+    recoveries: Counter
+    revenue: Counter
+    due_customers: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> JourneyMetrics:
+        def counter(name: str, help_text: str, labels: list[str]) -> Counter:
+            return Counter(name, help_text, labels, registry=registry)
+
+        return cls(
+            inputs=counter(
+                "cartpulse_journeys_inputs_total",
+                "Inputs taken by the journeys agent, by source topic.",
+                ["source"],
+            ),
+            invalid=counter(
+                "cartpulse_journeys_invalid_total",
+                "Journey inputs sent to a DLQ (malformed, or an internal error), by source.",
+                ["source"],
+            ),
+            rekeyed=counter(
+                "cartpulse_journeys_rekeyed_total",
+                "consents and send.results records re-keyed by customer for the journeys.",
+                ["source"],
+            ),
+            unroutable=counter(
+                "cartpulse_journeys_unroutable_total",
+                "consents and send.results records without a customer id (not re-keyed).",
+                ["source"],
+            ),
+            decisions=counter(
+                "cartpulse_journeys_decisions_total",
+                "Journey decisions (steps scheduled, deferred, skipped, emitted; journeys "
+                "started, ignored, ended) by action and reason.",
+                ["action", "reason"],
+            ),
+            journeys=counter(
+                "cartpulse_journeys_total",
+                "Journeys started and ended, by flow and event (started, converted, completed, "
+                "superseded, replaced).",
+                ["flow", "event"],
+            ),
+            commands=counter(
+                "cartpulse_journeys_commands_total",
+                "Send commands emitted, by channel and mode (live, dry_run).",
+                ["channel", "mode"],
+            ),
+            recoveries=counter(
+                "cartpulse_journeys_recoveries_total",
+                "Orders attributed to a sent message, by flow and channel of the last touch.",
+                ["flow", "channel"],
+            ),
+            revenue=counter(
+                "cartpulse_journeys_recovered_revenue_total",
+                "Revenue of recovered orders (in their own currencies), by flow and channel.",
+                ["flow", "channel"],
+            ),
+            due_customers=Gauge(
+                "cartpulse_journeys_due_customers",
+                "Customers with a pending step or an open conversion window, by partition.",
+                ["partition"],
+                registry=registry,
+            ),
+        )

@@ -10,7 +10,7 @@ which never send, still measure conversion).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -60,6 +60,15 @@ class Journey:
         return min(pending) if pending else self.ends_ms
 
 
+class KnownOrder(NamedTuple):
+    occurred_ms: int
+    event_id: str
+    order_id: str | None
+    value: str | None
+    currency: str | None
+    credited: bool
+
+
 @dataclass(slots=True)
 class Touch:
     channel: Channel
@@ -77,12 +86,14 @@ class CustomerState:
     )  # ch → (status, at, src)
     undeliverable: dict[str, str] = field(default_factory=dict)  # ch → address
     ordered: bool = False
-    last_order_ms: int | None = None
     entries: dict[str, int] = field(default_factory=dict)  # flow → last entry (event time)
     sends: list[tuple[str, int]] = field(default_factory=list)  # (channel, ms)
     touches: list[Touch] = field(default_factory=list)
     journeys: list[Journey] = field(default_factory=list)
-    seen_orders: list[str] = field(default_factory=list)  # recent order event ids (dedup)
+    # Recent orders, oldest first: (occurred ms, event id, order id, value, currency,
+    # credited). Kept for a conversion window, so a journey that starts after an order was
+    # seen (inputs arrive out of order in a replay) still ends the same way.
+    orders: list[KnownOrder] = field(default_factory=list)
 
     def next_due(self) -> int | None:
         dues = [d for j in self.journeys if (d := j.next_due()) is not None]
@@ -99,12 +110,11 @@ class CustomerState:
                 "consents": self.consents,
                 "undeliverable": self.undeliverable,
                 "ordered": self.ordered,
-                "last_order": self.last_order_ms,
                 "entries": self.entries,
                 "sends": self.sends,
                 "touches": [[t.channel, t.at_ms, t.journey_id, t.command_id] for t in self.touches],
                 "journeys": [_journey_dict(j) for j in self.journeys],
-                "seen_orders": self.seen_orders,
+                "orders": [list(o) for o in self.orders],
             }
         )
 
@@ -121,12 +131,11 @@ class CustomerState:
                 consents={k: (v[0], v[1], v[2]) for k, v in data["consents"].items()},
                 undeliverable=data["undeliverable"],
                 ordered=data["ordered"],
-                last_order_ms=data["last_order"],
                 entries=data["entries"],
                 sends=[(ch, at) for ch, at in data["sends"]],
                 touches=[Touch(*t) for t in data["touches"]],
                 journeys=[_journey_of(j) for j in data["journeys"]],
-                seen_orders=data["seen_orders"],
+                orders=[KnownOrder(*o) for o in data["orders"]],
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidRecord(f"unreadable journey state: {exc!r}") from None

@@ -42,7 +42,7 @@ from streams.core.eligibility import (
     next_allowed,
     resolve_zone,
 )
-from streams.core.journey_state import CustomerState, Journey, StepState, Touch
+from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.policy import Flow, Policy, Step
 from streams.models.abandonment import Kind
 from streams.models.commands import LOCALE, Channel, Mode, SendCommand, SendResult
@@ -59,7 +59,9 @@ from streams.models.journey import (
 
 NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
 UNDELIVERABLE_SMS: Final = frozenset({"21211", "21614"})
-MAX_SEEN_ORDERS: Final = 32
+MAX_ORDERS: Final = 32
+# Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
+FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
 MAX_DEFERRALS: Final = 50  # a step deferred this often is skipped (a policy that never allows)
 
 
@@ -113,8 +115,6 @@ class JourneyEngine:
             return ignore("no_flow")
         if any(j.abandonment_id == ab.abandonment_id for j in state.journeys):
             return ignore("duplicate", flow.name)
-        if state.last_order_ms is not None and state.last_order_ms >= ab.last_activity_ms:
-            return ignore("ordered_since", flow.name)
         for journey in state.journeys:
             if not journey.active:
                 continue
@@ -134,20 +134,36 @@ class JourneyEngine:
         # One journey per flow: a tracked (finished) one of the same flow ends here.
         for journey in [j for j in state.journeys if j.flow == flow.name]:
             self._end(out, state, journey, "replaced", at)
-        self._start(out, state, flow, ab)
+        journey = self._start(out, state, flow, ab)
+        # Orders already seen that happened after the shopper left (a replay may deliver
+        # them first): the steps due before each go out, then the order converts the journey.
+        for index, known in enumerate(list(state.orders)):
+            if known.occurred_ms >= journey.started_ms and not journey.converted:
+                out.extend(self.advance(state, known.occurred_ms))
+                credited = self._convert(out, state, known, [journey])
+                state.orders[index] = known._replace(credited=credited)
         out.extend(self.advance(state, now))
         return out
 
     def on_order(self, state: CustomerState, order: OrderIn, now: int) -> Outputs:
-        out = self.advance(state, now)
-        if order.event_id in state.seen_orders:
+        # Steps due before the order went out before it (whatever the partition's clock says).
+        out = self.advance(state, max(now, order.occurred_ms))
+        if any(known.event_id == order.event_id for known in state.orders):
             return out
-        state.seen_orders = [*state.seen_orders[-(MAX_SEEN_ORDERS - 1) :], order.event_id]
         state.ordered = True
-        if state.last_order_ms is None or order.occurred_ms > state.last_order_ms:
-            state.last_order_ms = order.occurred_ms
         value = None if order.value is None else str(order.value)
-        for journey in list(state.journeys):
+        known = KnownOrder(
+            order.occurred_ms, order.event_id, order.order_id, value, order.currency, False
+        )
+        credited = self._convert(out, state, known, state.journeys)
+        state.orders = sorted([*state.orders, known._replace(credited=credited)])[-MAX_ORDERS:]
+        return out
+
+    def _convert(
+        self, out: Outputs, state: CustomerState, order: KnownOrder, journeys: list[Journey]
+    ) -> bool:
+        """End ``journeys`` the order converts; credit it to the last touch. True if credited."""
+        for journey in journeys:
             if journey.converted or not journey.started_ms <= order.occurred_ms < journey.ends_ms:
                 continue
             journey.converted = True
@@ -156,20 +172,24 @@ class JourneyEngine:
                     step.status = "skipped"
                     self._decide(out, state, journey, "skipped", "converted", order.occurred_ms,
                                  step)  # fmt: skip
-            self._decide(out, state, journey, "ended", "converted", order.occurred_ms, value=value)
-        touch = self._last_touch(state, order.occurred_ms)
-        if touch is not None:
-            credited = next((j for j in state.journeys if j.journey_id == touch.journey_id), None)
-            if credited is not None:
-                out.recoveries.append(
-                    Recovery(
-                        state.customer_id, order.event_id, order.order_id, order.occurred_ms,
-                        order.value, order.currency, credited.journey_id, credited.abandonment_id,
-                        credited.flow, credited.variant, touch.channel, touch.command_id,
-                        credited.store_id,
-                    )
-                )  # fmt: skip
-        return out
+            self._decide(
+                out, state, journey, "ended", "converted", order.occurred_ms, value=order.value
+            )
+        touch = None if order.credited else self._last_touch(state, order.occurred_ms)
+        credited = next(
+            (j for j in state.journeys if touch and j.journey_id == touch.journey_id), None
+        )
+        if touch is None or credited is None:
+            return order.credited
+        out.recoveries.append(
+            Recovery(
+                state.customer_id, order.event_id, order.order_id, order.occurred_ms,
+                None if order.value is None else Decimal(order.value), order.currency,
+                credited.journey_id, credited.abandonment_id, credited.flow, credited.variant,
+                touch.channel, touch.command_id, credited.store_id,
+            )
+        )  # fmt: skip
+        return True
 
     def on_profile(self, state: CustomerState, profile: Profile, now: int) -> Outputs:
         out = self.advance(state, now)
@@ -235,11 +255,12 @@ class JourneyEngine:
         window = max(self.policy.conversion_window_ms, 86_400_000)
         state.sends = [(ch, t) for ch, t in state.sends if t > now - window]
         state.touches = [t for t in state.touches if t.at_ms > now - window]
+        state.orders = [o for o in state.orders if o.occurred_ms > now - window]
         return out
 
     # -- internals ---------------------------------------------------------------------
 
-    def _start(self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn) -> None:
+    def _start(self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn) -> Journey:
         variant_name = assign_variant(flow.experiment, state.customer_id)
         variant = None
         if flow.experiment is not None:
@@ -269,11 +290,15 @@ class JourneyEngine:
         self._decide(out, state, journey, "started", ab.kind, ab.detected_ms)
         for step in journey.steps:
             reason = HOLDOUT if variant_name == HOLDOUT else self._blocked(state, journey, step)
-            if reason is not None:
+            if reason in FINAL_AT_SCHEDULE:
                 step.status = "skipped"
-                self._decide(out, state, journey, "skipped", reason, ab.detected_ms, step)
+                self._decide(out, state, journey, "skipped", str(reason), ab.detected_ms, step)
             else:
-                self._decide(out, state, journey, "scheduled", "eligible", ab.detected_ms, step)
+                # Missing consent or address may still come (a profile or opt-in arriving
+                # after the abandonment): the step waits and is checked again when due.
+                why = "eligible" if reason is None else f"awaiting_{reason.removeprefix('no_')}"
+                self._decide(out, state, journey, "scheduled", why, ab.detected_ms, step)
+        return journey
 
     def _blocked(self, state: CustomerState, journey: Journey, step: StepState) -> str | None:
         """Why the step can't be sent at all (consent, address); None when it can."""

@@ -35,6 +35,7 @@ def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
         "CARTPULSE_STORE": "rocksdb://",
         "CARTPULSE_DATA_DIR": str(data_dir),
         "CARTPULSE_WEB_PORT": "0",
+        "CARTPULSE_JOURNEYS_ENABLED": "false",  # the detector alone
     }
 
 

@@ -508,3 +508,21 @@ def test_state_round_trips(engine: JourneyEngine) -> None:
     again = CustomerState.from_bytes(state.to_bytes())
     assert again.to_bytes() == state.to_bytes()
     assert again.next_due() == state.next_due() == last + 20 * H
+
+
+@pytest.mark.parametrize("order_first", [False, True])
+def test_outcome_does_not_depend_on_whether_the_order_or_the_abandonment_arrives_first(
+    policy: Policy, order_first: bool
+) -> None:
+    engine = JourneyEngine(policy, SECRET)
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer()
+    later = order(last + 21 * H)
+    inputs = [(last + 21 * H, later), (last + H // 2, abandonment(last))]
+    out = run(engine, state, last + 200 * H, *(inputs if order_first else inputs[::-1]))
+    assert [(c.channel, c.template) for c in out.commands] == [
+        ("sms", "cart_sms_1"),
+        ("email", "cart_email_1"),
+    ]
+    assert [(r.channel, r.revenue) for r in out.recoveries] == [("email", Decimal("120.00"))]
+    assert reasons(out, "skipped") == [(2, "converted")]

@@ -1,0 +1,317 @@
+"""The journeys shell: decode, call the journey engine, emit, persist, count.
+
+Keyed by customer. The agent reads ``abandonments``, ``orders``, ``customers`` (all keyed by
+customer id), ``journey.inputs`` (consents and send results re-keyed by customer id, see
+``rekey``) and ``journey.ticks``; they are co-partitioned with the ``journeys`` table, so one
+partition's customers live on one worker. Each customer's state is one table value
+(key ``"<partition>:<customer_id>"``), written after every input that changed it.
+
+Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock; in
+``event`` mode it follows the inputs' event time (abandonments' deadlines and orders' times,
+less ``journey_lateness``) and explicit watermarks (``cartpulse watermark``), never the wall
+clock. A deadline index (a heap per partition, rebuilt from the table on first use) finds the
+customers whose next step is due when the clock moves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from streams.core.journey_inputs import JourneyInput, apply, customer_of
+from streams.core.journey_state import CustomerState
+from streams.core.journeys import JourneyEngine, Outputs, anonymous
+from streams.errors import InvalidRecord, UnknownEventType
+from streams.kafka import dlq_headers
+from streams.metrics import JourneyMetrics
+from streams.models.commands import SendResult
+from streams.models.events import parse_event
+from streams.models.journey import (
+    AbandonmentIn,
+    OrderIn,
+    parse_abandonment,
+    parse_consent,
+    parse_profile,
+)
+from streams.topics import Topic, TopicCatalogue
+
+log = logging.getLogger(__name__)
+
+CLOCK_KEY: Final = b"\x00clock"
+SOURCE_HEADER: Final = "cartpulse.source"
+KEY_HEADER: Final = "cartpulse.key"
+Headers = list[tuple[str, bytes]] | None
+Send = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[Any]]
+
+
+def state_key(partition: int, customer_id: str) -> bytes:
+    return b"%d:%s" % (partition, customer_id.encode())
+
+
+@dataclass(slots=True)
+class PartitionClock:
+    clock: int | None = None
+    index: list[tuple[int, str]] = field(default_factory=list)  # (due, customer)
+
+
+class JourneyShell:
+    """See the module docstring. ``table`` is a mapping of bytes to bytes (the Faust table)."""
+
+    def __init__(
+        self,
+        *,
+        engine: JourneyEngine,
+        topics: TopicCatalogue,
+        live: bool,
+        lateness_ms: int,
+        table: Any,
+        send: Send,
+        metrics: JourneyMetrics,
+        max_record_bytes: int,
+    ) -> None:
+        self.engine = engine
+        self.topics = topics
+        self.live = live
+        self.lateness_ms = lateness_ms
+        self.table = table
+        self.send = send
+        self.metrics = metrics
+        self.max_record_bytes = max_record_bytes
+        self.partitions: dict[int, PartitionClock] = {}
+        name = topics.name
+        self._kinds = {
+            name(Topic.ABANDONMENTS): "abandonments",
+            name(Topic.ORDERS): "orders",
+            name(Topic.CUSTOMERS): "customers",
+            name(Topic.JOURNEY_INPUTS): "rekeyed",
+            name(Topic.JOURNEY_TICKS): "ticks",
+        }
+        self._dlq = {
+            "abandonments": topics.dlq(Topic.ABANDONMENTS),
+            "orders": topics.dlq(Topic.ABANDONMENTS),
+            "customers": topics.dlq(Topic.CUSTOMERS),
+            "consents": topics.dlq(Topic.CONSENTS),
+            "send.results": topics.dlq(Topic.SEND_RESULTS),
+        }
+
+    # -- one record ----------------------------------------------------------------------
+
+    async def on_record(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Any
+    ) -> None:
+        """Handle one record of any input; never raises for bad data (DLQ and count)."""
+        kind = self._kinds.get(topic, "unknown")
+        source = kind
+        try:
+            clock = self._partition(partition)
+            if kind == "ticks":
+                await self._tick(partition, clock, value)
+                return
+            if kind == "rekeyed":
+                source, key = _origin(headers)
+            item = self._decode(source, key, value)
+            if item is None:
+                return
+            self.metrics.inputs.labels(source).inc()
+            await self._apply(partition, clock, item)
+        except InvalidRecord as exc:
+            self.metrics.invalid.labels(source).inc()
+            dlq = self._dlq.get(source, self._dlq["abandonments"])
+            await self.send(dlq, key, value, dlq_headers(exc.reason, f"{topic}:{partition}", topic))
+        except Exception as exc:  # nothing escapes the agent: a bug's victim goes to the DLQ
+            log.exception("journeys failed on a record of %s:%s", topic, partition)
+            self.metrics.invalid.labels(source).inc()
+            dlq = self._dlq.get(source, self._dlq["abandonments"])
+            reason = f"internal error: {exc!r}"
+            await self.send(dlq, key, value, dlq_headers(reason, f"{topic}:{partition}", topic))
+
+    def _decode(self, source: str, key: bytes | None, value: bytes | None) -> JourneyInput | None:
+        if source == "abandonments":
+            return parse_abandonment(value)
+        if source == "orders":
+            try:
+                event = parse_event(value or b"", self.max_record_bytes)
+            except UnknownEventType:
+                return None
+            return OrderIn.of(event) if event.type == "order_completed" else None
+        if source == "customers":
+            if value is None:
+                return None  # a deleted profile: keep what we know until the state expires
+            return parse_profile(key, value)
+        if source == "consents":
+            return parse_consent(key, value)
+        if source == "send.results":
+            return SendResult.from_json(value or b"")
+        raise InvalidRecord(f"journeys got a record from an unknown source {source!r}")
+
+    async def _apply(self, partition: int, clock: PartitionClock, item: JourneyInput) -> None:
+        customer = customer_of(item)
+        if not customer:
+            if isinstance(item, AbandonmentIn):
+                await self._emit(Outputs(decisions=[anonymous(item)]))
+            return
+        if not self.live and isinstance(item, AbandonmentIn | OrderIn):
+            moment = item.detected_ms if isinstance(item, AbandonmentIn) else item.occurred_ms
+            self._move(partition, clock, moment - self.lateness_ms)
+        now = clock.clock if clock.clock is not None else 0
+        state = self._load(partition, customer)
+        outputs = apply(self.engine, state, item, now)
+        self._store(partition, clock, state)
+        await self._emit(outputs)
+        await self._fire_due(partition, clock)
+
+    # -- time ------------------------------------------------------------------------------
+
+    async def _tick(self, partition: int, clock: PartitionClock, raw: bytes | None) -> None:
+        try:
+            tick = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(tick, dict):
+            return
+        watermark = tick.get("watermark")
+        if type(watermark) is int:
+            self._move(partition, clock, watermark)
+        wall_ms = tick.get("wall_ms")
+        if self.live and type(wall_ms) is int:
+            self._move(partition, clock, wall_ms)
+        await self._fire_due(partition, clock)
+        self.metrics.due_customers.labels(str(partition)).set(len(clock.index))
+
+    def _move(self, partition: int, clock: PartitionClock, to: int) -> None:
+        if clock.clock is None or to > clock.clock:
+            clock.clock = to
+            self.table[state_key(partition, "") + CLOCK_KEY] = orjson.dumps(to)
+
+    async def _fire_due(self, partition: int, clock: PartitionClock) -> None:
+        now = clock.clock
+        if now is None:
+            return
+        index = clock.index
+        while index and index[0][0] <= now:
+            due, customer = heapq.heappop(index)
+            state = self._load(partition, customer)
+            if state.next_due() != due:
+                continue  # a stale entry: the state moved on since it was indexed
+            outputs = self.engine.advance(state, now)
+            self._store(partition, clock, state)
+            await self._emit(outputs)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _partition(self, partition: int) -> PartitionClock:
+        clock = self.partitions.get(partition)
+        if clock is None:
+            clock = self.partitions[partition] = self._rebuild(partition)
+        return clock
+
+    def _rebuild(self, partition: int) -> PartitionClock:
+        """The partition's clock and deadline index, from the table (after an assignment)."""
+        prefix = b"%d:" % partition
+        clock = PartitionClock()
+        for key, value in self.table.items():
+            if not key.startswith(prefix) or value is None:
+                continue
+            if key == prefix + CLOCK_KEY:
+                clock.clock = orjson.loads(value)
+                continue
+            try:
+                state = CustomerState.from_bytes(value)
+            except InvalidRecord as exc:
+                log.warning("dropping unreadable journey state %r: %s", key, exc.reason)
+                continue
+            due = state.next_due()
+            if due is not None:
+                clock.index.append((due, state.customer_id))
+        heapq.heapify(clock.index)
+        log.info("journeys partition %d: %d due customers", partition, len(clock.index))
+        return clock
+
+    def _load(self, partition: int, customer: str) -> CustomerState:
+        raw = self.table.get(state_key(partition, customer))
+        if raw is None:
+            return CustomerState(customer)
+        try:
+            return CustomerState.from_bytes(raw)
+        except InvalidRecord as exc:
+            log.warning("journey state of a customer is unreadable (%s); starting afresh", exc)
+            return CustomerState(customer)
+
+    def _store(self, partition: int, clock: PartitionClock, state: CustomerState) -> None:
+        self.table[state_key(partition, state.customer_id)] = state.to_bytes()
+        due = state.next_due()
+        if due is not None:
+            heapq.heappush(clock.index, (due, state.customer_id))
+
+    def revoke(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    async def _emit(self, outputs: Outputs) -> None:
+        topics, metrics = self.topics, self.metrics
+        for command in outputs.commands:
+            topic = topics.name(Topic.SEND_SMS if command.channel == "sms" else Topic.SEND_EMAIL)
+            await self.send(topic, command.to.encode(), command.to_json(), None)
+            metrics.commands.labels(command.channel, command.mode).inc()
+        for decision in outputs.decisions:
+            key = decision.customer_id.encode() or None
+            await self.send(topics.name(Topic.DECISIONS), key, decision.to_json(), None)
+            metrics.decisions.labels(decision.action, _reason_label(decision.reason)).inc()
+            if decision.action == "started":
+                metrics.journeys.labels(decision.flow or "", "started").inc()
+            elif decision.action == "ended":
+                metrics.journeys.labels(decision.flow or "", decision.reason).inc()
+        for recovery in outputs.recoveries:
+            key = recovery.customer_id.encode()
+            await self.send(topics.name(Topic.RECOVERIES), key, recovery.to_json(), None)
+            metrics.recoveries.labels(recovery.flow, recovery.channel).inc()
+            if recovery.revenue is not None:
+                metrics.revenue.labels(recovery.flow, recovery.channel).inc(float(recovery.revenue))
+
+
+def _origin(headers: Any) -> tuple[str, bytes | None]:
+    """The source topic and original key of a re-keyed record."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    found: dict[str, bytes] = dict(pairs)
+    source = found.get(SOURCE_HEADER, b"").decode("utf-8", "replace")
+    return source, found.get(KEY_HEADER)
+
+
+_REASONS: Final = frozenset(
+    {
+        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address", "sent_to_channel", "cart_changed", "converted", "completed",
+        "superseded", "replaced", "opted_out", "no_consent", "no_address", "undeliverable",
+        "expired", "holdout", "quiet_hours", "sms_cap", "email_cap", "daily_cap", "anonymous",
+        "no_flow", "duplicate", "cart_journey_active", "journey_active",
+        "reentry_cooldown", "expired_quiet_hours", "expired_sms_cap", "expired_email_cap",
+        "expired_daily_cap",
+    }
+)  # fmt: skip
+
+
+def _reason_label(reason: str) -> str:
+    return reason if reason in _REASONS else "other"
+
+
+def rekey(topic_kind: str, key: bytes | None, value: bytes | None) -> bytes | None:
+    """The customer id a consents / send.results record belongs to, or None (not routable)."""
+    if topic_kind == "consents":
+        if not key:
+            return None
+        customer, sep, _ = key.rpartition(b":")
+        if customer.startswith(b"addr:"):
+            return None  # a number-level record (a STOP from a number): the senders' concern
+        return customer if sep and customer else None
+    try:
+        data = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    found = data.get("customer_id") if isinstance(data, dict) else None
+    return found.encode() if isinstance(found, str) and found else None

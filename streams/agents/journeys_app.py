@@ -1,0 +1,85 @@
+"""Wires the journeys agent and the re-keying agent into the worker's Faust app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
+from streams.metrics import JourneyMetrics
+from streams.settings import Settings
+from streams.topics import Topic, TopicCatalogue
+
+log = logging.getLogger(__name__)
+Send = Callable[[str, bytes | None, Any, Any], Awaitable[Any]]
+
+
+def install_journeys(
+    app: Any,
+    settings: Settings,
+    topics: TopicCatalogue,
+    registry: CollectorRegistry,
+    send: Send,
+) -> JourneyShell | None:
+    """Add the journeys agents to ``app`` unless ``journeys_enabled`` is off."""
+    if not settings.journeys_enabled:
+        return None
+    from streams.cli_journeys import engine_for
+    from streams.policy_file import load_policy
+
+    engine = engine_for(settings, load_policy(settings.policy_file))
+    metrics = JourneyMetrics.create(registry)
+    table = app.Table(
+        "journeys", key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
+    )
+    shell = JourneyShell(
+        engine=engine,
+        topics=topics,
+        live=settings.clock == "live",
+        lateness_ms=int(settings.journey_lateness.total_seconds() * 1000),
+        table=table,
+        send=send,
+        metrics=metrics,
+        max_record_bytes=settings.max_record_bytes,
+    )
+    names = [
+        topics.name(t)
+        for t in (
+            Topic.ABANDONMENTS,
+            Topic.ORDERS,
+            Topic.CUSTOMERS,
+            Topic.JOURNEY_INPUTS,
+            Topic.JOURNEY_TICKS,
+        )
+    ]
+    channel = app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(channel, concurrency=1, name="journeys")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def journeys(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await shell.on_record(
+                message.topic, message.partition, event.key, event.value, message.headers
+            )
+
+    consents, results = topics.name(Topic.CONSENTS), topics.name(Topic.SEND_RESULTS)
+    kinds = {consents: "consents", results: "send.results"}
+    rekeyed_topic = topics.name(Topic.JOURNEY_INPUTS)
+    sources = app.topic(consents, results, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(sources, name="journeys-rekey")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def rekey_inputs(stream: Any) -> None:
+        async for event in stream.events():
+            kind = kinds.get(event.message.topic, "consents")
+            customer = rekey(kind, event.key, event.value)
+            if customer is None:
+                metrics.unroutable.labels(kind).inc()
+                continue
+            headers = [(SOURCE_HEADER, kind.encode()), (KEY_HEADER, event.key or b"")]
+            await send(rekeyed_topic, customer, event.value, headers)
+            metrics.rekeyed.labels(kind).inc()
+
+    return shell
