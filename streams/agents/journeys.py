@@ -286,7 +286,8 @@ def _origin(headers: Any) -> tuple[str, bytes | None]:
 
 _REASONS: Final = frozenset(
     {
-        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address", "sent_to_channel", "cart_changed", "converted", "completed",
+        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address",
+        "sent_to_channel", "cart_changed", "converted", "completed",
         "superseded", "replaced", "opted_out", "no_consent", "no_address", "undeliverable",
         "expired", "holdout", "quiet_hours", "sms_cap", "email_cap", "daily_cap", "anonymous",
         "no_flow", "duplicate", "cart_journey_active", "journey_active",

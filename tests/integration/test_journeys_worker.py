@@ -132,6 +132,7 @@ def _env(settings: Settings, state: Path) -> dict[str, str]:
 
 @contextmanager
 def journeys_worker(settings: Settings, tmp_path: Path) -> Iterator[None]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
