@@ -26,11 +26,9 @@ Rules, precisely:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
 from streams.core.eligibility import (
     HOLDOUT,
@@ -38,15 +36,14 @@ from streams.core.eligibility import (
     assign_variant,
     cap_free_at,
     consent_reason,
-    coupon_code,
     next_allowed,
     resolve_zone,
 )
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
+from streams.core.messages import build_command, journey_id_of
 from streams.core.policy import Flow, Policy, Step
 from streams.models.abandonment import Kind
-from streams.models.commands import LOCALE, Channel, Mode, SendCommand, SendResult
-from streams.models.events import format_ms
+from streams.models.commands import Channel, Mode, SendCommand, SendResult
 from streams.models.journey import (
     AbandonmentIn,
     Action,
@@ -75,16 +72,6 @@ class Outputs:
         self.commands += other.commands
         self.decisions += other.decisions
         self.recoveries += other.recoveries
-
-
-def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
-    digest = hashlib.blake2b(f"{customer_id}\0{flow}\0{abandonment_id}".encode(), digest_size=12)
-    return f"jr-{digest.hexdigest()}"
-
-
-def command_id_of(journey_id: str, step: int, channel: Channel) -> str:
-    digest = hashlib.blake2b(f"{journey_id}\0{step}\0{channel}".encode(), digest_size=16)
-    return f"cmd-{digest.hexdigest()}"
 
 
 class JourneyEngine:
@@ -353,91 +340,16 @@ class JourneyEngine:
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
             self._decide(out, state, journey, "deferred", reason or "deferred", at, step)
             return
-        command = self._command(state, journey, step, spec)
+        address = self._address(state, spec.channel)
+        assert address is not None  # noqa: S101 - _blocked checked it
+        command = build_command(self.policy, self.coupon_secret, self.mode, state, journey,
+                                step, address)  # fmt: skip
         step.status, step.command_id = "emitted", command.command_id
         state.sends.append((spec.channel, at))
         state.touches.append(Touch(spec.channel, at, journey.journey_id, command.command_id))
         out.commands.append(command)
         self._decide(out, state, journey, "emitted", "sent_to_channel", at, step,
                      command_id=command.command_id)  # fmt: skip
-
-    def _command(
-        self, state: CustomerState, journey: Journey, step: StepState, spec: Step
-    ) -> SendCommand:
-        store = self.policy.store(journey.store_id)
-        profile = state.profile or Profile(state.customer_id)
-        address = self._address(state, spec.channel)
-        assert address is not None  # noqa: S101 - _blocked checked it
-        cart = journey.cart
-        variables: dict[str, Any] = {
-            "store_name": store.brand,
-            "cart_url": cart.get("url") or store.url or "",
-            "cart_items": [
-                {k: v for k, v in item.items() if v is not None}
-                for item in cart.get("items", [])
-                if isinstance(item, dict)
-            ],
-            "viewed_products": [
-                {k: v for k, v in item.items() if v is not None}
-                for item in journey.viewed_products
-                if isinstance(item, dict)
-            ],
-            "checkout_started": journey.checkout_started,
-        }
-        optional = {
-            "first_name": profile.first_name,
-            "cart_value": cart.get("value"),
-            "cart_currency": cart.get("currency"),
-            "store_url": store.url,
-        }
-        variables |= {key: value for key, value in optional.items() if value is not None}
-        coupon = self._coupon(journey, spec, step)
-        if coupon is not None:
-            variables["coupon"] = coupon
-        template = spec.template
-        experiment = self.policy.flows[journey.flow].experiment
-        variant = None
-        if experiment is not None:
-            variant = next((v for v in experiment.variants if v.name == journey.variant), None)
-        if variant is not None:
-            template = variant.templates.get(template, template)
-        locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else "en"
-        return SendCommand(
-            command_id=command_id_of(journey.journey_id, step.index, spec.channel),
-            journey_id=journey.journey_id,
-            abandonment_id=journey.abandonment_id,
-            customer_id=state.customer_id,
-            store_id=journey.store_id,
-            channel=spec.channel,
-            to=address,
-            template=template,
-            locale=locale,
-            variables=variables,
-            variant=journey.variant,
-            not_before=_moment(step.due_ms),
-            expires_at=_moment(step.expires_ms),
-            created_at=_moment(step.due_ms),
-            mode=self.mode,
-        )
-
-    def _coupon(self, journey: Journey, spec: Step, step: StepState) -> dict[str, Any] | None:
-        if not spec.incentive:
-            return None
-        experiment = self.policy.flows[journey.flow].experiment
-        if experiment is not None and any(
-            v.name == journey.variant and not v.incentive for v in experiment.variants
-        ):
-            return None
-        value = journey.cart.get("value")
-        incentives = self.policy.incentives
-        percent = incentives.percent_for(Decimal(str(value)) if value else None)
-        if percent is None:
-            return None
-        return {
-            "code": coupon_code(self.coupon_secret, journey.journey_id, incentives.code_prefix),
-            "percent": percent,
-            "expires_at": format_ms(step.due_ms + incentives.valid_for_ms),
-        }
 
     def _step(self, journey: Journey, step: StepState) -> Step:
         return self.policy.flows[journey.flow].steps[step.index]
@@ -492,10 +404,6 @@ class JourneyEngine:
         )
 
 
-def _moment(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def anonymous(ab: AbandonmentIn) -> Decision:
     """The decision for an abandonment without a known customer: nobody to message."""
     return Decision(
@@ -503,4 +411,4 @@ def anonymous(ab: AbandonmentIn) -> Decision:
     )
 
 
-__all__ = ["JourneyEngine", "Kind", "Outputs", "anonymous", "command_id_of", "journey_id_of"]
+__all__ = ["JourneyEngine", "Kind", "Outputs", "anonymous"]
