@@ -59,7 +59,8 @@ def create_app(
         table_standby_replicas=0,
         web_enabled=settings.web_port != 0,
         web_port=settings.web_port or 6066,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
+        consumer_group_instance_id=settings.group_instance_id,
         # Large fetches: the batch path is cheap per message, round trips are not.
         broker_max_poll_records=20_000,
         consumer_max_fetch_size=4 * 1024 * 1024,

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     )
     worker_id: str = Field("cartpulse-detector", description="Faust app id (consumer group).")
     web_port: int = Field(6066, ge=0, le=65535, description="/metrics, /healthz, /readyz port.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the worker's web port; 0.0.0.0 in containers, where probes "
+        "and Prometheus come from outside.",
+    )
+    group_instance_id: str | None = Field(
+        None,
+        description="Kafka static membership (KIP-345) of the worker: a stable id per worker "
+        "(the StatefulSet pod name), so a restart within the session timeout moves no partition.",
+    )
 
     # Journeys (BRIEF §4)
     policy_file: Path | None = Field(
