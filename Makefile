@@ -55,6 +55,10 @@ format: install ## Apply ruff's fixes and formatting
 typecheck: install ## mypy --strict on the package
 	$(BIN)/mypy
 
+.PHONY: check-ops
+check-ops: ## promtool: alert rules, scrape config, alert unit tests (installs promtool if missing)
+	bash deploy/local/promtool.sh
+
 .PHONY: demo
 demo: install stack-up ## Stream the REES46 sample through the real stack and show what happened
 	PATH=$(CURDIR)/$(BIN):$$PATH bash deploy/local/demo.sh
