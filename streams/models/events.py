@@ -335,7 +335,8 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
 def _decimal(value: object, label: str) -> Decimal | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    # A tuple, not ``str | int | float``: the union is built anew on every call (slow).
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InvalidRecord(f"{label} must be a decimal number or string")
     try:
         amount = Decimal(str(value))
