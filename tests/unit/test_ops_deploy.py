@@ -1,0 +1,239 @@
+"""The deployment files parse, name real settings and commands, and probe every process.
+
+Kubernetes manifests (deploy/k8s), the compose file and the Dockerfile cannot be applied on
+a machine without a cluster or a Docker engine; these tests check what can be checked
+without one: YAML syntax, that every ``CARTPULSE_*`` variable is a field of ``Settings``,
+that every container has liveness and readiness probes on ``/healthz`` and ``/readyz`` at a
+port it declares, and that the worker is wired for static membership.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+COMPOSE = ROOT / "docker-compose.kafka.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+SETTINGS_VARIABLES = {f"CARTPULSE_{name.upper()}" for name in Settings.model_fields}
+COMMANDS = {
+    ("worker",),
+    ("send", "sms"),
+    ("send", "email"),
+    ("consents", "mirror"),
+    ("webhooks",),
+}
+WORKLOADS = {"Deployment", "StatefulSet"}
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - containers are probed and scraped from outside
+
+
+def k8s_documents() -> list[dict[str, Any]]:
+    documents = []
+    for path in sorted(K8S.glob("*.y*ml")):
+        documents += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    return documents
+
+
+def workloads() -> list[dict[str, Any]]:
+    return [d for d in k8s_documents() if d["kind"] in WORKLOADS]
+
+
+def containers() -> Iterator[tuple[str, dict[str, Any]]]:
+    for workload in workloads():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            yield workload["metadata"]["name"], container
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def compose_cartpulse_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("image") == "cartpulse:local"
+    }
+
+
+def test_every_manifest_parses_and_the_kustomization_lists_them() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    kinds = {document["kind"] for document in k8s_documents()}
+
+    assert {"StatefulSet", "Deployment", "Service", "ConfigMap", "Secret"} <= kinds
+    assert "PodDisruptionBudget" in kinds
+    for resource in kustomization["resources"]:
+        assert (K8S / resource).is_file(), resource
+    # The Secret is a template with placeholders: applied by hand, never by the kustomization.
+    assert "secret.example.yml" not in kustomization["resources"]
+
+
+def test_every_container_probes_healthz_and_readyz_on_a_declared_port() -> None:
+    probed = list(containers())
+
+    assert len(probed) == 5, "worker, two senders, mirror, webhooks"
+    for workload, container in probed:
+        ports = {port["name"] for port in container["ports"]}
+        liveness = container["livenessProbe"]["httpGet"]
+        readiness = container["readinessProbe"]["httpGet"]
+        assert liveness["path"] == "/healthz", workload
+        assert readiness["path"] == "/readyz", workload
+        assert {liveness["port"], readiness["port"]} <= ports, workload
+
+
+def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
+    expected_port = {
+        ("worker",): ("CARTPULSE_WEB_PORT", 6066),
+        ("send", "sms"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
+        ("send", "email"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
+        ("consents", "mirror"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
+        ("webhooks",): ("CARTPULSE_WEBHOOKS_PORT", 8080),
+    }
+    seen = set()
+    for workload, container in containers():
+        command = tuple(container["args"])
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        variable, port = expected_port[command]
+        assert env[variable] == str(port), workload
+        assert [p["containerPort"] for p in container["ports"]] == [port], workload
+        seen.add(command)
+
+    assert seen == COMMANDS
+
+
+def test_senders_run_three_replicas_with_disruption_budgets() -> None:
+    senders = [w for w in workloads() if w["metadata"]["name"].startswith("cartpulse-sender-")]
+    budgets = [d for d in k8s_documents() if d["kind"] == "PodDisruptionBudget"]
+
+    assert len(senders) == 2
+    assert all(sender["spec"]["replicas"] == 3 for sender in senders)
+    for workload in workloads():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(covering) == 1, workload["metadata"]["name"]
+
+
+def test_the_worker_statefulset_uses_its_pod_name_as_group_instance_id() -> None:
+    (worker,) = [w for w in workloads() if w["kind"] == "StatefulSet"]
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+
+    instance_id = env["CARTPULSE_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert instance_id == "metadata.name"
+    assert env["CARTPULSE_WEB_HOST"]["value"] == ALL_INTERFACES
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env["CARTPULSE_DATA_DIR"]["value"] in mounted
+    assert worker["spec"]["volumeClaimTemplates"]
+
+
+def test_every_variable_in_the_deployment_files_is_a_setting() -> None:
+    named: set[str] = set()
+    for document in k8s_documents():
+        if document["kind"] == "ConfigMap":
+            named |= set(document["data"])
+        if document["kind"] == "Secret":
+            named |= set(document["stringData"])
+    for _, container in containers():
+        named |= {e["name"] for e in container.get("env", [])}
+    for service in compose_cartpulse_services().values():
+        named |= set(service["environment"])
+    secret_template = (K8S / "secret.example.yml").read_text(encoding="utf-8")
+    named |= set(re.findall(r"#\s*(CARTPULSE_[A-Z0-9_]+):", secret_template))
+
+    assert len(named) > 20
+    assert named - SETTINGS_VARIABLES == set(), "not settings: a typo, or a removed setting"
+
+
+def test_the_configured_values_are_valid_settings() -> None:
+    (config,) = [d for d in k8s_documents() if d["kind"] == "ConfigMap"]
+    (secret,) = [d for d in k8s_documents() if d["kind"] == "Secret"]
+    values = {**config["data"], **secret["stringData"]}
+
+    settings = Settings(
+        _env_file=None,
+        **{name.removeprefix("CARTPULSE_").lower(): value for name, value in values.items()},
+    )
+
+    assert settings.journeys_dry_run, "the shipped config must not send until it is set up"
+    assert settings.sender_http_port == 9100
+
+
+def test_compose_runs_the_full_stack_with_healthchecks() -> None:
+    services = compose()["services"]
+    cartpulse = compose_cartpulse_services()
+
+    assert {tuple(s["command"]) for s in cartpulse.values()} == COMMANDS
+    assert {"kafka", "redis", "prometheus", "grafana"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["ports"] == ["9092:9092"]
+    assert services["redis"]["ports"] == ["6379:6379"]
+    # Kafka and Redis alone stay the default (tests and the local demo need only them).
+    assert "profiles" not in services["kafka"]
+    assert "profiles" not in services["redis"]
+    for name, service in services.items():
+        assert service["healthcheck"]["test"], name
+    for name, service in cartpulse.items():
+        assert service["environment"]["CARTPULSE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+        assert service["depends_on"]["kafka"]["condition"] == "service_healthy", name
+    volumes = services["prometheus"]["volumes"] + services["grafana"]["volumes"]
+    for volume in volumes:
+        source = volume.split(":", 1)[0]
+        assert (ROOT / source).exists(), source
+
+
+def test_the_dockerfile_installs_the_package_on_python_311_slim() -> None:
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install \.", dockerfile)
+    assert 'ENTRYPOINT ["cartpulse"]' in dockerfile
+
+
+@pytest.mark.parametrize("instance_id", [None, "cartpulse-worker-0"])
+def test_the_worker_app_takes_its_web_host_and_group_instance_id_from_settings(
+    tmp_path: Path, instance_id: str | None
+) -> None:
+    # A Faust app leaves an event loop behind: build it in its own interpreter.
+    script = (
+        "from prometheus_client import CollectorRegistry\n"
+        "from streams.app import create_app\n"
+        "from streams.settings import load_settings\n"
+        "app, _ = create_app(load_settings(), CollectorRegistry())\n"
+        "print(app.conf.web_host, app.conf.consumer_group_instance_id)\n"
+    )
+    env = {
+        **os.environ,
+        "CARTPULSE_STORE": "memory://",
+        "CARTPULSE_DATA_DIR": str(tmp_path),
+        "CARTPULSE_WEB_HOST": ALL_INTERFACES,
+        "CARTPULSE_COUPON_SECRET": "test-coupon-secret",
+    }
+    env.pop("CARTPULSE_GROUP_INSTANCE_ID", None)
+    if instance_id is not None:
+        env["CARTPULSE_GROUP_INSTANCE_ID"] = instance_id
+
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert done.stdout.split() == [ALL_INTERFACES, str(instance_id)]
