@@ -1,0 +1,123 @@
+"""Send commands from journey steps (BRIEF §4), pure: ids, template variables, coupons.
+
+``build_command`` turns a due step of a journey into the ``SendCommand`` the senders consume.
+Every field comes from the state and the policy, and times are the step's own (due, expiry),
+so the same inputs give byte-identical commands live, replayed and offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from streams.core.eligibility import coupon_code
+from streams.core.journey_state import CustomerState, Journey, StepState
+from streams.core.policy import Policy
+from streams.models.commands import LOCALE, Channel, Mode, SendCommand
+from streams.models.events import format_ms
+from streams.models.journey import Profile
+
+
+def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
+    digest = hashlib.blake2b(f"{customer_id}\0{flow}\0{abandonment_id}".encode(), digest_size=12)
+    return f"jr-{digest.hexdigest()}"
+
+
+def command_id_of(journey_id: str, step: int, channel: Channel) -> str:
+    digest = hashlib.blake2b(f"{journey_id}\0{step}\0{channel}".encode(), digest_size=16)
+    return f"cmd-{digest.hexdigest()}"
+
+
+def build_command(
+    policy: Policy,
+    coupon_secret: bytes,
+    mode: Mode,
+    state: CustomerState,
+    journey: Journey,
+    step: StepState,
+    address: str,
+) -> SendCommand:
+    """The command for ``step`` of ``journey``, to ``address``."""
+    spec = policy.flows[journey.flow].steps[step.index]
+    store = policy.store(journey.store_id)
+    profile = state.profile or Profile(state.customer_id)
+    cart = journey.cart
+    variables: dict[str, Any] = {
+        "store_name": store.brand,
+        "cart_url": cart.get("url") or store.url or "",
+        "cart_items": _clean(cart.get("items", [])),
+        "viewed_products": _clean(journey.viewed_products),
+        "checkout_started": journey.checkout_started,
+    }
+    optional = {
+        "first_name": profile.first_name,
+        "cart_value": cart.get("value"),
+        "cart_currency": cart.get("currency"),
+        "store_url": store.url,
+        "coupon": coupon_for(policy, coupon_secret, journey, step),
+    }
+    variables |= {key: value for key, value in optional.items() if value is not None}
+    template = spec.template
+    experiment = policy.flows[journey.flow].experiment
+    variant = None
+    if experiment is not None:
+        variant = next((v for v in experiment.variants if v.name == journey.variant), None)
+    if variant is not None:
+        template = variant.templates.get(template, template)
+    locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else "en"
+    return SendCommand(
+        command_id=command_id_of(journey.journey_id, step.index, spec.channel),
+        journey_id=journey.journey_id,
+        abandonment_id=journey.abandonment_id,
+        customer_id=state.customer_id,
+        store_id=journey.store_id,
+        channel=spec.channel,
+        to=address,
+        template=template,
+        locale=locale,
+        variables=variables,
+        variant=journey.variant,
+        not_before=_moment(step.due_ms),
+        expires_at=_moment(step.expires_ms),
+        created_at=_moment(step.due_ms),
+        mode=mode,
+    )
+
+
+def coupon_for(
+    policy: Policy, secret: bytes, journey: Journey, step: StepState
+) -> dict[str, Any] | None:
+    """The step's coupon: when it offers one, the variant allows it and the cart reaches a tier."""
+    flow = policy.flows[journey.flow]
+    if not flow.steps[step.index].incentive:
+        return None
+    experiment = flow.experiment
+    if experiment is not None and any(
+        v.name == journey.variant and not v.incentive for v in experiment.variants
+    ):
+        return None
+    value = journey.cart.get("value")
+    incentives = policy.incentives
+    percent = incentives.percent_for(Decimal(str(value)) if value else None)
+    if percent is None:
+        return None
+    return {
+        "code": coupon_code(secret, journey.journey_id, incentives.code_prefix),
+        "percent": percent,
+        "expires_at": format_ms(step.due_ms + incentives.valid_for_ms),
+    }
+
+
+def _clean(items: object) -> list[dict[str, Any]]:
+    """Line items without their empty fields (a template tests ``is defined``, not None)."""
+    if not isinstance(items, list):
+        return []
+    return [
+        {k: v for k, v in item.items() if v is not None} for item in items if isinstance(item, dict)
+    ]
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
