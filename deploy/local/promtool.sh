@@ -64,7 +64,11 @@ install_promtool() {
 }
 
 ensure_promtool() {
-  find_promtool || { install_promtool >&2 && find_promtool; }
+  if [[ -n "${PROMTOOL:-}" ]]; then
+    find_promtool  # an explicit choice: never replaced by a download
+  else
+    find_promtool || { install_promtool && find_promtool; }
+  fi
 }
 
 check() {
