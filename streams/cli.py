@@ -120,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--shoppers", type=int, default=20_000)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--start", help="event time of the first event (default: now)")
+    sim.add_argument("--mean-pause", type=float, metavar="S", help="between events (20)")
+    sim.add_argument("--break-probability", type=float, metavar="P", help="a pause is a break")
+    sim.add_argument(
+        "--break-minutes", type=float, nargs=2, metavar=("MIN", "MAX"), help="(31 120)"
+    )
+    sim.add_argument(
+        "--audience",
+        action="store_true",
+        help="with --kafka: first a profile and SMS and email consents per known shopper",
+    )
+    sim.add_argument("--sms-opt-in", type=float, metavar="SHARE", help="of the audience (0.7)")
+    sim.add_argument("--email-opt-in", type=float, metavar="SHARE", help="(0.85)")
     target = sim.add_mutually_exclusive_group(required=True)
     target.add_argument("--output", metavar="FILE|-", help="write JSONL")
     target.add_argument(
@@ -390,6 +402,7 @@ async def _create_topics(settings: Settings) -> None:
 def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
+    from streams.audience import AudienceConfig
     from streams.models.events import parse_time
     from streams.simulate import SimulationConfig, simulate
 
@@ -399,18 +412,34 @@ def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(exc.reason) from None
     if args.events < 1 or args.rate <= 0 or args.shoppers < 1:
         raise ConfigurationError("--events, --rate and --shoppers must be positive")
-    config = SimulationConfig(
-        events=args.events, rate=args.rate, shoppers=args.shoppers, start_ms=start, seed=args.seed
-    )
+    if args.audience and not args.kafka:
+        raise ConfigurationError("--audience produces to Kafka: give --kafka")
+    shape = {"mean_pause_s": args.mean_pause, "break_probability": args.break_probability,
+             "break_minutes": args.break_minutes and tuple(args.break_minutes)}  # fmt: skip
+    shares = {"sms_opt_in": args.sms_opt_in, "email_opt_in": args.email_opt_in}
+    try:
+        config = SimulationConfig(
+            events=args.events, rate=args.rate, shoppers=args.shoppers, start_ms=start,
+            seed=args.seed, **{k: v for k, v in shape.items() if v is not None},
+        )  # fmt: skip
+        # Consents are given a day before the traffic: shoppers opted in before shopping.
+        audience = AudienceConfig(
+            args.shoppers, start - 86_400_000, args.seed,
+            **{k: v for k, v in shares.items() if v is not None},
+        ) if args.audience else None  # fmt: skip
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     if args.output is not None:
         with _output(args.output) as out:
             for record in simulate(config):
                 out.write(orjson.dumps(record) + b"\n")
         return 0
-    return asyncio.run(_simulate_live(settings, config))
+    return asyncio.run(_simulate_live(settings, config, audience))
 
 
-async def _simulate_live(settings: Settings, config: object) -> int:
+async def _simulate_live(settings: Settings, config: object, audience: object = None) -> int:
+    from streams.audience import AudienceConfig
+    from streams.audience import audience as audience_records
     from streams.importer import DlqRejects, import_records
     from streams.kafka import create_topics, producer
     from streams.models.events import event_from_dict
@@ -423,6 +452,14 @@ async def _simulate_live(settings: Settings, config: object) -> int:
     kafka = producer(settings)
     await kafka.start()
     try:
+        if isinstance(audience, AudienceConfig):  # acknowledged before the first event
+            acks = [
+                await kafka.send(topics.name(r.topic), orjson.dumps(r.value), r.key.encode())
+                for r in audience_records(audience)
+            ]
+            await asyncio.gather(*acks)
+            consents = len(acks) - audience.shoppers
+            print(f"produced {audience.shoppers:,} profiles and {consents:,} consents")
         records = (
             SourceRecord("simulate", b"", event_from_dict(r), orjson.dumps(r), None)
             for r in simulate(config)

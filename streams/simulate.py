@@ -3,7 +3,9 @@
 Shoppers (some anonymous, some returning for several sessions) arrive as a Poisson process at the
 rate that gives ``rate`` events per second; each session browses products, adds some to the
 cart, sometimes removes one, and may check out and order. Pauses between events are
-exponential with an occasional long break, so sessions have several activity periods. Events
+exponential with an occasional long break, so sessions have several activity periods. The
+defaults model real time (20 s pauses, 31-120 minute breaks against a 30-minute gap); the demo
+compresses them (``mean_pause_s``, ``break_minutes``) to see journeys fire within minutes. Events
 come out in event-time order, as JSON-ready dicts in the contract's shape.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streams.audience import customer_id
 from streams.models.events import format_ms
 
 CATALOGUE_SIZE = 5_000
@@ -30,7 +33,15 @@ class SimulationConfig:
     anonymous_share: float = 0.3
     mean_pause_s: float = 20.0
     break_probability: float = 0.03  # a pause longer than the usual 30-minute gap
+    break_minutes: tuple[float, float] = (31.0, 120.0)  # a long break's length, uniform
     store_id: str = "demo-store"
+
+    def __post_init__(self) -> None:
+        low, high = self.break_minutes
+        if not 0 < low <= high:
+            raise ValueError("break_minutes must be (low, high) with 0 < low <= high")
+        if not self.mean_pause_s > 0 or not 0 <= self.break_probability <= 1:
+            raise ValueError("mean_pause_s must be > 0 and break_probability within [0, 1]")
 
 
 def _product(rng: random.Random, index: int) -> dict[str, Any]:
@@ -100,7 +111,7 @@ def _session(
 
 def _pause(rng: random.Random, config: SimulationConfig) -> int:
     if rng.random() < config.break_probability:
-        return int(rng.uniform(31, 120) * 60_000)
+        return int(rng.uniform(*config.break_minutes) * 60_000)
     return max(1, int(rng.expovariate(1 / config.mean_pause_s) * 1000))
 
 
@@ -118,7 +129,7 @@ def simulate(config: SimulationConfig) -> Iterator[dict[str, Any]]:
         nonlocal arrivals, serial
         arrivals += max(1, int(rng.expovariate(session_rate_ms)))
         shopper = rng.randrange(config.shoppers)
-        customer = None if rng.random() < config.anonymous_share else f"cust-{shopper}"
+        customer = None if rng.random() < config.anonymous_share else customer_id(shopper)
         serial += 1
         session = _session(
             random.Random(rng.random()), config, f"sess-{serial}", customer, arrivals
