@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -202,7 +203,17 @@ def _open(target: str) -> Iterator[IO[bytes]]:
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     from streams.errors import InvalidRecord
     from streams.models.events import parse_time
-    from streams.replay import ReplaySummary, collect, copy_range, namespaced, run_worker
+    from streams.replay import (
+        AUDIENCE,
+        EVENTS,
+        ReplaySummary,
+        collect,
+        copy_topics,
+        finish,
+        namespace_worker,
+        namespaced,
+        wait_for_audience,
+    )
 
     try:
         start, end = (
@@ -218,14 +229,20 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     namespace = args.namespace or f"replay-{start}-{end}"
     target = namespaced(settings, namespace)
     summary = ReplaySummary()
-    asyncio.run(copy_range(settings, target, start, end, summary))
-    print(
-        f"copied {sum(summary.copied.values()):,} records into {target.topic_prefix}* "
-        f"({', '.join(f'{k} {n:,}' for k, n in sorted(summary.copied.items()))}); "
-        f"{summary.outside:,} outside the range",
-        file=sys.stderr,
-    )
-    run_worker(target, namespace, args.dry_run, args.timeout)
+    asyncio.run(copy_topics(settings, target, AUDIENCE, None, summary))
+    with tempfile.TemporaryDirectory(prefix=f"cartpulse-replay-{namespace}-") as tmp:
+        state = Path(tmp)
+        with namespace_worker(target, state, args.dry_run):
+            asyncio.run(wait_for_audience(target, args.timeout))
+        asyncio.run(copy_topics(settings, target, EVENTS, (start, end), summary))
+        print(
+            f"copied {sum(summary.copied.values()):,} records into {target.topic_prefix}* "
+            f"({', '.join(f'{k} {n:,}' for k, n in sorted(summary.copied.items()))}); "
+            f"{summary.outside:,} outside the range",
+            file=sys.stderr,
+        )
+        with namespace_worker(target, state, args.dry_run) as log:
+            finish(target, log, args.timeout)
     asyncio.run(collect(target, summary))
     if args.json:
         out = {

@@ -1,14 +1,18 @@
 """``cartpulse replay``: rerun a time range of the input topics in event mode, in a namespace.
 
-1. Copies the records of ``clickstream`` and ``cart`` whose payload ``occurred_at`` lies in
-   ``[from, to)`` — to the same partition, in the same order — and all of ``customers`` and
-   ``consents`` (compacted: the latest profiles and consents) into topics prefixed
-   ``<prefix><namespace>.``. Live senders read un-namespaced topics, so nothing replayed is
-   ever delivered; with ``--dry-run`` every command is also marked ``dry_run``.
-2. Runs a worker over the namespace in ``event`` mode (never the wall clock), waits until it has
-   read the copied inputs, says the input is over (``watermark end``), and waits until the
-   journeys have taken every abandonment and order.
+1. Copies all of ``customers`` and ``consents`` (compacted: the latest profiles and consents)
+   into topics prefixed ``<prefix><namespace>.``, runs a worker over the namespace in
+   ``event`` mode (never the wall clock) until its journeys hold them: who may be messaged is
+   known before the first step falls due, as it was when the events happened. The worker stops.
+2. Copies the records of ``clickstream`` and ``cart`` whose payload ``occurred_at`` lies in
+   ``[from, to)`` — to the same partition, in the same order — and only then starts the worker
+   again (its state comes back): the detector's watermark needs every input in Kafka before it
+   reads them (docs/semantics.md). Once it has read them, says the input is over (``watermark
+   end``) and waits until the journeys have taken every abandonment and order.
 3. Reports what every flow would have sent, deferred or skipped, and why.
+
+Live senders read un-namespaced topics, so nothing replayed is ever delivered; with
+``--dry-run`` every command is also marked ``dry_run``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,22 +60,55 @@ def namespaced(settings: Settings, namespace: str) -> Settings:
     return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{namespace}."})
 
 
-async def copy_range(
-    source: Settings, target: Settings, start_ms: int, end_ms: int, summary: ReplaySummary
+AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
+EVENTS = (Topic.CLICKSTREAM, Topic.CART)
+
+
+async def copy_topics(
+    source: Settings,
+    target: Settings,
+    topics: tuple[Topic, ...],
+    window: tuple[int, int] | None,
+    summary: ReplaySummary,
 ) -> None:
-    """Copy the time range of the inputs (and all profiles and consents) into the namespace."""
+    """Copy ``topics`` into the namespace; with a ``window``, only events inside it."""
     src, dst = TopicCatalogue(source.topic_prefix), TopicCatalogue(target.topic_prefix)
     await create_topics(target, dst.specs())
     kafka = producer(target)
     await kafka.start()
     try:
-        for topic in (Topic.CUSTOMERS, Topic.CONSENTS, Topic.CLICKSTREAM, Topic.CART):
-            ranged = topic in (Topic.CLICKSTREAM, Topic.CART)
-            await _copy(source, src.name(topic), dst.name(topic), kafka, ranged,
-                        (start_ms, end_ms), summary)  # fmt: skip
+        for topic in topics:
+            await _copy(source, src.name(topic), dst.name(topic), kafka, window, summary)
         await kafka.flush()
     finally:
         await kafka.stop()
+
+
+async def wait_for_audience(target: Settings, patience: float) -> None:
+    """Until the worker has read every profile and consent (and their re-keyed copies)."""
+    catalogue = TopicCatalogue(target.topic_prefix)
+    group = f"{target.topic_prefix}{target.worker_id}"
+    topics = [catalogue.name(t) for t in (*AUDIENCE, Topic.JOURNEY_INPUTS)]
+    deadline = time.monotonic() + patience
+    settled = 0
+    while time.monotonic() < deadline:
+        lag = await _lag(target, group, topics)
+        settled = settled + 1 if lag == 0 else 0
+        if settled >= 3:  # the re-keyed copies are written after their sources are read
+            return
+        await asyncio.sleep(0.5)
+    raise CartpulseError(f"the replay's worker did not read the audience within {patience:.0f}s")
+
+
+async def _lag(settings: Settings, group: str, topics: list[str]) -> int | None:
+    from aiokafka.errors import KafkaError
+
+    try:
+        return await group_lag(settings, group, topics)
+    except KafkaError as exc:  # no coordinator yet: the group is still forming
+        if not exc.retriable:
+            raise
+        return None
 
 
 async def _copy(
@@ -78,8 +116,7 @@ async def _copy(
     source: str,
     target: str,
     kafka: object,
-    ranged: bool,
-    window: tuple[int, int],
+    window: tuple[int, int] | None,
     summary: ReplaySummary,
 ) -> None:
     starts, ends = await topic_offsets(settings, [source])
@@ -102,7 +139,7 @@ async def _copy(
                 for record in records:
                     if record.offset >= todo.get(tp, 0):
                         continue
-                    if ranged and not _in_window(record.value, window, summary):
+                    if window is not None and not _in_window(record.value, window, summary):
                         continue
                     await send(target, record.value, key=record.key, partition=tp.partition,
                                headers=list(record.headers or ()))  # fmt: skip
@@ -127,8 +164,9 @@ def _in_window(value: bytes | None, window: tuple[int, int], summary: ReplaySumm
     return False
 
 
-def run_worker(target: Settings, namespace: str, dry_run: bool, patience: float) -> None:
-    """A worker over the namespace, event mode, until every input has gone through."""
+@contextmanager
+def namespace_worker(target: Settings, data_dir: Path, dry_run: bool) -> Iterator[Path]:
+    """A worker over the namespace in event mode; yields its log file; stops it on exit."""
     env = {
         **os.environ,
         "CARTPULSE_TOPIC_PREFIX": target.topic_prefix,
@@ -137,34 +175,38 @@ def run_worker(target: Settings, namespace: str, dry_run: bool, patience: float)
         "CARTPULSE_JOURNEYS_DRY_RUN": "true" if dry_run else "false",
         "CARTPULSE_WEB_PORT": "0",
     }
-    with tempfile.TemporaryDirectory(prefix=f"cartpulse-replay-{namespace}-") as tmp:
-        env["CARTPULSE_DATA_DIR"] = tmp
-        log = Path(tmp) / "worker.log"
-        with log.open("wb") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    env["CARTPULSE_DATA_DIR"] = str(data_dir)
+    log = data_dir / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        worker.send_signal(signal.SIGTERM)
         try:
-            marked = subprocess.run(  # noqa: S603 - our own command
-                [sys.executable, "-m", "streams.cli", "watermark", "end",
-                 "--timeout", str(patience)],
-                env=env, capture_output=True, text=True, check=False, timeout=patience + 60,
-            )  # fmt: skip
-            if marked.returncode != 0:
-                raise CartpulseError(
-                    f"the replay's worker did not read its input: {marked.stderr.strip()}\n"
-                    f"{log.read_text(errors='replace')[-2000:]}"
-                )
-            asyncio.run(_wait_for_journeys(target, patience))
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def finish(target: Settings, log: Path, patience: float) -> None:
+    """Say the input is over once the worker has read it; wait until the journeys settle."""
+    env = {**os.environ, "CARTPULSE_TOPIC_PREFIX": target.topic_prefix}
+    marked = subprocess.run(  # noqa: S603 - our own command
+        [sys.executable, "-m", "streams.cli", "watermark", "end", "--timeout", str(patience)],
+        env=env, capture_output=True, text=True, check=False, timeout=patience + 60,
+    )  # fmt: skip
+    if marked.returncode != 0:
+        raise CartpulseError(
+            f"the replay's worker did not read its input: {marked.stderr.strip()}\n"
+            f"{log.read_text(errors='replace')[-2000:]}"
+        )
+    asyncio.run(_wait_for_journeys(target, patience))
 
 
 async def _wait_for_journeys(target: Settings, patience: float) -> None:
