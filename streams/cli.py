@@ -17,6 +17,7 @@ import orjson
 
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
+from streams.output import open_output
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
 from streams.sources import Format, SourceRecord, detect_format, read_events
@@ -342,7 +343,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{source}: {reason}", file=sys.stderr)
 
     fmt = args.format or detect_format(args.input)
-    with _output(args.output) as out:
+    with open_output(args.output) as out:
         try:
             detect(events_of(args.input, fmt, summary, reject), config, out, summary, args.flush)
         except InvalidRecord as exc:  # a file that cannot be read at all
@@ -430,7 +431,7 @@ def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     if args.output is not None:
-        with _output(args.output) as out:
+        with open_output(args.output) as out:
             for record in simulate(config):
                 out.write(orjson.dumps(record) + b"\n")
         return 0
@@ -523,16 +524,6 @@ async def _send_watermark(settings: Settings, watermark: int, wait: bool, patien
             )
     finally:
         await kafka.stop()
-
-
-@contextlib.contextmanager
-def _output(target: str) -> Iterator[IO[bytes]]:
-    """``-`` is standard output; anything else a file, created or truncated."""
-    if target == "-":
-        yield sys.stdout.buffer
-    else:
-        with Path(target).open("wb") as handle:
-            yield handle
 
 
 async def _lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:

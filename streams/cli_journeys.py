@@ -23,6 +23,7 @@ from streams.journeys_offline import (
     read_inputs,
     run_journeys,
 )
+from streams.output import open_output
 from streams.policy_file import load_policy
 from streams.report import Report, Row
 from streams.settings import Settings
@@ -115,9 +116,9 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     decisions = args.decisions or (beside and beside.with_suffix(".decisions.jsonl"))
     recoveries = args.recoveries or (beside and beside.with_suffix(".recoveries.jsonl"))
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(_open(args.output))
-        dec = stack.enter_context(_open(str(decisions))) if decisions else None
-        rec = stack.enter_context(_open(str(recoveries))) if recoveries else None
+        out = stack.enter_context(open_output(args.output))
+        dec = stack.enter_context(open_output(str(decisions))) if decisions else None
+        rec = stack.enter_context(open_output(str(recoveries))) if recoveries else None
         run_journeys(inputs, engine, OutputWriter(out, dec, rec, summary))
     ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items())) or "none"
     ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
@@ -189,15 +190,6 @@ async def _from_topics(settings: Settings, report: Report) -> None:
                 record = orjson.loads(value)
                 if isinstance(record, dict):
                     add(record)
-
-
-@contextlib.contextmanager
-def _open(target: str) -> Iterator[IO[bytes]]:
-    if target == "-":
-        yield sys.stdout.buffer
-    else:
-        with Path(target).open("wb") as handle:
-            yield handle
 
 
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:

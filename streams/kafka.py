@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -146,7 +147,14 @@ async def group_lag(settings: Settings, group_id: str, names: Sequence[str]) -> 
 
 
 async def read_all(settings: Settings, name: str) -> AsyncIterator[bytes]:
-    """Every value the topic holds now, partition by partition in offset order; no group."""
+    """Every value the topic holds now (tombstones left out); no group."""
+    async for record in read_records(settings, name):
+        if record.value is not None:
+            yield record.value
+
+
+async def read_records(settings: Settings, name: str) -> AsyncIterator[ConsumerRecord[Any, Any]]:
+    """Every record the topic holds now, each partition in offset order; no group."""
     starts, ends = await topic_offsets(settings, [name])
     todo = {tp: end for tp, end in ends.items() if end > starts[tp]}
     if not todo:
@@ -164,8 +172,8 @@ async def read_all(settings: Settings, name: str) -> AsyncIterator[bytes]:
             batch = await consumer.getmany(*todo, timeout_ms=1000)
             for tp, records in batch.items():
                 for record in records:
-                    if record.offset < todo.get(tp, 0) and record.value is not None:
-                        yield record.value
+                    if record.offset < todo.get(tp, 0):
+                        yield record
                 if records and records[-1].offset + 1 >= todo.get(tp, 0):
                     todo.pop(tp, None)
     finally:

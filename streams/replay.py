@@ -31,10 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaProducer
 
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
-from streams.kafka import create_topics, group_lag, producer, read_all, topic_offsets
+from streams.kafka import (
+    create_topics,
+    group_lag,
+    producer,
+    read_all,
+    read_records,
+    topic_offsets,
+)
 from streams.models.events import parse_time
 from streams.report import Report
 from streams.settings import Settings
@@ -115,39 +122,17 @@ async def _copy(
     settings: Settings,
     source: str,
     target: str,
-    kafka: object,
+    kafka: AIOKafkaProducer,
     window: tuple[int, int] | None,
     summary: ReplaySummary,
 ) -> None:
-    starts, ends = await topic_offsets(settings, [source])
-    todo = {tp: end for tp, end in ends.items() if end > starts[tp]}
-    if not todo:
-        return
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(), group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    await asyncio.sleep(0)  # let the background task start before a possible stop()
-    send = kafka.send  # type: ignore[attr-defined]  # an AIOKafkaProducer
-    try:
-        consumer.assign(list(todo))
-        for tp in todo:
-            consumer.seek(tp, starts[tp])
-        while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= todo.get(tp, 0):
-                        continue
-                    if window is not None and not _in_window(record.value, window, summary):
-                        continue
-                    await send(target, record.value, key=record.key, partition=tp.partition,
-                               headers=list(record.headers or ()))  # fmt: skip
-                    summary.copied[source.rsplit(".", 1)[-1]] += 1
-                if records and records[-1].offset + 1 >= todo.get(tp, 0):
-                    todo.pop(tp, None)
-    finally:
-        await consumer.stop()
+    """Each partition's records, in order, to the same partition of ``target``."""
+    async for record in read_records(settings, source):
+        if window is not None and not _in_window(record.value, window, summary):
+            continue
+        await kafka.send(target, record.value, key=record.key, partition=record.partition,
+                         headers=list(record.headers or ()))  # fmt: skip
+        summary.copied[source.rsplit(".", 1)[-1]] += 1
 
 
 def _in_window(value: bytes | None, window: tuple[int, int], summary: ReplaySummary) -> bool:
