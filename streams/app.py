@@ -105,6 +105,7 @@ def create_app(
         max_record_bytes=settings.max_record_bytes,
     )
     app.deliver_batches([*inputs, ticks], shell.on_batch)
+    app.drain_hooks.append(shell.drain)
     journeys = install_journeys(app, settings, topics, metrics_registry, send)
 
     @app.agent(channel, concurrency=1)

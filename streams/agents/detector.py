@@ -57,6 +57,7 @@ class PartitionWorker:
     input_offset: dict[Any, int] = field(default_factory=dict)
     input_tps: tuple[Any, ...] = ()
     caught_up: dict[Any, int] = field(default_factory=dict)  # unseen input → its high watermark
+    last_message: Any = None  # the latest taken: table writes need a current event
 
 
 class DetectorShell:
@@ -117,17 +118,24 @@ class DetectorShell:
             worker = self.partitions.get(partition)
             if worker is None:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
+            worker.last_message = batch[-1]
             for message in batch:
                 self._handle(worker, message)
             await self._advance(worker)
             worker.unacked.extend(batch)
-            if worker.outbox:
-                outbox, worker.outbox = worker.outbox, []
-                for record in outbox:
-                    worker.in_flight.append(await self.send(*record))
+            await self._send_outbox(worker)
             self._observe(worker)
             if self.wall_clock() - worker.last_flush >= self.flush_interval:
                 await self._flush(worker, batch[-1])
+
+    async def _send_outbox(self, worker: PartitionWorker) -> None:
+        outbox, sent = worker.outbox, 0
+        try:
+            for record in outbox:
+                worker.in_flight.append(await self.send(*record))
+                sent += 1
+        finally:  # cut off (shutdown): what was not handed to the producer stays queued
+            del outbox[:sent]
 
     def _handle(self, worker: PartitionWorker, message: Any) -> None:
         try:
@@ -304,6 +312,18 @@ class DetectorShell:
         worker.unacked.clear()
         worker.last_flush = self.wall_clock()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def drain(self) -> None:
+        """Persist and acknowledge every partition's taken messages (graceful shutdown).
+
+        A batch cut off mid-way may have changed the state and queued outputs without its
+        messages being listed for acknowledgement: its outputs go out and its state is
+        persisted too; its messages come again after a restart and are dropped as repeats.
+        """
+        for worker in list(self.partitions.values()):
+            await self._send_outbox(worker)
+            if worker.last_message is not None:
+                await self._flush(worker, worker.last_message)
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget revoked partitions: their unacknowledged messages go to the new owner."""

@@ -190,3 +190,34 @@ async def test_sigkill_mid_stream_loses_no_abandonment(settings: Settings, tmp_p
         records = await consume_all(settings, topic, len(expected))
     got = [orjson.loads(r.value)["abandonment_id"] for r in records]
     assert set(got) == expected  # none lost, none invented; repeats carry the same id
+
+
+async def test_sigterm_mid_stream_drains_without_losing_or_repeating(
+    settings: Settings, tmp_path: Path
+) -> None:
+    events = tmp_path / "traffic.jsonl"
+    generated = run_cli(
+        settings, "simulate", "--events", "60000", "--rate", "20",
+        "--start", "2026-01-01T00:00:00Z", "--output", str(events),
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    expected = {a["abandonment_id"] for a in offline(events, "--gap", "10m", "--flush")}
+    topic = f"{settings.topic_prefix}abandonments"
+    assert run_cli(settings, "import", "--quiet", str(events)).returncode == 0
+    with worker(settings, tmp_path, "--clock", "event", "--gap", "10m") as stopped:
+        # Stop at the first sign of output: mid-stream, with taken messages not yet persisted.
+        assert await wait_for_count(settings, topic, 1, within=90, poll=0.05) >= 1
+        stopped.send_signal(signal.SIGTERM)
+        assert stopped.wait(timeout=60) == 0
+    before_restart = (await topic_counts(settings, [topic]))[topic]
+    assert 0 < before_restart < len(expected)
+
+    with worker(settings, tmp_path, "--clock", "event", "--gap", "10m"):
+        marked = run_cli(settings, "watermark", "end")
+        assert marked.returncode == 0, marked.stderr
+        await wait_for_count(settings, topic, len(expected), within=90)
+        await asyncio.sleep(2)
+        records = await consume_all(settings, topic, len(expected))
+    got = [orjson.loads(r.value)["abandonment_id"] for r in records]
+    assert set(got) == expected  # nothing lost
+    assert len(got) == len(set(got))  # nothing repeated: the drain committed what it emitted
