@@ -116,7 +116,7 @@ def _inputs() -> dict[str, list[tuple[bytes, bytes]]]:
     }
 
 
-def _env(settings: Settings, state: Path) -> dict[str, str]:
+def _env(settings: Settings, state: Path, web_port: int = 0) -> dict[str, str]:
     return {
         **os.environ,
         "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -124,20 +124,20 @@ def _env(settings: Settings, state: Path) -> dict[str, str]:
         "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "CARTPULSE_STORE": "rocksdb://",
         "CARTPULSE_DATA_DIR": str(state),
-        "CARTPULSE_WEB_PORT": "0",
+        "CARTPULSE_WEB_PORT": str(web_port),
         "CARTPULSE_COUPON_SECRET": SECRET,
         "CARTPULSE_JOURNEY_LATENESS": "PT0S",
     }
 
 
 @contextmanager
-def journeys_worker(settings: Settings, tmp_path: Path) -> Iterator[None]:
+def journeys_worker(settings: Settings, tmp_path: Path, web_port: int = 0) -> Iterator[None]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--clock", "event"],
-            env=_env(settings, tmp_path / "state"),
+            env=_env(settings, tmp_path / "state", web_port),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -283,3 +283,51 @@ async def test_the_same_input_replayed_gives_byte_identical_commands(
     second, _, _ = await _run_once(replay, tmp_path / "second")
     assert first == second
     assert len(first) == 3
+
+
+async def test_every_worker_metric_the_alerts_and_dashboard_name_is_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import re
+
+    import aiohttp
+
+    from tests.senders.replicas import free_port
+
+    named = set(re.findall(r"cartpulse_(?:detector|journeys)_[a-z0-9_]+", _monitoring()))
+    assert len(named) > 10
+    port = free_port()
+    assert run_cli(settings, "topics", "create").returncode == 0
+    with journeys_worker(settings, tmp_path, web_port=port):
+        base = f"http://127.0.0.1:{port}"
+        text = ready = ""
+        async with aiohttp.ClientSession() as http:
+            for _ in range(120):
+                try:
+                    async with http.get(f"{base}/readyz") as response:
+                        ready = await response.text()
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            async with http.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+    assert '"ready":true' in ready.replace(" ", "")
+    served = set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
+    missing = {
+        name
+        for name in named
+        if name not in served and re.sub(r"_(bucket|sum|count)$", "", name) not in served
+    }
+    assert not missing, f"named by the alerts or the dashboard, not served: {sorted(missing)}"
+
+
+def _monitoring() -> str:
+    """The alert rules and the dashboard, as text."""
+    root = Path(__file__).resolve().parents[2]
+    alerts = root / "deploy" / "prometheus" / "alerts.yml"
+    return alerts.read_text() + (root / "deploy/grafana/dashboards/cartpulse.json").read_text()
