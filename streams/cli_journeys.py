@@ -109,7 +109,7 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
         nonlocal reported
         reported += 1
         if reported <= MAX_REPORTED_REJECTS:
-            pass
+            print(f"{where}: {reason}", file=sys.stderr)
 
     inputs = read_inputs(files, summary, reject)
     beside = None if args.output == "-" else Path(args.output)
@@ -120,10 +120,15 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
         dec = stack.enter_context(open_output(str(decisions))) if decisions else None
         rec = stack.enter_context(open_output(str(recoveries))) if recoveries else None
         run_journeys(inputs, engine, OutputWriter(out, dec, rec, summary))
-    ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items())) or "none"
-    ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
-    for _label, _count in sorted(summary.decisions.items()):
-        pass
+    commands = ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items())) or "none"
+    read = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
+    print(
+        f"inputs: {read}; {summary.invalid:,} invalid; commands: {commands}; "
+        f"recoveries: {summary.recoveries:,}",
+        file=sys.stderr,
+    )
+    for label, count in sorted(summary.decisions.items()):
+        print(f"  {label:40} {count:>8,}", file=sys.stderr)
     return 0
 
 
