@@ -20,15 +20,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.core.policy_reader import Reader
 from streams.errors import ConfigurationError
 from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
 
 Trigger = Literal["cart", "browse"]
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
-SECOND_MS: Final = 1000
-_UNITS: Final = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
-_DURATION: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_ISO: Final = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -136,100 +133,13 @@ class Policy:
         return max(self.attribution_ms.values())
 
 
-def parse_duration(value: object) -> int:
-    """``"1h30m"``, ``"PT1H"`` or a number of seconds → milliseconds; raises ``ValueError``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value * SECOND_MS
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
-    match = _DURATION.match(value) or _ISO.match(value)
-    if match is None or not any(match.groups()):
-        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
-    parts = [int(g) if g else 0 for g in match.groups()]
-    if _ISO.match(value):
-        days, hours, minutes, seconds = parts
-        return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000
-    units = (_UNITS["d"], _UNITS["h"], _UNITS["m"], _UNITS["s"], _UNITS["ms"])
-    return sum(n * unit for n, unit in zip(parts, units, strict=True))
-
-
-class _Reader:
-    """Walks the TOML tree and raises errors that name the line and the field."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.lines = text.splitlines()
-        self.source = source
-
-    def fail(self, path: str, message: str) -> ConfigurationError:
-        line = self._line_of(path)
-        where = f"{self.source}:{line}" if line else self.source
-        return ConfigurationError(f"{where}: {path}: {message}")
-
-    def _line_of(self, path: str) -> int | None:
-        """The line of ``path`` (``flows.cart.steps[1].after``): its header, then its key."""
-        tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
-        names: list[str] = []
-        start, found = 0, False
-        for i, token in enumerate(tokens):
-            if token.startswith("["):
-                continue
-            names.append(token)
-            header = re.escape(".".join(names))
-            following = tokens[i + 1] if i + 1 < len(tokens) else ""
-            if following.startswith("["):  # the n-th [[array.of.tables]]
-                pattern = re.compile(rf"^\s*\[\[\s*{header}\s*\]\]")
-                hits = [n for n, line in enumerate(self.lines) if pattern.match(line)]
-                index = int(following[1:-1])
-                if index < len(hits):
-                    start, found = hits[index], True
-                continue
-            pattern = re.compile(rf"^\s*\[\s*{header}\s*\]")
-            for n in range(start, len(self.lines)):
-                if pattern.match(self.lines[n]):
-                    start, found = n, True
-                    break
-        key = re.compile(rf"^\s*\"?{re.escape(names[-1])}\"?\s*=") if names else None
-        for n in range(start, len(self.lines)):
-            if key is not None and key.match(self.lines[n]):
-                return n + 1
-        return start + 1 if found else None
-
-    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(path, "must be a table")
-        return value
-
-    def duration(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> int:
-        value = data.get(key, default)
-        if value is None:
-            raise self.fail(path, "is required (a duration like 1h)")
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise self.fail(path, str(exc)) from None
-
-    def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str:
-        value = data.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(path, "is required (a non-empty string)")
-        return value
-
-    def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
-        for key in data:
-            if key not in keys:
-                raise self.fail(
-                    f"{path}.{key}" if path else key, f"unknown field; use {sorted(keys)}"
-                )
-
-
 def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     """Validate a flow policy document; raises ``ConfigurationError`` naming line and field."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from None
-    r = _Reader(text, source)
+    r = Reader(text, source)
     r.known(
         data,
         {"mode", "eligibility", "attribution", "incentives", "stores", "flows"},
@@ -264,7 +174,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     )
 
 
-def _channel(r: _Reader, data: Mapping[str, Any], channel: Channel) -> ChannelRules:
+def _channel(r: Reader, data: Mapping[str, Any], channel: Channel) -> ChannelRules:
     path = f"eligibility.{channel}"
     r.known(data, {"consent", "min_interval", "quiet_hours"}, path)
     consent = data.get("consent", "opt_in")
@@ -281,7 +191,7 @@ def _channel(r: _Reader, data: Mapping[str, Any], channel: Channel) -> ChannelRu
     )
 
 
-def _quiet(r: _Reader, value: object, path: str) -> QuietHours | None:
+def _quiet(r: Reader, value: object, path: str) -> QuietHours | None:
     if value == "":
         return None
     if not isinstance(value, str) or value.count("-") != 1:
@@ -292,14 +202,14 @@ def _quiet(r: _Reader, value: object, path: str) -> QuietHours | None:
     return QuietHours(start, end)
 
 
-def _clock(r: _Reader, value: str, path: str) -> time:
+def _clock(r: Reader, value: str, path: str) -> time:
     match = _CLOCK.match(value)
     if match is None:
         raise r.fail(path, f"{value!r} is not a 24-hour time like 08:00")
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def _flows(r: _Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
+def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
     flows: dict[str, Flow] = {}
     triggers: set[str] = set()
     for name, raw in data.items():
@@ -327,7 +237,7 @@ def _flows(r: _Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
     return flows
 
 
-def _step(r: _Reader, raw: object, path: str) -> Step:
+def _step(r: Reader, raw: object, path: str) -> Step:
     if not isinstance(raw, dict):
         raise r.fail(path, "must be a table")
     r.known(raw, {"after", "channel", "template", "expires_after", "incentive"}, path)
@@ -347,7 +257,7 @@ def _step(r: _Reader, raw: object, path: str) -> Step:
     return Step(after, channel, template, expires, incentive)
 
 
-def _experiment(r: _Reader, raw: object, path: str, flow: str) -> Experiment:
+def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:
     if not isinstance(raw, dict):
         raise r.fail(path, "must be a table")
     r.known(raw, {"name", "holdout", "variants"}, path)
@@ -385,7 +295,7 @@ def _experiment(r: _Reader, raw: object, path: str, flow: str) -> Experiment:
     return Experiment(name, float(holdout), tuple(variants))
 
 
-def _incentives(r: _Reader, data: Mapping[str, Any]) -> Incentives:
+def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
     r.known(data, {"tiers", "valid_for", "code_prefix"}, "incentives")
     tiers_raw = data.get("tiers", [])
     if not isinstance(tiers_raw, list):
@@ -413,7 +323,7 @@ def _incentives(r: _Reader, data: Mapping[str, Any]) -> Incentives:
     )
 
 
-def _stores(r: _Reader, data: Mapping[str, Any]) -> dict[str, Store]:
+def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
     stores: dict[str, Store] = {}
     for store_id, raw in data.items():
         path = f"stores.{store_id}"

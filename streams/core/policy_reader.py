@@ -1,0 +1,101 @@
+"""Reading a TOML policy: durations, and errors that name the file, the line and the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from streams.errors import ConfigurationError
+
+SECOND_MS: Final = 1000
+_UNITS: Final = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_DURATION: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_ISO: Final = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def parse_duration(value: object) -> int:
+    """``"1h30m"``, ``"PT1H"`` or a number of seconds → milliseconds; raises ``ValueError``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value * SECOND_MS
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
+    match = _DURATION.match(value) or _ISO.match(value)
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
+    parts = [int(g) if g else 0 for g in match.groups()]
+    if _ISO.match(value):
+        days, hours, minutes, seconds = parts
+        return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000
+    units = (_UNITS["d"], _UNITS["h"], _UNITS["m"], _UNITS["s"], _UNITS["ms"])
+    return sum(n * unit for n, unit in zip(parts, units, strict=True))
+
+
+class Reader:
+    """Walks the TOML tree and raises errors that name the line and the field."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def fail(self, path: str, message: str) -> ConfigurationError:
+        line = self._line_of(path)
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigurationError(f"{where}: {path}: {message}")
+
+    def _line_of(self, path: str) -> int | None:
+        """The line of ``path`` (``flows.cart.steps[1].after``): its header, then its key."""
+        tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+        names: list[str] = []
+        start, found = 0, False
+        for i, token in enumerate(tokens):
+            if token.startswith("["):
+                continue
+            names.append(token)
+            header = re.escape(".".join(names))
+            following = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if following.startswith("["):  # the n-th [[array.of.tables]]
+                pattern = re.compile(rf"^\s*\[\[\s*{header}\s*\]\]")
+                hits = [n for n, line in enumerate(self.lines) if pattern.match(line)]
+                index = int(following[1:-1])
+                if index < len(hits):
+                    start, found = hits[index], True
+                continue
+            pattern = re.compile(rf"^\s*\[\s*{header}\s*\]")
+            for n in range(start, len(self.lines)):
+                if pattern.match(self.lines[n]):
+                    start, found = n, True
+                    break
+        key = re.compile(rf"^\s*\"?{re.escape(names[-1])}\"?\s*=") if names else None
+        for n in range(start, len(self.lines)):
+            if key is not None and key.match(self.lines[n]):
+                return n + 1
+        return start + 1 if found else None
+
+    def table(self, data: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(path, "must be a table")
+        return value
+
+    def duration(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> int:
+        value = data.get(key, default)
+        if value is None:
+            raise self.fail(path, "is required (a duration like 1h)")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+
+    def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, "is required (a non-empty string)")
+        return value
+
+    def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
+        for key in data:
+            if key not in keys:
+                raise self.fail(
+                    f"{path}.{key}" if path else key, f"unknown field; use {sorted(keys)}"
+                )
