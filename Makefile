@@ -60,7 +60,7 @@ check-ops: ## promtool: alert rules, scrape config, alert unit tests (installs p
 	bash deploy/local/promtool.sh
 
 .PHONY: demo
-demo: install stack-up ## Stream the REES46 sample through the real stack and show what happened
+demo: install stack-up ## cartpulse end to end, live, against local Twilio and SMTP test servers
 	PATH=$(CURDIR)/$(BIN):$$PATH bash deploy/local/demo.sh
 
 .PHONY: bench
