@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 
 from streams.audience import AudienceConfig, audience, customer_id
+from streams.cli import main
 from streams.models.commands import E164, EMAIL
 from streams.models.events import parse_time
 from streams.models.journey import parse_consent, parse_profile
@@ -161,3 +163,33 @@ def test_known_shoppers_are_the_audience_ids() -> None:
 def test_bad_simulation_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"break_minutes|mean_pause_s"):
         SimulationConfig(**bad)  # type: ignore[arg-type]  # mixed value types
+
+
+def test_simulate_command_passes_the_time_knobs(tmp_path: Path) -> None:
+    out = tmp_path / "traffic.jsonl"
+    args = ["simulate", "--events", "500", "--rate", "20", "--shoppers", "50", "--seed", "3",
+            "--start", "2026-01-01T00:00:00Z", "--mean-pause", "2", "--break-minutes", "0.5",
+            "1.5", "--break-probability", "0.2", "--output", str(out)]  # fmt: skip
+    assert main(args) == 0
+    expected = SimulationConfig(
+        events=500, rate=20.0, shoppers=50, start_ms=T0, seed=3, mean_pause_s=2.0,
+        break_minutes=(0.5, 1.5), break_probability=0.2,
+    )  # fmt: skip
+    assert [orjson.loads(line) for line in out.read_bytes().splitlines()] == list(
+        simulate(expected)
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--audience"],  # the audience goes to Kafka only
+        ["--break-minutes", "3", "1"],
+        ["--mean-pause", "0"],
+    ],
+)
+def test_simulate_command_refuses_bad_options(
+    bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--events", "5", *bad, "--output", str(tmp_path / "x")]) == 2
+    assert "cartpulse:" in capsys.readouterr().err
