@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
+from streams.gctune import tune_gc  # noqa: E402
 from streams.kafka import topic_counts  # noqa: E402
 from streams.models.events import parse_event  # noqa: E402
 from streams.offline import DetectSummary, detect, jsonl_events  # noqa: E402
@@ -374,6 +375,7 @@ async def main() -> None:
         offline_file = state / "offline.jsonl"
         write_traffic(offline_file, OFFLINE_EVENTS, rate=200.0)
         log("offline detect")
+        tune_gc()  # as `cartpulse detect` and the worker do
         rows = offline_bench(offline_file, OFFLINE_EVENTS)
         rows += memory_bench(offline_file)
         worker_file = state / "worker.jsonl"

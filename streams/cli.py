@@ -17,6 +17,7 @@ import orjson
 
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
+from streams.gctune import tune_gc
 from streams.output import open_output
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
@@ -343,6 +344,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{source}: {reason}", file=sys.stderr)
 
     fmt = args.format or detect_format(args.input)
+    tune_gc()
     with open_output(args.output) as out:
         try:
             detect(events_of(args.input, fmt, summary, reject), config, out, summary, args.flush)
@@ -382,14 +384,7 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     # record spins it: each debug line of aiokafka and Faust (several per message produced)
     # is then built and dropped, ~8 % of the detector's time. No spinner, no such cost.
     worker.spinner = None
-    # The detector keeps every open session as objects: with the default thresholds the
-    # collector walks that whole young heap every 700 allocations. Startup objects are frozen
-    # out of it and collections made rarer; state has no reference cycles to wait for.
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    tune_gc()
     worker.execute_from_commandline()  # returns only at shutdown (SIGTERM/SIGINT)
     return 0
 
