@@ -18,7 +18,7 @@ import orjson
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
-from streams.output import open_output
+from streams.output import open_output, stderr_rejects
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
 from streams.sources import Format, SourceRecord, detect_format, read_events
@@ -335,13 +335,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     summary = DetectSummary()
-    reported = 0
-
-    def reject(source: str, line: bytes, reason: str) -> None:
-        nonlocal reported
-        reported += 1
-        if reported <= MAX_REPORTED_REJECTS:
-            print(f"{source}: {reason}", file=sys.stderr)
+    reject = stderr_rejects(MAX_REPORTED_REJECTS)
 
     fmt = args.format or detect_format(args.input)
     tune_gc()

@@ -23,7 +23,7 @@ from streams.journeys_offline import (
     read_inputs,
     run_journeys,
 )
-from streams.output import open_output
+from streams.output import open_output, stderr_rejects
 from streams.policy_file import load_policy
 from streams.report import Report, Row
 from streams.settings import Settings
@@ -103,15 +103,7 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(args.policy or settings.policy_file)
     engine = engine_for(settings, policy, args.dry_run)
     summary = JourneySummary()
-    reported = 0
-
-    def reject(where: str, line: bytes, reason: str) -> None:
-        nonlocal reported
-        reported += 1
-        if reported <= MAX_REPORTED_REJECTS:
-            print(f"{where}: {reason}", file=sys.stderr)
-
-    inputs = read_inputs(files, summary, reject)
+    inputs = read_inputs(files, summary, stderr_rejects(MAX_REPORTED_REJECTS))
     beside = None if args.output == "-" else Path(args.output)
     decisions = args.decisions or (beside and beside.with_suffix(".decisions.jsonl"))
     recoveries = args.recoveries or (beside and beside.with_suffix(".recoveries.jsonl"))

@@ -249,9 +249,7 @@ class JourneyEngine:
 
     def _start(self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn) -> Journey:
         variant_name = assign_variant(flow.experiment, state.customer_id)
-        variant = None
-        if flow.experiment is not None:
-            variant = next((v for v in flow.experiment.variants if v.name == variant_name), None)
+        variant = flow.variant(variant_name)
         delay = variant.delay_ms if variant else 0
         start = ab.last_activity_ms
         journey = Journey(

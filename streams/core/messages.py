@@ -60,10 +60,7 @@ def build_command(
     }
     variables |= {key: value for key, value in optional.items() if value is not None}
     template = spec.template
-    experiment = policy.flows[journey.flow].experiment
-    variant = None
-    if experiment is not None:
-        variant = next((v for v in experiment.variants if v.name == journey.variant), None)
+    variant = policy.flows[journey.flow].variant(journey.variant)
     if variant is not None:
         template = variant.templates.get(template, template)
     locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else "en"
@@ -93,10 +90,8 @@ def coupon_for(
     flow = policy.flows[journey.flow]
     if not flow.steps[step.index].incentive:
         return None
-    experiment = flow.experiment
-    if experiment is not None and any(
-        v.name == journey.variant and not v.incentive for v in experiment.variants
-    ):
+    variant = flow.variant(journey.variant)
+    if variant is not None and not variant.incentive:
         return None
     value = journey.cart.get("value")
     incentives = policy.incentives

@@ -76,6 +76,12 @@ class Flow:
     steps: tuple[Step, ...]
     experiment: Experiment | None = None
 
+    def variant(self, name: str) -> Variant | None:
+        """The experiment's variant called ``name`` (None for the holdout or no experiment)."""
+        if self.experiment is None:
+            return None
+        return next((v for v in self.experiment.variants if v.name == name), None)
+
 
 @dataclass(frozen=True, slots=True)
 class Tier:

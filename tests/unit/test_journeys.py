@@ -526,3 +526,17 @@ def test_outcome_does_not_depend_on_whether_the_order_or_the_abandonment_arrives
     ]
     assert [(r.channel, r.revenue) for r in out.recoveries] == [("email", Decimal("120.00"))]
     assert reasons(out, "skipped") == [(2, "converted")]
+
+
+def test_a_variant_replaces_templates_shifts_delays_and_can_drop_the_coupon() -> None:
+    policy = parse_policy(
+        POLICY + '[flows.cart.experiment]\nname = "e"\nholdout = 0\nvariants = [{ name = "lean", '
+        'templates = { cart_sms_1 = "cart_sms_2" }, delay = "30m", incentive = false }]\n'
+    )
+    engine = JourneyEngine(policy, SECRET)
+    last = ms("2026-06-10T14:00:00+00:00")
+    out = run(engine, customer(), last + 100 * H, (last + H // 2, abandonment(last, value="300")))
+    assert [c.template for c in out.commands] == ["cart_sms_2", "cart_email_1", "cart_email_2"]
+    assert {c.variant for c in out.commands} == {"lean"}
+    assert out.commands[0].not_before == datetime.fromtimestamp((last + H + H // 2) / 1000, tz=UTC)
+    assert all("coupon" not in c.variables for c in out.commands)
