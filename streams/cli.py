@@ -16,6 +16,7 @@ from typing import IO, cast
 import orjson
 
 from streams.cli_journeys import add_parsers as add_journey_parsers
+from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
 from streams.output import open_output, stderr_rejects
@@ -111,50 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     work.set_defaults(run=_run_worker)
 
-    sim = commands.add_parser(
-        "simulate",
-        help="generate realistic storefront traffic (JSONL, or live into Kafka)",
-        description="Sessions that browse, add, remove, check out and order; returning "
-        "shoppers; deterministic for a seed.",
-    )
-    sim.add_argument("--events", type=int, default=100_000)
-    sim.add_argument("--rate", type=float, default=1_000.0, help="events per second")
-    sim.add_argument("--shoppers", type=int, default=20_000)
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--start", help="event time of the first event (default: now)")
-    sim.add_argument("--mean-pause", type=float, metavar="S", help="between events (20)")
-    sim.add_argument("--break-probability", type=float, metavar="P", help="a pause is a break")
-    sim.add_argument(
-        "--break-minutes", type=float, nargs=2, metavar=("MIN", "MAX"), help="(31 120)"
-    )
-    sim.add_argument(
-        "--audience",
-        action="store_true",
-        help="with --kafka: first a profile and SMS and email consents per known shopper",
-    )
-    sim.add_argument("--sms-opt-in", type=float, metavar="SHARE", help="of the audience (0.7)")
-    sim.add_argument("--email-opt-in", type=float, metavar="SHARE", help="(0.85)")
-    target = sim.add_mutually_exclusive_group(required=True)
-    target.add_argument("--output", metavar="FILE|-", help="write JSONL")
-    target.add_argument(
-        "--kafka", action="store_true", help="produce to the input topics in real time"
-    )
-    sim.set_defaults(run=_run_simulate)
-
-    mark = commands.add_parser(
-        "watermark",
-        help="advance the event-time watermark of the detector and the journeys",
-        description="Tells the detector that no event older than TIME will come (e.g. at the "
-        "end of a replay); 'end' closes every open period.",
-    )
-    mark.add_argument("time", metavar="TIME|end", help="RFC 3339 time, epoch ms, or 'end'")
-    mark.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="send at once, without waiting for the detector to have read its inputs",
-    )
-    mark.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
-    mark.set_defaults(run=_run_watermark)
+    add_stream_parsers(commands)
 
     topics = commands.add_parser("topics", help="the topic catalogue")
     topics_cmd = topics.add_subparsers(title="actions", metavar="ACTION")
@@ -387,146 +345,6 @@ async def _create_topics(settings: Settings) -> None:
     from streams.kafka import create_topics
 
     await create_topics(settings, _catalogue(settings).specs())
-
-
-def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    import time
-
-    from streams.audience import AudienceConfig
-    from streams.models.events import parse_time
-    from streams.simulate import SimulationConfig, simulate
-
-    try:
-        start = parse_time(args.start, "--start") if args.start else int(time.time() * 1000)
-    except InvalidRecord as exc:
-        raise ConfigurationError(exc.reason) from None
-    if args.events < 1 or args.rate <= 0 or args.shoppers < 1:
-        raise ConfigurationError("--events, --rate and --shoppers must be positive")
-    if args.audience and not args.kafka:
-        raise ConfigurationError("--audience produces to Kafka: give --kafka")
-    shape = {"mean_pause_s": args.mean_pause, "break_probability": args.break_probability,
-             "break_minutes": args.break_minutes and tuple(args.break_minutes)}  # fmt: skip
-    shares = {"sms_opt_in": args.sms_opt_in, "email_opt_in": args.email_opt_in}
-    try:
-        config = SimulationConfig(
-            events=args.events, rate=args.rate, shoppers=args.shoppers, start_ms=start,
-            seed=args.seed, **{k: v for k, v in shape.items() if v is not None},
-        )  # fmt: skip
-        # Consents are given a day before the traffic: shoppers opted in before shopping.
-        audience = AudienceConfig(
-            args.shoppers, start - 86_400_000, args.seed,
-            **{k: v for k, v in shares.items() if v is not None},
-        ) if args.audience else None  # fmt: skip
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-    if args.output is not None:
-        with open_output(args.output) as out:
-            for record in simulate(config):
-                out.write(orjson.dumps(record) + b"\n")
-        return 0
-    return asyncio.run(_simulate_live(settings, config, audience))
-
-
-async def _simulate_live(settings: Settings, config: object, audience: object = None) -> int:
-    from streams.audience import AudienceConfig
-    from streams.audience import audience as audience_records
-    from streams.importer import DlqRejects, import_records
-    from streams.kafka import create_topics, producer
-    from streams.models.events import event_from_dict
-    from streams.simulate import SimulationConfig, simulate
-    from streams.sources import SourceRecord
-
-    assert isinstance(config, SimulationConfig)  # noqa: S101 - built by _run_simulate
-    topics = _catalogue(settings)
-    await create_topics(settings, topics.specs())
-    kafka = producer(settings)
-    await kafka.start()
-    try:
-        if isinstance(audience, AudienceConfig):  # acknowledged before the first event
-            acks = [
-                await kafka.send(topics.name(r.topic), orjson.dumps(r.value), r.key.encode())
-                for r in audience_records(audience)
-            ]
-            await asyncio.gather(*acks)
-            consents = len(acks) - audience.shoppers
-            print(f"produced {audience.shoppers:,} profiles and {consents:,} consents")
-        records = (
-            SourceRecord("simulate", b"", event_from_dict(r), orjson.dumps(r), None)
-            for r in simulate(config)
-        )
-        summary = await import_records(
-            records, kafka, topics, DlqRejects(kafka, topics), Pacer(speedup=1.0)
-        )
-    finally:
-        await kafka.stop()
-    print(f"produced {summary.imported:,} events in {summary.seconds:.1f}s")
-    return 0
-
-
-def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.models.events import MAX_EVENT_MS, parse_time
-
-    if args.time == "end":
-        watermark = MAX_EVENT_MS
-    else:
-        try:
-            watermark = parse_time(int(args.time) if args.time.isdigit() else args.time, "TIME")
-        except InvalidRecord as exc:
-            raise ConfigurationError(exc.reason) from None
-    asyncio.run(_send_watermark(settings, watermark, not args.no_wait, args.timeout))
-    print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
-    return 0
-
-
-async def _send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
-    import time
-
-    from streams.agents.ticks import send_ticks
-    from streams.kafka import producer
-    from streams.topics import Topic
-
-    if wait:
-        # The watermark promises that no older event will come: sent before the detector has
-        # read what is already in its inputs, it would make those events late.
-        group = f"{settings.topic_prefix}{settings.worker_id}"
-        inputs = [_catalogue(settings).name(t) for t in (Topic.CLICKSTREAM, Topic.CART)]
-        deadline = time.monotonic() + patience
-        while (lag := await _lag_or_unknown(settings, group, inputs)) != 0:
-            if time.monotonic() > deadline:
-                left = "an unknown number of" if lag is None else f"{lag:,}"
-                raise CartpulseError(
-                    f"the detector group {group} still has {left} input records to read after "
-                    f"{patience:.0f}s; is a worker running? (--no-wait sends anyway)"
-                )
-            await asyncio.sleep(0.5)
-    kafka = producer(settings)
-    await kafka.start()
-    try:
-
-        async def to_partition(topic: str, value: bytes, partition: int) -> object:
-            return await kafka.send_and_wait(topic, value, partition=partition)
-
-        # The detector's partitions first, then the journeys' (their clock follows).
-        for ticks in (Topic.TICKS, Topic.JOURNEY_TICKS):
-            await send_ticks(
-                to_partition, _catalogue(settings).name(ticks), settings.topic_partitions, watermark
-            )
-    finally:
-        await kafka.stop()
-
-
-async def _lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
-    """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
-    from aiokafka.errors import KafkaError
-
-    from streams.kafka import group_lag
-
-    try:
-        return await group_lag(settings, group, topics)
-    except KafkaError as exc:
-        if not exc.retriable:
-            raise
-        return None
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

@@ -133,9 +133,11 @@ class JourneyEngine:
         return out
 
     def on_order(self, state: CustomerState, order: OrderIn, now: int) -> Outputs:
-        # Steps due before the order went out before it (whatever the partition's clock says).
-        out = self.advance(state, max(now, order.occurred_ms))
+        # Steps due up to the order's time go out before it, whatever the partition's clock
+        # says; steps due after it never do. Then the clock moves on.
+        out = self.advance(state, order.occurred_ms)
         if any(known.event_id == order.event_id for known in state.orders):
+            out.extend(self.advance(state, now))
             return out
         state.ordered = True
         value = None if order.value is None else str(order.value)
@@ -144,6 +146,7 @@ class JourneyEngine:
         )
         credited = self._convert(out, state, known, state.journeys)
         state.orders = sorted([*state.orders, known._replace(credited=credited)])[-MAX_ORDERS:]
+        out.extend(self.advance(state, now))
         return out
 
     def _convert(
@@ -184,13 +187,20 @@ class JourneyEngine:
         return out
 
     def on_consent(self, state: CustomerState, change: ConsentChange, now: int) -> Outputs:
-        out = self.advance(state, now)
+        # Steps due before the change see the old consent; an opt-out wins a tie.
+        before = change.recorded_ms - (1 if change.status == "opted_out" else 0)
+        out = self.advance(state, min(now, before)) if change.status else Outputs()
+        self._apply_consent(out, state, change)
+        out.extend(self.advance(state, now))
+        return out
+
+    def _apply_consent(self, out: Outputs, state: CustomerState, change: ConsentChange) -> None:
         current = state.consents.get(change.channel)
         if current is not None and current[1] > change.recorded_ms:
-            return out  # an older record (a replay): the ledger never moves backwards
+            return  # an older record (a replay): the ledger never moves backwards
         if change.status is None:
             state.consents.pop(change.channel, None)
-            return out
+            return
         state.consents[change.channel] = (change.status, change.recorded_ms, change.source)
         if change.status == "opted_out":
             for journey in state.journeys:
@@ -201,7 +211,6 @@ class JourneyEngine:
                         step.status = "skipped"
                         self._decide(out, state, journey, "skipped", "opted_out",
                                      change.recorded_ms, step)  # fmt: skip
-        return out
 
     def on_result(self, state: CustomerState, result: SendResult, now: int) -> Outputs:
         out = self.advance(state, now)
