@@ -13,7 +13,7 @@ from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.output import open_output
 from streams.pacing import Pacer
 from streams.settings import Settings
-from streams.topics import TopicCatalogue
+from streams.topics import Topic, TopicCatalogue
 
 
 def add_parsers(commands: Any) -> None:
@@ -157,26 +157,15 @@ def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
-    import time
-
+    """Tick the detector once it has read its inputs, then the journeys once they have read
+    theirs (when the worker runs them): no order or consent reaches the journeys after a
+    step it should have stopped."""
     from streams.agents.ticks import send_ticks
-    from streams.kafka import producer
+    from streams.kafka import producer, topic_offsets
     from streams.topics import Topic
 
-    if wait:
-        # The watermark promises that no older event will come: sent before the detector has
-        # read what is already in its inputs, it would make those events late.
-        group = f"{settings.topic_prefix}{settings.worker_id}"
-        inputs = [_catalogue(settings).name(t) for t in (Topic.CLICKSTREAM, Topic.CART)]
-        deadline = time.monotonic() + patience
-        while (lag := await _lag_or_unknown(settings, group, inputs)) != 0:
-            if time.monotonic() > deadline:
-                left = "an unknown number of" if lag is None else f"{lag:,}"
-                raise CartpulseError(
-                    f"the detector group {group} still has {left} input records to read after "
-                    f"{patience:.0f}s; is a worker running? (--no-wait sends anyway)"
-                )
-            await asyncio.sleep(0.5)
+    catalogue = _catalogue(settings)
+    group = f"{settings.topic_prefix}{settings.worker_id}"
     kafka = producer(settings)
     await kafka.start()
     try:
@@ -184,13 +173,44 @@ async def _send_watermark(settings: Settings, watermark: int, wait: bool, patien
         async def to_partition(topic: str, value: bytes, partition: int) -> object:
             return await kafka.send_and_wait(topic, value, partition=partition)
 
-        # The detector's partitions first, then the journeys' (their clock follows).
-        for ticks in (Topic.TICKS, Topic.JOURNEY_TICKS):
-            await send_ticks(
-                to_partition, _catalogue(settings).name(ticks), settings.topic_partitions, watermark
-            )
+        async def tick(ticks: Topic) -> None:
+            name = catalogue.name(ticks)
+            await send_ticks(to_partition, name, settings.topic_partitions, watermark)
+
+        if wait:
+            # The watermark promises that no older event will come: sent before the detector
+            # has read what is already in its inputs, it would make those events late.
+            await _wait_for_group(settings, group, [Topic.CLICKSTREAM, Topic.CART], patience)
+        await tick(Topic.TICKS)
+        _, journeys_table = await topic_offsets(settings, [f"{group}-journeys-changelog"])
+        if wait and journeys_table:  # the worker runs the journeys
+            sources = [
+                Topic.CONSENTS, Topic.SEND_RESULTS, Topic.CUSTOMERS, Topic.ORDERS,
+                Topic.ABANDONMENTS,
+            ]  # fmt: skip
+            await _wait_for_group(settings, group, sources, patience)
+            # consents and results reach the journeys re-keyed: wait for those copies too
+            await _wait_for_group(settings, group, [Topic.JOURNEY_INPUTS], patience)
+        await tick(Topic.JOURNEY_TICKS)
     finally:
         await kafka.stop()
+
+
+async def _wait_for_group(
+    settings: Settings, group: str, topics: Sequence[Topic], patience: float
+) -> None:
+    import time
+
+    names = [_catalogue(settings).name(t) for t in topics]
+    deadline = time.monotonic() + patience
+    while (lag := await _lag_or_unknown(settings, group, names)) != 0:
+        if time.monotonic() > deadline:
+            left = "an unknown number of" if lag is None else f"{lag:,}"
+            raise CartpulseError(
+                f"the worker group {group} still has {left} records of {', '.join(names)} to "
+                f"read after {patience:.0f}s; is a worker running? (--no-wait sends anyway)"
+            )
+        await asyncio.sleep(0.5)
 
 
 async def _lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:

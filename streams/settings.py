@@ -102,10 +102,6 @@ class Settings(BaseSettings):
     )
     journeys_enabled: bool = Field(True, description="Run the journeys agent in the worker.")
     journeys_dry_run: bool = Field(False, description="Mark every command dry_run.")
-    journey_lateness: timedelta = Field(
-        timedelta(minutes=1),
-        description="Event clock: how far the journeys' clock trails the newest input time.",
-    )
 
     # Senders (BRIEF §5)
     redis_cluster: bool = Field(False, description="Redis is a Cluster (keys use hash tags).")

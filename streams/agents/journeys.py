@@ -6,10 +6,13 @@ customer id), ``journey.inputs`` (consents and send results re-keyed by customer
 partition's customers live on one worker. Each customer's state is one table value
 (key ``"<partition>:<customer_id>"``), written after every input that changed it.
 
-Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock; in
-``event`` mode it follows the inputs' event time (abandonments' deadlines and orders' times,
-less ``journey_lateness``) and explicit watermarks (``cartpulse watermark``), never the wall
-clock. A deadline index (a heap per partition, rebuilt from the table on first use) finds the
+Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock. In
+``event`` mode only explicit watermarks move it (``cartpulse watermark``, which a replay sends
+once the journeys have read their inputs), never the wall clock and never the inputs' own
+times: the inputs come from several topics that Kafka does not order with each other, so a
+clock following them could pass a step's due time before an order that came earlier in event
+time had arrived, and a replay would not repeat the original run. A deadline index (a heap
+per partition, rebuilt from the table on first use) finds the
 customers whose next step is due when the clock moves.
 """
 
@@ -68,7 +71,6 @@ class JourneyShell:
         engine: JourneyEngine,
         topics: TopicCatalogue,
         live: bool,
-        lateness_ms: int,
         table: Any,
         send: Send,
         metrics: JourneyMetrics,
@@ -77,7 +79,6 @@ class JourneyShell:
         self.engine = engine
         self.topics = topics
         self.live = live
-        self.lateness_ms = lateness_ms
         self.table = table
         self.send = send
         self.metrics = metrics
@@ -155,9 +156,6 @@ class JourneyShell:
             if isinstance(item, AbandonmentIn):
                 await self._emit(Outputs(decisions=[anonymous(item)]))
             return
-        if not self.live and isinstance(item, AbandonmentIn | OrderIn):
-            moment = item.detected_ms if isinstance(item, AbandonmentIn) else item.occurred_ms
-            self._move(partition, clock, moment - self.lateness_ms)
         now = clock.clock if clock.clock is not None else 0
         state = self._load(partition, customer)
         outputs = apply(self.engine, state, item, now)

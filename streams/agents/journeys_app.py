@@ -39,7 +39,6 @@ def install_journeys(
         engine=engine,
         topics=topics,
         live=settings.clock == "live",
-        lateness_ms=int(settings.journey_lateness.total_seconds() * 1000),
         table=table,
         send=send,
         metrics=metrics,

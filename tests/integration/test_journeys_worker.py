@@ -20,7 +20,6 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from streams.agents.ticks import send_ticks
 from streams.settings import Settings
 from tests.conftest import consume_all
 from tests.integration.test_detector_worker import wait_for_count
@@ -126,7 +125,6 @@ def _env(settings: Settings, state: Path, web_port: int = 0) -> dict[str, str]:
         "CARTPULSE_DATA_DIR": str(state),
         "CARTPULSE_WEB_PORT": str(web_port),
         "CARTPULSE_COUPON_SECRET": SECRET,
-        "CARTPULSE_JOURNEY_LATENESS": "PT0S",
     }
 
 
@@ -179,15 +177,12 @@ async def _run_once(settings: Settings, tmp_path: Path) -> Run:
             decisions = f"{settings.topic_prefix}journey.decisions"
             assert await wait_for_count(settings, decisions, 8, within=90) >= 8
 
-            async def to_partition(topic: str, value: bytes, partition: int) -> object:
-                return await producer.send_and_wait(topic, value, partition=partition)
-
-            await send_ticks(
-                to_partition,
-                f"{settings.topic_prefix}journey.ticks",
-                settings.topic_partitions,
-                watermark=T0_MS + 30 * 24 * H,
+            # The journeys fire only on watermarks in event mode; the command waits until they
+            # have read every input, so c1's order is known before its steps are due.
+            marked = await asyncio.to_thread(
+                run_cli, settings, "watermark", str(T0_MS + 30 * 24 * H)
             )
+            assert marked.returncode == 0, marked.stderr
             sms = await _settle(settings, "send.sms", 1)
             email = await _settle(settings, "send.email", 2)
             recoveries = await _settle(settings, "recoveries", 1)

@@ -32,7 +32,6 @@ def _env(settings: Settings) -> dict[str, str]:
         "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
         "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "CARTPULSE_COUPON_SECRET": SECRET,
-        "CARTPULSE_JOURNEY_LATENESS": "PT0S",
     }
 
 
