@@ -30,7 +30,8 @@ from streams.settings import Settings
 
 MAX_REPORTED_REJECTS = 200
 COLUMNS = (
-    "flow", "variant", "abandonments", "journeys", "messages", "conversions", "recovered",
+    "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "conversions",
+    "recovered",
     "recovery rate", "revenue", "rev/message", "lift (95% CI)",
 )  # fmt: skip
 
@@ -157,7 +158,8 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
             lift = f"{d['lift']:+.1%} ({low:+.1%}, {high:+.1%})"
         table.add_row(
             d["flow"], d["variant"], f"{d['abandonments']:,}", f"{d['journeys']:,}",
-            f"{d['messages']:,}", f"{d['conversions']:,}", f"{d['orders_recovered']:,}",
+            f"{d['messages']:,} ({d['sms']:,}/{d['email']:,})", f"{d['conversions']:,}",
+            f"{d['orders_recovered']:,}",
             f"{d['recovery_rate']:.1%}", d["revenue"], d["revenue_per_message"], lift,
         )  # fmt: skip
     Console(file=file or sys.stdout, width=160).print(table)

@@ -24,6 +24,8 @@ Z95 = 1.959964
 class Arm:
     journeys: int = 0
     messages: int = 0
+    sms: int = 0
+    email: int = 0
     conversions: int = 0
     recovered: int = 0
     revenue: Decimal = field(default_factory=Decimal)
@@ -50,6 +52,8 @@ class Row:
             "abandonments": self.abandonments,
             "journeys": arm.journeys,
             "messages": arm.messages,
+            "sms": arm.sms,
+            "email": arm.email,
             "conversions": arm.conversions,
             "conversion_rate": round(arm.conversion_rate, 4),
             "orders_recovered": arm.recovered,
@@ -90,6 +94,10 @@ class Report:
             arm.journeys += 1
         elif action == "emitted":
             arm.messages += 1
+            if record.get("channel") == "sms":
+                arm.sms += 1
+            elif record.get("channel") == "email":
+                arm.email += 1
         elif action == "ended" and record.get("reason") == "converted":
             arm.conversions += 1
 

@@ -23,8 +23,9 @@ def test_report_counts_each_arm_and_lift_against_the_holdout() -> None:
     report = Report()
     for i in range(100):  # treated: 30 of 100 convert, 2 messages each
         report.add_decision(_decision(f"t{i}", "started", "cart", "control"))
-        for step in (0, 1):
-            report.add_decision(_decision(f"t{i}", "emitted", "sent_to_channel", "control", step))
+        for step, channel in ((0, "sms"), (1, "email")):
+            emitted = _decision(f"t{i}", "emitted", "sent_to_channel", "control", step)
+            report.add_decision({**emitted, "channel": channel})
         if i < 30:
             report.add_decision(_decision(f"t{i}", "ended", "converted", "control"))
             report.add_recovery({"recovery_id": f"r{i}", "flow": "cart", "variant": "control",
@@ -38,7 +39,7 @@ def test_report_counts_each_arm_and_lift_against_the_holdout() -> None:
     rows = {row.variant: row.to_dict() for row in report.rows()}
     control, holdout = rows["control"], rows["holdout"]
     assert control["journeys"] == 100 and holdout["journeys"] == 50
-    assert control["messages"] == 200
+    assert (control["messages"], control["sms"], control["email"]) == (200, 100, 100)
     assert control["abandonments"] == 151  # 150 started + 1 ignored
     assert control["orders_recovered"] == 30
     assert control["revenue"] == "315.00"
