@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +24,7 @@ from streams.journeys_offline import (
 )
 from streams.output import open_output, stderr_rejects
 from streams.policy_file import load_policy
-from streams.report import Report, Row
+from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
 
 MAX_REPORTED_REJECTS = 200
@@ -126,15 +125,25 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
-    report = Report()
     if args.decisions or args.recoveries:
-        for path, add in ((args.decisions, report.add_decision),
-                          (args.recoveries, report.add_recovery)):  # fmt: skip
-            if path is not None:
-                for record in _jsonl(path):
-                    add(record)
+        report = Report()
+        files: tuple[tuple[Path | None, RecordKind], ...] = (
+            (args.decisions, "decision"),
+            (args.recoveries, "recovery"),
+        )
+        for path, kind in files:
+            if path is None:
+                continue
+            if not path.is_file():
+                raise ConfigurationError(f"{path}: no such file")
+            with path.open("rb") as handle:
+                for line in handle:
+                    if line.strip():
+                        report.add_raw(kind, line)
     else:
-        asyncio.run(_from_topics(settings, report))
+        report = asyncio.run(report_from_topics(settings))
+    if report.unreadable:
+        print(f"{report.unreadable:,} records were not JSON objects: skipped", file=sys.stderr)
     rows = report.rows()
     if args.json:
         sys.stdout.write(orjson.dumps([row.to_dict() for row in rows]).decode() + "\n")
@@ -165,37 +174,10 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
     Console(file=file or sys.stdout, width=160).print(table)
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        raise ConfigurationError(f"{path}: no such file")
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    record = orjson.loads(line)
-                    if isinstance(record, dict):
-                        yield record
-
-
-async def _from_topics(settings: Settings, report: Report) -> None:
-    from streams.kafka import read_all
-    from streams.topics import Topic, TopicCatalogue
-
-    topics = TopicCatalogue(settings.topic_prefix)
-    for topic, add in ((Topic.DECISIONS, report.add_decision),
-                       (Topic.RECOVERIES, report.add_recovery)):  # fmt: skip
-        async for value in read_all(settings, topics.name(topic)):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                record = orjson.loads(value)
-                if isinstance(record, dict):
-                    add(record)
-
-
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     from streams.errors import InvalidRecord
     from streams.models.events import parse_time
     from streams.replay import (
-        AUDIENCE,
         EVENTS,
         ReplaySummary,
         collect,
@@ -205,6 +187,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         namespaced,
         wait_for_audience,
     )
+    from streams.watermark import AUDIENCE
 
     try:
         start, end = (
@@ -215,8 +198,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(exc.reason) from None
     if end <= start:
         raise ConfigurationError("--to must come after --from")
-    if settings.coupon_secret.get_secret_value() == "":
-        engine_for(settings, load_policy(settings.policy_file))  # fail early, clearly
+    engine_for(settings, load_policy(settings.policy_file))  # a bad policy or secret fails here
     namespace = args.namespace or f"replay-{start}-{end}"
     target = namespaced(settings, namespace)
     summary = ReplaySummary()
@@ -242,7 +224,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
             "commands": dict(summary.commands),
             "decisions": [
                 {"flow": f, "action": a, "reason": r, "count": n}
-                for (f, a, r), n in sorted(summary.decisions.items())
+                for (f, a, r), n in sorted(summary.report.reasons.items())
             ],
             "report": [row.to_dict() for row in summary.report.rows()],
         }
@@ -251,7 +233,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     mode = "dry run: nothing is delivered" if args.dry_run else "namespaced: nothing is delivered"
     print(f"replay {namespace} ({mode})")
     print(f"commands: {', '.join(f'{k} {n:,}' for k, n in sorted(summary.commands.items()))}")
-    for (flow, action, reason), count in sorted(summary.decisions.items()):
+    for (flow, action, reason), count in sorted(summary.report.reasons.items()):
         print(f"  {flow:10} {action:10} {reason:28} {count:>8,}")
     print_report(summary.report.rows())
     return 0

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
+from streams.errors import ConfigurationError, InvalidRecord
 from streams.output import open_output
 from streams.pacing import Pacer
 from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.topics import TopicCatalogue
+from streams.watermark import send_watermark
 
 
 def add_parsers(commands: Any) -> None:
@@ -151,77 +151,6 @@ def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
             watermark = parse_time(int(args.time) if args.time.isdigit() else args.time, "TIME")
         except InvalidRecord as exc:
             raise ConfigurationError(exc.reason) from None
-    asyncio.run(_send_watermark(settings, watermark, not args.no_wait, args.timeout))
+    asyncio.run(send_watermark(settings, watermark, not args.no_wait, args.timeout))
     print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
     return 0
-
-
-async def _send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
-    """Tick the detector once it has read its inputs, then the journeys once they have read
-    theirs (when the worker runs them): no order or consent reaches the journeys after a
-    step it should have stopped."""
-    from streams.agents.ticks import send_ticks
-    from streams.kafka import producer, topic_offsets
-    from streams.topics import Topic
-
-    catalogue = _catalogue(settings)
-    group = f"{settings.topic_prefix}{settings.worker_id}"
-    kafka = producer(settings)
-    await kafka.start()
-    try:
-
-        async def to_partition(topic: str, value: bytes, partition: int) -> object:
-            return await kafka.send_and_wait(topic, value, partition=partition)
-
-        async def tick(ticks: Topic) -> None:
-            name = catalogue.name(ticks)
-            await send_ticks(to_partition, name, settings.topic_partitions, watermark)
-
-        if wait:
-            # The watermark promises that no older event will come: sent before the detector
-            # has read what is already in its inputs, it would make those events late.
-            await _wait_for_group(settings, group, [Topic.CLICKSTREAM, Topic.CART], patience)
-        await tick(Topic.TICKS)
-        _, journeys_table = await topic_offsets(settings, [f"{group}-journeys-changelog"])
-        if wait and journeys_table:  # the worker runs the journeys
-            sources = [
-                Topic.CONSENTS, Topic.SEND_RESULTS, Topic.CUSTOMERS, Topic.ORDERS,
-                Topic.ABANDONMENTS,
-            ]  # fmt: skip
-            await _wait_for_group(settings, group, sources, patience)
-            # consents and results reach the journeys re-keyed: wait for those copies too
-            await _wait_for_group(settings, group, [Topic.JOURNEY_INPUTS], patience)
-        await tick(Topic.JOURNEY_TICKS)
-    finally:
-        await kafka.stop()
-
-
-async def _wait_for_group(
-    settings: Settings, group: str, topics: Sequence[Topic], patience: float
-) -> None:
-    import time
-
-    names = [_catalogue(settings).name(t) for t in topics]
-    deadline = time.monotonic() + patience
-    while (lag := await _lag_or_unknown(settings, group, names)) != 0:
-        if time.monotonic() > deadline:
-            left = "an unknown number of" if lag is None else f"{lag:,}"
-            raise CartpulseError(
-                f"the worker group {group} still has {left} records of {', '.join(names)} to "
-                f"read after {patience:.0f}s; is a worker running? (--no-wait sends anyway)"
-            )
-        await asyncio.sleep(0.5)
-
-
-async def _lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
-    """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
-    from aiokafka.errors import KafkaError
-
-    from streams.kafka import group_lag
-
-    try:
-        return await group_lag(settings, group, topics)
-    except KafkaError as exc:
-        if not exc.retriable:
-            raise
-        return None

@@ -32,8 +32,7 @@ from streams.models.journey import (
     parse_consent,
     parse_profile,
 )
-
-Reject = Callable[[str, bytes, str], None]  # (file:line, line, reason)
+from streams.output import Reject
 
 
 @dataclass(slots=True)

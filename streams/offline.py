@@ -16,6 +16,7 @@ from streams.core.detection import Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.abandonment import Abandonment
 from streams.models.events import Event, parse_event
+from streams.output import Reject
 from streams.sources import Format, read_rees46
 
 
@@ -25,9 +26,6 @@ class DetectSummary:
     invalid: int = 0
     unknown_types: int = 0
     abandonments: Counter[str] = field(default_factory=Counter)
-
-
-Reject = Callable[[str, bytes, str], None]  # (source, line, reason)
 
 
 def jsonl_events(path: Path, summary: DetectSummary, reject: Reject) -> Iterator[Event]:

@@ -34,18 +34,18 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
-from streams.kafka import (
-    create_topics,
-    group_lag,
-    producer,
-    read_all,
-    read_records,
-    topic_offsets,
-)
-from streams.models.events import parse_time
-from streams.report import Report
+from streams.kafka import create_topics, producer, read_all, read_records, topic_offsets
+from streams.models.events import MAX_EVENT_MS, parse_time
+from streams.report import Report, report_from_topics
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
+from streams.watermark import (
+    AUDIENCE,
+    lag_or_unknown,
+    send_watermark,
+    wait_for_journey_inputs,
+    worker_group,
+)
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 QUIET_SECONDS = 3.0
@@ -56,7 +56,6 @@ class ReplaySummary:
     copied: Counter[str] = field(default_factory=Counter)
     outside: int = 0
     unreadable: int = 0
-    decisions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     commands: Counter[str] = field(default_factory=Counter)
     report: Report = field(default_factory=Report)
 
@@ -67,7 +66,6 @@ def namespaced(settings: Settings, namespace: str) -> Settings:
     return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{namespace}."})
 
 
-AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
 EVENTS = (Topic.CLICKSTREAM, Topic.CART)
 
 
@@ -92,30 +90,8 @@ async def copy_topics(
 
 
 async def wait_for_audience(target: Settings, patience: float) -> None:
-    """Until the worker has read every profile and consent (and their re-keyed copies)."""
-    catalogue = TopicCatalogue(target.topic_prefix)
-    group = f"{target.topic_prefix}{target.worker_id}"
-    topics = [catalogue.name(t) for t in (*AUDIENCE, Topic.JOURNEY_INPUTS)]
-    deadline = time.monotonic() + patience
-    settled = 0
-    while time.monotonic() < deadline:
-        lag = await _lag(target, group, topics)
-        settled = settled + 1 if lag == 0 else 0
-        if settled >= 3:  # the re-keyed copies are written after their sources are read
-            return
-        await asyncio.sleep(0.5)
-    raise CartpulseError(f"the replay's worker did not read the audience within {patience:.0f}s")
-
-
-async def _lag(settings: Settings, group: str, topics: list[str]) -> int | None:
-    from aiokafka.errors import KafkaError
-
-    try:
-        return await group_lag(settings, group, topics)
-    except KafkaError as exc:  # no coordinator yet: the group is still forming
-        if not exc.retriable:
-            raise
-        return None
+    """Until the worker's journeys hold every profile and consent."""
+    await wait_for_journey_inputs(target, AUDIENCE, patience)
 
 
 async def _copy(
@@ -181,23 +157,17 @@ def namespace_worker(target: Settings, data_dir: Path, dry_run: bool) -> Iterato
 
 def finish(target: Settings, log: Path, patience: float) -> None:
     """Say the input is over once the worker has read it; wait until the journeys settle."""
-    env = {**os.environ, "CARTPULSE_TOPIC_PREFIX": target.topic_prefix}
-    marked = subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "streams.cli", "watermark", "end", "--timeout", str(patience)],
-        env=env, capture_output=True, text=True, check=False, timeout=patience + 60,
-    )  # fmt: skip
-    if marked.returncode != 0:
-        raise CartpulseError(
-            f"the replay's worker did not read its input: {marked.stderr.strip()}\n"
-            f"{log.read_text(errors='replace')[-2000:]}"
-        )
-    asyncio.run(_wait_for_journeys(target, patience))
+    try:
+        asyncio.run(send_watermark(target, MAX_EVENT_MS, True, patience))
+    except CartpulseError as exc:
+        tail = log.read_text(errors="replace")[-2000:]
+        raise CartpulseError(f"the replay's worker did not read its input: {exc}\n{tail}") from None
+    asyncio.run(wait_for_journeys(target, patience))
 
 
-async def _wait_for_journeys(target: Settings, patience: float) -> None:
+async def wait_for_journeys(target: Settings, patience: float) -> None:
     """Until the journeys' inputs are read and nothing new was written for a few seconds."""
     catalogue = TopicCatalogue(target.topic_prefix)
-    group = f"{target.topic_prefix}{target.worker_id}"
     inputs = [catalogue.name(t) for t in (Topic.ABANDONMENTS, Topic.ORDERS, Topic.JOURNEY_INPUTS)]
     outputs = [catalogue.name(t) for t in (Topic.DECISIONS, Topic.SEND_SMS, Topic.SEND_EMAIL)]
     deadline = time.monotonic() + patience
@@ -208,7 +178,7 @@ async def _wait_for_journeys(target: Settings, patience: float) -> None:
         if written != last:
             last, quiet_since = written, time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET_SECONDS and (
-            await group_lag(target, group, inputs) == 0
+            await lag_or_unknown(target, worker_group(target), inputs) == 0
         ):
             return
         await asyncio.sleep(0.5)
@@ -216,14 +186,9 @@ async def _wait_for_journeys(target: Settings, patience: float) -> None:
 
 
 async def collect(target: Settings, summary: ReplaySummary) -> None:
+    """The report over the namespace's decisions and recoveries, and its commands by channel."""
+    summary.report = await report_from_topics(target)
     catalogue = TopicCatalogue(target.topic_prefix)
-    async for value in read_all(target, catalogue.name(Topic.DECISIONS)):
-        record = orjson.loads(value)
-        summary.report.add_decision(record)
-        key = (str(record.get("flow")), str(record.get("action")), str(record.get("reason")))
-        summary.decisions[key] += 1
-    async for value in read_all(target, catalogue.name(Topic.RECOVERIES)):
-        summary.report.add_recovery(orjson.loads(value))
     for topic in (Topic.SEND_SMS, Topic.SEND_EMAIL):
         async for value in read_all(target, catalogue.name(topic)):
             summary.commands[str(orjson.loads(value).get("channel"))] += 1

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
 
 from streams.core.eligibility import HOLDOUT
 
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
 Z95 = 1.959964
+RecordKind = Literal["decision", "recovery"]
 
 
 @dataclass(slots=True)
@@ -73,7 +79,22 @@ class Report:
     def __init__(self) -> None:
         self.arms: dict[tuple[str, str], Arm] = defaultdict(Arm)
         self.abandonments: dict[str, int] = defaultdict(int)
+        self.reasons: Counter[tuple[str, str, str]] = Counter()  # (flow, action, reason)
+        self.unreadable = 0
         self._seen: set[tuple[Any, ...]] = set()
+
+    def add_raw(self, kind: RecordKind, raw: bytes) -> None:
+        """One record as JSON (a topic's value or a file's line); unreadable ones are counted."""
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            self.unreadable += 1
+        elif kind == "decision":
+            self.add_decision(record)
+        else:
+            self.add_recovery(record)
 
     def add_decision(self, record: dict[str, Any]) -> None:
         key = (record.get("journey_id"), record.get("action"), record.get("reason"),
@@ -84,6 +105,7 @@ class Report:
         flow, action = record.get("flow"), record.get("action")
         if not isinstance(flow, str):
             return
+        self.reasons[(flow, str(action), str(record.get("reason")))] += 1
         if action in ("started", "ignored"):
             self.abandonments[flow] += 1
         variant = record.get("variant")
@@ -132,3 +154,20 @@ def lift_with_ci(treated: Arm, holdout: Arm) -> tuple[float, tuple[float, float]
     diff = p1 - p0
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
     return diff, (diff - Z95 * se, diff + Z95 * se)
+
+
+async def report_from_topics(settings: Settings) -> Report:
+    """The report over ``journey.decisions`` and ``recoveries`` as they are now."""
+    from streams.kafka import read_all
+    from streams.topics import Topic, TopicCatalogue
+
+    report = Report()
+    topics = TopicCatalogue(settings.topic_prefix)
+    sources: tuple[tuple[Topic, RecordKind], ...] = (
+        (Topic.DECISIONS, "decision"),
+        (Topic.RECOVERIES, "recovery"),
+    )
+    for topic, kind in sources:
+        async for value in read_all(settings, topics.name(topic)):
+            report.add_raw(kind, value)
+    return report

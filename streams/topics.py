@@ -56,8 +56,8 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.SEND_RESULTS: ("command_id", False, True),
     Topic.ENGAGEMENT: ("customer_id", False, True),
     Topic.RECOVERIES: ("customer_id", False, False),
-    # order_completed events forwarded by the detector for the journeys
-    Topic.ORDERS: ("customer_id or session_id", False, False),
+    # order_completed events forwarded by the detector; an input of the journeys
+    Topic.ORDERS: ("customer_id or session_id", False, True),
     # wake-ups from the detector's leader, one record per partition (co-partitioned with inputs)
     Topic.TICKS: ("partition", False, False),
     # input records whose key was not their session_id, re-keyed (co-partitioned with inputs)

@@ -28,7 +28,7 @@ import orjson
 
 from streams.core.journey_inputs import JourneyInput, apply, customer_of
 from streams.core.journey_state import CustomerState
-from streams.core.journeys import JourneyEngine, Outputs, anonymous
+from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dlq_headers
 from streams.metrics import JourneyMetrics
@@ -94,7 +94,7 @@ class JourneyShell:
         }
         self._dlq = {
             "abandonments": topics.dlq(Topic.ABANDONMENTS),
-            "orders": topics.dlq(Topic.ABANDONMENTS),
+            "orders": topics.dlq(Topic.ORDERS),
             "customers": topics.dlq(Topic.CUSTOMERS),
             "consents": topics.dlq(Topic.CONSENTS),
             "send.results": topics.dlq(Topic.SEND_RESULTS),
@@ -120,15 +120,14 @@ class JourneyShell:
                 return
             self.metrics.inputs.labels(source).inc()
             await self._apply(partition, clock, item)
-        except InvalidRecord as exc:
+        except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
+            if isinstance(exc, InvalidRecord):
+                reason = exc.reason
+            else:
+                log.exception("journeys failed on a record of %s:%s", topic, partition)
+                reason = f"internal error: {exc!r}"
             self.metrics.invalid.labels(source).inc()
             dlq = self._dlq.get(source, self._dlq["abandonments"])
-            await self.send(dlq, key, value, dlq_headers(exc.reason, f"{topic}:{partition}", topic))
-        except Exception as exc:  # nothing escapes the agent: a bug's victim goes to the DLQ
-            log.exception("journeys failed on a record of %s:%s", topic, partition)
-            self.metrics.invalid.labels(source).inc()
-            dlq = self._dlq.get(source, self._dlq["abandonments"])
-            reason = f"internal error: {exc!r}"
             await self.send(dlq, key, value, dlq_headers(reason, f"{topic}:{partition}", topic))
 
     def _decode(self, source: str, key: bytes | None, value: bytes | None) -> JourneyInput | None:
@@ -158,8 +157,9 @@ class JourneyShell:
             return
         now = clock.clock if clock.clock is not None else 0
         state = self._load(partition, customer)
+        due_before = state.next_due()
         outputs = apply(self.engine, state, item, now)
-        self._store(partition, clock, state)
+        self._store(partition, clock, state, indexed=due_before)
         await self._emit(outputs)
         await self._fire_due(partition, clock)
 
@@ -184,7 +184,8 @@ class JourneyShell:
     def _move(self, partition: int, clock: PartitionClock, to: int) -> None:
         if clock.clock is None or to > clock.clock:
             clock.clock = to
-            self.table[state_key(partition, "") + CLOCK_KEY] = orjson.dumps(to)
+            if not self.live:  # a live clock is the wall clock again after a restart
+                self.table[state_key(partition, "") + CLOCK_KEY] = orjson.dumps(to)
 
     async def _fire_due(self, partition: int, clock: PartitionClock) -> None:
         now = clock.clock
@@ -240,10 +241,17 @@ class JourneyShell:
             log.warning("journey state of a customer is unreadable (%s); starting afresh", exc)
             return CustomerState(customer)
 
-    def _store(self, partition: int, clock: PartitionClock, state: CustomerState) -> None:
+    def _store(
+        self,
+        partition: int,
+        clock: PartitionClock,
+        state: CustomerState,
+        indexed: int | None = None,
+    ) -> None:
+        """Write the state; index its next due moment unless ``indexed`` already holds it."""
         self.table[state_key(partition, state.customer_id)] = state.to_bytes()
         due = state.next_due()
-        if due is not None:
+        if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
 
     def revoke(self, partitions: set[int]) -> None:
@@ -282,21 +290,8 @@ def _origin(headers: Any) -> tuple[str, bytes | None]:
     return source, found.get(KEY_HEADER)
 
 
-_REASONS: Final = frozenset(
-    {
-        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address",
-        "sent_to_channel", "cart_changed", "converted", "completed",
-        "superseded", "replaced", "opted_out", "no_consent", "no_address", "undeliverable",
-        "expired", "holdout", "quiet_hours", "sms_cap", "email_cap", "daily_cap", "anonymous",
-        "no_flow", "duplicate", "cart_journey_active", "journey_active",
-        "reentry_cooldown", "expired_quiet_hours", "expired_sms_cap", "expired_email_cap",
-        "expired_daily_cap",
-    }
-)  # fmt: skip
-
-
 def _reason_label(reason: str) -> str:
-    return reason if reason in _REASONS else "other"
+    return reason if reason in REASONS else "other"
 
 
 def rekey(topic_kind: str, key: bytes | None, value: bytes | None) -> bytes | None:

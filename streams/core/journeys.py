@@ -42,7 +42,6 @@ from streams.core.eligibility import (
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.messages import build_command, journey_id_of
 from streams.core.policy import Flow, Policy, Step
-from streams.models.abandonment import Kind
 from streams.models.commands import Channel, Mode, SendCommand, SendResult
 from streams.models.journey import (
     AbandonmentIn,
@@ -60,6 +59,20 @@ MAX_ORDERS: Final = 32
 # Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
 FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
 MAX_DEFERRALS: Final = 50  # a step deferred this often is skipped (a policy that never allows)
+
+
+# Every reason a decision can carry: a closed set, so metrics labels stay low-cardinality.
+REASONS: Final = frozenset(
+    {
+        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address",
+        "sent_to_channel", "cart_changed", "converted", "completed",
+        "superseded", "replaced", "opted_out", "no_consent", "no_address", "undeliverable",
+        "expired", "holdout", "quiet_hours", "sms_cap", "email_cap", "daily_cap", "anonymous",
+        "no_flow", "duplicate", "cart_journey_active", "journey_active",
+        "reentry_cooldown", "expired_quiet_hours", "expired_sms_cap", "expired_email_cap",
+        "expired_daily_cap",
+    }
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -418,4 +431,4 @@ def anonymous(ab: AbandonmentIn) -> Decision:
     )
 
 
-__all__ = ["JourneyEngine", "Kind", "Outputs", "anonymous"]
+__all__ = ["REASONS", "JourneyEngine", "Outputs", "anonymous"]

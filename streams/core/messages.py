@@ -7,7 +7,6 @@ so the same inputs give byte-identical commands live, replayed and offline.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,17 +16,16 @@ from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.policy import Policy
 from streams.models.commands import LOCALE, Channel, Mode, SendCommand
 from streams.models.events import format_ms
+from streams.models.ids import stable_id
 from streams.models.journey import Profile
 
 
 def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
-    digest = hashlib.blake2b(f"{customer_id}\0{flow}\0{abandonment_id}".encode(), digest_size=12)
-    return f"jr-{digest.hexdigest()}"
+    return stable_id("jr", 12, customer_id, flow, abandonment_id)
 
 
 def command_id_of(journey_id: str, step: int, channel: Channel) -> str:
-    digest = hashlib.blake2b(f"{journey_id}\0{step}\0{channel}".encode(), digest_size=16)
-    return f"cmd-{digest.hexdigest()}"
+    return stable_id("cmd", 16, journey_id, step, channel)
 
 
 def build_command(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -10,6 +9,7 @@ from typing import Any, Literal
 import orjson
 
 from streams.models.events import format_ms
+from streams.models.ids import stable_id
 
 Kind = Literal["cart", "browse"]
 
@@ -98,8 +98,7 @@ class Abandonment:
 
 def abandonment_id(session_id: str, kind: Kind, deadline_ms: int) -> str:
     """Stable id of (session_id, kind, deadline): a repeat after a restart carries the same id."""
-    digest = hashlib.blake2b(f"{session_id}\x00{kind}\x00{deadline_ms}".encode(), digest_size=16)
-    return f"ab-{digest.hexdigest()}"
+    return stable_id("ab", 16, session_id, kind, deadline_ms)
 
 
 def _money(value: Decimal | None) -> str | None:

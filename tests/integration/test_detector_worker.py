@@ -40,12 +40,16 @@ def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def worker(settings: Settings, tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    settings: Settings, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``cartpulse worker ARGS`` (state under ``tmp_path``); ``env`` adds settings."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / f"worker-{time.monotonic_ns()}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info", *args],
-            env=worker_env(settings, tmp_path / "state"),
+            env={**worker_env(settings, tmp_path / "state"), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

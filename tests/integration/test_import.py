@@ -22,19 +22,22 @@ pytestmark = pytest.mark.integration
 SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
-        "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
-    }
+def run_cli(
+    settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``cartpulse ARGS`` against the test's topics; ``env`` adds settings."""
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
-        env=env,
+        env={
+            **os.environ,
+            "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
+            "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 

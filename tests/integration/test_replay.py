@@ -5,9 +5,7 @@ marks every command dry_run and nothing reaches the live send topics."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -15,35 +13,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.kafka import read_all, topic_counts
-from streams.replay import _wait_for_journeys, wait_for_audience
+from streams.replay import wait_for_audience, wait_for_journeys
 from streams.settings import Settings
 from streams.simulate import SimulationConfig, simulate
-from tests.integration.test_journeys_worker import SECRET, journeys_worker
+from tests.integration.test_import import run_cli
+from tests.integration.test_journeys_worker import JOURNEYS, journeys_worker
 
 pytestmark = pytest.mark.integration
 
 START = "2026-01-01T00:00:00Z"
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
-        "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "CARTPULSE_COUPON_SECRET": SECRET,
-    }
-
-
 def _cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(settings, *args, env=JOURNEYS, timeout=timeout)
 
 
 async def _audience(settings: Settings, tmp_path: Path) -> Path:
@@ -109,7 +91,7 @@ async def test_replay_reproduces_the_original_run_and_dry_run_sends_nothing(
     with journeys_worker(settings, tmp_path):
         marked = await asyncio.to_thread(_cli, settings, "watermark", "end")
         assert marked.returncode == 0, marked.stderr
-        await _wait_for_journeys(settings, 180)
+        await wait_for_journeys(settings, 180)
     abandonments, commands = await _outputs(settings)
     assert len(abandonments) > 100
     assert len(commands) > 50

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streams.core.journey_inputs import JourneyInput, apply, order_key, time_of
 from streams.core.journey_state import CustomerState
-from streams.core.journeys import JourneyEngine, Outputs
+from streams.core.journeys import REASONS, JourneyEngine, Outputs
 from streams.core.policy import parse_policy
 from streams.models.commands import SendCommand
 from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
@@ -97,6 +97,7 @@ def test_commands_respect_caps_quiet_hours_opt_outs_and_conversions(
 ) -> None:
     ordered = _in_time_order(items)
     out = _run(ordered)
+    assert {d.reason for d in out.decisions} <= REASONS  # metrics labels stay a closed set
     sends = sorted((_at(c), c.channel) for c in out.commands)
     for i, (at, channel) in enumerate(sends):
         later = [(t, ch) for t, ch in sends[i + 1 :] if t - at < 24 * H]

@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from streams.cli import main
+from streams.core.eligibility import HOLDOUT, assign_variant
+from streams.policy_file import load_policy
 from streams.report import Arm, Report, lift_with_ci
 
 
@@ -93,13 +95,13 @@ def test_offline_journeys_report_bad_lines_and_go_on(
     assert "consents.jsonl:2: consent key must be customer_id:channel" in err
     assert "3 invalid" in err
     commands = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    holdout = not commands  # the default policy holds out 10 % of customers
-    decisions = (tmp_path / "commands.decisions.jsonl").read_bytes().splitlines()
-    assert decisions
-    if not holdout:
-        assert [(c["channel"], c["template"], c["to"]) for c in commands] == [
-            ("email", "browse_email_1", "c1@example.com")
-        ]
+    decided = (tmp_path / "commands.decisions.jsonl").read_bytes().splitlines()
+    decisions = [orjson.loads(line) for line in decided]
+    # The default policy holds out 10 % of customers: c1's arm decides what it gets.
+    arm = assign_variant(load_policy().flows["browse"].experiment, "c1")
+    assert {d["variant"] for d in decisions if d["action"] == "started"} == {arm}
+    expected = [] if arm == HOLDOUT else [("email", "browse_email_1", "c1@example.com")]
+    assert [(c["channel"], c["template"], c["to"]) for c in commands] == expected
     assert (tmp_path / "commands.recoveries.jsonl").exists()
 
 

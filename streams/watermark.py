@@ -1,0 +1,96 @@
+"""Telling a worker that its input is over up to a time, and waiting until it has read it.
+
+``send_watermark`` is what ``cartpulse watermark`` and ``cartpulse replay`` do: wait until the
+detector has read its inputs, tick the detector, then — when the worker runs the journeys —
+wait until the journeys have read theirs (orders, abandonments, profiles, consents and their
+re-keyed copies) and tick them. So no order or consent reaches the journeys after a step it
+should have stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+
+from streams.agents.ticks import send_ticks
+from streams.errors import CartpulseError
+from streams.kafka import group_lag, producer, topic_offsets
+from streams.settings import Settings
+from streams.topics import Topic, TopicCatalogue
+
+DETECTOR_INPUTS = (Topic.CLICKSTREAM, Topic.CART)
+AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
+JOURNEY_SOURCES = (*AUDIENCE, Topic.SEND_RESULTS, Topic.ORDERS, Topic.ABANDONMENTS)
+
+
+def worker_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}{settings.worker_id}"
+
+
+async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
+    """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
+    try:
+        return await group_lag(settings, group, topics)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        return None
+
+
+async def wait_for_group(settings: Settings, topics: Sequence[Topic], patience: float) -> None:
+    """Until the worker's group has read everything ``topics`` hold; raises after ``patience``."""
+    group = worker_group(settings)
+    names = [TopicCatalogue(settings.topic_prefix).name(t) for t in topics]
+    deadline = time.monotonic() + patience
+    while (lag := await lag_or_unknown(settings, group, names)) != 0:
+        if time.monotonic() > deadline:
+            left = "an unknown number of" if lag is None else f"{lag:,}"
+            raise CartpulseError(
+                f"the worker group {group} still has {left} records of {', '.join(names)} to "
+                f"read after {patience:.0f}s; is a worker running? (--no-wait sends anyway)"
+            )
+        await asyncio.sleep(0.5)
+
+
+async def wait_for_journey_inputs(
+    settings: Settings, sources: Sequence[Topic], patience: float
+) -> None:
+    """Until the journeys have read ``sources`` and then the re-keyed copies of consents and
+    results, which are written only after their sources are read."""
+    await wait_for_group(settings, sources, patience)
+    await wait_for_group(settings, [Topic.JOURNEY_INPUTS], patience)
+
+
+async def runs_journeys(settings: Settings) -> bool:
+    """Whether the worker runs the journeys: its journeys table exists."""
+    _, ends = await topic_offsets(settings, [f"{worker_group(settings)}-journeys-changelog"])
+    return bool(ends)
+
+
+async def send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
+    """See the module docstring; ``wait=False`` ticks at once."""
+    catalogue = TopicCatalogue(settings.topic_prefix)
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+
+        async def to_partition(topic: str, value: bytes, partition: int) -> object:
+            return await kafka.send_and_wait(topic, value, partition=partition)
+
+        async def tick(ticks: Topic) -> None:
+            name = catalogue.name(ticks)
+            await send_ticks(to_partition, name, settings.topic_partitions, watermark)
+
+        if wait:
+            # The watermark promises that no older event will come: sent before the detector
+            # has read what is already in its inputs, it would make those events late.
+            await wait_for_group(settings, DETECTOR_INPUTS, patience)
+        await tick(Topic.TICKS)
+        if wait and await runs_journeys(settings):
+            await wait_for_journey_inputs(settings, JOURNEY_SOURCES, patience)
+        await tick(Topic.JOURNEY_TICKS)
+    finally:
+        await kafka.stop()
