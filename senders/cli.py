@@ -25,7 +25,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            # exc_text first: a filter may have rewritten it (``MaskingFilter`` masks numbers)
+            entry["error"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 

@@ -10,7 +10,7 @@ consent backwards. A tombstone deletes the key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, Protocol, cast
@@ -132,6 +132,10 @@ class Consents(Protocol):
 
     async def get(self, customer_id: str, channel: Channel) -> Consent | None: ...
 
+    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
+        """``get`` for each of ``subjects`` (customer ids or ``address_subject``s), in order."""
+        ...
+
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool: ...
 
     async def is_undeliverable(self, channel: Channel, address: str) -> bool: ...
@@ -150,14 +154,15 @@ class ConsentStore:
 
     async def get(self, customer_id: str, channel: Channel) -> Consent | None:
         key = self._keys.consent(customer_id, channel)
-        raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(key))
-        if not raw:
-            return None
-        status = raw.get(b"status", b"").decode()
-        if status not in ("opted_in", "opted_out"):
-            return None
-        at = int(raw.get(b"at", b"0"))
-        return Consent(cast(ConsentStatus, status), at, raw.get(b"source", b"").decode())
+        return _consent(await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(key)))
+
+    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
+        """``get`` for each subject, in one Redis round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for subject in subjects:
+                pipe.hgetall(self._keys.consent(subject, channel))
+            raws: list[dict[bytes, bytes]] = await pipe.execute()
+        return [_consent(raw) for raw in raws]
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         """Write one update unless Redis already holds a newer one. True when it landed."""
@@ -176,3 +181,11 @@ class ConsentStore:
         key = self._keys.undeliverable(channel, address)
         ttl = int(UNDELIVERABLE_TTL.total_seconds())
         await self._redis.set(key, f"{code} {mask_address(address)}", ex=ttl)
+
+
+def _consent(raw: dict[bytes, bytes]) -> Consent | None:
+    status = raw.get(b"status", b"").decode()
+    if status not in ("opted_in", "opted_out"):
+        return None
+    at = int(raw.get(b"at", b"0"))
+    return Consent(cast(ConsentStatus, status), at, raw.get(b"source", b"").decode())

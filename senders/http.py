@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:
+def add_probes(
+    app: web.Application, registry: CollectorRegistry, ready: Callable[[], Awaitable[bool]]
+) -> None:
+    """Add ``/metrics`` (``registry``), ``/healthz`` and ``/readyz`` (503 until ``ready``)."""
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -18,14 +22,21 @@ def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Appl
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if ready():
+        if await ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
 
-    app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+
+def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:
+    async def is_ready() -> bool:
+        return ready()
+
+    app = web.Application()
+    add_probes(app, registry, is_ready)
     return app
 
 

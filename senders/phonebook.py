@@ -9,6 +9,7 @@ the number itself (``consents.address_subject``), which the sender also checks.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Final, Protocol
 
@@ -17,6 +18,8 @@ from redis.asyncio import Redis
 from senders.keys import Keys
 
 MAX_CUSTOMERS_PER_NUMBER: Final = 20  # a shared family phone, not a mailing list
+REFRESH: Final = timedelta(days=1)  # a pair written more recently than this is not rewritten
+MAX_RECALLED: Final = 50_000  # (number, customer) pairs a process recalls having written
 
 
 class PhoneIndex(Protocol):
@@ -26,25 +29,41 @@ class PhoneIndex(Protocol):
 
 
 class PhoneBook:
+    """The index in Redis. ``remember`` is on the SMS send path: it writes (one round trip)
+    only when this process has not written the same pair within ``refresh``, so a customer
+    texted again soon (the next journey step, a redelivered command) costs nothing. A skipped
+    write leaves the pair's score and the key's TTL at most ``refresh`` old."""
+
     def __init__(
         self,
         redis: Redis,
         keys: Keys,
         ttl: timedelta,
         keep: int = MAX_CUSTOMERS_PER_NUMBER,
+        refresh: timedelta = REFRESH,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._ttl = max(1, int(ttl.total_seconds()))
         self._keep = keep
+        self._refresh_ms = int(min(refresh, ttl / 2).total_seconds() * 1000)
+        self._written: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     async def remember(self, address: str, customer_id: str, at_ms: int) -> None:
+        pair = (address, customer_id)
+        last = self._written.get(pair)
+        if last is not None and 0 <= at_ms - last < self._refresh_ms:
+            return
         key = self._keys.phone(address)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {customer_id: at_ms})
             pipe.zremrangebyrank(key, 0, -(self._keep + 1))
             pipe.expire(key, self._ttl)
             await pipe.execute()
+        self._written[pair] = at_ms
+        self._written.move_to_end(pair)
+        if len(self._written) > MAX_RECALLED:
+            self._written.popitem(last=False)
 
     async def customers(self, address: str) -> list[str]:
         """The customers texted at ``address``, most recent first (at most ``keep``)."""

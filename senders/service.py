@@ -196,12 +196,14 @@ class SendService(Generic[P]):
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""
-        consent = await self._consents.get(command.customer_id, command.channel)
         if command.channel == "sms":
             # A STOP from the number itself (recorded when no customer was known for it):
-            # the newer of the two statements decides.
-            by_number = await self._consents.get(address_subject(command.to), "sms")
-            consent = newest(consent, by_number)
+            # the newer of the two statements decides. Both in one round trip.
+            subjects = (command.customer_id, address_subject(command.to))
+            by_customer, by_number = await self._consents.get_many(subjects, "sms")
+            consent = newest(by_customer, by_number)
+        else:
+            consent = await self._consents.get(command.customer_id, command.channel)
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
         if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:

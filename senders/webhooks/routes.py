@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
+from senders.http import add_probes
 from senders.service import INFRA_ERRORS
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
@@ -90,19 +91,6 @@ def make_app(
     async def click(request: web.Request) -> Reply:
         return await links.click(request.match_info["token"], request.headers.get("User-Agent", ""))
 
-    async def metrics_view(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(_: web.Request) -> web.Response:
-        if await ready():
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
-
     app = web.Application(client_max_size=max_body_bytes)
     routes: list[tuple[str, str, Route, Handler]] = [
         ("POST", "/twilio/sms", "sms_inbound", sms_inbound),
@@ -113,9 +101,7 @@ def make_app(
     ]
     for method, path, route, handler in routes:
         app.router.add_route(method, path, _answer(route, handler, metrics))
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    add_probes(app, registry, ready)
     for route in ROUTES:  # every series exists from the start (alerts on rates need them)
         metrics.latency.labels(route)
     return app

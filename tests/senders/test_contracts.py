@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from senders.clock import FakeClock
-from senders.consents import Consent, ConsentStore, ConsentUpdate
+from senders.consents import Consent, ConsentStore, ConsentUpdate, address_subject
 from senders.keys import Keys
 from senders.ledger import Busy, Claimed, Finished, Ledger, MemoryLedger, RedisLedger, Sending
 from senders.ratelimit import Limit, Limiter, MemoryLimiter, RedisLimiter
@@ -234,3 +234,17 @@ async def test_consents_never_move_backwards(redis: Redis, key_prefix: str) -> N
     assert not await store.is_undeliverable("sms", "+14155550100")
     await store.mark_undeliverable("sms", "+14155550100", "21211")
     assert await store.is_undeliverable("sms", "+14155550100")
+
+
+async def test_a_customers_and_a_numbers_consent_are_read_together(
+    redis: Redis, key_prefix: str
+) -> None:
+    store = ConsentStore(redis, Keys(key_prefix))
+    number = address_subject("+14155550100")
+    mine = Consent("opted_in", 1_000, "checkout")
+    numbers = Consent("opted_out", 2_000, "sms_keyword")
+    assert await store.apply(ConsentUpdate("c1", "sms", mine))
+    assert await store.apply(ConsentUpdate(number, "sms", numbers))
+    assert await store.get_many(["c1", number, "c2"], "sms") == [mine, numbers, None]
+    assert await store.get_many([number, "c1"], "email") == [None, None]
+    assert await store.get_many([], "sms") == []

@@ -37,6 +37,8 @@ def test_tokens_round_trip_and_resist_tampering() -> None:
         read_token(SECRET, f"{forged}.{mac}", 1_000)
     with pytest.raises(InvalidRecord):
         read_token(SECRET, "not a token", 1_000)
+    with pytest.raises(InvalidRecord, match="malformed"):  # no key, no valid token
+        read_token(b"", make_token(b"", UnsubscribeToken("cust:1", "email", "store-1", 2_000)), 0)
 
 
 def test_unsubscribe_links() -> None:

@@ -4,6 +4,7 @@ clock): the paths the end-to-end tests cannot provoke on demand."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -68,6 +69,9 @@ class MemoryConsents:
 
     async def get(self, customer_id: str, channel: Channel) -> Consent | None:
         return self.consents.get((customer_id, channel))
+
+    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
+        return [self.consents.get((subject, channel)) for subject in subjects]
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         assert update.consent is not None

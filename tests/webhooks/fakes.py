@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -64,6 +64,9 @@ class MemoryConsents:
 
     async def get(self, customer_id: str, channel: Channel) -> Consent | None:
         return self.consents.get((customer_id, channel))
+
+    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
+        return [self.consents.get((subject, channel)) for subject in subjects]
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         if update.consent is None:

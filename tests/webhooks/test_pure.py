@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from senders.cli import JsonFormatter
 from senders.unsubscribe import UnsubscribeToken, make_token
 from senders.webhooks.forms import MAX_FIELDS, parse_form
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
@@ -268,3 +269,13 @@ def test_the_log_filter_masks_formatted_messages() -> None:
     )
     assert MaskingFilter().filter(record)
     assert record.getMessage() == "STOP from +1415*****23 (a**@b.example)"
+
+
+def test_json_log_lines_mask_exception_text_too() -> None:
+    error = ValueError("no route to +14155550123")
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "send failed", None, (ValueError, error, None)
+    )
+    assert MaskingFilter().filter(record)
+    line = JsonFormatter().format(record)
+    assert "+14155550123" not in line and "+1415*****23" in line

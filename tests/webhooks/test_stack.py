@@ -290,13 +290,24 @@ async def test_the_email_senders_unsubscribe_link_and_clicks(
 
 async def test_phone_book_and_deduplicator_on_redis(redis: Redis, key_prefix: str) -> None:
     keys = Keys(key_prefix)
-    book = PhoneBook(redis, keys, timedelta(days=1), keep=3)
+    book = PhoneBook(redis, keys, timedelta(days=1), keep=3, refresh=timedelta(0))
     for i, customer in enumerate(["a", "b", "c", "a", "d"]):
         await book.remember("+14155550303", customer, 1000 + i)
     assert await book.customers("+14155550303") == ["d", "a", "c"]
     assert await book.customers("+14155550304") == []
     assert 0 < await redis.ttl(keys.phone("+14155550303")) <= 86_400
     assert "+1415" not in keys.phone("+14155550303")  # no PII in key names
+
+    # The send path writes a pair again only once `refresh` has passed.
+    cached = PhoneBook(redis, keys, timedelta(days=1), refresh=timedelta(minutes=1))
+    await cached.remember("+14155550305", "a", 1_000)
+    assert await cached.customers("+14155550305") == ["a"]
+    await redis.delete(keys.phone("+14155550305"))
+    await cached.remember("+14155550305", "a", 60_999)  # within the minute: no write
+    assert await cached.customers("+14155550305") == []
+    await cached.remember("+14155550305", "b", 60_999)  # another customer: written
+    await cached.remember("+14155550305", "a", 61_000)
+    assert await cached.customers("+14155550305") == ["a", "b"]
 
     seen = RedisDeduplicator(redis, keys, timedelta(minutes=5))
     assert await seen.claim("status", "SM1:delivered") == "new"
