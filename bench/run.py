@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
 from streams.gctune import tune_gc  # noqa: E402
-from streams.kafka import topic_counts  # noqa: E402
+from streams.kafka import delete_topics, topic_counts  # noqa: E402
 from streams.models.events import parse_event  # noqa: E402
 from streams.offline import DetectSummary, detect, jsonl_events  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -292,6 +292,7 @@ async def worker_bench(path: Path, events: int, state: Path) -> list[str]:
     log(f"plain aiokafka consumer: {plain:,.0f} records/s")
     stock = faust_baseline(settings, events, state)
     log(f"stock Faust agent: {stock:,.0f} records/s")
+    await delete_topics(settings, settings.topic_prefix)
     return [
         f"| detector worker, event mode, RocksDB, 4 partitions ({events:,} events) "
         f"| **{rate:,.0f} events/s** (target ≥ 20,000) | plain aiokafka consumer, same topics: "
@@ -351,6 +352,7 @@ async def live_bench(state: Path, sessions: int = 200) -> list[str]:
                         delays.append(record.timestamp / 1000 - (last / 1000 + gap_s))
         finally:
             await consumer.stop()
+    await delete_topics(settings, settings.topic_prefix)
     delays.sort()
     p = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]  # noqa: E731
     return [

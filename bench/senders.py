@@ -26,6 +26,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.kafka import delete_topics
 from streams.settings import Settings
 from tests.senders.conftest import ACCOUNT_SID as ACCOUNT
 from tests.senders.conftest import AUTH_TOKEN as TOKEN
@@ -67,6 +68,7 @@ async def shared_rate(rate: float, seconds: float, replicas: int, logs: Path) ->
     finally:
         stop(processes)
         await twilio.stop()
+        await delete_topics(s, s.topic_prefix)
     report = rate_report(twilio.requests, twilio.rate_limited)
     return report.row("shared rate", rate, replicas)
 
@@ -95,6 +97,7 @@ async def unlimited(count: int, logs: Path) -> tuple[str, str]:
         await twilio.wait_created(len(batch), within=120)
     finally:
         stop(processes)
+        await delete_topics(s, s.topic_prefix)
     report = rate_report(twilio.requests, twilio.rate_limited)
     baseline = await raw_http(twilio, count, s.sender_concurrency)
     await twilio.stop()

@@ -13,11 +13,13 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from streams.kafka import delete_topics
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +51,22 @@ def stack() -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(stack: None) -> Settings:
-    """Settings for one test: the local stack and a topic prefix of its own."""
-    return Settings(
+def settings(stack: None) -> Iterator[Settings]:
+    """Settings for one test: the local stack and a topic prefix of its own.
+
+    The test's topics (its prefix's, and the workers' own under it) are deleted afterwards: a
+    single-node broker that kept every test's partitions would run out of file handles.
+    """
+    settings = Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{KAFKA_PORT}",
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         topic_partitions=4,
         store="memory://",
     )
+    yield settings
+    # In a thread of its own: the test's event loop may still be around.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, delete_topics(settings, settings.topic_prefix)).result()
 
 
 async def consume_all(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
 from streams.settings import Settings
 from streams.sources import REES46_TYPES
+from streams.topics import TopicCatalogue
 from tests.conftest import ROOT, consume_all
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,20 @@ def test_speedup_replays_the_original_spacing(settings: Settings, tmp_path: Path
     assert result.returncode == 0, result.stderr
     seconds = orjson.loads(result.stdout)["seconds"]
     assert seconds >= 1.9  # 20 s of history at 10x takes 2 s; never faster
+
+
+async def test_a_prefixs_topics_can_be_deleted_and_no_prefix_is_refused(settings: Settings) -> None:
+    from streams.kafka import delete_topics, topic_offsets
+
+    assert run_cli(settings, "topics", "create").returncode == 0
+    catalogue = [spec.name for spec in TopicCatalogue(settings.topic_prefix).specs()]
+    deleted = await delete_topics(settings, settings.topic_prefix)
+    assert sorted(deleted) == sorted(catalogue)
+    for _ in range(50):  # deletion is asynchronous on the broker
+        _, ends = await topic_offsets(settings, catalogue)
+        if not ends:
+            break
+        await asyncio.sleep(0.2)
+    assert not ends
+    with pytest.raises(ValueError, match="give a prefix"):
+        await delete_topics(settings, "")

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -245,7 +244,7 @@ async def test_the_same_input_replayed_gives_byte_identical_commands(
     settings: Settings, tmp_path: Path
 ) -> None:
     first, _, _ = await _run_once(settings, tmp_path / "first")
-    replay = settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:10]}."})
+    replay = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}again."})
     second, _, _ = await _run_once(replay, tmp_path / "second")
     assert first == second
     assert len(first) == 3
