@@ -27,12 +27,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ from streams.models.events import format_ms  # noqa: E402
 from streams.policy_file import load_policy  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import Topic, TopicCatalogue  # noqa: E402
+from tests.senders.conftest import settings_env  # noqa: E402
+from tests.senders.replicas import free_port  # noqa: E402
 from tests.smtp_server import SmtpTestServer, make_certificate  # noqa: E402
 from tests.twilio_server import TwilioTestServer  # noqa: E402
 
@@ -76,12 +79,6 @@ SETTLE_AT_MOST = 180.0
 console = Console(width=None if sys.stdout.isatty() else 120)
 # aiosmtpd warns about its own deprecated attribute on every AUTH: not ours to fix, and noise.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def events_within(seconds: float) -> int:
@@ -230,7 +227,6 @@ async def count_inputs(settings: Settings, tally: Tally) -> None:
 
 @dataclass
 class Demo:
-    ts: int
     out: Path
     settings: Settings
     env: dict[str, str]
@@ -242,6 +238,10 @@ class Demo:
     started: float = field(default_factory=time.monotonic)
     traffic_started: float | None = None
     traffic_ended: float | None = None
+
+    def sms_created(self) -> int:
+        """SMS the Twilio test server created (its other requests were refused)."""
+        return sum(1 for r in self.twilio.requests if r.created)
 
     def view(self) -> Panel:
         t = self.tally
@@ -263,8 +263,7 @@ class Demo:
             statuses = t.results_by(channel)
             detail = ", ".join(f"{s} {n:,}" for s, n in statuses.most_common()) or "-"
             flow.add_row(f"  {channel} results", f"{sum(statuses.values()):,}", detail)
-        created = sum(1 for r in self.twilio.requests if r.created)
-        flow.add_row("Twilio test server", f"{created:,}",
+        flow.add_row("Twilio test server", f"{self.sms_created():,}",
                      f"SMS created, {len(self.twilio.requests):,} requests")
         flow.add_row("SMTP test server", f"{len(self.smtp.messages):,}", "emails accepted")
         revenue = sum((r for _, r in t.recoveries.values()), Decimal(0))
@@ -304,9 +303,8 @@ class Demo:
         by_channel = Counter(t.commands.values())
         return (f"[{time.monotonic() - self.started:5.0f}s] {self.phase}: events {t.events:,}, "
                 f"abandonments {len(t.abandonments):,}, commands sms {by_channel['sms']:,} "
-                f"email {by_channel['email']:,}, SMS at Twilio "
-                f"{sum(1 for r in self.twilio.requests if r.created):,}, emails at SMTP "
-                f"{len(self.smtp.messages):,}, recoveries {len(self.tally.recoveries):,}")
+                f"email {by_channel['email']:,}, SMS at Twilio {self.sms_created():,}, "
+                f"emails at SMTP {len(self.smtp.messages):,}, recoveries {len(t.recoveries):,}")
 
     async def run(self, view: Live | None) -> None:
         stop = asyncio.Event()
@@ -336,7 +334,7 @@ class Demo:
             with contextlib.suppress(Exception):
                 await follower
 
-    async def steps(self) -> Any:
+    async def steps(self) -> AsyncGenerator[bool, None]:
         """The demo's phases, advanced once a second by ``run``; yields while not done."""
         self.phase = "waiting for the worker, the senders and the consent mirror"
         deadline = time.monotonic() + READY_WITHIN
@@ -378,13 +376,13 @@ class Demo:
             yield True
         self.phase = "done"
 
-    async def show(self, prefix: str) -> int:
+    async def show(self) -> int:
         """Start the processes, run the phases under the live view, then report and check."""
         created = run_cli(self.env, "topics", "create")
         if created.returncode != 0:
             raise RuntimeError(f"cartpulse topics create failed:\n{created.stderr}")
-        self.spawn("worker", ["worker", "--clock", "live", "--gap", f"{GAP_S}s",
-                              "--loglevel", "warn"], "CARTPULSE_WEB_PORT")
+        # Clock (live) and gap come from the settings, as every process's do.
+        self.spawn("worker", ["worker", "--loglevel", "warn"], "CARTPULSE_WEB_PORT")
         self.spawn("consents-mirror", ["consents", "mirror"], "CARTPULSE_SENDER_HTTP_PORT")
         self.spawn("send-sms", ["send", "sms"], "CARTPULSE_SENDER_HTTP_PORT")
         self.spawn("send-email", ["send", "email"], "CARTPULSE_SENDER_HTTP_PORT")
@@ -404,12 +402,13 @@ class Demo:
             ("emails at the SMTP test server", f"{emails.relative_to(ROOT)}/",
              f"{len(self.smtp.messages):,} .eml files"),
             ("process logs", f"{(self.out / 'logs').relative_to(ROOT)}/", ""),
-            ("topics (kept)", f"CARTPULSE_TOPIC_PREFIX={prefix} cartpulse topics counts", ""),
+            ("topics (kept)",
+             f"CARTPULSE_TOPIC_PREFIX={self.settings.topic_prefix} cartpulse topics counts", ""),
         ]
         for label, path, note in where:
             console.print(f"{label + ':':40} {path} {f'({note})' if note else ''}",
                           highlight=False)
-        problems = check_report(self.env, self)
+        problems = check_report(self)
         for problem in problems:
             console.print(f"[red]✗ {problem}[/]")
         if not problems:
@@ -473,37 +472,42 @@ class Demo:
         return sms, emails
 
 
-def settings_env(out: Path, prefix: str, ts: int, twilio: TwilioTestServer,
-                 smtp: SmtpTestServer) -> dict[str, str]:
-    return {
-        "CARTPULSE_TOPIC_PREFIX": prefix,
-        "CARTPULSE_TOPIC_PARTITIONS": "4",
-        "CARTPULSE_DATA_DIR": str(out / "state"),
-        "CARTPULSE_CLOCK": "live",
-        "CARTPULSE_GAP": f"PT{GAP_S}S",
-        "CARTPULSE_POLICY_FILE": str(POLICY),
-        "CARTPULSE_COUPON_SECRET": secrets.token_hex(16),
-        "CARTPULSE_UNSUBSCRIBE_SECRET": secrets.token_hex(16),
-        "CARTPULSE_REDIS_KEY_PREFIX": f"demo-{ts}:",
-        "CARTPULSE_SENDER_GROUP": f"demo-{ts}-senders",
-        "CARTPULSE_WEB_PORT": "0",
-        "CARTPULSE_SENDER_HTTP_PORT": "0",
-        "CARTPULSE_TWILIO_API_BASE": twilio.base_url,
-        "CARTPULSE_TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "CARTPULSE_TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "CARTPULSE_TWILIO_FROM": FROM_NUMBER,
-        "CARTPULSE_SMS_RATE": "10",
-        "CARTPULSE_SMS_BURST": "10",
-        "CARTPULSE_SMTP_HOST": "127.0.0.1",
-        "CARTPULSE_SMTP_PORT": str(smtp.port),
-        "CARTPULSE_SMTP_SECURITY": "starttls",
-        "CARTPULSE_SMTP_USERNAME": smtp.username,
-        "CARTPULSE_SMTP_PASSWORD": smtp.password,
-        "CARTPULSE_SMTP_CA_FILE": str(smtp.cert),
-        "CARTPULSE_EMAIL_FROM": "Cartpulse Demo Store <shop@shop.example.com>",
-        "CARTPULSE_EMAIL_UNSUBSCRIBE_URL": "https://shop.example.com/unsubscribe",
-        "CARTPULSE_EMAIL_UNSUBSCRIBE_MAILTO": "unsubscribe@shop.example.com",
-    }
+def demo_settings(out: Path, ts: int, twilio: TwilioTestServer,
+                  smtp: SmtpTestServer) -> Settings:
+    """The demo's settings: its own topics, Redis keys, state and test servers.
+
+    Whatever is not set here (Kafka and Redis addresses and credentials) comes from the
+    caller's CARTPULSE_* environment, if set.
+    """
+    return load_settings(
+        topic_prefix=f"demo-{ts}.",
+        topic_partitions=4,
+        data_dir=out / "state",
+        clock="live",
+        gap=timedelta(seconds=GAP_S),
+        policy_file=POLICY,
+        coupon_secret=secrets.token_hex(16),
+        unsubscribe_secret=secrets.token_hex(16),
+        redis_key_prefix=f"demo-{ts}:",
+        sender_group=f"demo-{ts}-senders",
+        web_port=0,  # each process gets a free port of its own: Demo.spawn
+        sender_http_port=0,
+        twilio_api_base=twilio.base_url,
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_from=FROM_NUMBER,
+        sms_rate=10,
+        sms_burst=10,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_security="starttls",
+        smtp_username=smtp.username,
+        smtp_password=smtp.password,
+        smtp_ca_file=smtp.cert,
+        email_from="Cartpulse Demo Store <shop@shop.example.com>",
+        email_unsubscribe_url="https://shop.example.com/unsubscribe",
+        email_unsubscribe_mailto="unsubscribe@shop.example.com",
+    )
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -512,10 +516,10 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def check_report(env: dict[str, str], demo: Demo) -> list[str]:
+def check_report(demo: Demo) -> list[str]:
     """The issue's done-when: abandonments, sends on both channels, recoveries."""
     problems = []
-    done = run_cli(env, "report", "--json")
+    done = run_cli(demo.env, "report", "--json")
     rows = orjson.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else []
     abandonments = sum({r["flow"]: r["abandonments"] for r in rows}.values())
     recovered = sum(r["orders_recovered"] for r in rows)
@@ -523,19 +527,19 @@ def check_report(env: dict[str, str], demo: Demo) -> list[str]:
         problems.append("the report shows no abandonments")
     if recovered == 0:
         problems.append("the report shows no recoveries")
-    for channel, reached in (("sms", sum(1 for r in demo.twilio.requests if r.created)),
-                             ("email", len(demo.smtp.messages))):
+    for channel, reached in (("sms", demo.sms_created()), ("email", len(demo.smtp.messages))):
         sent = demo.tally.results_by(channel)["sent"]
         if sent == 0 or reached == 0:
             problems.append(f"no {channel} was sent ({sent} 'sent' results, {reached} received)")
     return problems
 
 
-async def clean_redis(settings: Settings, prefix: str) -> None:
+async def clean_redis(settings: Settings) -> None:
     """Delete the run's keys (ledger, rate limits, consent mirror); Redis down is no error."""
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
+    prefix = settings.redis_key_prefix
     client = Redis.from_url(settings.redis_url.get_secret_value())
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
@@ -548,7 +552,6 @@ async def clean_redis(settings: Settings, prefix: str) -> None:
 
 
 async def live_part(ts: int, out: Path) -> int:
-    prefix = f"demo-{ts}."
     task = asyncio.current_task()
     assert task is not None
     # SIGTERM (make killed, CI timeout) ends the demo like Ctrl-C: through the cleanups below.
@@ -565,20 +568,19 @@ async def live_part(ts: int, out: Path) -> int:
         smtp = SmtpTestServer(cert, key, password=secrets.token_hex(8))
         await smtp.start()
         cleanup.push_async_callback(smtp.stop)
-        overrides = settings_env(out, prefix, ts, twilio, smtp)
-        # Kafka and Redis addresses and credentials come from the caller's environment, if set.
-        env = dict(os.environ) | overrides
-        os.environ.update(overrides)  # this process reads the same topics
-        settings = load_settings()
-        cleanup.push_async_callback(clean_redis, settings, f"demo-{ts}:")
-        demo = Demo(ts, out, settings, env, twilio, smtp)
+        settings = demo_settings(out, ts, twilio, smtp)
+        # The processes rebuild the same settings from CARTPULSE_* variables.
+        env = dict(os.environ) | settings_env(settings)
+        cleanup.push_async_callback(clean_redis, settings)
+        demo = Demo(out, settings, env, twilio, smtp)
         cleanup.push_async_callback(demo.stop_processes)
-        console.rule(f"[bold]cartpulse demo[/] — live mode, topics {prefix}*, files {out}")
+        console.rule(f"[bold]cartpulse demo[/] — live mode, topics {settings.topic_prefix}*, "
+                     f"files {out}")
         console.print(f"Twilio test server {twilio.base_url} (account {ACCOUNT_SID[:6]}…), "
                       f"SMTP test server 127.0.0.1:{smtp.port} (STARTTLS + AUTH, CA "
                       f"{cert.name}); policy {POLICY.relative_to(ROOT)}; gap {GAP_S} s",
                       highlight=False)
-        return await demo.show(prefix)
+        return await demo.show()
     raise AssertionError("unreachable")  # the exit stack does not swallow errors
 
 
