@@ -158,7 +158,13 @@ def test_known_shoppers_are_the_audience_ids() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"break_minutes": (2.0, 1.0)}, {"break_minutes": (0.0, 1.0)}, {"mean_pause_s": 0.0}],
+    [
+        {"break_minutes": (2.0, 1.0)},
+        {"break_minutes": (0.0, 1.0)},
+        {"mean_pause_s": 0.0},
+        {"break_probability": 1.5},
+        {"break_probability": -0.1},
+    ],
 )
 def test_bad_simulation_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"break_minutes|mean_pause_s"):

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from streams.settings import Settings
+from tests.conftest import ROOT
+from tests.unit.test_ops_metrics import load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.kafka.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -56,7 +57,7 @@ def containers() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = load_yaml(COMPOSE)
     return loaded
 
 
@@ -69,7 +70,7 @@ def compose_cartpulse_services() -> dict[str, dict[str, Any]]:
 
 
 def test_every_manifest_parses_and_the_kustomization_lists_them() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    kustomization = load_yaml(K8S / "kustomization.yaml")
     kinds = {document["kind"] for document in k8s_documents()}
 
     assert {"StatefulSet", "Deployment", "Service", "ConfigMap", "Secret"} <= kinds
