@@ -110,7 +110,7 @@ async def _simulate_live(settings: Settings, config: object, audience: object = 
     from streams.audience import audience as audience_records
     from streams.importer import DlqRejects, import_records
     from streams.kafka import create_topics, producer
-    from streams.models.events import event_from_dict
+    from streams.models.event_parse import event_from_dict
     from streams.simulate import SimulationConfig, simulate
     from streams.sources import SourceRecord
 

@@ -23,7 +23,8 @@ from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.commands import SendResult
-from streams.models.events import MAX_EVENT_MS, parse_event
+from streams.models.event_parse import parse_event
+from streams.models.events import MAX_EVENT_MS
 from streams.models.journey import (
     AbandonmentIn,
     Decision,

@@ -15,7 +15,8 @@ from typing import IO
 from streams.core.detection import Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.abandonment import Abandonment
-from streams.models.events import Event, parse_event
+from streams.models.event_parse import parse_event
+from streams.models.events import Event
 from streams.output import Reject
 from streams.sources import Format, read_rees46
 

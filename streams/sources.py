@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from streams.errors import InvalidRecord
+from streams.models.event_parse import parse_event
 from streams.models.events import (
     MAX_ID_LENGTH,
     MAX_RECORD_BYTES,
@@ -25,7 +26,6 @@ from streams.models.events import (
     EventType,
     Order,
     Product,
-    parse_event,
 )
 
 Format = Literal["jsonl", "rees46"]

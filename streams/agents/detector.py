@@ -28,7 +28,7 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dlq_headers
 from streams.metrics import DetectorMetrics
 from streams.models.abandonment import Abandonment
-from streams.models.events import parse_event
+from streams.models.event_parse import parse_event
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dlq_headers
 from streams.metrics import JourneyMetrics
 from streams.models.commands import SendResult
-from streams.models.events import parse_event
+from streams.models.event_parse import parse_event
 from streams.models.journey import (
     AbandonmentIn,
     OrderIn,

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from streams.errors import InvalidRecord
-from streams.models.events import Event, event_from_dict
+from streams.models.event_parse import event_from_dict
+from streams.models.events import Event
 
 STATE_VERSION = 1
 

@@ -11,7 +11,8 @@ import pytest
 from streams.core.detection import MINUTE_MS, Detector, DetectorConfig
 from streams.core.session import SessionState
 from streams.models.abandonment import Abandonment, abandonment_id
-from streams.models.events import CartRef, Event, EventType, Order, Product, parse_event
+from streams.models.event_parse import parse_event
+from streams.models.events import CartRef, Event, EventType, Order, Product
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z
 GAP = 30 * MINUTE_MS

@@ -8,12 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.events import (
-    MAX_RECORD_BYTES,
-    format_ms,
-    parse_event,
-    parse_time,
-)
+from streams.models.event_parse import parse_event
+from streams.models.events import MAX_RECORD_BYTES, format_ms, parse_time
 
 BASE = {
     "event_id": "e1",

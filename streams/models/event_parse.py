@@ -1,0 +1,326 @@
+"""Parsing storefront events from bytes: a compiled path and a checked path that agree.
+
+``parse_event`` is on the hot path of the detector and of offline ``detect``:
+
+* **Compiled.** The record classes are msgspec ``Struct``s, so one C decoder parses the bytes,
+  checks types, required fields and id lengths, and builds the ``Event`` in one pass. Then the
+  few value rules msgspec cannot state (event time, money, currency codes, which types need a
+  product) are settled with the same helpers the checked path uses, memoised on the values
+  that repeat.
+* **Checked.** Anything the compiled decoder refuses — a malformed record, or a legal but
+  unusual shape such as numeric ids, numeric prices or lower-case currencies — goes through
+  orjson and ``event_from_dict``, which validates by hand and says exactly what is wrong.
+
+A property test (tests/unit/test_event_parse.py) holds the two paths to the same result for
+any record: the same ``Event``, or the same error.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, cast
+
+import msgspec
+import orjson
+
+from streams.errors import InvalidRecord, UnknownEventType
+from streams.models.events import (
+    CART_CHANGE,
+    EVENT_TYPES,
+    MAX_ID_LENGTH,
+    MAX_RECORD_BYTES,
+    NEEDS_PRODUCT,
+    CartRef,
+    Event,
+    EventType,
+    Order,
+    Product,
+    parse_time,
+)
+
+
+def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
+    """Decode and validate one record.
+
+    Raises ``InvalidRecord`` (reason in ``.reason``) for a record that breaks the contract and
+    ``UnknownEventType`` for a valid-looking record of an unknown ``type``. Never raises
+    anything else, whatever the bytes.
+    """
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
+    if size > max_bytes:
+        raise InvalidRecord(f"record is {size} bytes, over the {max_bytes}-byte limit")
+    try:
+        event = _DECODER.decode(raw)
+        _settle(event)
+    except (msgspec.MsgspecError, InvalidRecord):
+        event = parse_event_checked(raw)
+    event.raw = raw if type(raw) is bytes else None
+    return event
+
+
+def parse_event_checked(raw: bytes | str) -> Event:
+    """The checked path of ``parse_event``: orjson, then ``event_from_dict``."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRecord(f"not valid JSON: {exc.args[0] if exc.args else exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRecord(f"a record must be a JSON object, not {_json_type(data)}")
+    return event_from_dict(data)
+
+
+_DECODER: Final = msgspec.json.Decoder(Event)
+
+
+class _Unusual(InvalidRecord):
+    """The compiled path's way of handing a record to the checked path."""
+
+    def __init__(self) -> None:
+        super().__init__("needs the checked path")
+
+
+_MISSING: Final = object()
+
+
+def _settle(event: Event) -> None:
+    """The value rules the compiled decoder cannot state; ``_Unusual`` defers to the checks."""
+    etype = event.type
+    if etype in NEEDS_PRODUCT and event.product is None:
+        raise _Unusual
+    if event.quantity != 1 and etype not in CART_CHANGE:
+        event.quantity = 1  # only cart changes carry a quantity; the checked path ignores it
+    at: object = event.occurred_at  # text until settled (see Event)
+    if type(at) is str:
+        event.occurred_at = _event_time(at)
+    product = event.product
+    if product is not None:
+        price = product.price
+        if price is not None:
+            product.price = _money(cast(str, price), "product.price")
+        if product.currency is not None:
+            product.currency = _currency_code(product.currency, "product.currency")
+    order = event.order
+    if order is not None:
+        if order.value is not None:
+            order.value = _money(cast(str, order.value), "order.value")
+        if order.currency is not None:
+            order.currency = _currency_code(order.currency, "order.currency")
+
+
+# Memos for values that repeat across events (prices, currencies, the minute of event time).
+# Each holds only results the checked helpers produced, and is cleared when it grows large.
+_MEMO_LIMIT: Final = 100_000
+_MONEY: dict[str, Decimal | None] = {}
+_CURRENCY: dict[str, str | None] = {}
+_MINUTES: dict[str, int] = {}
+
+
+def _money(text: str, label: str) -> Decimal | None:
+    amount = _MONEY.get(text, _MISSING)
+    if amount is _MISSING:
+        amount = _decimal(text, label)
+        if len(_MONEY) >= _MEMO_LIMIT:
+            _MONEY.clear()
+        _MONEY[text] = amount
+    return cast("Decimal | None", amount)
+
+
+def _currency_code(text: str, label: str) -> str | None:
+    code = _CURRENCY.get(text, _MISSING)
+    if code is _MISSING:
+        code = _currency(text, label)
+        if len(_CURRENCY) >= _MEMO_LIMIT:
+            _CURRENCY.clear()
+        _CURRENCY[text] = code
+    return cast("str | None", code)
+
+
+def _event_time(text: str) -> int:
+    """``parse_time`` for strings, reading ``2019-10-01T00:10:00.000Z`` (the canonical form)
+    from a memo of its minute and two tables; other forms, or a minute not seen yet, go to
+    ``parse_time``. The tables hold only ``00``..``59`` and ``000``..``999``, so a lookup is
+    also the check.
+    """
+    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
+        minute = _MINUTES.get(text[:17])
+        if minute is not None:
+            second = _SECOND_MS.get(text[17:19])
+            millis = _MILLIS.get(text[20:23])
+            if second is not None and millis is not None:
+                return minute + second + millis
+        ms = parse_time(text)
+        if len(_MINUTES) >= _MEMO_LIMIT:
+            _MINUTES.clear()
+        _MINUTES[text[:17]] = ms - ms % 60_000
+        return ms
+    return parse_time(text)
+
+
+_SECOND_MS: Final = {f"{s:02d}": s * 1000 for s in range(60)}
+_MILLIS: Final = {f"{m:03d}": m for m in range(1000)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Validate an already-decoded record (see ``parse_event`` for what it raises).
+
+    The common shapes take the fast paths (exact type checks on ``dict.get``); anything else
+    falls through to the helpers, which say what is wrong.
+    """
+    get = data.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LENGTH:
+        event_id = _required_id(data, "event_id")
+    etype = get("type")
+    if type(etype) is not str or etype not in EVENT_TYPES:
+        if not isinstance(etype, str) or not etype:
+            raise InvalidRecord("type is required and must be a non-empty string")
+        raise UnknownEventType(f"unknown type {etype[:64]!r}")
+    occurred_at = parse_time(get("occurred_at"), "occurred_at")
+    session_id = get("session_id")
+    if type(session_id) is not str or not 0 < len(session_id) <= MAX_ID_LENGTH:
+        session_id = _required_id(data, "session_id")
+    customer_id = get("customer_id")
+    if customer_id is not None and (type(customer_id) is not str or len(customer_id) > 256):
+        customer_id = _optional_id(data, "customer_id")
+    store_id = get("store_id")
+    if store_id is not None and (type(store_id) is not str or len(store_id) > MAX_ID_LENGTH):
+        store_id = _optional_id(data, "store_id")
+
+    product = None
+    raw_product = get("product")
+    if raw_product is not None:
+        product = _product(raw_product)
+    elif etype in NEEDS_PRODUCT:
+        raise InvalidRecord(f"{etype} needs product.id")
+
+    quantity = 1
+    if etype in CART_CHANGE:
+        raw_qty = get("quantity", 1)
+        if raw_qty is None:
+            raw_qty = 1
+        if type(raw_qty) is not int or raw_qty < 1:
+            raise InvalidRecord(f"quantity must be an integer >= 1, got {raw_qty!r:.40}")
+        quantity = raw_qty
+
+    cart = None
+    raw_cart = get("cart")
+    if raw_cart is not None:
+        if not isinstance(raw_cart, dict):
+            raise InvalidRecord("cart must be an object")
+        cart = CartRef(_optional_id(raw_cart, "cart.id"), _optional_str(raw_cart, "url"))
+
+    order = None
+    raw_order = get("order")
+    if raw_order is not None:
+        if not isinstance(raw_order, dict):
+            raise InvalidRecord("order must be an object")
+        order = Order(
+            _optional_id(raw_order, "order.id"),
+            _decimal(raw_order.get("value"), "order.value"),
+            _currency(raw_order.get("currency"), "order.currency"),
+        )
+
+    return Event(
+        event_id,
+        cast(EventType, etype),  # checked against EVENT_TYPES above
+        occurred_at,
+        session_id,
+        customer_id or None,
+        store_id or None,
+        product,
+        quantity,
+        cart,
+        order,
+    )
+
+
+def _product(raw: object) -> Product:
+    if not isinstance(raw, dict):
+        raise InvalidRecord("product must be an object")
+    get = raw.get
+    pid = get("id")
+    if type(pid) is not str or not 0 < len(pid) <= MAX_ID_LENGTH:
+        pid = _required_id(raw, "id", "product.id")
+    name, url, image_url, category = get("name"), get("url"), get("image_url"), get("category")
+    for key, value in (
+        ("name", name),
+        ("url", url),
+        ("image_url", image_url),
+        ("category", category),
+    ):
+        if value is not None and type(value) is not str:
+            raise InvalidRecord(f"product.{key} must be a string")
+    price = get("price")
+    currency = get("currency")
+    return Product(
+        pid,
+        name,
+        None if price is None else _decimal(price, "product.price"),
+        None if currency is None else _currency(currency, "product.currency"),
+        url,
+        image_url,
+        category,
+    )
+
+
+def _required_id(data: dict[str, Any], key: str, label: str | None = None) -> str:
+    value = data.get(key)
+    if type(value) is int:
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise InvalidRecord(f"{label or key} is required and must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidRecord(f"{label or key} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _optional_id(data: dict[str, Any], label: str) -> str | None:
+    key = label.rpartition(".")[2]
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if type(value) is int:
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{label} must be a string")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidRecord(f"{label} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{key} must be a string")
+    return value
+
+
+def _decimal(value: object, label: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    # A tuple, not ``str | int | float``: the union is built anew on every call (slow).
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidRecord(f"{label} must be a decimal number or string")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRecord(f"{label} is not a decimal: {value!r:.40}") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidRecord(f"{label} must be a finite amount >= 0, got {value!r:.40}")
+    return amount
+
+
+def _currency(value: object, label: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise InvalidRecord(f"{label} must be an ISO 4217 code like 'USD', got {value!r:.20}")
+    return value.upper()
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
