@@ -81,7 +81,7 @@ def events_of(path: Path, fmt: Format, summary: DetectSummary, reject: Reject) -
 
 
 def _write_all(
-    closed: list[Abandonment], write: Callable[[bytes], object], summary: DetectSummary
+    closed: Iterable[Abandonment], write: Callable[[bytes], object], summary: DetectSummary
 ) -> None:
     for abandonment in closed:
         summary.abandonments[abandonment.kind] += 1

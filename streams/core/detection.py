@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from streams.core.session import CartLine, SessionState, Viewed
+from streams.core.session import CartLine, SessionState
 from streams.models.abandonment import (
     Abandonment,
     CartItem,
@@ -44,6 +44,7 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 MAX_VIEWED_KEPT = 50  # distinct products remembered per period (10 are reported)
 MAX_VIEWED_REPORTED = 10
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,9 @@ class Detector:
         self.deleted: set[str] = set()
         self._index: list[tuple[int, str]] = []
         self._seq = 0
+        self._gap = config.gap_ms
+        self._lateness = config.lateness_ms
+        self._retention = config.dedup_window_ms
         for state in self.sessions.values():
             state.index_due = None
             self._reindex(state)
@@ -120,35 +124,46 @@ class Detector:
             state = self.sessions[sid] = SessionState(sid)
             self.deleted.discard(sid)
         t = event.occurred_at
-        if event.event_id in state.seen:
+        seen = state.seen
+        if event.event_id in seen:
             self.counters.duplicates += 1
             return []
-        state.seen[event.event_id] = t
+        seen[event.event_id] = t
         self.dirty.add(sid)
 
         closed: list[Abandonment] = []
+        max_ms = self.max_event_ms
+        if max_ms is None or t > max_ms:
+            self.max_event_ms = max_ms = t
         watermark = self.watermark
-        if self.max_event_ms is None or t > self.max_event_ms:
-            self.max_event_ms = t
         if watermark is not None and t < watermark:
             self.counters.late += 1
             self._apply(state, event, t, closed)
         else:
             if self.auto_watermark:
-                candidate = self.max_event_ms - self.config.lateness_ms
+                candidate = max_ms - self._lateness
                 if watermark is None or candidate > watermark:
-                    watermark = candidate
+                    self.watermark = watermark = candidate
             if watermark is not None and t <= watermark and not state.pending:
                 self._apply(state, event, t, closed)
             else:
                 self.counters.buffered += 1
                 self._seq += 1
                 insort(state.pending, (t, self._seq, event), key=_pending_key)
-        self._reindex(state)
-        if watermark is not None and (self.watermark is None or watermark > self.watermark):
-            self.watermark = watermark
-        if watermark is not None and self._index and self._index[0][0] <= watermark:
-            self._drain(watermark, closed)
+        # Re-index (``_reindex``, inlined: this runs for every event).
+        if state.pending:
+            due = self._due(state)
+        elif state.last_ms is not None:
+            due = state.last_ms + self._gap
+        else:
+            due = state.last_seen_ms + self._retention
+        if state.index_due is None or due < state.index_due:
+            state.index_due = due
+            heapq.heappush(self._index, (due, sid))
+        if watermark is not None:
+            index = self._index
+            if index and index[0][0] <= watermark:
+                self._drain(watermark, closed)
         return closed
 
     def advance(self, watermark: int) -> list[Abandonment]:
@@ -171,18 +186,24 @@ class Detector:
             state.index_due = None
             self._settle(state, watermark, closed)
 
-    def flush(self) -> list[Abandonment]:
-        """Close every open period as if the input had ended (``detect --flush``)."""
-        closed: list[Abandonment] = []
-        for sid in sorted(self.sessions, key=lambda s: self._flush_key(self.sessions[s])):
-            state = self.sessions[sid]
+    def flush(self) -> Iterator[Abandonment]:
+        """Close every open period as if the input had ended (``detect --flush``).
+
+        Lazily, session by session in due order, so a caller can write each abandonment while
+        it is still in the CPU's cache; consume the iterator to the end.
+        """
+        sessions = self.sessions
+        order = sorted((self._due(state), sid) for sid, state in sessions.items())
+        for _, sid in order:
+            state = sessions[sid]
+            closed: list[Abandonment] = []
             while state.pending:
                 t, _, event = state.pending.pop(0)
                 self._apply(state, event, t, closed)
             if state.last_ms is not None:
                 self._close(state, closed)
                 self.dirty.add(sid)
-        return closed
+            yield from closed
 
     # -- the rules ---------------------------------------------------------------------
 
@@ -194,7 +215,7 @@ class Detector:
             t, _, event = pending.pop(0)
             self._apply(state, event, t, closed)
         last = state.last_ms
-        if last is not None and last + self.config.gap_ms <= watermark:
+        if last is not None and last + self._gap <= watermark:
             self._close(state, closed)
         self.dirty.add(sid)
         if (
@@ -217,9 +238,10 @@ class Detector:
         closed: list[Abandonment],
     ) -> None:
         self.counters.applied += 1
-        gap = self.config.gap_ms
-        if state.last_ms is not None and t >= state.last_ms + gap:
+        last = state.last_ms
+        if last is not None and t >= last + self._gap:
             self._close(state, closed)
+            last = None
         if t > state.last_seen_ms:
             state.last_seen_ms = t
         if event.customer_id is not None:
@@ -227,7 +249,7 @@ class Detector:
         if event.store_id is not None:
             state.store_id = event.store_id
         in_period = True
-        if state.last_ms is None:
+        if last is None:
             if state.closed_deadline is not None and t < state.closed_deadline:
                 self.counters.late_into_closed += 1
                 in_period = False  # belongs to a closed period: the cart changes, nothing else
@@ -236,7 +258,7 @@ class Detector:
                 state.ordered = state.checkout = False
                 state.views = 0
                 state.viewed = {}
-        elif t > state.last_ms:
+        elif t > last:
             state.last_ms = t
 
         etype = event.type
@@ -245,17 +267,23 @@ class Detector:
             if in_period and product is not None:
                 state.views += 1
                 viewed = state.viewed
-                seen = viewed.pop(product.id, None)
-                if seen is None:
-                    seen = Viewed(product.id, 0)
+                pid = product.id
+                item = viewed.pop(pid, None)  # re-inserted last: most recent at the end
+                if item is None:
                     if len(viewed) >= MAX_VIEWED_KEPT:
                         del viewed[next(iter(viewed))]
-                seen.views += 1
-                if product.price is not None:
-                    seen.price = product.price
-                seen.name = product.name or seen.name
-                seen.url = product.url or seen.url
-                viewed[product.id] = seen
+                    item = ViewedProduct(
+                        pid, 1, product.price, product.name or None, product.url or None
+                    )
+                else:
+                    item.views += 1
+                    if product.price is not None:
+                        item.price = product.price
+                    if product.name:
+                        item.name = product.name
+                    if product.url:
+                        item.url = product.url
+                viewed[pid] = item
         elif etype == "cart_item_added":
             if product is not None:
                 line = state.cart.get(product.id)
@@ -290,7 +318,7 @@ class Detector:
     def _close(self, state: SessionState, closed: list[Abandonment]) -> None:
         last = state.last_ms
         assert last is not None  # noqa: S101 - only called with an open period
-        deadline = last + self.config.gap_ms
+        deadline = last + self._gap
         state.last_ms = None
         state.closed_deadline = deadline
         kind: Kind | None = None
@@ -311,36 +339,34 @@ class Detector:
     def _abandonment(
         self, state: SessionState, kind: Kind, last: int, deadline: int
     ) -> Abandonment:
-        items = tuple(
-            CartItem(
-                line.product_id, line.quantity, line.price, line.name, line.url, line.image_url
-            )
-            for line in state.cart.values()
-        )
+        items: list[CartItem] = []
         value: Decimal | None = None
         currency: str | None = None
         for line in state.cart.values():
+            items.append(
+                CartItem(
+                    line.product_id, line.quantity, line.price, line.name, line.url, line.image_url
+                )
+            )
             if line.price is not None:
-                value = (value or Decimal(0)) + line.price * line.quantity
+                value = (value or _ZERO) + line.price * line.quantity
             currency = currency or line.currency
-        viewed = tuple(
-            ViewedProduct(v.product_id, v.views, v.price, v.name, v.url)
-            for v in reversed(list(state.viewed.values())[-MAX_VIEWED_REPORTED:])
-        )
+        # The period's own objects: a new period starts a new ``viewed``, so these stay as they are.
+        viewed = tuple(reversed(list(state.viewed.values())[-MAX_VIEWED_REPORTED:]))
         return Abandonment(
-            abandonment_id=abandonment_id(state.session_id, kind, deadline),
-            kind=kind,
-            session_id=state.session_id,
-            customer_id=state.customer_id,
-            store_id=state.store_id or self.config.default_store_id,
-            last_activity_at=last,
-            detected_at=deadline,
-            checkout_started=state.checkout,
-            cart_items=items,
-            cart_value=value,
-            cart_currency=currency,
-            cart_url=state.cart_url,
-            viewed_products=viewed,
+            abandonment_id(state.session_id, kind, deadline),
+            kind,
+            state.session_id,
+            state.customer_id,
+            state.store_id or self.config.default_store_id,
+            last,
+            deadline,
+            state.checkout,
+            tuple(items),
+            value,
+            currency,
+            state.cart_url,
+            viewed,
         )
 
     # -- the deadline index ------------------------------------------------------------
@@ -361,9 +387,6 @@ class Detector:
         if state.index_due is None or due < state.index_due:
             state.index_due = due
             heapq.heappush(self._index, (due, state.session_id))
-
-    def _flush_key(self, state: SessionState) -> tuple[int, str]:
-        return (self._due(state), state.session_id)
 
     def open_sessions(self) -> int:
         return sum(1 for s in self.sessions.values() if s.last_ms is not None)

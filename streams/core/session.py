@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from streams.errors import InvalidRecord
+from streams.models.abandonment import ViewedProduct
 from streams.models.event_parse import event_from_dict
 from streams.models.events import Event
 
@@ -38,24 +39,6 @@ class CartLine:
         self.url = url
         self.image_url = image_url
         self.currency = currency
-
-
-class Viewed:
-    __slots__ = ("name", "price", "product_id", "url", "views")
-
-    def __init__(
-        self,
-        product_id: str,
-        views: int,
-        price: Decimal | None = None,
-        name: str | None = None,
-        url: str | None = None,
-    ) -> None:
-        self.product_id = product_id
-        self.views = views
-        self.price = price
-        self.name = name
-        self.url = url
 
 
 class SessionState:
@@ -96,7 +79,7 @@ class SessionState:
         self.ordered = False
         self.checkout = False
         self.views = 0
-        self.viewed: dict[str, Viewed] = {}
+        self.viewed: dict[str, ViewedProduct] = {}
         self.seen: dict[str, int] = {}
         self.pending: list[tuple[int, int, Event]] = []
         self.index_due: int | None = None
@@ -161,7 +144,7 @@ class SessionState:
             state.checkout = data["co"]
             state.views = data["vn"]
             for pid, views, price, name, url in data["vw"]:
-                state.viewed[pid] = Viewed(pid, views, _undec(price), name, url)
+                state.viewed[pid] = ViewedProduct(pid, views, _undec(price), name, url)
             state.seen = dict(data["seen"])
             state.pending = [(t, seq, event_from_dict(ev)) for t, seq, ev in data["p"]]
         except (KeyError, TypeError, ValueError) as exc:

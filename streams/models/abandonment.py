@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Final, Literal
 
-import orjson
+import msgspec
 
 from streams.models.events import format_ms
 from streams.models.ids import stable_id
@@ -14,8 +13,7 @@ from streams.models.ids import stable_id
 Kind = Literal["cart", "browse"]
 
 
-@dataclass(slots=True)
-class CartItem:
+class CartItem(msgspec.Struct, gc=False):
     product_id: str
     quantity: int
     price: Decimal | None
@@ -24,17 +22,19 @@ class CartItem:
     image_url: str | None
 
 
-@dataclass(slots=True)
-class ViewedProduct:
+class ViewedProduct(msgspec.Struct, gc=False):
+    """A product viewed in a period. The detector counts ``views`` while the period is open and
+    hands the same object to the abandonment when it closes (a new period starts new ones).
+    """
+
     product_id: str
     views: int
-    price: Decimal | None
-    name: str | None
-    url: str | None
+    price: Decimal | None = None
+    name: str | None = None
+    url: str | None = None
 
 
-@dataclass(slots=True)
-class Abandonment:
+class Abandonment(msgspec.Struct, gc=False):
     abandonment_id: str
     kind: Kind
     session_id: str
@@ -54,52 +54,49 @@ class Abandonment:
         """The record key on the topic: the customer when known, else the session."""
         return self.customer_id or self.session_id
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "abandonment_id": self.abandonment_id,
-            "kind": self.kind,
-            "session_id": self.session_id,
-            "customer_id": self.customer_id,
-            "store_id": self.store_id,
-            "last_activity_at": format_ms(self.last_activity_at),
-            "detected_at": format_ms(self.detected_at),
-            "checkout_started": self.checkout_started,
-            "cart": {
-                "items": [
-                    {
-                        "product_id": item.product_id,
-                        "quantity": item.quantity,
-                        "price": _money(item.price),
-                        "name": item.name,
-                        "url": item.url,
-                        "image_url": item.image_url,
-                    }
-                    for item in self.cart_items
-                ],
-                "value": _money(self.cart_value),
-                "currency": self.cart_currency,
-                "url": self.cart_url,
-            },
-            "viewed_products": [
-                {
-                    "product_id": viewed.product_id,
-                    "views": viewed.views,
-                    "price": _money(viewed.price),
-                    "name": viewed.name,
-                    "url": viewed.url,
-                }
-                for viewed in self.viewed_products
-            ],
-        }
-
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """The BRIEF §3 record: times as RFC 3339 UTC with milliseconds, money as strings."""
+        return _ENCODE(
+            _Record(
+                self.abandonment_id,
+                self.kind,
+                self.session_id,
+                self.customer_id,
+                self.store_id,
+                format_ms(self.last_activity_at),
+                format_ms(self.detected_at),
+                self.checkout_started,
+                _Cart(self.cart_items, self.cart_value, self.cart_currency, self.cart_url),
+                self.viewed_products,
+            )
+        )
+
+
+class _Cart(msgspec.Struct, gc=False):
+    items: tuple[CartItem, ...]
+    value: Decimal | None
+    currency: str | None
+    url: str | None
+
+
+class _Record(msgspec.Struct, gc=False):
+    """The record's JSON shape, field for field and in order (msgspec writes Decimal as text)."""
+
+    abandonment_id: str
+    kind: Kind
+    session_id: str
+    customer_id: str | None
+    store_id: str
+    last_activity_at: str
+    detected_at: str
+    checkout_started: bool
+    cart: _Cart
+    viewed_products: tuple[ViewedProduct, ...]
+
+
+_ENCODE: Final = msgspec.json.Encoder(decimal_format="string").encode
 
 
 def abandonment_id(session_id: str, kind: Kind, deadline_ms: int) -> str:
     """Stable id of (session_id, kind, deadline): a repeat after a restart carries the same id."""
     return stable_id("ab", 16, session_id, kind, deadline_ms)
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

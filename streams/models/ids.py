@@ -7,5 +7,5 @@ import hashlib
 
 def stable_id(prefix: str, digest_size: int, *parts: object) -> str:
     """``<prefix>-<hex>`` of BLAKE2b(``parts`` joined by NUL) with ``digest_size`` bytes."""
-    joined = "\x00".join(str(part) for part in parts).encode()
+    joined = "\x00".join(map(str, parts)).encode()
     return f"{prefix}-{hashlib.blake2b(joined, digest_size=digest_size).hexdigest()}"
