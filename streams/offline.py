@@ -61,7 +61,7 @@ def detect(
     flush: bool = False,
 ) -> DetectSummary:
     """Run the core over ``events`` and write each abandonment as a JSON line to ``out``."""
-    detector = Detector(config)
+    detector = Detector(config, track_changes=False)  # nothing is persisted offline
     on_event = detector.on_event
     write = out.write
     for event in events:

@@ -85,8 +85,9 @@ class Detector:
     With ``auto_watermark`` (one input, as offline) each event moves the watermark to
     ``max event time - lateness``; without it only ``advance`` does, so a shell merging several
     inputs can hold the watermark at the slowest of them.
-    ``dirty`` collects the ids of sessions changed since the caller last cleared it, and
-    ``deleted`` those forgotten, so a shell can persist exactly what changed.
+    With ``track_changes``, ``dirty`` collects the ids of sessions changed since the caller
+    last cleared it, and ``deleted`` those forgotten, so a shell can persist exactly what
+    changed; a run that persists nothing (offline) leaves it off.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class Detector:
         watermark: int | None = None,
         max_event_ms: int | None = None,
         auto_watermark: bool = True,
+        track_changes: bool = True,
     ) -> None:
         self.config = config
         self.auto_watermark = auto_watermark
@@ -103,6 +105,7 @@ class Detector:
         self.watermark = watermark
         self.max_event_ms = max_event_ms
         self.counters = Counters()
+        self.track_changes = track_changes
         self.dirty: set[str] = set()
         self.deleted: set[str] = set()
         self._index: list[tuple[int, str]] = []
@@ -122,14 +125,16 @@ class Detector:
         state = self.sessions.get(sid)
         if state is None:
             state = self.sessions[sid] = SessionState(sid)
-            self.deleted.discard(sid)
+            if self.track_changes:
+                self.deleted.discard(sid)
         t = event.occurred_at
         seen = state.seen
         if event.event_id in seen:
             self.counters.duplicates += 1
             return []
         seen[event.event_id] = t
-        self.dirty.add(sid)
+        if self.track_changes:
+            self.dirty.add(sid)
 
         closed: list[Abandonment] = []
         max_ms = self.max_event_ms
@@ -202,7 +207,8 @@ class Detector:
                 self._apply(state, event, t, closed)
             if state.last_ms is not None:
                 self._close(state, closed)
-                self.dirty.add(sid)
+                if self.track_changes:
+                    self.dirty.add(sid)
             yield from closed
 
     # -- the rules ---------------------------------------------------------------------
@@ -217,15 +223,17 @@ class Detector:
         last = state.last_ms
         if last is not None and last + self._gap <= watermark:
             self._close(state, closed)
-        self.dirty.add(sid)
+        if self.track_changes:
+            self.dirty.add(sid)
         if (
             state.last_ms is None
             and not pending
             and state.last_seen_ms + self.config.dedup_window_ms <= watermark
         ):
             del self.sessions[sid]
-            self.dirty.discard(sid)
-            self.deleted.add(sid)
+            if self.track_changes:
+                self.dirty.discard(sid)
+                self.deleted.add(sid)
             self.counters.evicted += 1
             return
         self._reindex(state)
@@ -257,7 +265,8 @@ class Detector:
                 state.last_ms = t
                 state.ordered = state.checkout = False
                 state.views = 0
-                state.viewed = {}
+                if state.viewed:  # the closed period's products went to its abandonment
+                    state.viewed = {}
         elif t > last:
             state.last_ms = t
 
