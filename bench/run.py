@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
 from streams.gctune import tune_gc  # noqa: E402
 from streams.kafka import delete_topics, topic_counts  # noqa: E402
-from streams.models.events import parse_event  # noqa: E402
+from streams.models.event_parse import parse_event  # noqa: E402
 from streams.offline import DetectSummary, detect, jsonl_events  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulate import SimulationConfig, simulate  # noqa: E402

@@ -359,3 +359,19 @@ def test_pending_events_kept_as_received_survive_serialisation() -> None:
     after = Detector(config, {"s1": restored}, detector.watermark, detector.max_event_ms)
     (result,) = after.flush()
     assert result.cart_value == Decimal("3.00")
+
+
+def test_without_change_tracking_the_result_is_the_same_and_nothing_is_collected() -> None:
+    events = [
+        ev("cart_item_added", 0, "p1", price="2.50"),
+        ev("product_viewed", 1, "p2", session="s2"),
+        tick(40),
+        ev("product_viewed", 41, "p3", session="s2"),
+        tick(200),
+    ]
+    tracked, untracked = Detector(DetectorConfig()), Detector(DetectorConfig(), track_changes=False)
+    found = [a for e in events for a in tracked.on_event(e)]
+    assert kinds(found) == [("s1", "cart", 30), ("s2", "browse", 31), ("s2", "browse", 71)]
+    assert [a for e in events for a in untracked.on_event(e)] == found
+    assert tracked.dirty | tracked.deleted  # the worker's kind persists what changed
+    assert not untracked.dirty and not untracked.deleted
