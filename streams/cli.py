@@ -329,7 +329,7 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.min_product_views is not None:
         overrides["min_product_views"] = args.min_product_views
     settings = load_settings(**{**settings.model_dump(), **overrides})
-    asyncio.run(_create_topics(settings))
+    asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     # At WARN and above Faust's terminal spinner sets the root logger to DEBUG so that every
@@ -341,10 +341,13 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _create_topics(settings: Settings) -> None:
+async def _prepare_worker(settings: Settings) -> None:
+    """The topics the worker needs, then its announcement of what it runs."""
     from streams.kafka import create_topics
+    from streams.roster import announce
 
     await create_topics(settings, _catalogue(settings).specs())
+    await announce(settings)
 
 
 def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord]:

@@ -30,6 +30,7 @@ class Topic(StrEnum):
     DECISIONS = "journey.decisions"
     JOURNEY_INPUTS = "journey.inputs"
     JOURNEY_TICKS = "journey.ticks"
+    WORKERS = "workers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.JOURNEY_INPUTS: ("customer_id", False, False),
     # wake-ups of the journeys agent, one record per partition
     Topic.JOURNEY_TICKS: ("partition", False, False),
+    # what each worker runs, in its own words, written when it starts (streams/roster.py)
+    Topic.WORKERS: ("worker_id", True, False),
 }
 
 

@@ -17,7 +17,8 @@ from aiokafka.errors import KafkaError
 
 from streams.agents.ticks import send_ticks
 from streams.errors import CartpulseError
-from streams.kafka import group_lag, producer, topic_offsets
+from streams.kafka import group_lag, producer
+from streams.roster import agents_of
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -65,9 +66,8 @@ async def wait_for_journey_inputs(
 
 
 async def runs_journeys(settings: Settings) -> bool:
-    """Whether the worker runs the journeys: its journeys table exists."""
-    _, ends = await topic_offsets(settings, [f"{worker_group(settings)}-journeys-changelog"])
-    return bool(ends)
+    """Whether the worker runs the journeys, as it said when it started (streams/roster.py)."""
+    return "journeys" in (await agents_of(settings) or ())
 
 
 async def send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:

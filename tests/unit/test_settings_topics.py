@@ -3,10 +3,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from streams.errors import ConfigurationError
 from streams.pacing import Pacer
+from streams.roster import announcement
 from streams.settings import Settings, load_settings
 from streams.topics import Topic, TopicCatalogue, input_topic_for
 
@@ -104,3 +106,16 @@ def test_pacer_unpaced_and_bad_values() -> None:
         Pacer(rate=0)
     with pytest.raises(ConfigurationError):
         Pacer(rate=1, speedup=2)
+
+
+def test_a_worker_announces_the_agents_it_runs_and_its_clock() -> None:
+    settings = load_settings(worker_id="w-1", journeys_enabled=False, clock="event")
+    key, value = announcement(settings, 1_767_225_600_000)
+    assert key == b"w-1"
+    assert orjson.loads(value) == {
+        "worker_id": "w-1",
+        "runs": ["detector"],
+        "clock": "event",
+        "announced_at": 1_767_225_600_000,
+    }
+    assert TopicCatalogue("p.").specs()[-1].name == "p.workers"
