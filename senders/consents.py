@@ -10,7 +10,7 @@ consent backwards. A tombstone deletes the key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, Protocol, cast
@@ -120,27 +120,40 @@ def consent_record(
     return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
 
 
-def opt_out_record(
-    customer_id: str, channel: Channel, source: str, at_ms: int, evidence: dict[str, Any]
-) -> tuple[bytes, bytes]:
-    """Key and value of an opt-out to produce to ``consents`` (e.g. after Twilio's 21610)."""
-    return consent_record(customer_id, channel, "opted_out", source, at_ms, evidence)
-
-
 class Consents(Protocol):
     """What a sender asks and tells about consent and reachability (``ConsentStore``)."""
 
     async def get(self, customer_id: str, channel: Channel) -> Consent | None: ...
 
-    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
-        """``get`` for each of ``subjects`` (customer ids or ``address_subject``s), in order."""
+    async def standing(
+        self, subjects: Sequence[str], channel: Channel, address: str
+    ) -> tuple[list[Consent | None], bool]:
+        """``get`` for each of ``subjects`` (customer ids or ``address_subject``s), in order,
+        and whether ``address`` is known to be undeliverable: all a send needs to know."""
         ...
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool: ...
 
-    async def is_undeliverable(self, channel: Channel, address: str) -> bool: ...
-
     async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None: ...
+
+
+async def record_consent(
+    ledger: Callable[[bytes, bytes], Awaitable[object]],
+    mirror: Consents,
+    customer_id: str,
+    channel: Channel,
+    consent: Consent,
+    evidence: dict[str, Any],
+) -> None:
+    """Record one consent change the one way cartpulse does: its entry on the ``consents``
+    ledger first (the record of truth, durable before anyone is answered), then the Redis copy
+    the senders read. Repeating it repeats the entry and rewrites the same copy.
+    """
+    key, value = consent_record(
+        customer_id, channel, consent.status, consent.source, consent.recorded_at_ms, evidence
+    )
+    await ledger(key, value)
+    await mirror.apply(ConsentUpdate(customer_id, channel, consent))
 
 
 class ConsentStore:
@@ -156,13 +169,16 @@ class ConsentStore:
         key = self._keys.consent(customer_id, channel)
         return _consent(await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(key)))
 
-    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
-        """``get`` for each subject, in one Redis round trip."""
+    async def standing(
+        self, subjects: Sequence[str], channel: Channel, address: str
+    ) -> tuple[list[Consent | None], bool]:
+        """The consents and the address's deliverability, in one Redis round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for subject in subjects:
                 pipe.hgetall(self._keys.consent(subject, channel))
-            raws: list[dict[bytes, bytes]] = await pipe.execute()
-        return [_consent(raw) for raw in raws]
+            pipe.exists(self._keys.undeliverable(channel, address))
+            *raws, undeliverable = await pipe.execute()
+        return [_consent(raw) for raw in raws], bool(undeliverable)
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         """Write one update unless Redis already holds a newer one. True when it landed."""
@@ -173,9 +189,6 @@ class ConsentStore:
         consent = update.consent
         args = [consent.status, consent.recorded_at_ms, consent.source]
         return bool(await self._put(keys=[key], args=args))
-
-    async def is_undeliverable(self, channel: Channel, address: str) -> bool:
-        return bool(await self._redis.exists(self._keys.undeliverable(channel, address)))
 
     async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
         key = self._keys.undeliverable(channel, address)

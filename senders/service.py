@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, ConsentUpdate, address_subject, opt_out_record
+from senders.consents import Consent, Consents, address_subject, record_consent
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
 from senders.metrics import Metrics
@@ -196,19 +196,21 @@ class SendService(Generic[P]):
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""
-        if command.channel == "sms":
-            # A STOP from the number itself (recorded when no customer was known for it):
-            # the newer of the two statements decides. Both in one round trip.
-            subjects = (command.customer_id, address_subject(command.to))
-            by_customer, by_number = await self._consents.get_many(subjects, "sms")
-            consent = newest(by_customer, by_number)
-        else:
-            consent = await self._consents.get(command.customer_id, command.channel)
+        sms = command.channel == "sms"
+        # For SMS also a STOP from the number itself (recorded when no customer was known for
+        # it): the newer of the two statements decides. All in one round trip.
+        subjects = (
+            [command.customer_id, address_subject(command.to)] if sms else [command.customer_id]
+        )
+        consents, undeliverable = await self._consents.standing(
+            subjects, command.channel, command.to
+        )
+        consent = newest(*consents) if sms else consents[0]
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
-        if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
+        if consent is None and sms and self._s.sms_require_opt_in:
             return "no_consent"
-        if await self._consents.is_undeliverable(command.channel, command.to):
+        if undeliverable:
             return "undeliverable"
         return None
 
@@ -303,14 +305,18 @@ class SendService(Generic[P]):
 
     async def _record_opt_out(self, command: SendCommand, outcome: ProviderOutcome) -> None:
         at_ms = int(self._clock.now() * 1000)
-        source = f"provider:{outcome.error_code}"
+        consent = Consent("opted_out", at_ms, f"provider:{outcome.error_code}")
         evidence = {"command_id": command.command_id, "error_code": outcome.error_code}
-        key, value = opt_out_record(command.customer_id, self.channel, source, at_ms, evidence)
-        update = ConsentUpdate(
-            command.customer_id, self.channel, Consent("opted_out", at_ms, source)
+        await self._durable(
+            lambda: record_consent(
+                self._emitter.consent,
+                self._consents,
+                command.customer_id,
+                self.channel,
+                consent,
+                evidence,
+            )
         )
-        await self._durable(lambda: self._emitter.consent(key, value))
-        await self._durable(lambda: self._consents.apply(update))
         log.info("recipient %s opted out at the provider", mask_address(command.to))
 
     def _result(

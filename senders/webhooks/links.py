@@ -23,7 +23,7 @@ from typing import Final
 import orjson
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, ConsentUpdate, consent_record
+from senders.consents import Consent, Consents, record_consent
 from senders.service import INFRA_ERRORS
 from senders.unsubscribe import read_token
 from senders.webhooks.metrics import WebhookMetrics
@@ -108,12 +108,10 @@ class LinkHooks:
             "one_click": request.one_click,
             "user_agent": request.user_agent[:MAX_USER_AGENT],
         }
-        key, value = consent_record(
-            token.customer_id, channel, "opted_out", source, at_ms, evidence
-        )
-        await self._outbox.consent(key, value)
         consent = Consent("opted_out", at_ms, source)
-        await self._consents.apply(ConsentUpdate(token.customer_id, channel, consent))
+        await record_consent(
+            self._outbox.consent, self._consents, token.customer_id, channel, consent, evidence
+        )
         self._metrics.consents.labels(channel, "opted_out").inc()
         return page(200, "Unsubscribed", "You will not receive these messages any more.")
 

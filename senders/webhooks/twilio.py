@@ -29,9 +29,8 @@ from senders.consents import (
     Consent,
     Consents,
     ConsentStatus,
-    ConsentUpdate,
     address_subject,
-    consent_record,
+    record_consent,
 )
 from senders.keys import mask_address
 from senders.service import INFRA_ERRORS
@@ -184,13 +183,12 @@ class TwilioHooks:
         # The number itself always, and every customer texted at it: the opt-out is never
         # lost, and journeys (which read consents by customer) stop scheduling at once.
         subjects = [address_subject(sender), *customers]
+        consent = Consent(status, at_ms, SOURCE_KEYWORD)
         for subject in subjects:
-            key, value = consent_record(subject, "sms", status, SOURCE_KEYWORD, at_ms, evidence)
-            await self._outbox.consent(key, value)
+            await record_consent(
+                self._outbox.consent, self._consents, subject, "sms", consent, evidence
+            )
             self._metrics.consents.labels("sms", status).inc()
-        for subject in subjects:
-            consent = Consent(status, at_ms, SOURCE_KEYWORD)
-            await self._consents.apply(ConsentUpdate(subject, "sms", consent))
         log.info(
             "%s from %s recorded for %d customer(s)",
             keyword.word,

@@ -231,9 +231,10 @@ async def test_consents_never_move_backwards(redis: Redis, key_prefix: str) -> N
     assert await store.get("c1", "email") is None
     assert await store.apply(ConsentUpdate("c1", "sms", None))
     assert await store.get("c1", "sms") is None
-    assert not await store.is_undeliverable("sms", "+14155550100")
+    assert await store.standing(["c1"], "sms", "+14155550100") == ([None], False)
     await store.mark_undeliverable("sms", "+14155550100", "21211")
-    assert await store.is_undeliverable("sms", "+14155550100")
+    assert await store.standing(["c1"], "sms", "+14155550100") == ([None], True)
+    assert await store.standing(["c1"], "email", "+14155550100") == ([None], False)
 
 
 async def test_a_customers_and_a_numbers_consent_are_read_together(
@@ -245,6 +246,10 @@ async def test_a_customers_and_a_numbers_consent_are_read_together(
     numbers = Consent("opted_out", 2_000, "sms_keyword")
     assert await store.apply(ConsentUpdate("c1", "sms", mine))
     assert await store.apply(ConsentUpdate(number, "sms", numbers))
-    assert await store.get_many(["c1", number, "c2"], "sms") == [mine, numbers, None]
-    assert await store.get_many([number, "c1"], "email") == [None, None]
-    assert await store.get_many([], "sms") == []
+    address = "+14155550100"
+    assert await store.standing(["c1", number, "c2"], "sms", address) == (
+        [mine, numbers, None],
+        False,
+    )
+    assert await store.standing([number, "c1"], "email", address) == ([None, None], False)
+    assert await store.standing([], "sms", address) == ([], False)

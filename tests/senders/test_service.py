@@ -70,16 +70,16 @@ class MemoryConsents:
     async def get(self, customer_id: str, channel: Channel) -> Consent | None:
         return self.consents.get((customer_id, channel))
 
-    async def get_many(self, subjects: Sequence[str], channel: Channel) -> list[Consent | None]:
-        return [self.consents.get((subject, channel)) for subject in subjects]
+    async def standing(
+        self, subjects: Sequence[str], channel: Channel, address: str
+    ) -> tuple[list[Consent | None], bool]:
+        consents = [self.consents.get((subject, channel)) for subject in subjects]
+        return consents, address in self.undeliverable
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         assert update.consent is not None
         self.consents[(update.customer_id, update.channel)] = update.consent
         return True
-
-    async def is_undeliverable(self, channel: Channel, address: str) -> bool:
-        return address in self.undeliverable
 
     async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
         self.undeliverable.add(address)
