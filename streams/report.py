@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,6 +73,37 @@ class Row:
         }
 
 
+# Repeats come from at-least-once delivery: a journeys worker that restarts re-emits what it
+# wrote since its last commit (seconds of output), so they sit close to the first copy.
+REPEAT_WINDOW = 1_000_000
+
+
+class RecentKeys:
+    """Whether a key was among the last ``size`` added: the bounded memory of a de-duplicator
+    whose repeats arrive close to their first copy. Holds each key's hash (about 75 bytes per
+    key in all), so a report over any topic stays within ~75 MB.
+    """
+
+    def __init__(self, size: int = REPEAT_WINDOW) -> None:
+        self._size = size
+        self._order: deque[int] = deque()
+        self._hashes: set[int] = set()
+
+    def first_time(self, key: tuple[Any, ...]) -> bool:
+        """True, and remembered, unless ``key`` is among the recent ones."""
+        try:
+            digest = hash(key)
+        except TypeError:  # a malformed record's list or object where a string belongs
+            digest = hash(repr(key))
+        if digest in self._hashes:
+            return False
+        self._hashes.add(digest)
+        self._order.append(digest)
+        if len(self._order) > self._size:
+            self._hashes.discard(self._order.popleft())
+        return True
+
+
 class Report:
     """Accumulates decisions and recoveries; ``rows()`` summarises them."""
 
@@ -81,7 +112,7 @@ class Report:
         self.abandonments: dict[str, int] = defaultdict(int)
         self.reasons: Counter[tuple[str, str, str]] = Counter()  # (flow, action, reason)
         self.unreadable = 0
-        self._seen: set[tuple[Any, ...]] = set()
+        self._recent = RecentKeys()
 
     def add_raw(self, kind: RecordKind, raw: bytes) -> None:
         """One record as JSON (a topic's value or a file's line); unreadable ones are counted."""
@@ -99,9 +130,8 @@ class Report:
     def add_decision(self, record: dict[str, Any]) -> None:
         key = (record.get("journey_id"), record.get("action"), record.get("reason"),
                record.get("step"), record.get("abandonment_id"))  # fmt: skip
-        if key in self._seen:  # a repeated record (at-least-once delivery) counts once
+        if not self._recent.first_time(key):  # a repeat (at-least-once delivery) counts once
             return
-        self._seen.add(key)
         flow, action = record.get("flow"), record.get("action")
         if not isinstance(flow, str):
             return
@@ -124,10 +154,8 @@ class Report:
             arm.conversions += 1
 
     def add_recovery(self, record: dict[str, Any]) -> None:
-        key = ("recovery", record.get("recovery_id"))
-        if key in self._seen:
+        if not self._recent.first_time(("recovery", record.get("recovery_id"))):
             return
-        self._seen.add(key)
         flow, variant = record.get("flow"), record.get("variant")
         if not isinstance(flow, str) or not isinstance(variant, str):
             return

@@ -11,7 +11,7 @@ import pytest
 from streams.cli import main
 from streams.core.eligibility import HOLDOUT, assign_variant
 from streams.policy_file import load_policy
-from streams.report import Arm, Report, lift_with_ci
+from streams.report import Arm, RecentKeys, Report, lift_with_ci
 
 
 def _decision(journey: str, action: str, reason: str, variant: str, step: int | None = None):  # type: ignore[no-untyped-def]
@@ -119,3 +119,14 @@ def test_a_bad_policy_file_is_a_clear_error(
     assert "policy.toml:2: stores.default.timezone: 'Nowhere/City' is not an IANA time zone" in (
         capsys.readouterr().err
     )
+
+
+def test_repeats_are_recognised_within_a_bounded_window() -> None:
+    recent = RecentKeys(size=2)
+    assert recent.first_time(("a",))
+    assert not recent.first_time(("a",))
+    assert recent.first_time(("b",))
+    assert recent.first_time(("c",))  # "a" has left the window of two
+    assert recent.first_time(("a",))
+    assert recent.first_time(("x", ["not", "hashable"]))
+    assert not recent.first_time(("x", ["not", "hashable"]))
