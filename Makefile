@@ -52,8 +52,9 @@ format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 .PHONY: typecheck
-typecheck: install ## mypy --strict on the package
+typecheck: install ## mypy --strict on the package and the demo
 	$(BIN)/mypy
+	$(BIN)/mypy --follow-imports=silent deploy/local/demo.py
 
 .PHONY: check-ops
 check-ops: ## promtool: alert rules, scrape config, alert unit tests (installs promtool if missing)

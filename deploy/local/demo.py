@@ -92,8 +92,13 @@ def events_within(seconds: float) -> int:
 
     start = 1_767_225_600_000
     config = SimulationConfig(
-        events=10**7, rate=RATE, shoppers=SHOPPERS, start_ms=start, seed=SEED,
-        mean_pause_s=MEAN_PAUSE_S, break_minutes=BREAK_MINUTES,
+        events=10**7,
+        rate=RATE,
+        shoppers=SHOPPERS,
+        start_ms=start,
+        seed=SEED,
+        mean_pause_s=MEAN_PAUSE_S,
+        break_minutes=BREAK_MINUTES,
         break_probability=BREAK_PROBABILITY,
     )
     end = format_ms(start + int(seconds * 1000))
@@ -120,7 +125,11 @@ class Process:
         with self.log.open("wb") as out:
             # A session of its own: Ctrl-C reaches the demo, which stops it in order.
             self.popen = subprocess.Popen(  # noqa: S603 - our own command
-                self.args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                self.args,
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -162,8 +171,10 @@ class Tally:
             channel = record.get("channel") or self.commands.get(cid, "?")
             self.results[(cid, str(record.get("status")))] = str(channel)
         elif kind == "decisions":
-            key = tuple(record.get(k) for k in ("journey_id", "action", "reason", "step",
-                                                 "abandonment_id", "at"))
+            key = tuple(
+                record.get(k)
+                for k in ("journey_id", "action", "reason", "step", "abandonment_id", "at")
+            )
             if key not in self._seen:
                 self._seen.add(key)
                 self.decisions[(str(record.get("action")), str(record.get("reason")))] += 1
@@ -175,8 +186,13 @@ class Tally:
             self.recoveries[str(record.get("recovery_id"))] = (str(record.get("channel")), revenue)
 
     def fingerprint(self) -> tuple[int, ...]:
-        return (len(self.abandonments), len(self.commands), len(self.results),
-                sum(self.decisions.values()), len(self.recoveries))
+        return (
+            len(self.abandonments),
+            len(self.commands),
+            len(self.results),
+            sum(self.decisions.values()),
+            len(self.recoveries),
+        )
 
     def results_by(self, channel: str) -> Counter[str]:
         return Counter(status for (_, status), ch in self.results.items() if ch == channel)
@@ -199,14 +215,17 @@ async def follow(settings: Settings, tally: Tally, stop: asyncio.Event) -> None:
         topics.name(Topic.RECOVERIES): "recoveries",
     }
     consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+        **settings.kafka_client_options(),
+        group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
     await asyncio.sleep(0)  # let the background task start before any stop()
     try:
-        consumer.assign([TopicPartition(name, p) for name in kinds
-                         for p in range(settings.topic_partitions)])
+        consumer.assign(
+            [TopicPartition(name, p) for name in kinds for p in range(settings.topic_partitions)]
+        )
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=300)
             # Commands before results, so that every result finds its channel.
@@ -251,29 +270,42 @@ class Demo:
         flow.add_column(justify="right", style="cyan")
         flow.add_column(style="dim")
         flow.add_row("events in", f"{t.events:,}", "clickstream + cart, current timestamps")
-        flow.add_row("abandonments", f"{len(t.abandonments):,}",
-                     f"cart {kinds['cart']:,}, browse {kinds['browse']:,}")
+        flow.add_row(
+            "abandonments",
+            f"{len(t.abandonments):,}",
+            f"cart {kinds['cart']:,}, browse {kinds['browse']:,}",
+        )
         started = sum(n for (a, _), n in t.decisions.items() if a == "started")
         converted = t.decisions[("ended", "converted")]
         flow.add_row("journeys", f"{started:,}", f"converted {converted:,}")
         by_channel = Counter(t.commands.values())
-        flow.add_row("send commands", f"{len(t.commands):,}",
-                     f"sms {by_channel['sms']:,}, email {by_channel['email']:,}")
+        flow.add_row(
+            "send commands",
+            f"{len(t.commands):,}",
+            f"sms {by_channel['sms']:,}, email {by_channel['email']:,}",
+        )
         for channel in ("sms", "email"):
             statuses = t.results_by(channel)
             detail = ", ".join(f"{s} {n:,}" for s, n in statuses.most_common()) or "-"
             flow.add_row(f"  {channel} results", f"{sum(statuses.values()):,}", detail)
-        flow.add_row("Twilio test server", f"{self.sms_created():,}",
-                     f"SMS created, {len(self.twilio.requests):,} requests")
+        flow.add_row(
+            "Twilio test server",
+            f"{self.sms_created():,}",
+            f"SMS created, {len(self.twilio.requests):,} requests",
+        )
         flow.add_row("SMTP test server", f"{len(self.smtp.messages):,}", "emails accepted")
         revenue = sum((r for _, r in t.recoveries.values()), Decimal(0))
         rec = Counter(ch for ch, _ in t.recoveries.values())
         flow.add_row("orders", f"{t.orders:,}", "order_completed events")
-        flow.add_row("recoveries", f"{len(t.recoveries):,}",
-                     f"${revenue:,.2f}; after sms {rec['sms']:,}, after email {rec['email']:,}")
+        flow.add_row(
+            "recoveries",
+            f"{len(t.recoveries):,}",
+            f"${revenue:,.2f}; after sms {rec['sms']:,}, after email {rec['email']:,}",
+        )
 
-        why = Table("decision", "reason", "count", box=None, header_style="bold dim",
-                    padding=(0, 1))
+        why = Table(
+            "decision", "reason", "count", box=None, header_style="bold dim", padding=(0, 1)
+        )
         for (action, reason), n in t.decisions.most_common(9):
             why.add_row(action, reason, f"{n:,}")
 
@@ -283,8 +315,9 @@ class Demo:
             latest.append(f"[bold]last SMS[/] to {sms.get('To')}: {sms.get('Body', '')[:110]!r}")
         if self.smtp.messages:
             mail = self.smtp.messages[-1]
-            latest.append(f"[bold]last email[/] to {', '.join(mail.rcpt_tos)}: "
-                          f"{mail.message['Subject']!r}")
+            latest.append(
+                f"[bold]last email[/] to {', '.join(mail.rcpt_tos)}: {mail.message['Subject']!r}"
+            )
         return Panel(
             Group(self.status(), "", flow, "", why, "", *latest),
             title=f"cartpulse demo (live) — topics {self.settings.topic_prefix}*",
@@ -301,10 +334,12 @@ class Demo:
     def line(self) -> str:
         t = self.tally
         by_channel = Counter(t.commands.values())
-        return (f"[{time.monotonic() - self.started:5.0f}s] {self.phase}: events {t.events:,}, "
-                f"abandonments {len(t.abandonments):,}, commands sms {by_channel['sms']:,} "
-                f"email {by_channel['email']:,}, SMS at Twilio {self.sms_created():,}, "
-                f"emails at SMTP {len(self.smtp.messages):,}, recoveries {len(t.recoveries):,}")
+        return (
+            f"[{time.monotonic() - self.started:5.0f}s] {self.phase}: events {t.events:,}, "
+            f"abandonments {len(t.abandonments):,}, commands sms {by_channel['sms']:,} "
+            f"email {by_channel['email']:,}, SMS at Twilio {self.sms_created():,}, "
+            f"emails at SMTP {len(self.smtp.messages):,}, recoveries {len(t.recoveries):,}"
+        )
 
     async def run(self, view: Live | None) -> None:
         stop = asyncio.Event()
@@ -319,8 +354,9 @@ class Demo:
                 await count_inputs(self.settings, self.tally)
                 for process in self.processes:
                     if process.exited is not None and process.name != "simulate":
-                        raise RuntimeError(f"{process.name} exited with {process.exited}:\n"
-                                           f"{process.tail()}")
+                        raise RuntimeError(
+                            f"{process.name} exited with {process.exited}:\n{process.tail()}"
+                        )
                 if view is not None:
                     view.update(self.view(), refresh=True)
                 elif time.monotonic() - last_line >= 10:
@@ -341,16 +377,33 @@ class Demo:
         async with aiohttp.ClientSession() as http:
             while not await self.all_ready(http):
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the cartpulse processes were not ready in time; logs: "
-                                       f"{self.out / 'logs'}")
+                    raise RuntimeError(
+                        f"the cartpulse processes were not ready in time; logs: {self.out / 'logs'}"
+                    )
                 yield True
         self.phase = "streaming shoppers live"
-        simulate = self.spawn("simulate", [
-            "simulate", "--kafka", "--audience", "--events", str(events_within(SECONDS)),
-            "--rate", str(RATE), "--shoppers", str(SHOPPERS), "--seed", str(SEED),
-            "--mean-pause", str(MEAN_PAUSE_S), "--break-minutes", *map(str, BREAK_MINUTES),
-            "--break-probability", str(BREAK_PROBABILITY),
-        ])
+        simulate = self.spawn(
+            "simulate",
+            [
+                "simulate",
+                "--kafka",
+                "--audience",
+                "--events",
+                str(events_within(SECONDS)),
+                "--rate",
+                str(RATE),
+                "--shoppers",
+                str(SHOPPERS),
+                "--seed",
+                str(SEED),
+                "--mean-pause",
+                str(MEAN_PAUSE_S),
+                "--break-minutes",
+                *map(str, BREAK_MINUTES),
+                "--break-probability",
+                str(BREAK_PROBABILITY),
+            ],
+        )
         self.traffic_started = time.monotonic()
         while simulate.exited is None:
             yield True
@@ -366,8 +419,10 @@ class Demo:
         seen, since = self.tally.fingerprint(), time.monotonic()
         while True:
             now = time.monotonic()
-            self.phase = ("traffic is over: waiting for the last journey steps "
-                          f"({max(0, earliest - now):.0f} s, then until quiet)")
+            self.phase = (
+                "traffic is over: waiting for the last journey steps "
+                f"({max(0, earliest - now):.0f} s, then until quiet)"
+            )
             if self.tally.fingerprint() != seen:
                 seen, since = self.tally.fingerprint(), now
             quiet = now - since >= QUIET_FOR and self.tally.pending() == 0
@@ -397,23 +452,32 @@ class Demo:
         console.out(report.stdout.rstrip() or report.stderr, highlight=False)
         sms, emails = self.write_messages()
         where = [
-            ("SMS requests at the Twilio test server", f"{sms.relative_to(ROOT)}",
-             f"{len(self.twilio.requests):,} lines"),
-            ("emails at the SMTP test server", f"{emails.relative_to(ROOT)}/",
-             f"{len(self.smtp.messages):,} .eml files"),
+            (
+                "SMS requests at the Twilio test server",
+                f"{sms.relative_to(ROOT)}",
+                f"{len(self.twilio.requests):,} lines",
+            ),
+            (
+                "emails at the SMTP test server",
+                f"{emails.relative_to(ROOT)}/",
+                f"{len(self.smtp.messages):,} .eml files",
+            ),
             ("process logs", f"{(self.out / 'logs').relative_to(ROOT)}/", ""),
-            ("topics (kept)",
-             f"CARTPULSE_TOPIC_PREFIX={self.settings.topic_prefix} cartpulse topics counts", ""),
+            (
+                "topics (kept)",
+                f"CARTPULSE_TOPIC_PREFIX={self.settings.topic_prefix} cartpulse topics counts",
+                "",
+            ),
         ]
         for label, path, note in where:
-            console.print(f"{label + ':':40} {path} {f'({note})' if note else ''}",
-                          highlight=False)
+            console.print(f"{label + ':':40} {path} {f'({note})' if note else ''}", highlight=False)
         problems = check_report(self)
         for problem in problems:
             console.print(f"[red]✗ {problem}[/]")
         if not problems:
-            console.print("[green]✓ abandonments, SMS and email sends, and recoveries: "
-                          "end to end[/]")
+            console.print(
+                "[green]✓ abandonments, SMS and email sends, and recoveries: end to end[/]"
+            )
         return 1 if problems else 0
 
     async def all_ready(self, http: aiohttp.ClientSession) -> bool:
@@ -428,8 +492,9 @@ class Demo:
                 return False
         return True
 
-    def spawn(self, name: str, args: list[str], port_env: str | None = None,
-              ready_path: str = "/readyz") -> Process:
+    def spawn(
+        self, name: str, args: list[str], port_env: str | None = None, ready_path: str = "/readyz"
+    ) -> Process:
         env = dict(self.env)
         url = None
         if port_env is not None:
@@ -452,7 +517,8 @@ class Demo:
                 with contextlib.suppress(ProcessLookupError):
                     process.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while any(p.exited is None for p in self.processes) and time.monotonic() < deadline:
+        # A child's exit sets no event here; polling every 0.2 s for at most 20 s is enough.
+        while any(p.exited is None for p in self.processes) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         for process in self.processes:
             if process.exited is None and process.popen is not None:
@@ -472,8 +538,7 @@ class Demo:
         return sms, emails
 
 
-def demo_settings(out: Path, ts: int, twilio: TwilioTestServer,
-                  smtp: SmtpTestServer) -> Settings:
+def demo_settings(out: Path, ts: int, twilio: TwilioTestServer, smtp: SmtpTestServer) -> Settings:
     """The demo's settings: its own topics, Redis keys, state and test servers.
 
     Whatever is not set here (Kafka and Redis addresses and credentials) comes from the
@@ -544,7 +609,7 @@ async def clean_redis(settings: Settings) -> None:
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
         for start in range(0, len(keys), 500):
-            await client.delete(*keys[start:start + 500])
+            await client.delete(*keys[start : start + 500])
     except (RedisError, OSError) as exc:
         console.print(f"[yellow]could not delete the demo's Redis keys {prefix}*: {exc}[/]")
     finally:
@@ -553,7 +618,8 @@ async def clean_redis(settings: Settings) -> None:
 
 async def live_part(ts: int, out: Path) -> int:
     task = asyncio.current_task()
-    assert task is not None
+    if task is None:
+        raise RuntimeError("live_part must run as a task")
     # SIGTERM (make killed, CI timeout) ends the demo like Ctrl-C: through the cleanups below.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -574,12 +640,15 @@ async def live_part(ts: int, out: Path) -> int:
         cleanup.push_async_callback(clean_redis, settings)
         demo = Demo(out, settings, env, twilio, smtp)
         cleanup.push_async_callback(demo.stop_processes)
-        console.rule(f"[bold]cartpulse demo[/] — live mode, topics {settings.topic_prefix}*, "
-                     f"files {out}")
-        console.print(f"Twilio test server {twilio.base_url} (account {ACCOUNT_SID[:6]}…), "
-                      f"SMTP test server 127.0.0.1:{smtp.port} (STARTTLS + AUTH, CA "
-                      f"{cert.name}); policy {POLICY.relative_to(ROOT)}; gap {GAP_S} s",
-                      highlight=False)
+        console.rule(
+            f"[bold]cartpulse demo[/] — live mode, topics {settings.topic_prefix}*, files {out}"
+        )
+        console.print(
+            f"Twilio test server {twilio.base_url} (account {ACCOUNT_SID[:6]}…), "
+            f"SMTP test server 127.0.0.1:{smtp.port} (STARTTLS + AUTH, CA "
+            f"{cert.name}); policy {POLICY.relative_to(ROOT)}; gap {GAP_S} s",
+            highlight=False,
+        )
         return await demo.show()
     raise AssertionError("unreachable")  # the exit stack does not swallow errors
 
@@ -587,8 +656,17 @@ async def live_part(ts: int, out: Path) -> int:
 def rees46_part(out: Path) -> None:
     console.rule("real data: the REES46 sample offline (cartpulse detect --gap 10m --flush)")
     target = out / "rees46-abandonments.jsonl"
-    done = run_cli(dict(os.environ), "detect", "--input", str(REES46), "--gap", "10m", "--flush",
-                   "--output", str(target))
+    done = run_cli(
+        dict(os.environ),
+        "detect",
+        "--input",
+        str(REES46),
+        "--gap",
+        "10m",
+        "--flush",
+        "--output",
+        str(target),
+    )
     summary = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
     console.print(f"{REES46.relative_to(ROOT)}: {summary}", highlight=False)
     console.print(f"abandonments written to {target.relative_to(ROOT)}", highlight=False)
