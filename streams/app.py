@@ -68,9 +68,9 @@ def create_app(
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,
         stream_wait_empty=False,
-        # A killed worker's partitions move after 10 s, not Faust's default 60 s.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
+        # 10 s by default, not Faust's 60 s: a killed worker's partitions move quickly.
+        broker_session_timeout=settings.session_timeout.total_seconds(),
+        broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 3),
     )
     inputs = [topics.name(t) for t in (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)]
     ticks = topics.name(Topic.TICKS)

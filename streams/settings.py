@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         description="Kafka static membership (KIP-345) of the worker: a stable id per worker "
         "(the StatefulSet pod name), so a restart within the session timeout moves no partition.",
     )
+    session_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        ge=timedelta(seconds=6),  # the broker's default group.min.session.timeout.ms
+        le=timedelta(minutes=5),
+        description="How long the group waits for a silent worker before moving its partitions: "
+        "short moves a dead worker's work quickly; with static membership, longer lets a "
+        "restart of that length keep its partitions.",
+    )
 
     # Journeys (BRIEF §4)
     policy_file: Path | None = Field(
