@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -19,65 +16,12 @@ from aiokafka import AIOKafkaProducer
 from streams.kafka import topic_counts
 from streams.settings import Settings
 from tests.conftest import ROOT, consume_all
-from tests.integration.test_import import run_cli
+from tests.support.cli import run_cli
+from tests.support.workers import wait_for_count, worker
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"
-
-
-def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
-        "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "CARTPULSE_STORE": "rocksdb://",
-        "CARTPULSE_DATA_DIR": str(data_dir),
-        "CARTPULSE_WEB_PORT": "0",
-        "CARTPULSE_JOURNEYS_ENABLED": "false",  # the detector alone
-    }
-
-
-@contextmanager
-def worker(
-    settings: Settings, tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``cartpulse worker ARGS`` (state under ``tmp_path``); ``env`` adds settings."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    log = tmp_path / f"worker-{time.monotonic_ns()}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info", *args],
-            env={**worker_env(settings, tmp_path / "state"), **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text, text[-4000:]
-
-
-async def wait_for_count(
-    settings: Settings, topic: str, at_least: int, within: float, poll: float = 0.5
-) -> int:
-    deadline = time.monotonic() + within
-    count = 0
-    while time.monotonic() < deadline:
-        count = (await topic_counts(settings, [topic]))[topic]
-        if count >= at_least:
-            return count
-        await asyncio.sleep(poll)
-    return count
 
 
 def offline(path: Path, *args: str) -> list[dict[str, object]]:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,30 +15,11 @@ from streams.settings import Settings
 from streams.sources import REES46_TYPES
 from streams.topics import TopicCatalogue
 from tests.conftest import ROOT, consume_all
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"
-
-
-def run_cli(
-    settings: Settings, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """``cartpulse ARGS`` against the test's topics; ``env`` adds settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env={
-            **os.environ,
-            "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
-            "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 async def test_rees46_sample_lands_keyed_by_session(settings: Settings) -> None:

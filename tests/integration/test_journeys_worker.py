@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,15 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from streams.settings import Settings
 from tests.conftest import consume_all
-from tests.integration.test_detector_worker import wait_for_count, worker
-from tests.integration.test_import import run_cli
+from tests.support.cli import run_cli
+from tests.support.ops import ALERTS, DASHBOARD
+from tests.support.workers import COUPON_SECRET, journeys_worker, wait_for_count
 
 pytestmark = pytest.mark.integration
 
 H = 3_600_000
 T0 = "2026-06-10T14:00:00.000Z"  # 10:00 in New York: no quiet hours in the way
 T0_MS = 1_781_100_000_000
-SECRET = "journeys-test-secret"
 
 
 def _iso(ms: int) -> str:
@@ -112,18 +111,6 @@ def _inputs() -> dict[str, list[tuple[bytes, bytes]]]:
     }
 
 
-# The worker with its journeys (the detector tests run it without them).
-JOURNEYS = {"CARTPULSE_JOURNEYS_ENABLED": "true", "CARTPULSE_COUPON_SECRET": SECRET}
-
-
-def journeys_worker(
-    settings: Settings, tmp_path: Path, web_port: int = 0
-) -> AbstractContextManager[object]:
-    """An event-mode worker that runs the journeys."""
-    env = {**JOURNEYS, "CARTPULSE_WEB_PORT": str(web_port)}
-    return worker(settings, tmp_path, "--clock", "event", env=env)
-
-
 Run = tuple[list[bytes], list[dict[str, Any]], list[dict[str, Any]]]
 
 
@@ -202,7 +189,7 @@ def _offline(tmp_path: Path) -> list[bytes]:
             "--output", str(out),
         ],
         capture_output=True,
-        env={**os.environ, "CARTPULSE_COUPON_SECRET": SECRET},
+        env={**os.environ, "CARTPULSE_COUPON_SECRET": COUPON_SECRET},
         check=False,
         timeout=120,
     )  # fmt: skip
@@ -293,6 +280,4 @@ async def test_every_worker_metric_the_alerts_and_dashboard_name_is_served(
 
 def _monitoring() -> str:
     """The alert rules and the dashboard, as text."""
-    root = Path(__file__).resolve().parents[2]
-    alerts = root / "deploy" / "prometheus" / "alerts.yml"
-    return alerts.read_text() + (root / "deploy/grafana/dashboards/cartpulse.json").read_text()
+    return ALERTS.read_text() + DASHBOARD.read_text()

@@ -16,8 +16,8 @@ from streams.kafka import read_all, topic_counts
 from streams.replay import wait_for_audience, wait_for_journeys
 from streams.settings import Settings
 from streams.simulate import SimulationConfig, simulate
-from tests.integration.test_import import run_cli
-from tests.integration.test_journeys_worker import JOURNEYS, journeys_worker
+from tests.support.cli import run_cli
+from tests.support.workers import JOURNEYS, journeys_worker
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,6 @@ clock): the paths the end-to-end tests cannot provoke on demand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand, SendResult
 from streams.settings import Settings
 from tests.senders.conftest import command
+from tests.support.fakes import MemoryConsents
 
 SENT = ProviderOutcome("sent", "ok", provider_id="SM1")
 THROTTLED = ProviderOutcome("retry", "rate_limited", error_code="20429")
@@ -60,29 +60,6 @@ class ScriptedProvider:
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-@dataclass
-class MemoryConsents:
-    consents: dict[tuple[str, str], Consent] = field(default_factory=dict)
-    undeliverable: set[str] = field(default_factory=set)
-
-    async def get(self, customer_id: str, channel: Channel) -> Consent | None:
-        return self.consents.get((customer_id, channel))
-
-    async def standing(
-        self, subjects: Sequence[str], channel: Channel, address: str
-    ) -> tuple[list[Consent | None], bool]:
-        consents = [self.consents.get((subject, channel)) for subject in subjects]
-        return consents, address in self.undeliverable
-
-    async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
-        assert update.consent is not None
-        self.consents[(update.customer_id, update.channel)] = update.consent
-        return True
-
-    async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
-        self.undeliverable.add(address)
 
 
 @dataclass

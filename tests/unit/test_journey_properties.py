@@ -19,7 +19,7 @@ from streams.core.journeys import REASONS, JourneyEngine, Outputs
 from streams.core.policy import parse_policy
 from streams.models.commands import SendCommand
 from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
-from tests.unit.test_journeys import POLICY, SECRET
+from tests.support.journeys import POLICY, SECRET
 
 H = 3_600_000
 T0 = 1_781_100_000_000  # 2026-06-10T14:00:00Z

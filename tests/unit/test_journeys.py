@@ -14,53 +14,9 @@ from streams.core.policy import Policy, parse_policy
 from streams.models.commands import SendResult
 from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
 from streams.policy_file import default_policy_text
+from tests.support.journeys import POLICY, SECRET
 
 H = 3_600_000
-SECRET = b"test-coupon-secret"
-
-# A policy without holdouts, so every customer gets messages; zone New York.
-POLICY = """
-[eligibility.sms]
-quiet_hours = "20:00-08:00"
-[eligibility.email]
-consent = "opt_in_or_soft"
-quiet_hours = ""
-[incentives]
-tiers = [{ min_value = "100", percent = 10 }, { min_value = "250", percent = 15 }]
-[stores.default]
-timezone = "America/New_York"
-brand = "Shop"
-soft_opt_in = true
-url = "https://shop.example.com"
-[stores.nosoft]
-timezone = "Europe/Berlin"
-soft_opt_in = false
-[flows.cart]
-trigger = "cart"
-[[flows.cart.steps]]
-after = "1h"
-channel = "sms"
-template = "cart_sms_1"
-expires_after = "48h"
-[[flows.cart.steps]]
-after = "20h"
-channel = "email"
-template = "cart_email_1"
-expires_after = "72h"
-[[flows.cart.steps]]
-after = "48h"
-channel = "email"
-template = "cart_email_2"
-incentive = true
-expires_after = "96h"
-[flows.browse]
-trigger = "browse"
-[[flows.browse.steps]]
-after = "2h"
-channel = "email"
-template = "browse_email_1"
-expires_after = "24h"
-"""
 
 
 def ms(text: str) -> int:

@@ -22,7 +22,7 @@ import yaml
 
 from streams.settings import Settings
 from tests.conftest import ROOT
-from tests.unit.test_ops_metrics import load_yaml
+from tests.support.ops import load_yaml
 
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.kafka.yml"

@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry, Metric
 
 from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.metrics import DetectorMetrics, JourneyMetrics
 from tests.conftest import ROOT
+from tests.support.ops import ALERTS, DASHBOARD, load_yaml
 
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "cartpulse.json"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 OPERATIONS = ROOT / "docs" / "operations.md"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
@@ -64,10 +61,6 @@ def exported_names() -> set[str]:
         names.update(family.name + suffix for suffix in SUFFIXES[family.type])
         names.update(sample.name for sample in family.samples)
     return names
-
-
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def alert_rules() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
 from senders.webhooks.routes import signed_url
 from senders.webhooks.tokens import ClickToken, make_click_token
-from tests.webhooks.fakes import (
+from tests.support.webhooks import (
     CLICK_SECRET,
     HELP_REPLY,
     MAX_BODY,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from senders.webhooks.forms import parse_form
 from streams.errors import InvalidRecord
-from tests.webhooks.fakes import PUBLIC_URL, World, sign, world
+from tests.support.webhooks import PUBLIC_URL, World, sign, world
 
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",

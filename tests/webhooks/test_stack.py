@@ -42,8 +42,8 @@ from tests.senders.conftest import (
     sender_settings,
 )
 from tests.senders.replicas import free_port
+from tests.support.webhooks import inbound_form, sign
 from tests.twilio_server import TwilioTestServer
-from tests.webhooks.fakes import inbound_form, sign
 
 pytestmark = pytest.mark.integration
 

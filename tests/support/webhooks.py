@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -15,14 +15,14 @@ from prometheus_client import CollectorRegistry
 from twilio.request_validator import RequestValidator
 
 from senders.clock import FakeClock
-from senders.consents import Consent, ConsentUpdate
 from senders.webhooks.dedup import Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import make_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
-from streams.models.commands import Channel, SendResult
+from streams.models.commands import SendResult
+from tests.support.fakes import MemoryConsents
 
 AUTH_TOKEN = "twilio-test-token"
 PUBLIC_URL = "https://hooks.example.com"
@@ -55,30 +55,6 @@ class MemoryOutbox:
     async def engagement(self, key: bytes, value: bytes) -> None:
         self._check()
         self.clicks.append((key, orjson.loads(value)))
-
-
-@dataclass
-class MemoryConsents:
-    consents: dict[tuple[str, str], Consent] = field(default_factory=dict)
-    undeliverable: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    async def get(self, customer_id: str, channel: Channel) -> Consent | None:
-        return self.consents.get((customer_id, channel))
-
-    async def standing(
-        self, subjects: Sequence[str], channel: Channel, address: str
-    ) -> tuple[list[Consent | None], bool]:
-        consents = [self.consents.get((subject, channel)) for subject in subjects]
-        return consents, (channel, address) in self.undeliverable
-
-    async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
-        if update.consent is None:
-            return self.consents.pop((update.customer_id, update.channel), None) is not None
-        self.consents[(update.customer_id, update.channel)] = update.consent
-        return True
-
-    async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None:
-        self.undeliverable[(channel, address)] = code
 
 
 @dataclass
