@@ -16,7 +16,11 @@ from redis.asyncio import Redis
 from senders.keys import Keys
 
 Seen = Literal["new", "pending", "done"]
-PENDING_TTL: Final = 60  # seconds; longer than any request, shorter than Twilio's retry spacing
+# The work of one callback is cut off after HANDLER_DEADLINE (and the claim released), so a
+# ``pending`` marker outlives the attempt that set it. If that attempt's process died, the
+# marker expires after PENDING_TTL and the provider's next retry does the work.
+HANDLER_DEADLINE: Final = 30.0  # seconds
+PENDING_TTL: Final = 2 * int(HANDLER_DEADLINE)  # seconds
 
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == 'pending' then

@@ -15,6 +15,7 @@ that is the fingerprint; the token is the fallback for a request without a SID.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from senders.consents import (
 )
 from senders.keys import mask_address
 from senders.service import INFRA_ERRORS
+from senders.webhooks import dedup
 from senders.webhooks.dedup import Deduplicator
 from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords
@@ -205,7 +207,15 @@ class TwilioHooks:
         if state == "pending":  # the first delivery is still being handled
             return plain(503, "being handled; retry later", "unavailable", RETRY_LATER)
         try:
-            await work()
+            async with asyncio.timeout(dedup.HANDLER_DEADLINE):
+                await work()
+        except TimeoutError:
+            with contextlib.suppress(*INFRA_ERRORS):
+                await self._seen.release(scope, fingerprint)
+            log.warning(
+                "%s: not handled within %.0f s; asked to retry", scope, dedup.HANDLER_DEADLINE
+            )
+            return plain(503, "took too long; retry later", "unavailable", RETRY_LATER)
         except BaseException:
             with contextlib.suppress(*INFRA_ERRORS):
                 await self._seen.release(scope, fingerprint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class MemoryOutbox:
     results: list[SendResult] = field(default_factory=list)
     clicks: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
     down: bool = False
+    stall: float = 0.0  # seconds each consent write takes (a slow broker)
 
     def _check(self) -> None:
         if self.down:
@@ -46,6 +48,7 @@ class MemoryOutbox:
 
     async def consent(self, key: bytes, value: bytes) -> None:
         self._check()
+        await asyncio.sleep(self.stall)
         self.consents.append((key, orjson.loads(value)))
 
     async def result(self, result: SendResult) -> None:

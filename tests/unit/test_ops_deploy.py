@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,9 @@ def test_the_worker_statefulset_uses_its_pod_name_as_group_instance_id() -> None
     instance_id = env["CARTPULSE_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert instance_id == "metadata.name"
     assert env["CARTPULSE_WEB_HOST"]["value"] == ALL_INTERFACES
+    # Long enough for a rolling update's restart to keep its partitions, and a valid setting.
+    timeout = Settings(session_timeout=env["CARTPULSE_SESSION_TIMEOUT"]["value"]).session_timeout
+    assert timeout == timedelta(seconds=45)
     mounted = {m["mountPath"] for m in container["volumeMounts"]}
     assert env["CARTPULSE_DATA_DIR"]["value"] in mounted
     assert worker["spec"]["volumeClaimTemplates"]
@@ -204,9 +208,16 @@ def test_the_dockerfile_installs_the_package_on_python_311_slim() -> None:
     assert 'ENTRYPOINT ["cartpulse"]' in dockerfile
 
 
-@pytest.mark.parametrize("instance_id", [None, "cartpulse-worker-0"])
-def test_the_worker_app_takes_its_web_host_and_group_instance_id_from_settings(
-    tmp_path: Path, instance_id: str | None
+@pytest.mark.parametrize(
+    ("instance_id", "session_timeout", "seconds"),
+    [
+        (None, None, "10.0 3.0"),
+        ("cartpulse-worker-0", "PT45S", "45.0 3.0"),
+        (None, "PT6S", "6.0 2.0"),
+    ],
+)
+def test_the_worker_app_takes_its_web_host_membership_and_timeouts_from_settings(
+    tmp_path: Path, instance_id: str | None, session_timeout: str | None, seconds: str
 ) -> None:
     # A Faust app leaves an event loop behind: build it in its own interpreter.
     script = (
@@ -214,7 +225,9 @@ def test_the_worker_app_takes_its_web_host_and_group_instance_id_from_settings(
         "from streams.app import create_app\n"
         "from streams.settings import load_settings\n"
         "app, _ = create_app(load_settings(), CollectorRegistry())\n"
-        "print(app.conf.web_host, app.conf.consumer_group_instance_id)\n"
+        "c = app.conf\n"
+        "print(c.web_host, c.consumer_group_instance_id, c.broker_session_timeout,"
+        " c.broker_heartbeat_interval)\n"
     )
     env = {
         **os.environ,
@@ -223,9 +236,13 @@ def test_the_worker_app_takes_its_web_host_and_group_instance_id_from_settings(
         "CARTPULSE_WEB_HOST": ALL_INTERFACES,
         "CARTPULSE_COUPON_SECRET": "test-coupon-secret",
     }
-    env.pop("CARTPULSE_GROUP_INSTANCE_ID", None)
-    if instance_id is not None:
-        env["CARTPULSE_GROUP_INSTANCE_ID"] = instance_id
+    for variable, value in (
+        ("CARTPULSE_GROUP_INSTANCE_ID", instance_id),
+        ("CARTPULSE_SESSION_TIMEOUT", session_timeout),
+    ):
+        env.pop(variable, None)
+        if value is not None:
+            env[variable] = value
 
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -237,4 +254,4 @@ def test_the_worker_app_takes_its_web_host_and_group_instance_id_from_settings(
         check=True,
     )
 
-    assert done.stdout.split() == [ALL_INTERFACES, str(instance_id)]
+    assert done.stdout.split() == [ALL_INTERFACES, str(instance_id), *seconds.split()]

@@ -41,6 +41,7 @@ def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) ->
         ("CARTPULSE_STORE", "redis://", "rocksdb://"),
         ("CARTPULSE_REDIS_URL", "http://x", "redis://"),
         ("CARTPULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "needs CARTPULSE_KAFKA_SASL_MECHANISM"),
+        ("CARTPULSE_SESSION_TIMEOUT", "PT2S", "CARTPULSE_SESSION_TIMEOUT.*6 seconds"),
     ],
 )
 def test_bad_settings_say_which_and_why(

@@ -12,6 +12,7 @@ from aiohttp import test_utils
 from senders.consents import Consent, address_subject
 from senders.keys import address_hash
 from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
+from senders.webhooks import dedup
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
 from senders.webhooks.routes import signed_url
 from senders.webhooks.tokens import ClickToken, make_click_token
@@ -255,6 +256,24 @@ async def test_kafka_down_means_503_and_the_retry_is_recorded() -> None:
         assert (await post_signed(w, STATUS_PATH, status_form())).status == 200
         assert (await post_signed(w, "/twilio/sms", inbound_form("STOP"))).status == 200
         assert len(w.outbox.results) == 1 and len(w.outbox.consents) == 1
+
+
+async def test_work_past_the_deadline_is_released_and_the_retry_does_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dedup, "HANDLER_DEADLINE", 0.05)
+    async with world() as w:
+        w.outbox.stall = 5.0
+        slow = await post_signed(w, "/twilio/sms", inbound_form("STOP"))
+        assert slow.status == 503 and slow.headers["Retry-After"] == "5"
+        assert w.seen.seen == {}  # released: the retry is not told "being handled"
+        w.outbox.stall = 0.0
+        assert (await post_signed(w, "/twilio/sms", inbound_form("STOP"))).status == 200
+        assert len(w.outbox.consents) == 1
+
+
+def test_a_pending_marker_outlives_the_attempt_that_set_it() -> None:
+    assert dedup.PENDING_TTL >= 2 * dedup.HANDLER_DEADLINE
 
 
 # --- unsubscribe and clicks -------------------------------------------------------------
