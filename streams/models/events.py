@@ -174,6 +174,7 @@ def parse_time(value: object, field: str = "occurred_at") -> int:
 
 
 _SECONDS: dict[int, str] = {}
+_MILLIS_SUFFIX: Final = tuple(f".{m:03d}Z" for m in range(1000))
 
 
 def format_ms(ms: int) -> str:
@@ -184,7 +185,7 @@ def format_ms(ms: int) -> str:
         if len(_SECONDS) > 100_000:  # bounded: recent seconds repeat, old ones don't
             _SECONDS.clear()
         prefix = _SECONDS[seconds] = f"{datetime.fromtimestamp(seconds, tz=UTC):%Y-%m-%dT%H:%M:%S}"
-    return f"{prefix}.{millis:03d}Z"
+    return prefix + _MILLIS_SUFFIX[millis]
 
 
 def _decimal_str(value: Decimal | None) -> str | None:
