@@ -50,7 +50,7 @@ OUT = ROOT / "docs" / "BENCHMARKS.md"
 NOTES = """\
 Where the time goes (py-spy and timed variants, 2026-11-25; see docs/architecture.md):
 
-- **Offline `detect` misses its target (≤ 3x orjson)**, though it went from 9.2x to about 6x.
+- **Offline `detect` misses its target (≤ 3x orjson)**, though it went from 9.2x to 5.2–5.9x (runs differ).
   Per event of this file: orjson alone ~1.0 µs. `parse_event` now decodes with a compiled
   msgspec schema straight into the record classes and settles times, money and currencies
   from memos: ~1.7 µs (was ~5). The core's `on_event` ~2.7 µs with 50,000 sessions open
@@ -62,7 +62,7 @@ Where the time goes (py-spy and timed variants, 2026-11-25; see docs/architectur
   Python objects (a native core shared by the worker and `detect`), not more tuning.
 - **The worker** met 20k/s after two fixes: Faust's spinner had set the root logger to DEBUG
   (every debug line built and dropped), and the GC walked the sessions' heap every 700
-  allocations. The compiled decoder took it to ~24k/s."""
+  allocations. The compiled decoder took it to 24–25k/s."""
 WORKER_EVENTS = int(os.environ.get("BENCH_WORKER_EVENTS", "300000"))
 OFFLINE_EVENTS = int(os.environ.get("BENCH_OFFLINE_EVENTS", "200000"))
 
