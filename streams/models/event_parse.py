@@ -17,8 +17,9 @@ any record: the same ``Event``, or the same error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 import orjson
@@ -80,6 +81,7 @@ class _Unusual(InvalidRecord):
 
 
 _MISSING: Final = object()
+_T = TypeVar("_T")
 
 
 def _settle(event: Event) -> None:
@@ -96,15 +98,15 @@ def _settle(event: Event) -> None:
     if product is not None:
         price = product.price
         if price is not None:
-            product.price = _money(cast(str, price), "product.price")
+            product.price = _memoised(_MONEY, cast(str, price), "product.price", _decimal)
         if product.currency is not None:
-            product.currency = _currency_code(product.currency, "product.currency")
+            product.currency = _memoised(_CURRENCY, product.currency, "product.currency", _currency)
     order = event.order
     if order is not None:
         if order.value is not None:
-            order.value = _money(cast(str, order.value), "order.value")
+            order.value = _memoised(_MONEY, cast(str, order.value), "order.value", _decimal)
         if order.currency is not None:
-            order.currency = _currency_code(order.currency, "order.currency")
+            order.currency = _memoised(_CURRENCY, order.currency, "order.currency", _currency)
 
 
 # Memos for values that repeat across events (prices, currencies, the minute of event time).
@@ -115,24 +117,15 @@ _CURRENCY: dict[str, str | None] = {}
 _MINUTES: dict[str, int] = {}
 
 
-def _money(text: str, label: str) -> Decimal | None:
-    amount = _MONEY.get(text, _MISSING)
-    if amount is _MISSING:
-        amount = _decimal(text, label)
-        if len(_MONEY) >= _MEMO_LIMIT:
-            _MONEY.clear()
-        _MONEY[text] = amount
-    return cast("Decimal | None", amount)
-
-
-def _currency_code(text: str, label: str) -> str | None:
-    code = _CURRENCY.get(text, _MISSING)
-    if code is _MISSING:
-        code = _currency(text, label)
-        if len(_CURRENCY) >= _MEMO_LIMIT:
-            _CURRENCY.clear()
-        _CURRENCY[text] = code
-    return cast("str | None", code)
+def _memoised(memo: dict[str, _T], text: str, label: str, check: Callable[[str, str], _T]) -> _T:
+    """``check(text, label)``, remembered in ``memo``; what it raises is never remembered."""
+    value = memo.get(text, _MISSING)
+    if value is _MISSING:
+        value = check(text, label)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[text] = value
+    return cast(_T, value)
 
 
 def _event_time(text: str) -> int:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from streams.errors import InvalidRecord
 from streams.models.event_parse import parse_event, parse_event_checked
-from streams.models.events import CartRef, Event, format_ms
+from streams.models.events import EVENT_TYPES, CartRef, Event, format_ms
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z
 
@@ -73,31 +73,10 @@ currencies = st.one_of(
     st.integers(0, 3),
 )
 texts = st.one_of(st.none(), st.text(max_size=8), st.integers(0, 3))
-types = st.sampled_from(
-    [
-        "page_viewed",
-        "product_viewed",
-        "cart_item_added",
-        "cart_item_removed",
-        "checkout_started",
-        "order_completed",
-        "other",
-        "",
-        7,
-    ]
-)
+types = st.sampled_from([*sorted(EVENT_TYPES), "other", "", 7])
 
 
-valid_types = st.sampled_from(
-    [
-        "page_viewed",
-        "product_viewed",
-        "cart_item_added",
-        "cart_item_removed",
-        "checkout_started",
-        "order_completed",
-    ]
-)
+valid_types = st.sampled_from(sorted(EVENT_TYPES))
 valid_records = st.fixed_dictionaries(
     {
         "event_id": st.sampled_from(["e1", "e2"]),
