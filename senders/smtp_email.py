@@ -18,6 +18,7 @@ from email.utils import parseaddr
 
 import aiosmtplib
 
+from senders.clicks import ClickLinks
 from senders.keys import Keys
 from senders.mime import build_email
 from senders.outcomes import ProviderOutcome, smtp_outcome
@@ -99,6 +100,21 @@ class SmtpPool:
                     client.close()
 
 
+def click_links(settings: Settings) -> ClickLinks | None:
+    """The email's click tracking, when on; ``ConfigurationError`` if it cannot work."""
+    if not settings.email_click_tracking:
+        return None
+    secret = settings.click_secret.get_secret_value()
+    if not secret or settings.webhooks_public_url is None:
+        raise ConfigurationError(
+            "CARTPULSE_EMAIL_CLICK_TRACKING needs CARTPULSE_CLICK_SECRET (the webhooks service's "
+            "key for click tokens) and CARTPULSE_WEBHOOKS_PUBLIC_URL (where clicks go)"
+        )
+    ttl_ms = int(settings.click_token_ttl.total_seconds() * 1000)
+    hosts = settings.webhooks_redirect_hosts
+    return ClickLinks(secret.encode(), settings.webhooks_public_url, hosts, ttl_ms)
+
+
 class SmtpEmail:
     """The email provider adapter."""
 
@@ -116,6 +132,7 @@ class SmtpEmail:
         self._sender = address
         self._domain = address.rpartition("@")[2]
         self._secret = settings.unsubscribe_secret.get_secret_value().encode()
+        self._clicks = click_links(settings)
         self.pool = SmtpPool(settings)
 
     @property
@@ -148,7 +165,10 @@ class SmtpEmail:
             UnsubscribeToken(command.customer_id, "email", command.store_id, expires_ms),
         )
         https = unsubscribe_url(s.email_unsubscribe_url, token)
-        variables = {**command.variables, "unsubscribe_url": https}  # the link we sign
+        variables = command.variables
+        if self._clicks is not None:
+            variables = self._clicks.rewrite(variables, command, int(now * 1000))
+        variables = {**variables, "unsubscribe_url": https}  # the link we sign
         rendered = self._renderer.render_email(command.template, command.locale, variables)
         message = build_email(
             command,

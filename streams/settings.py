@@ -218,6 +218,12 @@ class Settings(BaseSettings):
         SecretStr(""), description="HMAC key of click-tracking tokens; required to serve clicks."
     )
     click_token_ttl: timedelta = Field(timedelta(days=30))
+    email_click_tracking: bool = Field(
+        False,
+        description="Route email links through the webhooks' /c/ redirect, recording clicks "
+        "on engagement; needs CARTPULSE_CLICK_SECRET and CARTPULSE_WEBHOOKS_PUBLIC_URL, and "
+        "tracks only links to hosts in CARTPULSE_WEBHOOKS_REDIRECT_HOSTS.",
+    )
     phone_index_ttl: timedelta = Field(
         timedelta(days=400),
         description="How long the SMS sender remembers which customers it texted at a number.",
