@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_run_topics_list)
     counting = topics_cmd.add_parser("counts", help="records held by each topic of the catalogue")
     counting.set_defaults(run=_run_topics_counts)
+    deleting = topics_cmd.add_parser(
+        "delete", help="delete every topic under a prefix (a replay's namespace, a demo's run)"
+    )
+    deleting.add_argument("--prefix", required=True, help="e.g. replay-2026-01-01.")
+    deleting.add_argument("--yes", action="store_true", help="delete; without it, only list")
+    deleting.set_defaults(run=_run_topics_delete)
 
     send = commands.add_parser("send", help="run a sender service (any number of replicas)")
     send_cmd = send.add_subparsers(title="channels", metavar="CHANNEL")
@@ -178,6 +184,22 @@ def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
     names = [spec.name for spec in _catalogue(settings).specs()]
     for name, count in asyncio.run(topic_counts(settings, names)).items():
         print(f"{name:32} {count:>10,}")
+    return 0
+
+
+def _run_topics_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka import delete_topics
+
+    if not args.prefix.strip():
+        raise ConfigurationError("--prefix must not be empty: it would name every topic")
+    names = asyncio.run(delete_topics(settings, args.prefix, dry_run=not args.yes))
+    for name in names:
+        print(f"{'deleted' if args.yes else 'would delete'}  {name}")
+    if not names:
+        print(f"no topic starts with {args.prefix!r}")
+    elif not args.yes:
+        print(f"{len(names)} topics; run again with --yes to delete them", file=sys.stderr)
+        return 1
     return 0
 
 

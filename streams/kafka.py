@@ -180,15 +180,16 @@ async def read_records(settings: Settings, name: str) -> AsyncIterator[ConsumerR
         await consumer.stop()
 
 
-async def delete_topics(settings: Settings, prefix: str) -> list[str]:
-    """Delete every topic whose name starts with ``prefix`` (a test's, a benchmark's)."""
+async def delete_topics(settings: Settings, prefix: str, dry_run: bool = False) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a test's, a replay's, a demo's,
+    workers' changelogs included); returns their names, sorted. ``dry_run`` only names them."""
     if not prefix:
         raise ValueError("refusing to delete every topic: give a prefix")
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
-        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if names:
+        names = sorted(name for name in await admin.list_topics() if name.startswith(prefix))
+        if names and not dry_run:
             await admin.delete_topics(names)
         return names
     finally:

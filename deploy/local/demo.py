@@ -468,6 +468,11 @@ class Demo:
                 f"CARTPULSE_TOPIC_PREFIX={self.settings.topic_prefix} cartpulse topics counts",
                 "",
             ),
+            (
+                "when done with them",
+                f"cartpulse topics delete --prefix {self.settings.topic_prefix} --yes",
+                "",
+            ),
         ]
         for label, path, note in where:
             console.print(f"{label + ':':40} {path} {f'({note})' if note else ''}", highlight=False)

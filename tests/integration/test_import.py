@@ -148,9 +148,14 @@ async def test_a_prefixs_topics_can_be_deleted_and_no_prefix_is_refused(settings
     from streams.kafka import delete_topics, topic_offsets
 
     assert run_cli(settings, "topics", "create").returncode == 0
-    catalogue = [spec.name for spec in TopicCatalogue(settings.topic_prefix).specs()]
-    deleted = await delete_topics(settings, settings.topic_prefix)
-    assert sorted(deleted) == sorted(catalogue)
+    catalogue = sorted(spec.name for spec in TopicCatalogue(settings.topic_prefix).specs())
+    asked = run_cli(settings, "topics", "delete", "--prefix", settings.topic_prefix)
+    assert asked.returncode == 1 and "run again with --yes" in asked.stderr
+    assert [line.split()[-1] for line in asked.stdout.splitlines()] == catalogue
+    assert await delete_topics(settings, settings.topic_prefix, dry_run=True) == catalogue
+    done = run_cli(settings, "topics", "delete", "--prefix", settings.topic_prefix, "--yes")
+    assert done.returncode == 0
+    assert [line.split()[-1] for line in done.stdout.splitlines()] == catalogue
     for _ in range(50):  # deletion is asynchronous on the broker
         _, ends = await topic_offsets(settings, catalogue)
         if not ends:
@@ -159,3 +164,5 @@ async def test_a_prefixs_topics_can_be_deleted_and_no_prefix_is_refused(settings
     assert not ends
     with pytest.raises(ValueError, match="give a prefix"):
         await delete_topics(settings, "")
+    refused = run_cli(settings, "topics", "delete", "--prefix", " ", "--yes")
+    assert refused.returncode != 0 and "must not be empty" in refused.stderr
