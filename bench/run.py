@@ -51,16 +51,16 @@ NOTES = """\
 Where the time goes (py-spy and timed variants, 2026-11-25; see docs/architecture.md):
 
 - **Offline `detect` misses its target (≤ 3x orjson)**, though it went from 9.2x to
-  5.2-5.9x (runs differ). Per event of this file: orjson alone ~1.0 µs. `parse_event` now
-  decodes with a compiled msgspec schema straight into the record classes and settles times,
-  money and currencies from memos: ~1.7 µs (was ~5). The core's `on_event` ~2.7 µs with
-  50,000 sessions open (1.3 µs when only 100 are: creating sessions and reaching their
-  scattered state cost the rest), of which applying the event to the session is ~1.3 µs.
-  Closing and writing abandonments ~10 µs each, and this traffic closes one per 5 events
-  (~2 µs per event); freeing the state at the end ~0.6 µs. No single step dominates.
-  Compiling the core with mypyc gained 2 %; sharing product objects between events, nothing.
-  Reaching 3x needs the core's state out of Python objects (a native core shared by the
-  worker and `detect`), not more tuning.
+  5.2-5.9x (runs differ). The file: 200,000 events at 200/s, 23 minutes of event time (less
+  than the 30-minute gap), 30,702 sessions all still open at the end, so the closing flush
+  writes 26,564 abandonments (one per 7.5 events). Per event: orjson alone ~1.0 µs;
+  `parse_event`, which now decodes with a compiled msgspec schema straight into the record
+  classes and settles times, money and currencies from memos, ~1.6 µs (was ~5); the core's
+  `on_event` ~1.8 µs; closing a period and writing its abandonment ~8.8 µs each, ~1.2 µs per
+  event; freeing the state at the end ~0.5 µs. No single step dominates. Compiling the core
+  with mypyc gained 2 %; sharing product objects between events, nothing. Reaching 3x needs
+  the core's state out of Python objects (a native core shared by the worker and `detect`),
+  not more tuning.
 - **The worker** met 20k/s after two fixes: Faust's spinner had set the root logger to DEBUG
   (every debug line built and dropped), and the GC walked the sessions' heap every 700
   allocations. The compiled decoder took it to 24-25k/s."""
