@@ -155,7 +155,7 @@ class Detector:
                 self.counters.buffered += 1
                 self._seq += 1
                 insort(state.pending, (t, self._seq, event), key=_pending_key)
-        # Re-index (``_reindex``, inlined: this runs for every event).
+        # ``_reindex`` inlined for the common cases: it runs for every event (0.15 µs of ~1.9).
         if state.pending:
             due = self._due(state)
         elif state.last_ms is not None:
@@ -228,7 +228,7 @@ class Detector:
         if (
             state.last_ms is None
             and not pending
-            and state.last_seen_ms + self.config.dedup_window_ms <= watermark
+            and state.last_seen_ms + self._retention <= watermark
         ):
             del self.sessions[sid]
             if self.track_changes:
@@ -340,7 +340,7 @@ class Detector:
         if kind is not None:
             closed.append(self._abandonment(state, kind, last, deadline))
         # Forget event ids that left the dedup window.
-        horizon = deadline - self.config.dedup_window_ms
+        horizon = deadline - self._retention
         seen = state.seen
         if len(seen) > 64:
             state.seen = {eid: t for eid, t in seen.items() if t >= horizon}
@@ -385,11 +385,11 @@ class Detector:
         if state.pending:
             due = state.pending[0][0]
             if state.last_ms is not None:
-                due = min(due, state.last_ms + self.config.gap_ms)
+                due = min(due, state.last_ms + self._gap)
             return due
         if state.last_ms is not None:
-            return state.last_ms + self.config.gap_ms
-        return state.last_seen_ms + self.config.dedup_window_ms
+            return state.last_ms + self._gap
+        return state.last_seen_ms + self._retention
 
     def _reindex(self, state: SessionState) -> None:
         due = self._due(state)
