@@ -19,6 +19,7 @@ from streams.core.detection import DetectorConfig
 from streams.metrics import DetectorMetrics
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
+from streams.watermark import worker_group
 
 log = logging.getLogger(__name__)
 EXPOSITION = "text/plain; version=0.0.4"  # the text format generate_latest writes
@@ -42,10 +43,10 @@ def create_app(
     settings: Settings, registry: CollectorRegistry | None = None
 ) -> tuple[BatchingApp, DetectorShell]:
     """The detector worker's Faust app, ready for ``faust.Worker``, and its shell."""
-    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    topics = TopicCatalogue.of(settings)
     metrics_registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(metrics_registry)
-    app_id = f"{settings.topic_prefix}{settings.worker_id}"
+    app_id = worker_group(settings)  # what `cartpulse watermark` waits on
     datadir = settings.data_dir / app_id  # RocksDB state is per app id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = BatchingApp(
@@ -122,9 +123,7 @@ def create_app(
 
         await send_ticks(to_partition, ticks, settings.topic_partitions)
         if journeys is not None:
-            await send_ticks(
-                to_partition, topics.name(Topic.JOURNEY_TICKS), settings.topic_partitions
-            )
+            await send_ticks(to_partition, journey_ticks, settings.topic_partitions)
         shell.gauge_sessions()
 
     @app.on_partitions_revoked.connect

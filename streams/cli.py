@@ -167,12 +167,8 @@ def _run_webhooks(args: argparse.Namespace, settings: Settings) -> int:
     return run_webhooks_service(settings)
 
 
-def _catalogue(settings: Settings) -> TopicCatalogue:
-    return TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
-
-
 def _run_topics_list(args: argparse.Namespace, settings: Settings) -> int:
-    for spec in _catalogue(settings).specs():
+    for spec in TopicCatalogue.of(settings).specs():
         configs = ",".join(f"{k}={v}" for k, v in sorted(spec.configs.items())) or "-"
         print(f"{spec.name:32} key={spec.key:28} {configs}")
     return 0
@@ -181,7 +177,7 @@ def _run_topics_list(args: argparse.Namespace, settings: Settings) -> int:
 def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka import topic_counts
 
-    names = [spec.name for spec in _catalogue(settings).specs()]
+    names = [spec.name for spec in TopicCatalogue.of(settings).specs()]
     for name, count in asyncio.run(topic_counts(settings, names)).items():
         print(f"{name:32} {count:>10,}")
     return 0
@@ -206,7 +202,7 @@ def _run_topics_delete(args: argparse.Namespace, settings: Settings) -> int:
 def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka import create_topics
 
-    report = asyncio.run(create_topics(settings, _catalogue(settings).specs()))
+    report = asyncio.run(create_topics(settings, TopicCatalogue.of(settings).specs()))
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:
@@ -235,7 +231,7 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
     from streams.importer import DlqRejects, FileRejects, Rejects, import_records, total_bytes
     from streams.kafka import create_topics, producer
 
-    topics = _catalogue(settings)
+    topics = TopicCatalogue.of(settings)
     if not args.no_create_topics:
         await create_topics(settings, topics.specs())
     kafka = producer(settings)
@@ -368,7 +364,7 @@ async def _prepare_worker(settings: Settings) -> None:
     from streams.kafka import create_topics
     from streams.roster import announce
 
-    await create_topics(settings, _catalogue(settings).specs())
+    await create_topics(settings, TopicCatalogue.of(settings).specs())
     await announce(settings)
 
 

@@ -178,7 +178,6 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     from streams.errors import InvalidRecord
     from streams.models.events import parse_time
     from streams.replay import (
-        EVENTS,
         ReplaySummary,
         collect,
         copy_topics,
@@ -187,7 +186,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         namespaced,
         wait_for_audience,
     )
-    from streams.watermark import AUDIENCE
+    from streams.watermark import AUDIENCE, DETECTOR_INPUTS
 
     try:
         start, end = (
@@ -207,7 +206,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         state = Path(tmp)
         with namespace_worker(target, state, args.dry_run):
             asyncio.run(wait_for_audience(target, args.timeout))
-        asyncio.run(copy_topics(settings, target, EVENTS, (start, end), summary))
+        asyncio.run(copy_topics(settings, target, DETECTOR_INPUTS, (start, end), summary))
         print(
             f"copied {sum(summary.copied.values()):,} records into {target.topic_prefix}* "
             f"({', '.join(f'{k} {n:,}' for k, n in sorted(summary.copied.items()))}); "

@@ -63,10 +63,6 @@ def add_parsers(commands: Any) -> None:
     mark.set_defaults(run=_run_watermark)
 
 
-def _catalogue(settings: Settings) -> TopicCatalogue:
-    return TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
-
-
 def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -115,7 +111,7 @@ async def _simulate_live(settings: Settings, config: object, audience: object = 
     from streams.sources import SourceRecord
 
     assert isinstance(config, SimulationConfig)  # noqa: S101 - built by _run_simulate
-    topics = _catalogue(settings)
+    topics = TopicCatalogue.of(settings)
     await create_topics(settings, topics.specs())
     kafka = producer(settings)
     await kafka.start()

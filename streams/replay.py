@@ -66,9 +66,6 @@ def namespaced(settings: Settings, namespace: str) -> Settings:
     return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{namespace}."})
 
 
-EVENTS = (Topic.CLICKSTREAM, Topic.CART)
-
-
 async def copy_topics(
     source: Settings,
     target: Settings,
@@ -77,7 +74,7 @@ async def copy_topics(
     summary: ReplaySummary,
 ) -> None:
     """Copy ``topics`` into the namespace; with a ``window``, only events inside it."""
-    src, dst = TopicCatalogue(source.topic_prefix), TopicCatalogue(target.topic_prefix)
+    src, dst = TopicCatalogue.of(source), TopicCatalogue.of(target)
     await create_topics(target, dst.specs())
     kafka = producer(target)
     await kafka.start()
@@ -167,7 +164,7 @@ def finish(target: Settings, log: Path, patience: float) -> None:
 
 async def wait_for_journeys(target: Settings, patience: float) -> None:
     """Until the journeys' inputs are read and nothing new was written for a few seconds."""
-    catalogue = TopicCatalogue(target.topic_prefix)
+    catalogue = TopicCatalogue.of(target)
     inputs = [catalogue.name(t) for t in (Topic.ABANDONMENTS, Topic.ORDERS, Topic.JOURNEY_INPUTS)]
     outputs = [catalogue.name(t) for t in (Topic.DECISIONS, Topic.SEND_SMS, Topic.SEND_EMAIL)]
     deadline = time.monotonic() + patience
@@ -188,7 +185,7 @@ async def wait_for_journeys(target: Settings, patience: float) -> None:
 async def collect(target: Settings, summary: ReplaySummary) -> None:
     """The report over the namespace's decisions and recoveries, and its commands by channel."""
     summary.report = await report_from_topics(target)
-    catalogue = TopicCatalogue(target.topic_prefix)
+    catalogue = TopicCatalogue.of(target)
     for topic in (Topic.SEND_SMS, Topic.SEND_EMAIL):
         async for value in read_all(target, catalogue.name(topic)):
             summary.commands[str(orjson.loads(value).get("channel"))] += 1

@@ -190,7 +190,7 @@ async def report_from_topics(settings: Settings) -> Report:
     from streams.topics import Topic, TopicCatalogue
 
     report = Report()
-    topics = TopicCatalogue(settings.topic_prefix)
+    topics = TopicCatalogue.of(settings)
     sources: tuple[tuple[Topic, RecordKind], ...] = (
         (Topic.DECISIONS, "decision"),
         (Topic.RECOVERIES, "recovery"),

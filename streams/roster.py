@@ -38,16 +38,14 @@ async def announce(settings: Settings) -> None:
     kafka = producer(settings)
     await kafka.start()
     try:
-        await kafka.send_and_wait(
-            TopicCatalogue(settings.topic_prefix).name(Topic.WORKERS), value, key=key
-        )
+        await kafka.send_and_wait(TopicCatalogue.of(settings).name(Topic.WORKERS), value, key=key)
     finally:
         await kafka.stop()
 
 
 async def agents_of(settings: Settings) -> frozenset[str] | None:
     """What the worker ``settings.worker_id`` last said it runs; None if it never said."""
-    name = TopicCatalogue(settings.topic_prefix).name(Topic.WORKERS)
+    name = TopicCatalogue.of(settings).name(Topic.WORKERS)
     key = settings.worker_id.encode()
     latest: frozenset[str] | None = None
     async for record in read_records(settings, name):

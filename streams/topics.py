@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 
 class Topic(StrEnum):
@@ -80,6 +84,11 @@ class TopicCatalogue:
 
     prefix: str = ""
     dlq_retention: timedelta = timedelta(days=14)
+
+    @classmethod
+    def of(cls, settings: Settings) -> TopicCatalogue:
+        """The catalogue of a deployment (or a replay's namespace): its prefix and DLQ retention."""
+        return cls(settings.topic_prefix, settings.dlq_retention)
 
     def name(self, topic: Topic) -> str:
         return f"{self.prefix}{topic.value}"

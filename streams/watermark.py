@@ -44,7 +44,7 @@ async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) 
 async def wait_for_group(settings: Settings, topics: Sequence[Topic], patience: float) -> None:
     """Until the worker's group has read everything ``topics`` hold; raises after ``patience``."""
     group = worker_group(settings)
-    names = [TopicCatalogue(settings.topic_prefix).name(t) for t in topics]
+    names = [TopicCatalogue.of(settings).name(t) for t in topics]
     deadline = time.monotonic() + patience
     while (lag := await lag_or_unknown(settings, group, names)) != 0:
         if time.monotonic() > deadline:
@@ -72,7 +72,7 @@ async def runs_journeys(settings: Settings) -> bool:
 
 async def send_watermark(settings: Settings, watermark: int, wait: bool, patience: float) -> None:
     """See the module docstring; ``wait=False`` ticks at once."""
-    catalogue = TopicCatalogue(settings.topic_prefix)
+    catalogue = TopicCatalogue.of(settings)
     kafka = producer(settings)
     await kafka.start()
     try:

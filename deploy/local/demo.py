@@ -205,7 +205,7 @@ class Tally:
 
 async def follow(settings: Settings, tally: Tally, stop: asyncio.Event) -> None:
     """Read the output topics from their beginning into ``tally`` until ``stop``."""
-    topics = TopicCatalogue(settings.topic_prefix)
+    topics = TopicCatalogue.of(settings)
     kinds = {
         topics.name(Topic.ABANDONMENTS): "abandonments",
         topics.name(Topic.SEND_SMS): "sms",
@@ -237,7 +237,7 @@ async def follow(settings: Settings, tally: Tally, stop: asyncio.Event) -> None:
 
 
 async def count_inputs(settings: Settings, tally: Tally) -> None:
-    topics = TopicCatalogue(settings.topic_prefix)
+    topics = TopicCatalogue.of(settings)
     names = [topics.name(t) for t in (Topic.CLICKSTREAM, Topic.CART, Topic.ORDERS)]
     counts = await topic_counts(settings, names)
     tally.events = counts[names[0]] + counts[names[1]]

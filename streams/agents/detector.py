@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from streams.agents.ticks import read_tick
 from streams.batching import acting_for
 from streams.core.detection import Counters, Detector, DetectorConfig
 from streams.core.session import SessionState
@@ -226,17 +227,10 @@ class DetectorShell:
             self._emit_abandonments(worker, closed)
 
     def _tick(self, worker: PartitionWorker, raw: bytes | None) -> None:
-        try:
-            tick = orjson.loads(raw or b"{}")
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(tick, dict):
-            return
-        watermark = tick.get("watermark")  # an explicit event-time watermark (replay's end)
-        if type(watermark) is int:
+        watermark, wall_ms = read_tick(raw)
+        if watermark is not None:  # an explicit event-time watermark (replay's end)
             self._emit_abandonments(worker, worker.detector.advance(watermark))
-        wall_ms = tick.get("wall_ms")
-        if self.live and type(wall_ms) is int:
+        if self.live and wall_ms is not None:
             live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
             self._emit_abandonments(worker, worker.detector.advance(live))
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import orjson
 
+from streams.agents.ticks import read_tick
 from streams.core.journey_inputs import JourneyInput, apply, customer_of
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
@@ -166,17 +167,10 @@ class JourneyShell:
     # -- time ------------------------------------------------------------------------------
 
     async def _tick(self, partition: int, clock: PartitionClock, raw: bytes | None) -> None:
-        try:
-            tick = orjson.loads(raw or b"{}")
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(tick, dict):
-            return
-        watermark = tick.get("watermark")
-        if type(watermark) is int:
+        watermark, wall_ms = read_tick(raw)
+        if watermark is not None:
             self._move(partition, clock, watermark)
-        wall_ms = tick.get("wall_ms")
-        if self.live and type(wall_ms) is int:
+        if self.live and wall_ms is not None:
             self._move(partition, clock, wall_ms)
         await self._fire_due(partition, clock)
         self.metrics.due_customers.labels(str(partition)).set(len(clock.index))

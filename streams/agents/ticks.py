@@ -26,6 +26,21 @@ def tick_value(wall_ms: int, watermark: int | None = None) -> bytes:
     return orjson.dumps(tick)
 
 
+def read_tick(raw: bytes | None) -> tuple[int | None, int | None]:
+    """``(watermark, wall_ms)`` of a tick; ``None`` for what it lacks or cannot say."""
+    try:
+        tick = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(tick, dict):
+        return None, None
+    watermark, wall_ms = tick.get("watermark"), tick.get("wall_ms")
+    return (
+        watermark if type(watermark) is int else None,
+        wall_ms if type(wall_ms) is int else None,
+    )
+
+
 async def send_ticks(
     send: SendToPartition,
     topic: str,
