@@ -48,22 +48,10 @@ from streams.simulate import SimulationConfig, simulate  # noqa: E402
 
 OUT = ROOT / "docs" / "BENCHMARKS.md"
 NOTES = """\
-Where the time goes (py-spy and timed variants, 2026-11-25; see docs/architecture.md):
-
-- **Offline `detect` misses its target (≤ 3x orjson)**, though it went from 9.2x to
-  5.2-5.9x (runs differ). The file: 200,000 events at 200/s, 23 minutes of event time (less
-  than the 30-minute gap), 30,702 sessions all still open at the end, so the closing flush
-  writes 26,564 abandonments (one per 7.5 events). Per event: orjson alone ~1.0 µs;
-  `parse_event`, which now decodes with a compiled msgspec schema straight into the record
-  classes and settles times, money and currencies from memos, ~1.6 µs (was ~5); the core's
-  `on_event` ~1.8 µs; closing a period and writing its abandonment ~8.8 µs each, ~1.2 µs per
-  event; freeing the state at the end ~0.5 µs. No single step dominates. Compiling the core
-  with mypyc gained 2 %; sharing product objects between events, nothing. Reaching 3x needs
-  the core's state out of Python objects (a native core shared by the worker and `detect`),
-  not more tuning.
-- **The worker** met 20k/s after two fixes: Faust's spinner had set the root logger to DEBUG
-  (every debug line built and dropped), and the GC walked the sessions' heap every 700
-  allocations. The compiled decoder took it to 24-25k/s."""
+Where the time goes is profiled separately, not by this run: see docs/architecture.md, "Where
+offline `detect`'s time goes" and "Where the worker's time goes", each with its date and the
+file it was measured on. The offline file is shorter in event time than one 30-minute gap, so
+every period closes in the end-of-input flush."""
 WORKER_EVENTS = int(os.environ.get("BENCH_WORKER_EVENTS", "300000"))
 OFFLINE_EVENTS = int(os.environ.get("BENCH_OFFLINE_EVENTS", "200000"))
 
