@@ -19,14 +19,13 @@ from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
-from streams.output import open_output, stderr_rejects
+from streams.output import MAX_REPORTED_REJECTS, open_output, stderr_rejects
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
 from streams.sources import Format, SourceRecord, detect_format, read_events
 from streams.topics import TopicCatalogue
 
 # How many rejected lines are printed one by one before the rest are only counted.
-MAX_REPORTED_REJECTS = 200
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,7 +310,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     summary = DetectSummary()
-    reject = stderr_rejects(MAX_REPORTED_REJECTS)
+    reject = stderr_rejects()
 
     fmt = args.format or detect_format(args.input)
     tune_gc()

@@ -12,8 +12,6 @@ from typing import IO, Any
 
 import orjson
 
-from streams.core.journeys import JourneyEngine
-from streams.core.policy import Policy
 from streams.errors import ConfigurationError
 from streams.journeys_offline import (
     JourneyFiles,
@@ -22,12 +20,11 @@ from streams.journeys_offline import (
     read_inputs,
     run_journeys,
 )
-from streams.output import open_output, stderr_rejects
-from streams.policy_file import load_policy
+from streams.output import open_output, stderr_rejects, time_argument
+from streams.policy_file import journey_engine
 from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
 
-MAX_REPORTED_REJECTS = 200
 COLUMNS = (
     "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "conversions",
     "recovered",
@@ -81,18 +78,6 @@ def add_parsers(commands: Any) -> None:
     rp.set_defaults(run=run_replay_command)
 
 
-def engine_for(settings: Settings, policy: Policy, dry_run: bool = False) -> JourneyEngine:
-    """The engine the settings describe; a policy with coupons needs the coupon secret."""
-    secret = settings.coupon_secret.get_secret_value()
-    needs = any(step.incentive for flow in policy.flows.values() for step in flow.steps)
-    if needs and not secret:
-        raise ConfigurationError(
-            "the flow policy offers coupons: set CARTPULSE_COUPON_SECRET (the HMAC key that "
-            "makes codes unguessable), or remove 'incentive = true' from its steps"
-        )
-    return JourneyEngine(policy, secret.encode(), dry_run or settings.journeys_dry_run)
-
-
 def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     files = JourneyFiles(
         args.abandonments, args.customers, args.consents, args.orders, args.results
@@ -100,10 +85,9 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     for path in (files.abandonments, files.customers, files.consents, files.orders, files.results):
         if path is not None and not path.is_file():
             raise ConfigurationError(f"{path}: no such file")
-    policy = load_policy(args.policy or settings.policy_file)
-    engine = engine_for(settings, policy, args.dry_run)
+    engine = journey_engine(settings, args.policy, args.dry_run)
     summary = JourneySummary()
-    inputs = read_inputs(files, summary, stderr_rejects(MAX_REPORTED_REJECTS))
+    inputs = read_inputs(files, summary, stderr_rejects())
     beside = None if args.output == "-" else Path(args.output)
     decisions = args.decisions or (beside and beside.with_suffix(".decisions.jsonl"))
     recoveries = args.recoveries or (beside and beside.with_suffix(".recoveries.jsonl"))
@@ -175,8 +159,6 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
 
 
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.errors import InvalidRecord
-    from streams.models.events import parse_time
     from streams.replay import (
         ReplaySummary,
         collect,
@@ -188,16 +170,10 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     from streams.watermark import AUDIENCE, DETECTOR_INPUTS
 
-    try:
-        start, end = (
-            parse_time(int(v) if v.isdigit() else v, name)
-            for v, name in ((args.start, "--from"), (args.end, "--to"))
-        )
-    except InvalidRecord as exc:
-        raise ConfigurationError(exc.reason) from None
+    start, end = time_argument(args.start, "--from"), time_argument(args.end, "--to")
     if end <= start:
         raise ConfigurationError("--to must come after --from")
-    engine_for(settings, load_policy(settings.policy_file))  # a bad policy or secret fails here
+    journey_engine(settings)  # a bad policy or coupon secret fails here, before any copying
     namespace = args.namespace or f"replay-{start}-{end}"
     target = namespaced(settings, namespace)
     summary = ReplaySummary()

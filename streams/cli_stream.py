@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.output import open_output
+from streams.output import open_output, time_argument
 from streams.pacing import Pacer
 from streams.settings import Settings
 from streams.topics import TopicCatalogue
@@ -138,15 +138,9 @@ async def _simulate_live(settings: Settings, config: object, audience: object = 
 
 
 def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.models.events import MAX_EVENT_MS, parse_time
+    from streams.models.events import MAX_EVENT_MS
 
-    if args.time == "end":
-        watermark = MAX_EVENT_MS
-    else:
-        try:
-            watermark = parse_time(int(args.time) if args.time.isdigit() else args.time, "TIME")
-        except InvalidRecord as exc:
-            raise ConfigurationError(exc.reason) from None
+    watermark = MAX_EVENT_MS if args.time == "end" else time_argument(args.time, "TIME")
     asyncio.run(send_watermark(settings, watermark, not args.no_wait, args.timeout))
     print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
     return 0

@@ -1,4 +1,5 @@
-"""Where the command-line tools write: a file, or standard output for ``-``."""
+"""What the command-line tools share: where they write (a file, or standard output for ``-``),
+how they report bad lines, how they read a time argument."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+from streams.errors import ConfigurationError, InvalidRecord
+from streams.models.events import parse_time
 
 Reject = Callable[[str, bytes, str], None]  # (where, line, reason)
 
@@ -21,7 +25,18 @@ def open_output(target: str) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def stderr_rejects(limit: int) -> Reject:
+MAX_REPORTED_REJECTS = 200  # bad lines a command prints; the rest are counted
+
+
+def time_argument(text: str, name: str) -> int:
+    """A command-line time: RFC 3339 with an offset, or epoch milliseconds."""
+    try:
+        return parse_time(int(text) if text.isdigit() else text, name)
+    except InvalidRecord as exc:
+        raise ConfigurationError(exc.reason) from None
+
+
+def stderr_rejects(limit: int = MAX_REPORTED_REJECTS) -> Reject:
     """A reject handler that prints ``where: reason`` for the first ``limit`` bad lines."""
     reported = 0
 

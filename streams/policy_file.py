@@ -5,8 +5,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from streams.core.journeys import JourneyEngine
 from streams.core.policy import Policy, parse_policy
 from streams.errors import ConfigurationError
+from streams.settings import Settings
 
 DEFAULT_POLICY = "default.toml"
 
@@ -26,3 +28,19 @@ def load_policy(path: Path | None = None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigurationError(f"{path}: the policy file must be UTF-8") from None
     return parse_policy(text, str(path))
+
+
+def journey_engine(
+    settings: Settings, policy_path: Path | None = None, dry_run: bool = False
+) -> JourneyEngine:
+    """The engine the settings describe (``policy_path`` overrides their policy file); a policy
+    with coupons needs the coupon secret. Raises ``ConfigurationError``."""
+    policy = load_policy(policy_path or settings.policy_file)
+    secret = settings.coupon_secret.get_secret_value()
+    needs = any(step.incentive for flow in policy.flows.values() for step in flow.steps)
+    if needs and not secret:
+        raise ConfigurationError(
+            "the flow policy offers coupons: set CARTPULSE_COUPON_SECRET (the HMAC key that "
+            "makes codes unguessable), or remove 'incentive = true' from its steps"
+        )
+    return JourneyEngine(policy, secret.encode(), dry_run or settings.journeys_dry_run)

@@ -27,10 +27,9 @@ def install_journeys(
     """Add the journeys agents to ``app`` unless ``journeys_enabled`` is off."""
     if not settings.journeys_enabled:
         return None
-    from streams.cli_journeys import engine_for
-    from streams.policy_file import load_policy
+    from streams.policy_file import journey_engine
 
-    engine = engine_for(settings, load_policy(settings.policy_file))
+    engine = journey_engine(settings)
     metrics = JourneyMetrics.create(registry)
     table = app.Table(
         "journeys", key_type=bytes, value_type=bytes, partitions=settings.topic_partitions
