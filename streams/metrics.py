@@ -190,7 +190,9 @@ class JourneyMetrics:
             ),
             due_customers=Gauge(
                 "cartpulse_journeys_due_customers",
-                "Customers with a pending step or an open conversion window, by partition.",
+                "Entries in the journeys' deadline index, by partition: customers with a pending "
+                "step or an open conversion window (one whose next moment moved counts twice "
+                "until its earlier entry comes due).",
                 ["partition"],
                 registry=registry,
             ),

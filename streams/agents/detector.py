@@ -127,7 +127,7 @@ class DetectorShell:
             await self._send_outbox(worker)
             self._observe(worker)
             if self.wall_clock() - worker.last_flush >= self.flush_interval:
-                await self._flush(worker, batch[-1])
+                await self._flush(worker)
 
     async def _send_outbox(self, worker: PartitionWorker) -> None:
         outbox, sent = worker.outbox, 0
@@ -278,7 +278,7 @@ class DetectorShell:
         input_tps = tuple(self.make_tp(self.topics.name(t), partition) for t in inputs)
         return PartitionWorker(partition, detector, self.wall_clock(), input_tps=input_tps)
 
-    async def _flush(self, worker: PartitionWorker, message: Any) -> None:
+    async def _flush(self, worker: PartitionWorker) -> None:
         """Make the partition's outputs and state durable, then acknowledge its messages."""
         started = time.perf_counter()
         if worker.in_flight:
@@ -288,7 +288,7 @@ class DetectorShell:
         detector = worker.detector
         partition = worker.partition
         table = self.table
-        with acting_for(self.create_event(message)):
+        with acting_for(self.create_event(worker.last_message)):
             for sid in detector.dirty:
                 state = detector.sessions.get(sid)
                 if state is not None:
@@ -316,8 +316,7 @@ class DetectorShell:
         """
         for worker in list(self.partitions.values()):
             await self._send_outbox(worker)
-            if worker.last_message is not None:
-                await self._flush(worker, worker.last_message)
+            await self._flush(worker)
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget revoked partitions: their unacknowledged messages go to the new owner."""

@@ -93,6 +93,8 @@ class JourneyShell:
             name(Topic.JOURNEY_INPUTS): "rekeyed",
             name(Topic.JOURNEY_TICKS): "ticks",
         }
+        self._commands = {"sms": name(Topic.SEND_SMS), "email": name(Topic.SEND_EMAIL)}
+        self._decisions, self._recoveries = name(Topic.DECISIONS), name(Topic.RECOVERIES)
         self._dlq = {
             "abandonments": topics.dlq(Topic.ABANDONMENTS),
             "orders": topics.dlq(Topic.ORDERS),
@@ -255,14 +257,14 @@ class JourneyShell:
     # -- outputs ---------------------------------------------------------------------------
 
     async def _emit(self, outputs: Outputs) -> None:
-        topics, metrics = self.topics, self.metrics
+        metrics = self.metrics
         for command in outputs.commands:
-            topic = topics.name(Topic.SEND_SMS if command.channel == "sms" else Topic.SEND_EMAIL)
+            topic = self._commands[command.channel]
             await self.send(topic, command.to.encode(), command.to_json(), None)
             metrics.commands.labels(command.channel, command.mode).inc()
         for decision in outputs.decisions:
             key = decision.customer_id.encode() or None
-            await self.send(topics.name(Topic.DECISIONS), key, decision.to_json(), None)
+            await self.send(self._decisions, key, decision.to_json(), None)
             metrics.decisions.labels(decision.action, _reason_label(decision.reason)).inc()
             if decision.action == "started":
                 metrics.journeys.labels(decision.flow or "", "started").inc()
@@ -270,7 +272,7 @@ class JourneyShell:
                 metrics.journeys.labels(decision.flow or "", decision.reason).inc()
         for recovery in outputs.recoveries:
             key = recovery.customer_id.encode()
-            await self.send(topics.name(Topic.RECOVERIES), key, recovery.to_json(), None)
+            await self.send(self._recoveries, key, recovery.to_json(), None)
             metrics.recoveries.labels(recovery.flow, recovery.channel).inc()
             if recovery.revenue is not None:
                 metrics.revenue.labels(recovery.flow, recovery.channel).inc(float(recovery.revenue))
