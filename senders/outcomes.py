@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from streams.models.commands import is_undeliverable
+
 OutcomeKind = Literal["sent", "retry", "unknown", "failed", "undeliverable", "opted_out"]
 # Low-cardinality reasons, used as metric labels.
 Reason = Literal[
@@ -33,7 +35,6 @@ Reason = Literal[
 
 TWILIO_RATE_LIMITED: Final = frozenset({20429})
 TWILIO_OPTED_OUT: Final = frozenset({21610})
-TWILIO_UNDELIVERABLE: Final = frozenset({21211, 21614})
 _ENHANCED: Final = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -72,7 +73,7 @@ def twilio_outcome(
         return ProviderOutcome("unknown", "server_error", error_code=error)
     if code in TWILIO_OPTED_OUT:
         return ProviderOutcome("opted_out", "opted_out", error_code=error)
-    if code in TWILIO_UNDELIVERABLE:
+    if is_undeliverable("sms", error):
         return ProviderOutcome("undeliverable", "undeliverable", error_code=error)
     if status in (401, 403):
         return ProviderOutcome("failed", "auth", error_code=error)
@@ -90,7 +91,7 @@ def smtp_outcome(code: int, message: str) -> ProviderOutcome:
         return ProviderOutcome("sent", "ok")
     if 400 <= code < 500:
         return ProviderOutcome("retry", "smtp_transient", error_code=error)
-    if enhanced is not None and enhanced.startswith("5.1."):
+    if is_undeliverable("email", error):
         return ProviderOutcome("undeliverable", "undeliverable", error_code=error)
     if code in (530, 535, 538):
         return ProviderOutcome("failed", "auth", error_code=error)

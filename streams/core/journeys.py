@@ -42,7 +42,7 @@ from streams.core.eligibility import (
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.messages import build_command, journey_id_of
 from streams.core.policy import Flow, Policy, Step
-from streams.models.commands import Channel, Mode, SendCommand, SendResult
+from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
 from streams.models.journey import (
     AbandonmentIn,
     Action,
@@ -54,7 +54,6 @@ from streams.models.journey import (
 )
 
 NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
-UNDELIVERABLE_SMS: Final = frozenset({"21211", "21614"})
 MAX_ORDERS: Final = 32
 # Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
 FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
@@ -229,14 +228,11 @@ class JourneyEngine:
         out = self.advance(state, now)
         if result.status in NOT_SENT:
             state.touches = [t for t in state.touches if t.command_id != result.command_id]
-        code = result.error_code or ""
-        touch_channel = result.channel
-        address = self._address(state, touch_channel) if touch_channel else None
-        if address and (
-            (touch_channel == "sms" and code in UNDELIVERABLE_SMS)
-            or (touch_channel == "email" and code.startswith("5.1."))
-        ):
-            state.undeliverable[touch_channel] = address
+        channel = result.channel
+        if channel is not None and is_undeliverable(channel, result.error_code):
+            address = self._address(state, channel)
+            if address:
+                state.undeliverable[channel] = address
         return out
 
     # -- time --------------------------------------------------------------------------

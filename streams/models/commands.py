@@ -44,6 +44,9 @@ RESULT_STATUSES: Final[tuple[ResultStatus, ...]] = (
 # What a sender may end a command with; ``duplicate`` only reports a redelivery, and
 # ``delivered`` / ``undelivered`` come later from the provider's status callbacks.
 FINAL_SEND_STATUSES: Final = frozenset({"sent", "failed", "suppressed", "expired", "unknown"})
+# Provider answers that mean the address itself can't be reached (not a passing failure).
+TWILIO_UNDELIVERABLE: Final = frozenset({"21211", "21614"})  # invalid / non-mobile number
+SMTP_UNDELIVERABLE: Final = "5.1."  # enhanced status class: bad mailbox or address
 
 MAX_COMMAND_BYTES: Final = 64 * 1024
 E164: Final = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -53,6 +56,21 @@ EMAIL: Final = re.compile(
 )
 TEMPLATE_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LOCALE: Final = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,2}$")
+
+
+def is_undeliverable(channel: str | None, error_code: str | None) -> bool:
+    """Whether a provider's error code says the address is unreachable, on ``channel``.
+
+    The one rule for senders (which mark the address) and the journey engine (which then
+    skips steps to it). SMS: Twilio codes 21211 / 21614. Email: an SMTP enhanced status
+    5.1.x, alone or after the reply code as the senders write it (``"550 5.1.1"``).
+    """
+    if channel == "sms":
+        return error_code in TWILIO_UNDELIVERABLE
+    if channel == "email":
+        enhanced = (error_code or "").split()[-1:]  # the last token; none in a blank code
+        return bool(enhanced) and enhanced[0].startswith(SMTP_UNDELIVERABLE)
+    return False
 
 
 def _utc(value: datetime) -> datetime:

@@ -364,6 +364,26 @@ def test_a_failed_send_is_not_a_touch(engine: JourneyEngine) -> None:
     assert state.undeliverable["sms"] == "+14155550123"
 
 
+def test_an_smtp_bad_mailbox_marks_the_email_address_undeliverable(engine: JourneyEngine) -> None:
+    from senders.outcomes import smtp_outcome
+
+    last = ms("2026-06-10T14:00:00+00:00")
+    state = customer(sms=False)
+    out = run(engine, state, last + 21 * H, (last + H // 2, abandonment(last)))
+    email = out.commands[0]
+    bounced = smtp_outcome(550, "5.1.1 no such user")  # what the email sender reports
+    assert bounced.error_code == "550 5.1.1"
+    result = SendResult(
+        command_id=email.command_id, status="failed", error_code=bounced.error_code,
+        at=iso(last + 21 * H), channel="email",
+    )  # fmt: skip
+    engine.on_result(state, result, last + 21 * H)
+    assert state.undeliverable["email"] == "ann@example.com"
+    out = engine.advance(state, last + 100 * H)
+    assert out.commands == []
+    assert reasons(out, "skipped") == [(2, "undeliverable")]
+
+
 # -- incentives and experiments ------------------------------------------------------------
 
 
