@@ -128,9 +128,12 @@ class Report:
             self.add_recovery(record)
 
     def add_decision(self, record: dict[str, Any]) -> None:
+        # A repeat (at-least-once delivery) is the same record again, time included, and counts
+        # once; two decisions that differ only in time (a second cart update, a step deferred
+        # again for the same reason) are two.
         key = (record.get("journey_id"), record.get("action"), record.get("reason"),
-               record.get("step"), record.get("abandonment_id"))  # fmt: skip
-        if not self._recent.first_time(key):  # a repeat (at-least-once delivery) counts once
+               record.get("step"), record.get("abandonment_id"), record.get("at"))  # fmt: skip
+        if not self._recent.first_time(key):
             return
         flow, action = record.get("flow"), record.get("action")
         if not isinstance(flow, str):

@@ -54,6 +54,19 @@ def test_report_counts_each_arm_and_lift_against_the_holdout() -> None:
     assert holdout["lift"] is None
 
 
+def test_decisions_at_different_times_count_apart_and_an_exact_repeat_once() -> None:
+    report = Report()
+    deferred = _decision("t1", "deferred", "quiet_hours", "control", 0)
+    report.add_decision({**deferred, "at": "2026-06-10T03:00:00.000Z"})
+    report.add_decision({**deferred, "at": "2026-06-11T03:00:00.000Z"})  # deferred again
+    report.add_decision({**deferred, "at": "2026-06-11T03:00:00.000Z"})  # redelivered
+    updated = _decision("t1", "updated", "cart_changed", "control")
+    report.add_decision({**updated, "at": "2026-06-10T04:00:00.000Z"})
+    report.add_decision({**updated, "at": "2026-06-10T05:00:00.000Z"})
+    assert report.reasons[("cart", "deferred", "quiet_hours")] == 2
+    assert report.reasons[("cart", "updated", "cart_changed")] == 2
+
+
 def test_lift_of_equal_arms_is_zero_with_a_symmetric_interval() -> None:
     arm = Arm(journeys=200, conversions=50)
     diff, (low, high) = lift_with_ci(arm, Arm(journeys=200, conversions=50))
