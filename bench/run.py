@@ -20,7 +20,6 @@ import io
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from streams.models.event_parse import parse_event  # noqa: E402
 from streams.offline import DetectSummary, detect, jsonl_events  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulate import SimulationConfig, simulate  # noqa: E402
+from streams.worker_process import worker_env, worker_process  # noqa: E402
 
 OUT = ROOT / "docs" / "BENCHMARKS.md"
 NOTES = """\
@@ -123,39 +123,11 @@ def memory_bench(path: Path) -> list[str]:
     ]
 
 
-def env_for(settings: Settings, state: Path, web_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
-        "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "CARTPULSE_STORE": "rocksdb://",
-        "CARTPULSE_DATA_DIR": str(state),
-        "CARTPULSE_WEB_PORT": str(web_port),
-        "CARTPULSE_JOURNEYS_ENABLED": "false",  # the detector alone
-    }
-
-
 @contextmanager
 def worker(settings: Settings, state: Path, web_port: int, *args: str) -> Iterator[None]:
-    logfile = state / "worker.log"
-    state.mkdir(parents=True, exist_ok=True)
-    with logfile.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn", *args],
-            env=env_for(settings, state, web_port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    try:
+    env = worker_env(settings, state, CARTPULSE_WEB_PORT=str(web_port))
+    with worker_process(env, state / "worker.log", *args, cwd=ROOT):
         yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 async def events_taken(port: int) -> float:
@@ -184,7 +156,7 @@ def cli(settings: Settings, state: Path, *args: str) -> None:
         [sys.executable, "-m", "streams.cli", *args],
         check=True,
         cwd=ROOT,
-        env=env_for(settings, state, 0),
+        env=worker_env(settings, state),
         stdout=subprocess.DEVNULL,
     )
 

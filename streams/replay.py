@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -46,6 +43,7 @@ from streams.watermark import (
     wait_for_journey_inputs,
     worker_group,
 )
+from streams.worker_process import worker_process
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 QUIET_SECONDS = 3.0
@@ -132,24 +130,11 @@ def namespace_worker(target: Settings, data_dir: Path, dry_run: bool) -> Iterato
         "CARTPULSE_JOURNEYS_ENABLED": "true",
         "CARTPULSE_JOURNEYS_DRY_RUN": "true" if dry_run else "false",
         "CARTPULSE_WEB_PORT": "0",
+        "CARTPULSE_DATA_DIR": str(data_dir),
     }
-    env["CARTPULSE_DATA_DIR"] = str(data_dir)
     log = data_dir / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with worker_process(env, log):
         yield log
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
 
 
 def finish(target: Settings, log: Path, patience: float) -> None:
