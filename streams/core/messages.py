@@ -8,7 +8,6 @@ so the same inputs give byte-identical commands live, replayed and offline.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from streams.core.eligibility import coupon_code
@@ -17,7 +16,7 @@ from streams.core.policy import Policy
 from streams.models.commands import LOCALE, Channel, Mode, SendCommand
 from streams.models.events import format_ms
 from streams.models.ids import stable_id
-from streams.models.journey import Profile
+from streams.models.journey import Profile, cart_value
 
 
 def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
@@ -91,9 +90,8 @@ def coupon_for(
     variant = flow.variant(journey.variant)
     if variant is not None and not variant.incentive:
         return None
-    value = journey.cart.get("value")
     incentives = policy.incentives
-    percent = incentives.percent_for(Decimal(str(value)) if value else None)
+    percent = incentives.percent_for(cart_value(journey.cart))  # no usable value: no coupon
     if percent is None:
         return None
     return {

@@ -37,12 +37,18 @@ class AbandonmentIn:
     cart: dict[str, Any]
     viewed_products: list[Any]
 
-    @property
-    def cart_value(self) -> Decimal | None:
-        try:
-            return Decimal(str(self.cart["value"])) if self.cart.get("value") else None
-        except InvalidOperation:
-            return None
+
+def cart_value(cart: dict[str, Any]) -> Decimal | None:
+    """The cart's value as a number, or None when it is missing, zero or not a finite number
+    (the abandonment passes the cart through as the detector wrote it)."""
+    raw = cart.get("value")
+    if not raw or isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -402,6 +402,25 @@ def test_no_coupon_under_the_lowest_tier(engine: JourneyEngine) -> None:
     assert all("coupon" not in c.variables for c in out.commands)
 
 
+@pytest.mark.parametrize("value", ["lots", "NaN", "Infinity", "", "12,50"])
+def test_a_cart_value_that_is_not_a_number_gives_no_coupon_and_no_error(
+    engine: JourneyEngine, value: str
+) -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    out = run(engine, customer(), last + 100 * H, (last + H, abandonment(last, value=value)))
+    assert [c.template for c in out.commands] == ["cart_sms_1", "cart_email_1", "cart_email_2"]
+    assert all("coupon" not in c.variables for c in out.commands)
+
+
+def test_cart_value_reads_numbers_only() -> None:
+    from streams.models.journey import cart_value
+
+    assert cart_value({"value": "120.00"}) == Decimal("120.00")
+    assert cart_value({"value": 75}) == Decimal(75)
+    for bad in ({}, {"value": None}, {"value": "x"}, {"value": "NaN"}, {"value": True}):
+        assert cart_value(bad) is None
+
+
 def test_assignment_is_sticky_and_follows_the_weights() -> None:
     from streams.core.eligibility import assign_variant
     from streams.core.policy import Experiment, Variant
