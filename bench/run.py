@@ -9,7 +9,7 @@ Every figure stands next to a baseline measured in the same run on the same mach
    that does nothing per message (the per-message path the batch path replaces);
 3. live mode: wall-clock delay from a deadline passing to its abandonment being on the topic
    (p50/p99/max), next to the tick interval;
-4. memory per open session (tracemalloc, 100k sessions) and its size in the table;
+4. memory per open session (tracemalloc, the offline file's sessions) and its size in the table;
 5. the senders (``bench/senders.py``).
 """
 
