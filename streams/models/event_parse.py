@@ -11,8 +11,9 @@
   unusual shape such as numeric ids, numeric prices or lower-case currencies — goes through
   orjson and ``event_from_dict``, which validates by hand and says exactly what is wrong.
 
-A property test (tests/unit/test_event_parse.py) holds the two paths to the same result for
-any record: the same ``Event``, or the same error.
+A property test (tests/unit/test_event_parse.py) holds them together: whatever the compiled
+path accepts on its own, the checked path accepts as the same ``Event`` (errors always come
+from the checked path, so their reasons are the same by construction).
 """
 
 from __future__ import annotations
