@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigurationError
-
-SECOND_MS: Final = 1000
-_UNITS: Final = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
-_DURATION: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
-_ISO: Final = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-
-def parse_duration(value: object) -> int:
-    """``"1h30m"``, ``"PT1H"`` or a number of seconds → milliseconds; raises ``ValueError``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value * SECOND_MS
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
-    match = _DURATION.match(value) or _ISO.match(value)
-    if match is None or not any(match.groups()):
-        raise ValueError(f"{value!r} is not a duration (write 90s, 30m, 1h, 5d or PT1H)")
-    parts = [int(g) if g else 0 for g in match.groups()]
-    if _ISO.match(value):
-        days, hours, minutes, seconds = parts
-        return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000
-    units = (_UNITS["d"], _UNITS["h"], _UNITS["m"], _UNITS["s"], _UNITS["ms"])
-    return sum(n * unit for n, unit in zip(parts, units, strict=True))
 
 
 class Reader:
@@ -82,9 +61,13 @@ class Reader:
         value = data.get(key, default)
         if value is None:
             raise self.fail(path, "is required (a duration like 1h)")
+        # A TOML integer is seconds; a string is a duration (1h30m, PT1H, 90).
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str):
+            raise self.fail(path, f"{value!r} is not a duration (a string like 1h or PT1H)")
         try:
-            return parse_duration(value)
-        except ValueError as exc:
+            return parse_duration_ms(text)
+        except ConfigurationError as exc:
             raise self.fail(path, str(exc)) from None
 
     def string(self, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str:

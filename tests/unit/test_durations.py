@@ -1,0 +1,48 @@
+"""Durations: one parser for the CLI and the policy file, ISO 8601 included."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.core.policy import parse_policy
+from streams.durations import parse_duration_ms
+from streams.errors import ConfigurationError
+from tests.support.journeys import POLICY
+
+H = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", 30 * 60_000), ("1h30m", 90 * 60_000), ("45s", 45_000), ("500ms", 500),
+        ("2d", 2 * 24 * H), ("90", 90_000), ("1.5", 1500), ("PT1H", H), ("pt30m", 30 * 60_000),
+        ("PT1H30M", 90 * 60_000), ("P1D", 24 * H), ("P1DT12H", 36 * H), ("PT0S", 0),
+        ("PT1.5S", 1500), (" PT45S ", 45_000),
+    ],
+)  # fmt: skip
+def test_durations(text: str, expected: int) -> None:
+    assert parse_duration_ms(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "20x", "P", "PT", "P1DT", "P1H", "T1H", "PT1H2", "1h 30m"])
+def test_not_durations(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="is not a duration"):
+        parse_duration_ms(text)
+
+
+def test_policy_durations_take_iso_and_integer_seconds() -> None:
+    steps = parse_policy(POLICY).flows["cart"].steps
+    for written in ('"PT20H"', '"P0DT20H"', "72000"):
+        changed = parse_policy(POLICY.replace('after = "20h"', f"after = {written}", 1))
+        assert changed.flows["cart"].steps == steps
+
+
+@pytest.mark.parametrize("written", ['"20x"', "-5", "true", "1.5", '""'])
+def test_a_bad_policy_duration_names_the_file_line_and_field(written: str) -> None:
+    text = POLICY.replace('after = "20h"', f"after = {written}", 1)
+    with pytest.raises(ConfigurationError, match="is not a duration") as err:
+        parse_policy(text, "p.toml")
+    where, line, field, _ = str(err.value).split(":", 3)
+    assert (where, field) == ("p.toml", " flows.cart.steps[1].after")
+    assert text.splitlines()[int(line) - 1].strip() == f"after = {written}"
