@@ -1,17 +1,15 @@
-"""Twilio's ``X-Twilio-Signature`` (pure): HMAC-SHA1 of the URL and the sorted form fields.
+"""Twilio's ``X-Twilio-Signature``: checked by the twilio library's own ``RequestValidator``.
 
-The same algorithm as ``twilio.request_validator.RequestValidator`` (a test holds them equal):
-the full URL Twilio requested (query string included), then each field name in sorted order
-followed by each of its distinct values sorted, keyed with the auth token, base64. Twilio may
-sign the URL with or without the default port, so both are accepted.
+HMAC-SHA1 of the full URL Twilio requested (query string included), then each field name in
+sorted order followed by each of its distinct values sorted, keyed with the auth token,
+base64; Twilio may sign the URL with or without the default port, and the validator accepts
+both. Here the form (a mapping of each field to its values) becomes the multi-dict it reads.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-from hashlib import sha1
-from urllib.parse import urlsplit, urlunsplit
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
 
 from senders.webhooks.forms import Form
 
@@ -19,30 +17,18 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
 def twilio_signature(url: str, form: Form, auth_token: str) -> str:
-    text = url + "".join(name + value for name in sorted(form) for value in sorted(set(form[name])))
-    mac = hmac.new(auth_token.encode(), text.encode(), sha1).digest()
-    return base64.b64encode(mac).decode()
+    return str(RequestValidator(auth_token).compute_signature(url, _params(form)))
 
 
 def signature_valid(url: str, form: Form, auth_token: str, signature: str | None) -> bool:
     """True when ``signature`` signs ``url`` (with or without its default port) and ``form``."""
     if not signature or not auth_token:
         return False
-    given = signature.strip().encode()
-    return any(
-        hmac.compare_digest(twilio_signature(candidate, form, auth_token).encode(), given)
-        for candidate in _port_variants(url)
-    )
-
-
-def _port_variants(url: str) -> list[str]:
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return [url]
-    host = parts.netloc.rsplit(":", 1)[0] if port else parts.netloc
-    default = 443 if parts.scheme == "https" else 80
-    without = urlunsplit(parts._replace(netloc=host))
-    with_port = urlunsplit(parts._replace(netloc=f"{host}:{port or default}"))
-    return list(dict.fromkeys([url, without, with_port]))
+        return bool(RequestValidator(auth_token).validate(url, _params(form), signature.strip()))
+    except ValueError:  # a URL whose port is not a number
+        return False
+
+
+def _params(form: Form) -> MultiDict[str]:
+    return MultiDict((name, value) for name, values in form.items() for value in values)
