@@ -169,11 +169,7 @@ class JourneyEngine:
             if journey.converted or not journey.started_ms <= order.occurred_ms < journey.ends_ms:
                 continue
             journey.converted = True
-            for step in journey.steps:
-                if step.status == "pending":
-                    step.status = "skipped"
-                    self._decide(out, state, journey, "skipped", "converted", order.occurred_ms,
-                                 step)  # fmt: skip
+            self._skip_pending(out, state, journey, "converted", order.occurred_ms)
             self._decide(
                 out, state, journey, "ended", "converted", order.occurred_ms, value=order.value
             )
@@ -216,13 +212,9 @@ class JourneyEngine:
         state.consents[change.channel] = (change.status, change.recorded_ms, change.source)
         if change.status == "opted_out":
             for journey in state.journeys:
-                for step in journey.steps:
-                    if step.status == "pending" and self._step(journey, step).channel == (
-                        change.channel
-                    ):
-                        step.status = "skipped"
-                        self._decide(out, state, journey, "skipped", "opted_out",
-                                     change.recorded_ms, step)  # fmt: skip
+                self._skip_pending(
+                    out, state, journey, "opted_out", change.recorded_ms, change.channel
+                )
 
     def on_result(self, state: CustomerState, result: SendResult, now: int) -> Outputs:
         out = self.advance(state, now)
@@ -294,8 +286,7 @@ class JourneyEngine:
         for step in journey.steps:
             reason = HOLDOUT if variant_name == HOLDOUT else self._blocked(state, journey, step)
             if reason in FINAL_AT_SCHEDULE:
-                step.status = "skipped"
-                self._decide(out, state, journey, "skipped", str(reason), ab.detected_ms, step)
+                self._skip(out, state, journey, step, str(reason), ab.detected_ms)
             else:
                 # Missing consent or address may still come (a profile or opt-in arriving
                 # after the abandonment): the step waits and is checked again when due.
@@ -329,8 +320,7 @@ class JourneyEngine:
         if blocked is None and at >= step.expires_ms:
             blocked = "expired"
         if blocked is not None:
-            step.status = "skipped"
-            self._decide(out, state, journey, "skipped", blocked, at, step)
+            self._skip(out, state, journey, step, blocked, at)
             return
         rules = self.policy.channels[spec.channel]
         store = self.policy.store(journey.store_id)
@@ -350,8 +340,7 @@ class JourneyEngine:
             break
         if allowed > at:
             if allowed >= step.expires_ms or step.deferrals >= MAX_DEFERRALS:
-                step.status = "skipped"
-                self._decide(out, state, journey, "skipped", f"expired_{reason}", at, step)
+                self._skip(out, state, journey, step, f"expired_{reason}", at)
                 return
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
             self._decide(out, state, journey, "deferred", reason or "deferred", at, step)
@@ -382,12 +371,38 @@ class JourneyEngine:
         return max(eligible, key=lambda t: t.at_ms) if eligible else None
 
     def _end(self, out: Outputs, state: CustomerState, journey: Journey, why: str, at: int) -> None:
-        for step in journey.steps:
-            if step.status == "pending":
-                step.status = "skipped"
-                self._decide(out, state, journey, "skipped", why, at, step)
+        self._skip_pending(out, state, journey, why, at)
         state.journeys.remove(journey)
         self._decide(out, state, journey, "ended", why, at)
+
+    def _skip(
+        self,
+        out: Outputs,
+        state: CustomerState,
+        journey: Journey,
+        step: StepState,
+        why: str,
+        at: int,
+    ) -> None:
+        """Skip one step, and say why."""
+        step.status = "skipped"
+        self._decide(out, state, journey, "skipped", why, at, step)
+
+    def _skip_pending(
+        self,
+        out: Outputs,
+        state: CustomerState,
+        journey: Journey,
+        why: str,
+        at: int,
+        channel: Channel | None = None,
+    ) -> None:
+        """Skip every pending step of ``journey`` (only those on ``channel``, when given)."""
+        for step in journey.steps:
+            if step.status != "pending":
+                continue
+            if channel is None or self._step(journey, step).channel == channel:
+                self._skip(out, state, journey, step, why, at)
 
     def _decide(
         self,
