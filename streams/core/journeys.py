@@ -41,7 +41,7 @@ from streams.core.eligibility import (
 )
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.messages import build_command, journey_id_of
-from streams.core.policy import Flow, Policy, Step
+from streams.core.policy import ChannelRules, Flow, Policy, Step, Store
 from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
 from streams.models.journey import (
     AbandonmentIn,
@@ -72,6 +72,16 @@ REASONS: Final = frozenset(
         "expired_daily_cap",
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a step that may be sent goes: its spec, its channel's rules, the store, the address."""
+
+    spec: Step
+    rules: ChannelRules
+    store: Store
+    address: str
 
 
 @dataclass(slots=True)
@@ -284,48 +294,48 @@ class JourneyEngine:
         state.entries[flow.name] = start
         self._decide(out, state, journey, "started", ab.kind, ab.detected_ms)
         for step in journey.steps:
-            reason = HOLDOUT if variant_name == HOLDOUT else self._blocked(state, journey, step)
-            if reason in FINAL_AT_SCHEDULE:
-                self._skip(out, state, journey, step, str(reason), ab.detected_ms)
-            else:
-                # Missing consent or address may still come (a profile or opt-in arriving
-                # after the abandonment): the step waits and is checked again when due.
-                why = "eligible" if reason is None else f"awaiting_{reason.removeprefix('no_')}"
-                self._decide(out, state, journey, "scheduled", why, ab.detected_ms, step)
+            target = HOLDOUT if variant_name == HOLDOUT else self._target(state, journey, step)
+            if isinstance(target, str) and target in FINAL_AT_SCHEDULE:
+                self._skip(out, state, journey, step, target, ab.detected_ms)
+                continue
+            # Missing consent or address may still come (a profile or opt-in arriving after
+            # the abandonment): the step waits and is checked again when due.
+            why = (
+                f"awaiting_{target.removeprefix('no_')}" if isinstance(target, str) else "eligible"
+            )
+            self._decide(out, state, journey, "scheduled", why, ab.detected_ms, step)
         return journey
 
-    def _blocked(self, state: CustomerState, journey: Journey, step: StepState) -> str | None:
-        """Why the step can't be sent at all (consent, address); None when it can."""
-        channel = self._step(journey, step).channel
-        store = self.policy.store(journey.store_id)
-        status = state.consents.get(channel, (None,))[0]
-        profile = state.profile
-        existing = state.ordered or (profile is not None and profile.existing_customer)
-        reason = consent_reason(
-            channel, status, self.policy.channels[channel], store.soft_opt_in, existing
-        )
-        if reason is not None:
-            return reason
-        address = self._address(state, channel)
-        if address is None:
-            return "no_address"
-        if state.undeliverable.get(channel) == address:
-            return "undeliverable"
-        return None
-
-    def _fire(self, out: Outputs, state: CustomerState, journey: Journey, step: StepState) -> None:
+    def _target(self, state: CustomerState, journey: Journey, step: StepState) -> Target | str:
+        """Where the step goes, or why it can't be sent at all (a reason: consent, address)."""
         spec = self._step(journey, step)
-        at = step.due_ms
-        blocked = self._blocked(state, journey, step)
-        if blocked is None and at >= step.expires_ms:
-            blocked = "expired"
-        if blocked is not None:
-            self._skip(out, state, journey, step, blocked, at)
-            return
         rules = self.policy.channels[spec.channel]
         store = self.policy.store(journey.store_id)
+        status = state.consents.get(spec.channel, (None,))[0]
         profile = state.profile
-        zone, _ = resolve_zone(profile.timezone if profile else None, store.timezone)
+        existing = state.ordered or (profile is not None and profile.existing_customer)
+        reason = consent_reason(spec.channel, status, rules, store.soft_opt_in, existing)
+        if reason is not None:
+            return reason
+        address = self._address(state, spec.channel)
+        if address is None:
+            return "no_address"
+        if state.undeliverable.get(spec.channel) == address:
+            return "undeliverable"
+        return Target(spec, rules, store, address)
+
+    def _fire(self, out: Outputs, state: CustomerState, journey: Journey, step: StepState) -> None:
+        at = step.due_ms
+        target = self._target(state, journey, step)
+        if isinstance(target, str):
+            self._skip(out, state, journey, step, target, at)
+            return
+        if at >= step.expires_ms:
+            self._skip(out, state, journey, step, "expired", at)
+            return
+        spec, rules = target.spec, target.rules
+        profile = state.profile
+        zone, _ = resolve_zone(profile.timezone if profile else None, target.store.timezone)
         allowed, reason = at, None
         for _ in range(8):  # quiet hours and caps may push each other; settle on one moment
             quiet = next_allowed(allowed, zone, rules.quiet_hours)
@@ -345,10 +355,8 @@ class JourneyEngine:
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
             self._decide(out, state, journey, "deferred", reason or "deferred", at, step)
             return
-        address = self._address(state, spec.channel)
-        assert address is not None  # noqa: S101 - _blocked checked it
         command = build_command(self.policy, self.coupon_secret, self.mode, state, journey,
-                                step, address)  # fmt: skip
+                                step, target.address)  # fmt: skip
         step.status, step.command_id = "emitted", command.command_id
         state.sends.append((spec.channel, at))
         state.touches.append(Touch(spec.channel, at, journey.journey_id, command.command_id))
