@@ -36,15 +36,12 @@ def zone_of(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def resolve_zone(customer_zone: str | None, store_zone: str) -> tuple[ZoneInfo, str]:
+def resolve_zone(customer_zone: str | None, store_zone: str) -> ZoneInfo:
     """The recipient's zone, falling back to the store's (never silently to UTC)."""
-    zone = zone_of(customer_zone)
-    if zone is not None:
-        return zone, "customer"
-    store = zone_of(store_zone)
-    if store is None:  # the policy validates store zones; this is a programming error
+    zone = zone_of(customer_zone) or zone_of(store_zone)
+    if zone is None:  # the policy validates store zones; this is a programming error
         raise ValueError(f"store time zone {store_zone!r} is not an IANA zone")
-    return store, "store"
+    return zone
 
 
 def _in_quiet(local: datetime, quiet: QuietHours) -> bool:

@@ -335,7 +335,8 @@ class JourneyEngine:
             return
         spec, rules = target.spec, target.rules
         profile = state.profile
-        zone, _ = resolve_zone(profile.timezone if profile else None, target.store.timezone)
+        zone = resolve_zone(profile.timezone if profile else None, target.store.timezone)
+        # The first rule that holds the step back names the deferral; None while none does.
         allowed, reason = at, None
         for _ in range(8):  # quiet hours and caps may push each other; settle on one moment
             quiet = next_allowed(allowed, zone, rules.quiet_hours)
@@ -344,16 +345,15 @@ class JourneyEngine:
             capped, cap = cap_free_at(
                 state.sends, spec.channel, allowed, rules, self.policy.max_per_day
             )
-            if capped > allowed:
-                allowed, reason = capped, reason or cap
-                continue
-            break
-        if allowed > at:
+            if cap is None:  # the caps allow ``allowed`` (cap_free_at moved nothing)
+                break
+            allowed, reason = capped, reason or cap
+        if reason is not None:  # held back to ``allowed`` (later than ``at``)
             if allowed >= step.expires_ms or step.deferrals >= MAX_DEFERRALS:
                 self._skip(out, state, journey, step, f"expired_{reason}", at)
                 return
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
-            self._decide(out, state, journey, "deferred", reason or "deferred", at, step)
+            self._decide(out, state, journey, "deferred", reason, at, step)
             return
         command = build_command(self.policy, self.coupon_secret, self.mode, state, journey,
                                 step, target.address)  # fmt: skip
