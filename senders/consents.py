@@ -10,7 +10,7 @@ consent backwards. A tombstone deletes the key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal, Protocol, cast
@@ -120,21 +120,38 @@ def consent_record(
     return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
 
 
+def newest(first: Consent | None, second: Consent | None) -> Consent | None:
+    """The later of two consents; an opt-out wins a tie."""
+    if first is None or second is None:
+        return first or second
+    if first.recorded_at_ms != second.recorded_at_ms:
+        return first if first.recorded_at_ms > second.recorded_at_ms else second
+    return first if first.status == "opted_out" else second
+
+
 class Consents(Protocol):
     """What a sender asks and tells about consent and reachability (``ConsentStore``)."""
 
-    async def get(self, customer_id: str, channel: Channel) -> Consent | None: ...
-
     async def standing(
-        self, subjects: Sequence[str], channel: Channel, address: str
-    ) -> tuple[list[Consent | None], bool]:
-        """``get`` for each of ``subjects`` (customer ids or ``address_subject``s), in order,
-        and whether ``address`` is known to be undeliverable: all a send needs to know."""
+        self, customer_id: str, channel: Channel, address: str
+    ) -> tuple[Consent | None, bool]:
+        """The consent that decides a send to ``address``, and whether the address is known
+        to be undeliverable: all a send needs to know. For SMS a STOP from the number itself
+        (``address_subject``, recorded when no customer was known for it) counts too: the
+        ``newest`` of the customer's and the number's statements decides."""
         ...
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool: ...
 
     async def mark_undeliverable(self, channel: Channel, address: str, code: str) -> None: ...
+
+
+Step = Callable[[], Awaitable[object]]
+
+
+async def _run_once(step: Step) -> object:
+    """Run ``step`` once: its failure is the caller's."""
+    return await step()
 
 
 async def record_consent(
@@ -144,16 +161,20 @@ async def record_consent(
     channel: Channel,
     consent: Consent,
     evidence: dict[str, Any],
+    run: Callable[[Step], Awaitable[object]] = _run_once,
 ) -> None:
     """Record one consent change the one way cartpulse does: its entry on the ``consents``
     ledger first (the record of truth, durable before anyone is answered), then the Redis copy
     the senders read. Repeating it repeats the entry and rewrites the same copy.
+
+    ``run`` runs each of the two steps; a caller that retries in place passes its retry, so a
+    Redis failure is retried alone and does not produce the ledger entry again.
     """
     key, value = consent_record(
         customer_id, channel, consent.status, consent.source, consent.recorded_at_ms, evidence
     )
-    await ledger(key, value)
-    await mirror.apply(ConsentUpdate(customer_id, channel, consent))
+    await run(lambda: ledger(key, value))
+    await run(lambda: mirror.apply(ConsentUpdate(customer_id, channel, consent)))
 
 
 class ConsentStore:
@@ -170,15 +191,21 @@ class ConsentStore:
         return _consent(await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(key)))
 
     async def standing(
-        self, subjects: Sequence[str], channel: Channel, address: str
-    ) -> tuple[list[Consent | None], bool]:
-        """The consents and the address's deliverability, in one Redis round trip."""
+        self, customer_id: str, channel: Channel, address: str
+    ) -> tuple[Consent | None, bool]:
+        """See ``Consents.standing``: the consent(s) and the address's deliverability, in
+        one Redis round trip."""
+        sms = channel == "sms"
         async with self._redis.pipeline(transaction=False) as pipe:
-            for subject in subjects:
-                pipe.hgetall(self._keys.consent(subject, channel))
+            pipe.hgetall(self._keys.consent(customer_id, channel))
+            if sms:
+                pipe.hgetall(self._keys.consent(address_subject(address), channel))
             pipe.exists(self._keys.undeliverable(channel, address))
-            *raws, undeliverable = await pipe.execute()
-        return [_consent(raw) for raw in raws], bool(undeliverable)
+            replies = await pipe.execute()
+        consent = _consent(replies[0])
+        if sms:
+            consent = newest(consent, _consent(replies[1]))
+        return consent, bool(replies[-1])
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         """Write one update unless Redis already holds a newer one. True when it landed."""

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, address_subject, record_consent
+from senders.consents import Consent, Consents, record_consent
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
 from senders.metrics import Metrics
@@ -188,7 +188,7 @@ class SendService(Generic[P]):
             return Reject(exc.reason)
         if command.mode == "dry_run":
             return await self._finish(command, work, "suppressed", error_code="dry_run")
-        if self._phones is not None and command.channel == "sms":
+        if self._phones is not None:  # the SMS sender's (see app.py)
             # Before the request: a STOP in reply must find this customer (see phonebook.py).
             now_ms = int(self._clock.now() * 1000)
             await self._phones.remember(command.to, command.customer_id, now_ms)
@@ -196,19 +196,12 @@ class SendService(Generic[P]):
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""
-        sms = command.channel == "sms"
-        # For SMS also a STOP from the number itself (recorded when no customer was known for
-        # it): the newer of the two statements decides. All in one round trip.
-        subjects = (
-            [command.customer_id, address_subject(command.to)] if sms else [command.customer_id]
+        consent, undeliverable = await self._consents.standing(
+            command.customer_id, command.channel, command.to
         )
-        consents, undeliverable = await self._consents.standing(
-            subjects, command.channel, command.to
-        )
-        consent = newest(*consents) if sms else consents[0]
         if consent is not None and consent.status == "opted_out":
             return "opted_out"
-        if consent is None and sms and self._s.sms_require_opt_in:
+        if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
             return "no_consent"
         if undeliverable:
             return "undeliverable"
@@ -307,15 +300,14 @@ class SendService(Generic[P]):
         at_ms = int(self._clock.now() * 1000)
         consent = Consent("opted_out", at_ms, f"provider:{outcome.error_code}")
         evidence = {"command_id": command.command_id, "error_code": outcome.error_code}
-        await self._durable(
-            lambda: record_consent(
-                self._emitter.consent,
-                self._consents,
-                command.customer_id,
-                self.channel,
-                consent,
-                evidence,
-            )
+        await record_consent(
+            self._emitter.consent,
+            self._consents,
+            command.customer_id,
+            self.channel,
+            consent,
+            evidence,
+            run=self._durable,  # the ledger entry and the Redis copy, each retried alone
         )
         log.info("recipient %s opted out at the provider", mask_address(command.to))
 
@@ -396,12 +388,3 @@ class SendService(Generic[P]):
                 self._metrics.infra_errors.labels(self.channel, component).inc()
                 log.warning("%s failed (%s); retrying", component, exc)
                 await asyncio.sleep(backoff(failures, 0.1, 5.0))
-
-
-def newest(first: Consent | None, second: Consent | None) -> Consent | None:
-    """The later of two consents; an opt-out wins a tie."""
-    if first is None or second is None:
-        return first or second
-    if first.recorded_at_ms != second.recorded_at_ms:
-        return first if first.recorded_at_ms > second.recorded_at_ms else second
-    return first if first.status == "opted_out" else second

@@ -231,10 +231,10 @@ async def test_consents_never_move_backwards(redis: Redis, key_prefix: str) -> N
     assert await store.get("c1", "email") is None
     assert await store.apply(ConsentUpdate("c1", "sms", None))
     assert await store.get("c1", "sms") is None
-    assert await store.standing(["c1"], "sms", "+14155550100") == ([None], False)
+    assert await store.standing("c1", "sms", "+14155550100") == (None, False)
     await store.mark_undeliverable("sms", "+14155550100", "21211")
-    assert await store.standing(["c1"], "sms", "+14155550100") == ([None], True)
-    assert await store.standing(["c1"], "email", "+14155550100") == ([None], False)
+    assert await store.standing("c1", "sms", "+14155550100") == (None, True)
+    assert await store.standing("c1", "email", "+14155550100") == (None, False)
 
 
 async def test_a_customers_and_a_numbers_consent_are_read_together(
@@ -247,9 +247,15 @@ async def test_a_customers_and_a_numbers_consent_are_read_together(
     assert await store.apply(ConsentUpdate("c1", "sms", mine))
     assert await store.apply(ConsentUpdate(number, "sms", numbers))
     address = "+14155550100"
-    assert await store.standing(["c1", number, "c2"], "sms", address) == (
-        [mine, numbers, None],
-        False,
-    )
-    assert await store.standing([number, "c1"], "email", address) == ([None, None], False)
-    assert await store.standing([], "sms", address) == ([], False)
+    # Both read: the number's later STOP outweighs the customer's opt-in, and it stands for a
+    # customer with no statement of their own.
+    assert await store.standing("c1", "sms", address) == (numbers, False)
+    assert await store.standing("c2", "sms", address) == (numbers, False)
+    later = Consent("opted_in", 3_000, "checkout")
+    assert await store.apply(ConsentUpdate("c1", "sms", later))
+    assert await store.standing("c1", "sms", address) == (later, False)
+    # Email reads the customer's email consent alone (the number's is an SMS statement).
+    assert await store.standing("c1", "email", address) == (None, False)
+    await store.mark_undeliverable("sms", address, "21211")
+    assert await store.standing("c1", "sms", address) == (later, True)
+    assert await store.standing("c2", "sms", address) == (numbers, True)

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from senders.clock import FakeClock
-from senders.consents import Consent, ConsentUpdate, address_subject
+from senders.consents import Consent, ConsentUpdate, address_subject, newest
 from senders.ledger import Finished, MemoryLedger, Sending
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome
 from senders.ratelimit import Limit, MemoryLimiter
-from senders.service import Defer, Done, SendService, Work, newest
+from senders.service import Defer, Done, SendService, Work
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand, SendResult
 from streams.settings import Settings
@@ -291,6 +292,22 @@ async def test_recording_after_a_send_survives_a_broker_outage() -> None:
     w.emitter.failures = 2
     assert await w.service.handle(cmd(w), Work("a")) == Done("sent")
     assert [r.status for r in w.emitter.results] == ["sent"]
+
+
+async def test_an_opt_out_is_produced_once_when_only_redis_fails() -> None:
+    w = world([ProviderOutcome("opted_out", "opted_out", error_code="21610")])
+    apply, failures = w.consents.apply, [RedisConnectionError("redis away")]
+
+    async def flaky(update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
+        if failures:
+            raise failures.pop()
+        return await apply(update, tombstone_at_ms)
+
+    w.consents.apply = flaky  # type: ignore[method-assign]
+    c = cmd(w)
+    assert await w.service.handle(c, Work("a")) == Done("suppressed")
+    assert w.consents.consents[(c.customer_id, "sms")].status == "opted_out"
+    assert len(w.emitter.consents) == 1  # the Redis step was retried alone
 
 
 def test_a_claim_must_outlive_the_waits_it_covers() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from senders.consents import Consent, ConsentUpdate
+from senders.consents import Consent, ConsentUpdate, address_subject, newest
 from streams.models.commands import Channel
 
 
@@ -18,14 +17,13 @@ class MemoryConsents:
     consents: dict[tuple[str, str], Consent] = field(default_factory=dict)
     undeliverable: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    async def get(self, customer_id: str, channel: Channel) -> Consent | None:
-        return self.consents.get((customer_id, channel))
-
     async def standing(
-        self, subjects: Sequence[str], channel: Channel, address: str
-    ) -> tuple[list[Consent | None], bool]:
-        consents = [self.consents.get((subject, channel)) for subject in subjects]
-        return consents, (channel, address) in self.undeliverable
+        self, customer_id: str, channel: Channel, address: str
+    ) -> tuple[Consent | None, bool]:
+        consent = self.consents.get((customer_id, channel))
+        if channel == "sms":
+            consent = newest(consent, self.consents.get((address_subject(address), channel)))
+        return consent, (channel, address) in self.undeliverable
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:
         if update.consent is None:
