@@ -84,10 +84,12 @@ def sender_topics(settings: Settings, channel: Channel) -> tuple[str, str, list[
 
 
 @contextlib.asynccontextmanager
-async def stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
+async def stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> AsyncIterator[None]:
+    """Set ``stop`` on SIGTERM / SIGINT while the block runs; with ``enabled`` false, do
+    nothing (the caller handles signals itself)."""
     loop = asyncio.get_running_loop()
     installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT) if enabled else ():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
@@ -146,10 +148,7 @@ async def run_sender(
         if settings.sender_http_port:
             runner = await start_http(settings.sender_http_port, registry, lambda: consumer.ready)
         log.info("%s sender consuming %s", channel, main_topic)
-        if handle_signals:
-            async with stop_on_signals(stop):
-                await consumer.run(stop)
-        else:
+        async with stop_on_signals(stop, handle_signals):
             await consumer.run(stop)
     finally:
         if runner is not None:
@@ -183,10 +182,7 @@ async def run_mirror(
         )
         if settings.sender_http_port:
             runner = await start_http(settings.sender_http_port, registry, lambda: mirror.caught_up)
-        if handle_signals:
-            async with stop_on_signals(stop):
-                await mirror.run(stop)
-        else:
+        async with stop_on_signals(stop, handle_signals):
             await mirror.run(stop)
     finally:
         if runner is not None:

@@ -37,14 +37,16 @@ class ClickLinks:
     ) -> None:
         self._secret = secret
         self._public_url = public_url
-        self._hosts = redirect_hosts
         self._ttl_ms = ttl_ms
+        # Fixed by the settings: each configured store's hosts, and those of any other store.
+        self._allowed = {store: allowed_hosts(redirect_hosts, store) for store in redirect_hosts}
+        self._anywhere = allowed_hosts(redirect_hosts, "*")
 
     def rewrite(
         self, variables: Mapping[str, Any], command: SendCommand, now_ms: int
     ) -> dict[str, Any]:
         """``variables`` with every followable link tracked; the input is not changed."""
-        allowed = allowed_hosts(self._hosts, command.store_id)
+        allowed = self._allowed.get(command.store_id, self._anywhere)
         expires_ms = now_ms + self._ttl_ms
 
         def track(url: object) -> object:

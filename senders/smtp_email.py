@@ -165,10 +165,11 @@ class SmtpEmail:
             UnsubscribeToken(command.customer_id, "email", command.store_id, expires_ms),
         )
         https = unsubscribe_url(s.email_unsubscribe_url, token)
-        variables = command.variables
-        if self._clicks is not None:
-            variables = self._clicks.rewrite(variables, command, int(now * 1000))
-        variables = {**variables, "unsubscribe_url": https}  # the link we sign
+        if self._clicks is not None:  # rewrite makes a copy: add to it
+            variables = self._clicks.rewrite(command.variables, command, int(now * 1000))
+            variables["unsubscribe_url"] = https  # the link we sign
+        else:
+            variables = {**command.variables, "unsubscribe_url": https}
         rendered = self._renderer.render_email(command.template, command.locale, variables)
         message = build_email(
             command,

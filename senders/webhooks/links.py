@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import orjson
@@ -45,7 +45,8 @@ SOURCE_ONE_CLICK: Final = "email_one_click"
 SOURCE_PAGE: Final = "unsubscribe_page"
 ENGAGEMENT_TIMEOUT: Final = 2.0  # seconds a shopper waits for the click record at most
 MAX_USER_AGENT: Final = 256
-_RECORD_ERRORS: Final[tuple[type[BaseException], ...]] = (TimeoutError, *INFRA_ERRORS)
+# Kafka or Redis down, or too slow to wait for.
+UNAVAILABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (TimeoutError, *INFRA_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,7 @@ class LinkHooks:
                 token.url, allowed_hosts(self._c.redirect_hosts, token.store_id)
             )
         except ExpiredToken:
-            reply = _bad_link(410)
-            return Reply(reply.status, reply.body, reply.content_type, reply.headers, "expired")
+            return replace(_bad_link(410), outcome="expired")
         except InvalidRecord:
             return _bad_link()
         event = {
@@ -142,7 +142,7 @@ class LinkHooks:
             async with asyncio.timeout(ENGAGEMENT_TIMEOUT):
                 await self._outbox.engagement(token.customer_id.encode(), orjson.dumps(event))
             self._metrics.clicks.labels("redirected").inc()
-        except _RECORD_ERRORS as exc:
+        except UNAVAILABLE_ERRORS as exc:
             self._metrics.clicks.labels("lost").inc()
             log.warning("click on command %s not recorded: %r", token.command_id, exc)
         return Reply(302, "", "text/plain", {"Location": target, **NO_STORE})

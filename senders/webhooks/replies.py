@@ -14,6 +14,7 @@ Outcome = Literal[
 TWIML: Final = "application/xml"
 HTML: Final = "text/html"
 NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+RETRY_LATER: Final = {"Retry-After": "5"}  # with a 503: ask again in 5 s (Twilio retries)
 
 
 @dataclass(frozen=True, slots=True)

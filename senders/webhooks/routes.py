@@ -25,7 +25,7 @@ from senders.service import INFRA_ERRORS
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
 from senders.webhooks.metrics import ROUTES, Route, WebhookMetrics
-from senders.webhooks.replies import Reply, plain
+from senders.webhooks.replies import RETRY_LATER, Reply, plain
 from senders.webhooks.signature import SIGNATURE_HEADER
 from senders.webhooks.twilio import TwilioHooks, TwilioRequest
 from streams.errors import InvalidRecord
@@ -122,7 +122,7 @@ def _answer(
             reply = plain(400, exc.reason, "invalid")
         except INFRA_ERRORS as exc:
             log.warning("%s: Kafka or Redis unavailable (%r); asked to retry", route, exc)
-            reply = plain(503, "temporarily unavailable", "unavailable", {"Retry-After": "5"})
+            reply = plain(503, "temporarily unavailable", "unavailable", RETRY_LATER)
         finally:
             metrics.latency.labels(route).observe(time.perf_counter() - started)
         metrics.requests.labels(route, reply.outcome).inc()

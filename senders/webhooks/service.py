@@ -16,7 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from senders.app import make_redis, stop_on_signals
+from senders.app import KafkaEmitter, make_redis, stop_on_signals
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.keys import Keys
@@ -24,38 +24,27 @@ from senders.phonebook import PhoneBook
 from senders.service import INFRA_ERRORS
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.keywords import Keywords
-from senders.webhooks.links import LinkConfig, LinkHooks
+from senders.webhooks.links import UNAVAILABLE_ERRORS, LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import make_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
-from streams.models.commands import SendResult
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
 
-_PROBE_ERRORS: Final[tuple[type[BaseException], ...]] = (TimeoutError, *INFRA_ERRORS)
 SHUTDOWN_GRACE: Final = 10.0  # seconds requests in flight get to finish on SIGTERM
 
 
-class KafkaOutbox:
-    """``consents``, ``send.results`` and ``engagement``, each acknowledged before returning."""
+class KafkaOutbox(KafkaEmitter):
+    """The senders' ``consents`` and ``send.results``, and ``engagement``, each acknowledged
+    before returning."""
 
     def __init__(self, kafka: AIOKafkaProducer, topics: TopicCatalogue) -> None:
-        self._kafka = kafka
-        self._consents = topics.name(Topic.CONSENTS)
-        self._results = topics.name(Topic.SEND_RESULTS)
+        super().__init__(kafka, topics)
         self._engagement = topics.name(Topic.ENGAGEMENT)
-
-    async def consent(self, key: bytes, value: bytes) -> None:
-        await self._kafka.send_and_wait(self._consents, value=value, key=key)
-
-    async def result(self, result: SendResult) -> None:
-        await self._kafka.send_and_wait(
-            self._results, value=result.to_json(), key=result.command_id.encode()
-        )
 
     async def engagement(self, key: bytes, value: bytes) -> None:
         await self._kafka.send_and_wait(self._engagement, value=value, key=key)
@@ -132,7 +121,7 @@ async def run_webhooks(
             try:
                 async with asyncio.timeout(1.0):
                     return bool(await redis.ping())
-            except _PROBE_ERRORS:
+            except UNAVAILABLE_ERRORS:
                 return False
 
         app = make_app(
@@ -150,10 +139,7 @@ async def run_webhooks(
         log.info("webhooks listening on %s:%d", settings.webhooks_host, settings.webhooks_port)
         if started is not None:
             started.set()
-        if handle_signals:
-            async with stop_on_signals(stop):
-                await stop.wait()
-        else:
+        async with stop_on_signals(stop, handle_signals):
             await stop.wait()
     finally:
         if runner is not None:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -41,7 +41,7 @@ from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Directory, Outbox
-from senders.webhooks.replies import Reply, plain, twiml
+from senders.webhooks.replies import RETRY_LATER, Reply, plain, twiml
 from senders.webhooks.signature import signature_valid
 from streams.errors import InvalidRecord
 from streams.models.commands import ResultStatus, SendResult
@@ -56,7 +56,6 @@ DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
 }
 # Carrier errors that say the number cannot take SMS at all (unknown, landline/unreachable).
 UNDELIVERABLE_CODES: Final = frozenset({"30005", "30006"})
-RETRY_LATER: Final = {"Retry-After": "5"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +109,7 @@ class TwilioHooks:
         if keyword is None or keyword.kind == "help":
             self._metrics.keywords.labels(keyword.kind if keyword else "none").inc()
             return reply
-        sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
+        sid = _message_sid(request.form)
         fingerprint = sid or request.idempotency_token
         if not fingerprint:
             raise InvalidRecord("an inbound message needs MessageSid")
@@ -131,17 +130,17 @@ class TwilioHooks:
             # queued / sent / read ... are not outcomes; a callback without our command_id
             # belongs to a message cartpulse did not send.
             return plain(200, "ignored", "ignored")
-        sid = first(request.form, "MessageSid") or first(request.form, "SmsSid")
+        sid = _message_sid(request.form)
         fingerprint = f"{sid}:{raw_status.lower()}" if sid else request.idempotency_token
         if not fingerprint:
             raise InvalidRecord("a status callback needs MessageSid")
-        code = first(request.form, "ErrorCode") or None
+        code = first(request.form, "ErrorCode")
         try:
             result = SendResult(
                 command_id=request.command_id,
                 status=status,
                 provider_id=sid or None,
-                error_code=code,
+                error_code=code or None,
                 attempts=0,
                 at=datetime.fromtimestamp(self._clock.now(), tz=UTC),
                 channel="sms",
@@ -153,7 +152,7 @@ class TwilioHooks:
         async def record() -> None:
             await self._outbox.result(result)
             if code in UNDELIVERABLE_CODES and to:
-                await self._consents.mark_undeliverable("sms", to, code or "")
+                await self._consents.mark_undeliverable("sms", to, code)
             self._metrics.delivery_reports.labels(status).inc()
 
         return await self._once("status", fingerprint, record, plain(200, "ok", "ok"))
@@ -203,7 +202,7 @@ class TwilioHooks:
     ) -> Reply:
         state = await self._seen.claim(scope, fingerprint)
         if state == "done":
-            return Reply(reply.status, reply.body, reply.content_type, reply.headers, "duplicate")
+            return replace(reply, outcome="duplicate")
         if state == "pending":  # the first delivery is still being handled
             return plain(503, "being handled; retry later", "unavailable", RETRY_LATER)
         try:
@@ -222,3 +221,8 @@ class TwilioHooks:
             raise
         await self._seen.done(scope, fingerprint)
         return reply
+
+
+def _message_sid(form: Form) -> str:
+    """The message's SID (``SmsSid`` in Twilio's older field name), or ``""``."""
+    return first(form, "MessageSid") or first(form, "SmsSid")
