@@ -18,20 +18,21 @@ from typing import IO
 
 import orjson
 
-from streams.core.journey_inputs import JourneyInput, apply, customer_of, order_key, time_of
+from streams.core.journey_inputs import (
+    JourneyInput,
+    apply,
+    customer_of,
+    decode,
+    order_key,
+    time_of,
+)
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs, anonymous
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.commands import SendResult
-from streams.models.event_parse import parse_event
+from streams.errors import InvalidRecord
 from streams.models.events import MAX_EVENT_MS
 from streams.models.journey import (
     AbandonmentIn,
     Decision,
-    OrderIn,
-    parse_abandonment,
-    parse_consent,
-    parse_profile,
 )
 from streams.output import Reject
 
@@ -62,23 +63,14 @@ def _lines(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _parse(kind: str, line: bytes) -> JourneyInput | None:
-    if kind == "abandonments":
-        return parse_abandonment(line)
-    if kind == "customers":
-        return parse_profile(None, line)
-    if kind == "consents":
+    """A line of a ``kind`` file as the worker would read its record from the topic."""
+    key = None
+    if kind == "consents":  # a file has no record keys: the topic's is customer_id:channel
         data = orjson.loads(line)
         if not isinstance(data, dict):
             raise InvalidRecord("consent must be a JSON object")
         key = f"{data.get('customer_id', '')}:{data.get('channel', '')}".encode()
-        return parse_consent(key, line)
-    if kind == "orders":
-        try:
-            event = parse_event(line)
-        except UnknownEventType:
-            return None
-        return OrderIn.of(event) if event.type == "order_completed" else None
-    return SendResult.from_json(line)
+    return decode("send.results" if kind == "results" else kind, key, line)
 
 
 def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) -> list[JourneyInput]:

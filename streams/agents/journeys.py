@@ -27,20 +27,14 @@ from typing import Any, Final
 import orjson
 
 from streams.agents.ticks import read_tick
-from streams.core.journey_inputs import JourneyInput, apply, customer_of
+from streams.core.journey_inputs import JourneyInput, apply, customer_of, decode
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
-from streams.errors import InvalidRecord, UnknownEventType
+from streams.errors import InvalidRecord
 from streams.kafka import dlq_headers
 from streams.metrics import JourneyMetrics
-from streams.models.commands import SendResult
-from streams.models.event_parse import parse_event
 from streams.models.journey import (
     AbandonmentIn,
-    OrderIn,
-    parse_abandonment,
-    parse_consent,
-    parse_profile,
 )
 from streams.topics import Topic, TopicCatalogue
 
@@ -118,7 +112,7 @@ class JourneyShell:
                 return
             if kind == "rekeyed":
                 source, key = _origin(headers)
-            item = self._decode(source, key, value)
+            item = decode(source, key, value, self.max_record_bytes)
             if item is None:
                 return
             self.metrics.inputs.labels(source).inc()
@@ -132,25 +126,6 @@ class JourneyShell:
             self.metrics.invalid.labels(source).inc()
             dlq = self._dlq.get(source, self._dlq["abandonments"])
             await self.send(dlq, key, value, dlq_headers(reason, f"{topic}:{partition}", topic))
-
-    def _decode(self, source: str, key: bytes | None, value: bytes | None) -> JourneyInput | None:
-        if source == "abandonments":
-            return parse_abandonment(value)
-        if source == "orders":
-            try:
-                event = parse_event(value or b"", self.max_record_bytes)
-            except UnknownEventType:
-                return None
-            return OrderIn.of(event) if event.type == "order_completed" else None
-        if source == "customers":
-            if value is None:
-                return None  # a deleted profile: keep what we know until the state expires
-            return parse_profile(key, value)
-        if source == "consents":
-            return parse_consent(key, value)
-        if source == "send.results":
-            return SendResult.from_json(value or b"")
-        raise InvalidRecord(f"journeys got a record from an unknown source {source!r}")
 
     async def _apply(self, partition: int, clock: PartitionClock, item: JourneyInput) -> None:
         customer = customer_of(item)

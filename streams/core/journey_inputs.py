@@ -1,7 +1,7 @@
 """The journey engine's inputs as one union: whose they are, when they happened, and dispatch.
 
-The worker's journeys agent and ``cartpulse journeys`` both route every input through
-``apply``, so the two can't disagree on what an input does.
+The worker's journeys agent and ``cartpulse journeys`` both read every record with ``decode``
+and route every input through ``apply``, so the two can't disagree on what an input is or does.
 """
 
 from __future__ import annotations
@@ -10,14 +10,50 @@ from typing import Final
 
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs
+from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.commands import SendResult
-from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
+from streams.models.event_parse import parse_event
+from streams.models.events import MAX_RECORD_BYTES
+from streams.models.journey import (
+    AbandonmentIn,
+    ConsentChange,
+    OrderIn,
+    Profile,
+    parse_abandonment,
+    parse_consent,
+    parse_profile,
+)
 
 JourneyInput = AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult
 
 # On equal times: what the customer is and allows first, then orders (an order at the very
 # moment of an abandonment's deadline still counts), then abandonments, then send results.
 _RANK: Final = {Profile: 0, ConsentChange: 1, OrderIn: 2, AbandonmentIn: 3, SendResult: 4}
+
+
+def decode(
+    source: str, key: bytes | None, value: bytes | None, max_bytes: int = MAX_RECORD_BYTES
+) -> JourneyInput | None:
+    """One record of ``source`` (``abandonments``, ``orders``, ``customers``, ``consents``,
+    ``send.results``) as the engine's input, or None for what the journeys ignore: other event
+    types on ``orders``, a deleted profile. Raises ``InvalidRecord`` with the reason."""
+    if source == "abandonments":
+        return parse_abandonment(value)
+    if source == "orders":
+        try:
+            event = parse_event(value or b"", max_bytes)
+        except UnknownEventType:
+            return None
+        return OrderIn.of(event) if event.type == "order_completed" else None
+    if source == "customers":
+        if value is None:
+            return None  # a deleted profile: keep what we know until the state expires
+        return parse_profile(key, value)
+    if source == "consents":
+        return parse_consent(key, value)
+    if source == "send.results":
+        return SendResult.from_json(value or b"")
+    raise InvalidRecord(f"journeys got a record from an unknown source {source!r}")
 
 
 def customer_of(item: JourneyInput) -> str | None:
