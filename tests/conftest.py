@@ -1,4 +1,6 @@
-"""Fixtures for the real local stack: Kafka (KRaft) and Redis, started or reused.
+"""Fixtures for the real local stack: Kafka (KRaft) and Redis, started or reused; Redis under
+a per-test key prefix, and the Twilio test server (the senders' and the webhooks' tests use
+both).
 
 The stack is the one ``deploy/local/stack.sh`` runs (ports from ``CARTPULSE_KAFKA_PORT`` and
 ``CARTPULSE_REDIS_PORT``). When a service is down the fixture starts it; if that fails, the
@@ -12,21 +14,25 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from redis.asyncio import Redis
 
 from streams.kafka import delete_topics
 from streams.settings import Settings
+from tests.support.webhooks import AUTH_TOKEN
+from tests.twilio_server import TwilioTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 KAFKA_PORT = int(os.environ.get("CARTPULSE_KAFKA_PORT", "9092"))
 REDIS_PORT = int(os.environ.get("CARTPULSE_REDIS_PORT", "6379"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ACCOUNT_SID = "AC" + "1234abcd" * 4  # the Twilio test server's account (AUTH_TOKEN its token)
 
 
 def _accepts(port: int) -> bool:
@@ -67,6 +73,31 @@ def settings(stack: None) -> Iterator[Settings]:
     # In a thread of its own: the test's event loop may still be around.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, delete_topics(settings, settings.topic_prefix)).result()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def redis(stack: None, key_prefix: str) -> AsyncIterator[Redis]:
+    """The local Redis; every key the test wrote under its prefix is deleted afterwards."""
+    client = Redis(host="127.0.0.1", port=REDIS_PORT)
+    await client.ping()
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{key_prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[TwilioTestServer]:
+    server = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, timeout_hang=5.0)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 async def consume_all(

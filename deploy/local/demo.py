@@ -55,8 +55,8 @@ from streams.policy_file import load_policy  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import Topic, TopicCatalogue  # noqa: E402
 from tests.senders.conftest import settings_env  # noqa: E402
-from tests.senders.replicas import free_port  # noqa: E402
 from tests.smtp_server import SmtpTestServer, make_certificate  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 from tests.twilio_server import TwilioTestServer  # noqa: E402
 
 SECONDS = float(os.environ.get("DEMO_SECONDS", "110"))

@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from streams.settings import Settings
 from tests.conftest import consume_all
 from tests.support.cli import run_cli
-from tests.support.ops import ALERTS, DASHBOARD
+from tests.support.net import free_port
+from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME
 from tests.support.workers import COUPON_SECRET, journeys_worker, wait_for_count
 
 pytestmark = pytest.mark.integration
@@ -160,6 +161,8 @@ async def _run_once(settings: Settings, tmp_path: Path) -> Run:
 async def _settle(
     settings: Settings, topic: str, at_least: int, until_ended: int = 0
 ) -> list[ConsumerRecord[bytes, bytes]]:
+    """The topic's records once it holds ``at_least`` and, of them, ``until_ended`` decisions
+    that end a journey; fails the test when either is not there within 60 s."""
     name = f"{settings.topic_prefix}{topic}"
     assert await wait_for_count(settings, name, at_least, within=60) >= at_least
     deadline = time.monotonic() + 60
@@ -167,8 +170,9 @@ async def _settle(
         await asyncio.sleep(1.0)  # let stragglers land: the test compares exact sets
         records = await consume_all(settings, name, at_least)
         ended = sum(orjson.loads(r.value).get("action") == "ended" for r in records)
-        if ended >= until_ended or time.monotonic() > deadline:
+        if ended >= until_ended:
             return records
+        assert time.monotonic() < deadline, f"{ended} of {until_ended} journeys ended in 60 s"
 
 
 def _offline(tmp_path: Path) -> list[bytes]:
@@ -216,6 +220,7 @@ async def test_journeys_in_event_mode_emit_commands_at_their_times(
     ended = {(d["customer_id"], d["reason"]) for d in decisions if d["action"] == "ended"}
     assert ("c1", "converted") in ended
     assert ("c2", "converted") in ended
+    assert ended == {("c1", "converted"), ("c2", "converted"), ("c3", "completed")}
     assert [(r["customer_id"], r["channel"], r["revenue"]) for r in recoveries] == [
         ("c1", "email", "150.00")
     ]
@@ -244,9 +249,11 @@ async def test_every_worker_metric_the_alerts_and_dashboard_name_is_served(
 
     import aiohttp
 
-    from tests.senders.replicas import free_port
-
-    named = set(re.findall(r"cartpulse_(?:detector|journeys)_[a-z0-9_]+", _monitoring()))
+    named = {
+        name
+        for name in METRIC_NAME.findall(_monitoring())
+        if name.startswith(("cartpulse_detector_", "cartpulse_journeys_"))
+    }
     assert len(named) > 10
     port = free_port()
     assert run_cli(settings, "topics", "create").returncode == 0

@@ -1,5 +1,6 @@
-"""Fixtures for the sender tests: Redis with a per-test key prefix, the Twilio and SMTP test
-servers, sender settings pointing at all of them, and helpers to run senders and read results.
+"""Fixtures for the sender tests: the SMTP test server, sender settings pointing at it, the
+Twilio test server and Redis (``tests/conftest.py`` gives those two, and ``key_prefix``), and
+helpers to run senders and read results.
 """
 
 from __future__ import annotations
@@ -16,44 +17,17 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
-from redis.asyncio import Redis
 
 from senders.app import sender_topics
 from streams.kafka import create_topics, producer
 from streams.models.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
 from streams.settings import Settings
-from tests.conftest import REDIS_PORT, consume_all
+from tests.conftest import ACCOUNT_SID, REDIS_PORT, consume_all
 from tests.smtp_server import SmtpTestServer, make_certificate
+from tests.support.webhooks import AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 
-ACCOUNT_SID = "AC" + "1234abcd" * 4
-AUTH_TOKEN = "twilio-test-token"
 FROM_NUMBER = "+15005550006"
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}:"
-
-
-@pytest.fixture
-async def redis(stack: None, key_prefix: str) -> AsyncIterator[Redis]:
-    """The local Redis; every key the test wrote under its prefix is deleted afterwards."""
-    client = Redis(host="127.0.0.1", port=REDIS_PORT)
-    await client.ping()
-    yield client
-    keys = [key async for key in client.scan_iter(match=f"{key_prefix}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[TwilioTestServer]:
-    server = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, timeout_hang=5.0)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
 from tests.senders.conftest import settings_env
+from tests.support.net import free_port
 from tests.twilio_server import Request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,19 +167,6 @@ class TwilioProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-
-
-def free_port() -> int:
-    """A port free on every interface, below the ephemeral range clients use."""
-    for _ in range(100):
-        port = random.randrange(20_000, 32_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("0.0.0.0", port))  # noqa: S104 - servers here bind all interfaces
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @dataclass(frozen=True)

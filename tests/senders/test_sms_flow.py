@@ -30,7 +30,7 @@ from tests.senders.conftest import (
     running,
     sender_settings,
 )
-from tests.senders.replicas import free_port
+from tests.support.net import free_port
 from tests.twilio_server import TwilioTestServer
 
 pytestmark = pytest.mark.integration

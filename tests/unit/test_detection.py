@@ -373,5 +373,8 @@ def test_without_change_tracking_the_result_is_the_same_and_nothing_is_collected
     found = [a for e in events for a in tracked.on_event(e)]
     assert kinds(found) == [("s1", "cart", 30), ("s2", "browse", 31), ("s2", "browse", 71)]
     assert [a for e in events for a in untracked.on_event(e)] == found
-    assert tracked.dirty | tracked.deleted  # the worker's kind persists what changed
+    # the worker's kind persists what changed: every session the events touched, the clocks'
+    # too; none is forgotten yet (sessions are kept for the 24 h dedup window)
+    assert tracked.dirty == {"s1", "s2", events[2].session_id, events[4].session_id}
+    assert tracked.deleted == set()
     assert not untracked.dirty and not untracked.deleted

@@ -20,7 +20,7 @@ from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.metrics import DetectorMetrics, JourneyMetrics
 from tests.conftest import ROOT
-from tests.support.ops import ALERTS, DASHBOARD, load_yaml
+from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME, load_yaml
 
 ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -28,7 +28,6 @@ PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 OPERATIONS = ROOT / "docs" / "operations.md"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
-METRIC_NAME = re.compile(r"cartpulse_[a-z0-9_]+")
 JOB_MATCHER = re.compile(r'job="([^"]+)"')
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 CATALOGUES: dict[str, Callable[[CollectorRegistry], object]] = {

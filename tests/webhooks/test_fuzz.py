@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from senders.webhooks.forms import parse_form
@@ -54,38 +55,110 @@ bodies = st.one_of(
         lambda d: urlencode(d).encode()
     ),
 )
+PATHS = ["/twilio/sms", "/twilio/status?command_id=c1", "/twilio/status", "/unsubscribe?token=a.b"]
+TWILIO_PATHS = PATHS[:3]
+FORM_TYPES = CONTENT_TYPES[:2]
+# What the handlers need to act (From for a message; MessageSid and a MessageStatus for a
+# callback), with well-formed values: a signed form of these is answered 200, whatever else.
+handled_forms = st.fixed_dictionaries(
+    {
+        "From": st.sampled_from(["+14155550100", "+447700900123"]),
+        "MessageSid": st.sampled_from(["SM" + "a" * 32, "SM" + "b" * 32, "SM1"]),
+        "MessageStatus": st.sampled_from(["delivered", "undelivered", "failed", "sent", "queued"]),
+    },
+    optional={
+        "Body": st.sampled_from(["STOP", " start ", "help", "Hi there", "", "unstop", "QUIT"]),
+        "OptOutType": st.sampled_from(["STOP", "START", "HELP", ""]),
+        "ErrorCode": st.sampled_from(["30003", "30005", "30006", ""]),
+        "To": st.sampled_from(["+15005550006", "+14155550100"]),
+    },
+)
+
+
+@dataclass(frozen=True)
+class Post:
+    body: bytes
+    path: str
+    content_type: str
+    signed: bool
+    handled: bool = False  # a signed form of ``handled_forms`` on a Twilio route: must be 200
+
+
+posts = st.one_of(
+    st.builds(
+        Post,
+        body=bodies,
+        path=st.sampled_from(PATHS),
+        content_type=st.sampled_from(CONTENT_TYPES),
+        signed=st.booleans(),
+    ),
+    st.builds(
+        Post,
+        body=handled_forms.map(lambda form: urlencode(form).encode()),
+        path=st.sampled_from(TWILIO_PATHS),
+        content_type=st.sampled_from(FORM_TYPES),
+        signed=st.just(True),
+        handled=st.just(True),
+    ),
+)
+STOP_FORM = {"From": "+14155550100", "MessageSid": "SM" + "f" * 32, "Body": "STOP"}
+UNDELIVERED = {"MessageSid": "SM" + "f" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+FIXED = [
+    Post(urlencode(STOP_FORM).encode(), "/twilio/sms", FORM_TYPES[0], True, True),
+    Post(
+        urlencode(UNDELIVERED).encode(), "/twilio/status?command_id=c1", FORM_TYPES[1], True, True
+    ),
+]
+
+
+def answer(served: tuple[asyncio.AbstractEventLoop, World], post: Post) -> int:
+    """The status the app answers ``post`` with."""
+    loop, w = served
+    headers = {"Content-Type": post.content_type} if post.content_type else {}
+    if post.signed:  # a valid signature takes the body past the signature check, into the handlers
+        try:
+            form = {name: values[0] for name, values in parse_form(post.body).items()}
+        except InvalidRecord:
+            form = {}
+        headers["X-Twilio-Signature"] = sign(f"{PUBLIC_URL}{post.path}", form)
+
+    async def send() -> int:
+        response = await w.client.post(post.path, data=post.body, headers=headers)
+        await response.read()
+        return response.status
+
+    return loop.run_until_complete(send())
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    body=bodies,
-    path=st.sampled_from(
-        ["/twilio/sms", "/twilio/status?command_id=c1", "/twilio/status", "/unsubscribe?token=a.b"]
-    ),
-    content_type=st.sampled_from(CONTENT_TYPES),
-    signed=st.booleans(),
-)
+@example(FIXED[0])
+@example(FIXED[1])
+@given(post=posts)
 def test_no_body_crashes_the_service(
-    served: tuple[asyncio.AbstractEventLoop, World],
-    body: bytes,
-    path: str,
-    content_type: str,
-    signed: bool,
+    served: tuple[asyncio.AbstractEventLoop, World], post: Post
 ) -> None:
-    loop, w = served
-    headers = {"Content-Type": content_type} if content_type else {}
-    if signed:  # a valid signature takes the body past the signature check, into the handlers
-        try:
-            form = {name: values[0] for name, values in parse_form(body).items()}
-        except InvalidRecord:
-            form = {}
-        headers["X-Twilio-Signature"] = sign(f"{PUBLIC_URL}{path}", form)
-
-    async def post() -> int:
-        answer = await w.client.post(path, data=body, headers=headers)
-        await answer.read()
-        return answer.status
-
-    status = loop.run_until_complete(post())
+    status = answer(served, post)
+    event(f"{'handled' if post.handled else 'any'} form answered {status}")
     assert status in (200, 400, 403, 413, 415, 503), status
     assert status != 503  # the in-memory ports never fail
+    if post.handled:  # the handlers ran, and took the form
+        assert status == 200, (post, status)
+
+
+def test_the_fixed_forms_reach_the_handlers(
+    served: tuple[asyncio.AbstractEventLoop, World],
+) -> None:
+    """What the fuzz test's handled forms stand for: through the handlers into the outbox."""
+    _, w = served
+    consents, results = len(w.outbox.consents), len(w.outbox.results)
+    opt_outs = w.metric("cartpulse_webhook_keywords_total", {"kind": "opt_out"})
+    fresh = [  # new message ids: the fuzz test may have sent the fixed ones already
+        Post(post.body.replace(b"f" * 32, b"9" * 32), post.path, post.content_type, True, True)
+        for post in FIXED
+    ]
+    assert [answer(served, post) for post in fresh] == [200, 200]
+    assert w.metric("cartpulse_webhook_keywords_total", {"kind": "opt_out"}) == opt_outs + 1
+    assert len(w.outbox.consents) > consents  # the STOP was recorded
+    assert len(w.outbox.results) == results + 1
+    assert (w.outbox.results[-1].command_id, w.outbox.results[-1].status) == ("c1", "undelivered")
+    assert w.outbox.results[-1].error_code == "30003"

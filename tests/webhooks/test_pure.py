@@ -6,7 +6,7 @@ import logging
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
@@ -243,13 +243,75 @@ def test_hosts_are_per_store() -> None:
         redirect_target("https://shop.example.com/", other)
 
 
-@given(st.text(max_size=200))
-def test_a_redirect_only_ever_lands_on_an_allowed_host(url: str) -> None:
+# Redirect URLs built from parts, each part either harmless (first) or one of the tricks above
+# (second); whether the whole must be accepted follows from the parts (see ``urls``).
+SCHEMES = (("https://", "http://"), ("javascript:", "", "//", "ftp://"))
+USERINFO = (("",), ("user@", "user:pw@", "shop.example.com@", ":@"))
+HOSTS = (
+    ("shop.example.com", "SHOP.Example.COM.", "cdn.example.com"),
+    (
+        "evil.example",
+        "example.com",
+        "shop.example.com.evil.example",
+        "evil.example\\@shop.example.com",
+        "evil.example#@shop.example.com",
+        "evil.example?@shop.example.com",
+        "shop.example.com\t.evil.example",
+        "shop.example.com%2eevil.example",
+    ),
+)
+PORTS = (("", ":443", ":8443"), (":99999", ":x", ":-1"))
+PATH_PARTS = (("/", "cart", "@", "evil.example", "?x=1", "#top", "%2F"), ("\\", "\t", " "))
+
+
+@st.composite
+def urls(draw: st.DrawFn) -> tuple[str, bool]:
+    """A URL and whether ``redirect_target`` must accept it: each part is harmless three times
+    in four, so that both accepted and refused URLs are common."""
+
+    def part(table: tuple[tuple[str, ...], tuple[str, ...]]) -> tuple[str, bool]:
+        harmless = draw(st.integers(0, 3)) > 0
+        return draw(st.sampled_from(table[0] if harmless else table[1])), harmless
+
+    drawn = [part(table) for table in (SCHEMES, USERINFO, HOSTS, PORTS)]
+    if draw(st.booleans()):  # a path starts with "/": else it would run on into the host
+        drawn += [("/", True), *(part(PATH_PARTS) for _ in range(draw(st.integers(0, 4))))]
+    return "".join(text for text, _ in drawn), all(harmless for _, harmless in drawn)
+
+
+@example(("https://shop.example.com/cart", True))
+@example(("https://shop.example.com.evil.example/cart", False))
+@given(urls())
+def test_a_redirect_only_ever_lands_on_an_allowed_host(drawn: tuple[str, bool]) -> None:
+    url, ok = drawn
     try:
         target = redirect_target(url, ALLOWED)
     except InvalidRecord:
+        event("refused")
+        assert not ok, f"refused an allowed URL: {url!r}"
         return
+    event("accepted")
+    assert ok, f"accepted a URL it must refuse: {url!r}"
+    assert target == url
     assert (urlsplit(target).hostname or "").rstrip(".") in ALLOWED
+
+
+def test_built_urls_reach_both_branches() -> None:
+    """The URLs above are no all-refused stream: the redirect accepts and refuses plenty."""
+    accepted: list[bool] = []
+
+    @settings(max_examples=300, database=None)
+    @given(urls())
+    def collect(drawn: tuple[str, bool]) -> None:
+        try:
+            redirect_target(drawn[0], ALLOWED)
+        except InvalidRecord:
+            accepted.append(False)
+        else:
+            accepted.append(True)
+
+    collect()
+    assert accepted.count(True) >= 30 and accepted.count(False) >= 30, accepted.count(True)
 
 
 # --- logs -------------------------------------------------------------------------------
