@@ -296,7 +296,7 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
 def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
     from streams.core.detection import DetectorConfig
     from streams.durations import parse_duration_ms
-    from streams.offline import DetectSummary, detect, events_of
+    from streams.offline import DetectSummary, detect_file
 
     if not args.input.is_file():
         raise ConfigurationError(f"{args.input}: no such file")
@@ -316,7 +316,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
     tune_gc()
     with open_output(args.output) as out:
         try:
-            detect(events_of(args.input, fmt, summary, reject), config, out, summary, args.flush)
+            detect_file(args.input, fmt, config, out, summary, reject, args.flush)
         except InvalidRecord as exc:  # a file that cannot be read at all
             raise ConfigurationError(exc.reason) from None
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.abandonments.items())) or "none"

@@ -2,19 +2,20 @@
 
 The same ``Detector`` as the worker, over one file in input order, as one partition. Invalid
 lines are counted and reported, unknown types counted and ignored; nothing stops the run.
+A JSONL file goes through the native core whole (``Detector.run_jsonl``): it reads the plain
+records itself and hands the rest to ``parse_event`` here, line by line.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from streams.core.detection import Detector, DetectorConfig
+from streams.core.detection import Closed, Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.abandonment import Abandonment
 from streams.models.event_parse import parse_event
 from streams.models.events import Event
 from streams.output import Reject
@@ -29,19 +30,36 @@ class DetectSummary:
     abandonments: Counter[str] = field(default_factory=Counter)
 
 
-def jsonl_events(path: Path, summary: DetectSummary, reject: Reject) -> Iterator[Event]:
-    """Valid events of a JSONL file in file order; the rest go to ``reject``."""
+def detect_file(
+    path: Path,
+    fmt: Format,
+    config: DetectorConfig,
+    out: IO[bytes],
+    summary: DetectSummary,
+    reject: Reject,
+    flush: bool = False,
+) -> DetectSummary:
+    """Run the core over a file and write each abandonment as a JSON line to ``out``."""
+    if fmt == "rees46":
+        return detect(rees46_events(path, summary, reject), config, out, summary, flush)
+    detector = Detector(config, track_changes=False)  # nothing is persisted offline
     name = path.name
-    with path.open("rb") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            try:
-                yield parse_event(line)
-            except UnknownEventType:
-                summary.unknown_types += 1
-            except InvalidRecord as exc:
-                if line.strip():
-                    summary.invalid += 1
-                    reject(f"{name}:{lineno}", line.rstrip(b"\r\n"), exc.reason)
+
+    def slow_line(line: bytes, lineno: int) -> Event | None:
+        try:
+            return parse_event(line)
+        except UnknownEventType:
+            summary.unknown_types += 1
+        except InvalidRecord as exc:
+            if line.strip():
+                summary.invalid += 1
+                reject(f"{name}:{lineno}", line.rstrip(b"\r\n"), exc.reason)
+        return None
+
+    events, carts, browses = detector.run_jsonl(str(path), out.write, slow_line, flush)
+    summary.events += events
+    summary.abandonments.update({k: n for k, n in (("cart", carts), ("browse", browses)) if n})
+    return summary
 
 
 def rees46_events(path: Path, summary: DetectSummary, reject: Reject) -> Iterator[Event]:
@@ -61,28 +79,19 @@ def detect(
     flush: bool = False,
 ) -> DetectSummary:
     """Run the core over ``events`` and write each abandonment as a JSON line to ``out``."""
-    detector = Detector(config, track_changes=False)  # nothing is persisted offline
+    detector = Detector(config, track_changes=False)
     on_event = detector.on_event
-    write = out.write
     for event in events:
         summary.events += 1
         closed = on_event(event)
         if closed:
-            _write_all(closed, write, summary)
+            _write_all(closed, out, summary)
     if flush:
-        _write_all(detector.flush(), write, summary)
+        _write_all(detector.flush(), out, summary)
     return summary
 
 
-def events_of(path: Path, fmt: Format, summary: DetectSummary, reject: Reject) -> Iterator[Event]:
-    if fmt == "rees46":
-        return rees46_events(path, summary, reject)
-    return jsonl_events(path, summary, reject)
-
-
-def _write_all(
-    closed: Iterable[Abandonment], write: Callable[[bytes], object], summary: DetectSummary
-) -> None:
+def _write_all(closed: Iterable[Closed], out: IO[bytes], summary: DetectSummary) -> None:
     for abandonment in closed:
         summary.abandonments[abandonment.kind] += 1
-        write(abandonment.to_json() + b"\n")
+        out.write(abandonment.json + b"\n")

@@ -23,12 +23,10 @@ import orjson
 
 from streams.agents.ticks import read_tick
 from streams.batching import acting_for
-from streams.core.detection import Counters, Detector, DetectorConfig
-from streams.core.session import SessionState
+from streams.core.detection import Closed, Counters, Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dlq_headers
 from streams.metrics import DetectorMetrics
-from streams.models.abandonment import Abandonment
 from streams.models.event_parse import parse_event
 from streams.topics import Topic, TopicCatalogue
 
@@ -184,9 +182,8 @@ class DetectorShell:
         self._taken[taken] = self._taken.get(taken, 0) + 1  # to the counter once per batch
         if event.occurred_at > worker.input_max.get(message.tp, 0):
             worker.input_max[message.tp] = event.occurred_at
-        duplicates = worker.detector.counters.duplicates
-        closed = worker.detector.on_event(event)
-        if event.type == "order_completed" and worker.detector.counters.duplicates == duplicates:
+        fresh, closed = worker.detector.take(event)
+        if event.type == "order_completed" and fresh:
             key = (event.customer_id or event.session_id).encode()
             self._emit(worker, self._orders, key, message.value, None)
             metrics.orders_forwarded.inc()
@@ -234,15 +231,13 @@ class DetectorShell:
             live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
             self._emit_abandonments(worker, worker.detector.advance(live))
 
-    def _emit_abandonments(self, worker: PartitionWorker, closed: list[Abandonment]) -> None:
+    def _emit_abandonments(self, worker: PartitionWorker, closed: list[Closed]) -> None:
         now = self.wall_clock()
         for abandonment in closed:
             self.metrics.abandonments.labels(abandonment.kind).inc()
             if self.live:
                 self.metrics.detection_delay.observe(max(0.0, now - abandonment.detected_at / 1000))
-            self._emit(
-                worker, self._abandonments, abandonment.key.encode(), abandonment.to_json(), None
-            )
+            self._emit(worker, self._abandonments, abandonment.key.encode(), abandonment.json, None)
 
     def _emit(
         self, worker: PartitionWorker, topic: str, key: bytes | None, value: bytes, headers: Headers
@@ -254,7 +249,7 @@ class DetectorShell:
     def _load(self, partition: int, message: Any) -> PartitionWorker:
         """Rebuild a partition's detector from the table (after an assignment or a restart)."""
         prefix = b"%d:" % partition
-        sessions: dict[str, SessionState] = {}
+        states: list[tuple[bytes, bytes]] = []
         watermark = max_event = None
         with acting_for(self.create_event(message)):
             for key, value in self.table.items():
@@ -263,17 +258,17 @@ class DetectorShell:
                 if key[len(prefix) :] == WATERMARK_KEY:
                     marks = orjson.loads(value)
                     watermark, max_event = marks.get("wm"), marks.get("max")
-                    continue
-                try:
-                    state = SessionState.from_bytes(value)
-                except InvalidRecord as exc:
-                    log.warning("dropping unreadable session state %r: %s", key, exc.reason)
-                    continue
-                sessions[state.session_id] = state
+                else:
+                    states.append((key, value))
+        detector = Detector(self.config, (), watermark, max_event, auto_watermark=False)
+        for key, value in states:
+            try:
+                detector.restore(value)
+            except InvalidRecord as exc:
+                log.warning("dropping unreadable session state %r: %s", key, exc.reason)
         log.info(
-            "partition %d: %d sessions restored, watermark %s", partition, len(sessions), watermark
+            "partition %d: %d sessions restored, watermark %s", partition, len(detector), watermark
         )
-        detector = Detector(self.config, sessions, watermark, max_event, auto_watermark=False)
         inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
         input_tps = tuple(self.make_tp(self.topics.name(t), partition) for t in inputs)
         return PartitionWorker(partition, detector, self.wall_clock(), input_tps=input_tps)
@@ -288,19 +283,16 @@ class DetectorShell:
         detector = worker.detector
         partition = worker.partition
         table = self.table
+        changed, deleted = detector.take_changes()
         with acting_for(self.create_event(worker.last_message)):
-            for sid in detector.dirty:
-                state = detector.sessions.get(sid)
-                if state is not None:
-                    table[state_key(partition, sid.encode())] = state.to_bytes()
-            for sid in detector.deleted:
+            for sid, state in changed:
+                table[state_key(partition, sid.encode())] = state
+            for sid in deleted:
                 table.pop(state_key(partition, sid.encode()), None)
             table[state_key(partition, WATERMARK_KEY)] = orjson.dumps(
                 {"wm": detector.watermark, "max": detector.max_event_ms}
             )
-        self.metrics.state_writes.inc(len(detector.dirty) + len(detector.deleted))
-        detector.dirty.clear()
-        detector.deleted.clear()
+        self.metrics.state_writes.inc(len(changed) + len(deleted))
         for pending_message in worker.unacked:
             self.ack(pending_message)
         worker.unacked.clear()
@@ -342,7 +334,7 @@ class DetectorShell:
 
     def gauge_sessions(self) -> None:
         detectors = [w.detector for w in self.partitions.values()]
-        self.metrics.sessions.set(sum(len(d.sessions) for d in detectors))
+        self.metrics.sessions.set(sum(len(d) for d in detectors))
         self.metrics.open_sessions.set(sum(d.open_sessions() for d in detectors))
 
 

@@ -1,9 +1,11 @@
 """The detection core (BRIEF §3): event-time activity periods per session, one partition's worth.
 
-Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes one validated event and
-``Detector.advance`` takes a watermark; both return the abandonments whose periods closed, in a
-deterministic order (by deadline, then session id). The Faust worker and ``cartpulse detect``
-drive the same class, so a replay through Kafka and an offline run agree.
+The rules run in Rust (native/src/core.rs, built into ``streams._native`` on install); this
+module is their Python face. Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes
+one validated event and ``Detector.advance`` a watermark; both return the abandonments whose
+periods closed, in a deterministic order (by deadline, then session id), each already in its
+BRIEF §3 JSON form. The Faust worker and ``cartpulse detect`` drive the same core, so a replay
+through Kafka and an offline run agree.
 
 Semantics, precisely:
 
@@ -24,26 +26,19 @@ Semantics, precisely:
 
 from __future__ import annotations
 
-import heapq
-from bisect import insort
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
-from streams.core.session import CartLine, SessionState
-from streams.models.abandonment import (
-    Abandonment,
-    CartItem,
-    Kind,
-    ViewedProduct,
-    abandonment_id,
-)
+from streams._native import Core
+from streams.errors import InvalidRecord
+from streams.models.abandonment import Abandonment, Kind
+from streams.models.event_parse import parse_event
 from streams.models.events import Event
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-MAX_VIEWED_KEPT = 50  # distinct products remembered per period (10 are reported)
-MAX_VIEWED_REPORTED = 10
 _ZERO = Decimal(0)
 
 
@@ -78,328 +73,147 @@ class Counters:
     evicted: int = 0
 
 
+class Closed(NamedTuple):
+    """A closed period's abandonment: what the topic needs, and the record itself as JSON."""
+
+    kind: Kind
+    key: str  # the record key: the customer when known, else the session
+    detected_at: int  # epoch ms: the period's deadline
+    json: bytes
+
+    def record(self) -> Abandonment:
+        return Abandonment.from_json(self.json)
+
+
 class Detector:
     """The detection state of one partition: sessions, the deadline index and the watermark.
 
-    ``sessions`` may be any mutable mapping (a plain dict offline; the worker's cache).
+    ``states`` are saved sessions (``state``/``take_changes`` give them) to start from.
     With ``auto_watermark`` (one input, as offline) each event moves the watermark to
     ``max event time - lateness``; without it only ``advance`` does, so a shell merging several
     inputs can hold the watermark at the slowest of them.
-    With ``track_changes``, ``dirty`` collects the ids of sessions changed since the caller
-    last cleared it, and ``deleted`` those forgotten, so a shell can persist exactly what
-    changed; a run that persists nothing (offline) leaves it off.
+    With ``track_changes``, ``take_changes`` returns the sessions changed and forgotten since
+    it was last called, so a shell can persist exactly what changed; a run that persists
+    nothing (offline) leaves it off.
     """
 
     def __init__(
         self,
         config: DetectorConfig,
-        sessions: MutableMapping[str, SessionState] | None = None,
+        states: Iterable[bytes] = (),
         watermark: int | None = None,
         max_event_ms: int | None = None,
         auto_watermark: bool = True,
         track_changes: bool = True,
     ) -> None:
         self.config = config
-        self.auto_watermark = auto_watermark
-        self.sessions: MutableMapping[str, SessionState] = {} if sessions is None else sessions
-        self.watermark = watermark
-        self.max_event_ms = max_event_ms
-        self.counters = Counters()
-        self.track_changes = track_changes
-        self.dirty: set[str] = set()
-        self.deleted: set[str] = set()
-        self._index: list[tuple[int, str]] = []
-        self._seq = 0
-        self._gap = config.gap_ms
-        self._lateness = config.lateness_ms
-        self._retention = config.dedup_window_ms
-        for state in self.sessions.values():
-            state.index_due = None
-            self._reindex(state)
+        self._core = Core(
+            config.gap_ms,
+            config.min_product_views,
+            config.lateness_ms,
+            config.dedup_window_ms,
+            config.default_store_id,
+            parse_event,
+            _cart_value,
+            watermark,
+            max_event_ms,
+            auto_watermark,
+            track_changes,
+        )
+        for raw in states:
+            self.restore(raw)
+
+    def restore(self, raw: bytes) -> None:
+        """Add one saved session; ``InvalidRecord`` for a value that cannot be read."""
+        try:
+            self._core.restore(raw)
+        except InvalidRecord as exc:
+            raise InvalidRecord(f"unreadable pending event in saved state: {exc.reason}") from None
+        except (ValueError, TypeError) as exc:
+            raise InvalidRecord(str(exc)) from None
 
     # -- inputs ------------------------------------------------------------------------
 
-    def on_event(self, event: Event) -> list[Abandonment]:
+    def take(self, event: Event) -> tuple[bool, list[Closed]]:
+        """Take one event: False if its event_id was seen before (dropped), and what it closed."""
+        fresh, closed = self._core.on_event(event)
+        return fresh, [Closed._make(c) for c in closed] if closed else _NONE
+
+    def on_event(self, event: Event) -> list[Closed]:
         """Take one event; returns the abandonments this closes (usually none)."""
-        sid = event.session_id
-        state = self.sessions.get(sid)
-        if state is None:
-            state = self.sessions[sid] = SessionState(sid)
-            if self.track_changes:
-                self.deleted.discard(sid)
-        t = event.occurred_at
-        seen = state.seen
-        if event.event_id in seen:
-            self.counters.duplicates += 1
-            return []
-        seen[event.event_id] = t
-        if self.track_changes:
-            self.dirty.add(sid)
+        return self.take(event)[1]
 
-        closed: list[Abandonment] = []
-        max_ms = self.max_event_ms
-        if max_ms is None or t > max_ms:
-            self.max_event_ms = max_ms = t
-        watermark = self.watermark
-        if watermark is not None and t < watermark:
-            self.counters.late += 1
-            self._apply(state, event, t, closed)
-        else:
-            if self.auto_watermark:
-                candidate = max_ms - self._lateness
-                if watermark is None or candidate > watermark:
-                    self.watermark = watermark = candidate
-            if watermark is not None and t <= watermark and not state.pending:
-                self._apply(state, event, t, closed)
-            else:
-                self.counters.buffered += 1
-                self._seq += 1
-                insort(state.pending, (t, self._seq, event), key=_pending_key)
-        # ``_reindex`` inlined for the common cases: it runs for every event (0.15 µs of ~1.9).
-        if state.pending:
-            due = self._due(state)
-        elif state.last_ms is not None:
-            due = state.last_ms + self._gap
-        else:
-            due = state.last_seen_ms + self._retention
-        if state.index_due is None or due < state.index_due:
-            state.index_due = due
-            heapq.heappush(self._index, (due, sid))
-        if watermark is not None:
-            index = self._index
-            if index and index[0][0] <= watermark:
-                self._drain(watermark, closed)
-        return closed
-
-    def advance(self, watermark: int) -> list[Abandonment]:
+    def advance(self, watermark: int) -> list[Closed]:
         """Move the watermark forward (never back); returns the periods that closed."""
-        if self.watermark is not None and watermark <= self.watermark:
-            return []
-        self.watermark = watermark
-        closed: list[Abandonment] = []
-        self._drain(watermark, closed)
-        return closed
+        return [Closed._make(c) for c in self._core.advance(watermark)]
 
-    def _drain(self, watermark: int, closed: list[Abandonment]) -> None:
-        """Settle every session whose due time the watermark has reached, earliest first."""
-        index = self._index
-        while index and index[0][0] <= watermark:
-            due, sid = heapq.heappop(index)
-            state = self.sessions.get(sid)
-            if state is None or state.index_due != due:
-                continue  # stale entry: the session moved on or was forgotten
-            state.index_due = None
-            self._settle(state, watermark, closed)
+    def flush(self) -> list[Closed]:
+        """Close every open period as if the input had ended (``detect --flush``)."""
+        return [Closed._make(c) for c in self._core.flush()]
 
-    def flush(self) -> Iterator[Abandonment]:
-        """Close every open period as if the input had ended (``detect --flush``).
-
-        Lazily, session by session in due order, so a caller can write each abandonment while
-        it is still in the CPU's cache; consume the iterator to the end.
-        """
-        sessions = self.sessions
-        order = sorted((self._due(state), sid) for sid, state in sessions.items())
-        for _, sid in order:
-            state = sessions[sid]
-            closed: list[Abandonment] = []
-            while state.pending:
-                t, _, event = state.pending.pop(0)
-                self._apply(state, event, t, closed)
-            if state.last_ms is not None:
-                self._close(state, closed)
-                if self.track_changes:
-                    self.dirty.add(sid)
-            yield from closed
-
-    # -- the rules ---------------------------------------------------------------------
-
-    def _settle(self, state: SessionState, watermark: int, closed: list[Abandonment]) -> None:
-        """Apply the session's pending events up to ``watermark``, close it if due, re-index."""
-        sid = state.session_id
-        pending = state.pending
-        while pending and pending[0][0] <= watermark:
-            t, _, event = pending.pop(0)
-            self._apply(state, event, t, closed)
-        last = state.last_ms
-        if last is not None and last + self._gap <= watermark:
-            self._close(state, closed)
-        if self.track_changes:
-            self.dirty.add(sid)
-        if (
-            state.last_ms is None
-            and not pending
-            and state.last_seen_ms + self._retention <= watermark
-        ):
-            del self.sessions[sid]
-            if self.track_changes:
-                self.dirty.discard(sid)
-                self.deleted.add(sid)
-            self.counters.evicted += 1
-            return
-        self._reindex(state)
-
-    def _apply(
+    def run_jsonl(
         self,
-        state: SessionState,
-        event: Event,
-        t: int,
-        closed: list[Abandonment],
-    ) -> None:
-        self.counters.applied += 1
-        last = state.last_ms
-        if last is not None and t >= last + self._gap:
-            self._close(state, closed)
-            last = None
-        if t > state.last_seen_ms:
-            state.last_seen_ms = t
-        if event.customer_id is not None:
-            state.customer_id = event.customer_id
-        if event.store_id is not None:
-            state.store_id = event.store_id
-        in_period = True
-        if last is None:
-            if state.closed_deadline is not None and t < state.closed_deadline:
-                self.counters.late_into_closed += 1
-                in_period = False  # belongs to a closed period: the cart changes, nothing else
-            else:
-                state.last_ms = t
-                state.ordered = state.checkout = False
-                state.views = 0
-                if state.viewed:  # the closed period's products went to its abandonment
-                    state.viewed = {}
-        elif t > last:
-            state.last_ms = t
+        path: str,
+        write: Callable[[bytes], object],
+        slow_line: Callable[[bytes, int], Event | None],
+        flush: bool,
+    ) -> tuple[int, int, int]:
+        """A whole JSONL file through the core, abandonments written as JSON lines in chunks.
 
-        etype = event.type
-        product = event.product
-        if etype == "product_viewed":
-            if in_period and product is not None:
-                state.views += 1
-                viewed = state.viewed
-                pid = product.id
-                item = viewed.pop(pid, None)  # re-inserted last: most recent at the end
-                if item is None:
-                    if len(viewed) >= MAX_VIEWED_KEPT:
-                        del viewed[next(iter(viewed))]
-                    item = ViewedProduct(
-                        pid, 1, product.price, product.name or None, product.url or None
-                    )
-                else:
-                    item.views += 1
-                    if product.price is not None:
-                        item.price = product.price
-                    if product.name:
-                        item.name = product.name
-                    if product.url:
-                        item.url = product.url
-                viewed[pid] = item
-        elif etype == "cart_item_added":
-            if product is not None:
-                line = state.cart.get(product.id)
-                if line is None:
-                    line = state.cart[product.id] = CartLine(product.id, 0)
-                line.quantity += event.quantity
-                if product.price is not None:
-                    line.price = product.price
-                    line.currency = product.currency or line.currency
-                line.name = product.name or line.name
-                line.url = product.url or line.url
-                line.image_url = product.image_url or line.image_url
-            if event.cart is not None and event.cart.url:
-                state.cart_url = event.cart.url
-        elif etype == "cart_item_removed":
-            if product is not None:
-                line = state.cart.get(product.id)
-                if line is not None:  # a remove of an unknown product is ignored
-                    line.quantity -= event.quantity
-                    if line.quantity <= 0:
-                        del state.cart[product.id]
-        elif etype == "order_completed":
-            state.cart.clear()
-            if in_period:
-                state.ordered = True
-        elif etype == "checkout_started":
-            if in_period:
-                state.checkout = True
-            if event.cart is not None and event.cart.url:
-                state.cart_url = event.cart.url
+        Lines the native reader leaves to Python go to ``slow_line(line, lineno)``, which
+        returns an ``Event`` or None (and reports what it refuses). Returns the events taken
+        and the cart and browse abandonments written.
+        """
+        return self._core.run_jsonl(path, write, slow_line, flush)
 
-    def _close(self, state: SessionState, closed: list[Abandonment]) -> None:
-        last = state.last_ms
-        assert last is not None  # noqa: S101 - only called with an open period
-        deadline = last + self._gap
-        state.last_ms = None
-        state.closed_deadline = deadline
-        kind: Kind | None = None
-        if state.ordered:
-            kind = None
-        elif state.cart:
-            kind = "cart"
-        elif state.views >= self.config.min_product_views:
-            kind = "browse"
-        if kind is not None:
-            closed.append(self._abandonment(state, kind, last, deadline))
-        # Forget event ids that left the dedup window.
-        horizon = deadline - self._retention
-        seen = state.seen
-        if len(seen) > 64:
-            state.seen = {eid: t for eid, t in seen.items() if t >= horizon}
+    # -- state -------------------------------------------------------------------------
 
-    def _abandonment(
-        self, state: SessionState, kind: Kind, last: int, deadline: int
-    ) -> Abandonment:
-        items: list[CartItem] = []
-        value: Decimal | None = None
-        currency: str | None = None
-        for line in state.cart.values():
-            items.append(
-                CartItem(
-                    line.product_id, line.quantity, line.price, line.name, line.url, line.image_url
-                )
-            )
-            if line.price is not None:
-                value = (value or _ZERO) + line.price * line.quantity
-            currency = currency or line.currency
-        # The period's own objects: a new period starts a new ``viewed``, so these stay as they are.
-        viewed = tuple(reversed(list(state.viewed.values())[-MAX_VIEWED_REPORTED:]))
-        return Abandonment(
-            abandonment_id(state.session_id, kind, deadline),
-            kind,
-            state.session_id,
-            state.customer_id,
-            state.store_id or self.config.default_store_id,
-            last,
-            deadline,
-            state.checkout,
-            tuple(items),
-            value,
-            currency,
-            state.cart_url,
-            viewed,
-        )
+    @property
+    def watermark(self) -> int | None:
+        return self._core.watermark
 
-    # -- the deadline index ------------------------------------------------------------
+    @property
+    def max_event_ms(self) -> int | None:
+        return self._core.max_event_ms
 
-    def _due(self, state: SessionState) -> int:
-        """When this session next needs the detector's attention (event time)."""
-        if state.pending:
-            due = state.pending[0][0]
-            if state.last_ms is not None:
-                due = min(due, state.last_ms + self._gap)
-            return due
-        if state.last_ms is not None:
-            return state.last_ms + self._gap
-        return state.last_seen_ms + self._retention
+    @property
+    def counters(self) -> Counters:
+        return Counters(*self._core.counters())
 
-    def _reindex(self, state: SessionState) -> None:
-        due = self._due(state)
-        if state.index_due is None or due < state.index_due:
-            state.index_due = due
-            heapq.heappush(self._index, (due, state.session_id))
+    def __len__(self) -> int:
+        """Sessions held (open or waiting to be forgotten)."""
+        return len(self._core)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._core
 
     def open_sessions(self) -> int:
-        return sum(1 for s in self.sessions.values() if s.last_ms is not None)
+        return self._core.open_sessions()
+
+    def state(self, session_id: str) -> bytes | None:
+        """A session's saved state (the sessions table's value), None if not held."""
+        return self._core.state(session_id)
+
+    def session_ids(self) -> list[str]:
+        return self._core.session_ids()
+
+    def changes(self) -> tuple[list[str], list[str]]:
+        """Session ids changed and forgotten since ``take_changes`` (not cleared)."""
+        return self._core.changes()
+
+    def take_changes(self) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """(session id, saved state) of each changed session and the ids of forgotten ones,
+        since the last call; clears both."""
+        return self._core.take_changes()
 
 
-def _pending_key(item: tuple[int, int, Event]) -> tuple[int, int]:
-    return (item[0], item[1])
+_NONE: list[Closed] = []
+
+
+def _cart_value(lines: list[tuple[str, int]]) -> str:
+    """A cart's value where the native arithmetic stops: beyond 28 digits, Python's default
+    decimal context rounds, and the record must say what Python would."""
+    value: Decimal | None = None
+    for price, quantity in lines:
+        value = (value or _ZERO) + Decimal(price) * quantity
+    return str(value)

@@ -7,7 +7,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from streams.models.events import format_ms
+from streams.models.events import format_ms, parse_time
 from streams.models.ids import stable_id
 
 Kind = Literal["cart", "browse"]
@@ -54,6 +54,27 @@ class Abandonment(msgspec.Struct, gc=False):
         """The record key on the topic: the customer when known, else the session."""
         return self.customer_id or self.session_id
 
+    @classmethod
+    def from_json(cls, raw: bytes) -> Abandonment:
+        """The inverse of ``to_json`` (the detection core writes records in that form)."""
+        record = _DECODE(raw)
+        cart = record.cart
+        return cls(
+            record.abandonment_id,
+            record.kind,
+            record.session_id,
+            record.customer_id,
+            record.store_id,
+            parse_time(record.last_activity_at, "last_activity_at"),
+            parse_time(record.detected_at, "detected_at"),
+            record.checkout_started,
+            cart.items,
+            cart.value,
+            cart.currency,
+            cart.url,
+            record.viewed_products,
+        )
+
     def to_json(self) -> bytes:
         """The BRIEF §3 record: times as RFC 3339 UTC with milliseconds, money as strings."""
         return _ENCODE(
@@ -95,6 +116,7 @@ class _Record(msgspec.Struct, gc=False):
 
 
 _ENCODE: Final = msgspec.json.Encoder(decimal_format="string").encode
+_DECODE: Final = msgspec.json.Decoder(_Record).decode
 
 
 def abandonment_id(session_id: str, kind: Kind, deadline_ms: int) -> str:

@@ -8,8 +8,7 @@ from itertools import count
 import orjson
 import pytest
 
-from streams.core.detection import MINUTE_MS, Detector, DetectorConfig
-from streams.core.session import SessionState
+from streams.core.detection import MINUTE_MS, Closed, Detector, DetectorConfig
 from streams.models.abandonment import Abandonment, abandonment_id
 from streams.models.event_parse import parse_event
 from streams.models.events import CartRef, Event, EventType, Order, Product
@@ -47,14 +46,22 @@ def ev(
     )
 
 
+def records(closed: list[Closed]) -> list[Abandonment]:
+    """The core's records as ``Abandonment``s; each must be exactly what ``to_json`` writes."""
+    found = [a.record() for a in closed]
+    assert [a.to_json() for a in found] == [a.json for a in closed]
+    assert [(a.kind, a.key, a.detected_at) for a in found] == [c[:3] for c in closed]
+    return found
+
+
 def run(events: list[Event], flush: bool = False, **config: int) -> list[Abandonment]:
     detector = Detector(DetectorConfig(**config))
-    out: list[Abandonment] = []
+    out: list[Closed] = []
     for event in events:
         out.extend(detector.on_event(event))
     if flush:
         out.extend(detector.flush())
-    return out
+    return records(out)
 
 
 def kinds(result: list[Abandonment]) -> list[tuple[str, str, float]]:
@@ -203,8 +210,8 @@ def test_a_late_event_never_reopens_a_closed_period() -> None:
     assert detector.on_event(ev("cart_item_added", 5, "p2")) == []
     assert detector.counters.late == 1
     assert detector.counters.late_into_closed == 1
-    assert list(detector.flush()) == []
-    assert list(detector.sessions["s1"].cart) == ["p2"]
+    assert detector.flush() == []
+    assert [line[0] for line in orjson.loads(detector.state("s1") or b"")["cart"]] == ["p2"]
 
 
 def test_a_late_event_after_a_closed_period_opens_a_new_one_that_closes_at_once() -> None:
@@ -213,7 +220,7 @@ def test_a_late_event_after_a_closed_period_opens_a_new_one_that_closes_at_once(
     detector.on_event(tick(100))
     # t=35 is after the closed period's deadline (30) but before the watermark (100).
     (result,) = detector.on_event(ev("product_viewed", 35, "p2"))
-    assert kinds([result]) == [("s1", "browse", 65)]
+    assert kinds(records([result])) == [("s1", "browse", 65)]
     assert detector.counters.late == 1
 
 
@@ -286,10 +293,10 @@ def test_sessions_are_forgotten_after_the_dedup_window() -> None:
     detector = Detector(DetectorConfig(dedup_window_ms=60 * MINUTE_MS))
     detector.on_event(ev("cart_item_added", 0, "p1"))
     detector.on_event(tick(59))
-    assert "s1" in detector.sessions
+    assert "s1" in detector
     detector.on_event(tick(61))
-    assert "s1" not in detector.sessions
-    assert "s1" in detector.deleted
+    assert "s1" not in detector
+    assert "s1" in detector.changes()[1]
     assert detector.counters.evicted >= 1
 
 
@@ -297,7 +304,7 @@ def test_the_watermark_advances_from_outside_and_never_goes_back() -> None:
     detector = Detector(DetectorConfig())
     detector.on_event(ev("product_viewed", 0, "p1"))
     assert detector.advance(T0 + 29 * MINUTE_MS) == []
-    assert kinds(detector.advance(T0 + 30 * MINUTE_MS)) == [("s1", "browse", 30)]
+    assert kinds(records(detector.advance(T0 + 30 * MINUTE_MS))) == [("s1", "browse", 30)]
     assert detector.advance(T0) == []
     assert detector.watermark == T0 + 30 * MINUTE_MS
 
@@ -313,7 +320,7 @@ def test_state_survives_serialisation_mid_stream() -> None:
     rest = [ev("product_viewed", 3, "p4"), tick(80)]
     config = DetectorConfig(lateness_ms=2 * MINUTE_MS)
     straight = Detector(config)
-    expected: list[Abandonment] = []
+    expected: list[Closed] = []
     for event in first + rest:
         expected.extend(straight.on_event(event))
     expected.extend(straight.flush())
@@ -321,11 +328,12 @@ def test_state_survives_serialisation_mid_stream() -> None:
     before = Detector(config)
     for event in first:
         before.on_event(event)
-    restored = {
-        sid: SessionState.from_bytes(state.to_bytes()) for sid, state in before.sessions.items()
-    }
+    restored = [before.state(sid) or b"" for sid in before.session_ids()]
     after = Detector(config, restored, before.watermark, before.max_event_ms)
-    out: list[Abandonment] = []
+    assert {sid: orjson.loads(after.state(sid) or b"") for sid in after.session_ids()} == {
+        sid: orjson.loads(raw) for sid, raw in zip(before.session_ids(), restored, strict=True)
+    }
+    out: list[Closed] = []
     for event in rest:
         out.extend(after.on_event(event))
     out.extend(after.flush())
@@ -352,12 +360,12 @@ def test_pending_events_kept_as_received_survive_serialisation() -> None:
         }
     )
     detector.on_event(parse_event(raw + b"\n"))  # ahead of the watermark: pending
-    state = detector.sessions["s1"]
-    assert state.pending
-    restored = SessionState.from_bytes(state.to_bytes())
-    assert restored.pending[0][2] == state.pending[0][2]
-    after = Detector(config, {"s1": restored}, detector.watermark, detector.max_event_ms)
-    (result,) = after.flush()
+    state = detector.state("s1") or b""
+    ((_, _, pending),) = orjson.loads(state)["p"]
+    assert parse_event(orjson.dumps(pending)) == parse_event(raw)
+    after = Detector(config, [state], detector.watermark, detector.max_event_ms)
+    assert orjson.loads(after.state("s1") or b"") == orjson.loads(state)
+    (result,) = records(after.flush())
     assert result.cart_value == Decimal("3.00")
 
 
@@ -371,10 +379,11 @@ def test_without_change_tracking_the_result_is_the_same_and_nothing_is_collected
     ]
     tracked, untracked = Detector(DetectorConfig()), Detector(DetectorConfig(), track_changes=False)
     found = [a for e in events for a in tracked.on_event(e)]
-    assert kinds(found) == [("s1", "cart", 30), ("s2", "browse", 31), ("s2", "browse", 71)]
+    assert kinds(records(found)) == [("s1", "cart", 30), ("s2", "browse", 31), ("s2", "browse", 71)]
     assert [a for e in events for a in untracked.on_event(e)] == found
     # the worker's kind persists what changed: every session the events touched, the clocks'
     # too; none is forgotten yet (sessions are kept for the 24 h dedup window)
-    assert tracked.dirty == {"s1", "s2", events[2].session_id, events[4].session_id}
-    assert tracked.deleted == set()
-    assert not untracked.dirty and not untracked.deleted
+    dirty, deleted = tracked.changes()
+    assert set(dirty) == {"s1", "s2", events[2].session_id, events[4].session_id}
+    assert deleted == []
+    assert untracked.changes() == ([], [])

@@ -133,9 +133,9 @@ def test_incremental_equals_batch_reference(
     detector = Detector(DetectorConfig(min_product_views=min_views, lateness_ms=lateness))
     out = []
     for event in arrived:
-        out.extend(detector.on_event(event))
+        out.extend(a.record() for a in detector.on_event(event))
     if flush:
-        out.extend(detector.flush())
+        out.extend(a.record() for a in detector.flush())
     assert detector.counters.late == 0
     got = {
         (
@@ -160,7 +160,7 @@ def test_same_input_same_output(scenario: tuple[list[Event], int, int, bool, int
 
     def once() -> list[bytes]:
         detector = Detector(DetectorConfig(min_product_views=min_views, lateness_ms=lateness))
-        out = [a.to_json() for e in arrived for a in detector.on_event(e)]
-        return out + [a.to_json() for a in (detector.flush() if flush else [])]
+        out = [a.json for e in arrived for a in detector.on_event(e)]
+        return out + [a.json for a in (detector.flush() if flush else [])]
 
     assert once() == once()

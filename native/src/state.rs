@@ -1,0 +1,194 @@
+//! A session's saved state (the sessions table's value): compact, versioned JSON.
+//!
+//! `{"v":1,"s":session,"c":customer,"st":store,"cart":[[id,qty,price,name,url,image,currency]],
+//! "cu":cart_url,"l":last,"cd":closed_deadline,"ls":last_seen,"o":ordered,"co":checkout,
+//! "vn":views,"vw":[[id,views,price,name,url]],"seen":{event_id:time},"p":[[time,seq,event]]}`
+//! Pending events are kept in their contract shape and read back by the event parsers.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::core::{CartLine, Session, Viewed};
+use crate::money::Money;
+use crate::text::{write_opt_str, write_str};
+
+pub const STATE_VERSION: i64 = 1;
+
+pub fn write(state: &Session, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"v\":1,\"s\":");
+    write_str(out, &state.session_id);
+    out.extend_from_slice(b",\"c\":");
+    write_opt_str(out, state.customer_id.as_deref());
+    out.extend_from_slice(b",\"st\":");
+    write_opt_str(out, state.store_id.as_deref());
+    out.extend_from_slice(b",\"cart\":[");
+    for (i, (pid, line)) in state.cart.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_str(out, pid);
+        out.extend_from_slice(format!(",{},", line.quantity).as_bytes());
+        write_money(out, line.price);
+        for text in [&line.name, &line.url, &line.image_url, &line.currency] {
+            out.push(b',');
+            write_opt_str(out, text.as_deref());
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"cu\":");
+    write_opt_str(out, state.cart_url.as_deref());
+    out.extend_from_slice(b",\"l\":");
+    write_opt_int(out, state.last_ms);
+    out.extend_from_slice(b",\"cd\":");
+    write_opt_int(out, state.closed_deadline);
+    out.extend_from_slice(
+        format!(
+            ",\"ls\":{},\"o\":{},\"co\":{},\"vn\":{},\"vw\":[",
+            state.last_seen_ms, state.ordered, state.checkout, state.views
+        )
+        .as_bytes(),
+    );
+    for (i, (pid, item)) in state.viewed.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_str(out, pid);
+        out.extend_from_slice(format!(",{},", item.views).as_bytes());
+        write_money(out, item.price);
+        out.push(b',');
+        write_opt_str(out, item.name.as_deref());
+        out.push(b',');
+        write_opt_str(out, item.url.as_deref());
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],\"seen\":{");
+    for (i, (event_id, t)) in state.seen.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, event_id);
+        out.extend_from_slice(format!(":{t}").as_bytes());
+    }
+    out.extend_from_slice(b"},\"p\":[");
+    for (i, (t, seq, event)) in state.pending.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("[{t},{seq},").as_bytes());
+        event.write_json(out);
+        out.push(b']');
+    }
+    out.extend_from_slice(b"]}");
+}
+
+fn write_opt_int(out: &mut Vec<u8>, value: Option<i64>) {
+    match value {
+        Some(value) => out.extend_from_slice(value.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_money(out: &mut Vec<u8>, money: Option<Money>) {
+    match money {
+        Some(money) => {
+            out.push(b'"');
+            money.write(out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Saved<'a> {
+    v: i64,
+    s: String,
+    c: Option<String>,
+    st: Option<String>,
+    cart: Vec<(
+        String,
+        i128,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
+    cu: Option<String>,
+    l: Option<i64>,
+    cd: Option<i64>,
+    ls: i64,
+    o: bool,
+    co: bool,
+    vn: i64,
+    vw: Vec<(String, i64, Option<String>, Option<String>, Option<String>)>,
+    seen: hashbrown::HashMap<String, i64>,
+    #[serde(borrow)]
+    p: Vec<(i64, u64, &'a RawValue)>,
+}
+
+/// A saved session, its pending events still as text (the shell parses them).
+pub struct Restored<'a> {
+    pub session: Session,
+    pub pending: Vec<(i64, u64, &'a [u8])>,
+}
+
+pub fn read(raw: &[u8]) -> Result<Restored<'_>, String> {
+    let saved: Saved =
+        serde_json::from_slice(raw).map_err(|e| format!("unreadable session state: {e}"))?;
+    if saved.v != STATE_VERSION {
+        return Err(format!(
+            "session state version {} is not supported",
+            saved.v
+        ));
+    }
+    let money = |text: Option<String>| -> Result<Option<Money>, String> {
+        text.map(|t| Money::parse_decimal_str(&t).ok_or_else(|| format!("unreadable amount {t:?}")))
+            .transpose()
+    };
+    let mut session = Session::new(saved.s);
+    session.customer_id = saved.c;
+    session.store_id = saved.st;
+    for (pid, quantity, price, name, url, image_url, currency) in saved.cart {
+        let price = money(price)?;
+        session.cart.insert(
+            pid,
+            CartLine {
+                quantity,
+                price,
+                name,
+                url,
+                image_url,
+                currency,
+            },
+        );
+    }
+    session.cart_url = saved.cu;
+    session.last_ms = saved.l;
+    session.closed_deadline = saved.cd;
+    session.last_seen_ms = saved.ls;
+    session.ordered = saved.o;
+    session.checkout = saved.co;
+    session.views = saved.vn;
+    for (pid, views, price, name, url) in saved.vw {
+        let price = money(price)?;
+        session.viewed.insert(
+            pid,
+            Viewed {
+                views,
+                price,
+                name,
+                url,
+            },
+        );
+    }
+    session.seen = saved.seen;
+    let pending = saved
+        .p
+        .into_iter()
+        .map(|(t, seq, event)| (t, seq, event.get().as_bytes()))
+        .collect();
+    Ok(Restored { session, pending })
+}

@@ -1,0 +1,238 @@
+//! Event time and JSON text, written exactly as the Python side writes them.
+
+const MIN_EVENT_MS: i64 = 946_684_800_000; // 2000-01-01
+const MAX_EVENT_MS: i64 = 4_102_444_800_000; // 2100-01-01
+
+pub fn in_range(ms: i64) -> bool {
+    (MIN_EVENT_MS..MAX_EVENT_MS).contains(&ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn number(bytes: &[u8]) -> Option<i64> {
+    let mut value = 0i64;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(b - b'0');
+    }
+    Some(value)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff](Z|±HH:MM)` → epoch milliseconds, within 2000..2100.
+/// Any other spelling (Python's `fromisoformat` reads many) is left to the checked parser.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
+    let (hour, minute, second) = (
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+    );
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut millis = 0;
+    if rest.first() == Some(&b'.') {
+        let fraction = match rest.get(4) {
+            Some(b'0'..=b'9') => 6,
+            _ => 3,
+        };
+        let digits = rest.get(1..=fraction)?;
+        millis = number(&digits[..3])?;
+        number(digits)?;
+        rest = &rest[1 + fraction..];
+    }
+    let offset_minutes = match rest {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hours = number(&[*h1, *h2])?;
+            let minutes = number(&[*m1, *m2])?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let total = hours * 60 + minutes;
+            if *sign == b'-' {
+                -total
+            } else {
+                total
+            }
+        }
+        _ => return None,
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
+    let ms = seconds * 1000 + millis;
+    in_range(ms).then_some(ms)
+}
+
+/// Epoch milliseconds → `2019-10-01T00:10:00.000Z` (as `streams.models.events.format_ms`).
+pub fn write_time(out: &mut Vec<u8>, ms: i64) {
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
+    let (second, millis) = (in_day / 1000 % 60, in_day % 1000);
+    put(out, year, 4);
+    out.push(b'-');
+    put(out, month, 2);
+    out.push(b'-');
+    put(out, day, 2);
+    out.push(b'T');
+    put(out, hour, 2);
+    out.push(b':');
+    put(out, minute, 2);
+    out.push(b':');
+    put(out, second, 2);
+    out.push(b'.');
+    put(out, millis, 3);
+    out.push(b'Z');
+}
+
+/// `value` as exactly `width` decimal digits (zero-padded; the callers' values fit).
+fn put(out: &mut Vec<u8>, value: i64, width: usize) {
+    let mut digits = [b'0'; 4];
+    let mut rest = value;
+    for slot in digits[..width].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits[..width]);
+}
+
+/// A JSON string as msgspec and orjson write it: `"` `\` and control characters escaped
+/// (`\b \t \n \f \r`, else `\u00XX`), everything else as UTF-8.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\t' => b"\\t",
+            b'\r' => b"\\r",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 15)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+pub fn write_opt_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(ms: i64) -> String {
+        let mut out = Vec::new();
+        write_time(&mut out, ms);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn reads_and_writes_event_time() {
+        assert_eq!(parse_time("2019-10-01T00:00:00Z"), Some(1_569_888_000_000));
+        assert_eq!(
+            parse_time("2019-10-01T00:10:00.123Z"),
+            Some(1_569_888_600_123)
+        );
+        assert_eq!(
+            parse_time("2019-10-01T02:10:00.123999+02:00"),
+            Some(1_569_888_600_123)
+        );
+        assert_eq!(time(1_569_888_600_123), "2019-10-01T00:10:00.123Z");
+        assert_eq!(time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            parse_time("2000-02-29T00:00:00.000Z"),
+            Some(951_782_400_000)
+        );
+    }
+
+    #[test]
+    fn leaves_other_spellings_to_the_checked_parser() {
+        for text in [
+            "2019-02-29T00:00:00Z",
+            "2019-10-01t00:00:00Z",
+            "2019-10-01 00:00:00Z",
+            "2019-10-01T24:00:00Z",
+            "2019-10-01T00:00:60Z",
+            "2019-10-01T00:00:00",
+            "2019-10-01T00:00:00.1Z",
+            "1999-12-31T23:59:59Z",
+            "2019-10-01T00:00:00+24:00",
+        ] {
+            assert_eq!(parse_time(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn escapes_like_msgspec() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"\\\n\u{1f}\u{7f}é/");
+        assert_eq!(out, b"\"a\\\"\\\\\\n\\u001f\x7f\xc3\xa9/\"");
+    }
+}
