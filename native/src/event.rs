@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::money::Money;
@@ -143,64 +143,194 @@ impl Event {
 
 // -- the fast reader -------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+// Objects are read by hand, not derived: serde's derive would also read a struct from a JSON
+// array by position, and would skip unknown members without checking them, where orjson (the
+// checked parser's reader) refuses invalid text anywhere in a record.
+
+type Text<'a> = Option<Str<'a>>;
+
+/// A JSON string, borrowed from the record unless it had escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl Str<'_> {
+    fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+#[derive(Default)]
 struct RawEvent<'a> {
-    #[serde(borrow)]
-    event_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    event_id: Text<'a>,
+    kind: Text<'a>,
     occurred_at: Option<Time<'a>>,
-    #[serde(borrow)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    customer_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    store_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    session_id: Text<'a>,
+    customer_id: Text<'a>,
+    store_id: Text<'a>,
     product: Option<RawProduct<'a>>,
     quantity: Option<Quantity>,
-    #[serde(borrow)]
     cart: Option<RawCart<'a>>,
-    #[serde(borrow)]
     order: Option<RawOrder<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct RawProduct<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    price: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    currency: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    url: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    image_url: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    #[allow(dead_code)] // validated as a string, not kept
-    category: Option<Cow<'a, str>>,
+    id: Text<'a>,
+    name: Text<'a>,
+    price: Text<'a>,
+    currency: Text<'a>,
+    url: Text<'a>,
+    image_url: Text<'a>,
+    #[allow(dead_code)] // checked to be a string, not kept
+    category: Text<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct RawCart<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    url: Option<Cow<'a, str>>,
+    id: Text<'a>,
+    url: Text<'a>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct RawOrder<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    value: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    currency: Option<Cow<'a, str>>,
+    id: Text<'a>,
+    value: Text<'a>,
+    currency: Text<'a>,
+}
+
+/// Reads one member's value into `slot` (null stays None); a repeated member is refused.
+fn member<'de, A, T>(map: &mut A, slot: &mut Option<T>, seen: &mut u32, bit: u32) -> Result<(), A::Error>
+where
+    A: de::MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    if *seen & bit != 0 {
+        return Err(de::Error::custom("duplicate member"));
+    }
+    *seen |= bit;
+    *slot = map.next_value::<Option<T>>()?;
+    Ok(())
+}
+
+/// An object's members by name; a name it does not know is read (and checked) and dropped.
+macro_rules! object {
+    ($name:ident, $what:literal, { $($key:literal => $field:ident: $bit:literal),* $(,)? }) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
+                    type Value = $name<'a>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        let mut out = $name::default();
+                        let mut seen = 0u32;
+                        while let Some(key) = map.next_key::<Str<'de>>()? {
+                            match &*key {
+                                $($key => member(&mut map, &mut out.$field, &mut seen, $bit)?,)*
+                                _ => map.next_value::<Checked>().map(drop)?,
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            }
+        }
+    };
+}
+object!(RawEvent, "an event object", {
+    "event_id" => event_id: 1,
+    "type" => kind: 2,
+    "occurred_at" => occurred_at: 4,
+    "session_id" => session_id: 8,
+    "customer_id" => customer_id: 16,
+    "store_id" => store_id: 32,
+    "product" => product: 64,
+    "quantity" => quantity: 128,
+    "cart" => cart: 256,
+    "order" => order: 512,
+});
+object!(RawProduct, "a product object", {
+    "id" => id: 1,
+    "name" => name: 2,
+    "price" => price: 4,
+    "currency" => currency: 8,
+    "url" => url: 16,
+    "image_url" => image_url: 32,
+    "category" => category: 64,
+});
+object!(RawCart, "a cart object", { "id" => id: 1, "url" => url: 2 });
+object!(RawOrder, "an order object", { "id" => id: 1, "value" => value: 2, "currency" => currency: 4 });
+
+/// Any JSON value, read in full (strings decoded, numbers parsed) and dropped: what orjson
+/// would refuse in it (a lone surrogate, a number beyond a double) makes the record the
+/// checked parser's.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CheckedVisitor;
+        impl<'de> Visitor<'de> for CheckedVisitor {
+            type Value = Checked;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checked, E> {
+                if v.is_finite() { Ok(Checked) } else { Err(E::custom("not a finite number")) }
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                while seq.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                while map.next_entry::<Str<'de>, Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+        }
+        deserializer.deserialize_any(CheckedVisitor)
+    }
 }
 
 /// `occurred_at`: epoch milliseconds (an integer) or text.
@@ -256,8 +386,8 @@ impl<'de> Deserialize<'de> for Quantity {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 Ok(i64::try_from(v).map_or(Quantity::Other, Quantity::Count))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Quantity::Other)
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                if v.is_finite() { Ok(Quantity::Other) } else { Err(E::custom("not a finite number")) }
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
                 Ok(Quantity::Other)
@@ -266,11 +396,11 @@ impl<'de> Deserialize<'de> for Quantity {
                 Ok(Quantity::Other)
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Checked>()?.is_some() {}
                 Ok(Quantity::Other)
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Str<'de>, Checked>()?.is_some() {}
                 Ok(Quantity::Other)
             }
         }
@@ -284,14 +414,14 @@ fn chars_within(text: &str, max: usize) -> bool {
 }
 
 /// A required id: a non-empty string of at most 256 characters.
-fn required_id(value: Option<Cow<'_, str>>) -> Option<String> {
+fn required_id(value: Text<'_>) -> Option<String> {
     let value = value?;
     (!value.is_empty() && chars_within(&value, MAX_ID_CHARS)).then(|| value.into_owned())
 }
 
 /// An optional id: absent, null and "" are None; else at most 256 characters.
 /// The outer None means "not for the fast reader".
-fn optional_id(value: Option<Cow<'_, str>>) -> Option<Option<String>> {
+fn optional_id(value: Text<'_>) -> Option<Option<String>> {
     match value {
         None => Some(None),
         Some(v) if v.is_empty() => Some(None),
@@ -299,7 +429,7 @@ fn optional_id(value: Option<Cow<'_, str>>) -> Option<Option<String>> {
     }
 }
 
-fn money(value: Option<Cow<'_, str>>) -> Option<Option<Money>> {
+fn money(value: Text<'_>) -> Option<Option<Money>> {
     match value {
         None => Some(None),
         Some(v) if v.is_empty() => Some(None),
@@ -307,7 +437,7 @@ fn money(value: Option<Cow<'_, str>>) -> Option<Option<Money>> {
     }
 }
 
-fn currency(value: Option<Cow<'_, str>>) -> Option<Option<String>> {
+fn currency(value: Text<'_>) -> Option<Option<String>> {
     match value {
         None => Some(None),
         Some(v) if v.is_empty() => Some(None),
@@ -339,11 +469,11 @@ pub fn parse(raw: &[u8]) -> Option<Event> {
     let product = match record.product {
         Some(raw) => Some(Product {
             id: required_id(raw.id)?,
-            name: raw.name.map(Cow::into_owned),
+            name: raw.name.map(Str::into_owned),
             price: money(raw.price)?,
             currency: currency(raw.currency)?,
-            url: raw.url.map(Cow::into_owned),
-            image_url: raw.image_url.map(Cow::into_owned),
+            url: raw.url.map(Str::into_owned),
+            image_url: raw.image_url.map(Str::into_owned),
         }),
         None if kind.needs_product() => return None,
         None => None,
@@ -360,7 +490,7 @@ pub fn parse(raw: &[u8]) -> Option<Event> {
     let cart_url = match record.cart {
         Some(cart) => {
             optional_id(cart.id)?;
-            cart.url.map(Cow::into_owned)
+            cart.url.map(Str::into_owned)
         }
         None => None,
     };
