@@ -5,6 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK := bash deploy/local/stack.sh
 PYTEST_ARGS ?=
+# The detection core (native/) is Rust: pip runs cargo to build it into streams/_native.
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell's PATH often lacks.
+CARGO := $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/cargo))
+NATIVE_SOURCES := native/Cargo.toml $(wildcard native/Cargo.lock) $(wildcard native/src/*.rs)
+REQUIRE_CARGO = @test -n "$(CARGO)" || { echo "cargo not found (PATH, ~/.cargo/bin): the native core needs Rust >= 1.85; install it with rustup: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh" >&2; exit 1; }
+WITH_CARGO = PATH="$(dir $(CARGO)):$$PATH"
 
 .DEFAULT_GOAL := help
 
@@ -12,10 +18,13 @@ PYTEST_ARGS ?=
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+# An editable install builds the core into the source tree, so editing native/ needs a re-run.
+$(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
+	$(REQUIRE_CARGO)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dev]'
+	@echo "building the native core (cargo, release) and installing cartpulse into $(VENV)"
+	$(WITH_CARGO) $(BIN)/pip install -q -e '.[test,dev]'
 	touch $@
 
 .PHONY: install
@@ -33,8 +42,13 @@ stack-down: ## Stop the local stack
 stack-status: ## Show whether Kafka and Redis accept clients
 	$(STACK) status
 
+.PHONY: test-native
+test-native: ## The Rust core's own unit tests (cargo test)
+	$(REQUIRE_CARGO)
+	$(WITH_CARGO) cargo test --release --manifest-path native/Cargo.toml --lib
+
 .PHONY: test
-test: install stack-up ## Install, start the real stack, run every test
+test: install test-native stack-up ## Install, run the Rust tests, start the real stack, run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -69,5 +83,5 @@ bench: install stack-up ## Run the benchmarks and write docs/BENCHMARKS.md
 	$(BIN)/python bench/run.py
 
 .PHONY: clean
-clean: ## Remove the virtualenv and caches (the stack's data stays; see stack.sh down --purge)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cartpulse
+clean: ## Remove the virtualenv, caches and Rust build output (the stack's data stays; see stack.sh down --purge)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cartpulse native/target streams/_native*.so
