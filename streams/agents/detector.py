@@ -1,6 +1,6 @@
 """The detector's shell: decode, call the core, emit, persist, acknowledge, count.
 
-One ``PartitionWorker`` per assigned input partition holds a ``Detector`` (the pure core) over
+One ``PartitionWorker`` per assigned input partition holds a ``Detector`` (the native core) over
 an in-memory map of sessions that is loaded from the sessions table when the partition is first
 seen and written back, changed sessions only, every ``state_flush_interval``. A message is
 acknowledged (so its offset may be committed) only after the abandonments it caused are on

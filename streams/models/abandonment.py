@@ -23,9 +23,7 @@ class CartItem(msgspec.Struct, gc=False):
 
 
 class ViewedProduct(msgspec.Struct, gc=False):
-    """A product viewed in a period. The detector counts ``views`` while the period is open and
-    hands the same object to the abandonment when it closes (a new period starts new ones).
-    """
+    """A product viewed in a period, as its abandonment reports it."""
 
     product_id: str
     views: int
