@@ -30,6 +30,7 @@ from streams.models.events import (
     CART_CHANGE,
     EVENT_TYPES,
     MAX_ID_LENGTH,
+    MAX_QUANTITY,
     MAX_RECORD_BYTES,
     NEEDS_PRODUCT,
     CartRef,
@@ -56,7 +57,6 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
         _settle(event)
     except (msgspec.MsgspecError, InvalidRecord):
         event = parse_event_checked(raw)
-    event.raw = raw if type(raw) is bytes else None
     return event
 
 
@@ -192,8 +192,10 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         raw_qty = get("quantity", 1)
         if raw_qty is None:
             raw_qty = 1
-        if type(raw_qty) is not int or raw_qty < 1:
-            raise InvalidRecord(f"quantity must be an integer >= 1, got {raw_qty!r:.40}")
+        if type(raw_qty) is not int or not 1 <= raw_qty <= MAX_QUANTITY:
+            raise InvalidRecord(
+                f"quantity must be an integer >= 1 and < 2**63, got {raw_qty!r:.40}"
+            )
         quantity = raw_qty
 
     cart = None

@@ -40,6 +40,7 @@ CART_CHANGE: Final = frozenset({"cart_item_added", "cart_item_removed"})
 
 MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
+MAX_QUANTITY: Final = 2**63 - 1  # the detection core counts in 64 bits
 # Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01. Anything outside is
 # almost surely seconds-instead-of-milliseconds or a corrupt clock, and would poison watermarks.
 MIN_EVENT_MS: Final = 946_684_800_000
@@ -57,7 +58,7 @@ else:
     _Time = Annotated[int, msgspec.Meta(ge=MIN_EVENT_MS, lt=MAX_EVENT_MS)] | str
     _Money = str
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-_Quantity = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+_Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
 
 
 class Product(msgspec.Struct, gc=False):
@@ -84,8 +85,7 @@ class Order(msgspec.Struct, gc=False):
 class Event(msgspec.Struct, gc=False):
     """One validated storefront event. ``occurred_at`` is epoch milliseconds, UTC.
 
-    ``raw`` is the record as received, when it came as bytes: state keeps pending events in
-    this form. Treat events as immutable; nothing in cartpulse changes one after validation.
+    Treat events as immutable; nothing in cartpulse changes one after validation.
     """
 
     event_id: _Id
@@ -98,13 +98,6 @@ class Event(msgspec.Struct, gc=False):
     quantity: _Quantity = 1
     cart: CartRef | None = None
     order: Order | None = None
-    raw: bytes | None = None
-
-    def __eq__(self, other: object) -> bool:
-        """Equal when every field but ``raw`` (the bytes as they came) is."""
-        if type(other) is not Event:
-            return NotImplemented
-        return msgspec.structs.astuple(self)[:-1] == msgspec.structs.astuple(other)[:-1]
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical contract shape (times as RFC 3339 UTC with milliseconds)."""

@@ -387,3 +387,22 @@ def test_without_change_tracking_the_result_is_the_same_and_nothing_is_collected
     assert set(dirty) == {"s1", "s2", events[2].session_id, events[4].session_id}
     assert deleted == []
     assert untracked.changes() == ([], [])
+
+
+def test_ties_keep_arrival_order_across_a_restore() -> None:
+    """Events at the same time apply in arrival order, also when some arrived before a restart."""
+    config = DetectorConfig(lateness_ms=10 * MINUTE_MS)
+    first = [ev("page_viewed", 5), ev("cart_item_added", 6, "p1")]  # both pending
+    then = ev("cart_item_removed", 6, "p1")  # same time, arrives last: the cart ends empty
+
+    straight = Detector(config)
+    for event in [*first, then]:
+        straight.on_event(event)
+    assert straight.flush() == []
+
+    before = Detector(config)
+    for event in first:
+        before.on_event(event)
+    after = Detector(config, [before.state("s1") or b""], before.watermark, before.max_event_ms)
+    after.on_event(then)
+    assert after.flush() == []

@@ -87,6 +87,7 @@ def test_bad_occurred_at(value: object, reason: str) -> None:
         ({"quantity": 0}, "quantity must be an integer >= 1"),
         ({"quantity": 1.5}, "quantity must be an integer >= 1"),
         ({"quantity": True}, "quantity must be an integer >= 1"),
+        ({"quantity": 2**63}, r"quantity must be an integer >= 1 and < 2\*\*63"),
         ({"product": {"id": "p", "price": "-1"}}, "product.price must be a finite"),
         ({"product": {"id": "p", "price": "NaN"}}, "product.price must be a finite"),
         ({"product": {"id": "p", "price": "abc"}}, "product.price is not a decimal"),

@@ -132,7 +132,7 @@ def kept(parsed: Event) -> Event:
     product = parsed.product and msgspec.structs.replace(parsed.product, category=None)
     url = parsed.cart.url if parsed.cart else None
     cart = None if url is None else CartRef(None, url)
-    return msgspec.structs.replace(parsed, product=product, cart=cart, order=None, raw=None)
+    return msgspec.structs.replace(parsed, product=product, cart=cart, order=None)
 
 
 def check_native(raw: bytes) -> bool:
@@ -213,7 +213,6 @@ DUPLICATE_ID = b'{"event_id": "e0", ' + line()[1:]
         line(order={"value": 10.5}),
         *(line(occurred_at=T0.replace("T00:10:00.250Z", s)) for s in ["t00:10:00Z", " 00:10:00Z"]),
         *(line(occurred_at=T0.replace(".250Z", s)) for s in [".1Z", ".1234Z", "+0200", ",250Z"]),
-        line(quantity=2**63),
         DUPLICATE_ID,
     ],
 )
@@ -231,7 +230,7 @@ BASE = orjson.dumps({**PLAIN, "type": "page_viewed"})[:-1]
         *(line(occurred_at=t) for t in ["2019-02-30T00:00:00Z", "2019-10-01T24:00:00Z"]),
         *(line(occurred_at=t) for t in ["2019-10-01T00:00:60Z", "1999-12-31T23:59:59Z"]),
         *(line(occurred_at=t) for t in [1_569_888_000, 1.5e12, "2019-10-01T00:10:00"]),
-        *(line(quantity=q) for q in [0, -1, 1.5, True]),
+        *(line(quantity=q) for q in [0, -1, 1.5, True, 2**63]),
         line(type="product_viewed", product=None),
         line(type="nope"),
         *(line(event_id=i) for i in ["", "x" * 257, "é" * 257, "😀" * 257]),

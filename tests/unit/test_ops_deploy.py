@@ -200,12 +200,17 @@ def test_compose_runs_the_full_stack_with_healthchecks() -> None:
         assert (ROOT / source).exists(), source
 
 
-def test_the_dockerfile_installs_the_package_on_python_311_slim() -> None:
+def test_the_dockerfile_builds_wheels_with_rust_and_installs_them_on_python_311_slim() -> None:
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    build, _, image = dockerfile.partition("\nFROM python:3.11-slim\n")
 
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
-    assert re.search(r"pip install \.", dockerfile)
-    assert 'ENTRYPOINT ["cartpulse"]' in dockerfile
+    assert re.search(r"^FROM python:3\.11-slim AS build$", build, re.MULTILINE)
+    assert "sh.rustup.rs" in build
+    assert "COPY native ./native" in build
+    assert re.search(r"pip wheel --wheel-dir /wheels \.$", build, re.MULTILINE)
+    assert "pip install --no-index --find-links /wheels cartpulse" in image
+    assert "cargo" not in image and "rustup" not in image  # no toolchain in the image
+    assert 'ENTRYPOINT ["cartpulse"]' in image
 
 
 @pytest.mark.parametrize(
