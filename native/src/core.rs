@@ -103,15 +103,22 @@ pub struct Closed {
 pub type SlowValue<'a> = &'a mut dyn FnMut(&[(Money, i128)]) -> Option<String>;
 
 pub struct Detector {
-    pub config: Config,
+    pub sessions: HashMap<String, Session>,
+    pub rules: Rules,
     pub auto_watermark: bool,
     pub track_changes: bool,
-    pub sessions: HashMap<String, Session>,
     pub watermark: Option<i64>,
     pub max_event_ms: Option<i64>,
-    pub counters: Counters,
     pub dirty: HashSet<String>,
     pub deleted: HashSet<String>,
+}
+
+/// What applies the rules to one session at a time: the configuration, the counters, the
+/// deadline index and the arrival sequence. Apart from the sessions, so that a session can be
+/// borrowed from the map while the rules change it.
+pub struct Rules {
+    pub config: Config,
+    pub counters: Counters,
     index: BinaryHeap<Reverse<(i64, String)>>,
     seq: u64,
 }
@@ -119,17 +126,19 @@ pub struct Detector {
 impl Detector {
     pub fn new(config: Config, watermark: Option<i64>, max_event_ms: Option<i64>) -> Detector {
         Detector {
-            config,
+            sessions: HashMap::new(),
+            rules: Rules {
+                config,
+                counters: Counters::default(),
+                index: BinaryHeap::new(),
+                seq: 0,
+            },
             auto_watermark: true,
             track_changes: true,
-            sessions: HashMap::new(),
             watermark,
             max_event_ms,
-            counters: Counters::default(),
             dirty: HashSet::new(),
             deleted: HashSet::new(),
-            index: BinaryHeap::new(),
-            seq: 0,
         }
     }
 
@@ -137,11 +146,10 @@ impl Detector {
     pub fn restore(&mut self, mut state: Session) {
         state.index_due = None;
         if let Some(&(_, seq, _)) = state.pending.iter().max_by_key(|p| p.1) {
-            self.seq = self.seq.max(seq); // ties keep arrival order across a restart
+            self.rules.seq = self.rules.seq.max(seq); // ties keep arrival order across a restart
         }
-        let sid = state.session_id.clone();
-        self.reindex(&mut state);
-        self.sessions.insert(sid, state);
+        self.rules.reindex(&mut state);
+        self.sessions.insert(state.session_id.clone(), state);
     }
 
     // -- inputs ------------------------------------------------------------------------------
@@ -150,19 +158,19 @@ impl Detector {
     /// repeated `event_id` (dropped).
     pub fn on_event(&mut self, event: Event, out: &mut Vec<Closed>, slow: SlowValue) -> bool {
         let t = event.occurred_at;
+        let rules = &mut self.rules;
         let state = self
             .sessions
             .entry_ref(event.session_id.as_str())
             .or_insert_with(|| Session::new(event.session_id.clone()));
         if state.seen.contains_key(event.event_id.as_str()) {
-            self.counters.duplicates += 1;
+            rules.counters.duplicates += 1;
             return false;
         }
-        let mut state = std::mem::take(state);
         state.seen.insert(event.event_id.clone(), t);
-        if self.track_changes {
-            self.deleted.remove(state.session_id.as_str());
-            self.dirty.insert(state.session_id.clone());
+        if self.track_changes && !self.dirty.contains(event.session_id.as_str()) {
+            self.deleted.remove(event.session_id.as_str());
+            self.dirty.insert(event.session_id.clone());
         }
         let max_ms = match self.max_event_ms {
             Some(max) if max >= t => max,
@@ -173,32 +181,33 @@ impl Detector {
         };
         let mut watermark = self.watermark;
         if watermark.is_some_and(|w| t < w) {
-            self.counters.late += 1;
-            self.apply(&mut state, &event, t, out, slow);
+            rules.counters.late += 1;
+            rules.apply(state, &event, t, out, slow);
         } else {
             if self.auto_watermark {
-                let candidate = max_ms - self.config.lateness_ms;
+                let candidate = max_ms - rules.config.lateness_ms;
                 if watermark.is_none_or(|w| candidate > w) {
                     watermark = Some(candidate);
                     self.watermark = watermark;
                 }
             }
             if watermark.is_some_and(|w| t <= w) && state.pending.is_empty() {
-                self.apply(&mut state, &event, t, out, slow);
+                rules.apply(state, &event, t, out, slow);
             } else {
-                self.counters.buffered += 1;
-                self.seq += 1;
-                let at = state
-                    .pending
-                    .partition_point(|p| (p.0, p.1) <= (t, self.seq));
-                state.pending.insert(at, (t, self.seq, event));
+                rules.counters.buffered += 1;
+                rules.seq += 1;
+                let seq = rules.seq;
+                let at = state.pending.partition_point(|p| (p.0, p.1) <= (t, seq));
+                state.pending.insert(at, (t, seq, event));
             }
         }
-        self.reindex(&mut state);
-        let sid = state.session_id.clone();
-        *self.sessions.get_mut(sid.as_str()).expect("inserted above") = state;
+        rules.reindex(state);
         if let Some(w) = watermark {
-            if self.index.peek().is_some_and(|Reverse((due, _))| *due <= w) {
+            if rules
+                .index
+                .peek()
+                .is_some_and(|Reverse((due, _))| *due <= w)
+            {
                 self.drain(w, out, slow);
             }
         }
@@ -214,12 +223,14 @@ impl Detector {
         self.drain(watermark, out, slow);
     }
 
+    /// Settle every session whose due time the watermark has reached, earliest first.
     fn drain(&mut self, watermark: i64, out: &mut Vec<Closed>, slow: SlowValue) {
-        while let Some(Reverse((due, _))) = self.index.peek() {
+        let rules = &mut self.rules;
+        while let Some(Reverse((due, _))) = rules.index.peek() {
             if *due > watermark {
                 break;
             }
-            let Reverse((due, sid)) = self.index.pop().expect("peeked");
+            let Reverse((due, sid)) = rules.index.pop().expect("peeked");
             let Some(state) = self.sessions.get_mut(sid.as_str()) else {
                 continue; // stale entry: the session was forgotten
             };
@@ -227,58 +238,72 @@ impl Detector {
                 continue; // stale entry: the session moved on
             }
             state.index_due = None;
-            let mut state = std::mem::take(state);
-            let keep = self.settle(&mut state, watermark, out, slow);
-            if keep {
-                self.reindex(&mut state);
-                *self.sessions.get_mut(sid.as_str()).expect("present") = state;
-            } else {
+            rules.settle(state, watermark, out, slow);
+            if state.last_ms.is_none()
+                && state.pending.is_empty()
+                && state.last_seen_ms + rules.config.dedup_window_ms <= watermark
+            {
                 self.sessions.remove(sid.as_str());
+                rules.counters.evicted += 1;
                 if self.track_changes {
                     self.dirty.remove(sid.as_str());
                     self.deleted.insert(sid);
                 }
-                self.counters.evicted += 1;
+            } else {
+                rules.reindex(state);
+                if self.track_changes {
+                    self.dirty.insert(sid);
+                }
             }
         }
     }
 
     /// Close every open period as if the input had ended (`detect --flush`), in due order.
     pub fn flush(&mut self, out: &mut Vec<Closed>, slow: SlowValue) {
-        let mut order: Vec<(i64, String)> = self
+        let rules = &mut self.rules;
+        let mut order: Vec<(i64, &String)> = self
             .sessions
-            .values()
-            .map(|s| (self.due(s), s.session_id.clone()))
+            .iter()
+            .map(|(sid, s)| (rules.due(s), sid))
             .collect();
         order.sort_unstable();
-        for (_, sid) in order {
-            let mut state = std::mem::take(self.sessions.get_mut(sid.as_str()).expect("listed"));
+        let order: Vec<String> = order.into_iter().map(|(_, sid)| sid.clone()).collect();
+        for sid in order {
+            let state = self.sessions.get_mut(sid.as_str()).expect("listed");
             for (t, _, event) in std::mem::take(&mut state.pending) {
-                self.apply(&mut state, &event, t, out, slow);
+                rules.apply(state, &event, t, out, slow);
             }
             if state.last_ms.is_some() {
-                self.close(&mut state, out, slow);
+                rules.close(state, out, slow);
                 if self.track_changes {
-                    self.dirty.insert(sid.clone());
+                    self.dirty.insert(sid);
                 }
             }
-            *self.sessions.get_mut(sid.as_str()).expect("listed") = state;
         }
     }
 
-    // -- the rules ---------------------------------------------------------------------------
+    pub fn open_sessions(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| s.last_ms.is_some())
+            .count()
+    }
+}
 
-    /// Apply pending events up to `watermark` and close the period if due; false when the
-    /// session is to be forgotten.
+// -- the rules -------------------------------------------------------------------------------
+
+impl Rules {
+    /// Apply the session's pending events up to `watermark` and close its period if due.
     fn settle(
         &mut self,
         state: &mut Session,
         watermark: i64,
         out: &mut Vec<Closed>,
         slow: SlowValue,
-    ) -> bool {
+    ) {
         let ready = state.pending.partition_point(|p| p.0 <= watermark);
-        for (t, _, event) in state.pending.drain(..ready).collect::<Vec<_>>() {
+        let pending: Vec<_> = state.pending.drain(..ready).collect();
+        for (t, _, event) in pending {
             self.apply(state, &event, t, out, slow);
         }
         if state
@@ -287,12 +312,6 @@ impl Detector {
         {
             self.close(state, out, slow);
         }
-        if self.track_changes {
-            self.dirty.insert(state.session_id.clone());
-        }
-        !(state.last_ms.is_none()
-            && state.pending.is_empty()
-            && state.last_seen_ms + self.config.dedup_window_ms <= watermark)
     }
 
     fn apply(
@@ -593,13 +612,6 @@ impl Detector {
             state.index_due = Some(due);
             self.index.push(Reverse((due, state.session_id.clone())));
         }
-    }
-
-    pub fn open_sessions(&self) -> usize {
-        self.sessions
-            .values()
-            .filter(|s| s.last_ms.is_some())
-            .count()
     }
 }
 

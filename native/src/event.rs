@@ -224,7 +224,12 @@ struct RawOrder<'a> {
 }
 
 /// Reads one member's value into `slot` (null stays None); a repeated member is refused.
-fn member<'de, A, T>(map: &mut A, slot: &mut Option<T>, seen: &mut u32, bit: u32) -> Result<(), A::Error>
+fn member<'de, A, T>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    seen: &mut u32,
+    bit: u32,
+) -> Result<(), A::Error>
 where
     A: de::MapAccess<'de>,
     T: Deserialize<'de>,
@@ -312,7 +317,11 @@ impl<'de> Deserialize<'de> for Checked {
                 Ok(Checked)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checked, E> {
-                if v.is_finite() { Ok(Checked) } else { Err(E::custom("not a finite number")) }
+                if v.is_finite() {
+                    Ok(Checked)
+                } else {
+                    Err(E::custom("not a finite number"))
+                }
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
                 Ok(Checked)
@@ -387,7 +396,11 @@ impl<'de> Deserialize<'de> for Quantity {
                 Ok(i64::try_from(v).map_or(Quantity::Other, Quantity::Count))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                if v.is_finite() { Ok(Quantity::Other) } else { Err(E::custom("not a finite number")) }
+                if v.is_finite() {
+                    Ok(Quantity::Other)
+                } else {
+                    Err(E::custom("not a finite number"))
+                }
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
                 Ok(Quantity::Other)

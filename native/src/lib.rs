@@ -211,7 +211,7 @@ impl Core {
 
     /// (applied, duplicates, late, buffered, late_into_closed, evicted) since creation.
     fn counters(&self) -> (u64, u64, u64, u64, u64, u64) {
-        let c = &self.inner.counters;
+        let c = &self.inner.rules.counters;
         (
             c.applied,
             c.duplicates,

@@ -101,21 +101,19 @@ fn write_money(out: &mut Vec<u8>, money: Option<Money>) {
     }
 }
 
+/// `[id, quantity, price, name, url, image_url, currency]`
+type SavedLine = (String, i128, Opt, Opt, Opt, Opt, Opt);
+/// `[id, views, price, name, url]`
+type SavedView = (String, i64, Opt, Opt, Opt);
+type Opt = Option<String>;
+
 #[derive(Deserialize)]
 struct Saved<'a> {
     v: i64,
     s: String,
     c: Option<String>,
     st: Option<String>,
-    cart: Vec<(
-        String,
-        i128,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    cart: Vec<SavedLine>,
     cu: Option<String>,
     l: Option<i64>,
     cd: Option<i64>,
@@ -123,7 +121,7 @@ struct Saved<'a> {
     o: bool,
     co: bool,
     vn: i64,
-    vw: Vec<(String, i64, Option<String>, Option<String>, Option<String>)>,
+    vw: Vec<SavedView>,
     seen: hashbrown::HashMap<String, i64>,
     #[serde(borrow)]
     p: Vec<(i64, u64, &'a RawValue)>,
