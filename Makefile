@@ -56,14 +56,17 @@ test-unit: install ## Unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: install ## ruff lint and format check
+lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(WITH_CARGO) cargo fmt --manifest-path native/Cargo.toml --check
+	$(WITH_CARGO) cargo clippy --release --manifest-path native/Cargo.toml -- -D warnings
 
 .PHONY: format
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(WITH_CARGO) cargo fmt --manifest-path native/Cargo.toml
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict on the package and the demo
