@@ -4,6 +4,8 @@
 
 /// Coefficients at or above this need rounding in Python's default context: not handled here.
 const PRECISION_LIMIT: i128 = 10_000_000_000_000_000_000_000_000_000; // 10^28
+/// Amounts have at most 28 decimal places (streams.models.events.MAX_AMOUNT_DIGITS).
+const MAX_EXPONENT: i32 = 28;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Money {
@@ -15,7 +17,7 @@ impl Money {
     pub const ZERO: Money = Money { coef: 0, exp: 0 };
 
     /// `digits[.digits]` only (the wire form cartpulse's storefronts send); anything else is
-    /// left to the checked parser. At most 27 significant digits.
+    /// left to the checked parser. At most 27 significant digits and 28 decimal places.
     pub fn parse_plain(text: &str) -> Option<Money> {
         let bytes = text.as_bytes();
         if bytes.is_empty() || bytes.len() > 40 {
@@ -38,7 +40,7 @@ impl Money {
                 _ => return None,
             }
         }
-        if digits == 0 || coef >= PRECISION_LIMIT / 10 {
+        if digits == 0 || coef >= PRECISION_LIMIT / 10 || exp < -MAX_EXPONENT {
             return None;
         }
         Some(Money { coef, exp })

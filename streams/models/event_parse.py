@@ -29,6 +29,7 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.events import (
     CART_CHANGE,
     EVENT_TYPES,
+    MAX_AMOUNT_DIGITS,
     MAX_ID_LENGTH,
     MAX_QUANTITY,
     MAX_RECORD_BYTES,
@@ -305,6 +306,15 @@ def _decimal(value: object, label: str) -> Decimal | None:
         raise InvalidRecord(f"{label} is not a decimal: {value!r:.40}") from None
     if not amount.is_finite() or amount < 0:
         raise InvalidRecord(f"{label} must be a finite amount >= 0, got {value!r:.40}")
+    _, digits, exponent = amount.as_tuple()
+    if (
+        len(digits) > MAX_AMOUNT_DIGITS
+        or not -MAX_AMOUNT_DIGITS <= int(exponent) <= MAX_AMOUNT_DIGITS
+    ):
+        raise InvalidRecord(
+            f"{label} must have at most {MAX_AMOUNT_DIGITS} significant digits and an exponent "
+            f"within ±{MAX_AMOUNT_DIGITS}, got {value!r:.40}"
+        )
     return amount
 
 

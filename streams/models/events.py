@@ -41,6 +41,8 @@ CART_CHANGE: Final = frozenset({"cart_item_added", "cart_item_removed"})
 MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
 MAX_QUANTITY: Final = 2**63 - 1  # the detection core counts in 64 bits
+# Amounts: Python's default decimal precision, which the detection core computes exactly.
+MAX_AMOUNT_DIGITS: Final = 28
 # Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01. Anything outside is
 # almost surely seconds-instead-of-milliseconds or a corrupt clock, and would poison watermarks.
 MIN_EVENT_MS: Final = 946_684_800_000

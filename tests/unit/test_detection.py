@@ -406,3 +406,13 @@ def test_ties_keep_arrival_order_across_a_restore() -> None:
     after = Detector(config, [before.state("s1") or b""], before.watermark, before.max_event_ms)
     after.on_event(then)
     assert after.flush() == []
+
+
+def test_a_cart_value_past_28_digits_is_rounded_as_python_rounds_it() -> None:
+    """The core's exact arithmetic stops at Python's precision; past it, Python computes."""
+    price = "9" * 28
+    (result,) = run([ev("cart_item_added", 0, "p1", quantity=2, price=price), tick(60)])
+    assert str(result.cart_value) == "2.000000000000000000000000000E+28"
+    assert result.cart_value == Decimal(price) * 2
+    (exact,) = run([ev("cart_item_added", 0, "p1", quantity=3, price="0.0000001"), tick(60)])
+    assert str(exact.cart_value) == "3E-7"
