@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Final, Literal
 
 from streams.errors import InvalidRecord
-from streams.models.event_parse import parse_event
+from streams.models.event_parse import parse_amount, parse_event
 from streams.models.events import (
     MAX_ID_LENGTH,
     MAX_RECORD_BYTES,
@@ -191,12 +191,4 @@ def _rees46_time(value: str) -> int:
 
 
 def _rees46_price(value: str) -> Decimal | None:
-    if not value:
-        return None
-    try:
-        price = Decimal(value)
-    except InvalidOperation:
-        raise InvalidRecord(f"price is not a decimal: {value[:40]!r}") from None
-    if not price.is_finite() or price < 0:
-        raise InvalidRecord(f"price must be a finite amount >= 0, got {value[:40]!r}")
-    return price
+    return parse_amount(value, "price")

@@ -100,13 +100,13 @@ def _settle(event: Event) -> None:
     if product is not None:
         price = product.price
         if price is not None:
-            product.price = _memoised(_MONEY, cast(str, price), "product.price", _decimal)
+            product.price = _memoised(_MONEY, cast(str, price), "product.price", parse_amount)
         if product.currency is not None:
             product.currency = _memoised(_CURRENCY, product.currency, "product.currency", _currency)
     order = event.order
     if order is not None:
         if order.value is not None:
-            order.value = _memoised(_MONEY, cast(str, order.value), "order.value", _decimal)
+            order.value = _memoised(_MONEY, cast(str, order.value), "order.value", parse_amount)
         if order.currency is not None:
             order.currency = _memoised(_CURRENCY, order.currency, "order.currency", _currency)
 
@@ -213,7 +213,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             raise InvalidRecord("order must be an object")
         order = Order(
             _optional_id(raw_order, "order.id"),
-            _decimal(raw_order.get("value"), "order.value"),
+            parse_amount(raw_order.get("value"), "order.value"),
             _currency(raw_order.get("currency"), "order.currency"),
         )
 
@@ -252,7 +252,7 @@ def _product(raw: object) -> Product:
     return Product(
         pid,
         name,
-        None if price is None else _decimal(price, "product.price"),
+        None if price is None else parse_amount(price, "product.price"),
         None if currency is None else _currency(currency, "product.currency"),
         url,
         image_url,
@@ -294,7 +294,8 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _decimal(value: object, label: str) -> Decimal | None:
+def parse_amount(value: object, label: str) -> Decimal | None:
+    """A money amount (text or number) → Decimal; None for absent or "". See MAX_AMOUNT_DIGITS."""
     if value is None or value == "":
         return None
     # A tuple, not ``str | int | float``: the union is built anew on every call (slow).

@@ -97,6 +97,7 @@ def test_rees46_event_ids_are_deterministic_and_distinct(tmp_path: Path) -> None
         ("2019-10-01 00:00:00 UTC,view,,2,,,1.0,1,s", "product_id is empty"),
         ("2019-10-01 00:00:00 UTC,view,1,2,,,cheap,1,s", "price is not a decimal"),
         ("2019-10-01 00:00:00 UTC,view,1,2,,,-3,1,s", "price must be a finite amount"),
+        ("2019-10-01 00:00:00 UTC,view,1,2,,,1E+30,1,s", "price must have at most 28"),
         ("2019-10-01 00:00:00 UTC,view,1", "expected 9 fields, got 3"),
     ],
 )
