@@ -461,7 +461,12 @@ fn currency(value: Text<'_>) -> Option<Option<String>> {
 
 /// Read one record, or None to leave it to the checked parser (see the module docs).
 pub fn parse(raw: &[u8]) -> Option<Event> {
-    if raw.len() > MAX_RECORD_BYTES {
+    parse_within(raw, MAX_RECORD_BYTES)
+}
+
+/// `parse`, for a shell whose record size limit may be lower than the contract's.
+pub fn parse_within(raw: &[u8], max_bytes: usize) -> Option<Event> {
+    if raw.len() > max_bytes.min(MAX_RECORD_BYTES) {
         return None;
     }
     let record: RawEvent = serde_json::from_slice(raw).ok()?;

@@ -111,13 +111,17 @@ impl Core {
         Ok(())
     }
 
-    /// Take one `Event`: (False if its event_id was seen before, the abandonments it closed).
+    /// Take one event, a `Record` or a Python `Event`: (False if its event_id was seen before,
+    /// the abandonments it closed).
     fn on_event<'py>(
         &mut self,
         py: Python<'py>,
         event: &Bound<'py, PyAny>,
     ) -> PyResult<(bool, Vec<ClosedRecord<'py>>)> {
-        let event = event_from_py(py, event)?;
+        let event = match event.downcast::<Record>() {
+            Ok(record) => record.get().event.clone(),
+            Err(_) => event_from_py(py, event)?,
+        };
         let mut closed = Vec::new();
         let fresh = self
             .inner
@@ -352,6 +356,42 @@ fn event_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Event> {
     })
 }
 
+/// A record the native reader read: what a shell needs to route it, and the event for the core.
+#[pyclass(module = "streams._native", frozen)]
+struct Record {
+    event: Event,
+}
+
+#[pymethods]
+impl Record {
+    #[getter]
+    fn session_id(&self) -> &str {
+        &self.event.session_id
+    }
+
+    #[getter]
+    fn r#type(&self) -> &'static str {
+        self.event.kind.name()
+    }
+
+    #[getter]
+    fn customer_id(&self) -> Option<&str> {
+        self.event.customer_id.as_deref()
+    }
+
+    #[getter]
+    fn occurred_at(&self) -> i64 {
+        self.event.occurred_at
+    }
+}
+
+/// One record through the native reader: a `Record`, or None when it leaves the record to
+/// Python's `parse_event` (unusual shapes, and everything invalid, with its reason).
+#[pyfunction]
+fn read(raw: &[u8], max_bytes: usize) -> Option<Record> {
+    event::parse_within(raw, max_bytes).map(|event| Record { event })
+}
+
 /// For tests: what the fast reader makes of a record — None when it leaves it to Python, else
 /// the record it would keep, in its contract shape.
 #[pyfunction]
@@ -372,6 +412,8 @@ fn abandonment_id(session_id: &str, kind: &str, deadline_ms: i64) -> String {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
+    m.add_class::<Record>()?;
+    m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_event, m)?)?;
     m.add_function(wrap_pyfunction!(abandonment_id, m)?)?;
     let _ = (PyList::empty(m.py()), PyTuple::empty(m.py()));

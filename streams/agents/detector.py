@@ -21,13 +21,15 @@ from typing import Any
 
 import orjson
 
+from streams._native import Record
 from streams.agents.ticks import read_tick
 from streams.batching import acting_for
 from streams.core.detection import Closed, Counters, Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dlq_headers
 from streams.metrics import DetectorMetrics
-from streams.models.event_parse import parse_event
+from streams.models.event_parse import parse_event, read_record
+from streams.models.events import Event
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -158,21 +160,12 @@ class DetectorShell:
             self._tick(worker, message.value)
             return
         worker.input_offset[message.tp] = message.offset
-        try:
-            event = parse_event(message.value or b"", self.max_record_bytes)
-        except UnknownEventType:
-            metrics.unknown_types.labels(topic).inc()
-            return
-        except InvalidRecord as exc:
-            metrics.invalid.labels(topic).inc()
-            self._emit(
-                worker,
-                self._dlq.get(topic, self._dlq[self._repartition]),
-                message.key,
-                message.value,
-                dlq_headers(exc.reason, _where(message), topic),
-            )
-            return
+        value = message.value or b""
+        event: Event | Record | None = read_record(value, self.max_record_bytes)
+        if event is None:  # unusual or invalid: the Python parsers read it or say why not
+            event = self._parse(worker, message, value)
+            if event is None:
+                return
         session_key = event.session_id.encode()
         if message.key != session_key and topic != self._repartition:
             metrics.repartitioned.inc()
@@ -189,6 +182,24 @@ class DetectorShell:
             metrics.orders_forwarded.inc()
         if closed:
             self._emit_abandonments(worker, closed)
+
+    def _parse(self, worker: PartitionWorker, message: Any, value: bytes) -> Event | None:
+        """``parse_event``, counting unknown types and sending invalid records to the DLQ."""
+        topic = message.topic
+        try:
+            return parse_event(value, self.max_record_bytes)
+        except UnknownEventType:
+            self.metrics.unknown_types.labels(topic).inc()
+        except InvalidRecord as exc:
+            self.metrics.invalid.labels(topic).inc()
+            self._emit(
+                worker,
+                self._dlq.get(topic, self._dlq[self._repartition]),
+                message.key,
+                message.value,
+                dlq_headers(exc.reason, _where(message), topic),
+            )
+        return None
 
     async def _advance(self, worker: PartitionWorker) -> None:
         """Move the watermark to the slowest input that still has records to deliver.

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from streams._native import Core
+from streams._native import Core, Record
 from streams.errors import InvalidRecord
 from streams.models.abandonment import Abandonment, Kind
 from streams.models.event_parse import parse_event
@@ -134,8 +134,9 @@ class Detector:
 
     # -- inputs ------------------------------------------------------------------------
 
-    def take(self, event: Event) -> tuple[bool, list[Closed]]:
-        """Take one event: False if its event_id was seen before (dropped), and what it closed."""
+    def take(self, event: Event | Record) -> tuple[bool, list[Closed]]:
+        """Take one event (as ``parse_event`` or ``read_record`` gave it): False if its event_id
+        was seen before (dropped), and what it closed."""
         fresh, closed = self._core.on_event(event)
         return fresh, [Closed._make(c) for c in closed] if closed else _NONE
 

@@ -1,19 +1,23 @@
-"""Parsing storefront events from bytes: a compiled path and a checked path that agree.
+"""Parsing storefront events from bytes: three readers that agree, the checked one the authority.
 
-``parse_event`` is on the hot path of the detector and of offline ``detect``:
+* **Native.** ``read_record``: the detection core's own reader (native/src/event.rs) takes the
+  plain shapes storefronts send and checks the whole record, values it does not keep included.
+  The worker and offline ``detect`` try it first; it leaves everything else to ``parse_event``.
+* **Compiled.** In ``parse_event``, for a record the native reader takes: the record classes
+  are msgspec ``Struct``s, so one C decoder parses the bytes, checks types, required fields and
+  id lengths, and builds the ``Event`` in one pass. Then the few value rules msgspec cannot
+  state (event time, money, currency codes, which types need a product) are settled with the
+  same helpers the checked path uses, memoised on the values that repeat.
+* **Checked.** Everything else — a malformed record, or a legal but unusual shape such as
+  numeric ids, numeric prices or lower-case currencies — goes through orjson and
+  ``event_from_dict``, which validates by hand and says exactly what is wrong.
 
-* **Compiled.** The record classes are msgspec ``Struct``s, so one C decoder parses the bytes,
-  checks types, required fields and id lengths, and builds the ``Event`` in one pass. Then the
-  few value rules msgspec cannot state (event time, money, currency codes, which types need a
-  product) are settled with the same helpers the checked path uses, memoised on the values
-  that repeat.
-* **Checked.** Anything the compiled decoder refuses — a malformed record, or a legal but
-  unusual shape such as numeric ids, numeric prices or lower-case currencies — goes through
-  orjson and ``event_from_dict``, which validates by hand and says exactly what is wrong.
-
-A property test (tests/unit/test_event_parse.py) holds them together: whatever the compiled
-path accepts on its own, the checked path accepts as the same ``Event`` (errors always come
-from the checked path, so their reasons are the same by construction).
+Property tests hold them together: whatever the native reader takes, the checked path reads as
+the same event (tests/unit/test_native_parse.py); whatever the compiled path accepts on its own,
+the checked path accepts as the same ``Event`` (tests/unit/test_event_parse.py). The compiled
+path runs only behind the native reader, because on its own it skips unknown members unchecked
+(invalid UTF-8, a lone surrogate or 1e999 there, which orjson refuses). Errors always come from
+the checked path, so their reasons are the same by construction.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any, Final, TypeVar, cast
 import msgspec
 import orjson
 
+from streams._native import Record
+from streams._native import read as _native_read
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.events import (
     CART_CHANGE,
@@ -50,15 +56,25 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
     ``UnknownEventType`` for a valid-looking record of an unknown ``type``. Never raises
     anything else, whatever the bytes.
     """
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
-    if size > max_bytes:
-        raise InvalidRecord(f"record is {size} bytes, over the {max_bytes}-byte limit")
-    try:
-        event = _DECODER.decode(raw)
-        _settle(event)
-    except (msgspec.MsgspecError, InvalidRecord):
-        event = parse_event_checked(raw)
-    return event
+    data = raw if isinstance(raw, bytes) else raw.encode()
+    if len(data) > max_bytes:
+        raise InvalidRecord(f"record is {len(data)} bytes, over the {max_bytes}-byte limit")
+    if read_record(data, max_bytes) is not None:
+        try:
+            event = _DECODER.decode(data)
+            _settle(event)
+        except (msgspec.MsgspecError, InvalidRecord):
+            pass  # a shape the native reader takes and msgspec does not (a string quantity...)
+        else:
+            return event
+    return parse_event_checked(data)
+
+
+def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record | None:
+    """The native reader (native/src/event.rs): a ``Record`` for the detection core, or None for
+    a record it leaves to ``parse_event``. What it reads, the checked path reads the same
+    (tests/unit/test_native_parse.py), so a shell may try it first."""
+    return _native_read(raw, max_bytes)
 
 
 def parse_event_checked(raw: bytes | str) -> Event:

@@ -267,3 +267,30 @@ def test_abandonment_ids_match(session_id: str, kind: Kind, deadline: int) -> No
     assert _native.abandonment_id(session_id, kind, deadline) == abandonment_id(
         session_id, kind, deadline
     )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b'"\xff"', b'"\\ud800"', b"1e999", b'["\\ud800"]'],
+    ids=["utf8", "surrogate", "inf", "nested"],
+)
+def test_parse_event_refuses_what_orjson_refuses_in_members_nothing_reads(extra: bytes) -> None:
+    """msgspec alone would skip an unknown member unchecked: the native reader stands before it."""
+    raw = b'{"extra": ' + extra + b", " + line()[1:]
+    assert _native.read(raw, len(raw)) is None
+    with pytest.raises(InvalidRecord, match="not valid JSON"):
+        parse_event(raw)
+
+
+def test_a_record_gives_the_shell_what_it_routes_by_and_honours_the_size_limit() -> None:
+    raw = line(customer_id="c1")
+    record = _native.read(raw, len(raw))
+    assert record is not None
+    event = parse_event_checked(raw)
+    assert (record.session_id, record.type, record.customer_id, record.occurred_at) == (
+        event.session_id,
+        event.type,
+        event.customer_id,
+        event.occurred_at,
+    )
+    assert _native.read(raw, len(raw) - 1) is None  # the shell's limit, below the contract's
