@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from streams.kafka import delete_topics
 from streams.settings import Settings
-from tests.support.webhooks import AUTH_TOKEN
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,6 @@ STACK = ROOT / "deploy" / "local" / "stack.sh"
 KAFKA_PORT = int(os.environ.get("CARTPULSE_KAFKA_PORT", "9092"))
 REDIS_PORT = int(os.environ.get("CARTPULSE_REDIS_PORT", "6379"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-ACCOUNT_SID = "AC" + "1234abcd" * 4  # the Twilio test server's account (AUTH_TOKEN its token)
 
 
 def _accepts(port: int) -> bool:

@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 
 use crate::event::{Event, Kind};
 use crate::money::Money;
-use crate::text::{write_opt_str, write_str, write_time};
+use crate::text::{push_fmt, write_list, write_opt_str, write_str, write_time};
 
 pub const MAX_VIEWED_KEPT: usize = 50; // distinct products remembered per period
 pub const MAX_VIEWED_REPORTED: usize = 10;
@@ -512,74 +512,55 @@ impl Rules {
         } else {
             b"\",\"checkout_started\":false,\"cart\":{\"items\":["
         });
-        let mut value: Option<Option<Money>> = None; // Some(None): Python has to compute it
-        let mut currency: Option<&str> = None;
-        for (i, (pid, line)) in state.cart.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
+        write_list(&mut json, &state.cart, |json, (pid, line)| {
             json.extend_from_slice(b"{\"product_id\":");
-            write_str(&mut json, pid);
-            json.extend_from_slice(
-                format!(",\"quantity\":{},\"price\":", line.quantity).as_bytes(),
+            write_str(json, pid);
+            push_fmt(
+                json,
+                format_args!(",\"quantity\":{},\"price\":", line.quantity),
             );
-            write_money(&mut json, line.price);
+            Money::write_opt(json, line.price);
             json.extend_from_slice(b",\"name\":");
-            write_opt_str(&mut json, line.name.as_deref());
+            write_opt_str(json, line.name.as_deref());
             json.extend_from_slice(b",\"url\":");
-            write_opt_str(&mut json, line.url.as_deref());
+            write_opt_str(json, line.url.as_deref());
             json.extend_from_slice(b",\"image_url\":");
-            write_opt_str(&mut json, line.image_url.as_deref());
+            write_opt_str(json, line.image_url.as_deref());
             json.push(b'}');
-            if let Some(price) = line.price {
-                // Python's `(value or 0) + price * quantity`: a zero sum counts as no sum.
-                let sum = match value {
-                    Some(Some(sum)) if sum.coef != 0 => Some(sum),
-                    Some(None) => None,
-                    _ => Some(Money::ZERO),
-                };
-                value = Some(sum.and_then(|sum| sum.plus(price.times(line.quantity)?)));
-            }
-            if currency.is_none() {
-                currency = nonempty(&line.currency);
-            }
-        }
+        });
         json.extend_from_slice(b"],\"value\":");
-        match value {
-            None => json.extend_from_slice(b"null"),
-            Some(Some(sum)) => write_money(&mut json, Some(sum)),
-            Some(None) => {
+        match cart_value(&state.cart) {
+            Ok(value) => Money::write_opt(&mut json, value),
+            Err(Rounded) => {
                 let lines: Vec<(Money, i128)> = state
                     .cart
                     .values()
                     .filter_map(|line| Some((line.price?, line.quantity)))
                     .collect();
-                match slow(&lines) {
-                    Some(text) => write_str(&mut json, &text),
-                    None => json.extend_from_slice(b"null"),
-                }
+                write_opt_str(&mut json, slow(&lines).as_deref());
             }
         }
         json.extend_from_slice(b",\"currency\":");
+        let currency = state
+            .cart
+            .values()
+            .find_map(|line| nonempty(&line.currency));
         write_opt_str(&mut json, currency);
         json.extend_from_slice(b",\"url\":");
         write_opt_str(&mut json, state.cart_url.as_deref());
         json.extend_from_slice(b"},\"viewed_products\":[");
         let reported = state.viewed.iter().rev().take(MAX_VIEWED_REPORTED);
-        for (i, (pid, item)) in reported.enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
+        write_list(&mut json, reported, |json, (pid, item)| {
             json.extend_from_slice(b"{\"product_id\":");
-            write_str(&mut json, pid);
-            json.extend_from_slice(format!(",\"views\":{},\"price\":", item.views).as_bytes());
-            write_money(&mut json, item.price);
+            write_str(json, pid);
+            push_fmt(json, format_args!(",\"views\":{},\"price\":", item.views));
+            Money::write_opt(json, item.price);
             json.extend_from_slice(b",\"name\":");
-            write_opt_str(&mut json, item.name.as_deref());
+            write_opt_str(json, item.name.as_deref());
             json.extend_from_slice(b",\"url\":");
-            write_opt_str(&mut json, item.url.as_deref());
+            write_opt_str(json, item.url.as_deref());
             json.push(b'}');
-        }
+        });
         json.extend_from_slice(b"]}");
         let key = match state.customer_id.as_deref() {
             Some(customer) if !customer.is_empty() => customer.to_owned(),
@@ -619,33 +600,45 @@ fn nonempty(text: &Option<String>) -> Option<&str> {
     text.as_deref().filter(|t| !t.is_empty())
 }
 
-fn write_money(out: &mut Vec<u8>, money: Option<Money>) {
-    match money {
-        Some(money) => {
-            out.push(b'"');
-            money.write(out);
-            out.push(b'"');
-        }
-        None => out.extend_from_slice(b"null"),
+/// Python's default decimal context would round the cart's value: the shell computes it.
+struct Rounded;
+
+/// Python's `value = (value or 0) + price * quantity` over the lines with a price (a zero sum
+/// counts as none, as in Python); None when no line has one.
+fn cart_value(cart: &IndexMap<String, CartLine>) -> Result<Option<Money>, Rounded> {
+    let mut value: Option<Money> = None;
+    for line in cart.values() {
+        let Some(price) = line.price else { continue };
+        let sum = value.filter(|sum| sum.coef != 0).unwrap_or(Money::ZERO);
+        let added = price
+            .times(line.quantity)
+            .and_then(|line_value| sum.plus(line_value));
+        value = Some(added.ok_or(Rounded)?);
     }
+    Ok(value)
 }
 
-/// `streams.models.abandonment.abandonment_id`: BLAKE2b-128 of the parts joined by NUL.
+/// `<session>\0<kind>\0<deadline>` under BLAKE2b-128, as `ab-<hex>`: the same id for the same
+/// period after a restart (streams.models.ids.stable_id; tests/support/abandonments.py checks).
 pub fn abandonment_id(session_id: &str, kind: &str, deadline_ms: i64) -> String {
     let mut hasher = Blake2bVar::new(16).expect("16 is a valid BLAKE2b size");
     hasher.update(session_id.as_bytes());
     hasher.update(b"\x00");
     hasher.update(kind.as_bytes());
     hasher.update(b"\x00");
-    hasher.update(deadline_ms.to_string().as_bytes());
+    let mut deadline = Vec::with_capacity(16);
+    push_fmt(&mut deadline, format_args!("{deadline_ms}"));
+    hasher.update(&deadline);
     let mut digest = [0u8; 16];
     hasher
         .finalize_variable(&mut digest)
         .expect("the size matches");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(35);
     id.push_str("ab-");
     for byte in digest {
-        id.push_str(&format!("{byte:02x}"));
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 15)]));
     }
     id
 }

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::money::Money;
-use crate::text::{parse_time, write_opt_str, write_str, write_time};
+use crate::text::{parse_time, push_fmt, write_opt_str, write_str, write_time};
 
 pub const MAX_ID_CHARS: usize = 256;
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -122,15 +122,14 @@ impl Event {
                     write_str(out, value);
                 }
             }
-            if let Some(price) = product.price {
-                out.extend_from_slice(b",\"price\":\"");
-                price.write(out);
-                out.push(b'"');
+            if product.price.is_some() {
+                out.extend_from_slice(b",\"price\":");
+                Money::write_opt(out, product.price);
             }
             out.push(b'}');
         }
         if self.kind.changes_cart() {
-            out.extend_from_slice(format!(",\"quantity\":{}", self.quantity).as_bytes());
+            push_fmt(out, format_args!(",\"quantity\":{}", self.quantity));
         }
         if let Some(url) = &self.cart_url {
             out.extend_from_slice(b",\"cart\":{\"url\":");

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::PyBytes;
 
 use crate::core::{Closed, Config, Detector};
 use crate::event::{Event, Kind, Product};
@@ -271,14 +271,6 @@ impl Core {
             .collect();
         (changed, self.inner.deleted.drain().collect())
     }
-
-    /// Session ids changed and forgotten since `take_changes` (not cleared).
-    fn changes(&self) -> (Vec<String>, Vec<String>) {
-        (
-            self.inner.dirty.iter().cloned().collect(),
-            self.inner.deleted.iter().cloned().collect(),
-        )
-    }
 }
 
 impl Core {
@@ -416,6 +408,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_event, m)?)?;
     m.add_function(wrap_pyfunction!(abandonment_id, m)?)?;
-    let _ = (PyList::empty(m.py()), PyTuple::empty(m.py()));
     Ok(())
 }

@@ -19,31 +19,13 @@ impl Money {
     /// `digits[.digits]` only (the wire form cartpulse's storefronts send); anything else is
     /// left to the checked parser. At most 27 significant digits and 28 decimal places.
     pub fn parse_plain(text: &str) -> Option<Money> {
-        let bytes = text.as_bytes();
-        if bytes.is_empty() || bytes.len() > 40 {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if text.len() > 40 || !digits(whole) || !digits(fraction) {
             return None;
         }
-        let mut coef: i128 = 0;
-        let mut exp: i32 = 0;
-        let mut seen_point = false;
-        let mut digits = 0usize;
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'0'..=b'9' => {
-                    coef = coef * 10 + i128::from(b - b'0');
-                    digits += 1;
-                    if seen_point {
-                        exp -= 1;
-                    }
-                }
-                b'.' if !seen_point && i > 0 && i + 1 < bytes.len() => seen_point = true,
-                _ => return None,
-            }
-        }
-        if digits == 0 || coef >= PRECISION_LIMIT / 10 || exp < -MAX_EXPONENT {
-            return None;
-        }
-        Some(Money { coef, exp })
+        let money = Money::parse_decimal_str(text)?;
+        (money.coef < PRECISION_LIMIT / 10 && money.exp >= -MAX_EXPONENT).then_some(money)
     }
 
     /// `str(Decimal)` of a finite, non-negative amount back to a `Money` (plain or scientific).
@@ -124,6 +106,18 @@ impl Money {
                 out.push(b'+');
             }
             out.extend_from_slice(adjusted.to_string().as_bytes());
+        }
+    }
+
+    /// As a JSON string, or `null` for no amount.
+    pub fn write_opt(out: &mut Vec<u8>, money: Option<Money>) {
+        match money {
+            Some(money) => {
+                out.push(b'"');
+                money.write(out);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
         }
     }
 

@@ -10,94 +10,77 @@ use serde_json::value::RawValue;
 
 use crate::core::{CartLine, Session, Viewed};
 use crate::money::Money;
-use crate::text::{write_opt_str, write_str};
+use crate::text::{push_fmt, write_list, write_opt_str, write_str};
 
 pub const STATE_VERSION: i64 = 1;
 
 pub fn write(state: &Session, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"v\":1,\"s\":");
+    push_fmt(out, format_args!("{{\"v\":{STATE_VERSION},\"s\":"));
     write_str(out, &state.session_id);
     out.extend_from_slice(b",\"c\":");
     write_opt_str(out, state.customer_id.as_deref());
     out.extend_from_slice(b",\"st\":");
     write_opt_str(out, state.store_id.as_deref());
     out.extend_from_slice(b",\"cart\":[");
-    for (i, (pid, line)) in state.cart.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_list(out, &state.cart, |out, (pid, line)| {
         out.push(b'[');
         write_str(out, pid);
-        out.extend_from_slice(format!(",{},", line.quantity).as_bytes());
-        write_money(out, line.price);
+        push_fmt(out, format_args!(",{},", line.quantity));
+        Money::write_opt(out, line.price);
         for text in [&line.name, &line.url, &line.image_url, &line.currency] {
             out.push(b',');
             write_opt_str(out, text.as_deref());
         }
         out.push(b']');
-    }
+    });
     out.extend_from_slice(b"],\"cu\":");
     write_opt_str(out, state.cart_url.as_deref());
-    out.extend_from_slice(b",\"l\":");
-    write_opt_int(out, state.last_ms);
-    out.extend_from_slice(b",\"cd\":");
-    write_opt_int(out, state.closed_deadline);
-    out.extend_from_slice(
-        format!(
-            ",\"ls\":{},\"o\":{},\"co\":{},\"vn\":{},\"vw\":[",
-            state.last_seen_ms, state.ordered, state.checkout, state.views
-        )
-        .as_bytes(),
+    push_fmt(
+        out,
+        format_args!(
+            ",\"l\":{},\"cd\":{},\"ls\":{},\"o\":{},\"co\":{},\"vn\":{},\"vw\":[",
+            Int(state.last_ms),
+            Int(state.closed_deadline),
+            state.last_seen_ms,
+            state.ordered,
+            state.checkout,
+            state.views
+        ),
     );
-    for (i, (pid, item)) in state.viewed.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_list(out, &state.viewed, |out, (pid, item)| {
         out.push(b'[');
         write_str(out, pid);
-        out.extend_from_slice(format!(",{},", item.views).as_bytes());
-        write_money(out, item.price);
-        out.push(b',');
-        write_opt_str(out, item.name.as_deref());
-        out.push(b',');
-        write_opt_str(out, item.url.as_deref());
+        push_fmt(out, format_args!(",{},", item.views));
+        Money::write_opt(out, item.price);
+        for text in [&item.name, &item.url] {
+            out.push(b',');
+            write_opt_str(out, text.as_deref());
+        }
         out.push(b']');
-    }
+    });
     out.extend_from_slice(b"],\"seen\":{");
-    for (i, (event_id, t)) in state.seen.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_list(out, &state.seen, |out, (event_id, t)| {
         write_str(out, event_id);
-        out.extend_from_slice(format!(":{t}").as_bytes());
-    }
+        push_fmt(out, format_args!(":{t}"));
+    });
     out.extend_from_slice(b"},\"p\":[");
-    for (i, (t, seq, event)) in state.pending.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(format!("[{t},{seq},").as_bytes());
+    write_list(out, &state.pending, |out, (t, seq, event)| {
+        push_fmt(out, format_args!("[{t},{seq},"));
         event.write_json(out);
         out.push(b']');
-    }
+    });
     out.extend_from_slice(b"]}");
 }
 
-fn write_opt_int(out: &mut Vec<u8>, value: Option<i64>) {
-    match value {
-        Some(value) => out.extend_from_slice(value.to_string().as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-}
+/// An optional integer as JSON: the number, or `null`.
+struct Int(Option<i64>);
 
-fn write_money(out: &mut Vec<u8>, money: Option<Money>) {
-    match money {
-        Some(money) => {
-            out.push(b'"');
-            money.write(out);
-            out.push(b'"');
+impl std::fmt::Display for Int {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.0 {
+            Some(value) => write!(f, "{value}"),
+            None => f.write_str("null"),
         }
-        None => out.extend_from_slice(b"null"),
     }
 }
 

@@ -116,20 +116,18 @@ pub fn write_time(out: &mut Vec<u8>, ms: i64) {
     let (year, month, day) = civil_from_days(days);
     let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
     let (second, millis) = (in_day / 1000 % 60, in_day % 1000);
-    put(out, year, 4);
-    out.push(b'-');
-    put(out, month, 2);
-    out.push(b'-');
-    put(out, day, 2);
-    out.push(b'T');
-    put(out, hour, 2);
-    out.push(b':');
-    put(out, minute, 2);
-    out.push(b':');
-    put(out, second, 2);
-    out.push(b'.');
-    put(out, millis, 3);
-    out.push(b'Z');
+    for (value, width, then) in [
+        (year, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (hour, 2, b':'),
+        (minute, 2, b':'),
+        (second, 2, b'.'),
+        (millis, 3, b'Z'),
+    ] {
+        put(out, value, width);
+        out.push(then);
+    }
 }
 
 /// `value` as exactly `width` decimal digits (zero-padded; the callers' values fit).
@@ -174,6 +172,25 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// `format_args!` text appended without an intermediate `String` (numbers, mostly).
+pub fn push_fmt(out: &mut Vec<u8>, args: std::fmt::Arguments) {
+    std::io::Write::write_fmt(out, args).expect("writing to a Vec cannot fail");
+}
+
+/// `items` separated by commas, each written by `write` (the inside of a JSON array or object).
+pub fn write_list<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
 }
 
 pub fn write_opt_str(out: &mut Vec<u8>, text: Option<&str>) {

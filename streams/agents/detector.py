@@ -144,14 +144,7 @@ class DetectorShell:
         except Exception as exc:  # nothing escapes the loop: a bug's victim goes to the DLQ
             topic = message.topic
             log.exception("failed on %s:%s:%s", topic, message.partition, message.offset)
-            self.metrics.invalid.labels(topic).inc()
-            self._emit(
-                worker,
-                self._dlq.get(topic, self._dlq[self._repartition]),
-                message.key,
-                message.value,
-                dlq_headers(f"internal error: {exc!r}", _where(message), topic),
-            )
+            self._dead_letter(worker, message, f"internal error: {exc!r}")
 
     def _process(self, worker: PartitionWorker, message: Any) -> None:
         topic = message.topic
@@ -185,21 +178,21 @@ class DetectorShell:
 
     def _parse(self, worker: PartitionWorker, message: Any, value: bytes) -> Event | None:
         """``parse_event``, counting unknown types and sending invalid records to the DLQ."""
-        topic = message.topic
         try:
             return parse_event(value, self.max_record_bytes)
         except UnknownEventType:
-            self.metrics.unknown_types.labels(topic).inc()
+            self.metrics.unknown_types.labels(message.topic).inc()
         except InvalidRecord as exc:
-            self.metrics.invalid.labels(topic).inc()
-            self._emit(
-                worker,
-                self._dlq.get(topic, self._dlq[self._repartition]),
-                message.key,
-                message.value,
-                dlq_headers(exc.reason, _where(message), topic),
-            )
+            self._dead_letter(worker, message, exc.reason)
         return None
+
+    def _dead_letter(self, worker: PartitionWorker, message: Any, reason: str) -> None:
+        """Count the message as invalid and send it, as it came, to its topic's DLQ."""
+        topic = message.topic
+        self.metrics.invalid.labels(topic).inc()
+        dlq = self._dlq.get(topic, self._dlq[self._repartition])
+        headers = dlq_headers(reason, _where(message), topic)
+        self._emit(worker, dlq, message.key, message.value, headers)
 
     async def _advance(self, worker: PartitionWorker) -> None:
         """Move the watermark to the slowest input that still has records to deliver.

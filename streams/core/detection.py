@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from streams._native import Core, Record
 from streams.errors import InvalidRecord
-from streams.models.abandonment import Abandonment, Kind
+from streams.models.abandonment import Kind
 from streams.models.event_parse import parse_event
 from streams.models.events import Event
 
@@ -80,9 +80,6 @@ class Closed(NamedTuple):
     key: str  # the record key: the customer when known, else the session
     detected_at: int  # epoch ms: the period's deadline
     json: bytes
-
-    def record(self) -> Abandonment:
-        return Abandonment.from_json(self.json)
 
 
 class Detector:
@@ -138,7 +135,7 @@ class Detector:
         """Take one event (as ``parse_event`` or ``read_record`` gave it): False if its event_id
         was seen before (dropped), and what it closed."""
         fresh, closed = self._core.on_event(event)
-        return fresh, [Closed._make(c) for c in closed] if closed else _NONE
+        return fresh, [Closed._make(c) for c in closed]
 
     def on_event(self, event: Event) -> list[Closed]:
         """Take one event; returns the abandonments this closes (usually none)."""
@@ -198,17 +195,10 @@ class Detector:
     def session_ids(self) -> list[str]:
         return self._core.session_ids()
 
-    def changes(self) -> tuple[list[str], list[str]]:
-        """Session ids changed and forgotten since ``take_changes`` (not cleared)."""
-        return self._core.changes()
-
     def take_changes(self) -> tuple[list[tuple[str, bytes]], list[str]]:
         """(session id, saved state) of each changed session and the ids of forgotten ones,
         since the last call; clears both."""
         return self._core.take_changes()
-
-
-_NONE: list[Closed] = []
 
 
 def _cart_value(lines: list[tuple[str, int]]) -> str:

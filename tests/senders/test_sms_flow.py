@@ -31,6 +31,7 @@ from tests.senders.conftest import (
     sender_settings,
 )
 from tests.support.net import free_port
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 
 pytestmark = pytest.mark.integration
@@ -195,7 +196,7 @@ async def test_rate_limited_and_refused_requests_are_retried_until_sent(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
     port = free_port()
-    twilio = TwilioTestServer("AC" + "1234abcd" * 4, "twilio-test-token", timeout_hang=5.0)
+    twilio = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, timeout_hang=5.0)
     s = sender_settings(
         settings,
         key_prefix,

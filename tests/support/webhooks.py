@@ -26,6 +26,7 @@ from streams.models.commands import SendResult
 from tests.support.fakes import MemoryConsents
 
 AUTH_TOKEN = "twilio-test-token"
+ACCOUNT_SID = "AC" + "1234abcd" * 4  # the Twilio test server's account (AUTH_TOKEN its token)
 PUBLIC_URL = "https://hooks.example.com"
 UNSUBSCRIBE_SECRET = b"unsubscribe-test-secret"
 CLICK_SECRET = b"click-test-secret"
@@ -150,7 +151,7 @@ def inbound_form(
     return {
         "MessageSid": sid,
         "SmsSid": sid,
-        "AccountSid": "AC" + "1234abcd" * 4,
+        "AccountSid": ACCOUNT_SID,
         "From": sender,
         "To": "+15005550006",
         "Body": body,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from streams.core.detection import Detector, DetectorConfig
 from streams.models.events import Event, EventType, Product
+from tests.support.abandonments import records
 
 T0 = 1_569_888_000_000
 STEP = 5 * 60_000  # a coarse grid so that events land exactly on deadlines too
@@ -133,9 +134,9 @@ def test_incremental_equals_batch_reference(
     detector = Detector(DetectorConfig(min_product_views=min_views, lateness_ms=lateness))
     out = []
     for event in arrived:
-        out.extend(a.record() for a in detector.on_event(event))
+        out.extend(records(detector.on_event(event)))
     if flush:
-        out.extend(a.record() for a in detector.flush())
+        out.extend(records(detector.flush()))
     assert detector.counters.late == 0
     got = {
         (

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from streams import _native
 from streams.errors import InvalidRecord
-from streams.models.abandonment import Kind, abandonment_id
+from streams.models.abandonment import Kind
 from streams.models.event_parse import parse_event, parse_event_checked
 from streams.models.events import CartRef, Event
+from tests.support.abandonments import abandonment_id
 from tests.unit.test_event_parse import records
 
 # The native reader's fields in declaration order: arrays built from them are what a positional

@@ -17,6 +17,7 @@ from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
 from senders.webhooks.routes import signed_url
 from senders.webhooks.tokens import ClickToken, make_click_token
 from tests.support.webhooks import (
+    ACCOUNT_SID,
     CLICK_SECRET,
     HELP_REPLY,
     MAX_BODY,
@@ -38,7 +39,7 @@ def status_form(
     return {
         "MessageSid": sid,
         "MessageStatus": status,
-        "AccountSid": "AC" + "1234abcd" * 4,
+        "AccountSid": ACCOUNT_SID,
         "To": NUMBER,
         "From": "+15005550006",
         **extra,
