@@ -1,32 +1,19 @@
-"""Parsing storefront events from bytes: three readers that agree, the checked one the authority.
+"""Reading storefront events from bytes: a native reader for the plain shapes, and this one.
 
 * **Native.** ``read_record``: the detection core's own reader (native/src/event.rs) takes the
   plain shapes storefronts send and checks the whole record, values it does not keep included.
   The worker and offline ``detect`` try it first; it leaves everything else to ``parse_event``.
-* **Compiled.** In ``parse_event``, for a record the native reader takes: the record classes
-  are msgspec ``Struct``s, so one C decoder parses the bytes, checks types, required fields and
-  id lengths, and builds the ``Event`` in one pass. Then the few value rules msgspec cannot
-  state (event time, money, currency codes, which types need a product) are settled with the
-  same helpers the checked path uses, memoised on the values that repeat.
-* **Checked.** Everything else — a malformed record, or a legal but unusual shape such as
-  numeric ids, numeric prices or lower-case currencies — goes through orjson and
-  ``event_from_dict``, which validates by hand and says exactly what is wrong.
-
-Property tests hold them together: whatever the native reader takes, the checked path reads as
-the same event (tests/unit/test_native_parse.py); whatever the compiled path accepts on its own,
-the checked path accepts as the same ``Event`` (tests/unit/test_event_parse.py). The compiled
-path runs only behind the native reader, because on its own it skips unknown members unchecked
-(invalid UTF-8, a lone surrogate or 1e999 there, which orjson refuses). Errors always come from
-the checked path, so their reasons are the same by construction.
+* **Here.** ``parse_event``: orjson, then ``event_from_dict``, which validates by hand, accepts
+  legal but unusual shapes (numeric ids, numeric prices, lower-case currencies) and says exactly
+  what is wrong with a record it refuses. It is the authority: whatever the native reader takes,
+  it reads as the same event (tests/unit/test_native_parse.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, TypeVar, cast
+from typing import Any, cast
 
-import msgspec
 import orjson
 
 from streams._native import Record
@@ -56,29 +43,9 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
     ``UnknownEventType`` for a valid-looking record of an unknown ``type``. Never raises
     anything else, whatever the bytes.
     """
-    data = raw if isinstance(raw, bytes) else raw.encode()
-    if len(data) > max_bytes:
-        raise InvalidRecord(f"record is {len(data)} bytes, over the {max_bytes}-byte limit")
-    if read_record(data, max_bytes) is not None:
-        try:
-            event = _DECODER.decode(data)
-            _settle(event)
-        except (msgspec.MsgspecError, InvalidRecord):
-            pass  # a shape the native reader takes and msgspec does not (a string quantity...)
-        else:
-            return event
-    return parse_event_checked(data)
-
-
-def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record | None:
-    """The native reader (native/src/event.rs): a ``Record`` for the detection core, or None for
-    a record it leaves to ``parse_event``. What it reads, the checked path reads the same
-    (tests/unit/test_native_parse.py), so a shell may try it first."""
-    return _native_read(raw, max_bytes)
-
-
-def parse_event_checked(raw: bytes | str) -> Event:
-    """The checked path of ``parse_event``: orjson, then ``event_from_dict``."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
+    if size > max_bytes:
+        raise InvalidRecord(f"record is {size} bytes, over the {max_bytes}-byte limit")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -88,87 +55,11 @@ def parse_event_checked(raw: bytes | str) -> Event:
     return event_from_dict(data)
 
 
-_DECODER: Final = msgspec.json.Decoder(Event)
-
-
-class _Unusual(InvalidRecord):
-    """The compiled path's way of handing a record to the checked path."""
-
-    def __init__(self) -> None:
-        super().__init__("needs the checked path")
-
-
-_MISSING: Final = object()
-_T = TypeVar("_T")
-
-
-def _settle(event: Event) -> None:
-    """The value rules the compiled decoder cannot state; ``_Unusual`` defers to the checks."""
-    etype = event.type
-    if etype in NEEDS_PRODUCT and event.product is None:
-        raise _Unusual
-    if event.quantity != 1 and etype not in CART_CHANGE:
-        event.quantity = 1  # only cart changes carry a quantity; the checked path ignores it
-    at: object = event.occurred_at  # text until settled (see Event)
-    if type(at) is str:
-        event.occurred_at = _event_time(at)
-    product = event.product
-    if product is not None:
-        price = product.price
-        if price is not None:
-            product.price = _memoised(_MONEY, cast(str, price), "product.price", parse_amount)
-        if product.currency is not None:
-            product.currency = _memoised(_CURRENCY, product.currency, "product.currency", _currency)
-    order = event.order
-    if order is not None:
-        if order.value is not None:
-            order.value = _memoised(_MONEY, cast(str, order.value), "order.value", parse_amount)
-        if order.currency is not None:
-            order.currency = _memoised(_CURRENCY, order.currency, "order.currency", _currency)
-
-
-# Memos for values that repeat across events (prices, currencies, the minute of event time).
-# Each holds only results the checked helpers produced, and is cleared when it grows large.
-_MEMO_LIMIT: Final = 100_000
-_MONEY: dict[str, Decimal | None] = {}
-_CURRENCY: dict[str, str | None] = {}
-_MINUTES: dict[str, int] = {}
-
-
-def _memoised(memo: dict[str, _T], text: str, label: str, check: Callable[[str, str], _T]) -> _T:
-    """``check(text, label)``, remembered in ``memo``; what it raises is never remembered."""
-    value = memo.get(text, _MISSING)
-    if value is _MISSING:
-        value = check(text, label)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[text] = value
-    return cast(_T, value)
-
-
-def _event_time(text: str) -> int:
-    """``parse_time`` for strings, reading ``2019-10-01T00:10:00.000Z`` (the canonical form)
-    from a memo of its minute and two tables; other forms, or a minute not seen yet, go to
-    ``parse_time``. The tables hold only ``00``..``59`` and ``000``..``999``, so a lookup is
-    also the check.
-    """
-    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
-        minute = _MINUTES.get(text[:17])
-        if minute is not None:
-            second = _SECOND_MS.get(text[17:19])
-            millis = _MILLIS.get(text[20:23])
-            if second is not None and millis is not None:
-                return minute + second + millis
-        ms = parse_time(text)
-        if len(_MINUTES) >= _MEMO_LIMIT:
-            _MINUTES.clear()
-        _MINUTES[text[:17]] = ms - ms % 60_000
-        return ms
-    return parse_time(text)
-
-
-_SECOND_MS: Final = {f"{s:02d}": s * 1000 for s in range(60)}
-_MILLIS: Final = {f"{m:03d}": m for m in range(1000)}
+def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record | None:
+    """The native reader (native/src/event.rs): a ``Record`` for the detection core, or None for
+    a record it leaves to ``parse_event``. What it reads, ``parse_event`` reads the same, so a
+    shell may try it first."""
+    return _native_read(raw, max_bytes)
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
@@ -191,7 +82,9 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if type(session_id) is not str or not 0 < len(session_id) <= MAX_ID_LENGTH:
         session_id = _required_id(data, "session_id")
     customer_id = get("customer_id")
-    if customer_id is not None and (type(customer_id) is not str or len(customer_id) > 256):
+    if customer_id is not None and (
+        type(customer_id) is not str or len(customer_id) > MAX_ID_LENGTH
+    ):
         customer_id = _optional_id(data, "customer_id")
     store_id = get("store_id")
     if store_id is not None and (type(store_id) is not str or len(store_id) > MAX_ID_LENGTH):
@@ -268,8 +161,8 @@ def _product(raw: object) -> Product:
     return Product(
         pid,
         name,
-        None if price is None else parse_amount(price, "product.price"),
-        None if currency is None else _currency(currency, "product.currency"),
+        parse_amount(price, "product.price"),
+        _currency(currency, "product.currency"),
         url,
         image_url,
         category,

@@ -1,16 +1,15 @@
 """Storefront events (BRIEF §2): the record classes, event time, canonical encoding.
 
-The classes are msgspec ``Struct``s so that ``streams.models.event_parse`` decodes a record
-straight into them. They are not tracked by the garbage collector (``gc=False``: they hold no
-cycles, and the detector keeps many) and are mutable only so that parsing can settle them;
-nothing in cartpulse changes an event after ``parse_event`` returns it.
+The classes are msgspec ``Struct``s: small, and not tracked by the garbage collector
+(``gc=False``: they hold no cycles). Nothing in cartpulse changes an event after
+``parse_event`` returns it.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 import orjson
@@ -51,22 +50,10 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
 
 
-if TYPE_CHECKING:
-    # What the rest of cartpulse sees: ``parse_event`` settles both before returning.
-    _Time = int
-    _Money = Decimal
-else:
-    # What the compiled decoder accepts on the wire (see ``parse_event``).
-    _Time = Annotated[int, msgspec.Meta(ge=MIN_EVENT_MS, lt=MAX_EVENT_MS)] | str
-    _Money = str
-_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-_Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
-
-
 class Product(msgspec.Struct, gc=False):
-    id: _Id
+    id: str
     name: str | None = None
-    price: _Money | None = None
+    price: Decimal | None = None
     currency: str | None = None
     url: str | None = None
     image_url: str | None = None
@@ -74,13 +61,13 @@ class Product(msgspec.Struct, gc=False):
 
 
 class CartRef(msgspec.Struct, gc=False):
-    id: _Id | None = None
+    id: str | None = None
     url: str | None = None
 
 
 class Order(msgspec.Struct, gc=False):
-    id: _Id | None = None
-    value: _Money | None = None
+    id: str | None = None
+    value: Decimal | None = None
     currency: str | None = None
 
 
@@ -90,14 +77,14 @@ class Event(msgspec.Struct, gc=False):
     Treat events as immutable; nothing in cartpulse changes one after validation.
     """
 
-    event_id: _Id
+    event_id: str
     type: EventType
-    occurred_at: _Time
-    session_id: _Id
-    customer_id: _Id | None = None
-    store_id: _Id | None = None
+    occurred_at: int
+    session_id: str
+    customer_id: str | None = None
+    store_id: str | None = None
     product: Product | None = None
-    quantity: _Quantity = 1
+    quantity: int = 1
     cart: CartRef | None = None
     order: Order | None = None
 

@@ -1,8 +1,6 @@
-"""The compiled and the checked parsing paths give the same result for any record.
-
-``parse_event`` decodes with msgspec and settles values with memos; whatever it refuses goes to
-``parse_event_checked``. These tests hold the two to one contract: the same ``Event``, or the
-same error with the same reason.
+"""``parse_event`` on any record: an ``Event`` in the core's types that reads back the same from
+its canonical form, or ``InvalidRecord`` with a reason; never anything else. The strategies
+here (valid records with one to three fields made odd) serve test_native_parse.py too.
 """
 
 from __future__ import annotations
@@ -10,15 +8,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.errors import InvalidRecord
-from streams.models.event_parse import _DECODER, _settle, parse_event, parse_event_checked
-from streams.models.events import EVENT_TYPES, CartRef, Event, format_ms
+from streams.models.event_parse import parse_event
+from streams.models.events import EVENT_TYPES, format_ms
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z
 
@@ -150,45 +147,22 @@ def records(draw: st.DrawFn) -> dict[str, object]:
     return record
 
 
-def outcome(parse: object, line: bytes) -> Event | tuple[str, str]:
-    assert callable(parse)
-    try:
-        event = parse(line)
-    except InvalidRecord as exc:
-        return (type(exc).__name__, exc.reason)
-    assert isinstance(event, Event)
-    return event
-
-
-def compiled_alone(line: bytes) -> Event | None:
-    """The compiled path on its own (no hand-over): its Event, or None where it refuses."""
-    try:
-        event = _DECODER.decode(line)
-        _settle(event)
-    except (msgspec.MsgspecError, InvalidRecord):
-        return None
-    assert isinstance(event, Event)
-    return event
-
-
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(records())
-def test_both_paths_agree_on_any_record(record: dict[str, object]) -> None:
+def test_any_record_is_an_event_that_reads_back_the_same_or_refused_with_a_reason(
+    record: dict[str, object],
+) -> None:
     # The standard library's encoder, so that integers past 64 bits (which orjson refuses) occur.
     line = json.dumps(record).encode()
-    compiled, checked = outcome(parse_event, line), outcome(parse_event_checked, line)
-    assert compiled == checked
-    # ``parse_event`` hands whatever the compiled path refuses to the checked one, so the line
-    # above compares the checked path with itself then: the compiled path alone must never
-    # accept a record the checked path refuses, nor settle it to another Event.
-    alone = compiled_alone(line)
-    if alone is not None:
-        assert isinstance(checked, Event), (alone, checked)
-        assert alone == checked
-    if isinstance(compiled, Event):
-        assert type(compiled.occurred_at) is int
-        if compiled.product is not None:
-            assert compiled.product.price is None or type(compiled.product.price) is Decimal
+    try:
+        event = parse_event(line)
+    except InvalidRecord as exc:
+        assert exc.reason
+        return
+    assert type(event.occurred_at) is int
+    if event.product is not None:
+        assert event.product.price is None or type(event.product.price) is Decimal
+    assert parse_event(event.to_json()) == event
 
 
 def canonical(**changes: object) -> bytes:
@@ -204,7 +178,7 @@ def canonical(**changes: object) -> bytes:
     return orjson.dumps(record)
 
 
-def test_a_canonical_record_is_settled_to_the_core_types() -> None:
+def test_a_canonical_record_is_read_into_the_core_types() -> None:
     event = parse_event(canonical())
     assert event.occurred_at == T0 + 10 * 60_000 + 250
     assert event.product is not None
@@ -222,26 +196,13 @@ def test_a_canonical_record_is_settled_to_the_core_types() -> None:
         ({"quantity": 0}, "quantity must be an integer >= 1"),
     ],
 )
-def test_memoised_values_still_refuse_what_the_contract_refuses(
+def test_what_the_contract_refuses_is_refused_with_its_reason(
     changes: dict[str, object], reason: str
 ) -> None:
-    parse_event(canonical())  # warm the memos with the valid minute, price and currency
     with pytest.raises(InvalidRecord) as caught:
         parse_event(canonical(**changes))
     assert caught.value.reason.startswith(reason)
 
 
-def test_a_quantity_outside_cart_changes_is_ignored_on_both_paths() -> None:
-    line = canonical(type="product_viewed", quantity=5)
-    assert parse_event(line).quantity == parse_event_checked(line).quantity == 1
-
-
-def test_the_canonical_shape_takes_the_compiled_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(raw: bytes | str) -> Event:
-        raise AssertionError("the checked path was used")
-
-    monkeypatch.setattr("streams.models.event_parse.parse_event_checked", refuse)
-    event = parse_event(canonical(customer_id="c1", cart={"id": "c1", "url": "https://x/c"}))
-    assert (event.customer_id, event.cart) == ("c1", CartRef("c1", "https://x/c"))
-    with pytest.raises(AssertionError, match="checked path"):
-        parse_event(canonical(customer_id=7))  # numeric ids are legal, but unusual
+def test_a_quantity_outside_cart_changes_is_ignored() -> None:
+    assert parse_event(canonical(type="product_viewed", quantity=5)).quantity == 1

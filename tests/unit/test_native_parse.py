@@ -1,7 +1,7 @@
-"""The native fast reader (native/src/event.rs) against the checked parser, the authority.
+"""The native fast reader (native/src/event.rs) against ``parse_event``, the authority.
 
 ``streams._native.read_event`` returns None for a record it leaves to Python, else the event it
-keeps, written back in the contract shape. Whatever it keeps, ``parse_event_checked`` must accept
+keeps, written back in the contract shape. Whatever it keeps, ``parse_event`` must accept
 too, and read as the same event once the fields the native side drops (product.category, cart.id,
 order) are dropped from it.
 """
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from streams import _native
 from streams.errors import InvalidRecord
 from streams.models.abandonment import Kind
-from streams.models.event_parse import parse_event, parse_event_checked
+from streams.models.event_parse import parse_event
 from streams.models.events import CartRef, Event
 from tests.support.abandonments import abandonment_id
 from tests.unit.test_event_parse import records
@@ -141,11 +141,11 @@ def check_native(raw: bytes) -> bool:
     native = _native.read_event(raw)
     if native is None:
         return False
-    checked = parse_event_checked(raw)  # must not raise: native accepted it
+    checked = parse_event(raw)  # must not raise: native accepted it
     expected = kept(checked)
     # JSON equality compares every field exactly, prices as text ("7.50" is not "7.5").
     assert orjson.loads(native) == expected.to_dict()
-    again = parse_event_checked(native)
+    again = parse_event(native)
     assert again == expected  # types too: int times and quantities, Decimal prices
     assert again.to_dict() == expected.to_dict()
     assert _native.read_event(native) == native  # the written shape reads back unchanged
@@ -218,7 +218,7 @@ DUPLICATE_ID = b'{"event_id": "e0", ' + line()[1:]
     ],
 )
 def test_unusual_but_valid_shapes_are_left_to_python(raw: bytes) -> None:
-    parse_event_checked(raw)  # valid
+    parse_event(raw)  # valid
     assert _native.read_event(raw) is None
 
 
@@ -250,7 +250,7 @@ BASE = orjson.dumps({**PLAIN, "type": "page_viewed"})[:-1]
 )
 def test_invalid_records_are_left_to_python(raw: bytes) -> None:
     with pytest.raises(InvalidRecord):
-        parse_event_checked(raw)
+        parse_event(raw)
     assert _native.read_event(raw) is None
 
 
@@ -287,7 +287,7 @@ def test_a_record_gives_the_shell_what_it_routes_by_and_honours_the_size_limit()
     raw = line(customer_id="c1")
     record = _native.read(raw, len(raw))
     assert record is not None
-    event = parse_event_checked(raw)
+    event = parse_event(raw)
     assert (record.session_id, record.type, record.customer_id, record.occurred_at) == (
         event.session_id,
         event.type,
