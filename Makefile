@@ -59,6 +59,7 @@ test-unit: install ## Unit tests only (no services needed)
 lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(REQUIRE_CARGO)
 	$(WITH_CARGO) cargo fmt --manifest-path native/Cargo.toml --check
 	$(WITH_CARGO) cargo clippy --release --manifest-path native/Cargo.toml -- -D warnings
 
@@ -66,6 +67,7 @@ lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check
 format: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(REQUIRE_CARGO)
 	$(WITH_CARGO) cargo fmt --manifest-path native/Cargo.toml
 
 .PHONY: typecheck

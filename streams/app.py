@@ -19,7 +19,6 @@ from streams.core.detection import DetectorConfig
 from streams.metrics import DetectorMetrics
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
-from streams.watermark import worker_group
 
 log = logging.getLogger(__name__)
 EXPOSITION = "text/plain; version=0.0.4"  # the text format generate_latest writes
@@ -46,7 +45,7 @@ def create_app(
     topics = TopicCatalogue.of(settings)
     metrics_registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(metrics_registry)
-    app_id = worker_group(settings)  # what `cartpulse watermark` waits on
+    app_id = settings.worker_group
     datadir = settings.data_dir / app_id  # RocksDB state is per app id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     app = BatchingApp(

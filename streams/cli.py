@@ -25,8 +25,6 @@ from streams.settings import Settings, load_settings
 from streams.sources import Format, SourceRecord, detect_format, read_events
 from streams.topics import TopicCatalogue
 
-# How many rejected lines are printed one by one before the rest are only counted.
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()

@@ -17,6 +17,7 @@ from streams.journeys_offline import (
     JourneyFiles,
     JourneySummary,
     OutputWriter,
+    lines,
     read_inputs,
     run_journeys,
 )
@@ -120,10 +121,8 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             if not path.is_file():
                 raise ConfigurationError(f"{path}: no such file")
-            with path.open("rb") as handle:
-                for line in handle:
-                    if line.strip():
-                        report.add_raw(kind, line)
+            for _, line in lines(path):
+                report.add_raw(kind, line)
     else:
         report = asyncio.run(report_from_topics(settings))
     if report.unreadable:

@@ -10,7 +10,8 @@ from streams.errors import ConfigurationError
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _NUMBER = r"(\d+(?:\.\d+)?)"
-_ISO = re.compile(rf"p(?:{_NUMBER}d)?(?:t(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?)?")
+# "t" only before a time part: P1DT and PT are not durations.
+_ISO = re.compile(rf"p(?:{_NUMBER}d)?(?:t(?=\d)(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?)?")
 _ISO_UNITS = ("d", "h", "m", "s")
 
 
@@ -20,7 +21,7 @@ def parse_duration_ms(text: str) -> int:
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return round(float(value) * 1000)
     iso = _ISO.fullmatch(value)
-    if iso is not None and any(iso.groups()) and not value.endswith("t"):
+    if iso is not None and any(iso.groups()):
         parts = [(n, u) for n, u in zip(iso.groups(), _ISO_UNITS, strict=True) if n]
     else:
         parts = _PART.findall(value)

@@ -55,7 +55,8 @@ class JourneyFiles:
     results: Path | None = None
 
 
-def _lines(path: Path) -> Iterator[tuple[str, bytes]]:
+def lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """The file's non-blank lines, each with its ``name:number``."""
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
@@ -81,7 +82,7 @@ def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) ->
         path = getattr(files, kind)
         if path is None:
             continue
-        for where, line in _lines(path):
+        for where, line in lines(path):
             try:
                 item = _parse(kind, line)
             except (InvalidRecord, orjson.JSONDecodeError) as exc:

@@ -18,7 +18,6 @@ Live senders read un-namespaced topics, so nothing replayed is ever delivered; w
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections import Counter
@@ -41,9 +40,8 @@ from streams.watermark import (
     lag_or_unknown,
     send_watermark,
     wait_for_journey_inputs,
-    worker_group,
 )
-from streams.worker_process import worker_process
+from streams.worker_process import worker_env, worker_process
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 QUIET_SECONDS = 3.0
@@ -123,15 +121,14 @@ def _in_window(value: bytes | None, window: tuple[int, int], summary: ReplaySumm
 @contextmanager
 def namespace_worker(target: Settings, data_dir: Path, dry_run: bool) -> Iterator[Path]:
     """A worker over the namespace in event mode; yields its log file; stops it on exit."""
-    env = {
-        **os.environ,
-        "CARTPULSE_TOPIC_PREFIX": target.topic_prefix,
-        "CARTPULSE_CLOCK": "event",
-        "CARTPULSE_JOURNEYS_ENABLED": "true",
-        "CARTPULSE_JOURNEYS_DRY_RUN": "true" if dry_run else "false",
-        "CARTPULSE_WEB_PORT": "0",
-        "CARTPULSE_DATA_DIR": str(data_dir),
-    }
+    env = worker_env(
+        target,
+        data_dir,
+        CARTPULSE_STORE=target.store,
+        CARTPULSE_CLOCK="event",
+        CARTPULSE_JOURNEYS_ENABLED="true",
+        CARTPULSE_JOURNEYS_DRY_RUN="true" if dry_run else "false",
+    )
     log = data_dir / "worker.log"
     with worker_process(env, log):
         yield log
@@ -160,7 +157,7 @@ async def wait_for_journeys(target: Settings, patience: float) -> None:
         if written != last:
             last, quiet_since = written, time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET_SECONDS and (
-            await lag_or_unknown(target, worker_group(target), inputs) == 0
+            await lag_or_unknown(target, target.worker_group, inputs) == 0
         ):
             return
         await asyncio.sleep(0.5)

@@ -276,6 +276,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def worker_group(self) -> str:
+        """The worker's Faust app id and consumer group (what `cartpulse watermark` waits on)."""
+        return f"{self.topic_prefix}{self.worker_id}"
+
     def kafka_client_options(self) -> dict[str, object]:
         """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
         options: dict[str, object] = {

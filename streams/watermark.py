@@ -27,10 +27,6 @@ AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
 JOURNEY_SOURCES = (*AUDIENCE, Topic.SEND_RESULTS, Topic.ORDERS, Topic.ABANDONMENTS)
 
 
-def worker_group(settings: Settings) -> str:
-    return f"{settings.topic_prefix}{settings.worker_id}"
-
-
 async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
     """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
     try:
@@ -43,7 +39,7 @@ async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) 
 
 async def wait_for_group(settings: Settings, topics: Sequence[Topic], patience: float) -> None:
     """Until the worker's group has read everything ``topics`` hold; raises after ``patience``."""
-    group = worker_group(settings)
+    group = settings.worker_group
     names = [TopicCatalogue.of(settings).name(t) for t in topics]
     deadline = time.monotonic() + patience
     while (lag := await lag_or_unknown(settings, group, names)) != 0:

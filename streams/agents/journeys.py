@@ -72,7 +72,6 @@ class JourneyShell:
         max_record_bytes: int,
     ) -> None:
         self.engine = engine
-        self.topics = topics
         self.live = live
         self.table = table
         self.send = send

@@ -218,8 +218,6 @@ async def test_journeys_in_event_mode_emit_commands_at_their_times(
     assert by_customer["c2"] == []  # ordered 40 min after, before the SMS was due
     assert by_customer["c3"] == [("email", _iso(T0_MS + 2 * H))]  # browse: one email at +2 h
     ended = {(d["customer_id"], d["reason"]) for d in decisions if d["action"] == "ended"}
-    assert ("c1", "converted") in ended
-    assert ("c2", "converted") in ended
     assert ended == {("c1", "converted"), ("c2", "converted"), ("c3", "completed")}
     assert [(r["customer_id"], r["channel"], r["revenue"]) for r in recoveries] == [
         ("c1", "email", "150.00")
