@@ -28,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.kafka import delete_topics
 from streams.settings import Settings
-from tests.senders.conftest import ACCOUNT_SID as ACCOUNT
-from tests.senders.conftest import AUTH_TOKEN as TOKEN
 from tests.senders.conftest import (
     command,
     ensure_topics,
@@ -44,6 +42,8 @@ from tests.senders.replicas import (
     stop,
     wait_for_group,
 )
+from tests.support.webhooks import ACCOUNT_SID as ACCOUNT
+from tests.support.webhooks import AUTH_TOKEN as TOKEN
 from tests.twilio_server import TwilioTestServer
 
 

@@ -72,7 +72,7 @@ class KafkaEmitter:
 
 def sender_topics(settings: Settings, channel: Channel) -> tuple[str, str, list[TopicSpec]]:
     """The command topic, its DLQ, and every topic a sender needs to exist."""
-    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    topics = TopicCatalogue.of(settings)
     command = Topic.SEND_SMS if channel == "sms" else Topic.SEND_EMAIL
     wanted = {topics.name(command), topics.dlq(command), topics.name(Topic.SEND_RESULTS)}
     wanted |= {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
@@ -168,7 +168,7 @@ async def run_mirror(
     stop = stop or asyncio.Event()
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
-    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    topics = TopicCatalogue.of(settings)
     wanted = {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)

@@ -48,6 +48,8 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     KafkaError,
 )
+# Kafka or Redis down, or too slow to wait for (an ``asyncio.timeout`` around the call).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *INFRA_ERRORS)
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 DeferReason = Literal["not_before", "rate_limit", "claimed", "in_flight", "provider_backoff"]
 T = TypeVar("T")

@@ -165,11 +165,12 @@ class SmtpEmail:
             UnsubscribeToken(command.customer_id, "email", command.store_id, expires_ms),
         )
         https = unsubscribe_url(s.email_unsubscribe_url, token)
-        if self._clicks is not None:  # rewrite makes a copy: add to it
-            variables = self._clicks.rewrite(command.variables, command, int(now * 1000))
-            variables["unsubscribe_url"] = https  # the link we sign
-        else:
-            variables = {**command.variables, "unsubscribe_url": https}
+        variables = (
+            self._clicks.rewrite(command.variables, command, int(now * 1000))
+            if self._clicks is not None
+            else dict(command.variables)
+        )  # a copy either way
+        variables["unsubscribe_url"] = https  # after the rewrite: the link we sign, not tracked
         rendered = self._renderer.render_email(command.template, command.locale, variables)
         message = build_email(
             command,

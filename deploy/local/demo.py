@@ -54,8 +54,8 @@ from streams.models.events import format_ms  # noqa: E402
 from streams.policy_file import load_policy  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import Topic, TopicCatalogue  # noqa: E402
-from tests.senders.conftest import settings_env  # noqa: E402
 from tests.smtp_server import SmtpTestServer, make_certificate  # noqa: E402
+from tests.support.env import settings_env  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 from tests.twilio_server import TwilioTestServer  # noqa: E402
 

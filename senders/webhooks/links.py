@@ -24,7 +24,7 @@ import orjson
 
 from senders.clock import Clock
 from senders.consents import Consent, Consents, record_consent
-from senders.service import INFRA_ERRORS
+from senders.service import UNAVAILABLE_ERRORS
 from senders.unsubscribe import read_token
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Outbox
@@ -45,8 +45,6 @@ SOURCE_ONE_CLICK: Final = "email_one_click"
 SOURCE_PAGE: Final = "unsubscribe_page"
 ENGAGEMENT_TIMEOUT: Final = 2.0  # seconds a shopper waits for the click record at most
 MAX_USER_AGENT: Final = 256
-# Kafka or Redis down, or too slow to wait for.
-UNAVAILABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (TimeoutError, *INFRA_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.keys import Keys
 from senders.phonebook import PhoneBook
-from senders.service import INFRA_ERRORS
+from senders.service import INFRA_ERRORS, UNAVAILABLE_ERRORS
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.keywords import Keywords
-from senders.webhooks.links import UNAVAILABLE_ERRORS, LinkConfig, LinkHooks
+from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import make_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
@@ -80,7 +80,7 @@ async def run_webhooks(
     metrics = WebhookMetrics.create(registry)
     clock = clock or SystemClock()
     keys = Keys(settings.redis_key_prefix)
-    topics = TopicCatalogue(settings.topic_prefix, settings.dlq_retention)
+    topics = TopicCatalogue.of(settings)
     wanted = {topics.name(t) for t in (Topic.CONSENTS, Topic.SEND_RESULTS, Topic.ENGAGEMENT)}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)

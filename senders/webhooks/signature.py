@@ -16,10 +16,6 @@ from senders.webhooks.forms import Form
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
-def twilio_signature(url: str, form: Form, auth_token: str) -> str:
-    return str(RequestValidator(auth_token).compute_signature(url, _params(form)))
-
-
 def signature_valid(url: str, form: Form, auth_token: str, signature: str | None) -> bool:
     """True when ``signature`` signs ``url`` (with or without its default port) and ``form``."""
     if not signature or not auth_token:

@@ -35,8 +35,7 @@ from senders.consents import (
 )
 from senders.keys import mask_address
 from senders.service import INFRA_ERRORS
-from senders.webhooks import dedup
-from senders.webhooks.dedup import Deduplicator
+from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
 from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords
 from senders.webhooks.metrics import WebhookMetrics
@@ -44,7 +43,7 @@ from senders.webhooks.ports import Directory, Outbox
 from senders.webhooks.replies import RETRY_LATER, Reply, plain, twiml
 from senders.webhooks.signature import signature_valid
 from streams.errors import InvalidRecord
-from streams.models.commands import ResultStatus, SendResult
+from streams.models.commands import ResultStatus, SendResult, is_undeliverable
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,6 @@ DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
     "undelivered": "undelivered",
     "failed": "failed",
 }
-# Carrier errors that say the number cannot take SMS at all (unknown, landline/unreachable).
-UNDELIVERABLE_CODES: Final = frozenset({"30005", "30006"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +62,16 @@ class TwilioConfig:
     help_reply: str
     opt_out_reply: str
     opt_in_reply: str
+    handler_deadline: float = HANDLER_DEADLINE  # seconds the work of one webhook may take
+
+    def __post_init__(self) -> None:
+        # The ``pending`` marker must outlive the attempt that set it, or a retry would do
+        # the work a second time while the first attempt is still at it.
+        if not 0 < self.handler_deadline < PENDING_TTL:
+            raise ValueError(
+                f"handler_deadline must be above 0 and below the pending marker's "
+                f"{PENDING_TTL} s, not {self.handler_deadline}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,7 @@ class TwilioHooks:
 
         async def record() -> None:
             await self._outbox.result(result)
-            if code in UNDELIVERABLE_CODES and to:
+            if to and is_undeliverable("sms", code):
                 await self._consents.mark_undeliverable("sms", to, code)
             self._metrics.delivery_reports.labels(status).inc()
 
@@ -206,13 +213,13 @@ class TwilioHooks:
         if state == "pending":  # the first delivery is still being handled
             return plain(503, "being handled; retry later", "unavailable", RETRY_LATER)
         try:
-            async with asyncio.timeout(dedup.HANDLER_DEADLINE):
+            async with asyncio.timeout(self._c.handler_deadline):
                 await work()
         except TimeoutError:
             with contextlib.suppress(*INFRA_ERRORS):
                 await self._seen.release(scope, fingerprint)
             log.warning(
-                "%s: not handled within %.0f s; asked to retry", scope, dedup.HANDLER_DEADLINE
+                "%s: not handled within %g s; asked to retry", scope, self._c.handler_deadline
             )
             return plain(503, "took too long; retry later", "unavailable", RETRY_LATER)
         except BaseException:

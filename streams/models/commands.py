@@ -44,8 +44,9 @@ RESULT_STATUSES: Final[tuple[ResultStatus, ...]] = (
 # What a sender may end a command with; ``duplicate`` only reports a redelivery, and
 # ``delivered`` / ``undelivered`` come later from the provider's status callbacks.
 FINAL_SEND_STATUSES: Final = frozenset({"sent", "failed", "suppressed", "expired", "unknown"})
-# Provider answers that mean the address itself can't be reached (not a passing failure).
-TWILIO_UNDELIVERABLE: Final = frozenset({"21211", "21614"})  # invalid / non-mobile number
+# Provider answers that mean the address itself can't be reached (not a passing failure):
+# an invalid / non-mobile number when sending, an unknown / unreachable one in a status callback.
+TWILIO_UNDELIVERABLE: Final = frozenset({"21211", "21614", "30005", "30006"})
 SMTP_UNDELIVERABLE: Final = "5.1."  # enhanced status class: bad mailbox or address
 
 MAX_COMMAND_BYTES: Final = 64 * 1024
@@ -62,8 +63,9 @@ def is_undeliverable(channel: str | None, error_code: str | None) -> bool:
     """Whether a provider's error code says the address is unreachable, on ``channel``.
 
     The one rule for senders (which mark the address) and the journey engine (which then
-    skips steps to it). SMS: Twilio codes 21211 / 21614. Email: an SMTP enhanced status
-    5.1.x, alone or after the reply code as the senders write it (``"550 5.1.1"``).
+    skips steps to it). SMS: Twilio codes 21211 / 21614 (answering the send) and 30005 /
+    30006 (in a status callback). Email: an SMTP enhanced status 5.1.x, alone or after the
+    reply code as the senders write it (``"550 5.1.1"``).
     """
     if channel == "sms":
         return error_code in TWILIO_UNDELIVERABLE

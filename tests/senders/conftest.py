@@ -22,9 +22,9 @@ from senders.app import sender_topics
 from streams.kafka import create_topics, producer
 from streams.models.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
 from streams.settings import Settings
-from tests.conftest import ACCOUNT_SID, REDIS_PORT, consume_all
+from tests.conftest import REDIS_PORT, consume_all
 from tests.smtp_server import SmtpTestServer, make_certificate
-from tests.support.webhooks import AUTH_TOKEN
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 
 FROM_NUMBER = "+15005550006"
@@ -90,25 +90,6 @@ def sender_settings(
         }
     values |= overrides
     return Settings(**values)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``CARTPULSE_*`` variables that rebuild ``settings`` in another process."""
-    env: dict[str, str] = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, timedelta):
-            value = f"PT{value.total_seconds()}S"
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, tuple | list | dict):  # complex settings are JSON in the env
-            value = orjson.dumps(value).decode()
-        env[f"CARTPULSE_{name.upper()}"] = str(value)
-    return env
 
 
 def command(

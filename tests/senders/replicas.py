@@ -20,7 +20,7 @@ import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
-from tests.senders.conftest import settings_env
+from tests.support.env import settings_env
 from tests.support.net import free_port
 from tests.twilio_server import Request
 

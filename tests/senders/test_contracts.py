@@ -1,5 +1,6 @@
-"""One contract suite for the rate limiter and the ledger, run against the in-memory fakes (on
-a fake clock) and against the real Redis (Lua scripts on Redis's clock).
+"""One contract suite for the rate limiter, the ledger and the consent store's reads, run
+against the in-memory fakes (on a fake clock) and against the real Redis (Lua scripts on
+Redis's clock).
 
 Times on Redis are real, so waits are compared with a tolerance; the fakes are exact.
 """
@@ -15,11 +16,12 @@ import pytest
 from redis.asyncio import Redis
 
 from senders.clock import FakeClock
-from senders.consents import Consent, ConsentStore, ConsentUpdate, address_subject
+from senders.consents import Consent, Consents, ConsentStore, ConsentUpdate, address_subject
 from senders.keys import Keys
 from senders.ledger import Busy, Claimed, Finished, Ledger, MemoryLedger, RedisLedger, Sending
 from senders.ratelimit import Limit, Limiter, MemoryLimiter, RedisLimiter
 from tests.conftest import REDIS_PORT
+from tests.support.fakes import MemoryConsents
 
 pytestmark = pytest.mark.integration
 
@@ -218,10 +220,40 @@ async def test_finish_without_a_claim_is_allowed_once(backend: Backend) -> None:
     assert await backend.ledger.finish(command, "b", b"sent") == Finished(b"expired", False)
 
 
-# ---- consent mirror store (Redis only) ------------------------------------------------------
+# ---- consent mirror store --------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def consents(request: pytest.FixtureRequest, key_prefix: str) -> Consents:
+    if request.param == "memory":
+        return MemoryConsents()
+    redis: Redis = request.getfixturevalue("redis")  # the local Redis, cleaned up after
+    return ConsentStore(redis, Keys(key_prefix))
+
+
+async def test_a_customers_and_a_numbers_consent_are_read_together(consents: Consents) -> None:
+    number = address_subject("+14155550100")
+    mine = Consent("opted_in", 1_000, "checkout")
+    numbers = Consent("opted_out", 2_000, "sms_keyword")
+    assert await consents.apply(ConsentUpdate("c1", "sms", mine))
+    assert await consents.apply(ConsentUpdate(number, "sms", numbers))
+    address = "+14155550100"
+    # Both read: the number's later STOP outweighs the customer's opt-in, and it stands for a
+    # customer with no statement of their own.
+    assert await consents.standing("c1", "sms", address) == (numbers, False)
+    assert await consents.standing("c2", "sms", address) == (numbers, False)
+    later = Consent("opted_in", 3_000, "checkout")
+    assert await consents.apply(ConsentUpdate("c1", "sms", later))
+    assert await consents.standing("c1", "sms", address) == (later, False)
+    # Email reads the customer's email consent alone (the number's is an SMS statement).
+    assert await consents.standing("c1", "email", address) == (None, False)
+    await consents.mark_undeliverable("sms", address, "21211")
+    assert await consents.standing("c1", "sms", address) == (later, True)
+    assert await consents.standing("c2", "sms", address) == (numbers, True)
 
 
 async def test_consents_never_move_backwards(redis: Redis, key_prefix: str) -> None:
+    """Redis only: ``ConsentStore`` refuses an older update; the fake keeps the last one."""
     store = ConsentStore(redis, Keys(key_prefix))
     newer = ConsentUpdate("c1", "sms", Consent("opted_out", 2_000, "stop"))
     older = ConsentUpdate("c1", "sms", Consent("opted_in", 1_000, "checkout"))
@@ -235,27 +267,3 @@ async def test_consents_never_move_backwards(redis: Redis, key_prefix: str) -> N
     await store.mark_undeliverable("sms", "+14155550100", "21211")
     assert await store.standing("c1", "sms", "+14155550100") == (None, True)
     assert await store.standing("c1", "email", "+14155550100") == (None, False)
-
-
-async def test_a_customers_and_a_numbers_consent_are_read_together(
-    redis: Redis, key_prefix: str
-) -> None:
-    store = ConsentStore(redis, Keys(key_prefix))
-    number = address_subject("+14155550100")
-    mine = Consent("opted_in", 1_000, "checkout")
-    numbers = Consent("opted_out", 2_000, "sms_keyword")
-    assert await store.apply(ConsentUpdate("c1", "sms", mine))
-    assert await store.apply(ConsentUpdate(number, "sms", numbers))
-    address = "+14155550100"
-    # Both read: the number's later STOP outweighs the customer's opt-in, and it stands for a
-    # customer with no statement of their own.
-    assert await store.standing("c1", "sms", address) == (numbers, False)
-    assert await store.standing("c2", "sms", address) == (numbers, False)
-    later = Consent("opted_in", 3_000, "checkout")
-    assert await store.apply(ConsentUpdate("c1", "sms", later))
-    assert await store.standing("c1", "sms", address) == (later, False)
-    # Email reads the customer's email consent alone (the number's is an SMS statement).
-    assert await store.standing("c1", "email", address) == (None, False)
-    await store.mark_undeliverable("sms", address, "21211")
-    assert await store.standing("c1", "sms", address) == (later, True)
-    assert await store.standing("c2", "sms", address) == (numbers, True)

@@ -13,8 +13,6 @@ from redis.asyncio import Redis
 from streams.models.commands import SendCommand, SendResult
 from streams.settings import Settings
 from tests.senders.conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
     command,
     ensure_topics,
     final_results,
@@ -30,6 +28,7 @@ from tests.senders.replicas import (
     stop,
     wait_for_group,
 )
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 
 pytestmark = pytest.mark.integration
 

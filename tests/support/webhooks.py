@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from twilio.request_validator import RequestValidator
 
 from senders.clock import FakeClock
-from senders.webhooks.dedup import Seen
+from senders.webhooks.dedup import HANDLER_DEADLINE, Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
@@ -103,7 +103,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def world(extra_opt_outs: tuple[str, ...] = ()) -> AsyncIterator[World]:
+async def world(
+    extra_opt_outs: tuple[str, ...] = (), handler_deadline: float = HANDLER_DEADLINE
+) -> AsyncIterator[World]:
     outbox, consents = MemoryOutbox(), MemoryConsents()
     directory, seen = MemoryDirectory(), MemoryDeduplicator()
     clock = FakeClock()
@@ -111,7 +113,12 @@ async def world(extra_opt_outs: tuple[str, ...] = ()) -> AsyncIterator[World]:
     metrics = WebhookMetrics.create(registry)
     twilio = TwilioHooks(
         TwilioConfig(
-            AUTH_TOKEN, Keywords.with_extra_opt_outs(extra_opt_outs), HELP_REPLY, "", "Welcome back"
+            AUTH_TOKEN,
+            Keywords.with_extra_opt_outs(extra_opt_outs),
+            HELP_REPLY,
+            "",
+            "Welcome back",
+            handler_deadline,
         ),
         outbox,
         consents,

@@ -12,12 +12,14 @@ from aiohttp import test_utils
 from senders.consents import Consent, address_subject
 from senders.keys import address_hash
 from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
-from senders.webhooks import dedup
-from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT
+from senders.webhooks.dedup import PENDING_TTL
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
 from senders.webhooks.routes import signed_url
 from senders.webhooks.tokens import ClickToken, make_click_token
+from senders.webhooks.twilio import TwilioConfig
 from tests.support.webhooks import (
     ACCOUNT_SID,
+    AUTH_TOKEN,
     CLICK_SECRET,
     HELP_REPLY,
     MAX_BODY,
@@ -259,11 +261,8 @@ async def test_kafka_down_means_503_and_the_retry_is_recorded() -> None:
         assert len(w.outbox.results) == 1 and len(w.outbox.consents) == 1
 
 
-async def test_work_past_the_deadline_is_released_and_the_retry_does_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(dedup, "HANDLER_DEADLINE", 0.05)
-    async with world() as w:
+async def test_work_past_the_deadline_is_released_and_the_retry_does_it() -> None:
+    async with world(handler_deadline=0.05) as w:
         w.outbox.stall = 5.0
         slow = await post_signed(w, "/twilio/sms", inbound_form("STOP"))
         assert slow.status == 503 and slow.headers["Retry-After"] == "5"
@@ -273,8 +272,10 @@ async def test_work_past_the_deadline_is_released_and_the_retry_does_it(
         assert len(w.outbox.consents) == 1
 
 
-def test_a_pending_marker_outlives_the_attempt_that_set_it() -> None:
-    assert dedup.PENDING_TTL >= 2 * dedup.HANDLER_DEADLINE
+@pytest.mark.parametrize("deadline", [0.0, -1.0, float(PENDING_TTL), float(PENDING_TTL) + 1])
+def test_a_deadline_the_pending_marker_would_not_outlive_is_refused(deadline: float) -> None:
+    with pytest.raises(ValueError, match="handler_deadline"):
+        TwilioConfig(AUTH_TOKEN, Keywords(), HELP_REPLY, "", "", deadline)
 
 
 # --- unsubscribe and clicks -------------------------------------------------------------

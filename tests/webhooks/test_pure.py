@@ -15,7 +15,7 @@ from senders.unsubscribe import UnsubscribeToken, make_token
 from senders.webhooks.forms import MAX_FIELDS, parse_form
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
 from senders.webhooks.logs import MaskingFilter, mask_text
-from senders.webhooks.signature import signature_valid, twilio_signature
+from senders.webhooks.signature import signature_valid
 from senders.webhooks.tokens import (
     ClickToken,
     ExpiredToken,
@@ -25,6 +25,7 @@ from senders.webhooks.tokens import (
     redirect_target,
 )
 from streams.errors import InvalidRecord
+from tests.support.webhooks import sign
 
 TOKEN = "auth-token"
 URL = "https://hooks.example.com/twilio/status?command_id=c-1"
@@ -37,28 +38,37 @@ fields = st.dictionaries(
 
 
 @given(form=fields, url=st.sampled_from([URL, "http://x.example:8080/a?b=c%20d", "https://a/"]))
-def test_signature_is_twilios_algorithm(form: dict[str, str], url: str) -> None:
-    expected = RequestValidator(TOKEN).compute_signature(url, form)
-    ours = twilio_signature(url, {k: (v,) for k, v in form.items()}, TOKEN)
-    assert ours == expected
-    assert signature_valid(url, {k: (v,) for k, v in form.items()}, TOKEN, expected)
+def test_a_signature_made_by_twilios_library_is_accepted(form: dict[str, str], url: str) -> None:
+    ours = {k: (v,) for k, v in form.items()}
+    assert signature_valid(url, ours, TOKEN, sign(url, form, TOKEN))
+    assert not signature_valid(url, ours, "other-token", sign(url, form, TOKEN))
+    added = {**ours, "AddedByAnAttacker": ("1",)}  # longer than any generated name
+    assert not signature_valid(url, added, TOKEN, sign(url, form, TOKEN))
 
 
-def test_repeated_fields_sign_like_twilios_multidict() -> None:
-    class MultiDict(dict[str, list[str]]):
-        def getall(self, name: str) -> list[str]:
-            return self[name]
+class TwilioMultiDict(dict[str, list[str]]):
+    """A form with repeated fields as Twilio's validator reads one (``getall``)."""
 
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+def test_repeated_fields_are_checked_like_twilios_multidict() -> None:
     form = {"b": ("2", "1", "2"), "a": ("x",)}
-    expected = RequestValidator(TOKEN).compute_signature(
-        URL, MultiDict({k: list(v) for k, v in form.items()})
+    signature = RequestValidator(TOKEN).compute_signature(
+        URL, TwilioMultiDict({k: list(v) for k, v in form.items()})
     )
-    assert twilio_signature(URL, form, TOKEN) == expected
+    assert signature_valid(URL, form, TOKEN, signature)
+    assert signature_valid(URL, {"a": ("x",), "b": ("1", "2", "2")}, TOKEN, signature)  # order
+    assert not signature_valid(URL, {**form, "b": ("2", "1", "3")}, TOKEN, signature)
+    assert not signature_valid(URL, {**form, "b": ("2",)}, TOKEN, signature)
+    assert not signature_valid(URL, {**form, "a": ("x", "y")}, TOKEN, signature)
 
 
 def test_signature_rejects_tampering_wrong_url_wrong_key_and_absence() -> None:
-    form = {"MessageSid": ("SM1",), "MessageStatus": ("delivered",)}
-    good = twilio_signature(URL, form, TOKEN)
+    signed = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    form = {k: (v,) for k, v in signed.items()}
+    good = sign(URL, signed, TOKEN)
     assert signature_valid(URL, form, TOKEN, good)
     assert not signature_valid(URL, {**form, "MessageStatus": ("failed",)}, TOKEN, good)
     assert not signature_valid(URL, {**form, "Extra": ("1",)}, TOKEN, good)
@@ -69,17 +79,18 @@ def test_signature_rejects_tampering_wrong_url_wrong_key_and_absence() -> None:
     assert not signature_valid(URL, form, "other-token", good)
     assert not signature_valid(URL, form, TOKEN, None)
     assert not signature_valid(URL, form, TOKEN, "")
-    assert not signature_valid(URL, form, "", twilio_signature(URL, form, ""))  # no token: never
+    assert not signature_valid(URL, form, "", sign(URL, signed, ""))  # no token: never
 
 
 def test_signature_accepts_the_url_with_or_without_its_default_port() -> None:
+    signed = {"a": "1"}
     form = {"a": ("1",)}
     with_port = "https://hooks.example.com:443/twilio/sms"
     without = "https://hooks.example.com/twilio/sms"
-    assert signature_valid(without, form, TOKEN, twilio_signature(with_port, form, TOKEN))
-    assert signature_valid(with_port, form, TOKEN, twilio_signature(without, form, TOKEN))
+    assert signature_valid(without, form, TOKEN, sign(with_port, signed, TOKEN))
+    assert signature_valid(with_port, form, TOKEN, sign(without, signed, TOKEN))
     other_port = "https://hooks.example.com:8443/twilio/sms"
-    assert not signature_valid(other_port, form, TOKEN, twilio_signature(with_port, form, TOKEN))
+    assert not signature_valid(other_port, form, TOKEN, sign(with_port, signed, TOKEN))
 
 
 # --- keywords ---------------------------------------------------------------------------

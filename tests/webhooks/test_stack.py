@@ -28,7 +28,7 @@ from senders.templates import Renderer
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.service import run_webhooks
 from streams.settings import Settings
-from tests.conftest import ACCOUNT_SID, consume_all
+from tests.conftest import consume_all
 from tests.senders.conftest import (
     command,
     ensure_topics,
@@ -40,7 +40,14 @@ from tests.senders.conftest import (
     sender_settings,
 )
 from tests.support.net import free_port
-from tests.support.webhooks import AUTH_TOKEN, CLICK_SECRET, PUBLIC_URL, inbound_form, sign
+from tests.support.webhooks import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CLICK_SECRET,
+    PUBLIC_URL,
+    inbound_form,
+    sign,
+)
 from tests.twilio_server import TwilioTestServer
 
 pytestmark = pytest.mark.integration
