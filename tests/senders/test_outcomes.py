@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from senders.outcomes import backoff, error_label, smtp_outcome, twilio_outcome
+from streams.models.commands import is_undeliverable
 
 SID = "SM" + "a" * 32
 
@@ -35,6 +36,8 @@ def test_twilio(
 ) -> None:
     outcome = twilio_outcome(status, body)
     assert (outcome.kind, outcome.reason, outcome.error_code) == (kind, reason, code)
+    # the code the sender writes tells the journey engine the same (one rule)
+    assert is_undeliverable("sms", outcome.error_code) is (kind == "undeliverable")
 
 
 def test_twilio_sent_keeps_sid_segments_and_retry_after() -> None:
@@ -61,6 +64,7 @@ def test_twilio_sent_keeps_sid_segments_and_retry_after() -> None:
 def test_smtp(code: int, message: str, kind: str, error: str | None) -> None:
     outcome = smtp_outcome(code, message)
     assert (outcome.kind, outcome.error_code) == (kind, error)
+    assert is_undeliverable("email", outcome.error_code) is (kind == "undeliverable")
 
 
 @given(st.integers(1, 200), st.floats(0.001, 10), st.floats(0.01, 600), st.floats(0, 0.999999))
