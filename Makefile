@@ -51,6 +51,13 @@ test-native: ## The Rust core's own unit tests (cargo test)
 test: install test-native stack-up ## Install, run the Rust tests, start the real stack, run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+FUZZ_SCALE ?= 50
+.PHONY: fuzz
+fuzz: install ## Fuzz longer than make test: the hypothesis fuzz tests and the Rust property tests, FUZZ_SCALE times the cases
+	CARTPULSE_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/pytest -m fuzz $(PYTEST_ARGS)
+	$(REQUIRE_CARGO)
+	PROPTEST_CASES=$$(( 256 * $(FUZZ_SCALE) )) $(WITH_CARGO) cargo test --release --manifest-path native/Cargo.toml --lib
+
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
