@@ -3,6 +3,9 @@
 Templates live in one directory (the shipped defaults are ``senders/templates/``), named
 ``<template>.<locale>.<part>.j2`` where part is ``sms`` for an SMS body and ``subject``, ``txt``
 and ``html`` for an email. A locale falls back from ``en-US`` to ``en`` to the default locale.
+Names starting with ``_`` are parts, not messages: ``_opt_out.<locale>.sms.j2`` is the SMS
+opt-out line, which every SMS carries by rule (docs/semantics.md, "SMS opt-out line"), in the
+language its body was written in.
 Templates run in Jinja's ``SandboxedEnvironment`` (command variables come from upstream data,
 never trusted), HTML parts are autoescaped, and an undefined variable is an error unless the
 template gives a ``default``: a message with a hole in it is never sent.
@@ -34,6 +37,7 @@ from streams.errors import InvalidRecord
 
 DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "templates"
 MAX_SMS_CHARS: Final = 1600  # Twilio refuses longer bodies (error 21617)
+OPT_OUT_PART: Final = "_opt_out"
 _SPACES: Final = re.compile(r"[ \t]+")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 
@@ -73,7 +77,34 @@ class Renderer:
 
     def render_sms(self, template: str, locale: str, variables: Mapping[str, Any]) -> str:
         """The SMS body of ``template``, whitespace tidied (one line per template line)."""
-        text = self._render(template, locale, "sms", variables)
+        return self._tidy(self._render(template, locale, "sms", variables))
+
+    def render_sms_opt_out(self, locale: str, variables: Mapping[str, Any]) -> str:
+        """The opt-out line in ``locale`` (or its fallback), on one line."""
+        return " ".join(self._render(OPT_OUT_PART, locale, "sms", variables).split())
+
+    def sms(
+        self,
+        template: str,
+        locale: str,
+        variables: Mapping[str, Any],
+        smart: bool = True,
+        max_segments: int = 10,
+    ) -> SmsBody:
+        """The SMS as sent: the body, then the opt-out line in the body's own language.
+
+        The line's language follows the template the body came from (a ``fr`` command whose
+        template has no ``fr`` text is written in the fallback language, line included), so a
+        message never mixes two languages.
+        """
+        body = self._load(template, locale, "sms")
+        written_in = _locale_of(body, template)
+        text = self._tidy(self._run(body, template, "sms", variables))
+        line = self.render_sms_opt_out(written_in, variables)
+        return compose_sms(text, line, smart, max_segments)
+
+    @staticmethod
+    def _tidy(text: str) -> str:
         return _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text)).strip()
 
     def render_email(
@@ -94,7 +125,10 @@ class Renderer:
         return True
 
     def _render(self, template: str, locale: str, part: str, variables: Mapping[str, Any]) -> str:
-        compiled = self._load(template, locale, part)
+        return self._run(self._load(template, locale, part), template, part, variables)
+
+    @staticmethod
+    def _run(compiled: Template, template: str, part: str, variables: Mapping[str, Any]) -> str:
         try:
             return compiled.render(dict(variables))
         except UndefinedError as exc:
@@ -116,6 +150,12 @@ class Renderer:
             raise InvalidRecord(f"template {template!r} ({part}) is broken: {exc}") from None
 
 
+def _locale_of(compiled: Template, template: str) -> str:
+    """The locale of a loaded ``<template>.<locale>.<part>.j2``."""
+    name = compiled.name or ""
+    return name[len(template) + 1 :].split(".", 1)[0]
+
+
 def locale_chain(locale: str, default: str = "en") -> list[str]:
     """``de-AT`` → ``["de-AT", "de", "en"]`` (no repeats)."""
     chain = [locale]
@@ -127,18 +167,22 @@ def locale_chain(locale: str, default: str = "en") -> list[str]:
 
 
 def compose_sms(
-    rendered: str, opt_out_line: str = "", smart: bool = True, max_segments: int = 10
+    rendered: str, opt_out_line: str, smart: bool = True, max_segments: int = 10
 ) -> SmsBody:
-    """The body as sent: the opt-out line appended unless the text already says STOP.
+    """The body as sent: the text, then the opt-out line on a line of its own.
 
-    Raises ``InvalidRecord`` when the body is empty, over Twilio's 1,600 characters, or needs
-    more than ``max_segments`` segments.
+    The line is added by rule, never by looking for "STOP" in the text: a product called
+    "Nonstop Espresso Maker" or a link with ``/stop-`` in it says nothing about opting out.
+    Raises ``InvalidRecord`` when the body or the opt-out line is empty, the whole is over
+    Twilio's 1,600 characters, or it needs more than ``max_segments`` segments.
     """
     text = rendered.strip()
     if not text:
         raise InvalidRecord("the SMS renders empty")
-    if opt_out_line and "stop" not in text.lower():
-        text = f"{text}\n{opt_out_line}"
+    line = opt_out_line.strip()
+    if not line:
+        raise InvalidRecord("the SMS has no opt-out line: every marketing SMS must carry one")
+    text = f"{text}\n{line}"
     if smart:
         text = smart_encode(text)
     if len(text) > MAX_SMS_CHARS:

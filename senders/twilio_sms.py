@@ -19,7 +19,7 @@ import aiohttp
 from senders.keys import Keys
 from senders.outcomes import ProviderOutcome, twilio_outcome
 from senders.ratelimit import Limit
-from senders.templates import Renderer, SmsBody, compose_sms
+from senders.templates import Renderer, SmsBody
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand
 from streams.settings import Settings
@@ -85,8 +85,13 @@ class TwilioSms:
 
     def prepare(self, command: SendCommand, now: float) -> SmsMessage:
         s = self._settings
-        text = self._renderer.render_sms(command.template, command.locale, command.variables)
-        body = compose_sms(text, s.sms_opt_out_line, s.sms_smart_encoding, s.sms_max_segments)
+        body = self._renderer.sms(
+            command.template,
+            command.locale,
+            command.variables,
+            s.sms_smart_encoding,
+            s.sms_max_segments,
+        )
         return SmsMessage(command.to, body)
 
     def form(self, message: SmsMessage, command: SendCommand, now: float) -> dict[str, str]:

@@ -158,7 +158,6 @@ class Settings(BaseSettings):
     sms_burst: int = Field(1, ge=1, description="Segments a sender identity may send at once.")
     sms_account_rate: float = Field(100.0, gt=0, description="Segments/s per Twilio account.")
     sms_account_burst: int = Field(10, ge=1)
-    sms_opt_out_line: str = Field("Reply STOP to opt out.", description="'' = not appended.")
     sms_smart_encoding: bool = Field(True, description="Replace look-alikes to stay in GSM-7.")
     sms_max_segments: int = Field(10, ge=1, le=24)
     sms_require_opt_in: bool = Field(True, description="SMS only with an opted_in record.")

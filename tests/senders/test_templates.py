@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from senders.keys import Keys
 from senders.templates import DEFAULT_DIRECTORY, Renderer, compose_sms, locale_chain
+from senders.twilio_sms import TwilioSms
 from streams.errors import InvalidRecord
+from streams.models.commands import SendCommand
+from streams.settings import Settings
+from tests.senders.conftest import command
 
 CART: dict[str, Any] = {
     "first_name": "Ann",
@@ -32,7 +38,7 @@ def renderer() -> Renderer:
 
 
 def test_every_shipped_template_renders(renderer: Renderer) -> None:
-    names = {p.name.split(".")[0] for p in DEFAULT_DIRECTORY.glob("*.j2")}
+    names = {p.name.split(".")[0] for p in DEFAULT_DIRECTORY.glob("[!_]*.j2")}
     assert {"cart_sms_1", "browse_sms_1", "cart_email_1", "cart_email_2", "browse_email_1"} <= names
     for name in names:
         if renderer.has(name, "en", "sms"):
@@ -66,7 +72,20 @@ def test_html_is_escaped_text_is_not(renderer: Renderer) -> None:
 def test_locale_falls_back(renderer: Renderer) -> None:
     assert locale_chain("de-AT") == ["de-AT", "de", "en"]
     assert renderer.render_sms("cart_sms_1", "de-AT", CART).startswith("Mugs & Co: Hallo Ann")
-    assert renderer.render_sms("cart_sms_1", "fr", CART).startswith("Mugs & Co: Hi Ann")
+    assert renderer.render_sms("cart_sms_1", "fr-CA", CART).startswith("Mugs & Co : Bonjour Ann")
+    assert renderer.render_sms("cart_sms_1", "pt", CART).startswith("Mugs & Co: Hi Ann")
+
+
+@pytest.mark.parametrize("locale", ["en", "de", "fr", "es"])
+@pytest.mark.parametrize("template", ["cart_sms_1", "browse_sms_1"])
+def test_shipped_sms_fit_one_gsm7_segment_pair(
+    renderer: Renderer, template: str, locale: str
+) -> None:
+    """Each shipped SMS, with its opt-out line, stays in GSM-7 (accents included) and 2 segments."""
+    body = renderer.sms(template, locale, {**CART, "product_url": "https://shop.example.com/p3"})
+    assert body.text.count("\n") == 1 and "STOP" in body.text.splitlines()[1]
+    assert body.encoding.encoding == "GSM-7", body.text
+    assert body.segments <= 2
 
 
 def test_a_missing_required_variable_is_invalid(renderer: Renderer) -> None:
@@ -93,11 +112,75 @@ def test_the_sandbox_stops_template_attacks(tmp_path: Path, source: str) -> None
         Renderer(tmp_path).render_sms("evil", "en", CART)
 
 
-def test_opt_out_line_is_appended_once() -> None:
+def test_opt_out_line_is_appended_by_rule_not_by_content() -> None:
     body = compose_sms("Your cart is waiting", "Reply STOP to opt out.")
     assert body.text == "Your cart is waiting\nReply STOP to opt out."
-    assert compose_sms("Text STOP to quit", "Reply STOP to opt out.").text == "Text STOP to quit"
-    assert compose_sms("Hi", "").text == "Hi"
+    # A body that already says STOP still gets the line: the rule never reads the content.
+    text = compose_sms("Text STOP to quit", "Reply STOP to opt out.").text
+    assert text == "Text STOP to quit\nReply STOP to opt out."
+    with pytest.raises(InvalidRecord, match="opt-out"):
+        compose_sms("Hi", "")
+    with pytest.raises(InvalidRecord, match="opt-out"):
+        compose_sms("Hi", "  \n ")
+
+
+SETTINGS = Settings(
+    twilio_account_sid="AC" + "0" * 32,
+    twilio_auth_token=SecretStr("token"),
+    twilio_from="+14155550000",
+)
+
+
+def _sms_as_sent(command: SendCommand) -> str:
+    """The body the SMS sender would post, through its own prepare step."""
+    return TwilioSms(SETTINGS, Renderer(), Keys()).prepare(command, 0.0).body.text
+
+
+@pytest.mark.parametrize(
+    ("product", "cart_url"),
+    [
+        ("Nonstop Espresso Maker", "https://shop.example.com/cart/1"),
+        ("Stopwatch", "https://shop.example.com/cart/1"),
+        ("Blue Mug", "https://shop.example.com/stop-and-shop/cart/1"),
+    ],
+)
+def test_a_cart_that_mentions_stop_still_gets_the_opt_out_line(product: str, cart_url: str) -> None:
+    variables = {
+        "first_name": "Ann",
+        "store_name": "Mugs & Co",
+        "cart_url": cart_url,
+        "cart_items": [{"product_id": "p1", "name": product, "quantity": 1}],
+    }
+    text = _sms_as_sent(command(variables=variables))
+    assert text.endswith("\nReply STOP to opt out.")
+    assert product in text
+
+
+@pytest.mark.parametrize(
+    ("locale", "line"),
+    [
+        ("de", "Antworten Sie STOP, um sich abzumelden."),
+        ("de-AT", "Antworten Sie STOP, um sich abzumelden."),
+        ("fr", "Répondez STOP pour vous désabonner."),
+        ("es", "Responde STOP para darte de baja."),
+        ("en", "Reply STOP to opt out."),
+        ("pt-BR", "Reply STOP to opt out."),  # no pack for pt: the default locale's line
+    ],
+)
+def test_the_opt_out_line_speaks_the_shoppers_language(locale: str, line: str) -> None:
+    text = _sms_as_sent(command(locale=locale))
+    assert text.endswith("\n" + line)
+    assert text.count("STOP") == 1
+    if locale.startswith("de"):
+        assert "Reply STOP" not in text and text.startswith("Cartpulse Shop: Hallo Ann")
+
+
+def test_every_shipped_sms_locale_has_an_opt_out_line(renderer: Renderer) -> None:
+    locales = {p.name.split(".")[1] for p in DEFAULT_DIRECTORY.glob("*.sms.j2")}
+    assert {"en", "de", "fr", "es"} <= locales
+    for locale in locales:
+        line = renderer.render_sms_opt_out(locale, CART)
+        assert "STOP" in line and "\n" not in line
 
 
 def test_sms_cost_is_known_before_sending() -> None:
@@ -106,8 +189,8 @@ def test_sms_cost_is_known_before_sending() -> None:
     emoji = compose_sms("Your cart 🛒 " + "x" * 60, "Reply STOP to opt out.", smart=True)
     assert emoji.encoding.encoding == "UCS-2" and emoji.segments == 2
     with pytest.raises(InvalidRecord, match="segments"):
-        compose_sms("x" * 500, "", max_segments=3)
+        compose_sms("x" * 500, "Reply STOP to opt out.", max_segments=3)
     with pytest.raises(InvalidRecord, match="1600"):
-        compose_sms("x" * 1601, "", max_segments=24)
+        compose_sms("x" * 1601, "Reply STOP to opt out.", max_segments=24)
     with pytest.raises(InvalidRecord, match="empty"):
         compose_sms("   ", "Reply STOP to opt out.")
