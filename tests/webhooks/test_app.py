@@ -152,6 +152,39 @@ async def test_every_keyword_and_casing_writes_the_right_ledger_record(
             )
 
 
+@pytest.mark.parametrize(
+    ("body", "word"),
+    [
+        ("REVOKE", "REVOKE"),
+        ("OPTOUT", "OPTOUT"),
+        ("OPT OUT", "OPTOUT"),
+        ("opt-out", "OPTOUT"),
+        ("STOP ALL", "STOPALL"),
+        ("stop stop", "STOP"),
+        ("Stop?", "STOP"),
+        ('"STOP"', "STOP"),
+        ("\uff33\uff34\uff2f\uff30", "STOP"),
+        ("STOP\u200b", "STOP"),
+        ("\ufeffSTOP", "STOP"),
+    ],
+)
+async def test_opt_outs_written_any_reasonable_way_are_recorded(body: str, word: str) -> None:
+    async with world() as w:
+        w.directory.numbers[NUMBER] = ["cust-1"]
+        form = inbound_form(body)
+        answer = await post_signed(w, "/twilio/sms", form)
+        assert answer.status == 200
+        assert [k for k, _ in w.outbox.consents] == [
+            f"addr:{address_hash(NUMBER)}:sms".encode(),
+            b"cust-1:sms",
+        ]
+        for _, record in w.outbox.consents:
+            assert record["status"] == "opted_out"
+            assert record["evidence"]["keyword"] == word
+            assert record["evidence"]["form"]["Body"] == [body]  # as received
+        assert w.consents.consents[("cust-1", "sms")].status == "opted_out"
+
+
 async def test_opt_out_replies_and_opt_in_reply() -> None:
     async with world() as w:
         stop = await post_signed(w, "/twilio/sms", inbound_form("stop", sid="SM1"))

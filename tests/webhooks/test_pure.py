@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from senders.cli import JsonFormatter
 from senders.unsubscribe import UnsubscribeToken, make_token
 from senders.webhooks.forms import MAX_FIELDS, parse_form
-from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
 from senders.webhooks.logs import MaskingFilter, mask_text
 from senders.webhooks.signature import signature_valid
 from senders.webhooks.tokens import (
@@ -111,11 +111,105 @@ def test_every_keyword_in_every_casing(words: frozenset[str], kind: str) -> None
             assert found is not None and (found.kind, found.word) == (kind, word), body
 
 
+ZWSP, BOM, WORD_JOINER, SOFT_HYPHEN = "\u200b", "\ufeff", "\u2060", "\u00ad"
+
+# How people (and their phones) write a keyword: each must be matched, as the word it stands for.
+WRITTEN = [
+    ("REVOKE", "opt_out", "REVOKE"),
+    ("revoke", "opt_out", "REVOKE"),
+    ("OPTOUT", "opt_out", "OPTOUT"),
+    ("OPT OUT", "opt_out", "OPTOUT"),
+    ("opt-out", "opt_out", "OPTOUT"),
+    ("Opt_Out", "opt_out", "OPTOUT"),
+    ("opt  out", "opt_out", "OPTOUT"),
+    ("STOP ALL", "opt_out", "STOPALL"),
+    ("stop-all", "opt_out", "STOPALL"),
+    ("Stop All!", "opt_out", "STOPALL"),
+    ("un-subscribe", "opt_out", "UNSUBSCRIBE"),
+    ("stop stop", "opt_out", "STOP"),
+    ("STOP STOP STOP", "opt_out", "STOP"),
+    ("stop, quit", "opt_out", "STOP"),
+    ("Stop?", "opt_out", "STOP"),
+    ("STOP?!", "opt_out", "STOP"),
+    ('"STOP"', "opt_out", "STOP"),
+    ("\u201cStop\u201d", "opt_out", "STOP"),  # curly quotes, as phones type them
+    ("'stop'", "opt_out", "STOP"),
+    ("(stop)", "opt_out", "STOP"),
+    ("...stop...", "opt_out", "STOP"),
+    ("S.T.O.P.", "opt_out", "STOP"),
+    ("S T O P", "opt_out", "STOP"),
+    ("\uff33\uff34\uff2f\uff30", "opt_out", "STOP"),  # full-width
+    ("\uff53\uff54\uff4f\uff50", "opt_out", "STOP"),
+    (f"STOP{ZWSP}", "opt_out", "STOP"),
+    (f"{ZWSP}STOP", "opt_out", "STOP"),
+    (f"ST{ZWSP}OP", "opt_out", "STOP"),
+    (f"{BOM}STOP", "opt_out", "STOP"),
+    (f"STOP{WORD_JOINER}", "opt_out", "STOP"),
+    (f"ST{SOFT_HYPHEN}OP", "opt_out", "STOP"),
+    ("\u3000STOP\u3000", "opt_out", "STOP"),  # ideographic spaces
+    ("\u00a0stop\u00a0", "opt_out", "STOP"),  # no-break spaces
+    ("STOP\r\n", "opt_out", "STOP"),
+    ("STOP \U0001f6d1", "opt_out", "STOP"),  # with the stop-sign emoji
+    ("\u017ftop", "opt_out", "STOP"),  # long s: NFKC makes it an s
+    ("stop help", "opt_out", "STOP"),  # an opt-out word among keywords: stop
+    ("START STOP", "opt_out", "STOP"),
+    ("un stop", "opt_in", "UNSTOP"),
+    ("Yes!", "opt_in", "YES"),
+    ("\uff39\uff25\uff33", "opt_in", "YES"),
+    ("yes yes", "opt_in", "YES"),
+    (f"START{ZWSP}", "opt_in", "START"),
+    ("help?", "help", "HELP"),
+    ("Info.", "help", "INFO"),
+    ("yes help", "help", "HELP"),  # no clear opt-in: the help text, no consent change
+]
+
+
+@pytest.mark.parametrize(("body", "kind", "word"), WRITTEN)
+def test_keywords_written_any_reasonable_way(body: str, kind: str, word: str) -> None:
+    found = Keywords().classify(body)
+    assert found is not None, body
+    assert (found.kind, found.word) == (kind, word)
+
+
 @pytest.mark.parametrize(
-    "body", ["", "  ", "stop texting me", "please stop", "STOPP", "yes please", "hello", "S T O P"]
+    "body",
+    [
+        "",
+        "  ",
+        ZWSP,
+        "?!",
+        "stop texting me",
+        "please stop",
+        "I don't want to stop getting these",
+        "STOPP",
+        "$TOP",
+        "yes please",
+        "hello",
+        "stop1",
+        "all stop",
+        "opt in",
+        "don't stop",
+        "help me stop",
+    ],
 )
 def test_ordinary_messages_are_no_keyword(body: str) -> None:
     assert Keywords().classify(body) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (" Stop. ", "stop"),
+        ("OPT-OUT", "opt out"),
+        (f"S{ZWSP}TOP{BOM}", "stop"),
+        ("\uff33\uff34\uff2f\uff30", "stop"),
+        ("  a \t b\n", "a b"),
+        ("\u201cyes\u201d", "yes"),
+        ("Stra\u00dfe", "strasse"),
+    ],
+)
+def test_normalise(body: str, expected: str) -> None:
+    assert normalise(body) == expected
 
 
 def test_configured_opt_outs_and_twilios_opt_out_type() -> None:
@@ -123,6 +217,8 @@ def test_configured_opt_outs_and_twilios_opt_out_type() -> None:
     assert keywords.classify("ARRÊT") is None
     assert keywords.classify("Arret").kind == "opt_out"  # type: ignore[union-attr]
     assert keywords.classify("stopp").kind == "opt_out"  # type: ignore[union-attr]
+    assert keywords.classify("Stopp!").kind == "opt_out"  # type: ignore[union-attr]
+    assert Keywords.with_extra_opt_outs(["no more"]).classify("NO-MORE").kind == "opt_out"  # type: ignore[union-attr]
     assert keywords.classify("HELP").kind == "opt_out"  # type: ignore[union-attr]  # opt-out wins
     assert Keywords().classify("HALT", "STOP").kind == "opt_out"  # type: ignore[union-attr]
     assert Keywords().classify("go on", "start").kind == "opt_in"  # type: ignore[union-attr]

@@ -206,6 +206,34 @@ async def test_a_stop_from_an_unknown_number_is_kept_and_honoured(
     assert [orjson.loads(r.value)["status"] for r in consents] == ["opted_out", "opted_in"]
 
 
+async def test_an_opt_out_written_with_invisible_and_full_width_characters_is_recorded(
+    settings: Settings, key_prefix: str, redis: Redis
+) -> None:
+    s = webhook_settings(settings, key_prefix)
+    number = "+14155550306"
+    store = ConsentStore(redis, Keys(key_prefix))
+    started = asyncio.Event()
+    async with running(webhooks(s, started)):
+        await asyncio.wait_for(started.wait(), 30)
+        body = "\ufeff\uff33\uff34\uff2f\uff30\u200b?"  # BOM, full-width STOP, ZWSP, ?
+        status, reply = await post_twilio(s, "/twilio/sms", inbound_form(body, sender=number))
+        assert status == 200 and reply.endswith("<Response></Response>")
+        consent = await store.get(address_subject(number), "sms")
+        assert consent is not None and consent.status == "opted_out"
+        status, _ = await post_twilio(
+            s, "/twilio/sms", inbound_form("opt-out", sender="+14155550307", sid="SM" + "7" * 32)
+        )
+        assert status == 200
+    records = await consume_all(s, f"{s.topic_prefix}consents", 2)
+    found = {r.key: orjson.loads(r.value) for r in records}
+    assert set(found) == {
+        f"{address_subject(number)}:sms".encode(),
+        f"{address_subject('+14155550307')}:sms".encode(),
+    }
+    assert [r["status"] for r in found.values()] == ["opted_out", "opted_out"]
+    assert sorted(r["evidence"]["keyword"] for r in found.values()) == ["OPTOUT", "STOP"]
+
+
 async def test_a_replayed_status_callback_is_recorded_once(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
