@@ -15,6 +15,7 @@ from typing import IO, cast
 
 import orjson
 
+from streams.binding import check_bindable
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
@@ -344,6 +345,8 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.min_product_views is not None:
         overrides["min_product_views"] = args.min_product_views
     settings = load_settings(**{**settings.model_dump(), **overrides})
+    if settings.web_port:
+        check_bindable(settings.web_host, settings.web_port, "CARTPULSE_WEB_HOST/_WEB_PORT")
     asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)

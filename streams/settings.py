@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from streams.errors import ConfigurationError
 
@@ -262,6 +262,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _windows(self) -> Settings:
+        if self.gap <= timedelta(0):
+            raise ValueError("CARTPULSE_GAP: must be longer than 0")
+        if self.lateness < timedelta(0):
+            raise ValueError("CARTPULSE_LATENESS: must not be negative")
+        if self.dedup_window < self.gap:
+            raise ValueError(
+                f"CARTPULSE_GAP ({self.gap}) is longer than CARTPULSE_DEDUP_WINDOW "
+                f"({self.dedup_window}): a duplicate could come back within one period; "
+                "raise the dedup window or shorten the gap"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _security(self) -> Settings:
         sasl = self.kafka_security_protocol.startswith("SASL")
         if sasl and (
@@ -309,9 +323,36 @@ def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment, turning validation errors into one clear error."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]  # overrides are validated here
+    except SettingsError as exc:
+        raise ConfigurationError(f"invalid settings: {_undecodable(exc)}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CARTPULSE_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
         raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One error: the variable and what is wrong (a whole-settings check names its own)."""
+    message = message.removeprefix("Value error, ")
+    if not loc:
+        return message
+    return f"CARTPULSE_{'_'.join(str(p) for p in loc).upper()}: {message}"
+
+
+_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _undecodable(exc: SettingsError) -> str:
+    """Which variable pydantic-settings could not decode as JSON, and what it must look like."""
+    found = _FIELD.search(str(exc))
+    if found is None:
+        return str(exc)
+    name = found.group(1)
+    annotation = (
+        str(Settings.model_fields[name].annotation) if name in Settings.model_fields else ""
+    )
+    shape = (
+        'a JSON object, e.g. {"store-1": ["shop.example.com"]}'
+        if annotation.startswith("dict")
+        else 'a JSON list, e.g. ["REVOKE", "ANNULER"]'
+    )
+    return f"CARTPULSE_{name.upper()}: must be {shape}"

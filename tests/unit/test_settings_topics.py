@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import orjson
@@ -42,6 +44,11 @@ def test_environment_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch) ->
         ("CARTPULSE_REDIS_URL", "http://x", "redis://"),
         ("CARTPULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "needs CARTPULSE_KAFKA_SASL_MECHANISM"),
         ("CARTPULSE_SESSION_TIMEOUT", "PT2S", "CARTPULSE_SESSION_TIMEOUT.*6 seconds"),
+        ("CARTPULSE_WEBHOOKS_OPT_OUT_KEYWORDS", "REVOKE", r"OPT_OUT_KEYWORDS: .*JSON list"),
+        ("CARTPULSE_WEBHOOKS_REDIRECT_HOSTS", "shop.example.com", r"HOSTS: .*JSON object"),
+        ("CARTPULSE_GAP", "PT25H", "CARTPULSE_GAP .*CARTPULSE_DEDUP_WINDOW"),
+        ("CARTPULSE_GAP", "PT0S", "CARTPULSE_GAP: must be longer than 0"),
+        ("CARTPULSE_LATENESS", "-PT1S", "CARTPULSE_LATENESS: must not be negative"),
     ],
 )
 def test_bad_settings_say_which_and_why(
@@ -50,6 +57,36 @@ def test_bad_settings_say_which_and_why(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=message):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CARTPULSE_WEBHOOKS_OPT_OUT_KEYWORDS", "REVOKE"),
+        ("CARTPULSE_GAP", "PT25H"),
+        ("CARTPULSE_TOPIC_PARTITIONS", "many"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["topics", "list"], ["detect", "--input", "-", "--output", "-"]]
+)
+def test_a_bad_setting_is_one_line_and_exit_2(
+    variable: str, value: str, command: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *command],
+        env={**os.environ, variable: value},
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cartpulse: invalid settings:")
+    assert variable in lines[0]
 
 
 def test_settings_are_frozen_and_secrets_masked() -> None:
