@@ -12,11 +12,11 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Final, Literal
 
+from streams import _native
 from streams.errors import InvalidRecord
 from streams.models.event_parse import parse_amount, parse_event
 from streams.models.events import (
@@ -110,7 +110,7 @@ def read_rees46(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[Sourc
 
 
 def rees46_event_id(file_name: str, lineno: int, line: bytes) -> str:
-    """Deterministic id from the file's name, the line number and the line (BRIEF §2)."""
+    """Deterministic id from the file's name, the line number and the line (docs/semantics.md)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(file_name.encode())
     digest.update(b"\x00%d\x00" % lineno)
@@ -178,16 +178,19 @@ def rees46_event(
 
 
 def _rees46_time(value: str) -> int:
-    # "2019-10-01 00:00:00 UTC": the zone is always spelled UTC in these exports.
+    """``2019-10-01 00:00:00 UTC`` (the zone is always spelled UTC in these exports) → epoch
+    milliseconds, by the contract's own rule (``parse_time``): the same syntax and range as
+    every other input format."""
     if not value.endswith(" UTC"):
         raise InvalidRecord(
             f"event_time must look like '2019-10-01 00:00:00 UTC', got {value[:40]!r}"
         )
     try:
-        moment = datetime.fromisoformat(value[:-4] + "+00:00")
-    except ValueError:
+        return _native.event_time(value[:-4] + "Z")
+    except ValueError as exc:
+        if str(exc) == _native.TIME_RANGE:
+            raise InvalidRecord(f"event_time {exc}") from None
         raise InvalidRecord(f"event_time is not a time: {value[:40]!r}") from None
-    return int(moment.timestamp() * 1000)
 
 
 def _rees46_price(value: str) -> Decimal | None:

@@ -1,10 +1,13 @@
-//! Storefront events (BRIEF §2) as the core needs them, and the fast reader of their JSON.
+//! Storefront events (docs/semantics.md, "Events") as the core needs them, and the fast reader
+//! of their JSON.
 //!
 //! `parse` reads only the plain shapes storefronts send (string ids, string prices, upper- or
-//! lower-case currency codes, canonical event times) and validates them exactly as the Python
-//! checked parser (`streams.models.event_parse`) does. Anything else — a malformed record or a
-//! legal but unusual shape — returns None and is left to that parser, which also gives the
-//! reason a record is refused. tests/unit/test_native_parse.py holds the two together.
+//! lower-case currency codes, event times as text or epoch milliseconds) and validates them
+//! exactly as the Python checked parser (`streams.models.event_parse`) does; times and amounts
+//! by the very functions that parser calls (`text::parse_time`, `Money::parse`). Anything else
+//! — a malformed record or a legal but unusual shape — returns None and is left to that parser,
+//! which also gives the reason a record is refused. tests/unit/test_native_parse.py holds the
+//! two together.
 
 use std::borrow::Cow;
 
@@ -12,7 +15,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::money::Money;
-use crate::text::{parse_time, push_fmt, write_opt_str, write_str, write_time};
+use crate::text::{check_ms, parse_time, push_fmt, write_opt_str, write_str, write_time};
 
 pub const MAX_ID_CHARS: usize = 256;
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -445,7 +448,7 @@ fn money(value: Text<'_>) -> Option<Option<Money>> {
     match value {
         None => Some(None),
         Some(v) if v.is_empty() => Some(None),
-        Some(v) => Money::parse_plain(&v).map(Some),
+        Some(v) => Money::parse(&v).ok().map(Some),
     }
 }
 
@@ -472,13 +475,8 @@ pub fn parse_within(raw: &[u8], max_bytes: usize) -> Option<Event> {
     let kind = Kind::from_name(&record.kind?)?;
     let event_id = required_id(record.event_id)?;
     let occurred_at = match record.occurred_at? {
-        Time::Millis(ms) => crate::text::in_range(ms).then_some(ms)?,
-        Time::Text(text) => {
-            if text.len() > 40 {
-                return None;
-            }
-            parse_time(&text)?
-        }
+        Time::Millis(ms) => check_ms(ms).ok()?,
+        Time::Text(text) => parse_time(&text).ok()?,
     };
     let session_id = required_id(record.session_id)?;
     let customer_id = optional_id(record.customer_id)?;

@@ -15,11 +15,19 @@ use std::io::{BufRead, BufReader};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use crate::core::{Closed, Config, Detector};
 use crate::event::{Event, Kind, Product};
 use crate::money::Money;
+
+/// tests/fixtures/contract_cases.json: the contract's accepted and refused times and amounts,
+/// which pytest runs through every Python reader too (tests/unit/test_contract_cases.py).
+#[cfg(test)]
+pub(crate) fn contract_cases() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../tests/fixtures/contract_cases.json"))
+        .expect("the contract cases are JSON")
+}
 
 // Many small, short-lived allocations (ids, names, per-session maps): mimalloc frees them far
 // faster than the system allocator, above all when a detector with many sessions is dropped.
@@ -306,9 +314,9 @@ fn money_of(value: Bound<'_, PyAny>) -> PyResult<Option<Money>> {
         return Ok(None);
     }
     let text = value.str()?.to_string();
-    Money::parse_decimal_str(&text).map(Some).ok_or_else(|| {
-        PyValueError::new_err(format!("amount {text:?} is not a finite amount >= 0"))
-    })
+    Money::parse(&text)
+        .map(Some)
+        .map_err(|e| PyValueError::new_err(format!("amount {text:?} {e}")))
 }
 
 /// A validated `streams.models.events.Event` → the core's event.
@@ -384,6 +392,31 @@ fn read(raw: &[u8], max_bytes: usize) -> Option<Record> {
     event::parse_within(raw, max_bytes).map(|event| Record { event })
 }
 
+/// The contract's event time (docs/semantics.md): RFC 3339 text or epoch milliseconds (an int)
+/// → epoch milliseconds; ValueError with the reason (to follow the field's name) otherwise.
+/// `parse_event` and the REES46 reader call this, so every input format has the one rule.
+#[pyfunction]
+fn event_time(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let checked = if let Ok(text) = value.downcast::<PyString>() {
+        text::parse_time(text.to_str()?)
+    } else {
+        // An int past 64 bits is as far outside the range as one just past it.
+        value
+            .extract::<i64>()
+            .map_or(Err(text::TIME_RANGE), text::check_ms)
+    };
+    checked.map_err(PyValueError::new_err)
+}
+
+/// The contract's amount (docs/semantics.md) → its canonical text (`str(Decimal)`; `-0` is
+/// `0`); ValueError with the reason (to follow the field's name) otherwise.
+#[pyfunction]
+fn amount(text: &str) -> PyResult<String> {
+    Money::parse(text)
+        .map(Money::to_text)
+        .map_err(PyValueError::new_err)
+}
+
 /// For tests: what the fast reader makes of a record — None when it leaves it to Python, else
 /// the record it would keep, in its contract shape.
 #[pyfunction]
@@ -408,5 +441,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_event, m)?)?;
     m.add_function(wrap_pyfunction!(abandonment_id, m)?)?;
+    m.add_function(wrap_pyfunction!(event_time, m)?)?;
+    m.add_function(wrap_pyfunction!(amount, m)?)?;
+    m.add("MIN_EVENT_MS", text::MIN_EVENT_MS)?;
+    m.add("MAX_EVENT_MS", text::MAX_EVENT_MS)?;
+    m.add("TIME_RANGE", text::TIME_RANGE)?;
     Ok(())
 }

@@ -4,8 +4,13 @@
 
 /// Coefficients at or above this need rounding in Python's default context: not handled here.
 const PRECISION_LIMIT: i128 = 10_000_000_000_000_000_000_000_000_000; // 10^28
-/// Amounts have at most 28 decimal places (streams.models.events.MAX_AMOUNT_DIGITS).
-const MAX_EXPONENT: i32 = 28;
+/// Amounts have an exponent within ±28.
+const MAX_EXPONENT: i64 = 28;
+
+/// Why an amount is refused (the caller names the field).
+pub const NOT_DECIMAL: &str = "is not a decimal (ASCII digits, an optional point and exponent)";
+pub const NEGATIVE_OR_NOT_FINITE: &str = "must be a finite amount >= 0";
+pub const TOO_PRECISE: &str = "must have at most 28 significant digits and an exponent within ±28";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Money {
@@ -16,45 +21,85 @@ pub struct Money {
 impl Money {
     pub const ZERO: Money = Money { coef: 0, exp: 0 };
 
-    /// `digits[.digits]` only (the wire form cartpulse's storefronts send); anything else is
-    /// left to the checked parser. At most 27 significant digits and 28 decimal places.
-    pub fn parse_plain(text: &str) -> Option<Money> {
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
-        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if text.len() > 40 || !digits(whole) || !digits(fraction) {
-            return None;
-        }
-        let money = Money::parse_decimal_str(text)?;
-        (money.coef < PRECISION_LIMIT / 10 && money.exp >= -MAX_EXPONENT).then_some(money)
-    }
-
-    /// `str(Decimal)` of a finite, non-negative amount back to a `Money` (plain or scientific).
-    pub fn parse_decimal_str(text: &str) -> Option<Money> {
-        let (mantissa, exponent) = match text.find(['E', 'e']) {
-            Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
-            None => (text, 0),
+    /// The contract's amount: ASCII `[+|-]digits[.digits][(e|E)[+|-]digits]` (digits on at
+    /// least one side of the point), as Python's `Decimal` reads it but without its leniencies
+    /// (spaces, underscores, non-ASCII digits); `-0` is zero and reads as `0`; NaN, infinities
+    /// and negative amounts are refused, and so is anything needing more than 28 significant
+    /// digits or an exponent beyond ±28 (Python's default precision, which this computes
+    /// exactly). Also reads back what `write` wrote.
+    pub fn parse(text: &str) -> Result<Money, &'static str> {
+        let bytes = text.as_bytes();
+        let (negative, unsigned) = match bytes {
+            [b'-', rest @ ..] => (true, rest),
+            [b'+', rest @ ..] => (false, rest),
+            _ => (false, bytes),
         };
-        let mut coef: i128 = 0;
-        let mut exp = exponent;
-        let mut seen_point = false;
-        let mut digits = 0usize;
-        for b in mantissa.bytes() {
+        if unsigned.first().is_some_and(u8::is_ascii_alphabetic) {
+            let name = unsigned.to_ascii_lowercase();
+            return Err(match name.as_slice() {
+                b"nan" | b"snan" | b"inf" | b"infinity" => NEGATIVE_OR_NOT_FINITE,
+                _ => NOT_DECIMAL,
+            });
+        }
+        let (mantissa, exponent) = match unsigned.iter().position(|&b| b == b'e' || b == b'E') {
+            Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+            None => (unsigned, None),
+        };
+        let (mut coef, mut digits, mut fraction_digits, mut seen_point) =
+            (0i128, 0u32, 0i64, false);
+        let mut too_precise = false;
+        for &b in mantissa {
             match b {
                 b'0'..=b'9' => {
-                    coef = coef.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
                     digits += 1;
                     if seen_point {
-                        exp -= 1;
+                        fraction_digits += 1;
+                    }
+                    if !too_precise {
+                        coef = coef * 10 + i128::from(b - b'0');
+                        too_precise = coef >= PRECISION_LIMIT;
                     }
                 }
                 b'.' if !seen_point => seen_point = true,
-                _ => return None,
+                _ => return Err(NOT_DECIMAL),
             }
         }
-        if digits == 0 || coef >= PRECISION_LIMIT {
-            return None;
+        if digits == 0 {
+            return Err(NOT_DECIMAL);
         }
-        Some(Money { coef, exp })
+        let exponent = match exponent {
+            None => 0,
+            Some(text) => {
+                let (minus, digits) = match text {
+                    [b'-', rest @ ..] => (true, rest),
+                    [b'+', rest @ ..] => (false, rest),
+                    _ => (false, text),
+                };
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(NOT_DECIMAL);
+                }
+                // Saturated: far past the limit is as refused as just past it.
+                let value = digits.iter().fold(0i64, |v, &d| {
+                    (v * 10 + i64::from(d - b'0')).min(1_000_000_000)
+                });
+                if minus {
+                    -value
+                } else {
+                    value
+                }
+            }
+        };
+        if negative && coef != 0 {
+            return Err(NEGATIVE_OR_NOT_FINITE);
+        }
+        let exp = exponent - fraction_digits;
+        if too_precise || !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exp) {
+            return Err(TOO_PRECISE);
+        }
+        Ok(Money {
+            coef,
+            exp: exp as i32,
+        })
     }
 
     /// `self * quantity`, exact; None when Python would have to round.
@@ -140,52 +185,30 @@ mod tests {
         m.map(Money::to_text).unwrap_or_else(|| "-".into())
     }
 
+    /// tests/fixtures/contract_cases.json, which pytest runs through every Python reader too.
     #[test]
-    fn prints_as_python_does() {
-        for (input, printed) in [
-            ("19.99", "19.99"),
-            ("19.990", "19.990"),
-            ("007.5", "7.5"),
-            ("0.00", "0.00"),
-            ("100", "100"),
-            ("0.0000001", "1E-7"),
-            ("0.000001", "0.000001"),
-            ("0.0000000", "0E-7"),
-        ] {
-            assert_eq!(text(Money::parse_plain(input)), printed, "{input}");
+    fn reads_the_contract_amounts_as_python_prints_them_and_refuses_the_rest() {
+        let cases = crate::contract_cases();
+        for case in cases["amounts"]["accepted"].as_array().unwrap() {
+            let (input, printed) = (case[0].as_str().unwrap(), case[1].as_str().unwrap());
+            let money = Money::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(money.to_text(), printed, "{input:?}");
+            assert_eq!(Money::parse(printed), Ok(money), "{printed:?} reads back");
         }
-        for (input, printed) in [("1E+2", "1E+2"), ("1.5E+3", "1.5E+3"), ("1E-7", "1E-7")] {
-            assert_eq!(text(Money::parse_decimal_str(input)), printed, "{input}");
-        }
-    }
-
-    #[test]
-    fn refuses_what_it_does_not_read() {
-        for input in [
-            "", ".5", "5.", "+5", "-5", " 5", "1_000", "1e3", "NaN", "1.2.3",
-        ] {
-            assert_eq!(Money::parse_plain(input), None, "{input}");
+        for case in cases["amounts"]["refused"].as_array().unwrap() {
+            let (input, reason) = (case[0].as_str().unwrap(), case[1].as_str().unwrap());
+            let refused = Money::parse(input).expect_err(input);
+            assert!(refused.starts_with(reason), "{input:?}: {refused}");
         }
     }
 
     #[test]
     fn arithmetic_keeps_python_exponents() {
-        let price = Money::parse_plain("2.50").unwrap();
-        assert_eq!(text(price.times(3)), "7.50");
-        assert_eq!(
-            text(Money::ZERO.plus(Money::parse_decimal_str("1E+2").unwrap())),
-            "100"
-        );
-        assert_eq!(
-            text(Money::parse_decimal_str("1E+2").unwrap().times(3)),
-            "3E+2"
-        );
-        assert_eq!(text(price.plus(Money::parse_plain("1.5").unwrap())), "4.00");
-        assert_eq!(
-            Money::parse_plain("9999999999999999999999999")
-                .unwrap()
-                .times(10000),
-            None
-        );
+        let money = |text| Money::parse(text).unwrap();
+        assert_eq!(text(money("2.50").times(3)), "7.50");
+        assert_eq!(text(Money::ZERO.plus(money("1E+2"))), "100");
+        assert_eq!(text(money("1E+2").times(3)), "3E+2");
+        assert_eq!(text(money("2.50").plus(money("1.5"))), "4.00");
+        assert_eq!(money("9999999999999999999999999").times(10000), None);
     }
 }

@@ -126,7 +126,7 @@ pub fn read(raw: &[u8]) -> Result<Restored<'_>, String> {
         ));
     }
     let money = |text: Option<String>| -> Result<Option<Money>, String> {
-        text.map(|t| Money::parse_decimal_str(&t).ok_or_else(|| format!("unreadable amount {t:?}")))
+        text.map(|t| Money::parse(&t).map_err(|e| format!("amount {t:?} {e}")))
             .transpose()
     };
     let mut session = Session::new(saved.s);

@@ -1,10 +1,29 @@
 //! Event time and JSON text, written exactly as the Python side writes them.
 
-const MIN_EVENT_MS: i64 = 946_684_800_000; // 2000-01-01
-const MAX_EVENT_MS: i64 = 4_102_444_800_000; // 2100-01-01
+/// Event time must fall in 2000-01-01 .. 2100-01-01 (epoch milliseconds): anything outside is
+/// almost surely seconds given as milliseconds or a corrupt clock, and would move a watermark
+/// past every open period at once.
+pub const MIN_EVENT_MS: i64 = 946_684_800_000;
+pub const MAX_EVENT_MS: i64 = 4_102_444_800_000;
+/// Longer time text is refused unread (RFC 3339 with nine fraction digits is 35 characters).
+pub const MAX_TIME_CHARS: usize = 40;
 
-pub fn in_range(ms: i64) -> bool {
+/// Why a time is refused (the caller names the field).
+pub const TIME_SYNTAX: &str =
+    "must be RFC 3339 with a UTC offset (2019-10-01T00:10:00Z, 2019-10-01T02:10:00.5+02:00)";
+pub const TIME_RANGE: &str = "is outside 2000..2100 (seconds, not milliseconds?)";
+
+fn in_range(ms: i64) -> bool {
     (MIN_EVENT_MS..MAX_EVENT_MS).contains(&ms)
+}
+
+/// Epoch milliseconds as event time, or why not.
+pub fn check_ms(ms: i64) -> Result<i64, &'static str> {
+    if in_range(ms) {
+        Ok(ms)
+    } else {
+        Err(TIME_RANGE)
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -50,50 +69,52 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff](Z|±HH:MM)` → epoch milliseconds, within 2000..2100.
-/// Any other spelling (Python's `fromisoformat` reads many) is left to the checked parser.
-pub fn parse_time(text: &str) -> Option<i64> {
+/// The contract's event time: `YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|±HH:MM)`, ASCII digits,
+/// a real calendar date and time (no leap second), at most 40 characters, within 2000..2100 →
+/// epoch milliseconds (a finer fraction is truncated). Every other spelling — a comma fraction,
+/// an ISO week or ordinal date, `+0200`, a trailing byte — is refused with the reason.
+pub fn parse_time(text: &str) -> Result<i64, &'static str> {
     let b = text.as_bytes();
     if b.len() < 20
+        || b.len() > MAX_TIME_CHARS
         || b[4] != b'-'
         || b[7] != b'-'
-        || b[10] != b'T'
+        || !matches!(b[10], b'T' | b't' | b' ')
         || b[13] != b':'
         || b[16] != b':'
     {
-        return None;
+        return Err(TIME_SYNTAX);
     }
-    let (year, month, day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
-    let (hour, minute, second) = (
-        number(&b[11..13])?,
-        number(&b[14..16])?,
-        number(&b[17..19])?,
-    );
+    let field = |range: std::ops::Range<usize>| number(&b[range]).ok_or(TIME_SYNTAX);
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
+        return Err(TIME_SYNTAX);
     }
     if hour > 23 || minute > 59 || second > 59 {
-        return None;
+        return Err(TIME_SYNTAX);
     }
     let mut rest = &b[19..];
     let mut millis = 0;
-    if rest.first() == Some(&b'.') {
-        let fraction = match rest.get(4) {
-            Some(b'0'..=b'9') => 6,
-            _ => 3,
-        };
-        let digits = rest.get(1..=fraction)?;
-        millis = number(&digits[..3])?;
-        number(digits)?;
-        rest = &rest[1 + fraction..];
+    if let [b'.', after @ ..] = rest {
+        let digits = after.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(TIME_SYNTAX);
+        }
+        let mut first = [b'0'; 3];
+        for (slot, digit) in first.iter_mut().zip(&after[..digits]) {
+            *slot = *digit;
+        }
+        millis = number(&first).ok_or(TIME_SYNTAX)?;
+        rest = &after[digits..];
     }
     let offset_minutes = match rest {
-        [b'Z'] => 0,
+        [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let hours = number(&[*h1, *h2])?;
-            let minutes = number(&[*m1, *m2])?;
+            let hours = number(&[*h1, *h2]).ok_or(TIME_SYNTAX)?;
+            let minutes = number(&[*m1, *m2]).ok_or(TIME_SYNTAX)?;
             if hours > 23 || minutes > 59 {
-                return None;
+                return Err(TIME_SYNTAX);
             }
             let total = hours * 60 + minutes;
             if *sign == b'-' {
@@ -102,12 +123,11 @@ pub fn parse_time(text: &str) -> Option<i64> {
                 total
             }
         }
-        _ => return None,
+        _ => return Err(TIME_SYNTAX),
     };
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_minutes * 60;
-    let ms = seconds * 1000 + millis;
-    in_range(ms).then_some(ms)
+    check_ms(seconds * 1000 + millis)
 }
 
 /// Epoch milliseconds → `2019-10-01T00:10:00.000Z` (as `streams.models.events.format_ms`).
@@ -211,38 +231,33 @@ mod tests {
     }
 
     #[test]
-    fn reads_and_writes_event_time() {
-        assert_eq!(parse_time("2019-10-01T00:00:00Z"), Some(1_569_888_000_000));
-        assert_eq!(
-            parse_time("2019-10-01T00:10:00.123Z"),
-            Some(1_569_888_600_123)
-        );
-        assert_eq!(
-            parse_time("2019-10-01T02:10:00.123999+02:00"),
-            Some(1_569_888_600_123)
-        );
+    fn writes_event_time() {
         assert_eq!(time(1_569_888_600_123), "2019-10-01T00:10:00.123Z");
         assert_eq!(time(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(
-            parse_time("2000-02-29T00:00:00.000Z"),
-            Some(951_782_400_000)
-        );
+        assert_eq!(time(MAX_EVENT_MS - 1), "2099-12-31T23:59:59.999Z");
     }
 
+    /// tests/fixtures/contract_cases.json, which pytest runs through every Python reader too.
     #[test]
-    fn leaves_other_spellings_to_the_checked_parser() {
-        for text in [
-            "2019-02-29T00:00:00Z",
-            "2019-10-01t00:00:00Z",
-            "2019-10-01 00:00:00Z",
-            "2019-10-01T24:00:00Z",
-            "2019-10-01T00:00:60Z",
-            "2019-10-01T00:00:00",
-            "2019-10-01T00:00:00.1Z",
-            "1999-12-31T23:59:59Z",
-            "2019-10-01T00:00:00+24:00",
-        ] {
-            assert_eq!(parse_time(text), None, "{text}");
+    fn reads_the_contract_times_and_refuses_the_rest_with_the_reason() {
+        let cases = crate::contract_cases();
+        for case in cases["times"]["accepted"].as_array().unwrap() {
+            let (text, ms) = (case[0].as_str().unwrap(), case[1].as_i64().unwrap());
+            assert_eq!(parse_time(text), Ok(ms), "{text:?}");
+            let mut out = Vec::new();
+            write_time(&mut out, ms);
+            assert_eq!(parse_time(std::str::from_utf8(&out).unwrap()), Ok(ms));
+        }
+        for case in cases["times"]["refused"].as_array().unwrap() {
+            let (text, reason) = (case[0].as_str().unwrap(), case[1].as_str().unwrap());
+            let refused = parse_time(text).expect_err(text);
+            assert!(refused.starts_with(reason), "{text:?}: {refused}");
+        }
+        for ms in cases["epoch_ms"]["accepted"].as_array().unwrap() {
+            assert!(check_ms(ms.as_i64().unwrap()).is_ok(), "{ms}");
+        }
+        for ms in cases["epoch_ms"]["refused"].as_array().unwrap() {
+            assert_eq!(check_ms(ms.as_i64().unwrap()), Err(TIME_RANGE), "{ms}");
         }
     }
 

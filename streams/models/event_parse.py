@@ -11,18 +11,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, cast
 
 import orjson
 
 from streams._native import Record
+from streams._native import amount as _native_amount
 from streams._native import read as _native_read
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.events import (
     CART_CHANGE,
     EVENT_TYPES,
-    MAX_AMOUNT_DIGITS,
     MAX_ID_LENGTH,
     MAX_QUANTITY,
     MAX_RECORD_BYTES,
@@ -204,28 +204,21 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
 
 
 def parse_amount(value: object, label: str) -> Decimal | None:
-    """A money amount (text or number) → Decimal; None for absent or "". See MAX_AMOUNT_DIGITS."""
+    """A money amount (text or JSON number) → Decimal; None for absent or "".
+
+    The rule is the native core's (``streams._native.amount``, native/src/money.rs): ASCII
+    decimal text, ``-0`` read as ``0``, never negative, at most 28 significant digits and an
+    exponent within ±28. A number is read as the text Python writes for it.
+    """
     if value is None or value == "":
         return None
     # A tuple, not ``str | int | float``: the union is built anew on every call (slow).
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InvalidRecord(f"{label} must be a decimal number or string")
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidRecord(f"{label} is not a decimal: {value!r:.40}") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidRecord(f"{label} must be a finite amount >= 0, got {value!r:.40}")
-    _, digits, exponent = amount.as_tuple()
-    if (
-        len(digits) > MAX_AMOUNT_DIGITS
-        or not -MAX_AMOUNT_DIGITS <= int(exponent) <= MAX_AMOUNT_DIGITS
-    ):
-        raise InvalidRecord(
-            f"{label} must have at most {MAX_AMOUNT_DIGITS} significant digits and an exponent "
-            f"within ±{MAX_AMOUNT_DIGITS}, got {value!r:.40}"
-        )
-    return amount
+        return Decimal(_native_amount(value if type(value) is str else str(value)))
+    except ValueError as exc:
+        raise InvalidRecord(f"{label} {exc}, got {value!r:.40}") from None
 
 
 def _currency(value: object, label: str) -> str | None:

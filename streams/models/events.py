@@ -1,4 +1,5 @@
-"""Storefront events (BRIEF §2): the record classes, event time, canonical encoding.
+"""Storefront events (docs/semantics.md, "Events"): the record classes, event time, canonical
+encoding.
 
 The classes are msgspec ``Struct``s: small, and not tracked by the garbage collector
 (``gc=False``: they hold no cycles). Nothing in cartpulse changes an event after
@@ -7,13 +8,14 @@ The classes are msgspec ``Struct``s: small, and not tracked by the garbage colle
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
 import msgspec
 import orjson
 
+from streams import _native
 from streams.errors import InvalidRecord
 
 EventType = Literal[
@@ -40,14 +42,10 @@ CART_CHANGE: Final = frozenset({"cart_item_added", "cart_item_removed"})
 MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
 MAX_QUANTITY: Final = 2**63 - 1  # the detection core counts in 64 bits
-# Amounts: Python's default decimal precision, which the detection core computes exactly.
-MAX_AMOUNT_DIGITS: Final = 28
-# Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01. Anything outside is
-# almost surely seconds-instead-of-milliseconds or a corrupt clock, and would poison watermarks.
-MIN_EVENT_MS: Final = 946_684_800_000
-MAX_EVENT_MS: Final = 4_102_444_800_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
+# Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01, the native core's rule
+# (native/src/text.rs), which every input format goes through (``parse_time``).
+MIN_EVENT_MS: Final = _native.MIN_EVENT_MS
+MAX_EVENT_MS: Final = _native.MAX_EVENT_MS
 
 
 class Product(msgspec.Struct, gc=False):
@@ -131,28 +129,20 @@ class Event(msgspec.Struct, gc=False):
 
 
 def parse_time(value: object, field: str = "occurred_at") -> int:
-    """RFC 3339 with an offset, or epoch milliseconds → epoch milliseconds."""
-    if isinstance(value, str):
-        if not 0 < len(value) <= 40:
-            raise InvalidRecord(f"{field} must be RFC 3339 with an offset, got {value!r:.50}")
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidRecord(
-                f"{field} must be RFC 3339 with an offset, got {value!r:.50}"
-            ) from None
-        if moment.tzinfo is None or len(value) < 20 or value[10] not in "Tt ":
-            raise InvalidRecord(f"{field} needs a date, a time and a UTC offset, got {value!r:.50}")
-        ms = (moment - _EPOCH) // _MILLISECOND  # exact: a float timestamp can lose 1 ms
-    elif type(value) is int:
-        ms = value
-    elif value is None:
+    """RFC 3339 with a UTC offset, or epoch milliseconds → epoch milliseconds, within 2000..2100.
+
+    The rule is the native core's (``streams._native.event_time``, native/src/text.rs), so the
+    native reader, this and the REES46 reader cannot differ; raises ``InvalidRecord`` naming
+    ``field`` and saying what is wrong.
+    """
+    if value is None:
         raise InvalidRecord(f"{field} is required")
-    else:
+    if not isinstance(value, str) and type(value) is not int:
         raise InvalidRecord(f"{field} must be an RFC 3339 string or epoch milliseconds")
-    if not MIN_EVENT_MS <= ms < MAX_EVENT_MS:
-        raise InvalidRecord(f"{field} {value!r:.40} is outside 2000..2100 (seconds, not ms?)")
-    return ms
+    try:
+        return _native.event_time(value)
+    except ValueError as exc:
+        raise InvalidRecord(f"{field} {exc}, got {value!r:.50}") from None
 
 
 _SECONDS: dict[int, str] = {}
