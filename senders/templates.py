@@ -38,6 +38,7 @@ from streams.errors import InvalidRecord
 DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "templates"
 MAX_SMS_CHARS: Final = 1600  # Twilio refuses longer bodies (error 21617)
 OPT_OUT_PART: Final = "_opt_out"
+MISSING_POSTAL_ADDRESS: Final = "missing_postal_address"
 _SPACES: Final = re.compile(r"[ \t]+")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 
@@ -110,6 +111,18 @@ class Renderer:
     def render_email(
         self, template: str, locale: str, variables: Mapping[str, Any]
     ) -> RenderedEmail:
+        """The email's three parts; refused without the store's postal address.
+
+        Every commercial email shows the sender's postal address (CAN-SPAM), so a command
+        whose ``store_postal_address`` is missing or blank is never rendered: the reason starts
+        with ``missing_postal_address``.
+        """
+        address = variables.get("store_postal_address")
+        if not isinstance(address, str) or not address.strip():
+            raise InvalidRecord(
+                f"{MISSING_POSTAL_ADDRESS}: the store has no postal address; set "
+                "postal_address under its [stores.<id>] in the flow policy"
+            )
         subject = " ".join(self._render(template, locale, "subject", variables).split())
         if not subject:
             raise InvalidRecord(f"template {template!r} renders an empty subject")

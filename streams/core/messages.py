@@ -53,6 +53,8 @@ def build_command(
         "cart_value": cart.get("value"),
         "cart_currency": cart.get("currency"),
         "store_url": store.url,
+        "store_postal_address": store.postal_address,
+        "store_support": store.support,
         "coupon": coupon_for(policy, coupon_secret, journey, step),
     }
     variables |= {key: value for key, value in optional.items() if value is not None}

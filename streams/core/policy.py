@@ -111,6 +111,8 @@ class Store:
     brand: str
     soft_opt_in: bool
     url: str | None = None
+    postal_address: str | None = None  # every commercial email shows it (CAN-SPAM)
+    support: str | None = None  # a contact shoppers can reach: email, phone or URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,13 +331,22 @@ def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
     )
 
 
+def _optional_text(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise r.fail(f"{path}.{key}", "must be a non-empty string")
+    return " ".join(value.split())
+
+
 def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
     stores: dict[str, Store] = {}
     for store_id, raw in data.items():
         path = f"stores.{store_id}"
         if not isinstance(raw, dict):
             raise r.fail(path, "must be a table")
-        r.known(raw, {"timezone", "brand", "soft_opt_in", "url"}, path)
+        r.known(raw, {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support"}, path)
         zone = r.string(raw, "timezone", f"{path}.timezone", None)
         try:
             ZoneInfo(zone)
@@ -348,7 +359,9 @@ def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
         if url is not None and not (isinstance(url, str) and url.startswith("https://")):
             raise r.fail(f"{path}.url", "must be an https:// URL")
         brand = r.string(raw, "brand", f"{path}.brand", store_id)
-        stores[store_id] = Store(store_id, zone, brand, soft, url)
+        address = _optional_text(r, raw, "postal_address", path)
+        support = _optional_text(r, raw, "support", path)
+        stores[store_id] = Store(store_id, zone, brand, soft, url, address, support)
     if "default" not in stores:
         raise r.fail(
             "stores.default",

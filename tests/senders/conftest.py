@@ -116,6 +116,7 @@ def command(
         "variables": {
             "first_name": "Ann",
             "store_name": "Cartpulse Shop",
+            "store_postal_address": "Cartpulse Shop, 100 Example Street, Springfield, NY 10001",
             "cart_url": f"https://shop.example.com/cart/{cid[:8]}",
             "cart_items": [
                 {"product_id": "p1", "name": "Blue Mug", "quantity": 1, "price": "12.00"}

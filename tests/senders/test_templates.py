@@ -19,6 +19,8 @@ from tests.senders.conftest import command
 CART: dict[str, Any] = {
     "first_name": "Ann",
     "store_name": "Mugs & Co",
+    "store_postal_address": "Mugs & Co, 1 Clay Lane, Stoke-on-Trent ST1 1AA, UK",
+    "store_support": "help@mugs.example",
     "cart_url": "https://shop.example.com/cart/1",
     "unsubscribe_url": "https://shop.example.com/u?token=t",
     "cart_items": [
@@ -60,6 +62,32 @@ def test_incentive_email_shows_the_coupon(renderer: Renderer) -> None:
     email = renderer.render_email("cart_email_2", "en", CART)
     assert email.subject == "10% off your cart, Ann"
     assert "SAVE10-X1" in email.text and "SAVE10-X1" in email.html
+
+
+@pytest.mark.parametrize("template", ["cart_email_1", "cart_email_2", "browse_email_1"])
+def test_every_email_shows_the_postal_address_and_support(
+    renderer: Renderer, template: str
+) -> None:
+    email = renderer.render_email(template, "en", CART)
+    assert "Mugs &amp; Co, 1 Clay Lane, Stoke-on-Trent ST1 1AA, UK" in email.html
+    assert email.text.rstrip().endswith("Mugs & Co, 1 Clay Lane, Stoke-on-Trent ST1 1AA, UK")
+    assert "help@mugs.example" in email.html and "help@mugs.example" in email.text
+
+
+@pytest.mark.parametrize("address", [None, "", "   "])
+def test_no_email_without_a_postal_address(renderer: Renderer, address: str | None) -> None:
+    variables = {k: v for k, v in CART.items() if k != "store_postal_address"}
+    if address is not None:
+        variables["store_postal_address"] = address
+    with pytest.raises(InvalidRecord, match=r"^missing_postal_address: "):
+        renderer.render_email("cart_email_1", "en", variables)
+
+
+def test_the_second_cart_email_claims_no_expiry_without_a_coupon(renderer: Renderer) -> None:
+    plain = {k: v for k, v in CART.items() if k != "coupon"}
+    email = renderer.render_email("cart_email_2", "en", plain)
+    assert email.subject == "Still thinking about your cart, Ann?"
+    assert "expire" not in (email.subject + email.text + email.html).lower()
 
 
 def test_html_is_escaped_text_is_not(renderer: Renderer) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from streams.core.journey_state import CustomerState
+from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.journeys import JourneyEngine, Outputs
+from streams.core.messages import build_command
 from streams.core.policy import Policy, parse_policy
 from streams.models.commands import SendResult
 from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
@@ -470,6 +471,36 @@ def test_the_shipped_default_policy_is_valid() -> None:
     assert policy.channels["sms"].min_interval_ms == 24 * H
     assert policy.channels["email"].min_interval_ms == 16 * H
     assert policy.max_per_day == 3
+    store = policy.store("default")
+    assert store.postal_address and "Example Street" in store.postal_address
+    assert store.support == "help@shop.example.com"
+
+
+def test_commands_carry_the_store_postal_address_and_support() -> None:
+    policy = parse_policy(default_policy_text(), "default.toml")
+    store = policy.store("default")
+    state = CustomerState("c1")
+    step = StepState(1, 0, 1)
+    journey = Journey(
+        "j1", "cart", "cart", "a1", "s1", "default", 0, 1, "", False, {"url": "https://x.example"},
+        [], [step],
+    )  # fmt: skip
+    command = build_command(policy, SECRET, "live", state, journey, step, "a@b.co")
+    assert command.variables["store_postal_address"] == store.postal_address
+    assert command.variables["store_support"] == "help@shop.example.com"
+
+
+@pytest.mark.parametrize("value", ['""', "7", '"  "'])
+def test_a_store_postal_address_must_be_text(value: str) -> None:
+    from streams.errors import ConfigurationError
+
+    text = (
+        default_policy_text()
+        .replace('support = "help@shop.example.com"', f"postal_address = {value}", 1)
+        .replace('postal_address = "Cartpulse Demo Store', '# postal_address = "x', 1)
+    )
+    with pytest.raises(ConfigurationError, match=r"stores\.default\.postal_address"):
+        parse_policy(text, "p.toml")
 
 
 @pytest.mark.parametrize(
