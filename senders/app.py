@@ -2,7 +2,8 @@
 
 Nothing here decides anything; it builds clients from the settings, owns their lifecycle
 (start, stop on SIGTERM / SIGINT or ``stop``), and serves ``/metrics``, ``/healthz`` and
-``/readyz`` when ``sender_http_port`` is set.
+``/readyz`` on ``sender_http_host:sender_http_port`` when the port is set (bound first, so a
+port in use ends the process before it touches Kafka).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -121,11 +123,12 @@ async def run_sender(
         else SmtpEmail(settings, renderer, keys)
     )
     main_topic, dlq_topic, specs = sender_topics(settings, channel)
-    await create_topics(settings, specs)
+    checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
+    runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once
     redis = make_redis(settings)
     kafka = producer(settings, linger_ms=2)
-    runner = None
     try:
+        await create_topics(settings, specs)
         await kafka.start()
         await provider.start()
         service: SendService[Any] = SendService(
@@ -145,8 +148,8 @@ async def run_sender(
             PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
         )
         consumer = CommandConsumer(settings, service, kafka, metrics, clock, main_topic, dlq_topic)
-        if settings.sender_http_port:
-            runner = await start_http(settings.sender_http_port, registry, lambda: consumer.ready)
+        # Not ready while the provider refuses our credentials or is down (``health.py``).
+        checks += [lambda: consumer.ready, lambda: not service.health.down]
         log.info("%s sender consuming %s", channel, main_topic)
         async with stop_on_signals(stop, handle_signals):
             await consumer.run(stop)
@@ -156,6 +159,20 @@ async def run_sender(
         await provider.close()
         await kafka.stop()
         await redis.aclose()
+
+
+async def serve_probes(
+    settings: Settings, registry: CollectorRegistry, checks: list[Callable[[], bool]]
+) -> web.AppRunner | None:
+    """``/metrics``, ``/healthz``, ``/readyz`` on the sender HTTP port (None when it is 0)."""
+    if not settings.sender_http_port:
+        return None
+    return await start_http(
+        settings.sender_http_host,
+        settings.sender_http_port,
+        registry,
+        lambda: bool(checks) and all(check() for check in checks),
+    )
 
 
 async def run_mirror(
@@ -170,18 +187,18 @@ async def run_mirror(
     metrics = Metrics.create(registry)
     topics = TopicCatalogue.of(settings)
     wanted = {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
-    await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
+    checks: list[Callable[[], bool]] = []
+    runner = await serve_probes(settings, registry, checks)
     redis = make_redis(settings)
     kafka = producer(settings)
-    runner = None
     try:
+        await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
         await kafka.start()
         store = ConsentStore(redis, Keys(settings.redis_key_prefix))
         mirror = ConsentMirror(
             settings, store, kafka, metrics, topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)
         )
-        if settings.sender_http_port:
-            runner = await start_http(settings.sender_http_port, registry, lambda: mirror.caught_up)
+        checks.append(lambda: mirror.caught_up)
         async with stop_on_signals(stop, handle_signals):
             await mirror.run(stop)
     finally:

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.errors import ConfigurationError
+
 
 def add_probes(
     app: web.Application, registry: CollectorRegistry, ready: Callable[[], Awaitable[bool]]
@@ -41,13 +43,20 @@ def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Appl
 
 
 async def start_http(
-    port: int,
-    registry: CollectorRegistry,
-    ready: Callable[[], bool],
-    host: str = "0.0.0.0",  # noqa: S104 - probes and Prometheus scrape from outside the pod
+    host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
 ) -> web.AppRunner:
-    """Serve on ``port`` until the returned runner is cleaned up."""
+    """Serve on ``host:port`` until the returned runner is cleaned up.
+
+    Raises ``ConfigurationError`` when the address cannot be bound (in use, not an address of
+    this host): a setting to fix, not a fault to retry."""
     runner = web.AppRunner(make_app(registry, ready), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(
+            f"cannot serve /metrics on {host}:{port} (CARTPULSE_SENDER_HTTP_HOST / _PORT): {reason}"
+        ) from None
     return runner

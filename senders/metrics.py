@@ -13,6 +13,10 @@ Every metric, its labels and what it counts (mirrored in the docs' metrics catal
 * ``cartpulse_send_limiter_wait_seconds{channel}``: wait for a reserved rate-limit slot.
 * ``cartpulse_send_in_flight{channel}``: commands being worked on by this replica.
 * ``cartpulse_send_infra_errors_total{channel,component}``: Redis or Kafka failures (retried).
+* ``cartpulse_send_provider_faults_total{channel,reason}``: provider answers that make the
+  channel unavailable (``auth``, ``connection``, ``timeout``, ``server_error``).
+* ``cartpulse_send_provider_unavailable{channel,reason}``: 1 while the provider is unavailable
+  for that reason (``health.py``), else 0.
 * ``cartpulse_consent_mirror_records_total{outcome}``: consent records applied, stale,
   deleted or invalid.
 """
@@ -39,6 +43,8 @@ class Metrics:
     limiter_wait: Histogram
     in_flight: Gauge
     infra_errors: Counter
+    provider_faults: Counter
+    provider_unavailable: Gauge
     mirror_records: Counter
 
     @classmethod
@@ -105,6 +111,19 @@ class Metrics:
                 "cartpulse_send_infra_errors",
                 "Redis or Kafka failures; the command is retried, not dropped.",
                 ["channel", "component"],
+                registry=registry,
+            ),
+            provider_faults=Counter(
+                "cartpulse_send_provider_faults",
+                "Provider answers that make the channel unavailable (credentials refused, "
+                "not reachable, 5xx); the commands are held, not failed.",
+                ["channel", "reason"],
+                registry=registry,
+            ),
+            provider_unavailable=Gauge(
+                "cartpulse_send_provider_unavailable",
+                "1 while the provider is unavailable for this reason, else 0.",
+                ["channel", "reason"],
                 registry=registry,
             ),
             mirror_records=Counter(

@@ -4,6 +4,13 @@ The one rule behind every mapping: a command is retried only when the provider *
 not** act on it (429 / 20429, connection refused, an SMTP 4xx reply). When the request may
 have been acted on (a timeout after it went out, a dropped connection, a 5xx) the outcome is
 ``unknown`` and it is not retried: a duplicate message is worse than a missing one.
+
+``unavailable`` is a retry whose cause is not the message but the channel: our credentials
+or account refused (Twilio 401 / 403 / 404 on the Messages resource, SMTP 530 / 535 / 538),
+or the provider not reachable before anything was sent (connection refused, SMTP 421 or a
+login that never answers). It is never a reason to fail the command: the sender holds its
+commands and retries them until they are sent or expire, and reports the fault
+(``health.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from typing import Final, Literal
 
 from streams.models.commands import is_undeliverable
 
-OutcomeKind = Literal["sent", "retry", "unknown", "failed", "undeliverable", "opted_out"]
+OutcomeKind = Literal[
+    "sent", "retry", "unavailable", "unknown", "failed", "undeliverable", "opted_out"
+]
 # Low-cardinality reasons, used as metric labels.
 Reason = Literal[
     "ok",
@@ -35,6 +44,9 @@ Reason = Literal[
 
 TWILIO_RATE_LIMITED: Final = frozenset({20429})
 TWILIO_OPTED_OUT: Final = frozenset({21610})
+# Authentication (20003), account suspended or closed (20005), account not found (20404).
+TWILIO_ACCOUNT: Final = frozenset({20003, 20005, 20404})
+SMTP_AUTH: Final = frozenset({530, 535, 538})
 _ENHANCED: Final = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -71,12 +83,14 @@ def twilio_outcome(
         )
     if status >= 500:
         return ProviderOutcome("unknown", "server_error", error_code=error)
+    if status in (401, 403, 404) or code in TWILIO_ACCOUNT:
+        # Refused before the message was looked at: the same for every message until the
+        # credentials or the account are fixed.
+        return ProviderOutcome("unavailable", "auth", error_code=error)
     if code in TWILIO_OPTED_OUT:
         return ProviderOutcome("opted_out", "opted_out", error_code=error)
     if is_undeliverable("sms", error):
         return ProviderOutcome("undeliverable", "undeliverable", error_code=error)
-    if status in (401, 403):
-        return ProviderOutcome("failed", "auth", error_code=error)
     if 400 <= status < 500:
         return ProviderOutcome("failed", "rejected", error_code=error)
     return ProviderOutcome("unknown", "bad_response", error_code=error)
@@ -89,12 +103,14 @@ def smtp_outcome(code: int, message: str) -> ProviderOutcome:
     error = f"{code} {enhanced}" if enhanced else str(code)
     if 200 <= code < 300:
         return ProviderOutcome("sent", "ok")
+    if code in SMTP_AUTH:
+        return ProviderOutcome("unavailable", "auth", error_code=error)
+    if code == 421:  # the relay is closing the session: nothing was accepted
+        return ProviderOutcome("unavailable", "connection", error_code=error)
     if 400 <= code < 500:
         return ProviderOutcome("retry", "smtp_transient", error_code=error)
     if is_undeliverable("email", error):
         return ProviderOutcome("undeliverable", "undeliverable", error_code=error)
-    if code in (530, 535, 538):
-        return ProviderOutcome("failed", "auth", error_code=error)
     if 500 <= code < 600:
         return ProviderOutcome("failed", "rejected", error_code=error)
     return ProviderOutcome("unknown", "bad_response", error_code=error)

@@ -33,6 +33,12 @@ class Provider(Protocol[P]):
         """Render and check the message; raises ``InvalidRecord`` when it cannot be built."""
         ...
 
+    async def warm(self) -> ProviderOutcome | None:
+        """Make sure a request can go out (open and log in a connection) without sending
+        anything; ``None`` when it can, else why not (an ``unavailable`` outcome). May be
+        cancelled at any point: nothing is sent before ``send``."""
+        ...
+
     async def send(self, message: P, command: SendCommand, now: float) -> ProviderOutcome:
         """One request to the provider, no retries; the outcome says what happened."""
         ...

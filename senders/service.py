@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
 from senders.consents import Consent, Consents, record_consent
+from senders.health import ProviderHealth
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
 from senders.metrics import Metrics
@@ -52,6 +53,8 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *INFRA_ERRORS)
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 DeferReason = Literal["not_before", "rate_limit", "claimed", "in_flight", "provider_backoff"]
+# Why a provider counts as unavailable (``health.py``): the label set of its metrics.
+FAULT_REASONS: tuple[str, ...] = ("auth", "connection", "timeout", "server_error")
 T = TypeVar("T")
 
 
@@ -128,6 +131,13 @@ class SendService(Generic[P]):
         self.request_deadline = timeout.total_seconds() + 1.0
         # A `sending` entry older than this belongs to a request that has ended for sure.
         self.sending_grace = self.request_deadline + 5.0
+        self.health = ProviderHealth(
+            settings.sender_backoff_base.total_seconds(),
+            settings.sender_backoff_max.total_seconds(),
+            probe_hold=self.request_deadline,
+        )
+        for reason in FAULT_REASONS:
+            metrics.provider_unavailable.labels(self.channel, reason).set(0)
 
     async def handle(self, command: SendCommand, work: Work) -> Disposition:
         """Decide and act on one command (see the module docstring for what it returns)."""
@@ -214,6 +224,17 @@ class SendService(Generic[P]):
         expires = command.expires_at.timestamp()
         limits = self._provider.limits()
         while True:
+            if (wait := self.health.admit(self._clock.now())) > 0:
+                # The provider is unavailable: wait for a probe's answer, don't add to it.
+                if (done := await self._wait(command, work, wait, self.health.code)) is not None:
+                    return done
+                continue
+            if (refused := await self._provider.warm()) is not None:
+                work.attempts += 1  # a login refused before anything was sent
+                self._observe(refused)
+                if (done := await self._not_sent(command, work, refused)) is not None:
+                    return done
+                continue
             grant = await self._limiter.acquire(limits, message.cost, self._inline)
             now = self._clock.now()
             if not grant.granted:
@@ -247,6 +268,7 @@ class SendService(Generic[P]):
                 self._metrics.provider_errors.labels(
                     self.channel, error_label(outcome.error_code)
                 ).inc()
+            self._observe(outcome)
 
             if outcome.kind == "sent":
                 return await self._finish(
@@ -268,25 +290,70 @@ class SendService(Generic[P]):
             if outcome.kind == "failed":
                 return await self._finish(command, work, "failed", error_code=outcome.error_code)
 
-            # retry (or unknown with sender_retry_unknown): not sent, or accepted as a risk
+            # retry, unavailable (or unknown with sender_retry_unknown): not sent, or accepted
+            # as a risk
             await self._durable(lambda: self._ledger.unsend(cid, work.owner))
             work.critical = False
-            self._metrics.retries.labels(self.channel, outcome.reason).inc()
-            delay = max(
-                outcome.retry_after or 0.0,
-                backoff(
-                    work.attempts,
-                    self._s.sender_backoff_base.total_seconds(),
-                    self._s.sender_backoff_max.total_seconds(),
-                ),
+            if (done := await self._not_sent(command, work, outcome)) is not None:
+                return done
+
+    async def _not_sent(
+        self, command: SendCommand, work: Work, outcome: ProviderOutcome
+    ) -> Disposition | None:
+        """Back off after a request that sent nothing; a disposition when it ends here."""
+        self._metrics.retries.labels(self.channel, outcome.reason).inc()
+        delay = max(
+            outcome.retry_after or 0.0,
+            self.health.wait(self._clock.now()),
+            backoff(
+                work.attempts,
+                self._s.sender_backoff_base.total_seconds(),
+                self._s.sender_backoff_max.total_seconds(),
+            ),
+        )
+        return await self._wait(command, work, delay, outcome.error_code)
+
+    async def _wait(
+        self, command: SendCommand, work: Work, delay: float, error_code: str | None
+    ) -> Disposition | None:
+        """Wait ``delay`` before the next attempt: in place when short, else on the retry
+        topic; ``expired`` when the deadline comes first. None: try again now."""
+        cid = command.command_id
+        now = self._clock.now()
+        if now + delay >= command.expires_at.timestamp():
+            return await self._finish(command, work, "expired", error_code=error_code)
+        if delay > self._inline:
+            await self._ledger.release(cid, work.owner)
+            return Defer(now + delay, "provider_backoff", work.attempts)
+        await self._clock.sleep(delay)
+        if not isinstance(await self._ledger.claim(cid, work.owner), Claimed):
+            return Done(None)  # the claim lapsed and another task took the command
+        return None
+
+    def _observe(self, outcome: ProviderOutcome) -> None:
+        """Keep ``health`` (and its metrics and log lines) in step with the provider's answers."""
+        now = self._clock.now()
+        if outcome.kind == "unavailable" or outcome.reason == "server_error":
+            self._metrics.provider_faults.labels(self.channel, outcome.reason).inc()
+            report = self.health.fault(outcome.reason, outcome.error_code, now)
+            if report is not None:
+                log.warning(
+                    "%s provider unavailable (%s, code %s): %d requests refused since %s; "
+                    "commands are held and retried until they expire",
+                    self.channel, report.reason, report.code, report.count,
+                    datetime.fromtimestamp(report.since, tz=UTC).isoformat(timespec="seconds"),
+                )  # fmt: skip
+        elif outcome.kind in ("sent", "retry", "failed", "undeliverable", "opted_out"):
+            report = self.health.recovered(now)
+            if report is not None:
+                log.warning(
+                    "%s provider available again after %d faults (%s) in %.0f s",
+                    self.channel, report.count, report.reason, now - report.since,
+                )  # fmt: skip
+        for reason in FAULT_REASONS:
+            self._metrics.provider_unavailable.labels(self.channel, reason).set(
+                1 if self.health.reason == reason else 0
             )
-            now = self._clock.now()
-            if now + delay >= expires:
-                return await self._finish(command, work, "expired", error_code=outcome.error_code)
-            if delay > self._inline:
-                await self._ledger.release(cid, work.owner)
-                return Defer(now + delay, "provider_backoff", work.attempts)
-            await self._clock.sleep(delay)
 
     async def _request(self, command: SendCommand, message: P) -> ProviderOutcome:
         started = time.perf_counter()

@@ -6,6 +6,11 @@ classified by where it happened: any refusal (a reply code) means the message wa
 accepted; losing the connection before ``DATA`` means it was not sent; losing it during
 ``DATA`` is ambiguous (``unknown``). A pooled connection found dead at ``MAIL`` is replaced
 once, transparently.
+
+Opening a connection (greeting, STARTTLS, AUTH) sends no message, and ``warm`` does it before
+the sender marks a command ``sending``: a relay that refuses the login (535) or never answers
+makes the channel ``unavailable`` (the command is held and retried), the whole opening is
+bounded by ``CARTPULSE_SMTP_TIMEOUT``, and a shutdown may cancel it at any point.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ class SmtpPool:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        # Last in, first out: a connection that ``warm`` just opened is the next one used.
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP | None] = asyncio.LifoQueue()
         for _ in range(settings.smtp_pool_size):
             self._idle.put_nowait(None)
         self.opened = 0
@@ -74,6 +80,9 @@ class SmtpPool:
         self._idle.put_nowait(client)
 
     async def connect(self) -> aiosmtplib.SMTP:
+        """Open, secure and log in one connection, within one ``smtp_timeout`` in all.
+
+        Raises what ``refused`` maps; a half-open connection is closed on any way out."""
         s = self._settings
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         client = aiosmtplib.SMTP(
@@ -86,7 +95,12 @@ class SmtpPool:
             tls_context=self._tls,
             timeout=s.smtp_timeout.total_seconds(),
         )
-        await client.connect()
+        try:
+            async with asyncio.timeout(s.smtp_timeout.total_seconds()):
+                await client.connect()
+        except BaseException:
+            client.close()
+            raise
         self.opened += 1
         return client
 
@@ -189,6 +203,23 @@ class SmtpEmail:
     async def close(self) -> None:
         await self.pool.close()
 
+    async def warm(self) -> ProviderOutcome | None:
+        """Have a logged-in connection ready in the pool (see the module docstring)."""
+        client = await self.pool.acquire()
+        try:
+            if client is not None and client.is_connected:
+                return None
+            if client is not None:
+                client.close()
+            client = None
+            try:
+                client = await self.pool.connect()
+            except _CONNECTION_ERRORS as exc:
+                return refused(exc)
+            return None
+        finally:
+            self.pool.release(client)
+
     async def send(
         self, message: EmailMessage, command: SendCommand, now: float
     ) -> ProviderOutcome:
@@ -204,11 +235,8 @@ class SmtpEmail:
             client = None
             try:
                 client = await self.pool.connect()
-            except aiosmtplib.SMTPResponseException as exc:
-                # Greeting, STARTTLS or AUTH refused: nothing was sent.
-                return ProviderOutcome("retry", "connection", error_code=str(exc.code))
             except _CONNECTION_ERRORS as exc:
-                return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
+                return refused(exc)
             outcome, keep = await self._transaction(client, message)
             return outcome
         finally:
@@ -242,3 +270,16 @@ class SmtpEmail:
         except _CONNECTION_ERRORS as exc:
             return ProviderOutcome("unknown", "disconnected", error_code=type(exc).__name__), False
         return ProviderOutcome("sent", "ok", provider_id=message.message_id), True
+
+
+def refused(exc: BaseException) -> ProviderOutcome:
+    """What a failure to open a connection means: the relay is ``unavailable`` (no message was
+    sent); ``auth`` when it refused the login, ``timeout`` when it did not answer."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        outcome = smtp_outcome(exc.code, exc.message)  # 535 → auth
+        if outcome.kind == "unavailable":
+            return outcome
+        return ProviderOutcome("unavailable", "connection", error_code=outcome.error_code)
+    if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts are TimeoutErrors too
+        return ProviderOutcome("unavailable", "timeout", error_code="connect_timeout")
+    return ProviderOutcome("unavailable", "connection", error_code=type(exc).__name__)

@@ -137,6 +137,9 @@ class TwilioSms:
             await self._session.close()
             self._session = None
 
+    async def warm(self) -> ProviderOutcome | None:
+        return None  # no session to open: each request carries the credentials
+
     async def send(self, message: SmsMessage, command: SendCommand, now: float) -> ProviderOutcome:
         if self._session is None:
             raise RuntimeError("TwilioSms.send before start()")
@@ -154,7 +157,7 @@ class TwilioSms:
                 )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # The TCP (or TLS) connection never came up: Twilio has not seen this request.
-            return ProviderOutcome("retry", "connection", error_code=type(exc).__name__)
+            return ProviderOutcome("unavailable", "connection", error_code=type(exc).__name__)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             return ProviderOutcome("unknown", "timeout", error_code="timeout")
         except (aiohttp.ClientError, OSError) as exc:

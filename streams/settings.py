@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     )
     sender_session_timeout: timedelta = Field(timedelta(seconds=10))
     sender_http_port: int = Field(0, ge=0, le=65535, description="/metrics, /healthz; 0 = off.")
+    sender_http_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the senders' and the mirror's HTTP port; 0.0.0.0 in "
+        "containers, where probes and Prometheus come from outside.",
+    )
     sender_rate_margin: float = Field(
         0.015, ge=0.0, lt=0.5, description="Pace this share under each configured rate."
     )

@@ -6,6 +6,10 @@ chosen recipients at RCPT or DATA with a given reply (``450 4.2.1 …``, ``550 5
 next N attempts or forever. ``make_certificate`` makes a throwaway self-signed certificate for
 127.0.0.1 with the ``openssl`` command.
 
+Faults of the relay itself, switchable while it runs: ``stall = "greeting"`` accepts TCP and
+never says a word (a tarpit), ``stall = "auth"`` goes silent at AUTH; ``stall = None`` ends
+both (stalled sessions are closed). A wrong ``password`` makes every login fail with 535.
+
 Run it on its own for the demo: ``python -m tests.smtp_server --port 8025``.
 """
 
@@ -23,7 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -63,12 +67,15 @@ class SmtpTestServer:
     open_connections: int = 0
     max_connections: int = 0
     total_connections: int = 0
-    auth_failures: int = 0
+    refused_logins: int = 0  # not ``auth_…``: aiosmtpd would offer that name as a mechanism
     port: int = 0
     implicit_tls: bool = False  # TLS from the first byte (port 465 style) instead of STARTTLS
+    stall: Literal["greeting", "auth"] | None = None
+    stalled: int = 0  # sessions that met a stall
     _sessions: list[asyncio.BaseTransport] = field(default_factory=list)
     _refusals: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     _server: asyncio.Server | None = None
+    _unstall: asyncio.Event = field(default_factory=asyncio.Event)
 
     def refuse(
         self, address: str, reply: str, stage: str = "rcpt", times: int | None = None
@@ -104,13 +111,30 @@ class SmtpTestServer:
                     owner._sessions.append(transport)
                 super().connection_made(transport)
 
+            async def smtp_AUTH(self, arg: str) -> None:
+                if owner.stall == "auth":
+                    owner.stalled += 1
+                    await owner._unstall.wait()  # silent until the fault ends
+                    self.transport.close()  # type: ignore[union-attr]
+                    return
+                await super().smtp_AUTH(arg)
+
             def connection_lost(self, exc: Exception | None) -> None:
                 if getattr(self, "_counted", False) and not getattr(self, "_lost", False):
                     self._lost = True
                     owner.open_connections -= 1
                 super().connection_lost(exc)
 
-        def factory() -> SMTP:
+        class Tarpit(asyncio.Protocol):
+            """Accepts the connection and never says a word."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                owner.stalled += 1
+                owner._sessions.append(transport)
+
+        def factory() -> asyncio.Protocol:
+            if self.stall == "greeting":
+                return Tarpit()
             with warnings.catch_warnings():
                 # With implicit TLS the socket is TLS from the start, but aiosmtpd only knows
                 # STARTTLS as "TLS" and warns that AUTH would go in the clear. It does not.
@@ -131,6 +155,12 @@ class SmtpTestServer:
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
+    def end_stall(self) -> None:
+        """The relay works again: stalled sessions are closed, new ones are served."""
+        self.stall = None
+        self._unstall.set()
+        self.drop_connections()
+
     def drop_connections(self) -> None:
         """Close every client connection, as a relay does with idle ones."""
         for transport in self._sessions:
@@ -138,6 +168,8 @@ class SmtpTestServer:
         self._sessions.clear()
 
     async def stop(self) -> None:
+        self._unstall.set()
+        self.drop_connections()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -152,8 +184,9 @@ class SmtpTestServer:
             and data.password.decode() == self.password
         )
         if not ok:
-            self.auth_failures += 1
-        return AuthResult(success=ok)
+            self.refused_logins += 1
+        # handled=False: aiosmtpd answers (235, or 535 5.7.8) instead of leaving it to us
+        return AuthResult(success=ok, handled=False)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -99,7 +99,7 @@ async def test_email_parts_headers_and_pool(
     # A small pool of long-lived connections: never more than two at once, and reused.
     assert smtp.max_connections == 2, (smtp.max_connections, smtp.total_connections)
     assert smtp.total_connections <= 3  # two, plus at most one replaced after a refusal
-    assert smtp.auth_failures == 0
+    assert smtp.refused_logins == 0
 
 
 async def test_implicit_tls_and_connections_dropped_by_the_relay(

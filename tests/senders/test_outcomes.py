@@ -25,9 +25,12 @@ SID = "SM" + "a" * 32
         (400, {"code": 21610}, "opted_out", "opted_out", "21610"),
         (400, {"code": 21211}, "undeliverable", "undeliverable", "21211"),
         (400, {"code": 21614}, "undeliverable", "undeliverable", "21614"),
-        (401, {"code": 20003}, "failed", "auth", "20003"),
+        # credentials or account: nothing was sent, the fault is ours, not the message's
+        (401, {"code": 20003}, "unavailable", "auth", "20003"),
+        (401, None, "unavailable", "auth", "http_401"),
+        (403, {"code": 20005}, "unavailable", "auth", "20005"),
+        (404, {"code": 20404}, "unavailable", "auth", "20404"),
         (400, {"code": 21602}, "failed", "rejected", "21602"),
-        (404, {"code": 20404}, "failed", "rejected", "20404"),
         (302, None, "unknown", "bad_response", "http_302"),
     ],
 )
@@ -51,14 +54,15 @@ def test_twilio_sent_keeps_sid_segments_and_retry_after() -> None:
     ("code", "message", "kind", "error"),
     [
         (250, "2.0.0 queued", "sent", None),
-        (421, "4.3.2 closing", "retry", "421 4.3.2"),
+        (421, "4.3.2 closing", "unavailable", "421 4.3.2"),  # the relay, not the message
         (450, "mailbox busy", "retry", "450"),
         (451, "4.7.1 greylisted", "retry", "451 4.7.1"),
         (550, "5.1.1 no such user", "undeliverable", "550 5.1.1"),
         (553, "5.1.3 bad address syntax", "undeliverable", "553 5.1.3"),
         (550, "5.7.1 rejected as spam", "failed", "550 5.7.1"),
         (554, "transaction failed", "failed", "554"),
-        (535, "5.7.8 bad credentials", "failed", "535 5.7.8"),
+        (535, "5.7.8 bad credentials", "unavailable", "535 5.7.8"),
+        (530, "5.7.0 authentication required", "unavailable", "530 5.7.0"),
     ],
 )
 def test_smtp(code: int, message: str, kind: str, error: str | None) -> None:

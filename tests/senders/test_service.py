@@ -43,6 +43,8 @@ class ScriptedProvider:
     burst: int = 1
     calls: list[float] = field(default_factory=list)
     clock: FakeClock | None = None
+    warms: list[ProviderOutcome | None] = field(default_factory=list)  # then None: ready
+    warm_gate: asyncio.Event | None = None  # when set, ``warm`` waits for it (a stuck login)
 
     @property
     def channel(self) -> Channel:
@@ -53,6 +55,11 @@ class ScriptedProvider:
 
     def prepare(self, command: SendCommand, now: float) -> Message:
         return Message()
+
+    async def warm(self) -> ProviderOutcome | None:
+        if self.warm_gate is not None:
+            await self.warm_gate.wait()
+        return self.warms.pop(0) if self.warms else None
 
     async def send(self, message: Message, command: SendCommand, now: float) -> ProviderOutcome:
         self.calls.append(now)
@@ -89,6 +96,7 @@ class World:
     emitter: Emitter
     clock: FakeClock
     phones: MemoryPhoneIndex
+    registry: CollectorRegistry
 
 
 @dataclass
@@ -116,6 +124,7 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
     consents = MemoryConsents()
     emitter = Emitter()
     phones = MemoryPhoneIndex()
+    registry = CollectorRegistry()
     service: SendService[Any] = SendService(
         settings,
         provider,
@@ -123,11 +132,11 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
         limiter,
         consents,
         emitter,
-        Metrics.create(CollectorRegistry()),
+        Metrics.create(registry),
         clock,
         phones,
     )
-    return World(service, ledger, limiter, provider, consents, emitter, clock, phones)
+    return World(service, ledger, limiter, provider, consents, emitter, clock, phones, registry)
 
 
 def cmd(w: World, expires_in: float = 3600.0, **fields: Any) -> SendCommand:
