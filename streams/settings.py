@@ -191,7 +191,41 @@ class Settings(BaseSettings):
         "0.0.0.0",  # noqa: S104 - Twilio, mail clients and probes reach it from outside
         description="Interface the webhooks service binds.",
     )
-    webhooks_port: int = Field(8080, ge=1, le=65535, description="Webhooks, /metrics, /healthz.")
+    webhooks_port: int = Field(
+        8080, ge=1, le=65535, description="Public port: the webhooks, /healthz and /readyz."
+    )
+    webhooks_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the webhooks' /metrics port (also /healthz, /readyz); "
+        "0.0.0.0 in containers, where Prometheus scrapes from outside. Never public.",
+    )
+    webhooks_metrics_port: int = Field(
+        9100, ge=1, le=65535, description="Port of the webhooks' /metrics, off the public port."
+    )
+    webhooks_keepalive_timeout: timedelta = Field(
+        timedelta(seconds=15),
+        gt=timedelta(0),
+        description="An open connection that sends nothing this long (before its first "
+        "request or between requests) is closed.",
+    )
+    webhooks_header_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="A request line and headers must be complete this long after their first "
+        "byte, or the connection is closed (slow clients, slowloris).",
+    )
+    webhooks_body_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="A request body must arrive within this once the headers have; else 408.",
+    )
+    webhooks_max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Open connections at most; beyond it new ones get 503 and are closed. "
+        "Keep it under the process's file descriptor limit (ulimit -n).",
+    )
     webhooks_public_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",

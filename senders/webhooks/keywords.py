@@ -1,9 +1,10 @@
 """SMS keywords (pure): which inbound messages opt out, opt in or ask for help.
 
 A message is matched as a whole, once normalised (``normalise``): Unicode compatibility forms
-folded (NFKC: full-width ``ＳＴＯＰ`` is ``stop``), invisible characters dropped (zero-width
-spaces, the BOM, soft hyphens: Unicode's format and control characters), punctuation and
-symbols made spaces (``"STOP"``, ``Stop?``, ``opt-out``), spaces collapsed, case folded.
+folded (NFKC: a full-width STOP, U+FF33 U+FF34 U+FF2F U+FF30, is ``stop``), invisible
+characters dropped (zero-width spaces, the BOM, soft hyphens: Unicode's format and control
+characters), punctuation and symbols made spaces (``"STOP"``, ``Stop?``, ``opt-out``), spaces
+collapsed, case folded.
 
 The normalised message is a keyword when
 

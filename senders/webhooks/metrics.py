@@ -3,7 +3,7 @@
 * ``cartpulse_webhook_requests_total{route,outcome}``: requests answered, by route
   (``sms_inbound``, ``sms_status``, ``unsubscribe``, ``click``) and outcome (``ok``,
   ``duplicate``, ``ignored``, ``forbidden``, ``invalid``, ``too_large``, ``expired``,
-  ``unavailable``).
+  ``unavailable``, ``timeout``: the body did not arrive in time, 408).
 * ``cartpulse_webhook_keywords_total{kind}``: inbound SMS by keyword kind (``opt_out``,
   ``opt_in``, ``help``, ``none``).
 * ``cartpulse_webhook_consents_total{channel,status}``: consent records written to ``consents``.
@@ -14,6 +14,11 @@
 * ``cartpulse_webhook_clicks_total{outcome}``: click redirects (``redirected``, ``lost``: the
   redirect happened but the engagement record could not be written).
 * ``cartpulse_webhook_latency_seconds{route}``: time to answer a request.
+* ``cartpulse_webhook_connections``: connections open on the public port.
+* ``cartpulse_webhook_connections_closed_total{reason}``: connections the service closed on
+  its own (``idle``: nothing sent within the keep-alive timeout; ``slow_headers``: a request
+  head not complete within the header timeout; ``over_limit``: refused at the connection
+  limit).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 Route = Literal["sms_inbound", "sms_status", "unsubscribe", "click"]
 ROUTES: Final[tuple[Route, ...]] = ("sms_inbound", "sms_status", "unsubscribe", "click")
+CloseReason = Literal["idle", "slow_headers", "over_limit"]
+CLOSE_REASONS: Final[tuple[CloseReason, ...]] = ("idle", "slow_headers", "over_limit")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -37,6 +44,8 @@ class WebhookMetrics:
     delivery_reports: Counter
     clicks: Counter
     latency: Histogram
+    connections: Gauge
+    connections_closed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WebhookMetrics:
@@ -82,6 +91,17 @@ class WebhookMetrics:
                 "Time to answer a webhook request.",
                 ["route"],
                 buckets=_BUCKETS,
+                registry=registry,
+            ),
+            connections=Gauge(
+                "cartpulse_webhook_connections",
+                "Connections open on the webhooks' public port.",
+                registry=registry,
+            ),
+            connections_closed=Counter(
+                "cartpulse_webhook_connections_closed",
+                "Connections closed by the service: idle, slow_headers, over_limit.",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -9,7 +9,15 @@ from typing import Final, Literal
 from xml.sax.saxutils import escape as xml_escape
 
 Outcome = Literal[
-    "ok", "duplicate", "ignored", "forbidden", "invalid", "too_large", "expired", "unavailable"
+    "ok",
+    "duplicate",
+    "ignored",
+    "forbidden",
+    "invalid",
+    "too_large",
+    "expired",
+    "unavailable",
+    "timeout",
 ]
 TWIML: Final = "application/xml"
 HTML: Final = "text/html"
@@ -24,6 +32,7 @@ class Reply:
     content_type: str = "text/plain"
     headers: Mapping[str, str] = field(default_factory=dict)
     outcome: Outcome = "ok"
+    close: bool = False  # hang up after answering (the request was not read to its end)
 
 
 def twiml(message: str = "", outcome: Outcome = "ok") -> Reply:

@@ -2,19 +2,23 @@
 
 Routes: ``POST /twilio/sms`` (inbound messages), ``POST /twilio/status`` (status callbacks),
 ``GET|POST /unsubscribe?token=`` (confirmation page, RFC 8058 one-click), ``GET /c/{token}``
-(click redirect), and ``/healthz``, ``/readyz``, ``/metrics``.
+(click redirect), and the probes ``/healthz``, ``/readyz``. ``/metrics`` is not here: it is
+served by ``make_metrics_app`` on its own, private address.
 
-Every request body is capped (``webhooks_max_body_bytes`` → 413); a body that is not a
-well-formed form is a 400 and a wrong content type a 415; Kafka or Redis trouble is a 503 with
-``Retry-After`` (Twilio retries). No request can crash the service: anything unexpected is
-logged and answered 500. Access logs are off: URLs carry tokens, forms carry phone numbers.
+Every request body is capped (``webhooks_max_body_bytes`` → 413) and must arrive within the
+body timeout (→ 408, and the connection is closed); a body that is not a well-formed form is a
+400 and a wrong content type a 415; Kafka or Redis trouble is a 503 with ``Retry-After``
+(Twilio retries). No request can crash the service: anything unexpected is logged and
+answered 500. Access logs are off: URLs carry tokens, forms carry phone numbers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Final
 
 from aiohttp import web
@@ -22,13 +26,15 @@ from prometheus_client import CollectorRegistry
 
 from senders.http import add_probes
 from senders.service import INFRA_ERRORS
+from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
 from senders.webhooks.metrics import ROUTES, Route, WebhookMetrics
 from senders.webhooks.replies import RETRY_LATER, Reply, plain
+from senders.webhooks.server import guard_middleware
 from senders.webhooks.signature import SIGNATURE_HEADER
 from senders.webhooks.twilio import TwilioHooks, TwilioRequest
-from streams.errors import InvalidRecord
+from streams.errors import CartpulseError, InvalidRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,19 @@ IDEMPOTENCY_HEADER: Final = "I-Twilio-Idempotency-Token"
 ONE_CLICK_BODY: Final = "List-Unsubscribe=One-Click"
 Handler = Callable[[web.Request], Awaitable[Reply]]
 Ready = Callable[[], Awaitable[bool]]
+DEFAULT_BODY_TIMEOUT: Final = 10.0  # seconds
+
+
+class BodyTimeoutError(CartpulseError):
+    """The request body did not arrive within the body timeout (the client may send again)."""
+
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_body_bytes: int
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
 
 def signed_url(request: web.Request, public_url: str | None) -> str:
@@ -49,15 +68,24 @@ def make_app(
     twilio: TwilioHooks,
     links: LinkHooks,
     metrics: WebhookMetrics,
-    registry: CollectorRegistry,
     ready: Ready,
-    max_body_bytes: int,
+    limits: HttpLimits,
     public_url: str | None = None,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
+    """The public application; ``guard`` (when given) is told where each request stands."""
+
+    async def read_body(request: web.Request) -> bytes:
+        try:
+            async with asyncio.timeout(limits.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise BodyTimeoutError from None
+
     async def twilio_request(request: web.Request) -> TwilioRequest:
         if not is_form(request.content_type):
             raise web.HTTPUnsupportedMediaType(text="expected a urlencoded form\n")
-        form = parse_form(await request.read())
+        form = parse_form(await read_body(request))
         return TwilioRequest(
             url=signed_url(request, public_url),
             form=form,
@@ -84,14 +112,15 @@ def make_app(
         return links.confirm_page(unsubscribe_request(request, one_click=False))
 
     async def unsubscribe_post(request: web.Request) -> Reply:
-        body = await request.read()  # capped; RFC 8058 allows a form or multipart body
+        body = await read_body(request)  # capped; RFC 8058 allows a form or multipart body
         one_click = ONE_CLICK_BODY.encode() in body
         return await links.unsubscribe(unsubscribe_request(request, one_click))
 
     async def click(request: web.Request) -> Reply:
         return await links.click(request.match_info["token"], request.headers.get("User-Agent", ""))
 
-    app = web.Application(client_max_size=max_body_bytes)
+    middlewares = [guard_middleware(guard)] if guard is not None else []
+    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=middlewares)
     routes: list[tuple[str, str, Route, Handler]] = [
         ("POST", "/twilio/sms", "sms_inbound", sms_inbound),
         ("POST", "/twilio/status", "sms_status", sms_status),
@@ -101,9 +130,31 @@ def make_app(
     ]
     for method, path, route, handler in routes:
         app.router.add_route(method, path, _answer(route, handler, metrics))
-    add_probes(app, registry, ready)
+    add_health(app, ready)
     for route in ROUTES:  # every series exists from the start (alerts on rates need them)
         metrics.latency.labels(route)
+    return app
+
+
+def add_health(app: web.Application, ready: Ready) -> None:
+    """``/healthz`` (the process answers) and ``/readyz`` (503 until ``ready``)."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if await ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+
+def make_metrics_app(registry: CollectorRegistry, ready: Ready) -> web.Application:
+    """The private application: ``/metrics`` (and the probes, for a scraper's convenience)."""
+    app = web.Application()
+    add_probes(app, registry, ready)
     return app
 
 
@@ -118,6 +169,8 @@ def _answer(
             reply = plain(413, "request body too large", "too_large")
         except web.HTTPUnsupportedMediaType:
             reply = plain(415, "expected application/x-www-form-urlencoded", "invalid")
+        except BodyTimeoutError:
+            reply = replace(plain(408, "request body not received in time", "timeout"), close=True)
         except InvalidRecord as exc:
             reply = plain(400, exc.reason, "invalid")
         except INFRA_ERRORS as exc:
@@ -126,12 +179,15 @@ def _answer(
         finally:
             metrics.latency.labels(route).observe(time.perf_counter() - started)
         metrics.requests.labels(route, reply.outcome).inc()
-        return web.Response(
+        response = web.Response(
             status=reply.status,
             text=reply.body,
             content_type=reply.content_type,
             charset="utf-8",
             headers=dict(reply.headers),
         )
+        if reply.close:
+            response.force_close()
+        return response
 
     return view

@@ -1,8 +1,9 @@
 """Wiring of ``cartpulse webhooks``: settings in, a running aiohttp service out.
 
-Owns the Kafka producer and the Redis client (started before the site accepts requests,
-closed after it stopped), creates the topics it writes, and serves until ``stop`` is set or
-SIGTERM / SIGINT arrives; aiohttp's shutdown lets requests in flight finish first.
+Binds its two ports first (the public one: webhooks and probes; the metrics one, private by
+default), then owns the Kafka producer and the Redis client (started before the sites accept
+requests, closed after they stopped), creates the topics it writes, and serves until ``stop``
+is set or SIGTERM / SIGINT arrives; aiohttp's shutdown lets requests in flight finish first.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Final
 
 from aiohttp import web
@@ -22,11 +24,14 @@ from senders.consents import ConsentStore
 from senders.keys import Keys
 from senders.phonebook import PhoneBook
 from senders.service import INFRA_ERRORS, UNAVAILABLE_ERRORS
+from senders.webhooks.connections import ConnectionGuard, ConnectionLimits
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
+from senders.webhooks.lograte import ThrottledLog
 from senders.webhooks.metrics import WebhookMetrics
-from senders.webhooks.routes import make_app
+from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
+from senders.webhooks.server import GuardedSite, bind, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
@@ -65,6 +70,15 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError(f"the webhooks service needs {', '.join(missing)}")
 
 
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        keepalive_timeout=settings.webhooks_keepalive_timeout.total_seconds(),
+        header_timeout=settings.webhooks_header_timeout.total_seconds(),
+        body_timeout=settings.webhooks_body_timeout.total_seconds(),
+        max_connections=settings.webhooks_max_connections,
+    )
+
+
 async def run_webhooks(
     settings: Settings,
     stop: asyncio.Event | None = None,
@@ -73,19 +87,52 @@ async def run_webhooks(
     handle_signals: bool = True,
     started: asyncio.Event | None = None,
 ) -> None:
-    """Serve the webhooks until ``stop`` is set; ``started`` is set once the port accepts."""
+    """Serve the webhooks until ``stop`` is set; ``started`` is set once the ports accept.
+
+    Both ports are bound first: one that cannot be raises ``ConfigurationError`` before
+    Kafka or Redis is reached.
+    """
     check_settings(settings)
+    public = bind(settings.webhooks_host, settings.webhooks_port, "CARTPULSE_WEBHOOKS_PORT")
+    try:
+        private = bind(
+            settings.webhooks_metrics_host,
+            settings.webhooks_metrics_port,
+            "CARTPULSE_WEBHOOKS_METRICS_PORT",
+        )
+    except ConfigurationError:
+        public.close()
+        raise
+    try:
+        await _serve(settings, public, private, stop, registry, clock, handle_signals, started)
+    finally:
+        public.close()
+        private.close()
+
+
+async def _serve(
+    settings: Settings,
+    public: socket.socket,
+    private: socket.socket,
+    stop: asyncio.Event | None,
+    registry: CollectorRegistry | None,
+    clock: Clock | None,
+    handle_signals: bool,
+    started: asyncio.Event | None,
+) -> None:
     stop = stop or asyncio.Event()
     registry = registry or CollectorRegistry()
     metrics = WebhookMetrics.create(registry)
     clock = clock or SystemClock()
+    limits = connection_limits(settings)
+    ensure_descriptors(limits.max_connections)
     keys = Keys(settings.redis_key_prefix)
     topics = TopicCatalogue.of(settings)
     wanted = {topics.name(t) for t in (Topic.CONSENTS, Topic.SEND_RESULTS, Topic.ENGAGEMENT)}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)
     kafka = producer(settings)
-    runner: web.AppRunner | None = None
+    runners: list[web.AppRunner] = []
     try:
         await kafka.start()
         outbox = KafkaOutbox(kafka, topics)
@@ -124,26 +171,45 @@ async def run_webhooks(
             except UNAVAILABLE_ERRORS:
                 return False
 
+        guard = ConnectionGuard(limits, metrics, ThrottledLog(log, clock))
         app = make_app(
             twilio,
             links,
             metrics,
-            registry,
             ready,
-            settings.webhooks_max_body_bytes,
+            HttpLimits(settings.webhooks_max_body_bytes, limits.body_timeout),
             settings.webhooks_public_url,
+            guard,
         )
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_GRACE,
+            # aiohttp's own timers are a backstop behind the guard's
+            keepalive_timeout=limits.keepalive_timeout + limits.header_timeout + 1,
+            lingering_time=limits.body_timeout,  # reading what a 408'd client still sends
+        )
+        runners.append(runner)
         await runner.setup()
-        await web.TCPSite(runner, settings.webhooks_host, settings.webhooks_port).start()
-        log.info("webhooks listening on %s:%d", settings.webhooks_host, settings.webhooks_port)
+        await GuardedSite(runner, public, guard).start()
+        metrics_runner = web.AppRunner(make_metrics_app(registry, ready), access_log=None)
+        runners.append(metrics_runner)
+        await metrics_runner.setup()
+        await web.SockSite(metrics_runner, private).start()
+        log.info(
+            "webhooks listening on %s:%d, metrics on %s:%d",
+            settings.webhooks_host,
+            settings.webhooks_port,
+            settings.webhooks_metrics_host,
+            settings.webhooks_metrics_port,
+        )
         if started is not None:
             started.set()
         async with stop_on_signals(stop, handle_signals):
             await stop.wait()
     finally:
-        if runner is not None:
-            await runner.cleanup()
+        for each in reversed(runners):
+            await each.cleanup()
         with contextlib.suppress(*INFRA_ERRORS):
             await kafka.stop()
         await redis.aclose()

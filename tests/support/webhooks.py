@@ -20,7 +20,7 @@ from senders.webhooks.dedup import HANDLER_DEADLINE, Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
-from senders.webhooks.routes import make_app
+from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.models.commands import SendResult
 from tests.support.fakes import MemoryConsents
@@ -97,6 +97,7 @@ class World:
     seen: MemoryDeduplicator
     clock: FakeClock
     registry: CollectorRegistry
+    scraper: test_utils.TestClient[Any, Any]  # the private metrics app
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels or {}) or 0.0
@@ -138,13 +139,16 @@ async def world(
     async def ready() -> bool:
         return True
 
-    app = make_app(twilio, links, metrics, registry, ready, MAX_BODY, PUBLIC_URL)
+    app = make_app(twilio, links, metrics, ready, HttpLimits(MAX_BODY), PUBLIC_URL)
     client = test_utils.TestClient(test_utils.TestServer(app))
+    scraper = test_utils.TestClient(test_utils.TestServer(make_metrics_app(registry, ready)))
     await client.start_server()
+    await scraper.start_server()
     try:
-        yield World(client, outbox, consents, directory, seen, clock, registry)
+        yield World(client, outbox, consents, directory, seen, clock, registry, scraper)
     finally:
         await client.close()
+        await scraper.close()
 
 
 def sign(url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:

@@ -467,7 +467,8 @@ async def test_oversized_and_malformed_bodies_get_4xx() -> None:
         assert w.outbox.consents == [] and w.outbox.results == []
         assert (await w.client.get("/healthz")).status == 200
         assert (await w.client.get("/readyz")).status == 200
-        metrics = await (await w.client.get("/metrics")).text()
+        assert (await w.client.get("/metrics")).status == 404  # not on the public port
+        metrics = await (await w.scraper.get("/metrics")).text()
         assert (
             'cartpulse_webhook_requests_total{outcome="too_large",route="sms_inbound"} 1.0'
             in metrics

@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from senders.cli import JsonFormatter
+from senders.clock import FakeClock
 from senders.unsubscribe import UnsubscribeToken, make_token
+from senders.webhooks.connections import ConnectionLimits
 from senders.webhooks.forms import MAX_FIELDS, parse_form
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
+from senders.webhooks.lograte import LogBudget, ThrottledLog
 from senders.webhooks.logs import MaskingFilter, mask_text
 from senders.webhooks.signature import signature_valid
 from senders.webhooks.tokens import (
@@ -448,3 +451,45 @@ def test_json_log_lines_mask_exception_text_too() -> None:
     assert MaskingFilter().filter(record)
     line = JsonFormatter().format(record)
     assert "+14155550123" not in line and "+1415*****23" in line
+
+
+# --- log budget -------------------------------------------------------------------------
+
+
+def test_the_log_budget_admits_one_line_per_kind_per_interval_and_counts_the_rest() -> None:
+    budget = LogBudget(interval=60.0)
+    assert budget.admit("over_limit", 0.0) == 0
+    assert [budget.admit("over_limit", t) for t in (1.0, 30.0, 59.9)] == [None, None, None]
+    assert budget.admit("slow_headers", 1.0) == 0  # kinds have budgets of their own
+    assert budget.admit("over_limit", 60.0) == 3  # the next line tells what was left out
+    assert budget.admit("over_limit", 61.0) is None
+    assert budget.admit("over_limit", 500.0) == 1
+    assert budget.admit("over_limit", 560.0) == 0
+
+
+def test_a_throttled_log_writes_the_suppressed_count(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    throttled = ThrottledLog(logging.getLogger("test.throttled"), clock, interval=60.0)
+    with caplog.at_level(logging.INFO, "test.throttled"):
+        for _ in range(1000):
+            throttled.log(logging.WARNING, "flood", "refused %s", "one")
+        clock.advance(60.0)
+        throttled.log(logging.WARNING, "flood", "refused %s", "one")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused one",
+        "refused one (and 999 more like it in the last 60 s, not logged)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        (0.0, 1.0, 1.0, 1),
+        (1.0, -1.0, 1.0, 1),
+        (1.0, 1.0, 0.0, 1),
+        (1.0, 1.0, 1.0, 0),
+    ],
+)
+def test_connection_limits_must_be_positive(limits: tuple[float, float, float, int]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        ConnectionLimits(*limits)

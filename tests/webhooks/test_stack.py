@@ -62,6 +62,7 @@ def webhook_settings(
         twilio,
         webhooks_host="127.0.0.1",
         webhooks_port=free_port(),
+        webhooks_metrics_port=free_port(),
         webhooks_public_url=PUBLIC_URL,
         twilio_status_callback=f"{PUBLIC_URL}/twilio/status",
         click_secret=SecretStr(CLICK_SECRET.decode()),
@@ -259,7 +260,8 @@ async def test_a_replayed_status_callback_is_recorded_once(
             base = f"http://127.0.0.1:{s.webhooks_port}"
             assert (await http.get(f"{base}/healthz")).status == 200
             assert (await http.get(f"{base}/readyz")).status == 200
-            metrics = await (await http.get(f"{base}/metrics")).text()
+            private = f"http://127.0.0.1:{s.webhooks_metrics_port}"
+            metrics = await (await http.get(f"{private}/metrics")).text()
     # concurrent retries may be asked to come back (503), never recorded twice
     assert {status for status, _ in answers} <= {200, 503}
     found = await results(s, 2, within=10)
