@@ -289,6 +289,11 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
         if summary.invalid:
             where = args.rejects or f"{topics.prefix}*.dlq"
             print(f"  rejected lines were written to {where}")
+        if summary.dlq_failed:
+            print(
+                f"  {summary.dlq_failed:,} rejected lines were NOT written to the DLQ "
+                "(the broker refused them; see the log above)"
+            )
     return 1 if summary.invalid else 0
 
 

@@ -2,12 +2,14 @@
 
 Valid events are produced keyed by ``session_id`` to the input topic of their type; every
 invalid line is reported (file, line, reason) and written to the DLQ (or a rejects file), and
-never stops the import.
+never stops the import: a dead letter holds a bounded excerpt of the line (``dead_letter``), and
+one the broker still refuses is counted in the summary (``dlq_failed``), not raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,11 +18,14 @@ from pathlib import Path
 from typing import IO, Protocol
 
 import orjson
+from aiokafka.errors import KafkaError
 
-from streams.kafka import dlq_headers
+from streams.kafka import dead_letter
 from streams.pacing import Pacer
 from streams.sources import SourceRecord
 from streams.topics import Topic, TopicCatalogue, input_topic_for
+
+log = logging.getLogger(__name__)
 
 # How many sends may be in flight before we wait for their acks (bounds memory).
 MAX_IN_FLIGHT = 5_000
@@ -42,6 +47,7 @@ class Producer(Protocol):
 class ImportSummary:
     imported: int = 0
     invalid: int = 0
+    dlq_failed: int = 0  # invalid lines the DLQ did not take (the broker refused them)
     by_type: Counter[str] = field(default_factory=Counter)
     by_topic: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -51,6 +57,7 @@ class ImportSummary:
         return {
             "imported": self.imported,
             "invalid": self.invalid,
+            "dlq_failed": self.dlq_failed,
             "by_type": dict(sorted(self.by_type.items())),
             "by_topic": dict(sorted(self.by_topic.items())),
             "seconds": round(self.seconds, 3),
@@ -64,20 +71,42 @@ class Rejects(Protocol):
 
 
 class DlqRejects:
+    """Invalid lines to their topic's DLQ; a dead letter the broker refuses is counted in
+    ``failed`` (and logged), never raised: the import goes on."""
+
     def __init__(self, producer: Producer, topics: TopicCatalogue) -> None:
         self._producer = producer
         self._topics = topics
         self.pending: list[asyncio.Future[object]] = []
+        self.failed = 0
 
     async def reject(self, record: SourceRecord, topic: Topic) -> None:
-        reason = record.reason or "invalid"
-        future = await self._producer.send(
-            self._topics.dlq(topic),
-            value=record.line,
-            key=None,
-            headers=dlq_headers(reason, record.source, self._topics.name(topic)),
+        letter = dead_letter(
+            record.line, record.reason or "invalid", record.source, self._topics.name(topic)
         )
-        self.pending.append(future)
+        try:
+            future = await self._producer.send(
+                self._topics.dlq(topic), value=letter.value, key=None, headers=letter.headers
+            )
+        except KafkaError as exc:
+            self._refused(record, exc)
+        else:
+            future.add_done_callback(lambda done: self._delivered(record, done))
+            self.pending.append(future)
+
+    async def settle(self) -> int:
+        """Wait for every dead letter's delivery; returns how many the broker refused."""
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        self.pending.clear()
+        return self.failed
+
+    def _delivered(self, record: SourceRecord, future: asyncio.Future[object]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._refused(record, future.exception())
+
+    def _refused(self, record: SourceRecord, exc: BaseException | None) -> None:
+        self.failed += 1
+        log.error("the DLQ refused the dead letter of %s: %r", record.source, exc)
 
 
 class FileRejects:
@@ -134,7 +163,7 @@ async def import_records(
     await producer.flush()
     await asyncio.gather(*in_flight)
     if isinstance(rejects, DlqRejects):
-        await asyncio.gather(*rejects.pending)
+        summary.dlq_failed = await rejects.settle()
     summary.seconds = clock() - started
     return summary
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,15 +21,52 @@ log = logging.getLogger(__name__)
 REASON_HEADER = "cartpulse.reason"
 SOURCE_HEADER = "cartpulse.source"
 ORIGINAL_TOPIC_HEADER = "cartpulse.original_topic"
+ORIGINAL_BYTES_HEADER = "cartpulse.original_bytes"
+ORIGINAL_SHA256_HEADER = "cartpulse.original_sha256"
+# A dead letter holds at most this much of the rejected payload: every record within the event
+# contract's size (64 KiB) whole, and far below what a broker refuses (about 1 MB by default).
+DLQ_EXCERPT_BYTES: Final = 64 * 1024
+MAX_HEADER_TEXT_BYTES: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-letter record's value and headers (see ``dead_letter``)."""
+
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter(payload: bytes | None, reason: str, source: str, original_topic: str) -> DeadLetter:
+    """The DLQ record of a rejected payload, bounded whatever the payload's size.
+
+    The value is the payload's first ``DLQ_EXCERPT_BYTES`` (the whole payload when it is within
+    the contract's size); the headers say why and where from, and carry the payload's full
+    length and SHA-256, so a truncated excerpt can still be matched to its original.
+    """
+    headers = dlq_headers(reason, source, original_topic)
+    if payload is None:
+        return DeadLetter(None, headers)
+    headers.append((ORIGINAL_BYTES_HEADER, str(len(payload)).encode()))
+    headers.append((ORIGINAL_SHA256_HEADER, hashlib.sha256(payload).hexdigest().encode()))
+    return DeadLetter(payload[:DLQ_EXCERPT_BYTES], headers)
 
 
 def dlq_headers(reason: str, source: str, original_topic: str) -> list[tuple[str, bytes]]:
-    """Headers of a dead-letter record: why it was rejected, where it came from."""
+    """Headers of a dead-letter record: why it was rejected, where it came from (each at most
+    ``MAX_HEADER_TEXT_BYTES``). ``dead_letter`` builds the whole record."""
     return [
-        (REASON_HEADER, reason.encode("utf-8", errors="replace")),
-        (SOURCE_HEADER, source.encode("utf-8", errors="replace")),
-        (ORIGINAL_TOPIC_HEADER, original_topic.encode()),
+        (REASON_HEADER, _bounded(reason)),
+        (SOURCE_HEADER, _bounded(source)),
+        (ORIGINAL_TOPIC_HEADER, _bounded(original_topic)),
     ]
+
+
+def _bounded(text: str) -> bytes:
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= MAX_HEADER_TEXT_BYTES:
+        return raw
+    return raw[: MAX_HEADER_TEXT_BYTES - 3].decode("utf-8", errors="ignore").encode() + b"..."
 
 
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:

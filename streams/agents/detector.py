@@ -26,7 +26,7 @@ from streams.agents.ticks import read_tick
 from streams.batching import acting_for
 from streams.core.detection import Closed, Counters, Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
-from streams.kafka import dlq_headers
+from streams.kafka import dead_letter
 from streams.metrics import DetectorMetrics
 from streams.models.event_parse import parse_event, read_record
 from streams.models.events import Event
@@ -191,8 +191,8 @@ class DetectorShell:
         topic = message.topic
         self.metrics.invalid.labels(topic).inc()
         dlq = self._dlq.get(topic, self._dlq[self._repartition])
-        headers = dlq_headers(reason, _where(message), topic)
-        self._emit(worker, dlq, message.key, message.value, headers)
+        letter = dead_letter(message.value, reason, _where(message), topic)
+        self._emit(worker, dlq, message.key, letter.value or b"", letter.headers)
 
     async def _advance(self, worker: PartitionWorker) -> None:
         """Move the watermark to the slowest input that still has records to deliver.

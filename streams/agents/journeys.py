@@ -31,7 +31,7 @@ from streams.core.journey_inputs import JourneyInput, apply, customer_of, decode
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord
-from streams.kafka import dlq_headers
+from streams.kafka import dead_letter
 from streams.metrics import JourneyMetrics
 from streams.models.journey import (
     AbandonmentIn,
@@ -124,7 +124,8 @@ class JourneyShell:
                 reason = f"internal error: {exc!r}"
             self.metrics.invalid.labels(source).inc()
             dlq = self._dlq.get(source, self._dlq["abandonments"])
-            await self.send(dlq, key, value, dlq_headers(reason, f"{topic}:{partition}", topic))
+            letter = dead_letter(value, reason, f"{topic}:{partition}", topic)
+            await self.send(dlq, key, letter.value, letter.headers)
 
     async def _apply(self, partition: int, clock: PartitionClock, item: JourneyInput) -> None:
         customer = customer_of(item)

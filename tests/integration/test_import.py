@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
+from streams.kafka import (
+    DLQ_EXCERPT_BYTES,
+    ORIGINAL_BYTES_HEADER,
+    ORIGINAL_SHA256_HEADER,
+    ORIGINAL_TOPIC_HEADER,
+    REASON_HEADER,
+    SOURCE_HEADER,
+)
 from streams.settings import Settings
 from streams.sources import REES46_TYPES
 from streams.topics import TopicCatalogue
@@ -99,7 +107,40 @@ async def test_broken_lines_are_reported_and_dead_lettered(
     assert b"not valid JSON" in by_source["mixed.jsonl:2"][REASON_HEADER]
     assert by_source["mixed.jsonl:2"][ORIGINAL_TOPIC_HEADER] == f"{prefix}clickstream".encode()
     assert by_source["mixed.jsonl:3"][ORIGINAL_TOPIC_HEADER] == f"{prefix}cart".encode()
-    assert {r.value for r in dead} == set(lines[1:6])
+    # Each as it came, but for the 70 kB line: its first 64 KiB (dead letters are bounded).
+    assert {r.value for r in dead} == {line[:DLQ_EXCERPT_BYTES] for line in lines[1:6]}
+    assert len(lines[5]) > DLQ_EXCERPT_BYTES
+
+
+async def test_a_rejected_line_over_a_megabyte_is_dead_lettered_as_an_excerpt(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Kafka refuses records over ~1 MB: the whole line used to go to the DLQ and end the run."""
+    good = {
+        "event_id": "g1",
+        "type": "cart_item_added",
+        "occurred_at": "2019-10-01T00:00:00Z",
+        "session_id": "s-good",
+        "product": {"id": "p1", "price": "3.50"},
+    }
+    huge = orjson.dumps({**good, "event_id": "huge", "cart": {"url": "x" * 1_500_000}})
+    lines = [orjson.dumps(good), huge, orjson.dumps({**good, "event_id": "g2"})]
+    path = tmp_path / "huge.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = run_cli(settings, "import", str(path))
+    assert result.returncode == 1, result.stderr  # done, one line rejected
+    assert "imported 2 events, invalid 1" in result.stdout
+    assert "huge.jsonl:2: record is 1500" in result.stderr
+    prefix = settings.topic_prefix
+    cart = await consume_all(settings, f"{prefix}cart", 2)
+    assert sorted(orjson.loads(r.value)["event_id"] for r in cart) == ["g1", "g2"]
+    (dead,) = await consume_all(settings, f"{prefix}cart.dlq", 1)
+    headers = dict(dead.headers)
+    assert dead.value == huge[:DLQ_EXCERPT_BYTES]
+    assert headers[ORIGINAL_BYTES_HEADER] == str(len(huge)).encode()
+    assert headers[ORIGINAL_SHA256_HEADER] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers[SOURCE_HEADER] == b"huge.jsonl:2"
 
 
 async def test_rejects_file_instead_of_dlq(settings: Settings, tmp_path: Path) -> None:
