@@ -109,10 +109,38 @@ def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         variable, port = expected_port[command]
         assert env[variable] == str(port), workload
-        assert [p["containerPort"] for p in container["ports"]] == [port], workload
+        assert [p["containerPort"] for p in container["ports"]][0] == port, workload
         seen.add(command)
 
     assert seen == COMMANDS
+
+
+def test_the_webhooks_are_scraped_on_their_metrics_port_not_the_public_one() -> None:
+    (deployment,) = [w for w in workloads() if w["metadata"]["name"] == "cartpulse-webhooks"]
+    template = deployment["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    metrics_port = int(env["CARTPULSE_WEBHOOKS_METRICS_PORT"])
+
+    assert env["CARTPULSE_WEBHOOKS_METRICS_HOST"] == ALL_INTERFACES
+    assert ports == {"http": int(env["CARTPULSE_WEBHOOKS_PORT"]), "metrics": metrics_port}
+    assert metrics_port != ports["http"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
+    # the Service (the ingress's way in) exposes the hooks only
+    (service,) = [
+        d
+        for d in k8s_documents()
+        if d["kind"] == "Service" and d["metadata"]["name"] == "cartpulse-webhooks"
+    ]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+    compose_env = compose_cartpulse_services()["webhooks"]["environment"]
+    assert compose_env["CARTPULSE_WEBHOOKS_METRICS_HOST"] == ALL_INTERFACES
+    scrape = load_yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "cartpulse-webhooks"]
+    metrics_target = f"webhooks:{compose_env['CARTPULSE_WEBHOOKS_METRICS_PORT']}"
+    assert job["static_configs"][0]["targets"] == [metrics_target]
 
 
 def test_senders_run_three_replicas_with_disruption_budgets() -> None:
