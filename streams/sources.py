@@ -132,7 +132,10 @@ def rees46_event(
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRecord("line is not UTF-8") from None
-    row = next(csv.reader([text]), [])
+    try:
+        row = next(csv.reader([text]), [])
+    except csv.Error as exc:  # a carriage return or NUL inside a line, say
+        raise InvalidRecord(f"not a CSV row: {exc}") from None
     if len(row) != len(columns):
         raise InvalidRecord(f"expected {len(columns)} fields, got {len(row)}")
 

@@ -5,6 +5,8 @@
 
 mod core;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod money;
 mod state;
 mod text;
