@@ -3,7 +3,9 @@
 Reads the compacted topic from the beginning in its own consumer group, applies each record
 with ``ConsentStore.apply`` (never moving a consent backwards in time), dead-letters malformed
 records, and commits after each applied batch. Redis trouble pauses the mirror (the batch is
-retried), it never skips records. Senders run a lookup per command against what it writes.
+retried), it never skips records. A stop while Redis is down ends the mirror at once without
+committing the batch: the next run reads it again (applying a consent twice is harmless).
+Senders run a lookup per command against what it writes.
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ class ConsentMirror:
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=300, max_records=500)
+                applied = True
                 for records in batch.values():
-                    await self._apply(records)
+                    applied = applied and await self._apply(records, stop)
+                if not applied:
+                    return  # stopped mid-batch: leave its offsets uncommitted
                 if batch:
                     with contextlib.suppress(KafkaError):
                         await consumer.commit()
@@ -70,7 +75,8 @@ class ConsentMirror:
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
 
-    async def _apply(self, records: list[Record]) -> None:
+    async def _apply(self, records: list[Record], stop: asyncio.Event) -> bool:
+        """Apply every record, retrying Redis until it answers; False if ``stop`` came first."""
         for record in records:
             failures = 0
             while True:
@@ -81,7 +87,11 @@ class ConsentMirror:
                     failures += 1
                     self._metrics.infra_errors.labels("consents", "redis").inc()
                     log.warning("consent mirror: Redis unavailable (%s); retrying", exc)
-                    await asyncio.sleep(backoff(failures, 0.2, 10.0))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff(failures, 0.2, 10.0))
+                    if stop.is_set():
+                        return False
+        return True
 
     async def _apply_one(self, record: Record) -> None:
         try:
