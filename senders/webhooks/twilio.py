@@ -11,6 +11,12 @@ De-duplication: Twilio retries a webhook that timed out or failed, with the same
 ``I-Twilio-Idempotency-Token``. The event itself is named by the message SID (inbound) or the
 SID and the status (callbacks), which also catches a replay under another token or none, so
 that is the fingerprint; the token is the fallback for a request without a SID.
+
+An inbound keyword is also recognised by its sender and text (``normalise``d): a message
+replayed under a new SID (re-split by a proxy, say) is a duplicate when the same text from the
+same number was recorded within the window *and* the number's consent is still what that
+record made it. Once the consent changed (START, or an opt-in by another way), the same STOP
+is recorded again: a repeat is only ever skipped when it would change nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from senders.keys import mask_address
 from senders.service import INFRA_ERRORS
 from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
 from senders.webhooks.forms import Form, first
-from senders.webhooks.keywords import Keyword, Keywords
+from senders.webhooks.keywords import Keyword, Keywords, normalise
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Directory, Outbox
 from senders.webhooks.replies import RETRY_LATER, Reply, plain, twiml
@@ -48,6 +54,7 @@ from streams.models.commands import ResultStatus, SendResult, is_undeliverable
 log = logging.getLogger(__name__)
 
 SOURCE_KEYWORD: Final = "sms_keyword"
+SCOPE_CONTENT: Final = "inbound_content"  # an inbound keyword by sender and text
 DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
     "delivered": "delivered",
     "undelivered": "undelivered",
@@ -121,11 +128,31 @@ class TwilioHooks:
         if not fingerprint:
             raise InvalidRecord("an inbound message needs MessageSid")
 
-        async def record() -> None:
-            await self._record_keyword(request, keyword, sender)
+        content = f"{sender}\n{normalise(first(request.form, 'Body'))}"
+
+        async def record() -> bool:
+            if await self._repeats_a_record(content, keyword, sender):
+                return False
+            try:
+                await self._record_keyword(request, keyword, sender)
+            except BaseException:
+                with contextlib.suppress(*INFRA_ERRORS):
+                    await self._seen.release(SCOPE_CONTENT, content)
+                raise
+            await self._seen.done(SCOPE_CONTENT, content)
             self._metrics.keywords.labels(keyword.kind).inc()
+            return True
 
         return await self._once("inbound", fingerprint, record, reply)
+
+    async def _repeats_a_record(self, content: str, keyword: Keyword, sender: str) -> bool:
+        """True when ``content`` was recorded within the window and the number's consent is
+        still what ``keyword`` would make it (see the module: nothing to change, nothing lost)."""
+        if await self._seen.claim(SCOPE_CONTENT, content) != "done":
+            return False
+        consent, _ = await self._consents.standing(address_subject(sender), "sms", sender)
+        wanted: ConsentStatus = "opted_out" if keyword.kind == "opt_out" else "opted_in"
+        return consent is not None and consent.status == wanted
 
     async def status(self, request: TwilioRequest) -> Reply:
         """A status callback: final delivery states go to ``send.results``, once each."""
@@ -156,11 +183,12 @@ class TwilioHooks:
             raise InvalidRecord("status callback does not make a valid send result") from None
         to = first(request.form, "To")
 
-        async def record() -> None:
+        async def record() -> bool:
             await self._outbox.result(result)
             if to and is_undeliverable("sms", code):
                 await self._consents.mark_undeliverable("sms", to, code)
             self._metrics.delivery_reports.labels(status).inc()
+            return True
 
         return await self._once("status", fingerprint, record, plain(200, "ok", "ok"))
 
@@ -205,8 +233,10 @@ class TwilioHooks:
         )
 
     async def _once(
-        self, scope: str, fingerprint: str, work: Callable[[], Awaitable[None]], reply: Reply
+        self, scope: str, fingerprint: str, work: Callable[[], Awaitable[bool]], reply: Reply
     ) -> Reply:
+        """``work`` once per ``fingerprint``; it returns False when it found the event already
+        recorded under another name (the reply is then a ``duplicate``)."""
         state = await self._seen.claim(scope, fingerprint)
         if state == "done":
             return replace(reply, outcome="duplicate")
@@ -214,7 +244,7 @@ class TwilioHooks:
             return plain(503, "being handled; retry later", "unavailable", RETRY_LATER)
         try:
             async with asyncio.timeout(self._c.handler_deadline):
-                await work()
+                fresh = await work()
         except TimeoutError:
             with contextlib.suppress(*INFRA_ERRORS):
                 await self._seen.release(scope, fingerprint)
@@ -227,7 +257,7 @@ class TwilioHooks:
                 await self._seen.release(scope, fingerprint)
             raise
         await self._seen.done(scope, fingerprint)
-        return reply
+        return reply if fresh else replace(reply, outcome="duplicate")
 
 
 def _message_sid(form: Form) -> str:

@@ -484,3 +484,47 @@ def test_the_signed_url_is_the_public_one_behind_a_proxy() -> None:
         signed_url(request, "https://hooks.example.com/prefix/")
         == "https://hooks.example.com/prefix/twilio/status?command_id=a%2Fb&x=1"
     )
+
+
+# --- replays, links and logs under hostile input -----------------------------------------
+
+
+async def test_a_replay_under_a_new_message_sid_is_recorded_once() -> None:
+    async with world() as w:
+        first = await post_signed(w, "/twilio/sms", inbound_form("STOP", sid="SM" + "1" * 32))
+        # the same message re-split by a replaying proxy: a new SID, the same sender and text
+        replay = await post_signed(w, "/twilio/sms", inbound_form("STOP", sid="SM" + "2" * 32))
+        assert first.status == replay.status == 200
+        assert await first.text() == await replay.text()
+        assert len(w.outbox.consents) == 1
+        assert (
+            w.metric(
+                "cartpulse_webhook_requests_total", {"route": "sms_inbound", "outcome": "duplicate"}
+            )
+            == 1
+        )
+        # another number sending the same text is its own message
+        other = inbound_form("STOP", sender="+14155550199", sid="SM" + "3" * 32)
+        assert (await post_signed(w, "/twilio/sms", other)).status == 200
+        assert len(w.outbox.consents) == 2
+
+
+async def test_the_same_text_after_a_change_of_mind_is_recorded_again() -> None:
+    async with world() as w:
+        for i, body in enumerate(["STOP", "START", "STOP", "STOP"]):
+            sid = f"SM{i:032d}"
+            assert (await post_signed(w, "/twilio/sms", inbound_form(body, sid=sid))).status == 200
+        # STOP, START, STOP recorded; the last STOP repeats a recorded state and text
+        assert [r["status"] for _, r in w.outbox.consents] == [
+            "opted_out",
+            "opted_in",
+            "opted_out",
+        ]
+        # an opt-in recorded by another way (not a keyword) makes the same STOP new again
+        subject = address_subject(NUMBER)
+        w.consents.consents[(subject, "sms")] = Consent("opted_in", 1_700_000_000_001, "web")
+        again = inbound_form("STOP", sid="SM" + "9" * 32)
+        assert (await post_signed(w, "/twilio/sms", again)).status == 200
+        assert [r["status"] for _, r in w.outbox.consents][-1] == "opted_out"
+        assert len(w.outbox.consents) == 4
+        assert w.consents.consents[(subject, "sms")].status == "opted_out"

@@ -152,8 +152,14 @@ def test_the_fixed_forms_reach_the_handlers(
     _, w = served
     consents, results = len(w.outbox.consents), len(w.outbox.results)
     opt_outs = w.metric("cartpulse_webhook_keywords_total", {"kind": "opt_out"})
-    fresh = [  # new message ids: the fuzz test may have sent the fixed ones already
-        Post(post.body.replace(b"f" * 32, b"9" * 32), post.path, post.content_type, True, True)
+    fresh = [  # new message ids and sender: the fuzz test may have sent the fixed ones already
+        Post(
+            post.body.replace(b"f" * 32, b"9" * 32).replace(b"14155550100", b"14155550177"),
+            post.path,
+            post.content_type,
+            True,
+            True,
+        )
         for post in FIXED
     ]
     assert [answer(served, post) for post in fresh] == [200, 200]
