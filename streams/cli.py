@@ -17,6 +17,7 @@ import orjson
 
 from streams.binding import check_bindable
 from streams.cli_journeys import add_parsers as add_journey_parsers
+from streams.cli_policy import add_parsers as add_policy_parsers
 from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     webhooks.set_defaults(run=_run_webhooks)
     add_journey_parsers(commands)
+    add_policy_parsers(commands)
     return parser
 
 
@@ -352,6 +354,11 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = load_settings(**{**settings.model_dump(), **overrides})
     if settings.web_port:
         check_bindable(settings.web_host, settings.web_port, "CARTPULSE_WEB_HOST/_WEB_PORT")
+    if settings.journeys_enabled:
+        from senders.packs import require_policy_templates
+
+        for warning in require_policy_templates(settings):
+            print(f"cartpulse: warning: {warning}", file=sys.stderr)
     asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)

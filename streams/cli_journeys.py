@@ -86,6 +86,9 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     for path in (files.abandonments, files.customers, files.consents, files.orders, files.results):
         if path is not None and not path.is_file():
             raise ConfigurationError(f"{path}: no such file")
+    from senders.packs import require_policy_templates
+
+    require_policy_templates(settings, args.policy)
     engine = journey_engine(settings, args.policy, args.dry_run)
     summary = JourneySummary()
     inputs = read_inputs(files, summary, stderr_rejects())

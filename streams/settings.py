@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         None, description="Flow policy (TOML); the shipped default policy when unset."
     )
+    templates_dir: Path | None = Field(
+        None,
+        description="A template pack laid out like the shipped one; searched after a store's "
+        "own folder and before the shipped templates (docs/semantics.md, Messages).",
+    )
     coupon_secret: SecretStr = Field(
         SecretStr(""), description="HMAC key of coupon codes; required when a step has one."
     )

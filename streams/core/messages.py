@@ -62,7 +62,7 @@ def build_command(
     variant = policy.flows[journey.flow].variant(journey.variant)
     if variant is not None:
         template = variant.templates.get(template, template)
-    locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else "en"
+    locale = profile.locale if profile.locale and LOCALE.match(profile.locale) else store.locale
     return SendCommand(
         command_id=command_id_of(journey.journey_id, step.index, spec.channel),
         journey_id=journey.journey_id,

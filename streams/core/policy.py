@@ -22,10 +22,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.policy_reader import Reader
 from streams.errors import ConfigurationError
-from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
+from streams.models.commands import CHANNELS, LOCALE, TEMPLATE_NAME, Channel
 
 Trigger = Literal["cart", "browse"]
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
+STORE_KEYS: Final = frozenset(
+    {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale", "templates"}
+)
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -113,6 +116,8 @@ class Store:
     url: str | None = None
     postal_address: str | None = None  # every commercial email shows it (CAN-SPAM)
     support: str | None = None  # a contact shoppers can reach: email, phone or URL
+    locale: str = "en"  # for shoppers whose own locale is unknown, and the templates' fallback
+    templates: str | None = None  # the store's template folder (relative to the policy file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +351,7 @@ def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
         path = f"stores.{store_id}"
         if not isinstance(raw, dict):
             raise r.fail(path, "must be a table")
-        r.known(raw, {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support"}, path)
+        r.known(raw, set(STORE_KEYS), path)
         zone = r.string(raw, "timezone", f"{path}.timezone", None)
         try:
             ZoneInfo(zone)
@@ -361,7 +366,13 @@ def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
         brand = r.string(raw, "brand", f"{path}.brand", store_id)
         address = _optional_text(r, raw, "postal_address", path)
         support = _optional_text(r, raw, "support", path)
-        stores[store_id] = Store(store_id, zone, brand, soft, url, address, support)
+        locale = raw.get("locale", "en")
+        if not isinstance(locale, str) or not LOCALE.match(locale):
+            raise r.fail(f"{path}.locale", f"{locale!r} is not a locale like 'en' or 'de-AT'")
+        templates = _optional_text(r, raw, "templates", path)
+        stores[store_id] = Store(
+            store_id, zone, brand, soft, url, address, support, locale, templates
+        )
     if "default" not in stores:
         raise r.fail(
             "stores.default",

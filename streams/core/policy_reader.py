@@ -18,9 +18,12 @@ class Reader:
         self.source = source
 
     def fail(self, path: str, message: str) -> ConfigurationError:
+        return ConfigurationError(f"{self.where(path)}: {path}: {message}")
+
+    def where(self, path: str) -> str:
+        """``file:line`` of ``path`` (just the file when the line cannot be found)."""
         line = self._line_of(path)
-        where = f"{self.source}:{line}" if line else self.source
-        return ConfigurationError(f"{where}: {path}: {message}")
+        return f"{self.source}:{line}" if line else self.source
 
     def _line_of(self, path: str) -> int | None:
         """The line of ``path`` (``flows.cart.steps[1].after``): its header, then its key."""

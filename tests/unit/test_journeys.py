@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -488,6 +489,11 @@ def test_commands_carry_the_store_postal_address_and_support() -> None:
     command = build_command(policy, SECRET, "live", state, journey, step, "a@b.co")
     assert command.variables["store_postal_address"] == store.postal_address
     assert command.variables["store_support"] == "help@shop.example.com"
+    assert command.locale == "en"  # no profile locale: the store's
+    german = replace(policy, stores={"default": replace(store, locale="de-AT")})
+    assert build_command(german, SECRET, "live", state, journey, step, "a@b.co").locale == "de-AT"
+    state.profile = Profile("c1", locale="fr")
+    assert build_command(german, SECRET, "live", state, journey, step, "a@b.co").locale == "fr"
 
 
 @pytest.mark.parametrize("value", ['""', "7", '"  "'])
