@@ -14,6 +14,9 @@ against Twilio's OpenAPI spec (``api.v2010.account.message``) and its error dict
 * injectable failures, for one recipient or the next N requests: ``timeout`` (the message is
   created, the answer comes after the client gave up), ``reset`` (connection dropped after the
   request was read), ``500`` / ``503``, ``429``, ``21610``, ``21211``, ``21614``;
+* an outage, switched on and off while it runs (``outage``, or ``POST /_test/outage``): every
+  request is answered ``401`` / 20003 (the credentials refused), ``500`` / 20500 or ``503`` /
+  20503, before anything else is looked at and without creating a message;
 * a record of every request (``requests``), also served as JSON on ``GET /_test/requests``.
 
 Run it on its own for the demo: ``python -m tests.twilio_server --port 8099 --rate 50``.
@@ -53,6 +56,7 @@ class Failure:
 
 
 FAILURES: dict[str, Failure] = {
+    "401": Failure("error", 401, 20003, "Authenticate"),
     "timeout": Failure("timeout"),
     "reset": Failure("reset"),
     "500": Failure("error", 500, 20500, "Internal Server Error"),
@@ -121,6 +125,7 @@ class TwilioTestServer:
     timeout_hang: float = 30.0
     requests: list[Request] = field(default_factory=list)
     rate_limited: int = 0
+    outage: str | None = None  # a key of FAILURES (an "error" kind) answered to every request
     _by_recipient: dict[str, list[Any]] = field(default_factory=dict)  # [failure, times left]
     _next: list[Failure] = field(default_factory=list)
     _limit: _Rate | None = None
@@ -155,6 +160,7 @@ class TwilioTestServer:
         app.router.add_get("/_test/requests", self._dump)
         app.router.add_get("/_test/stats", self._stats)
         app.router.add_post("/_test/fail", self._fail)
+        app.router.add_post("/_test/outage", self._outage)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -190,6 +196,9 @@ class TwilioTestServer:
         record = Request(time.time(), account, form, 0)
         self.requests.append(record)
         self._changed.set()
+        if self.outage is not None:
+            failure = FAILURES[self.outage]
+            return self._error(record, failure.status, failure.code or 0, failure.message)
         if not self._authorized(http.headers.get("Authorization", "")):
             return self._error(record, 401, 20003, "Authenticate")
         if account != self.account_sid:
@@ -316,6 +325,17 @@ class TwilioTestServer:
         else:
             self.fail_next(data["failure"], int(data.get("count", 1)))
         return web.json_response({"ok": True})
+
+    async def _outage(self, http: web.Request) -> web.Response:
+        failure = (await http.json()).get("failure")
+        if failure is not None and FAILURES[failure].kind != "error":
+            raise web.HTTPBadRequest(text="an outage answers an error status")
+        self.outage = failure
+        return web.json_response({"ok": True})
+
+    def answered(self, status: int) -> int:
+        """How many requests were answered ``status``."""
+        return sum(1 for r in self.requests if r.status == status)
 
 
 def _sid() -> str:

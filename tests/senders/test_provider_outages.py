@@ -1,0 +1,236 @@
+"""Provider outages on the real stack: Twilio refusing our credentials, then failing, then
+recovering; an SMTP relay that tarpits, goes silent at AUTH, refuses our login, then works.
+
+What must hold (docs/operations.md, "Faults"):
+
+* Refused credentials (Twilio 401 / 20003, SMTP 535) and a provider that cannot be reached
+  fail nothing: the commands are held and all sent, once each, after the provider recovers.
+* While the fault lasts ``/readyz`` answers 503 and ``cartpulse_send_provider_unavailable``
+  names the reason; afterwards ``/readyz`` is 200 again.
+* A 500 is answered after the request went out, so by the project's rule its command ends
+  ``unknown`` (error code 20500) and is not retried, although this test server answers 500
+  *before* creating a message: the recipient got nothing. The other commands wait out the
+  outage instead of running into it.
+* SIGTERM during a login that never answers ends the sender promptly, and the commands it
+  held are not ``unknown`` (nothing went out): they are sent by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from senders.app import run_sender
+from streams.models.commands import FINAL_SEND_STATUSES, SendResult
+from streams.settings import Settings
+from tests.conftest import consume_all
+from tests.senders.conftest import (
+    command,
+    ensure_topics,
+    final_results,
+    produce_commands,
+    running,
+    sender_settings,
+)
+from tests.senders.replicas import ROOT
+from tests.smtp_server import SmtpTestServer
+from tests.support.env import settings_env
+from tests.support.net import free_port
+from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
+from tests.twilio_server import TwilioTestServer
+
+pytestmark = pytest.mark.integration
+
+
+async def until(condition: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def readiness(port: int, wanted: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status, _ = await get(port, "/readyz")
+        except aiohttp.ClientConnectionError:
+            status = 0
+        if status == wanted:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz answered {status}, not {wanted}, within {within} s")
+        await asyncio.sleep(0.2)
+
+
+def final(found: list[SendResult]) -> list[SendResult]:
+    return [r for r in found if r.status in FINAL_SEND_STATUSES]
+
+
+async def test_twilio_refusing_credentials_then_failing_then_recovering(
+    settings: Settings, key_prefix: str, redis: Redis
+) -> None:
+    twilio = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN)
+    await twilio.start()
+    port = free_port()
+    s = sender_settings(
+        settings,
+        key_prefix,
+        twilio,
+        sms_require_opt_in=False,
+        sender_http_port=port,
+        sender_backoff_max=timedelta(seconds=1),
+    )
+    await ensure_topics(s, "sms")
+    registry = CollectorRegistry()
+    commands = [command(to=f"+1415558{n:04d}", expires_in=120) for n in range(4)]
+    ids = {c.command_id for c in commands}
+
+    def unavailable(reason: str) -> float | None:
+        labels = {"channel": "sms", "reason": reason}
+        return registry.get_sample_value("cartpulse_send_provider_unavailable", labels)
+
+    twilio.outage = "401"
+    try:
+        async with running(
+            lambda stop: run_sender(s, "sms", stop=stop, registry=registry, handle_signals=False)
+        ):
+            await produce_commands(s, commands)
+            await until(lambda: twilio.answered(401) >= 3, 20, "three refused requests")
+            await readiness(port, 503, within=5)
+            assert unavailable("auth") == 1
+            early = await consume_all(s, f"{s.topic_prefix}send.results", 0, within=1)
+            assert early == []  # nothing failed (or anything else) for our credentials
+
+            twilio.outage = "500"
+            await until(lambda: twilio.answered(500) >= 1, 20, "a request answered 500")
+            await readiness(port, 503, within=5)
+            assert unavailable("server_error") == 1 and unavailable("auth") == 0
+
+            twilio.outage = None
+            found = final(await final_results(s, ids, within=30))
+            await readiness(port, 200, within=5)
+            assert unavailable("server_error") == 0
+    finally:
+        await twilio.stop()
+
+    assert Counter(r.command_id for r in found) == Counter(ids)  # one final result each
+    unknown = [r for r in found if r.status == "unknown"]
+    sent = [r for r in found if r.status == "sent"]
+    assert len(unknown) + len(sent) == len(commands)  # nothing failed, nothing expired
+    # Each 500 ended its command unknown (not retried), and nothing else did.
+    assert len(unknown) == twilio.answered(500) >= 1
+    assert {r.error_code for r in unknown} == {"20500"}
+    created = Counter(r.form["To"] for r in twilio.created)
+    by_id = {c.command_id: c for c in commands}
+    assert created == Counter(by_id[r.command_id].to for r in sent)  # once each, and only those
+    assert twilio.answered(401) >= 3
+
+
+def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "send", "email"],
+            env={**os.environ, **settings_env(settings)},
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def terminate(process: subprocess.Popen[bytes], within: float) -> float:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.to_thread(process.wait, within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"the email sender did not exit within {within} s of SIGTERM")
+    assert process.returncode == 0
+    return time.monotonic() - started
+
+
+def text(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
+    settings: Settings, key_prefix: str, redis: Redis, smtp: SmtpTestServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    s = sender_settings(
+        settings,
+        key_prefix,
+        smtp=smtp,
+        sender_http_port=port,
+        smtp_timeout=timedelta(seconds=2),
+        sender_backoff_max=timedelta(seconds=1),
+    )
+    await ensure_topics(s, "email")
+    log = tmp_path / "email-sender.log"
+    commands = [
+        command(channel="email", to=f"ann{n}@example.com", expires_in=120) for n in range(3)
+    ]
+    password = smtp.password
+
+    # A tarpit: connections accepted, never a word. Not ready once the first opening timed out.
+    smtp.stall = "greeting"
+    sender = spawn(s, log)
+    await produce_commands(s, commands)
+    await readiness(port, 503, within=20)
+    _, metrics = await get(port, "/metrics")
+    assert 'cartpulse_send_provider_unavailable{channel="email",reason="timeout"} 1.0' in metrics
+
+    # Silent at AUTH; SIGTERM while logins hang ends it at once, nothing recorded.
+    smtp.drop_connections()
+    smtp.stall = "auth"
+    stalled = smtp.stalled
+    await until(lambda: smtp.stalled > stalled, 10, "a login stalled at AUTH")
+    assert await terminate(sender, within=5.0) < 5.0
+    results = f"{s.topic_prefix}send.results"
+    assert await consume_all(s, results, 0, within=1) == []  # no unknown, no failed
+
+    # Our login refused (535): not ready, one log line, nothing failed; then fixed.
+    smtp.end_stall()
+    smtp.password = "rotated-elsewhere"
+    sender = spawn(s, log)
+    try:
+        await until(lambda: smtp.refused_logins >= 2, 20, "refused logins")
+        await readiness(port, 503, within=10)
+        assert await consume_all(s, results, 0, within=1) == []
+        smtp.password = password
+        found = final(await final_results(s, {c.command_id for c in commands}, within=30))
+        await readiness(port, 200, within=5)
+    finally:
+        await terminate(sender, within=10.0)
+    assert sorted((r.command_id, r.status) for r in found) == sorted(
+        (c.command_id, "sent") for c in commands
+    )
+    assert Counter(m.rcpt_tos[0] for m in smtp.messages) == Counter(c.to for c in commands)
+    lines = text(log)
+    assert lines.count("email provider unavailable (auth") == 1  # once a minute at most
+    assert "email provider unavailable (timeout" in lines
+    assert "available again" in lines
