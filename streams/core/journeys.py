@@ -288,6 +288,7 @@ class JourneyEngine:
             steps=[
                 StepState(i, start + s.after_ms + delay, start + s.expires_after_ms)
                 for i, s in enumerate(flow.steps)
+                if s.enabled
             ],
         )
         state.journeys.append(journey)

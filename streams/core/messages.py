@@ -8,6 +8,7 @@ so the same inputs give byte-identical commands live, replayed and offline.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from streams.core.eligibility import coupon_code
@@ -41,6 +42,7 @@ def build_command(
     store = policy.store(journey.store_id)
     profile = state.profile or Profile(state.customer_id)
     cart = journey.cart
+    product = top_product(journey.viewed_products)
     variables: dict[str, Any] = {
         "store_name": store.brand,
         "cart_url": cart.get("url") or store.url or "",
@@ -56,6 +58,8 @@ def build_command(
         "store_postal_address": store.postal_address,
         "store_support": store.support,
         "coupon": coupon_for(policy, coupon_secret, journey, step),
+        "product": product,
+        "product_url": product.get("url") if product else None,
     }
     variables |= {key: value for key, value in optional.items() if value is not None}
     template = spec.template
@@ -93,7 +97,7 @@ def coupon_for(
     if variant is not None and not variant.incentive:
         return None
     incentives = policy.incentives
-    percent = incentives.percent_for(cart_value(journey.cart))  # no usable value: no coupon
+    percent = incentives.percent_for(incentive_value(journey))  # no usable value: no coupon
     if percent is None:
         return None
     return {
@@ -101,6 +105,24 @@ def coupon_for(
         "percent": percent,
         "expires_at": format_ms(step.due_ms + incentives.valid_for_ms),
     }
+
+
+def top_product(viewed: object) -> dict[str, Any] | None:
+    """The most-viewed product of a browse (the most recent of equals), empty fields dropped."""
+    products = _clean(viewed)  # most recent first
+    if not products:
+        return None
+    return max(products, key=lambda p: p.get("views", 0) if isinstance(p.get("views"), int) else 0)
+
+
+def incentive_value(journey: Journey) -> Decimal | None:
+    """What a coupon's tier is chosen by: the cart's value, or for a browse (no cart) the
+    price of the most-viewed product."""
+    value = cart_value(journey.cart)
+    if value is not None or journey.kind != "browse":
+        return value
+    product = top_product(journey.viewed_products)
+    return cart_value({"value": product.get("price")}) if product else None
 
 
 def _clean(items: object) -> list[dict[str, Any]]:

@@ -54,6 +54,7 @@ class Step:
     template: str
     expires_after_ms: int
     incentive: bool = False
+    enabled: bool = True  # a disabled step is never scheduled (it keeps its place: ids stay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,7 @@ def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
 def _step(r: Reader, raw: object, path: str) -> Step:
     if not isinstance(raw, dict):
         raise r.fail(path, "must be a table")
-    r.known(raw, {"after", "channel", "template", "expires_after", "incentive"}, path)
+    r.known(raw, {"after", "channel", "template", "expires_after", "incentive", "enabled"}, path)
     channel = raw.get("channel")
     if channel not in CHANNELS:
         raise r.fail(f"{path}.channel", "must be 'sms' or 'email'")
@@ -267,7 +268,10 @@ def _step(r: Reader, raw: object, path: str) -> Step:
     incentive = raw.get("incentive", False)
     if not isinstance(incentive, bool):
         raise r.fail(f"{path}.incentive", "must be true or false")
-    return Step(after, channel, template, expires, incentive)
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise r.fail(f"{path}.enabled", "must be true or false")
+    return Step(after, channel, template, expires, incentive, enabled)
 
 
 def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:

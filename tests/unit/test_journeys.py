@@ -575,3 +575,73 @@ def test_a_variant_replaces_templates_shifts_delays_and_can_drop_the_coupon() ->
     assert {c.variant for c in out.commands} == {"lean"}
     assert out.commands[0].not_before == datetime.fromtimestamp((last + H + H // 2) / 1000, tz=UTC)
     assert all("coupon" not in c.variables for c in out.commands)
+
+
+# -- browse by SMS and browse incentives ----------------------------------------------------
+
+BROWSE_SMS = (
+    POLICY
+    + """
+[[flows.browse.steps]]
+after = "4h"
+channel = "sms"
+template = "browse_sms_1"
+expires_after = "24h"
+incentive = true
+enabled = ENABLED
+"""
+)
+VIEWED = [
+    {"product_id": "p9", "views": 1, "name": "Mug", "price": "9.00", "url": "https://s.example/p9"},
+    {
+        "product_id": "p1",
+        "views": 3,
+        "name": "Lamp",
+        "price": "120.00",
+        "url": "https://s.example/p1",
+    },
+    {
+        "product_id": "p2",
+        "views": 3,
+        "name": "Desk",
+        "price": "300.00",
+        "url": "https://s.example/p2",
+    },
+]
+
+
+def _browse(last: int) -> AbandonmentIn:
+    return replace(abandonment(last, kind="browse"), viewed_products=VIEWED)
+
+
+def test_the_browse_sms_step_is_off_until_enabled() -> None:
+    last = ms("2026-06-10T14:00:00+00:00")
+    off = JourneyEngine(parse_policy(BROWSE_SMS.replace("ENABLED", "false")), SECRET)
+    out = run(off, customer(), last + 30 * H, (last + H // 2, _browse(last)))
+    assert [(c.channel, c.template) for c in out.commands] == [("email", "browse_email_1")]
+    on = JourneyEngine(parse_policy(BROWSE_SMS.replace("ENABLED", "true")), SECRET)
+    out = run(on, customer(), last + 30 * H, (last + H // 2, _browse(last)))
+    assert [(c.channel, c.template) for c in out.commands] == [
+        ("email", "browse_email_1"),
+        ("sms", "browse_sms_1"),
+    ]
+    sms = out.commands[1]
+    # The most-viewed product (the most recent of two with 3 views) is the one linked...
+    assert sms.variables["product"]["name"] == "Lamp"
+    assert sms.variables["product_url"] == "https://s.example/p1"
+    # ... and its price picks the coupon tier (120 -> 10 %), a browse having no cart value.
+    assert sms.variables["coupon"]["percent"] == 10
+    assert "coupon" not in out.commands[0].variables  # the email step offers none
+
+
+def test_the_shipped_browse_sms_step_is_off() -> None:
+    policy = parse_policy(default_policy_text(), "default.toml")
+    (sms,) = [s for s in policy.flows["browse"].steps if s.channel == "sms"]
+    assert sms.template == "browse_sms_1" and not sms.enabled
+
+
+def test_enabled_must_be_true_or_false() -> None:
+    from streams.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"flows\.browse\.steps\[1\]\.enabled"):
+        parse_policy(BROWSE_SMS.replace("ENABLED", '"yes"'), "p.toml")
