@@ -25,7 +25,8 @@ import orjson
 from senders.clock import Clock
 from senders.consents import Consent, Consents, record_consent
 from senders.service import UNAVAILABLE_ERRORS
-from senders.unsubscribe import read_token
+from senders.unsubscribe import UnsubscribeToken, read_token
+from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Outbox
 from senders.webhooks.replies import NO_STORE, Reply, page
@@ -57,7 +58,7 @@ class LinkConfig:
 @dataclass(frozen=True, slots=True)
 class UnsubscribeRequest:
     token: str
-    path: str  # where the confirmation page posts back to
+    path: str  # where the confirmation page posts back to, as the browser sees it
     one_click: bool  # the body was List-Unsubscribe=One-Click
     user_agent: str = ""
 
@@ -80,26 +81,33 @@ class LinkHooks:
     def _now_ms(self) -> int:
         return int(self._clock.now() * 1000)
 
+    def _token(self, text: str, now_ms: int) -> tuple[UnsubscribeToken, Channel] | None:
+        """The token and its channel when it can be honoured, else None. ``GET`` and ``POST``
+        both judge by this, so the page never offers a button the ``POST`` would refuse."""
+        try:
+            token = read_token(self._c.unsubscribe_secret, text, now_ms)
+        except InvalidRecord:
+            return None
+        if not token.customer_id.strip() or token.channel not in CHANNELS:
+            return None  # nobody, or no channel, to record the opt-out for
+        return token, ("sms" if token.channel == "sms" else "email")
+
     def confirm_page(self, request: UnsubscribeRequest) -> Reply:
         """``GET``: check the token and ask to confirm; records nothing."""
-        try:
-            token = read_token(self._c.unsubscribe_secret, request.token, self._now_ms())
-        except InvalidRecord:
+        found = self._token(request.token, self._now_ms())
+        if found is None:
             return _bad_link()
-        what = "text messages" if token.channel == "sms" else "emails"
+        what = "text messages" if found[1] == "sms" else "emails"
         action = f"{request.path}?token={request.token}"
         return page(200, "Unsubscribe", f"Stop receiving these {what}?", form_action=action)
 
     async def unsubscribe(self, request: UnsubscribeRequest) -> Reply:
         """``POST``: record the opt-out (Kafka, then Redis) and confirm it."""
         at_ms = self._now_ms()
-        try:
-            token = read_token(self._c.unsubscribe_secret, request.token, at_ms)
-        except InvalidRecord:
+        found = self._token(request.token, at_ms)
+        if found is None:
             return _bad_link()
-        if token.channel not in CHANNELS:
-            return _bad_link()
-        channel: Channel = "sms" if token.channel == "sms" else "email"
+        token, channel = found
         source = SOURCE_ONE_CLICK if request.one_click else SOURCE_PAGE
         evidence = {
             "token": request.token,  # signed: an audit can verify it with the key
@@ -142,7 +150,11 @@ class LinkHooks:
             self._metrics.clicks.labels("redirected").inc()
         except UNAVAILABLE_ERRORS as exc:
             self._metrics.clicks.labels("lost").inc()
-            log.warning("click on command %s not recorded: %r", token.command_id, exc)
+            log.warning(
+                "click on command %s not recorded: %s",
+                bounded(token.command_id),
+                bounded(repr(exc)),
+            )
         return Reply(302, "", "text/plain", {"Location": target, **NO_STORE})
 
 

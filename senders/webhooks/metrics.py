@@ -3,7 +3,8 @@
 * ``cartpulse_webhook_requests_total{route,outcome}``: requests answered, by route
   (``sms_inbound``, ``sms_status``, ``unsubscribe``, ``click``) and outcome (``ok``,
   ``duplicate``, ``ignored``, ``forbidden``, ``invalid``, ``too_large``, ``expired``,
-  ``unavailable``, ``timeout``: the body did not arrive in time, 408).
+  ``unavailable``, ``timeout``: the body did not arrive in time, 408; ``hung_up``: the client
+  left before its body arrived).
 * ``cartpulse_webhook_keywords_total{kind}``: inbound SMS by keyword kind (``opt_out``,
   ``opt_in``, ``help``, ``none``).
 * ``cartpulse_webhook_consents_total{channel,status}``: consent records written to ``consents``.

@@ -18,6 +18,7 @@ Outcome = Literal[
     "expired",
     "unavailable",
     "timeout",
+    "hung_up",
 ]
 TWIML: Final = "application/xml"
 HTML: Final = "text/html"

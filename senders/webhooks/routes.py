@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,7 @@ from senders.service import INFRA_ERRORS
 from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
+from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import ROUTES, Route, WebhookMetrics
 from senders.webhooks.replies import RETRY_LATER, Reply, plain
 from senders.webhooks.server import guard_middleware
@@ -43,6 +45,11 @@ ONE_CLICK_BODY: Final = "List-Unsubscribe=One-Click"
 Handler = Callable[[web.Request], Awaitable[Reply]]
 Ready = Callable[[], Awaitable[bool]]
 DEFAULT_BODY_TIMEOUT: Final = 10.0  # seconds
+
+
+class ClientGoneError(CartpulseError):
+    """The client hung up before its request body arrived: nobody to answer, nothing to log
+    but a line (clients and networks drop connections all the time)."""
 
 
 class BodyTimeoutError(CartpulseError):
@@ -64,6 +71,12 @@ def signed_url(request: web.Request, public_url: str | None) -> str:
     return f"{base.rstrip('/')}{request.raw_path}"
 
 
+def public_prefix(public_url: str | None) -> str:
+    """The path prefix of the public URL (a proxy strips it before passing requests on), ``""``
+    for none: links the service writes into its pages must carry it."""
+    return urlsplit(public_url).path.rstrip("/") if public_url else ""
+
+
 def make_app(
     twilio: TwilioHooks,
     links: LinkHooks,
@@ -81,6 +94,8 @@ def make_app(
                 return await request.read()
         except TimeoutError:
             raise BodyTimeoutError from None
+        except ConnectionResetError:
+            raise ClientGoneError from None
 
     async def twilio_request(request: web.Request) -> TwilioRequest:
         if not is_form(request.content_type):
@@ -100,10 +115,12 @@ def make_app(
     async def sms_status(request: web.Request) -> Reply:
         return await twilio.status(await twilio_request(request))
 
+    prefix = public_prefix(public_url)
+
     def unsubscribe_request(request: web.Request, one_click: bool) -> UnsubscribeRequest:
         return UnsubscribeRequest(
             token=request.query.get("token", ""),
-            path=request.path,
+            path=f"{prefix}{request.path}",
             one_click=one_click,
             user_agent=request.headers.get("User-Agent", ""),
         )
@@ -169,12 +186,19 @@ def _answer(
             reply = plain(413, "request body too large", "too_large")
         except web.HTTPUnsupportedMediaType:
             reply = plain(415, "expected application/x-www-form-urlencoded", "invalid")
+        except ClientGoneError:
+            log.debug("%s: the client hung up before its request was read", route)
+            reply = replace(plain(400, "incomplete request", "hung_up"), close=True)
         except BodyTimeoutError:
             reply = replace(plain(408, "request body not received in time", "timeout"), close=True)
         except InvalidRecord as exc:
             reply = plain(400, exc.reason, "invalid")
         except INFRA_ERRORS as exc:
-            log.warning("%s: Kafka or Redis unavailable (%r); asked to retry", route, exc)
+            log.warning(
+                "%s: Kafka or Redis unavailable (%s); asked to retry",
+                route,
+                bounded(repr(exc), 200),
+            )
             reply = plain(503, "temporarily unavailable", "unavailable", RETRY_LATER)
         finally:
             metrics.latency.labels(route).observe(time.perf_counter() - started)

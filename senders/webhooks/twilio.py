@@ -44,6 +44,7 @@ from senders.service import INFRA_ERRORS
 from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
 from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords, normalise
+from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Directory, Outbox
 from senders.webhooks.replies import RETRY_LATER, Reply, plain, twiml
@@ -227,8 +228,8 @@ class TwilioHooks:
             self._metrics.consents.labels("sms", status).inc()
         log.info(
             "%s from %s recorded for %d customer(s)",
-            keyword.word,
-            mask_address(sender),
+            bounded(keyword.word),
+            bounded(mask_address(sender)),
             len(customers),
         )
 

@@ -105,7 +105,10 @@ class World:
 
 @contextlib.asynccontextmanager
 async def world(
-    extra_opt_outs: tuple[str, ...] = (), handler_deadline: float = HANDLER_DEADLINE
+    extra_opt_outs: tuple[str, ...] = (),
+    handler_deadline: float = HANDLER_DEADLINE,
+    public_url: str = PUBLIC_URL,
+    max_body: int = MAX_BODY,
 ) -> AsyncIterator[World]:
     outbox, consents = MemoryOutbox(), MemoryConsents()
     directory, seen = MemoryDirectory(), MemoryDeduplicator()
@@ -139,8 +142,11 @@ async def world(
     async def ready() -> bool:
         return True
 
-    app = make_app(twilio, links, metrics, ready, HttpLimits(MAX_BODY), PUBLIC_URL)
-    client = test_utils.TestClient(test_utils.TestServer(app))
+    app = make_app(twilio, links, metrics, ready, HttpLimits(max_body), public_url)
+    server = test_utils.TestServer(app)
+    # as served in production: no access log (URLs carry tokens, forms phone numbers)
+    await server.start_server(access_log=None)
+    client = test_utils.TestClient(server)
     scraper = test_utils.TestClient(test_utils.TestServer(make_metrics_app(registry, ready)))
     await client.start_server()
     await scraper.start_server()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from urllib.parse import urlencode
 
 import aiohttp
@@ -528,3 +529,49 @@ async def test_the_same_text_after_a_change_of_mind_is_recorded_again() -> None:
         assert [r["status"] for _, r in w.outbox.consents][-1] == "opted_out"
         assert len(w.outbox.consents) == 4
         assert w.consents.consents[(subject, "sms")].status == "opted_out"
+
+
+async def test_the_confirmation_page_posts_back_under_the_public_path_prefix() -> None:
+    # a proxy publishes the service under /cartpulse and strips it before passing requests on
+    async with world(public_url="https://hooks.example.com/cartpulse/") as w:
+        path = unsubscribe_path()
+        page = await w.client.get(path)
+        assert page.status == 200
+        assert f'action="/cartpulse{path}"' in await page.text()
+    async with world() as w:  # no prefix: the path as requested
+        assert f'action="{unsubscribe_path()}"' in await (await w.client.get(path)).text()
+
+
+@pytest.mark.parametrize(
+    ("customer", "channel"),
+    [("", "email"), ("  ", "email"), ("cust-1", "fax"), ("cust-1", "")],
+)
+async def test_get_and_post_judge_an_unsubscribe_token_alike(customer: str, channel: str) -> None:
+    async with world() as w:
+        token = make_token(
+            UNSUBSCRIBE_SECRET, UnsubscribeToken(customer, channel, "store-1", 1_800_000_000_000)
+        )
+        path = unsubscribe_url("/unsubscribe", token)
+        page = await w.client.get(path)
+        assert page.status == 400
+        assert "<form" not in await page.text()  # no button that POST would then refuse
+        posted = await w.client.post(path, data="List-Unsubscribe=One-Click")
+        assert posted.status == 400
+        assert w.outbox.consents == [] and w.consents.consents == {}
+
+
+async def test_request_fields_in_log_lines_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    huge_number = "+" + "1" * 10_000
+    async with world(max_body=64 * 1024) as w:
+        stop = inbound_form("STOP", sender=huge_number)
+        assert (await post_signed(w, "/twilio/sms", stop)).status == 200
+        long_body = {**inbound_form("x" * 3000, sid="SM" + "4" * 32), "OptOutType": "STOP"}
+        assert (await post_signed(w, "/twilio/sms", long_body)).status == 200
+        w.outbox.down = True
+        status = status_form(sid="SM" + "x" * 5000)
+        assert (await post_signed(w, STATUS_PATH + "x" * 3000, status)).status in (400, 503)
+    assert caplog.records, "the requests were logged"
+    for record in caplog.records:
+        assert len(record.getMessage()) < 600, record.getMessage()[:200]
+    assert any("…" in r.getMessage() for r in caplog.records)  # truncated, with a marker

@@ -215,3 +215,29 @@ def test_binding_a_port_in_use_or_a_bad_host_exits_2_with_one_line() -> None:
             assert done.returncode == 2, (name, done.stderr)
             assert len(lines) == 1 and lines[0].startswith("cartpulse: "), (name, done.stderr)
             assert named[name] in lines[0], (name, lines[0])
+
+
+async def test_a_client_that_hangs_up_mid_request_is_one_quiet_line(
+    settings: Settings, key_prefix: str, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = webhook_settings(settings, key_prefix)
+    caplog.set_level(logging.DEBUG)
+    async with serving(s):
+        caplog.clear()
+        for path in ("/twilio/sms", "/unsubscribe?token=x"):
+            _, writer = await connect(s.webhooks_port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n\r\nBody=ST".encode()
+            )
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.transport.abort()  # gone, mid-body
+        await asyncio.sleep(0.3)
+        assert await get(s.webhooks_port, "/healthz") == (200, "ok\n")
+        records = list(caplog.records)
+    noisy = [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == [], [(r.levelname, r.getMessage()) for r in noisy]
+    hung_up = [r for r in records if "hung up" in r.getMessage()]
+    assert len(hung_up) == 2, [r.getMessage() for r in records]
+    assert all(r.levelno <= logging.INFO and "\n" not in r.getMessage() for r in hung_up)
