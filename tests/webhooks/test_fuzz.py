@@ -1,9 +1,12 @@
-"""Hypothesis over the form parser through the real routes: no body makes the service fail."""
+"""Hypothesis over the form parser through the real routes (no body makes the service fail)
+and over the keyword matcher (no text crashes it; a keyword stays one however it is written).
+
+Marked ``fuzz`` and sized with ``examples``: bounded in ``make test``, longer in ``make fuzz``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -13,7 +16,9 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from senders.webhooks.forms import parse_form
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
 from streams.errors import InvalidRecord
+from tests.support.fuzz import examples
 from tests.support.webhooks import PUBLIC_URL, World, sign, world
 
 CONTENT_TYPES = [
@@ -130,7 +135,8 @@ def answer(served: tuple[asyncio.AbstractEventLoop, World], post: Post) -> int:
     return loop.run_until_complete(send())
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=examples(200), deadline=None)
 @example(FIXED[0])
 @example(FIXED[1])
 @given(post=posts)
@@ -168,3 +174,92 @@ def test_the_fixed_forms_reach_the_handlers(
     assert len(w.outbox.results) == results + 1
     assert (w.outbox.results[-1].command_id, w.outbox.results[-1].status) == ("c1", "undelivered")
     assert w.outbox.results[-1].error_code == "30003"
+
+
+# --- keywords ---------------------------------------------------------------------------
+
+KEYWORDS = Keywords()
+KINDS = {
+    **dict.fromkeys(OPT_OUT, "opt_out"),
+    **dict.fromkeys(OPT_IN, "opt_in"),
+    **dict.fromkeys(HELP, "help"),
+}
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e"]
+DECORATION = [
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    ".",
+    "!",
+    "?",
+    '"',
+    "'",
+    "\u201c",
+    "\u201d",
+    "*",
+    "-",
+    "\u3000",
+]
+
+
+@pytest.mark.fuzz
+@settings(max_examples=examples(500), deadline=None)
+@example("\u0345")  # casefolds to a letter NFKC would change again
+@example("\ufb06")  # a ligature: NFKC makes two letters of it
+@example("\u1e9e" * 3)  # capital sharp s
+@given(st.text(max_size=200))
+def test_any_text_is_classified_without_error(body: str) -> None:
+    found = KEYWORDS.classify(body)
+    event("keyword" if found else "ordinary")
+    if found is not None:
+        assert found.kind in ("opt_out", "opt_in", "help")
+        assert found.word == found.word.upper()
+    assert normalise(normalise(body)) == normalise(body)  # one pass is enough
+    assert KEYWORDS.classify(normalise(body)) == found
+
+
+@pytest.mark.fuzz
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    word=st.sampled_from(sorted(KINDS)),
+    case=st.sampled_from([str.upper, str.lower, str.title, str.swapcase]),
+    before=st.lists(st.sampled_from(DECORATION + INVISIBLE), max_size=4),
+    after=st.lists(st.sampled_from(DECORATION + INVISIBLE), max_size=4),
+    inside=st.lists(st.tuples(st.integers(0, 12), st.sampled_from(INVISIBLE)), max_size=3),
+    full_width=st.booleans(),
+)
+def test_a_keyword_stays_one_however_it_is_written(
+    word: str,
+    case: Callable[[str], str],
+    before: list[str],
+    after: list[str],
+    inside: list[tuple[int, str]],
+    full_width: bool,
+) -> None:
+    text = case(word)
+    if full_width:
+        text = "".join(chr(ord(c) + 0xFEE0) for c in text)
+    for at, char in inside:
+        at = at % (len(text) + 1)
+        text = text[:at] + char + text[at:]
+    body = "".join(before) + text + "".join(after)
+    found = KEYWORDS.classify(body)
+    assert found is not None, repr(body)
+    assert (found.kind, found.word) == (KINDS[word], word), repr(body)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(["please", "don't", "I", "want", "to", "texting", "me"]),
+        min_size=1,
+        max_size=4,
+    ),
+    keyword=st.sampled_from(sorted(KINDS)),
+)
+def test_a_sentence_around_a_keyword_is_no_keyword(words: list[str], keyword: str) -> None:
+    """Whole-message matching: a keyword inside ordinary words is an ordinary message."""
+    assert KEYWORDS.classify(" ".join([*words, keyword])) is None
+    assert KEYWORDS.classify(" ".join([keyword, *words])) is None

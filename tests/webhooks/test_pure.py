@@ -28,6 +28,7 @@ from senders.webhooks.tokens import (
     redirect_target,
 )
 from streams.errors import InvalidRecord
+from tests.support.fuzz import examples
 from tests.support.webhooks import sign
 
 TOKEN = "auth-token"
@@ -231,6 +232,10 @@ def test_configured_opt_outs_and_twilios_opt_out_type() -> None:
 # --- forms ------------------------------------------------------------------------------
 
 
+@pytest.mark.fuzz
+@settings(max_examples=examples(300))
+@example(b"a=%")  # a lone percent sign is kept as it is, not an error
+@example(b"&&=&=" * 50)
 @given(st.binary(max_size=2048))
 def test_any_bytes_parse_or_raise_invalid_record(body: bytes) -> None:
     try:
