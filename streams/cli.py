@@ -18,6 +18,7 @@ import orjson
 from streams.binding import check_bindable
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_policy import add_parsers as add_policy_parsers
+from streams.cli_preview import add_parsers as add_preview_parsers
 from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
@@ -146,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     webhooks.set_defaults(run=_run_webhooks)
     add_journey_parsers(commands)
     add_policy_parsers(commands)
+    add_preview_parsers(commands)
     return parser
 
 

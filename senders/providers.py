@@ -1,0 +1,23 @@
+"""The provider adapter of a channel, built the one way the senders and the preview build it."""
+
+from __future__ import annotations
+
+from senders.keys import Keys
+from senders.smtp_email import SmtpEmail
+from senders.templates import Renderer
+from senders.twilio_sms import TwilioSms
+from streams.core.policy import Policy
+from streams.models.commands import Channel
+from streams.settings import Settings
+
+
+def provider_for(settings: Settings, channel: Channel, policy: Policy) -> TwilioSms | SmtpEmail:
+    """The adapter for ``channel``, rendering with the policy's stores' template packs.
+
+    Raises ``ConfigurationError`` when the settings cannot send on the channel.
+    """
+    keys = Keys(settings.redis_key_prefix)
+    renderer = Renderer()
+    if channel == "sms":
+        return TwilioSms(settings, renderer, keys)
+    return SmtpEmail(settings, renderer, keys)

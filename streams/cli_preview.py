@@ -1,0 +1,53 @@
+"""``cartpulse preview``: render send commands the way the senders would, without sending."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streams.errors import ConfigurationError
+from streams.settings import Settings
+
+
+def add_parsers(commands: Any) -> None:
+    preview = commands.add_parser(
+        "preview",
+        help="render send commands as the senders would, without sending",
+        description="Renders each command through its sender's own code path (template "
+        "lookup, opt-out line, links, headers) at its not_before: one .eml per email, one "
+        ".sms.txt per SMS (segments, encoding), and index.html showing them side by side. "
+        "Exits 1 if any command cannot be rendered, naming the reason.",
+    )
+    preview.add_argument("--commands", required=True, metavar="FILE|-", help="send commands, JSONL")
+    preview.add_argument("--policy", type=Path, metavar="FILE", help="default: the settings'")
+    preview.add_argument("--output", required=True, type=Path, metavar="DIR")
+    preview.set_defaults(run=run_preview)
+
+
+def run_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from senders.packs import require_policy_templates
+    from senders.preview import render_previews
+    from streams.policy_file import load_policy
+
+    require_policy_templates(settings, args.policy)
+    policy = load_policy(args.policy or settings.policy_file)
+    if args.commands == "-":
+        lines = sys.stdin.buffer.readlines()
+    else:
+        try:
+            lines = Path(args.commands).read_bytes().splitlines()
+        except OSError as exc:
+            raise ConfigurationError(f"{args.commands}: {exc.strerror}") from None
+    try:
+        previews = render_previews(lines, settings, policy, args.output)
+    except OSError as exc:
+        raise ConfigurationError(f"{args.output}: {exc.strerror}") from None
+    bad = [p for p in previews if p.error is not None]
+    sms = [p for p in previews if p.channel == "sms" and p.error is None]
+    emails = [p for p in previews if p.channel == "email" and p.error is None]
+    print(f"{len(emails):,} emails and {len(sms):,} SMS rendered into {args.output}/index.html")
+    for p in bad:
+        print(f"  line {p.number} ({p.command_id or 'no command_id'}): {p.error}", file=sys.stderr)
+    return 1 if bad else 0

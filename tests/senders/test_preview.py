@@ -1,0 +1,77 @@
+"""``cartpulse preview`` renders commands through the senders' own adapters, sending nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from senders.keys import Keys
+from senders.preview import preview_settings
+from senders.templates import Renderer
+from senders.twilio_sms import TwilioSms
+from streams.settings import Settings
+from tests.senders.conftest import command
+
+
+def _preview(tmp_path: Path, lines: list[bytes]) -> subprocess.CompletedProcess[str]:
+    source = tmp_path / "commands.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "preview", "--commands", str(source),
+         "--output", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_preview_writes_what_the_senders_would_send(tmp_path: Path) -> None:
+    sms = command("sms", variables={**command().variables, "store_name": "Mugs & Co"})
+    email = command("email", to="ann@example.com")
+    done = _preview(tmp_path, [sms.to_json(), email.to_json()])
+    assert done.returncode == 0, done.stderr
+    assert "1 emails and 1 SMS rendered" in done.stdout
+    out = tmp_path / "out"
+    (sms_file,) = out.glob("*.sms.txt")
+    text = sms_file.read_text()
+    # The body is exactly what the SMS sender would post.
+    settings = preview_settings(Settings())
+    expected = TwilioSms(settings, Renderer(), Keys()).prepare(
+        sms, (sms.not_before or sms.created_at).timestamp()
+    )
+    assert text.endswith("\n\n" + expected.body.text + "\n")
+    assert text.startswith(f"To: {sms.to}\nFrom: +15005550006\nSegments: 1\nEncoding: GSM-7\n")
+    assert expected.body.text.endswith("\nReply STOP to opt out.")
+    (eml,) = out.glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=email_policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["To"] == "ann@example.com"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["X-Cartpulse-Command"] == email.command_id
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    assert "Cartpulse Shop, 100 Example Street" in html_part.get_content()
+    index = (out / "index.html").read_text()
+    assert email.command_id in index and sms.command_id in index
+    assert "Reply STOP to opt out." in index and "<iframe" in index
+
+
+def test_preview_fails_naming_each_command_it_cannot_render(tmp_path: Path) -> None:
+    good = command("email", to="ann@example.com")
+    variables = {k: v for k, v in good.variables.items() if k != "store_postal_address"}
+    no_address = command("email", to="bo@example.com", variables=variables)
+    missing = command("sms", template="no_such_template")
+    done = _preview(tmp_path, [good.to_json(), b"{not json", no_address.to_json(),
+                               missing.to_json()])  # fmt: skip
+    assert done.returncode == 1
+    assert "1 emails and 0 SMS rendered" in done.stdout
+    problems = [line.strip() for line in done.stderr.strip().splitlines()]
+    assert len(problems) == 3
+    assert problems[0].startswith("line 2 (no command_id): ")
+    assert problems[1].startswith(f"line 3 ({no_address.command_id}): missing_postal_address")
+    assert problems[2].startswith(f"line 4 ({missing.command_id}): no template")
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 1
