@@ -9,6 +9,10 @@ language its body was written in.
 Templates run in Jinja's ``SandboxedEnvironment`` (command variables come from upstream data,
 never trusted), HTML parts are autoescaped, and an undefined variable is an error unless the
 template gives a ``default``: a message with a hole in it is never sent.
+An HTML part written in MJML is compiled to responsive HTML when it is loaded
+(``senders.mjml_loader``). Templates format money and times with the filters of
+``senders.template_filters`` (Babel), in the ``locale`` the renderer adds to the variables: the
+shopper's when the template is in the shopper's language, else the template's own.
 
 Every rendering problem raises ``InvalidRecord`` with a reason; the command goes to the DLQ.
 """
@@ -32,7 +36,9 @@ from jinja2 import (
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from senders.mjml_loader import MjmlLoader
 from senders.segments import SmsEncoding, encode_info, smart_encode
+from senders.template_filters import FILTERS, message_locale
 from streams.errors import InvalidRecord
 
 DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "templates"
@@ -67,13 +73,14 @@ class Renderer:
 
     def __init__(self, directory: Path = DEFAULT_DIRECTORY, default_locale: str = "en") -> None:
         self._env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(directory)),
+            loader=MjmlLoader(FileSystemLoader(str(directory))),
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
         )
+        self._env.filters.update(FILTERS)
         self._default_locale = default_locale
 
     def render_sms(self, template: str, locale: str, variables: Mapping[str, Any]) -> str:
@@ -100,7 +107,9 @@ class Renderer:
         """
         body = self._load(template, locale, "sms")
         written_in = _locale_of(body, template)
-        text = self._tidy(self._run(body, template, "sms", variables))
+        text = self._tidy(
+            self._run(body, template, "sms", _localised(variables, locale, body, template))
+        )
         line = self.render_sms_opt_out(written_in, variables)
         return compose_sms(text, line, smart, max_segments)
 
@@ -138,7 +147,10 @@ class Renderer:
         return True
 
     def _render(self, template: str, locale: str, part: str, variables: Mapping[str, Any]) -> str:
-        return self._run(self._load(template, locale, part), template, part, variables)
+        compiled = self._load(template, locale, part)
+        return self._run(
+            compiled, template, part, _localised(variables, locale, compiled, template)
+        )
 
     @staticmethod
     def _run(compiled: Template, template: str, part: str, variables: Mapping[str, Any]) -> str:
@@ -161,6 +173,13 @@ class Renderer:
             raise InvalidRecord(f"no template {template!r} for {part} in {locale!r}") from None
         except TemplateError as exc:
             raise InvalidRecord(f"template {template!r} ({part}) is broken: {exc}") from None
+
+
+def _localised(
+    variables: Mapping[str, Any], locale: str, compiled: Template, template: str
+) -> dict[str, Any]:
+    """The variables plus ``locale``: what the filters format money and times in."""
+    return {**variables, "locale": message_locale(locale, _locale_of(compiled, template))}
 
 
 def _locale_of(compiled: Template, template: str) -> str:
