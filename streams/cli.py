@@ -293,12 +293,15 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
         if summary.invalid:
             where = args.rejects or f"{topics.prefix}*.dlq"
             print(f"  rejected lines were written to {where}")
+        if summary.failed:
+            print(f"  {summary.failed:,} valid events were NOT imported (Kafka did not take them;")
+            print("  their lines are in the log above: import those again)")
         if summary.dlq_failed:
             print(
                 f"  {summary.dlq_failed:,} rejected lines were NOT written to the DLQ "
-                "(the broker refused them; see the log above)"
+                "(Kafka did not take them; see the log above)"
             )
-    return 1 if summary.invalid else 0
+    return 1 if summary.invalid or summary.failed or summary.dlq_failed else 0
 
 
 def _run_detect(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,8 +2,10 @@
 
 Valid events are produced keyed by ``session_id`` to the input topic of their type; every
 invalid line is reported (file, line, reason) and written to the DLQ (or a rejects file), and
-never stops the import: a dead letter holds a bounded excerpt of the line (``dead_letter``), and
-one the broker still refuses is counted in the summary (``dlq_failed``), not raised.
+never stops the import: a dead letter holds a bounded excerpt of the line (``dead_letter``). A
+record Kafka does not take (a dead letter, or an event while the broker is away past the
+producer's retries) is counted in the summary and logged with its line, never raised, so the
+summary always tells what was imported and what was not.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Producer(Protocol):
 class ImportSummary:
     imported: int = 0
     invalid: int = 0
-    dlq_failed: int = 0  # invalid lines the DLQ did not take (the broker refused them)
+    failed: int = 0  # valid events Kafka did not take (their lines are logged)
+    dlq_failed: int = 0  # invalid lines the DLQ did not take
     by_type: Counter[str] = field(default_factory=Counter)
     by_topic: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -57,6 +60,7 @@ class ImportSummary:
         return {
             "imported": self.imported,
             "invalid": self.invalid,
+            "failed": self.failed,
             "dlq_failed": self.dlq_failed,
             "by_type": dict(sorted(self.by_type.items())),
             "by_topic": dict(sorted(self.by_topic.items())),
@@ -70,43 +74,63 @@ class Rejects(Protocol):
     async def reject(self, record: SourceRecord, topic: Topic) -> None: ...
 
 
-class DlqRejects:
-    """Invalid lines to their topic's DLQ; a dead letter the broker refuses is counted in
-    ``failed`` (and logged), never raised: the import goes on."""
+class Deliveries:
+    """Records handed to the producer, their acks awaited in ``settle``: a record Kafka does not
+    take (refused, or timed out while the broker was away past the producer's retries) is
+    counted in ``failed`` and logged with its source line, never raised."""
 
-    def __init__(self, producer: Producer, topics: TopicCatalogue) -> None:
+    def __init__(self, producer: Producer, what: str) -> None:
         self._producer = producer
-        self._topics = topics
+        self._what = what
         self.pending: list[asyncio.Future[object]] = []
         self.failed = 0
+
+    async def send(
+        self,
+        source: str,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        try:
+            future = await self._producer.send(topic, value=value, key=key, headers=headers)
+        except KafkaError as exc:
+            self._failed(source, exc)
+        else:
+            future.add_done_callback(lambda done: self._done(source, done))
+            self.pending.append(future)
+
+    async def settle(self) -> int:
+        """Wait for every pending ack; returns how many records failed so far."""
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        self.pending.clear()
+        return self.failed
+
+    def _done(self, source: str, future: asyncio.Future[object]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._failed(source, future.exception())
+
+    def _failed(self, source: str, exc: BaseException | None) -> None:
+        self.failed += 1
+        log.error("Kafka did not take the %s of %s: %r", self._what, source, exc)
+
+
+class DlqRejects:
+    """Invalid lines to their topic's DLQ, each a bounded ``dead_letter``; one the broker
+    refuses is counted (``deliveries.failed``), never raised: the import goes on."""
+
+    def __init__(self, producer: Producer, topics: TopicCatalogue) -> None:
+        self._topics = topics
+        self.deliveries = Deliveries(producer, "dead letter")
 
     async def reject(self, record: SourceRecord, topic: Topic) -> None:
         letter = dead_letter(
             record.line, record.reason or "invalid", record.source, self._topics.name(topic)
         )
-        try:
-            future = await self._producer.send(
-                self._topics.dlq(topic), value=letter.value, key=None, headers=letter.headers
-            )
-        except KafkaError as exc:
-            self._refused(record, exc)
-        else:
-            future.add_done_callback(lambda done: self._delivered(record, done))
-            self.pending.append(future)
-
-    async def settle(self) -> int:
-        """Wait for every dead letter's delivery; returns how many the broker refused."""
-        await asyncio.gather(*self.pending, return_exceptions=True)
-        self.pending.clear()
-        return self.failed
-
-    def _delivered(self, record: SourceRecord, future: asyncio.Future[object]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            self._refused(record, future.exception())
-
-    def _refused(self, record: SourceRecord, exc: BaseException | None) -> None:
-        self.failed += 1
-        log.error("the DLQ refused the dead letter of %s: %r", record.source, exc)
+        await self.deliveries.send(
+            record.source, self._topics.dlq(topic), letter.value, headers=letter.headers
+        )
 
 
 class FileRejects:
@@ -131,10 +155,14 @@ async def import_records(
     on_record: Callable[[SourceRecord], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ImportSummary:
-    """Produce every valid record and reject every invalid one; returns when all are acked."""
+    """Produce every valid record and reject every invalid one; returns when all are acked.
+
+    Raises nothing for a record Kafka does not take: the summary counts it (``failed``, or
+    ``dlq_failed`` for a dead letter) and the log names its line.
+    """
     summary = ImportSummary()
     started = clock()
-    in_flight: list[asyncio.Future[object]] = []
+    events = Deliveries(producer, "event")
     for record in records:
         event = record.event
         if event is None or record.payload is None:
@@ -146,24 +174,20 @@ async def import_records(
                 wait = pacer.delay(clock(), event.occurred_at)
                 if wait > 0:
                     await asyncio.sleep(wait)
-            topic = input_topic_for(event.type)
-            in_flight.append(
-                await producer.send(
-                    topics.name(topic), value=record.payload, key=event.session_id.encode()
-                )
-            )
+            topic = topics.name(input_topic_for(event.type))
+            await events.send(record.source, topic, record.payload, event.session_id.encode())
             summary.imported += 1
             summary.by_type[event.type] += 1
-            summary.by_topic[topics.name(topic)] += 1
-            if len(in_flight) >= MAX_IN_FLIGHT:
-                await asyncio.gather(*in_flight)
-                in_flight.clear()
+            summary.by_topic[topic] += 1
+            if len(events.pending) >= MAX_IN_FLIGHT:
+                await events.settle()
         if on_record is not None:
             on_record(record)
     await producer.flush()
-    await asyncio.gather(*in_flight)
+    summary.failed = await events.settle()
+    summary.imported -= summary.failed
     if isinstance(rejects, DlqRejects):
-        summary.dlq_failed = await rejects.settle()
+        summary.dlq_failed = await rejects.deliveries.settle()
     summary.seconds = clock() - started
     return summary
 
