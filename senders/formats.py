@@ -4,8 +4,9 @@ The Jinja filters ``money``, ``datetime`` and ``date`` (docs/templates.md) call 
 locale the message is written in and the recipient's IANA zone. Formatting is Babel's (CLDR
 data): ``$129.00`` in ``en``, ``129,00 €`` in ``de``; no number or date pattern is written here.
 
-A value that cannot be formatted raises ``ValueError`` with what was wrong; the renderer turns
-it into ``InvalidRecord`` (a message with a wrong price is never sent).
+A value that cannot be formatted raises ``ValueError`` (``TypeError`` for a value of the wrong
+kind) with what was wrong; the renderer turns it into ``InvalidRecord`` (a message with a wrong
+price is never sent).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_skeleton, format_time, get_timezone_name
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_percent
 
 CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 HEX_COLOR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
 # A short zone name CLDR has no abbreviation for comes back as an offset ("+0200", "GMT+2").
-_OFFSET_NAME: Final = re.compile(r"^(GMT|UTC)?[+\-−]\d")
+_OFFSET_NAME: Final = re.compile(r"^(GMT|UTC)?[+\-\u2212]\d")
 
 
 def babel_locale(locale: str, fallback: str = "en") -> Locale:
@@ -54,6 +55,11 @@ def money(value: object, currency: object, locale: Locale, quantity: object = 1)
     return format_currency(amount, currency, locale=locale)
 
 
+def percent(value: object, locale: Locale) -> str:
+    """A whole percentage as the locale writes it: ``10%`` (en), ``10 %`` (de, fr, es)."""
+    return format_percent(_decimal(value) / 100, locale=locale, decimal_quantization=False)
+
+
 def moment(value: object) -> datetime:
     """An aware datetime from an RFC 3339 string (``2025-06-07T14:05:00.000Z``) or a datetime."""
     if isinstance(value, datetime):
@@ -64,7 +70,7 @@ def moment(value: object) -> datetime:
         except ValueError:
             raise ValueError(f"{value!r} is not an RFC 3339 time") from None
     else:
-        raise ValueError(f"{value!r} is not a time")
+        raise TypeError(f"{value!r} is not a time")
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset: the moment it means is unknown")
     return parsed
@@ -74,8 +80,8 @@ def local_datetime(value: object, locale: Locale, tz: tzinfo) -> str:
     """Weekday, day, month, time and zone as the shopper reads them.
 
     ``Sat, June 7, 10:05 AM EDT`` (en, New York); ``Sa., 7. Juni, 16:05 MESZ`` (de, Berlin).
-    The zone is its short name when the locale has one, else its long name ("heure d’été
-    d’Europe centrale"), never a bare offset.
+    The zone is its short name when the locale has one, else its long name ("heure d'été
+    d'Europe centrale"), never a bare offset.
     """
     at = moment(value).astimezone(tz)
     day = format_skeleton("MMMMEd", at, locale=locale)
@@ -113,7 +119,7 @@ def text_on(background: object) -> str:
 
 def _decimal(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValueError(f"{value!r} is not an amount")
+        raise TypeError(f"{value!r} is not an amount")
     try:
         number = Decimal(str(value))
     except InvalidOperation:

@@ -7,6 +7,7 @@ calls ``senders.formats``:
 
 - ``{{ item.price | money(cart_currency) }}`` → ``$12.00``; ``money(cart_currency, quantity=2)``
   is the price of two.
+- ``{{ coupon.percent | percent }}`` → ``10%`` (en), ``10 %`` (de, fr, es).
 - ``{{ coupon.expires_at | datetime }}`` → ``Sat, June 7, 10:05 AM EDT``.
 - ``{{ coupon.expires_at | date }}`` → ``June 7, 2025``; ``date("short")`` → ``6/7/25``.
 - ``{{ accent | text_on }}`` → ``#ffffff`` or ``#000000``, whichever reads on ``accent``.
@@ -51,6 +52,12 @@ def money(context: Context, value: object, currency: object, quantity: object = 
 
 
 @pass_context
+def percent(context: Context, value: object) -> str:
+    _defined(value)
+    return formats.percent(value, _context_locale(context))
+
+
+@pass_context
 def local_datetime(context: Context, value: object) -> str:
     _defined(value)
     zone = formats.zone(context.get("timezone"))
@@ -71,6 +78,7 @@ def text_on(background: object) -> str:
 
 FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "money": money,
+    "percent": percent,
     "datetime": local_datetime,
     "date": local_date,
     "text_on": text_on,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from streams.core.eligibility import coupon_code
+from streams.core.eligibility import coupon_code, resolve_zone
 from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.policy import Policy
 from streams.models.commands import LOCALE, Channel, Mode, SendCommand
@@ -49,6 +49,8 @@ def build_command(
         "cart_items": _clean(cart.get("items", [])),
         "viewed_products": _clean(journey.viewed_products),
         "checkout_started": journey.checkout_started,
+        # the recipient's zone, for the times an email shows (quiet hours use the same rule)
+        "timezone": resolve_zone(profile.timezone, store.timezone).key,
     }
     optional = {
         "first_name": profile.first_name,
@@ -60,6 +62,8 @@ def build_command(
         "coupon": coupon_for(policy, coupon_secret, journey, step),
         "product": product,
         "product_url": product.get("url") if product else None,
+        "store_logo_url": store.logo_url,
+        "store_accent_color": store.accent_color,
     }
     variables |= {key: value for key, value in optional.items() if value is not None}
     template = spec.template

@@ -28,6 +28,7 @@ Trigger = Literal["cart", "browse"]
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
 STORE_KEYS: Final = frozenset(
     {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale", "templates"}
+    | {"logo_url", "accent_color"}
 )
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -119,6 +120,8 @@ class Store:
     support: str | None = None  # a contact shoppers can reach: email, phone or URL
     locale: str = "en"  # for shoppers whose own locale is unknown, and the templates' fallback
     templates: str | None = None  # the store's template folder (relative to the policy file)
+    logo_url: str | None = None  # the logo at the top of every email
+    accent_color: str | None = None  # "#rrggbb": the emails' button and rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,8 +378,9 @@ def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
             raise r.fail(f"{path}.locale", f"{locale!r} is not a locale like 'en' or 'de-AT'")
         templates = _optional_text(r, raw, "templates", path)
         stores[store_id] = Store(
-            store_id, zone, brand, soft, url, address, support, locale, templates
-        )
+            store_id, zone, brand, soft, url, address, support, locale, templates,
+            r.https_url(raw, "logo_url", path), r.color(raw, "accent_color", path),
+        )  # fmt: skip
     if "default" not in stores:
         raise r.fail(
             "stores.default",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from streams.durations import parse_duration_ms
 from streams.errors import ConfigurationError
+
+_HTTPS_URL: Final = re.compile(r"^https://[^\s/]+(/\S*)?$")
+_HEX_COLOR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class Reader:
@@ -78,6 +81,27 @@ class Reader:
         if not isinstance(value, str) or not value:
             raise self.fail(path, "is required (a non-empty string)")
         return value
+
+    def https_url(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
+        """An optional ``https://`` URL (an email's images load from the shopper's mail app)."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _HTTPS_URL.match(value):
+            raise self.fail(
+                f"{path}.{key}",
+                f"{value!r} is not an https:// URL like 'https://shop.example.com/logo.png'",
+            )
+        return value
+
+    def color(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
+        """An optional ``#rrggbb`` colour, lower-cased."""
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _HEX_COLOR.match(value):
+            raise self.fail(f"{path}.{key}", f"{value!r} is not a colour like '#0f766e' (#rrggbb)")
+        return value.lower()
 
     def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
         for key in data:
