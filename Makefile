@@ -47,8 +47,12 @@ test-native: ## The Rust core's own unit tests (cargo test)
 	$(REQUIRE_CARGO)
 	$(WITH_CARGO) cargo test --release --manifest-path native/Cargo.toml --lib
 
+.PHONY: browser
+browser: ## Install Debian's Chromium when missing (the email layout tests drive it)
+	bash deploy/local/chromium.sh
+
 .PHONY: test
-test: install test-native stack-up ## Install, run the Rust tests, start the real stack, run every test
+test: install browser test-native stack-up ## Install, run the Rust tests, start the real stack, run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 FUZZ_SCALE ?= 50
@@ -85,6 +89,10 @@ typecheck: install ## mypy --strict on the package and the demo
 .PHONY: check-ops
 check-ops: ## promtool: alert rules, scrape config, alert unit tests (installs promtool if missing)
 	bash deploy/local/promtool.sh
+
+.PHONY: email-screenshots
+email-screenshots: install browser ## Render one email per locale in Chromium into docs/img (README.md shows them)
+	$(BIN)/python -m tests.support.email_browser docs/img
 
 .PHONY: demo
 demo: install stack-up ## cartpulse end to end, live, against local Twilio and SMTP test servers

@@ -27,6 +27,9 @@ CART: dict[str, Any] = {
         {"product_id": "p1", "name": "Blue Mug", "quantity": 2, "price": "12.00"},
         {"product_id": "p2", "name": "Red Mug", "quantity": 1},
     ],
+    "cart_value": "24.00",
+    "cart_currency": "GBP",
+    "timezone": "Europe/London",
     "coupon": {"code": "SAVE10-X1", "percent": 10},
     "viewed_products": [
         {"product_id": "p3", "name": "Teapot", "url": "https://shop.example.com/p3"}
@@ -41,15 +44,20 @@ def renderer() -> Renderer:
     return Renderer()
 
 
-def test_every_shipped_template_renders(renderer: Renderer) -> None:
+@pytest.mark.parametrize("locale", ["en", "de", "fr", "es"])
+def test_every_shipped_template_renders(renderer: Renderer, locale: str) -> None:
     names = {p.name.split(".")[0] for p in DEFAULT_DIRECTORY.glob("[!_]*.j2")}
     assert {"cart_sms_1", "browse_sms_1", "cart_email_1", "cart_email_2", "browse_email_1"} <= names
     for name in names:
-        if renderer.has(name, "en", "sms"):
-            assert "Ann" in renderer.render_sms(name, "en", CART)
+        if renderer.has(name, locale, "sms"):
+            assert "Ann" in renderer.render_sms(name, locale, CART)
         else:
-            email = renderer.render_email(name, "en", CART)
-            assert email.subject and email.text.strip() and "<html" in email.html
+            for part in ("subject", "txt", "html"):  # a pack is whole: no part falls back
+                assert (DEFAULT_DIRECTORY / f"{name}.{locale}.{part}.j2").is_file()
+            email = renderer.render_email(name, locale, CART)
+            assert email.subject and email.text.strip() and f'<html lang="{locale}"' in email.html
+            product = "Teapot" if name.startswith("browse") else "Blue Mug"
+            assert "Ann" in email.text and product in email.text and product in email.html
 
 
 def test_cart_sms_reads_well(renderer: Renderer) -> None:
@@ -64,6 +72,14 @@ def test_incentive_email_shows_the_coupon(renderer: Renderer) -> None:
     email = renderer.render_email("cart_email_2", "en", CART)
     assert email.subject == "10% off your cart, Ann"
     assert "SAVE10-X1" in email.text and "SAVE10-X1" in email.html
+
+
+def test_prices_and_total_print_as_money(renderer: Renderer) -> None:
+    email = renderer.render_email("cart_email_1", "en", CART)
+    assert "Blue Mug | Qty: 2 | £24.00" in email.text and "Total: £24.00" in email.text
+    assert "£24.00" in email.html and "12.00 GBP" not in email.html
+    german = renderer.render_email("cart_email_1", "de", CART)
+    assert "Gesamtsumme: 24,00\u00a0£" in german.text
 
 
 @pytest.mark.parametrize("template", ["cart_email_1", "cart_email_2", "browse_email_1"])
