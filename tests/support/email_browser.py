@@ -157,7 +157,7 @@ def measure(page: Page, address: str, unsubscribe_url: str) -> Layout:
 
 def screenshot(browser: Browser, html: str, path: Path, width: int = 375) -> None:
     """The whole email at ``width``, as a PNG."""
-    page = open_email(browser, html, width)
+    page = open_email(browser, html, width, height=640)  # the page grows to the email's length
     try:
         page.screenshot(path=str(path), full_page=True)
     finally:
