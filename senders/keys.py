@@ -47,6 +47,10 @@ class Keys:
         """The customers the SMS sender texted at ``address`` (a sorted set, newest last)."""
         return f"{self.prefix}phone:{address_hash(address)}"
 
+    def short_link(self, link_id: str) -> str:
+        """What a short SMS link resolves to (``senders.short_links``; ids are base62)."""
+        return f"{self.prefix}short:{_tag_safe(link_id)}"
+
     def webhook_seen(self, scope: str, fingerprint: str) -> str:
         """A provider callback already handled (Twilio retries its webhooks)."""
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]

@@ -8,7 +8,9 @@ in ``consents`` and in the Redis mirror before answering. Repeating it only repe
 
 A click is redirected (302) only to a URL on the store's allowed hosts; the engagement record
 is written first, but a Kafka failure does not keep the shopper from the shop (it is logged and
-counted as ``lost``).
+counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.short_links``) is looked up in
+Redis: only an id the SMS sender registered redirects, to the URL it registered; an unknown id
+is a 404 page, an expired one a 410 page, and Redis out of reach a 503 page.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ import orjson
 from senders.clock import Clock
 from senders.consents import Consent, Consents, record_consent
 from senders.service import UNAVAILABLE_ERRORS
+from senders.short_link_store import LinkBook
+from senders.short_links import is_short_id
 from senders.unsubscribe import UnsubscribeToken, read_token
 from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Outbox
-from senders.webhooks.replies import NO_STORE, Reply, page
+from senders.webhooks.replies import NO_STORE, RETRY_LATER, Reply, page
 from senders.webhooks.tokens import (
     ExpiredToken,
     allowed_hosts,
+    checked_url,
     read_click_token,
     redirect_target,
 )
@@ -71,12 +76,14 @@ class LinkHooks:
         consents: Consents,
         metrics: WebhookMetrics,
         clock: Clock,
+        short_links: LinkBook | None = None,
     ) -> None:
         self._c = config
         self._outbox = outbox
         self._consents = consents
         self._metrics = metrics
         self._clock = clock
+        self._short_links = short_links
 
     def _now_ms(self) -> int:
         return int(self._clock.now() * 1000)
@@ -125,6 +132,8 @@ class LinkHooks:
     async def click(self, token_text: str, user_agent: str = "") -> Reply:
         """Record the click on ``engagement`` and redirect, or refuse the link."""
         now_ms = self._now_ms()
+        if self._short_links is not None and is_short_id(token_text):
+            return await self._short_click(self._short_links, token_text, user_agent, now_ms)
         try:
             token = read_click_token(self._c.click_secret, token_text, now_ms)
             target = redirect_target(
@@ -134,28 +143,69 @@ class LinkHooks:
             return replace(_bad_link(410), outcome="expired")
         except InvalidRecord:
             return _bad_link()
+        click = Click(token.customer_id, token.store_id, token.command_id, "email", target)
+        return await self._redirect(click, user_agent, now_ms)
+
+    async def _short_click(
+        self, book: LinkBook, link_id: str, user_agent: str, now_ms: int
+    ) -> Reply:
+        try:
+            async with asyncio.timeout(ENGAGEMENT_TIMEOUT):
+                record = await book.resolve(link_id)
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("short link not resolved: Redis unavailable (%s)", bounded(repr(exc)))
+            return replace(
+                page(503, "Try again in a moment", "This link cannot be opened right now."),
+                headers={**NO_STORE, **RETRY_LATER},
+                outcome="unavailable",
+            )
+        except InvalidRecord:
+            record = None
+        if record is None:
+            return _bad_link(404)
+        if record.expires_ms <= now_ms:
+            return replace(_bad_link(410), outcome="expired")
+        try:
+            target = checked_url(record.url)
+        except InvalidRecord:
+            return _bad_link(404)
+        click = Click(record.customer_id, record.store_id, record.command_id, "sms", target)
+        return await self._redirect(click, user_agent, now_ms)
+
+    async def _redirect(self, click: Click, user_agent: str, now_ms: int) -> Reply:
+        """Put ``link_clicked`` on ``engagement`` (within ``ENGAGEMENT_TIMEOUT``), then 302."""
         event = {
             "event_id": uuid.uuid4().hex,
             "type": "link_clicked",
-            "customer_id": token.customer_id,
-            "store_id": token.store_id,
-            "command_id": token.command_id,
-            "url": target,
+            "customer_id": click.customer_id,
+            "store_id": click.store_id,
+            "command_id": click.command_id,
+            "channel": click.channel,
+            "url": click.url,
             "occurred_at": format_ms(now_ms),
             "user_agent": user_agent[:MAX_USER_AGENT],
         }
         try:
             async with asyncio.timeout(ENGAGEMENT_TIMEOUT):
-                await self._outbox.engagement(token.customer_id.encode(), orjson.dumps(event))
+                await self._outbox.engagement(click.customer_id.encode(), orjson.dumps(event))
             self._metrics.clicks.labels("redirected").inc()
         except UNAVAILABLE_ERRORS as exc:
             self._metrics.clicks.labels("lost").inc()
             log.warning(
                 "click on command %s not recorded: %s",
-                bounded(token.command_id),
+                bounded(click.command_id),
                 bounded(repr(exc)),
             )
-        return Reply(302, "", "text/plain", {"Location": target, **NO_STORE})
+        return Reply(302, "", "text/plain", {"Location": click.url, **NO_STORE})
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    customer_id: str
+    store_id: str
+    command_id: str
+    channel: Channel
+    url: str
 
 
 def _bad_link(status: int = 400) -> Reply:

@@ -2,8 +2,9 @@
 
 Routes: ``POST /twilio/sms`` (inbound messages), ``POST /twilio/status`` (status callbacks),
 ``GET|POST /unsubscribe?token=`` (confirmation page, RFC 8058 one-click), ``GET /c/{token}``
-(click redirect), and the probes ``/healthz``, ``/readyz``. ``/metrics`` is not here: it is
-served by ``make_metrics_app`` on its own, private address.
+(click redirect: an email's sealed token or a short SMS link's id), and the probes
+``/healthz``, ``/readyz``. ``/metrics`` is not here: it is served by ``make_metrics_app`` on
+its own, private address.
 
 Every request body is capped (``webhooks_max_body_bytes`` → 413) and must arrive within the
 body timeout (→ 408, and the connection is closed); a body that is not a well-formed form is a

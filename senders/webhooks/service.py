@@ -24,6 +24,7 @@ from senders.consents import ConsentStore
 from senders.keys import Keys
 from senders.phonebook import PhoneBook
 from senders.service import INFRA_ERRORS, UNAVAILABLE_ERRORS
+from senders.short_link_store import RedisShortLinks
 from senders.webhooks.connections import ConnectionGuard, ConnectionLimits
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.keywords import Keywords
@@ -162,6 +163,7 @@ async def _serve(
             consents,
             metrics,
             clock,
+            RedisShortLinks(redis, keys),
         )
 
         async def ready() -> bool:

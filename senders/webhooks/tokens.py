@@ -81,9 +81,25 @@ def allowed_hosts(hosts: Mapping[str, tuple[str, ...]], store_id: str) -> frozen
 def redirect_target(url: str, allowed: frozenset[str]) -> str:
     """``url`` when it is an absolute http(s) URL on an allowed host; else ``InvalidRecord``.
 
-    Rejects what browsers read differently from parsers: backslashes, controls, spaces,
-    credentials (``https://shop@evil``), and scheme-relative or relative URLs.
+    Rejects what ``checked_url`` rejects, and any host not in ``allowed``.
     """
+    if _host(url) not in allowed:
+        raise InvalidRecord("redirect host is not one of the store's allowed hosts")
+    return url
+
+
+def checked_url(url: str) -> str:
+    """``url`` when a browser reads it as the parser does; else ``InvalidRecord``.
+
+    Rejects backslashes, controls, spaces, credentials (``https://shop@evil``), and
+    scheme-relative or relative URLs.
+    """
+    _host(url)
+    return url
+
+
+def _host(url: str) -> str:
+    """The host of ``url`` in lower case, once ``url`` passes ``checked_url``'s rules."""
     if len(url) > MAX_URL_CHARS or _UNSAFE.search(url):
         raise InvalidRecord("redirect URL holds characters browsers may reinterpret")
     try:
@@ -96,6 +112,4 @@ def redirect_target(url: str, allowed: frozenset[str]) -> str:
         raise InvalidRecord("redirect URL must be absolute http(s)")
     if parts.username is not None or parts.password is not None:
         raise InvalidRecord("redirect URL may not carry credentials")
-    if host not in allowed:
-        raise InvalidRecord("redirect host is not one of the store's allowed hosts")
-    return url
+    return host.lower()

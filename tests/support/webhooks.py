@@ -13,9 +13,11 @@ import orjson
 from aiohttp import test_utils
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
 from twilio.request_validator import RequestValidator
 
 from senders.clock import FakeClock
+from senders.short_links import LinkRecord
 from senders.webhooks.dedup import HANDLER_DEADLINE, Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
@@ -89,6 +91,17 @@ class MemoryDeduplicator:
 
 
 @dataclass
+class MemoryShortLinks:
+    records: dict[str, LinkRecord] = field(default_factory=dict)
+    down: bool = False
+
+    async def resolve(self, link_id: str) -> LinkRecord | None:
+        if self.down:
+            raise RedisConnectionError("redis down (test)")
+        return self.records.get(link_id)
+
+
+@dataclass
 class World:
     client: test_utils.TestClient[Any, Any]
     outbox: MemoryOutbox
@@ -98,6 +111,7 @@ class World:
     clock: FakeClock
     registry: CollectorRegistry
     scraper: test_utils.TestClient[Any, Any]  # the private metrics app
+    short_links: MemoryShortLinks
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels or {}) or 0.0
@@ -131,12 +145,14 @@ async def world(
         metrics,
         clock,
     )
+    short_links = MemoryShortLinks()
     links = LinkHooks(
         LinkConfig(UNSUBSCRIBE_SECRET, CLICK_SECRET, REDIRECT_HOSTS),
         outbox,
         consents,
         metrics,
         clock,
+        short_links,
     )
 
     async def ready() -> bool:
@@ -151,7 +167,9 @@ async def world(
     await client.start_server()
     await scraper.start_server()
     try:
-        yield World(client, outbox, consents, directory, seen, clock, registry, scraper)
+        yield World(
+            client, outbox, consents, directory, seen, clock, registry, scraper, short_links
+        )
     finally:
         await client.close()
         await scraper.close()

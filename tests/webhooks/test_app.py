@@ -12,6 +12,7 @@ from aiohttp import test_utils
 
 from senders.consents import Consent, address_subject
 from senders.keys import address_hash
+from senders.short_links import LinkRecord, short_id
 from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
 from senders.webhooks.dedup import PENDING_TTL
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
@@ -26,6 +27,7 @@ from tests.support.webhooks import (
     MAX_BODY,
     PUBLIC_URL,
     UNSUBSCRIBE_SECRET,
+    World,
     inbound_form,
     post_signed,
     sign,
@@ -422,6 +424,86 @@ async def test_bad_clicks_are_refused_and_never_redirect_elsewhere() -> None:
             assert answer.status == status, name
             assert "Location" not in answer.headers, name
         assert w.outbox.clicks == []
+
+
+def short_link(
+    w: World, url: str, expires_ms: int = 1_800_000_000_000, command_id: str = "cmd-9"
+) -> str:
+    """Register ``url`` as the SMS sender would; the path of its short link."""
+    link_id = short_id(CLICK_SECRET, command_id, url)
+    w.short_links.records[link_id] = LinkRecord(
+        url, "cust-9", "store-1", command_id, "sms", expires_ms
+    )
+    return f"/c/{link_id}"
+
+
+async def test_a_short_sms_link_redirects_and_records_the_click_as_an_email_click_is() -> None:
+    async with world() as w:
+        # any host: the sender registered it, nobody else can (no allowed-hosts list needed)
+        url = "https://shop.example.org/cart/9?utm_source=sms"
+        answer = await w.client.get(short_link(w, url), allow_redirects=False)
+        assert answer.status == 302
+        assert answer.headers["Location"] == url
+        assert answer.headers["Cache-Control"] == "no-store"
+        email = await w.client.get(click_path("https://shop.example.com/"), allow_redirects=False)
+        assert email.status == 302
+        [(key, event), (_, email_event)] = w.outbox.clicks
+        assert key == b"cust-9"
+        assert set(event) == set(email_event)  # one record shape for both channels
+        assert (event["type"], event["channel"], email_event["channel"]) == (
+            "link_clicked",
+            "sms",
+            "email",
+        )
+        assert (event["customer_id"], event["store_id"], event["command_id"], event["url"]) == (
+            "cust-9",
+            "store-1",
+            "cmd-9",
+            url,
+        )
+        assert w.metric("cartpulse_webhook_clicks_total", {"outcome": "redirected"}) == 2
+        assert (
+            w.metric("cartpulse_webhook_requests_total", {"route": "click", "outcome": "ok"}) == 2
+        )
+
+
+async def test_an_unknown_forged_or_expired_short_link_never_redirects() -> None:
+    async with world() as w:
+        real = short_link(w, "https://shop.example.com/cart/1")
+        expired = short_link(w, "https://shop.example.com/cart/2", expires_ms=1)
+        unsafe = short_link(w, "https://shop.example.com@evil.example/")
+        forged = short_id(b"not the key", "cmd-9", "https://evil.example/")
+        cases = {
+            "unknown": (f"/c/{forged}", 404),
+            "one character off": (f"{real[:-1]}{'A' if real[-1] != 'A' else 'B'}", 404),
+            "expired": (expired, 410),
+            "unsafe target": (unsafe, 404),
+            "too long for an id": (f"{real}0", 400),
+        }
+        for name, (path, status) in cases.items():
+            answer = await w.client.get(path, allow_redirects=False)
+            assert answer.status == status, name
+            assert "Location" not in answer.headers, name
+            assert answer.headers["Content-Type"].startswith("text/html"), name
+            page = await answer.text()
+            assert "This link does not work" in page and "Traceback" not in page, name
+        assert w.outbox.clicks == []
+        assert (
+            w.metric("cartpulse_webhook_requests_total", {"route": "click", "outcome": "expired"})
+            == 1
+        )
+
+
+async def test_a_short_link_while_redis_is_down_is_a_page_asking_to_retry() -> None:
+    async with world() as w:
+        path = short_link(w, "https://shop.example.com/cart/1")
+        w.short_links.down = True
+        answer = await w.client.get(path, allow_redirects=False)
+        assert answer.status == 503 and "Location" not in answer.headers
+        assert answer.headers["Retry-After"] == "5"
+        assert "Try again in a moment" in await answer.text()
+        w.short_links.down = False
+        assert (await w.client.get(path, allow_redirects=False)).status == 302
 
 
 # --- limits and malformed input ---------------------------------------------------------
