@@ -1,1 +1,1 @@
-"""cartpulse senders: SMS through Twilio and email through SMTP (BRIEF §5)."""
+"""cartpulse senders: SMS through Twilio and email through SMTP (docs/architecture.md)."""

@@ -2,8 +2,8 @@
 
 ``cartpulse simulate`` puts known shoppers on its events as ``cust-0`` … ``cust-<shoppers-1>``
 (``customer_id``); ``audience`` gives each of them a profile for the ``customers`` topic and a
-consent record per channel for ``consents`` (BRIEF §2), in the topics' shapes. Pure and
-deterministic: a shopper's record depends on the seed and its index only, never on how many
+consent record per channel for ``consents`` (docs/semantics.md), in the topics' shapes. Pure
+and deterministic: a shopper's record depends on the seed and its index only, never on how many
 shoppers there are, so a bigger audience keeps the smaller one's shoppers as they were.
 """
 

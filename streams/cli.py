@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         "webhooks",
         help="serve Twilio webhooks, one-click unsubscribe and click redirects",
         description="Inbound STOP/START/HELP and delivery callbacks from Twilio, RFC 8058 "
-        "unsubscribe and click-tracking redirects, on CARTPULSE_WEBHOOKS_PORT (BRIEF §6).",
+        "unsubscribe and click-tracking redirects, on CARTPULSE_WEBHOOKS_PORT.",
     )
     webhooks.set_defaults(run=_run_webhooks)
     add_journey_parsers(commands)

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(64 * 1024, ge=1024)
     default_store_id: str = "default"
 
-    # Detector (BRIEF §3)
+    # Detector (docs/semantics.md, Detection)
     clock: Literal["live", "event"] = Field(
         "live", description="live: idle partitions' watermarks follow the wall clock; event: never."
     )
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         "restart of that length keep its partitions.",
     )
 
-    # Journeys (BRIEF §4)
+    # Journeys (docs/semantics.md, Journeys)
     policy_file: Path | None = Field(
         None, description="Flow policy (TOML); the shipped default policy when unset."
     )
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     journeys_enabled: bool = Field(True, description="Run the journeys agent in the worker.")
     journeys_dry_run: bool = Field(False, description="Mark every command dry_run.")
 
-    # Senders (BRIEF §5)
+    # Senders (docs/architecture.md, Guarantees)
     redis_cluster: bool = Field(False, description="Redis is a Cluster (keys use hash tags).")
     redis_key_prefix: str = Field(
         "cartpulse:", description="Prefix of every Redis key the senders and the mirror write."
@@ -191,7 +191,7 @@ class Settings(BaseSettings):
     )
     unsubscribe_token_ttl: timedelta = Field(timedelta(days=90))
 
-    # Webhooks (BRIEF §6)
+    # Webhooks
     webhooks_host: str = Field(
         "0.0.0.0",  # noqa: S104 - Twilio, mail clients and probes reach it from outside
         description="Interface the webhooks service binds.",

@@ -1,7 +1,7 @@
 """The topic catalogue: every topic cartpulse reads or writes, with its key and its configs.
 
 Names get ``Settings.topic_prefix``. Inputs have a ``.dlq`` sibling that holds the bad records
-with the reason in headers (BRIEF §1).
+with the reason in headers (docs/architecture.md, Topics).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-//! The detection core (BRIEF §3): event-time activity periods per session, one partition's worth.
+//! The detection core: event-time activity periods per session, one partition's worth.
 //!
 //! Pure: no Python, Kafka, clock or I/O. `on_event` takes one validated event and `advance` a
 //! watermark; both append the abandonments whose periods closed to `out`, in a deterministic
@@ -90,7 +90,7 @@ impl Session {
     }
 }
 
-/// A closed period's record, already in its BRIEF §3 JSON form.
+/// A closed period's record, already in its JSON form (docs/semantics.md).
 #[derive(Clone, Debug)]
 pub struct Closed {
     pub kind: &'static str,

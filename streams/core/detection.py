@@ -1,11 +1,11 @@
-"""The detection core (BRIEF §3): event-time activity periods per session, one partition's worth.
+"""The detection core: event-time activity periods per session, one partition's worth.
 
 The rules run in Rust (native/src/core.rs, built into ``streams._native`` on install); this
 module is their Python face. Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes
 one validated event and ``Detector.advance`` a watermark; both return the abandonments whose
 periods closed, in a deterministic order (by deadline, then session id), each already in its
-BRIEF §3 JSON form. The Faust worker and ``cartpulse detect`` drive the same core, so a replay
-through Kafka and an offline run agree.
+JSON form (docs/semantics.md). The Faust worker and ``cartpulse detect`` drive the same
+core, so a replay through Kafka and an offline run agree.
 
 Semantics, precisely:
 

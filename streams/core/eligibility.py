@@ -1,4 +1,4 @@
-"""Eligibility (BRIEF §4), pure: consent, reachability, quiet hours, frequency caps, experiments.
+"""Eligibility , pure: consent, reachability, quiet hours, frequency caps, experiments.
 
 Every function takes the moment it decides for (epoch ms) and returns either "allowed", the
 earliest later moment at which it would be, or a reason. Time-zone math uses ``zoneinfo``:

@@ -1,4 +1,4 @@
-"""The journey engine (BRIEF §4), pure: one customer's state + one input + ``now`` → decisions.
+"""The journey engine , pure: one customer's state + one input + ``now`` → decisions.
 
 ``JourneyEngine`` methods take a ``CustomerState``, an input and ``now`` (epoch ms on the
 engine's clock: the watermark in event mode, the wall clock in live mode), change the state in

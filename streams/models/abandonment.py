@@ -1,4 +1,4 @@
-"""The abandonment record (BRIEF §3 output), identical on the topic and in offline JSONL.
+"""The abandonment record (docs/semantics.md), identical on the topic and in offline JSONL.
 
 The detection core (native/src/core.rs) writes it; tests/support/abandonments.py holds a Python
 encoding of the same record that the tests compare the core's output with, byte for byte.

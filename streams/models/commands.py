@@ -1,4 +1,4 @@
-"""Send commands and send results (BRIEF §4, §5): the contract between journeys and senders.
+"""Send commands and send results: the contract between journeys and senders.
 
 ``parse_command`` turns the bytes of a ``send.sms`` / ``send.email`` record into a validated
 ``SendCommand`` or raises ``InvalidRecord`` with a reason (the record then goes to the DLQ).

@@ -1,4 +1,4 @@
-"""Records the journey engine reads and writes (BRIEF §4), besides send commands.
+"""Records the journey engine reads and writes (docs/semantics.md, Journeys), besides send commands.
 
 Inputs: abandonments (``parse_abandonment``), orders (``Order`` from an ``order_completed``
 event), customer profiles (``parse_profile``), consent changes and send results. Outputs:
@@ -228,7 +228,7 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """An order credited to the last message sent before it (BRIEF §4, attribution)."""
+    """An order credited to the last message sent before it (docs/semantics.md)."""
 
     customer_id: str
     order_event_id: str

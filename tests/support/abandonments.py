@@ -1,4 +1,4 @@
-"""The abandonment record (BRIEF §3) in Python, for the tests: an encoding written apart from the
+"""The abandonment record (docs/semantics.md, Detection) in Python, for the tests: an encoding written apart from the
 detection core's (native/src/core.rs), which the core's records must equal byte for byte."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Abandonment(msgspec.Struct, gc=False):
         )
 
     def to_json(self) -> bytes:
-        """The BRIEF §3 record: times as RFC 3339 UTC with milliseconds, money as strings."""
+        """The abandonment record: times as RFC 3339 UTC with milliseconds, money as strings."""
         return _ENCODE(
             _Record(
                 self.abandonment_id,

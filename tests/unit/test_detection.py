@@ -1,4 +1,4 @@
-"""Every rule of BRIEF §3, one test each, on the pure detection core."""
+"""Every detection rule of docs/semantics.md, one test each, on the pure detection core."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The journey engine's rules (BRIEF §4), one customer at a time, on a fake timeline."""
+"""The journey engine's rules (docs/semantics.md, Journeys), one customer at a time, on a fake timeline."""
 
 from __future__ import annotations
 
