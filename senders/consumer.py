@@ -35,7 +35,7 @@ from senders.offsets import PartitionOffsets
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS, Defer, Reject, SendService, Work
 from streams.errors import InvalidRecord
-from streams.kafka import dlq_headers
+from streams.kafka import dead_letter
 from streams.models.commands import parse_command
 from streams.settings import Settings
 
@@ -228,13 +228,23 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         elif isinstance(disposition, Defer):
             await self._defer(record, disposition)
 
-    async def _produce(self, topic: str, record: Record, headers: list[tuple[str, bytes]]) -> None:
-        """Produce a copy of ``record`` and wait for the ack, retrying broker trouble."""
+    async def _produce(
+        self,
+        topic: str,
+        record: Record,
+        headers: list[tuple[str, bytes]],
+        value: bytes | None = None,
+    ) -> None:
+        """Produce a copy of ``record`` (with ``value`` instead of its own, when given) and wait
+        for the ack, retrying broker trouble."""
         failures = 0
         while True:
             try:
                 await self._producer.send_and_wait(
-                    topic, value=record.value, key=record.key, headers=list(headers)
+                    topic,
+                    value=record.value if value is None else value,
+                    key=record.key,
+                    headers=list(headers),
                 )
             except KafkaError as exc:
                 failures += 1
@@ -259,8 +269,9 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
             "dead-lettering %s:%d@%d: %s", record.topic, record.partition, record.offset, reason
         )
         source = f"{record.topic}:{record.partition}:{record.offset}"
-        headers = [*dlq_headers(reason, source, self.main_topic), *(record.headers or ())]
-        await self._produce(self._dlq_topic, record, headers)
+        letter = dead_letter(record.value, reason, source, self.main_topic)
+        headers = [*letter.headers, *(record.headers or ())]
+        await self._produce(self._dlq_topic, record, headers, letter.value)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None

@@ -24,7 +24,7 @@ from senders.metrics import Metrics
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS
 from streams.errors import InvalidRecord
-from streams.kafka import dlq_headers
+from streams.kafka import dead_letter
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,9 @@ class ConsentMirror:
         except InvalidRecord as exc:
             self._metrics.mirror_records.labels("invalid").inc()
             source = f"{record.topic}:{record.partition}:{record.offset}"
+            letter = dead_letter(record.value, f"consent mirror: {exc.reason}", source, self._topic)
             await self._producer.send_and_wait(
-                self._dlq_topic,
-                value=record.value,
-                key=record.key,
-                headers=dlq_headers(f"consent mirror: {exc.reason}", source, self._topic),
+                self._dlq_topic, value=letter.value, key=record.key, headers=letter.headers
             )
             return
         landed = await self._store.apply(update)
