@@ -41,7 +41,8 @@ from streams.core.eligibility import (
 )
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.messages import build_command, journey_id_of
-from streams.core.policy import ChannelRules, Flow, Policy, Step, Store
+from streams.core.policy import ChannelRules, Flow, Policy, Step
+from streams.core.stores import Store
 from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
 from streams.models.journey import (
     AbandonmentIn,

@@ -1,4 +1,4 @@
-"""Send commands from journey steps (BRIEF §4), pure: ids, template variables, coupons.
+"""Send commands from journey steps (docs/semantics.md), pure: ids, template variables, coupons.
 
 ``build_command`` turns a due step of a journey into the ``SendCommand`` the senders consume.
 Every field comes from the state and the policy, and times are the step's own (due, expiry),

@@ -1,4 +1,5 @@
-"""The flow policy (BRIEF §4): flows, eligibility, incentives, experiments, attribution, stores.
+"""The flow policy (docs/semantics.md, Journeys): flows, eligibility, incentives, experiments,
+attribution, and the stores' table (streams.core.stores).
 
 ``parse_policy(text, source)`` validates a TOML document and returns a frozen ``Policy``; every
 problem raises ``ConfigurationError`` naming the file, the line (where it can be found) and the
@@ -18,18 +19,14 @@ from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.policy_reader import Reader
+from streams.core.stores import Store, parse_stores
 from streams.errors import ConfigurationError
-from streams.models.commands import CHANNELS, LOCALE, TEMPLATE_NAME, Channel
+from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
 
 Trigger = Literal["cart", "browse"]
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
-STORE_KEYS: Final = frozenset(
-    {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale", "templates"}
-    | {"logo_url", "accent_color"}
-)
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -110,21 +107,6 @@ class Incentives:
 
 
 @dataclass(frozen=True, slots=True)
-class Store:
-    store_id: str
-    timezone: str
-    brand: str
-    soft_opt_in: bool
-    url: str | None = None
-    postal_address: str | None = None  # every commercial email shows it (CAN-SPAM)
-    support: str | None = None  # a contact shoppers can reach: email, phone or URL
-    locale: str = "en"  # for shoppers whose own locale is unknown, and the templates' fallback
-    templates: str | None = None  # the store's template folder (relative to the policy file)
-    logo_url: str | None = None  # the logo at the top of every email
-    accent_color: str | None = None  # "#rrggbb": the emails' button and rules
-
-
-@dataclass(frozen=True, slots=True)
 class Policy:
     flows: Mapping[str, Flow]
     channels: Mapping[Channel, ChannelRules]
@@ -186,7 +168,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
         ),
         attribution_ms=attribution,
         incentives=_incentives(r, r.table(data, "incentives", "incentives")),
-        stores=_stores(r, r.table(data, "stores", "stores")),
+        stores=parse_stores(r, r.table(data, "stores", "stores")),
         mode=mode,
     )
 
@@ -341,49 +323,3 @@ def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
         r.duration(data, "valid_for", "incentives.valid_for", "72h"),
         prefix,
     )
-
-
-def _optional_text(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise r.fail(f"{path}.{key}", "must be a non-empty string")
-    return " ".join(value.split())
-
-
-def _stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
-    stores: dict[str, Store] = {}
-    for store_id, raw in data.items():
-        path = f"stores.{store_id}"
-        if not isinstance(raw, dict):
-            raise r.fail(path, "must be a table")
-        r.known(raw, set(STORE_KEYS), path)
-        zone = r.string(raw, "timezone", f"{path}.timezone", None)
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise r.fail(f"{path}.timezone", f"{zone!r} is not an IANA time zone") from None
-        soft = raw.get("soft_opt_in", False)
-        if not isinstance(soft, bool):
-            raise r.fail(f"{path}.soft_opt_in", "must be true or false")
-        url = raw.get("url")
-        if url is not None and not (isinstance(url, str) and url.startswith("https://")):
-            raise r.fail(f"{path}.url", "must be an https:// URL")
-        brand = r.string(raw, "brand", f"{path}.brand", store_id)
-        address = _optional_text(r, raw, "postal_address", path)
-        support = _optional_text(r, raw, "support", path)
-        locale = raw.get("locale", "en")
-        if not isinstance(locale, str) or not LOCALE.match(locale):
-            raise r.fail(f"{path}.locale", f"{locale!r} is not a locale like 'en' or 'de-AT'")
-        templates = _optional_text(r, raw, "templates", path)
-        stores[store_id] = Store(
-            store_id, zone, brand, soft, url, address, support, locale, templates,
-            r.https_url(raw, "logo_url", path), r.color(raw, "accent_color", path),
-        )  # fmt: skip
-    if "default" not in stores:
-        raise r.fail(
-            "stores.default",
-            "is required: the time zone for recipients whose own zone is unknown",
-        )
-    return stores

@@ -1,0 +1,161 @@
+"""The policy's stores: what each store's messages say and who they come from (pure).
+
+``[stores.<id>]`` tables of the flow policy (docs/semantics.md, Messages; docs/templates.md
+lists every key). ``default`` is required: it is the store of records without a ``store_id``
+and the zone of recipients whose own zone is unknown. Errors name the file, the line and the
+field (``Reader.fail``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.core.policy_reader import Reader
+from streams.models.commands import LOCALE
+
+KEYS: Final = frozenset(
+    {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale"}
+    | {"templates", "logo_url", "accent_color", "short_link_base"}
+    | {"sms_from", "sms_messaging_service_sid", "email_from", "email_reply_to"}
+)
+MAX_SHORT_LINK_BASE: Final = 30  # leaves 10 characters of id in a 40-character link
+_E164: Final = re.compile(r"^\+[1-9]\d{7,14}$")
+_ALPHANUMERIC_ID: Final = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")  # Twilio's rule
+_MESSAGING_SERVICE: Final = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_SHORT_BASE: Final = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]*)*/$")
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    store_id: str
+    timezone: str
+    brand: str
+    soft_opt_in: bool
+    url: str | None = None
+    postal_address: str | None = None  # every commercial email shows it (CAN-SPAM)
+    support: str | None = None  # a contact shoppers can reach: email, phone or URL
+    locale: str = "en"  # for shoppers whose own locale is unknown, and the templates' fallback
+    templates: str | None = None  # the store's template folder (relative to the policy file)
+    logo_url: str | None = None  # the logo at the top of every email
+    accent_color: str | None = None  # "#rrggbb": the emails' button and rules
+    short_link_base: str | None = None  # SMS links become <base><id>, served by the webhooks
+    sms_from: str | None = None  # the store's own number or sender ID, else the settings'
+    sms_messaging_service_sid: str | None = None
+    email_from: str | None = None  # "Name <address>", else CARTPULSE_EMAIL_FROM
+    email_reply_to: str | None = None
+
+
+def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
+    """Every ``[stores.<id>]`` table; raises ``ConfigurationError`` naming line and field."""
+    stores: dict[str, Store] = {}
+    for store_id, raw in data.items():
+        path = f"stores.{store_id}"
+        if not isinstance(raw, dict):
+            raise r.fail(path, "must be a table")
+        r.known(raw, set(KEYS), path)
+        zone = r.string(raw, "timezone", f"{path}.timezone", None)
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise r.fail(f"{path}.timezone", f"{zone!r} is not an IANA time zone") from None
+        soft = raw.get("soft_opt_in", False)
+        if not isinstance(soft, bool):
+            raise r.fail(f"{path}.soft_opt_in", "must be true or false")
+        url = raw.get("url")
+        if url is not None and not (isinstance(url, str) and url.startswith("https://")):
+            raise r.fail(f"{path}.url", "must be an https:// URL")
+        locale = raw.get("locale", "en")
+        if not isinstance(locale, str) or not LOCALE.match(locale):
+            raise r.fail(f"{path}.locale", f"{locale!r} is not a locale like 'en' or 'de-AT'")
+        stores[store_id] = Store(
+            store_id=store_id,
+            timezone=zone,
+            brand=r.string(raw, "brand", f"{path}.brand", store_id),
+            soft_opt_in=soft,
+            url=url,
+            postal_address=_text(r, raw, "postal_address", path),
+            support=_text(r, raw, "support", path),
+            locale=locale,
+            templates=_text(r, raw, "templates", path),
+            logo_url=r.https_url(raw, "logo_url", path),
+            accent_color=r.color(raw, "accent_color", path),
+            short_link_base=_short_link_base(r, raw, path),
+            sms_from=_sms_from(r, raw, path),
+            sms_messaging_service_sid=_matching(
+                r, raw, "sms_messaging_service_sid", path, _MESSAGING_SERVICE, "MG + 32 hex digits"
+            ),
+            email_from=_mailbox(r, raw, "email_from", path),
+            email_reply_to=_mailbox(r, raw, "email_reply_to", path),
+        )
+    if "default" not in stores:
+        raise r.fail(
+            "stores.default",
+            "is required: the time zone for recipients whose own zone is unknown",
+        )
+    return stores
+
+
+def _text(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise r.fail(f"{path}.{key}", "must be a non-empty string")
+    return " ".join(value.split())
+
+
+def _matching(
+    r: Reader, raw: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], what: str
+) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise r.fail(f"{path}.{key}", f"{value!r} is not {what}")
+    return value
+
+
+def _sms_from(r: Reader, raw: Mapping[str, Any], path: str) -> str | None:
+    value = raw.get("sms_from")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not (_E164.match(value) or _ALPHANUMERIC_ID.match(value)):
+        raise r.fail(
+            f"{path}.sms_from",
+            f"{value!r} is neither an E.164 number (+14155550100) nor an alphanumeric sender "
+            "ID (1-11 letters, digits or spaces, at least one letter)",
+        )
+    return value
+
+
+def _mailbox(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    lines = isinstance(value, str) and ("\n" in value or "\r" in value)  # header injection
+    if not isinstance(value, str) or lines or "@" not in parseaddr(value)[1]:
+        raise r.fail(f"{path}.{key}", f"{value!r} is not an address like 'Shop <shop@example.com>'")
+    return value
+
+
+def _short_link_base(r: Reader, raw: Mapping[str, Any], path: str) -> str | None:
+    value = raw.get("short_link_base")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHORT_BASE.match(value):
+        raise r.fail(
+            f"{path}.short_link_base",
+            f"{value!r} is not an https:// URL ending in '/', like 'https://s.shop.example/c/'",
+        )
+    if len(value) > MAX_SHORT_LINK_BASE:
+        raise r.fail(
+            f"{path}.short_link_base",
+            f"is {len(value)} characters: at most {MAX_SHORT_LINK_BASE}, so a link stays within "
+            "40 with its id",
+        )
+    return value
