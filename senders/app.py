@@ -29,14 +29,14 @@ from senders.keys import Keys
 from senders.ledger import RedisLedger
 from senders.metrics import Metrics
 from senders.mirror import ConsentMirror
+from senders.packs import require_policy_templates
 from senders.phonebook import PhoneBook
+from senders.providers import provider_for
 from senders.ratelimit import RedisLimiter
 from senders.service import SendService
-from senders.smtp_email import SmtpEmail
-from senders.templates import Renderer
-from senders.twilio_sms import TwilioSms
 from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
+from streams.policy_file import load_policy
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue, TopicSpec
 
@@ -116,12 +116,9 @@ async def run_sender(
     metrics = Metrics.create(registry)
     clock = clock or SystemClock()
     keys = Keys(settings.redis_key_prefix)
-    renderer = Renderer()
-    provider: Any = (
-        TwilioSms(settings, renderer, keys)
-        if channel == "sms"
-        else SmtpEmail(settings, renderer, keys)
-    )
+    for warning in require_policy_templates(settings):  # the stores' templates, as at load
+        log.warning("policy: %s", warning)
+    provider: Any = provider_for(settings, channel, load_policy(settings.policy_file))
     main_topic, dlq_topic, specs = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
     runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once

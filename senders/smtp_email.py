@@ -185,7 +185,9 @@ class SmtpEmail:
             else dict(command.variables)
         )  # a copy either way
         variables["unsubscribe_url"] = https  # after the rewrite: the link we sign, not tracked
-        rendered = self._renderer.render_email(command.template, command.locale, variables)
+        rendered = self._renderer.render_email(
+            command.template, command.locale, variables, command.store_id
+        )
         message = build_email(
             command,
             rendered,
@@ -202,6 +204,9 @@ class SmtpEmail:
 
     async def close(self) -> None:
         await self.pool.close()
+
+    async def stage(self, message: EmailMessage, command: SendCommand, now: float) -> None:
+        return None  # an email's links are signed tokens: nothing to store before sending
 
     async def warm(self) -> ProviderOutcome | None:
         """Have a logged-in connection ready in the pool (see the module docstring)."""

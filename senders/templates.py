@@ -1,8 +1,9 @@
 """Message rendering: sandboxed Jinja2 templates, SMS composition and segment count (pure).
 
-Templates live in one directory (the shipped defaults are ``senders/templates/``), named
-``<template>.<locale>.<part>.j2`` where part is ``sms`` for an SMS body and ``subject``, ``txt``
-and ``html`` for an email. A locale falls back from ``en-US`` to ``en`` to the default locale.
+Templates are named ``<template>.<locale>.<part>.j2`` where part is ``sms`` for an SMS body and
+``subject``, ``txt`` and ``html`` for an email, and are looked up per store in its template
+packs (``senders.packs``: the store's folder, ``CARTPULSE_TEMPLATES_DIR``, the shipped
+``senders/templates/``), the locale falling back ``de-AT`` → ``de`` → the store's → ``en``.
 Names starting with ``_`` are parts, not messages: ``_opt_out.<locale>.sms.j2`` is the SMS
 opt-out line, which every SMS carries by rule (docs/semantics.md, "SMS opt-out line"), in the
 language its body was written in.
@@ -37,13 +38,13 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from senders.mjml_loader import MjmlLoader
+from senders.packs import DEFAULT_STORE, OPT_OUT_PART, SHIPPED, Packs
 from senders.segments import SmsEncoding, encode_info, smart_encode
 from senders.template_filters import FILTERS, message_locale
 from streams.errors import InvalidRecord
 
-DEFAULT_DIRECTORY: Final = Path(__file__).resolve().parent / "templates"
+DEFAULT_DIRECTORY: Final = SHIPPED
 MAX_SMS_CHARS: Final = 1600  # Twilio refuses longer bodies (error 21617)
-OPT_OUT_PART: Final = "_opt_out"
 MISSING_POSTAL_ADDRESS: Final = "missing_postal_address"
 _SPACES: Final = re.compile(r"[ \t]+")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
@@ -69,27 +70,44 @@ class RenderedEmail:
 
 
 class Renderer:
-    """Renders command templates from one directory; safe to share between tasks."""
+    """Renders command templates from each store's packs; safe to share between tasks."""
 
-    def __init__(self, directory: Path = DEFAULT_DIRECTORY, default_locale: str = "en") -> None:
-        self._env = SandboxedEnvironment(
-            loader=MjmlLoader(FileSystemLoader(str(directory))),
-            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-        )
-        self._env.filters.update(FILTERS)
-        self._default_locale = default_locale
+    def __init__(self, packs: Packs | Path = DEFAULT_DIRECTORY) -> None:
+        self._packs = packs if isinstance(packs, Packs) else Packs(shipped=packs)
+        self._envs: dict[tuple[Path, ...], SandboxedEnvironment] = {}
 
-    def render_sms(self, template: str, locale: str, variables: Mapping[str, Any]) -> str:
+    def _env(self, store_id: str) -> SandboxedEnvironment:
+        """One environment per distinct folder list (its loader searches them in order)."""
+        folders = tuple(self._packs.folders(store_id))
+        env = self._envs.get(folders)
+        if env is None:
+            env = SandboxedEnvironment(
+                loader=MjmlLoader(FileSystemLoader([str(f) for f in folders])),
+                autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+                undefined=StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                auto_reload=False,
+            )
+            env.filters.update(FILTERS)
+            self._envs[folders] = env
+        return env
+
+    def render_sms(
+        self,
+        template: str,
+        locale: str,
+        variables: Mapping[str, Any],
+        store_id: str = DEFAULT_STORE,
+    ) -> str:
         """The SMS body of ``template``, whitespace tidied (one line per template line)."""
-        return self._tidy(self._render(template, locale, "sms", variables))
+        return self._tidy(self._render(template, locale, "sms", variables, store_id))
 
-    def render_sms_opt_out(self, locale: str, variables: Mapping[str, Any]) -> str:
+    def render_sms_opt_out(
+        self, locale: str, variables: Mapping[str, Any], store_id: str = DEFAULT_STORE
+    ) -> str:
         """The opt-out line in ``locale`` (or its fallback), on one line."""
-        return " ".join(self._render(OPT_OUT_PART, locale, "sms", variables).split())
+        return " ".join(self._render(OPT_OUT_PART, locale, "sms", variables, store_id).split())
 
     def sms(
         self,
@@ -98,6 +116,7 @@ class Renderer:
         variables: Mapping[str, Any],
         smart: bool = True,
         max_segments: int = 10,
+        store_id: str = DEFAULT_STORE,
     ) -> SmsBody:
         """The SMS as sent: the body, then the opt-out line in the body's own language.
 
@@ -105,12 +124,12 @@ class Renderer:
         template has no ``fr`` text is written in the fallback language, line included), so a
         message never mixes two languages.
         """
-        body = self._load(template, locale, "sms")
+        body = self._load(template, locale, "sms", store_id)
         written_in = _locale_of(body, template)
         text = self._tidy(
             self._run(body, template, "sms", _localised(variables, locale, body, template))
         )
-        line = self.render_sms_opt_out(written_in, variables)
+        line = self.render_sms_opt_out(written_in, variables, store_id)
         return compose_sms(text, line, smart, max_segments)
 
     @staticmethod
@@ -118,7 +137,11 @@ class Renderer:
         return _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text)).strip()
 
     def render_email(
-        self, template: str, locale: str, variables: Mapping[str, Any]
+        self,
+        template: str,
+        locale: str,
+        variables: Mapping[str, Any],
+        store_id: str = DEFAULT_STORE,
     ) -> RenderedEmail:
         """The email's three parts; refused without the store's postal address.
 
@@ -132,22 +155,30 @@ class Renderer:
                 f"{MISSING_POSTAL_ADDRESS}: the store has no postal address; set "
                 "postal_address under its [stores.<id>] in the flow policy"
             )
-        subject = " ".join(self._render(template, locale, "subject", variables).split())
+        subject = " ".join(self._render(template, locale, "subject", variables, store_id).split())
         if not subject:
             raise InvalidRecord(f"template {template!r} renders an empty subject")
-        text = _BLANK_LINES.sub("\n\n", self._render(template, locale, "txt", variables)).strip()
-        html = self._render(template, locale, "html", variables).strip()
+        text = self._render(template, locale, "txt", variables, store_id)
+        text = _BLANK_LINES.sub("\n\n", text).strip()
+        html = self._render(template, locale, "html", variables, store_id).strip()
         return RenderedEmail(subject, text + "\n", html + "\n")
 
-    def has(self, template: str, locale: str, part: str) -> bool:
+    def has(self, template: str, locale: str, part: str, store_id: str = DEFAULT_STORE) -> bool:
         try:
-            self._load(template, locale, part)
+            self._load(template, locale, part, store_id)
         except InvalidRecord:
             return False
         return True
 
-    def _render(self, template: str, locale: str, part: str, variables: Mapping[str, Any]) -> str:
-        compiled = self._load(template, locale, part)
+    def _render(
+        self,
+        template: str,
+        locale: str,
+        part: str,
+        variables: Mapping[str, Any],
+        store_id: str,
+    ) -> str:
+        compiled = self._load(template, locale, part, store_id)
         return self._run(
             compiled, template, part, _localised(variables, locale, compiled, template)
         )
@@ -163,12 +194,10 @@ class Renderer:
         except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
             raise InvalidRecord(f"template {template!r} ({part}) failed: {exc}") from None
 
-    def _load(self, template: str, locale: str, part: str) -> Template:
-        names = [
-            f"{template}.{loc}.{part}.j2" for loc in locale_chain(locale, self._default_locale)
-        ]
+    def _load(self, template: str, locale: str, part: str, store_id: str) -> Template:
+        names = self._packs.names(template, locale, part, store_id)
         try:
-            return self._env.select_template(names)
+            return self._env(store_id).select_template(names)
         except TemplateNotFound:
             raise InvalidRecord(f"no template {template!r} for {part} in {locale!r}") from None
         except TemplateError as exc:
@@ -186,16 +215,6 @@ def _locale_of(compiled: Template, template: str) -> str:
     """The locale of a loaded ``<template>.<locale>.<part>.j2``."""
     name = compiled.name or ""
     return name[len(template) + 1 :].split(".", 1)[0]
-
-
-def locale_chain(locale: str, default: str = "en") -> list[str]:
-    """``de-AT`` → ``["de-AT", "de", "en"]`` (no repeats)."""
-    chain = [locale]
-    base = locale.split("-", 1)[0]
-    for candidate in (base, default):
-        if candidate not in chain:
-            chain.append(candidate)
-    return chain
 
 
 def compose_sms(

@@ -9,7 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from senders.keys import Keys
-from senders.templates import DEFAULT_DIRECTORY, Renderer, compose_sms, locale_chain
+from senders.packs import Packs, StorePack
+from senders.templates import DEFAULT_DIRECTORY, Renderer, compose_sms
 from senders.twilio_sms import TwilioSms
 from streams.errors import InvalidRecord
 from streams.models.commands import SendCommand
@@ -116,7 +117,7 @@ def test_html_is_escaped_text_is_not(renderer: Renderer) -> None:
 
 
 def test_locale_falls_back(renderer: Renderer) -> None:
-    assert locale_chain("de-AT") == ["de-AT", "de", "en"]
+    assert Packs().locales("de-AT", "default") == ["de-AT", "de", "en"]
     assert renderer.render_sms("cart_sms_1", "de-AT", CART).startswith("Mugs & Co: Hallo Ann")
     assert renderer.render_sms("cart_sms_1", "fr-CA", CART).startswith("Mugs & Co : Bonjour Ann")
     assert renderer.render_sms("cart_sms_1", "pt", CART).startswith("Mugs & Co: Hi Ann")
@@ -242,3 +243,40 @@ def test_sms_cost_is_known_before_sending() -> None:
         compose_sms("x" * 1601, "Reply STOP to opt out.", max_segments=24)
     with pytest.raises(InvalidRecord, match="empty"):
         compose_sms("   ", "Reply STOP to opt out.")
+
+
+def test_a_store_folder_and_a_pack_change_the_words(tmp_path: Path) -> None:
+    mine, pack = tmp_path / "mine", tmp_path / "pack"
+    mine.mkdir()
+    pack.mkdir()
+    (mine / "cart_sms_1.en.sms.j2").write_text("{{ store_name }}: your cart {{ cart_url }}")
+    renderer = Renderer(Packs(pack=pack, stores={"s1": StorePack(mine, "en")}))
+    assert renderer.sms("cart_sms_1", "en", CART, store_id="s1").text == (
+        "Mugs & Co: your cart https://shop.example.com/cart/1\nReply STOP to opt out."
+    )
+    # Another store gets the shipped text; a German shopper of s1 the shipped German first.
+    assert renderer.render_sms("cart_sms_1", "en", CART, "s2").startswith("Mugs & Co: Hi Ann")
+    assert renderer.render_sms("cart_sms_1", "de", CART, "s1").startswith("Mugs & Co: Hallo")
+    # The deployment's pack sits between the store's folder and the shipped templates.
+    (pack / "_opt_out.en.sms.j2").write_text("Text STOP to end.")
+    fresh = Renderer(Packs(pack=pack, stores={"s1": StorePack(mine, "en")}))
+    assert fresh.sms("cart_sms_1", "en", CART, store_id="s2").text.endswith("\nText STOP to end.")
+
+
+def test_the_sms_sender_renders_from_the_commands_store_folder(tmp_path: Path) -> None:
+    from senders.providers import provider_for
+    from streams.policy_file import default_policy_text, load_policy
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "cart_sms_1.en.sms.j2").write_text("Kaffee: {{ cart_url }}")
+    source = tmp_path / "policy.toml"
+    source.write_text(
+        default_policy_text()
+        + '\n[stores.kaffee]\ntimezone = "Europe/Berlin"\ntemplates = "mine"\n'
+    )
+    settings = SETTINGS.model_copy(update={"click_secret": SecretStr("links")})
+    provider = provider_for(settings, "sms", load_policy(source))
+    sms = command(store_id="kaffee")
+    assert provider.prepare(sms, 0.0).body.text.startswith("Kaffee: https://")
+    other = command()  # store-1: not in the policy, so the default store's (shipped) texts
+    assert provider.prepare(other, 0.0).body.text.startswith("Cartpulse Shop: Hi Ann")
