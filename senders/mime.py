@@ -39,10 +39,13 @@ def build_email(
     unsubscribe_https: str,
     unsubscribe_mailto: str,
     now: datetime,
+    reply_to: str | None = None,
 ) -> EmailMessage:
     """The message for ``command``: text part first, HTML as the preferred alternative."""
     message = EmailMessage(policy=POLICY)
     message["From"] = sender
+    if reply_to is not None:
+        message["Reply-To"] = reply_to
     message["To"] = command.to
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(now)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -27,6 +28,7 @@ from senders.clicks import ClickLinks
 from senders.keys import Keys
 from senders.mime import build_email
 from senders.outcomes import ProviderOutcome, smtp_outcome
+from senders.packs import DEFAULT_STORE
 from senders.ratelimit import Limit
 from senders.templates import Renderer
 from senders.unsubscribe import (
@@ -35,6 +37,7 @@ from senders.unsubscribe import (
     unsubscribe_mailto,
     unsubscribe_url,
 )
+from streams.core.stores import Store
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand
 from streams.settings import Settings
@@ -132,7 +135,15 @@ def click_links(settings: Settings) -> ClickLinks | None:
 class SmtpEmail:
     """The email provider adapter."""
 
-    def __init__(self, settings: Settings, renderer: Renderer, keys: Keys) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: Renderer,
+        keys: Keys,
+        stores: Mapping[str, Store] | None = None,
+    ) -> None:
+        """``stores`` (the policy's) give a store's own From and Reply-To; the envelope
+        sender stays ``CARTPULSE_EMAIL_FROM``'s address, the relay's account."""
         if not settings.unsubscribe_secret.get_secret_value():
             raise ConfigurationError(
                 "the email sender needs CARTPULSE_UNSUBSCRIBE_SECRET (signs unsubscribe links)"
@@ -147,6 +158,7 @@ class SmtpEmail:
         self._domain = address.rpartition("@")[2]
         self._secret = settings.unsubscribe_secret.get_secret_value().encode()
         self._clicks = click_links(settings)
+        self._stores = dict(stores or {})
         self.pool = SmtpPool(settings)
 
     @property
@@ -188,10 +200,12 @@ class SmtpEmail:
         rendered = self._renderer.render_email(
             command.template, command.locale, variables, command.store_id
         )
+        store = self._stores.get(command.store_id) or self._stores.get(DEFAULT_STORE)
         message = build_email(
             command,
             rendered,
-            sender=s.email_from,
+            sender=(store.email_from if store else None) or s.email_from,
+            reply_to=store.email_reply_to if store else None,
             domain=self._domain,
             unsubscribe_https=https,
             unsubscribe_mailto=unsubscribe_mailto(s.email_unsubscribe_mailto, token),

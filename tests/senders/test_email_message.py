@@ -80,3 +80,30 @@ def test_message_ids_are_stable_per_command() -> None:
     assert message_id("c1", "d.example") == message_id("c1", "d.example")
     assert message_id("c1", "d.example") != message_id("c2", "d.example")
     assert message_id("a/b c", "d.example").startswith("<a_b_c.")
+
+
+def test_a_store_sends_under_its_own_from_and_reply_to() -> None:
+    from pydantic import SecretStr
+
+    from senders.providers import provider_for
+    from streams.core.policy import parse_policy
+    from streams.policy_file import default_policy_text
+    from streams.settings import Settings
+
+    policy = parse_policy(
+        default_policy_text()
+        + '\n[stores.mugs]\ntimezone = "Europe/London"\npostal_address = "1 Clay Lane, Stoke"\n'
+        'email_from = "Mugs & Co <hello@mugs.example>"\nemail_reply_to = "help@mugs.example"\n'
+    )
+    settings = Settings(
+        unsubscribe_secret=SecretStr("u"), email_from="Cartpulse <shop@cartpulse.example>"
+    )
+    provider = provider_for(settings, "email", policy)
+    mugs = provider.prepare(command("email", to="ann@example.com", store_id="mugs"), 0.0)
+    parsed = email.message_from_bytes(mugs.data, policy=email.policy.default)
+    assert parsed["From"] == "Mugs & Co <hello@mugs.example>"
+    assert parsed["Reply-To"] == "help@mugs.example"
+    assert mugs.message_id.endswith("@cartpulse.example>")  # the relay's domain
+    other = provider.prepare(command("email", to="bo@example.com"), 0.0)  # not in the policy
+    parsed = email.message_from_bytes(other.data, policy=email.policy.default)
+    assert parsed["From"] == "Cartpulse <shop@cartpulse.example>" and parsed["Reply-To"] is None
