@@ -244,8 +244,9 @@ class Settings(BaseSettings):
         (), description="Extra SMS opt-out keywords (JSON list), beside STOP, STOPALL, ..."
     )
     webhooks_help_reply: str = Field(
-        "Cartpulse Shop: cart reminders. Msg & data rates may apply. Reply STOP to opt out.",
-        description="TwiML reply to HELP and INFO.",
+        "",
+        description="TwiML reply to HELP and INFO for every store; '' = each store's own "
+        "(its _help template, with its brand and support contact).",
     )
     webhooks_opt_out_reply: str = Field("", description="Reply to STOP; '' = none (Twilio's).")
     webhooks_opt_in_reply: str = Field("", description="Reply to START; '' = none (Twilio's).")

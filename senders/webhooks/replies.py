@@ -36,6 +36,20 @@ class Reply:
     close: bool = False  # hang up after answering (the request was not read to its end)
 
 
+@dataclass(frozen=True, slots=True)
+class HelpReplies:
+    """The answer to HELP per store sender identity (built by ``senders.webhooks.help``)."""
+
+    default: str
+    by_identity: Mapping[str, str] = field(default_factory=dict)  # our number or MG sid → text
+
+    def for_message(self, to: str, messaging_service_sid: str) -> str:
+        """The reply to a HELP sent to ``to`` (through ``messaging_service_sid``, if any)."""
+        return (
+            self.by_identity.get(messaging_service_sid) or self.by_identity.get(to) or self.default
+        )
+
+
 def twiml(message: str = "", outcome: Outcome = "ok") -> Reply:
     """A TwiML answer: ``<Message>`` when there is something to say, else an empty response."""
     inner = f"<Message>{xml_escape(message)}</Message>" if message else ""

@@ -22,11 +22,14 @@ from senders.app import KafkaEmitter, make_redis, stop_on_signals
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.keys import Keys
+from senders.packs import Packs
 from senders.phonebook import PhoneBook
 from senders.service import INFRA_ERRORS, UNAVAILABLE_ERRORS
 from senders.short_link_store import RedisShortLinks
+from senders.templates import Renderer
 from senders.webhooks.connections import ConnectionGuard, ConnectionLimits
 from senders.webhooks.dedup import RedisDeduplicator
+from senders.webhooks.help import help_replies
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.lograte import ThrottledLog
@@ -36,6 +39,7 @@ from senders.webhooks.server import GuardedSite, bind, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
+from streams.policy_file import load_policy
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -125,6 +129,7 @@ async def _serve(
     registry = registry or CollectorRegistry()
     metrics = WebhookMetrics.create(registry)
     clock = clock or SystemClock()
+    policy = load_policy(settings.policy_file)  # the stores: HELP replies, short links
     limits = connection_limits(settings)
     ensure_descriptors(limits.max_connections)
     keys = Keys(settings.redis_key_prefix)
@@ -142,7 +147,9 @@ async def _serve(
             TwilioConfig(
                 auth_token=settings.twilio_auth_token.get_secret_value(),
                 keywords=Keywords.with_extra_opt_outs(settings.webhooks_opt_out_keywords),
-                help_reply=settings.webhooks_help_reply,
+                help_reply=help_replies(
+                    policy, Renderer(Packs.of(settings, policy)), settings.webhooks_help_reply
+                ),
                 opt_out_reply=settings.webhooks_opt_out_reply,
                 opt_in_reply=settings.webhooks_opt_in_reply,
             ),

@@ -47,7 +47,7 @@ from senders.webhooks.keywords import Keyword, Keywords, normalise
 from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Directory, Outbox
-from senders.webhooks.replies import RETRY_LATER, Reply, plain, twiml
+from senders.webhooks.replies import RETRY_LATER, HelpReplies, Reply, plain, twiml
 from senders.webhooks.signature import signature_valid
 from streams.errors import InvalidRecord
 from streams.models.commands import ResultStatus, SendResult, is_undeliverable
@@ -67,7 +67,7 @@ DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
 class TwilioConfig:
     auth_token: str
     keywords: Keywords
-    help_reply: str
+    help_reply: str | HelpReplies  # a text for every store, or each store's own
     opt_out_reply: str
     opt_in_reply: str
     handler_deadline: float = HANDLER_DEADLINE  # seconds the work of one webhook may take
@@ -120,7 +120,7 @@ class TwilioHooks:
         keyword = self._c.keywords.classify(
             first(request.form, "Body"), first(request.form, "OptOutType")
         )
-        reply = self._reply_to(keyword)
+        reply = self._reply_to(keyword, request.form)
         if keyword is None or keyword.kind == "help":
             self._metrics.keywords.labels(keyword.kind if keyword else "none").inc()
             return reply
@@ -193,11 +193,14 @@ class TwilioHooks:
 
         return await self._once("status", fingerprint, record, plain(200, "ok", "ok"))
 
-    def _reply_to(self, keyword: Keyword | None) -> Reply:
+    def _reply_to(self, keyword: Keyword | None, form: Form) -> Reply:
         if keyword is None:
             return twiml()
+        helps = self._c.help_reply
         text = {
-            "help": self._c.help_reply,
+            "help": helps
+            if isinstance(helps, str)
+            else helps.for_message(first(form, "To"), first(form, "MessagingServiceSid")),
             "opt_out": self._c.opt_out_reply,
             "opt_in": self._c.opt_in_reply,
         }[keyword.kind]

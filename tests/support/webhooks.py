@@ -22,6 +22,7 @@ from senders.webhooks.dedup import HANDLER_DEADLINE, Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.metrics import WebhookMetrics
+from senders.webhooks.replies import HelpReplies
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.models.commands import SendResult
@@ -123,6 +124,7 @@ async def world(
     handler_deadline: float = HANDLER_DEADLINE,
     public_url: str = PUBLIC_URL,
     max_body: int = MAX_BODY,
+    help_reply: str | HelpReplies = HELP_REPLY,
 ) -> AsyncIterator[World]:
     outbox, consents = MemoryOutbox(), MemoryConsents()
     directory, seen = MemoryDirectory(), MemoryDeduplicator()
@@ -133,7 +135,7 @@ async def world(
         TwilioConfig(
             AUTH_TOKEN,
             Keywords.with_extra_opt_outs(extra_opt_outs),
-            HELP_REPLY,
+            help_reply,
             "",
             "Welcome back",
             handler_deadline,
