@@ -10,21 +10,21 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from senders.keys import Keys
 from senders.preview import preview_settings
-from senders.templates import Renderer
-from senders.twilio_sms import TwilioSms
+from senders.providers import provider_for
+from senders.twilio_sms import SmsMessage
+from streams.policy_file import load_policy
 from streams.settings import Settings
 from tests.senders.conftest import command
 
 
-def _preview(tmp_path: Path, lines: list[bytes]) -> subprocess.CompletedProcess[str]:
+def _preview(tmp_path: Path, lines: list[bytes], *extra: str) -> subprocess.CompletedProcess[str]:
     source = tmp_path / "commands.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", "preview", "--commands", str(source),
-         "--output", str(tmp_path / "out")],
+         "--output", str(tmp_path / "out"), *extra],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -40,10 +40,14 @@ def test_preview_writes_what_the_senders_would_send(tmp_path: Path) -> None:
     text = sms_file.read_text()
     # The body is exactly what the SMS sender would post.
     settings = preview_settings(Settings())
-    expected = TwilioSms(settings, Renderer(), Keys()).prepare(
-        sms, (sms.not_before or sms.created_at).timestamp()
-    )
+    sender = provider_for(settings, "sms", load_policy())
+    expected = sender.prepare(sms, (sms.not_before or sms.created_at).timestamp())
+    assert isinstance(expected, SmsMessage)
     assert text.endswith("\n\n" + expected.body.text + "\n")
+    # the shipped store's short link, as the sender would send it (not registered: not sent)
+    [link] = expected.links
+    assert link.url == sms.variables["cart_url"] and link.short_url in text
+    assert sms.variables["cart_url"] not in text
     assert text.startswith(f"To: {sms.to}\nFrom: +15005550006\nSegments: 1\nEncoding: GSM-7\n")
     assert expected.body.text.endswith("\nReply STOP to opt out.")
     (eml,) = out.glob("*.eml")
@@ -75,3 +79,53 @@ def test_preview_fails_naming_each_command_it_cannot_render(tmp_path: Path) -> N
     assert problems[1].startswith(f"line 3 ({no_address.command_id}): missing_postal_address")
     assert problems[2].startswith(f"line 4 ({missing.command_id}): no template")
     assert len(list((tmp_path / "out").glob("*.eml"))) == 1
+
+
+def test_preview_renders_every_shipped_template_in_every_locale_from_journeys(
+    tmp_path: Path,
+) -> None:
+    """The offline pipeline a store team runs: simulate → detect → journeys → preview."""
+    import orjson
+
+    from streams.audience import AudienceConfig, audience
+    from streams.policy_file import default_policy_text
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
+    env["CARTPULSE_COUPON_SECRET"] = "preview-test"
+
+    def cli(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+
+    events = tmp_path / "events.jsonl"
+    cli("simulate", "--events", "8000", "--rate", "5", "--shoppers", "400", "--seed", "3",
+        "--start", "2026-06-01T12:00:00Z", "--output", str(events))  # fmt: skip
+    customers, consents = tmp_path / "customers.jsonl", tmp_path / "consents.jsonl"
+    locales = ["en", "de", "fr", "es"]
+    with customers.open("wb") as cust, consents.open("wb") as cons:
+        config = AudienceConfig(400, recorded_at_ms=1_780_000_000_000, sms_opt_in=1, email_opt_in=1)
+        for n, record in enumerate(audience(config)):
+            value = dict(record.value)
+            if "phone" in value:
+                value["locale"] = locales[(n // 3) % 4]
+                cust.write(orjson.dumps(value) + b"\n")
+            else:
+                cons.write(orjson.dumps(value) + b"\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(default_policy_text().replace("enabled = false", "enabled = true"))
+    abandonments, commands = tmp_path / "abandonments.jsonl", tmp_path / "commands.jsonl"
+    cli("detect", "--input", str(events), "--flush", "--output", str(abandonments))
+    cli("journeys", "--abandonments", str(abandonments), "--customers", str(customers),
+        "--consents", str(consents), "--orders", str(events), "--policy", str(policy),
+        "--output", str(commands))  # fmt: skip
+    lines = commands.read_bytes().splitlines()
+    seen = {(c["template"], c["locale"]) for c in map(orjson.loads, lines)}
+    templates = {"cart_sms_1", "cart_email_1", "cart_email_2", "browse_email_1", "browse_sms_1"}
+    assert seen == {(t, loc) for t in templates for loc in locales}
+    done = _preview(tmp_path, lines, "--policy", str(policy))
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert len(list(out.glob("*.eml"))) + len(list(out.glob("*.sms.txt"))) == len(lines)
