@@ -34,6 +34,7 @@ from senders.phonebook import PhoneBook
 from senders.providers import provider_for
 from senders.ratelimit import RedisLimiter
 from senders.service import SendService
+from senders.short_link_store import RedisShortLinks
 from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
 from streams.policy_file import load_policy
@@ -118,11 +119,12 @@ async def run_sender(
     keys = Keys(settings.redis_key_prefix)
     for warning in require_policy_templates(settings):  # the stores' templates, as at load
         log.warning("policy: %s", warning)
-    provider: Any = provider_for(settings, channel, load_policy(settings.policy_file))
+    redis = make_redis(settings)  # a client only: it connects on first use
+    links = RedisShortLinks(redis, keys) if channel == "sms" else None
+    provider: Any = provider_for(settings, channel, load_policy(settings.policy_file), links)
     main_topic, dlq_topic, specs = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
     runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once
-    redis = make_redis(settings)
     kafka = producer(settings, linger_ms=2)
     try:
         await create_topics(settings, specs)

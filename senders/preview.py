@@ -8,7 +8,9 @@ encoding) and an ``index.html`` that shows them side by side.
 
 Credentials the preview does not use (Twilio's, the SMTP relay's) may be unset; unsubscribe and
 click links are signed with ``CARTPULSE_UNSUBSCRIBE_SECRET`` / ``CARTPULSE_CLICK_SECRET`` when
-set, else with a placeholder key (the links then only show their shape).
+set, else with a placeholder key (the links then only show their shape). An SMS shows the short
+links the sender would send (the same ids with the same key), which the preview does not
+register: they resolve once the sender has sent the message.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def preview_settings(settings: Settings) -> Settings:
         update["twilio_from"] = "+15005550006"
     if not settings.unsubscribe_secret.get_secret_value():
         update["unsubscribe_secret"] = SecretStr("preview-placeholder")
-    if settings.email_click_tracking and not settings.click_secret.get_secret_value():
+    if not settings.click_secret.get_secret_value():  # email click tokens, short SMS link ids
         update["click_secret"] = SecretStr("preview-placeholder")
     return settings.model_copy(update=update)
 

@@ -33,6 +33,12 @@ class Provider(Protocol[P]):
         """Render and check the message; raises ``InvalidRecord`` when it cannot be built."""
         ...
 
+    async def stage(self, message: P, command: SendCommand, now: float) -> None:
+        """Make durable what ``message`` relies on once delivered (the SMS's short links), before
+        anything is sent. Idempotent; Redis trouble raises as redis-py raises it (nothing was
+        sent: the command is retried), ``InvalidRecord`` when the message cannot be staged."""
+        ...
+
     async def warm(self) -> ProviderOutcome | None:
         """Make sure a request can go out (open and log in a connection) without sending
         anything; ``None`` when it can, else why not (an ``unavailable`` outcome). May be

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from senders.keys import Keys
+from senders.packs import Packs
+from senders.short_link_store import LinkRegistry
 from senders.smtp_email import SmtpEmail
 from senders.templates import Renderer
 from senders.twilio_sms import TwilioSms
@@ -11,13 +13,17 @@ from streams.models.commands import Channel
 from streams.settings import Settings
 
 
-def provider_for(settings: Settings, channel: Channel, policy: Policy) -> TwilioSms | SmtpEmail:
+def provider_for(
+    settings: Settings, channel: Channel, policy: Policy, links: LinkRegistry | None = None
+) -> TwilioSms | SmtpEmail:
     """The adapter for ``channel``, rendering with the policy's stores' template packs.
 
+    ``links`` is where the SMS adapter registers its short links before sending (a sender
+    passes ``RedisShortLinks``; the preview, which sends nothing, none).
     Raises ``ConfigurationError`` when the settings cannot send on the channel.
     """
     keys = Keys(settings.redis_key_prefix)
-    renderer = Renderer()
+    renderer = Renderer(Packs.of(settings, policy))
     if channel == "sms":
-        return TwilioSms(settings, renderer, keys)
-    return SmtpEmail(settings, renderer, keys)
+        return TwilioSms(settings, renderer, keys, policy, links)
+    return SmtpEmail(settings, renderer, keys, policy.stores)

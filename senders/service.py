@@ -200,6 +200,12 @@ class SendService(Generic[P]):
             return Reject(exc.reason)
         if command.mode == "dry_run":
             return await self._finish(command, work, "suppressed", error_code="dry_run")
+        try:
+            # Before the request: a link in the message must resolve once it is delivered.
+            await self._provider.stage(message, command, self._clock.now())
+        except InvalidRecord as exc:
+            await self._finish(command, work, "failed", error_code="invalid_message")
+            return Reject(exc.reason)
         if self._phones is not None:  # the SMS sender's (see app.py)
             # Before the request: a STOP in reply must find this customer (see phonebook.py).
             now_ms = int(self._clock.now() * 1000)

@@ -5,6 +5,10 @@ the form fields ``To``, ``From`` or ``MessagingServiceSid``, ``Body``, ``StatusC
 ``ValidityPeriod``. One request per call; what its answer means is ``outcomes.twilio_outcome``.
 Transport failures are split by whether the request can have reached Twilio: a failed connect
 (refused, DNS, connect timeout) certainly did not, anything after that might have.
+
+Links: for a store with a ``short_link_base`` in the flow policy, ``prepare`` (pure) rewrites
+every URL of the body to a short link (``senders.short_links``) before the segments are
+counted, and ``stage`` registers the links in Redis before the request can go out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import aiohttp
 from senders.keys import Keys
 from senders.outcomes import ProviderOutcome, twilio_outcome
 from senders.ratelimit import Limit
-from senders.templates import Renderer, SmsBody
+from senders.short_link_store import LinkRegistry
+from senders.short_links import LinkRecord, Shortener, ShortLink
+from senders.templates import MAX_SMS_CHARS, Renderer, SmsBody, compose_sms
+from streams.core.policy import Policy
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand
 from streams.settings import Settings
@@ -31,6 +38,7 @@ MAX_VALIDITY: Final = 36_000  # seconds; Twilio's range is 1..36000 (error 90007
 class SmsMessage:
     to: str
     body: SmsBody
+    links: tuple[ShortLink, ...] = ()  # the short links in ``body``, to register before sending
 
     @property
     def cost(self) -> int:
@@ -38,9 +46,20 @@ class SmsMessage:
 
 
 class TwilioSms:
-    """The SMS provider adapter; ``start`` opens the HTTP session, ``close`` ends it."""
+    """The SMS provider adapter; ``start`` opens the HTTP session, ``close`` ends it.
 
-    def __init__(self, settings: Settings, renderer: Renderer, keys: Keys) -> None:
+    ``policy`` gives each store's ``short_link_base`` (none: links stay as written); ``links``
+    is where ``stage`` registers them (None where nothing is sent, as in the preview).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: Renderer,
+        keys: Keys,
+        policy: Policy | None = None,
+        links: LinkRegistry | None = None,
+    ) -> None:
         if not settings.twilio_account_sid or not settings.twilio_auth_token.get_secret_value():
             raise ConfigurationError(
                 "the SMS sender needs CARTPULSE_TWILIO_ACCOUNT_SID and CARTPULSE_TWILIO_AUTH_TOKEN"
@@ -55,6 +74,9 @@ class TwilioSms:
         self._settings = settings
         self._renderer = renderer
         self._keys = keys
+        self._policy = policy
+        self._links = links
+        self._shorteners = shorteners(settings, policy)
         self._session: aiohttp.ClientSession | None = None
         sid = settings.twilio_account_sid
         self._url = (
@@ -84,15 +106,55 @@ class TwilioSms:
         ]
 
     def prepare(self, command: SendCommand, now: float) -> SmsMessage:
+        """The message as it will be sent, short links included; counts its segments only
+        after the rewrite (a long store URL alone can double the cost)."""
         s = self._settings
         body = self._renderer.sms(
             command.template,
             command.locale,
             command.variables,
             s.sms_smart_encoding,
-            s.sms_max_segments,
+            MAX_SMS_CHARS,  # no segment limit yet: the limit applies to the text as sent
+            store_id=command.store_id,
         )
-        return SmsMessage(command.to, body)
+        # The renderer ends the text with the opt-out line, on a line of its own: keep it as is.
+        text, line = body.text.rsplit("\n", 1)
+        links: tuple[ShortLink, ...] = ()
+        shortener = self._shortener(command.store_id)
+        if shortener is not None:
+            text, links = shortener.shorten(text, command.command_id)
+        body = compose_sms(text, line, s.sms_smart_encoding, s.sms_max_segments)
+        return SmsMessage(command.to, body, links)
+
+    def _shortener(self, store_id: str) -> Shortener | None:
+        if self._policy is None:
+            return None
+        return self._shorteners.get(self._policy.store(store_id).store_id)
+
+    async def stage(self, message: SmsMessage, command: SendCommand, now: float) -> None:
+        """Register the message's short links (idempotent), each living
+        ``CARTPULSE_CLICK_TOKEN_TTL`` from now."""
+        if not message.links:
+            return
+        if self._links is None:
+            raise RuntimeError("TwilioSms.stage with short links but no link registry")
+        expires_ms = int((now + self._settings.click_token_ttl.total_seconds()) * 1000)
+        await self._links.register(
+            [
+                (
+                    link.link_id,
+                    LinkRecord(
+                        link.url,
+                        command.customer_id,
+                        command.store_id,
+                        command.command_id,
+                        "sms",
+                        expires_ms,
+                    ),
+                )
+                for link in message.links
+            ]
+        )
 
     def form(self, message: SmsMessage, command: SendCommand, now: float) -> dict[str, str]:
         """The request's form fields (public for tests)."""
@@ -162,3 +224,20 @@ class TwilioSms:
             return ProviderOutcome("unknown", "timeout", error_code="timeout")
         except (aiohttp.ClientError, OSError) as exc:
             return ProviderOutcome("unknown", "disconnected", error_code=type(exc).__name__)
+
+
+def shorteners(settings: Settings, policy: Policy | None) -> dict[str, Shortener]:
+    """The link shortener of each store with a ``short_link_base``; ``ConfigurationError``
+    when there is one and no ``CARTPULSE_CLICK_SECRET`` (the ids' key), or a base too long."""
+    bases = {
+        store.store_id: store.short_link_base
+        for store in (policy.stores.values() if policy is not None else ())
+        if store.short_link_base
+    }
+    secret = settings.click_secret.get_secret_value().encode()
+    if bases and not secret:
+        raise ConfigurationError(
+            f"stores {', '.join(sorted(bases))} shorten SMS links (short_link_base): the SMS "
+            "sender needs CARTPULSE_CLICK_SECRET"
+        )
+    return {store_id: Shortener(base, secret) for store_id, base in bases.items()}

@@ -2,8 +2,9 @@
 
 The same checks the worker, ``cartpulse journeys`` and the senders run when they load the
 policy (streams.policy_file, senders.packs), plus warnings that do not stop them: a store
-that sends email without a postal address, a template that only exists in a fallback
-language, coupons without ``CARTPULSE_COUPON_SECRET``.
+that sends email without a postal address or SMS without a ``short_link_base``, a template
+that only exists in a fallback language, coupons without ``CARTPULSE_COUPON_SECRET``, short
+links without ``CARTPULSE_CLICK_SECRET``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,19 @@ def _warnings(policy: Policy, settings: Settings, path: Path | None) -> list[str
             found.append(
                 f"{where(field)}: {field}: no postal_address: its email commands will fail "
                 "with missing_postal_address (every commercial email must show one)"
+            )
+    texts = any(s.channel == "sms" and s.enabled for f in policy.flows.values() for s in f.steps)
+    for store in policy.stores.values():
+        field = f"stores.{store.store_id}"
+        if texts and store.short_link_base is None:
+            found.append(
+                f"{where(field)}: {field}: no short_link_base: its SMS carry their links as "
+                "written (a store URL can double an SMS's segments) and their clicks are not seen"
+            )
+        if store.short_link_base is not None and not settings.click_secret.get_secret_value():
+            found.append(
+                f"{where(field + '.short_link_base')}: {field}.short_link_base: "
+                "CARTPULSE_CLICK_SECRET is not set: the SMS sender will refuse to start"
             )
     coupons = any(s.incentive for f in policy.flows.values() for s in f.steps)
     if coupons and not settings.coupon_secret.get_secret_value():

@@ -12,8 +12,9 @@
   was texted at (recorded under the number only).
 * ``cartpulse_webhook_delivery_reports_total{status}``: status callbacks put on
   ``send.results`` (``delivered``, ``undelivered``, ``failed``).
-* ``cartpulse_webhook_clicks_total{outcome}``: click redirects (``redirected``, ``lost``: the
-  redirect happened but the engagement record could not be written).
+* ``cartpulse_webhook_clicks_total{outcome}``: click redirects, email tokens and short SMS
+  links alike (``redirected``, ``lost``: the redirect happened but the engagement record could
+  not be written).
 * ``cartpulse_webhook_latency_seconds{route}``: time to answer a request.
 * ``cartpulse_webhook_connections``: connections open on the public port.
 * ``cartpulse_webhook_connections_closed_total{reason}``: connections the service closed on

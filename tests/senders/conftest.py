@@ -73,6 +73,7 @@ def sender_settings(
         "twilio_status_callback": "https://hooks.example.com/twilio/status",
         "twilio_timeout": timedelta(seconds=2),
         "unsubscribe_secret": SecretStr("unsubscribe-test-secret"),
+        "click_secret": SecretStr("click-test-secret"),  # also keys the SMS short links' ids
         "email_from": "Cartpulse Shop <shop@cartpulse.example>",
         "email_unsubscribe_url": "https://shop.example.com/unsubscribe",
         "email_unsubscribe_mailto": "unsubscribe@cartpulse.example",

@@ -19,8 +19,8 @@ from senders.ledger import Finished, MemoryLedger, Sending
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome
 from senders.ratelimit import Limit, MemoryLimiter
-from senders.service import Defer, Done, SendService, Work
-from streams.errors import ConfigurationError
+from senders.service import Defer, Done, Reject, SendService, Work
+from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import Channel, SendCommand, SendResult
 from streams.settings import Settings
 from tests.senders.conftest import command
@@ -45,6 +45,8 @@ class ScriptedProvider:
     clock: FakeClock | None = None
     warms: list[ProviderOutcome | None] = field(default_factory=list)  # then None: ready
     warm_gate: asyncio.Event | None = None  # when set, ``warm`` waits for it (a stuck login)
+    staged: list[str] = field(default_factory=list)  # command ids, in order
+    stage_failures: list[Exception] = field(default_factory=list)  # raised first, in order
 
     @property
     def channel(self) -> Channel:
@@ -55,6 +57,11 @@ class ScriptedProvider:
 
     def prepare(self, command: SendCommand, now: float) -> Message:
         return Message()
+
+    async def stage(self, message: Message, command: SendCommand, now: float) -> None:
+        if self.stage_failures:
+            raise self.stage_failures.pop(0)
+        self.staged.append(command.command_id)
 
     async def warm(self) -> ProviderOutcome | None:
         if self.warm_gate is not None:
@@ -294,6 +301,28 @@ async def test_live_sms_remember_who_was_texted_at_a_number() -> None:
     assert await w.service.handle(live, Work("a")) == Done("sent")
     assert await w.service.handle(dry, Work("b")) == Done("suppressed")
     assert w.phones.remembered == [("+14155550111", live.customer_id, int(w.clock.now() * 1000))]
+
+
+async def test_a_message_is_staged_before_it_is_sent_and_never_sent_unstaged() -> None:
+    w = world([SENT])
+    c, dry = cmd(w), cmd(w, mode="dry_run")
+    w.provider.stage_failures = [RedisConnectionError("redis away")]
+    with pytest.raises(RedisConnectionError):  # the consumer retries the whole command
+        await w.service.handle(c, Work("a"))
+    assert w.provider.calls == [] and w.emitter.results == []
+    assert await w.service.handle(c, Work("a")) == Done("sent")
+    assert await w.service.handle(dry, Work("b")) == Done("suppressed")
+    assert w.provider.staged == [c.command_id] and len(w.provider.calls) == 1
+
+
+async def test_a_message_that_cannot_be_staged_fails_and_is_dead_lettered() -> None:
+    w = world([SENT])
+    c = cmd(w)
+    w.provider.stage_failures = [InvalidRecord("short link id X already holds another link")]
+    outcome = await w.service.handle(c, Work("a"))
+    assert outcome == Reject("short link id X already holds another link")
+    assert [(r.status, r.error_code) for r in w.emitter.results] == [("failed", "invalid_message")]
+    assert w.provider.calls == []
 
 
 async def test_recording_after_a_send_survives_a_broker_outage() -> None:
