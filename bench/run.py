@@ -11,7 +11,9 @@ Every figure stands next to a baseline measured in the same run on the same mach
    (p50/p99/max), next to the tick interval;
 4. memory per session held (the process's resident memory, the offline file's sessions) and
    its size in the table;
-5. the senders (``bench/senders.py``).
+5. the senders (``bench/senders.py``);
+6. segments per SMS on the demo's traffic, with short links and without
+   (``bench/sms_segments.py``, offline).
 """
 
 from __future__ import annotations
@@ -338,6 +340,20 @@ def _epoch_ms(text: str) -> int:
     return parse_time(text)
 
 
+def sms_segments_bench() -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sms_segments.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        return f"SMS segments benchmark failed:\n\n```\n{result.stderr[-2000:]}\n```"
+    return result.stdout.strip()
+
+
 def senders_bench() -> list[str]:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "senders.py")],
@@ -371,6 +387,8 @@ async def main() -> None:
         rows += await live_bench(state)
         log("senders")
         senders = senders_bench()
+        log("SMS segments")
+        segments = sms_segments_bench()
     cpu = platform.processor() or platform.machine()
     OUT.write_text(
         "# Benchmarks\n\n"
@@ -385,6 +403,8 @@ async def main() -> None:
         + NOTES
         + "\n\n## Senders\n\n"
         + "\n".join(senders)
+        + "\n\n## SMS segments\n\n"
+        + segments
         + f"\n\n(the whole run took {time.monotonic() - started:.0f} s)\n"
     )
     log(f"wrote {OUT}")

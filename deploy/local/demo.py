@@ -9,9 +9,11 @@
    consents first, then ~110 s of traffic with current timestamps, short pauses and breaks),
    while a live view shows events, abandonments, commands, send results, what reached the test
    servers and recoveries.
-4. Once traffic is over and the last steps had time to fire, prints `cartpulse report`, writes
-   the SMS requests (JSONL) and the emails (.eml) under .cartpulse/demo-<ts>/, stops everything
-   it started (also on Ctrl-C and errors), and checks the real REES46 sample offline.
+4. Once traffic is over and the last steps had time to fire, prints `cartpulse report` and the
+   segments per SMS the Twilio test server received (short links: the demo policy's store has a
+   `short_link_base`), writes the SMS requests (JSONL) and the emails (.eml) under
+   .cartpulse/demo-<ts>/, stops everything it started (also on Ctrl-C and errors), and checks
+   the real REES46 sample offline.
 
 Exits 1 when the report shows no abandonments, no sends on a channel or no recoveries.
 Knobs (environment): DEMO_SECONDS (110 s of traffic), DEMO_RATE (40 events/s once every
@@ -49,6 +51,7 @@ from rich.live import Live  # noqa: E402
 from rich.panel import Panel  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from senders.segments import encode_info  # noqa: E402
 from streams.kafka import topic_counts  # noqa: E402
 from streams.models.events import format_ms  # noqa: E402
 from streams.policy_file import load_policy  # noqa: E402
@@ -262,6 +265,16 @@ class Demo:
         """SMS the Twilio test server created (its other requests were refused)."""
         return sum(1 for r in self.twilio.requests if r.created)
 
+    def sms_segments(self) -> str:
+        """Segments per SMS created, as carriers count them (what each message costs)."""
+        bodies = [r.form.get("Body", "") for r in self.twilio.requests if r.created]
+        if not bodies:
+            return "no SMS yet"
+        segments = [encode_info(body).segments for body in bodies]
+        spread = Counter(segments)
+        detail = ", ".join(f"{n} seg: {spread[n]:,}" for n in sorted(spread))
+        return f"{sum(segments) / len(segments):.2f} segments per SMS ({detail})"
+
     def view(self) -> Panel:
         t = self.tally
         kinds = Counter(t.abandonments.values())
@@ -291,7 +304,7 @@ class Demo:
         flow.add_row(
             "Twilio test server",
             f"{self.sms_created():,}",
-            f"SMS created, {len(self.twilio.requests):,} requests",
+            f"SMS created, {len(self.twilio.requests):,} requests; {self.sms_segments()}",
         )
         flow.add_row("SMTP test server", f"{len(self.smtp.messages):,}", "emails accepted")
         revenue = sum((r for _, r in t.recoveries.values()), Decimal(0))
@@ -451,6 +464,10 @@ class Demo:
         report = run_cli(self.env, "report")
         console.out(report.stdout.rstrip() or report.stderr, highlight=False)
         sms, emails = self.write_messages()
+        console.print(
+            f"SMS at the Twilio test server: {self.sms_created():,}, {self.sms_segments()}",
+            highlight=False,
+        )
         where = [
             (
                 "SMS requests at the Twilio test server",
@@ -558,6 +575,7 @@ def demo_settings(out: Path, ts: int, twilio: TwilioTestServer, smtp: SmtpTestSe
         policy_file=POLICY,
         coupon_secret=secrets.token_hex(16),
         unsubscribe_secret=secrets.token_hex(16),
+        click_secret=secrets.token_hex(16),  # keys the SMS short links' ids
         redis_key_prefix=f"demo-{ts}:",
         sender_group=f"demo-{ts}-senders",
         web_port=0,  # each process gets a free port of its own: Demo.spawn
