@@ -109,7 +109,7 @@ def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         variable, port = expected_port[command]
         assert env[variable] == str(port), workload
-        assert [p["containerPort"] for p in container["ports"]][0] == port, workload
+        assert container["ports"][0]["containerPort"] == port, workload
         seen.add(command)
 
     assert seen == COMMANDS
