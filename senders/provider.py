@@ -25,8 +25,9 @@ class Provider(Protocol[P]):
     @property
     def channel(self) -> Channel: ...
 
-    def limits(self) -> list[Limit]:
-        """The rate limits one send is charged against (sender identity, account)."""
+    def limits(self, command: SendCommand) -> list[Limit]:
+        """The rate limits sending ``command`` is charged against (its store's sender
+        identity, the account)."""
         ...
 
     def prepare(self, command: SendCommand, now: float) -> P:

@@ -228,7 +228,7 @@ class SendService(Generic[P]):
     async def _send(self, command: SendCommand, message: P, work: Work) -> Disposition:
         cid = command.command_id
         expires = command.expires_at.timestamp()
-        limits = self._provider.limits()
+        limits = self._provider.limits(command)
         while True:
             if (wait := self.health.admit(self._clock.now())) > 0:
                 # The provider is unavailable: wait for a probe's answer, don't add to it.

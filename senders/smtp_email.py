@@ -165,7 +165,8 @@ class SmtpEmail:
     def channel(self) -> Channel:
         return "email"
 
-    def limits(self) -> list[Limit]:
+    def limits(self, command: SendCommand) -> list[Limit]:
+        """Per relay and account: every store's email goes through the one relay."""
         s = self._settings
         account = s.smtp_username or s.smtp_host
         scale = 1.0 - s.sender_rate_margin

@@ -87,10 +87,25 @@ class TwilioSms:
     def channel(self) -> Channel:
         return "sms"
 
-    def limits(self) -> list[Limit]:
+    def sender(self, store_id: str) -> tuple[str, str]:
+        """``("MessagingServiceSid" | "From", value)`` a store's SMS go out under: its own
+        Messaging Service or number (policy ``[stores.<id>]``), else the settings'."""
+        s = self._settings
+        store = self._policy.store(store_id) if self._policy is not None else None
+        if store is not None and store.sms_messaging_service_sid:
+            return "MessagingServiceSid", store.sms_messaging_service_sid
+        if store is not None and store.sms_from:
+            return "From", store.sms_from
+        if s.twilio_messaging_service_sid:
+            return "MessagingServiceSid", s.twilio_messaging_service_sid
+        return "From", s.twilio_from or ""
+
+    def limits(self, command: SendCommand) -> list[Limit]:
+        """Per sender identity (each number or Messaging Service has its own throughput)
+        and per account."""
         s = self._settings
         account = s.twilio_account_sid
-        identity = s.twilio_messaging_service_sid or s.twilio_from or ""
+        identity = self.sender(command.store_id)[1]
         scale = 1.0 - s.sender_rate_margin
         return [
             Limit(
@@ -159,11 +174,8 @@ class TwilioSms:
     def form(self, message: SmsMessage, command: SendCommand, now: float) -> dict[str, str]:
         """The request's form fields (public for tests)."""
         s = self._settings
-        form = {"To": message.to, "Body": message.body.text}
-        if s.twilio_messaging_service_sid:
-            form["MessagingServiceSid"] = s.twilio_messaging_service_sid
-        else:
-            form["From"] = s.twilio_from or ""
+        field, sender = self.sender(command.store_id)
+        form = {"To": message.to, "Body": message.body.text, field: sender}
         if s.twilio_status_callback:
             joiner = "&" if "?" in s.twilio_status_callback else "?"
             form["StatusCallback"] = (

@@ -52,7 +52,7 @@ class ScriptedProvider:
     def channel(self) -> Channel:
         return "sms"
 
-    def limits(self) -> list[Limit]:
+    def limits(self, command: SendCommand) -> list[Limit]:
         return [Limit("sender", self.rate, self.burst)]
 
     def prepare(self, command: SendCommand, now: float) -> Message:
