@@ -218,14 +218,20 @@ def _locale_of(compiled: Template, template: str) -> str:
 
 
 def compose_sms(
-    rendered: str, opt_out_line: str, smart: bool = True, max_segments: int = 10
+    rendered: str,
+    opt_out_line: str,
+    smart: bool = True,
+    max_segments: int = 10,
+    notice: bool = True,
 ) -> SmsBody:
     """The body as sent: the text, then the opt-out line on a line of its own.
 
     The line is added by rule, never by looking for "STOP" in the text: a product called
     "Nonstop Espresso Maker" or a link with ``/stop-`` in it says nothing about opting out.
-    Raises ``InvalidRecord`` when the body or the opt-out line is empty, the whole is over
-    Twilio's 1,600 characters, or it needs more than ``max_segments`` segments.
+    ``notice`` false leaves it out: only for a command the journey engine marked so (a store
+    whose rule is first_in_30_days, the number told within 30 days). Raises ``InvalidRecord``
+    when the body or the opt-out line is empty, the whole is over Twilio's 1,600 characters,
+    or it needs more than ``max_segments`` segments.
     """
     text = rendered.strip()
     if not text:
@@ -233,7 +239,8 @@ def compose_sms(
     line = opt_out_line.strip()
     if not line:
         raise InvalidRecord("the SMS has no opt-out line: every marketing SMS must carry one")
-    text = f"{text}\n{line}"
+    if notice:
+        text = f"{text}\n{line}"
     if smart:
         text = smart_encode(text)
     if len(text) > MAX_SMS_CHARS:

@@ -138,7 +138,8 @@ class TwilioSms:
         shortener = self._shortener(command.store_id)
         if shortener is not None:
             text, links = shortener.shorten(text, command.command_id)
-        body = compose_sms(text, line, s.sms_smart_encoding, s.sms_max_segments)
+        notice = command.variables.get("sms_opt_out_notice") is not False
+        body = compose_sms(text, line, s.sms_smart_encoding, s.sms_max_segments, notice)
         return SmsMessage(command.to, body, links)
 
     def _shortener(self, store_id: str) -> Shortener | None:

@@ -89,6 +89,9 @@ class CustomerState:
     entries: dict[str, int] = field(default_factory=dict)  # flow → last entry (event time)
     sends: list[tuple[str, int]] = field(default_factory=list)  # (channel, ms)
     touches: list[Touch] = field(default_factory=list)
+    # phone → (event time, command id) of the last SMS that carried the opt-out line, for
+    # stores whose rule is first_in_30_days
+    notices: dict[str, tuple[int, str]] = field(default_factory=dict)
     journeys: list[Journey] = field(default_factory=list)
     # Recent orders, oldest first: (occurred ms, event id, order id, value, currency,
     # credited). Kept for a conversion window, so a journey that starts after an order was
@@ -113,6 +116,7 @@ class CustomerState:
                 "entries": self.entries,
                 "sends": self.sends,
                 "touches": [[t.channel, t.at_ms, t.journey_id, t.command_id] for t in self.touches],
+                "notices": self.notices,
                 "journeys": [_journey_dict(j) for j in self.journeys],
                 "orders": [list(o) for o in self.orders],
             }
@@ -134,6 +138,7 @@ class CustomerState:
                 entries=data["entries"],
                 sends=[(ch, at) for ch, at in data["sends"]],
                 touches=[Touch(*t) for t in data["touches"]],
+                notices={k: (v[0], v[1]) for k, v in data.get("notices", {}).items()},
                 journeys=[_journey_of(j) for j in data["journeys"]],
                 orders=[KnownOrder(*o) for o in data["orders"]],
             )

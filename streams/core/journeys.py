@@ -42,7 +42,7 @@ from streams.core.eligibility import (
 from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
 from streams.core.messages import build_command, journey_id_of
 from streams.core.policy import ChannelRules, Flow, Policy, Step
-from streams.core.stores import Store
+from streams.core.stores import NOTICE_WINDOW_MS, Store
 from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
 from streams.models.journey import (
     AbandonmentIn,
@@ -231,6 +231,8 @@ class JourneyEngine:
         out = self.advance(state, now)
         if result.status in NOT_SENT:
             state.touches = [t for t in state.touches if t.command_id != result.command_id]
+            # An opt-out notice that never reached the number is due again.
+            state.notices = {a: n for a, n in state.notices.items() if n[1] != result.command_id}
         channel = result.channel
         if channel is not None and is_undeliverable(channel, result.error_code):
             address = self._address(state, channel)
@@ -264,6 +266,7 @@ class JourneyEngine:
         state.sends = [(ch, t) for ch, t in state.sends if t > now - window]
         state.touches = [t for t in state.touches if t.at_ms > now - window]
         state.orders = [o for o in state.orders if o.occurred_ms > now - window]
+        state.notices = {a: n for a, n in state.notices.items() if n[0] > now - NOTICE_WINDOW_MS}
         return out
 
     # -- internals ---------------------------------------------------------------------
@@ -357,14 +360,25 @@ class JourneyEngine:
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
             self._decide(out, state, journey, "deferred", reason, at, step)
             return
+        notice = self._opt_out_notice(state, target, at)
         command = build_command(self.policy, self.coupon_secret, self.mode, state, journey,
-                                step, target.address)  # fmt: skip
+                                step, target.address, notice)  # fmt: skip
+        if spec.channel == "sms" and notice:
+            state.notices[target.address] = (at, command.command_id)
         step.status, step.command_id = "emitted", command.command_id
         state.sends.append((spec.channel, at))
         state.touches.append(Touch(spec.channel, at, journey.journey_id, command.command_id))
         out.commands.append(command)
         self._decide(out, state, journey, "emitted", "sent_to_channel", at, step,
                      command_id=command.command_id)  # fmt: skip
+
+    def _opt_out_notice(self, state: CustomerState, target: Target, at: int) -> bool:
+        """Whether this SMS ends with the opt-out line: always, unless the store's rule is
+        first_in_30_days and the number got one within 30 days (docs/semantics.md)."""
+        if target.store.sms_opt_out == "every_message":
+            return True
+        last = state.notices.get(target.address)
+        return last is None or at - last[0] >= NOTICE_WINDOW_MS
 
     def _step(self, journey: Journey, step: StepState) -> Step:
         return self.policy.flows[journey.flow].steps[step.index]

@@ -36,8 +36,11 @@ def build_command(
     journey: Journey,
     step: StepState,
     address: str,
+    opt_out_notice: bool = True,
 ) -> SendCommand:
-    """The command for ``step`` of ``journey``, to ``address``."""
+    """The command for ``step`` of ``journey``, to ``address``; an SMS without the opt-out
+    line (``opt_out_notice`` false, the store's first_in_30_days rule) says so in its
+    variables, ``sms_opt_out_notice: false``."""
     spec = policy.flows[journey.flow].steps[step.index]
     store = policy.store(journey.store_id)
     profile = state.profile or Profile(state.customer_id)
@@ -66,6 +69,8 @@ def build_command(
         "store_accent_color": store.accent_color,
     }
     variables |= {key: value for key, value in optional.items() if value is not None}
+    if spec.channel == "sms" and not opt_out_notice:
+        variables["sms_opt_out_notice"] = False
     template = spec.template
     variant = policy.flows[journey.flow].variant(journey.variant)
     if variant is not None:

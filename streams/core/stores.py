@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
-from typing import Any, Final
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.policy_reader import Reader
@@ -21,8 +21,11 @@ from streams.models.commands import LOCALE
 KEYS: Final = frozenset(
     {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale"}
     | {"templates", "logo_url", "accent_color", "short_link_base"}
-    | {"sms_from", "sms_messaging_service_sid", "email_from", "email_reply_to"}
+    | {"sms_from", "sms_messaging_service_sid", "email_from", "email_reply_to", "sms_opt_out"}
 )
+OptOutRule = Literal["every_message", "first_in_30_days"]
+OPT_OUT_RULES: Final[tuple[OptOutRule, ...]] = ("every_message", "first_in_30_days")
+NOTICE_WINDOW_MS: Final = 30 * 86_400_000  # first_in_30_days: the notice is due again after
 MAX_SHORT_LINK_BASE: Final = 30  # leaves 10 characters of id in a 40-character link
 _E164: Final = re.compile(r"^\+[1-9]\d{7,14}$")
 _ALPHANUMERIC_ID: Final = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")  # Twilio's rule
@@ -48,6 +51,9 @@ class Store:
     sms_messaging_service_sid: str | None = None
     email_from: str | None = None  # "Name <address>", else CARTPULSE_EMAIL_FROM
     email_reply_to: str | None = None
+    # every_message: each SMS ends with the opt-out line; first_in_30_days: the first SMS to a
+    # number in 30 days does (the journey engine decides, in event time)
+    sms_opt_out: OptOutRule = "every_message"
 
 
 def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
@@ -91,6 +97,7 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
             ),
             email_from=_mailbox(r, raw, "email_from", path),
             email_reply_to=_mailbox(r, raw, "email_reply_to", path),
+            sms_opt_out=_opt_out_rule(r, raw, path),
         )
     if "default" not in stores:
         raise r.fail(
@@ -159,3 +166,11 @@ def _short_link_base(r: Reader, raw: Mapping[str, Any], path: str) -> str | None
             "40 with its id",
         )
     return value
+
+
+def _opt_out_rule(r: Reader, raw: Mapping[str, Any], path: str) -> OptOutRule:
+    value = raw.get("sms_opt_out", "every_message")
+    for rule in OPT_OUT_RULES:
+        if value == rule:
+            return rule
+    raise r.fail(f"{path}.sms_opt_out", f"{value!r} must be one of {list(OPT_OUT_RULES)}")

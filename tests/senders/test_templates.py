@@ -280,3 +280,13 @@ def test_the_sms_sender_renders_from_the_commands_store_folder(tmp_path: Path) -
     assert provider.prepare(sms, 0.0).body.text.startswith("Kaffee: https://")
     other = command()  # store-1: not in the policy, so the default store's (shipped) texts
     assert provider.prepare(other, 0.0).body.text.startswith("Cartpulse Shop: Hi Ann")
+
+
+def test_a_command_marked_told_within_30_days_goes_without_the_line() -> None:
+    told = command(variables={**command().variables, "sms_opt_out_notice": False})
+    text = _sms_as_sent(told)
+    assert "STOP" not in text and text.endswith(told.variables["cart_url"])
+    # Anything but an explicit false keeps the line (a missing or odd value is no licence).
+    for value in (True, "false", 0, None):
+        odd = command(variables={**command().variables, "sms_opt_out_notice": value})
+        assert _sms_as_sent(odd).endswith("\nReply STOP to opt out."), value

@@ -645,3 +645,62 @@ def test_enabled_must_be_true_or_false() -> None:
 
     with pytest.raises(ConfigurationError, match=r"flows\.browse\.steps\[1\]\.enabled"):
         parse_policy(BROWSE_SMS.replace("ENABLED", '"yes"'), "p.toml")
+
+
+# -- the SMS opt-out line: every message, or the first to a number in 30 days --------------
+
+FIRST_IN_30 = POLICY.replace(
+    'url = "https://shop.example.com"', 'url = "https://shop.example.com"\nsms_opt_out = "RULE"', 1
+)
+D = 24 * H
+
+
+def _sms_notices(rule: str, *extra: Any) -> list[bool]:
+    """Whether each SMS of three cart abandonments (days 0, 3 and 40) carries the line."""
+    engine = JourneyEngine(parse_policy(FIRST_IN_30.replace("RULE", rule)), SECRET)
+    state = customer()
+    start = ms("2026-06-10T14:00:00+00:00")
+    inputs = [
+        (start + day * D + H // 2, abandonment(start + day * D, ab_id=f"ab-{day}"))
+        for day in (0, 3, 40)
+    ]
+    out = run(engine, state, start + 50 * D, *inputs, *extra)
+    sms = [c for c in out.commands if c.channel == "sms"]
+    assert len(sms) == 3
+    return [c.variables.get("sms_opt_out_notice", True) for c in sms]
+
+
+def test_every_message_carries_the_opt_out_line_by_default() -> None:
+    assert _sms_notices("every_message") == [True, True, True]
+
+
+def test_first_in_30_days_tells_a_number_once_a_month() -> None:
+    assert _sms_notices("first_in_30_days") == [True, False, True]
+
+
+def test_a_notice_that_never_arrived_is_due_again() -> None:
+    engine = JourneyEngine(parse_policy(FIRST_IN_30.replace("RULE", "first_in_30_days")), SECRET)
+    state = customer()
+    start = ms("2026-06-10T14:00:00+00:00")
+    first = run(engine, state, start + 2 * H, (start + H // 2, abandonment(start, ab_id="ab-0")))
+    (sms,) = [c for c in first.commands if c.channel == "sms"]
+    assert state.notices == {"+14155550123": (start + H, sms.command_id)}
+    failed = SendResult(
+        command_id=sms.command_id, status="failed", provider_id=None, error_code="30003",
+        attempts=1, at=datetime.fromtimestamp((start + 2 * H) / 1000, tz=UTC), channel="sms",
+    )  # fmt: skip
+    engine.on_result(state, failed, start + 2 * H)
+    assert state.notices == {}
+    again = run(
+        engine, state, start + 4 * D, (start + 3 * D, abandonment(start + 3 * D, ab_id="ab-3"))
+    )
+    (sms,) = [c for c in again.commands if c.channel == "sms"]
+    assert "sms_opt_out_notice" not in sms.variables  # carries the line again
+    assert CustomerState.from_bytes(state.to_bytes()).notices == state.notices
+
+
+def test_the_rule_must_be_one_of_the_two() -> None:
+    from streams.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"stores\.default\.sms_opt_out"):
+        parse_policy(FIRST_IN_30.replace("RULE", "never"), "p.toml")
