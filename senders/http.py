@@ -9,16 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.errors import ConfigurationError
 
+Ready = Callable[[], Awaitable[bool]]
 
-def add_probes(
-    app: web.Application, registry: CollectorRegistry, ready: Callable[[], Awaitable[bool]]
-) -> None:
-    """Add ``/metrics`` (``registry``), ``/healthz`` and ``/readyz`` (503 until ``ready``)."""
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+def add_health(app: web.Application, ready: Ready) -> None:
+    """Add ``/healthz`` (the process answers) and ``/readyz`` (503 until ``ready``)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -28,9 +23,20 @@ def add_probes(
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
 
-    app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+
+def add_probes(app: web.Application, registry: CollectorRegistry, ready: Ready) -> None:
+    """Add ``/metrics`` (``registry``) and the probes of ``add_health``."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/metrics", metrics)
+    add_health(app, ready)
 
 
 def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from senders.http import add_probes
+from senders.http import Ready, add_health, add_probes
 from senders.service import INFRA_ERRORS
 from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER: Final = "I-Twilio-Idempotency-Token"
 ONE_CLICK_BODY: Final = "List-Unsubscribe=One-Click"
 Handler = Callable[[web.Request], Awaitable[Reply]]
-Ready = Callable[[], Awaitable[bool]]
 DEFAULT_BODY_TIMEOUT: Final = 10.0  # seconds
 
 
@@ -152,21 +151,6 @@ def make_app(
     for route in ROUTES:  # every series exists from the start (alerts on rates need them)
         metrics.latency.labels(route)
     return app
-
-
-def add_health(app: web.Application, ready: Ready) -> None:
-    """``/healthz`` (the process answers) and ``/readyz`` (503 until ``ready``)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(_: web.Request) -> web.Response:
-        if await ready():
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
 
 
 def make_metrics_app(registry: CollectorRegistry, ready: Ready) -> web.Application:
