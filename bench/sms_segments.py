@@ -44,10 +44,9 @@ from senders.twilio_sms import SmsMessage  # noqa: E402
 from streams.audience import AudienceConfig, audience  # noqa: E402
 from streams.core.policy import Policy  # noqa: E402
 from streams.models.commands import SendCommand, parse_command  # noqa: E402
-from streams.models.events import format_ms  # noqa: E402
 from streams.policy_file import load_policy  # noqa: E402
 from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationConfig, simulate  # noqa: E402
+from streams.simulate import SimulationConfig, events_within  # noqa: E402
 from streams.topics import Topic  # noqa: E402
 
 POLICY = ROOT / "deploy/local/demo-policy.toml"
@@ -72,9 +71,9 @@ class Tally:
         return self.segments / self.messages if self.messages else 0.0
 
 
-def events_within(seconds: float) -> int:
-    """The events ``make demo`` streams in ``seconds`` (as deploy/local/demo.py counts them)."""
-    config = SimulationConfig(
+def demo_shape() -> SimulationConfig:
+    """``make demo``'s simulation (deploy/local/demo.py), with room for any duration."""
+    return SimulationConfig(
         events=10**7,
         rate=RATE,
         shoppers=SHOPPERS,
@@ -84,11 +83,6 @@ def events_within(seconds: float) -> int:
         break_minutes=BREAK_MINUTES,
         break_probability=BREAK_PROBABILITY,
     )
-    end = format_ms(START_MS + int(seconds * 1000))
-    for n, record in enumerate(simulate(config)):
-        if record["occurred_at"] >= end:
-            return max(1, n)
-    return config.events
 
 
 def cartpulse(env: dict[str, str], *args: str) -> None:
@@ -104,7 +98,7 @@ def demo_sms_commands(work: Path, seconds: float) -> list[SendCommand]:
     shape = ["--rate", str(RATE), "--shoppers", str(SHOPPERS), "--seed", str(SEED)]
     shape += ["--mean-pause", str(MEAN_PAUSE_S), "--break-probability", str(BREAK_PROBABILITY)]
     shape += ["--break-minutes", *map(str, BREAK_MINUTES)]
-    count = str(events_within(seconds))
+    count = str(events_within(demo_shape(), seconds))
     cartpulse(env, "simulate", "--events", count, "--start", START, *shape, "--output", str(events))
     people = AudienceConfig(SHOPPERS, START_MS - 86_400_000, SEED)
     files = {Topic.CUSTOMERS: work / "customers.jsonl", Topic.CONSENTS: work / "consents.jsonl"}

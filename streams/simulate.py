@@ -147,3 +147,18 @@ def simulate(config: SimulationConfig) -> Iterator[dict[str, Any]]:
         following = next(session, None)
         if following is not None:
             heapq.heappush(heap, (following[0], key, following[1], session))
+
+
+def events_within(config: SimulationConfig, seconds: float) -> int:
+    """How many events ``simulate(config)`` makes in its first ``seconds`` of event time (at
+    least 1; ``config.events`` when the stream ends sooner).
+
+    Sessions start at the configured rate but last a while, so the event rate ramps up: a
+    count of events is not a duration. The stream is deterministic and only shifts with its
+    start, so the count is what ``cartpulse simulate`` makes with the same shape.
+    """
+    end = format_ms(config.start_ms + int(seconds * 1000))
+    for n, record in enumerate(simulate(config)):
+        if record["occurred_at"] >= end:  # same format and length: compares as time
+            return max(1, n)
+    return config.events

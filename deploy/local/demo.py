@@ -53,9 +53,9 @@ from rich.table import Table  # noqa: E402
 
 from senders.segments import encode_info  # noqa: E402
 from streams.kafka import topic_counts  # noqa: E402
-from streams.models.events import format_ms  # noqa: E402
 from streams.policy_file import load_policy  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
+from streams.simulate import SimulationConfig, events_within  # noqa: E402
 from streams.topics import Topic, TopicCatalogue  # noqa: E402
 from tests.smtp_server import SmtpTestServer, make_certificate  # noqa: E402
 from tests.support.env import settings_env  # noqa: E402
@@ -84,31 +84,18 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 
-def events_within(seconds: float) -> int:
-    """How many events the simulation makes in its first ``seconds`` of event time.
-
-    Sessions start at the configured rate but last a while, so the event rate ramps up: a
-    count of events is not a duration. The stream is deterministic and only shifts with its
-    start, so counting it here gives what `cartpulse simulate --kafka` will stream.
-    """
-    from streams.simulate import SimulationConfig, simulate
-
-    start = 1_767_225_600_000
-    config = SimulationConfig(
+def traffic_events(seconds: float) -> int:
+    """How many events the demo's simulation makes in its first ``seconds`` of event time."""
+    shape = SimulationConfig(
         events=10**7,
         rate=RATE,
         shoppers=SHOPPERS,
-        start_ms=start,
         seed=SEED,
         mean_pause_s=MEAN_PAUSE_S,
         break_minutes=BREAK_MINUTES,
         break_probability=BREAK_PROBABILITY,
     )
-    end = format_ms(start + int(seconds * 1000))
-    for n, record in enumerate(simulate(config)):
-        if record["occurred_at"] >= end:  # same format and length: compares as time
-            return max(1, n)
-    return config.events
+    return events_within(shape, seconds)
 
 
 def cartpulse() -> list[str]:
@@ -402,7 +389,7 @@ class Demo:
                 "--kafka",
                 "--audience",
                 "--events",
-                str(events_within(SECONDS)),
+                str(traffic_events(SECONDS)),
                 "--rate",
                 str(RATE),
                 "--shoppers",

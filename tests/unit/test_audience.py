@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from streams.cli import main
 from streams.models.commands import E164, EMAIL
 from streams.models.events import parse_time
 from streams.models.journey import parse_consent, parse_profile
-from streams.simulate import SimulationConfig, simulate
+from streams.simulate import SimulationConfig, events_within, simulate
 from streams.topics import Topic
 
 T0 = 1_767_225_600_000
@@ -147,6 +148,18 @@ def test_compressed_time_for_the_demo() -> None:
     assert default_breaks
     assert all(31 * 60_000 <= g <= 120 * 60_000 for g in default_breaks)
     assert max(gaps) <= timedelta(minutes=1.5) / timedelta(milliseconds=1)
+
+
+def test_events_within_counts_the_events_before_a_moment_of_event_time() -> None:
+    config = SimulationConfig(events=10**7, rate=40.0, shoppers=100, seed=6, mean_pause_s=2.0)
+    n = events_within(config, 60)
+    times = [
+        parse_time(r["occurred_at"], "occurred_at") for r in simulate(replace(config, events=n + 1))
+    ]
+    assert times[n - 1] < T0 + 60_000 <= times[n]
+    shifted = replace(config, start_ms=T0 + 400 * 86_400_000)
+    assert events_within(shifted, 60) == n  # the stream only shifts with its start
+    assert events_within(replace(config, events=5), 60) == 5  # the stream ended sooner
 
 
 def test_known_shoppers_are_the_audience_ids() -> None:
