@@ -12,25 +12,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from senders.app import run_mirror, run_sender
-from senders.consents import ConsentStore
 from senders.keys import Keys
 from senders.short_links import MAX_LINK_CHARS, LinkRecord, short_id
 from streams.policy_file import load_policy
 from streams.settings import Settings
 from tests.conftest import consume_all
-from tests.senders.conftest import (
-    command,
-    ensure_topics,
-    kafka_producer,
-    opt_in,
-    produce_commands,
-    results,
-    running,
-)
+from tests.senders.conftest import command, produce_commands, results
 from tests.support.webhooks import CLICK_SECRET
 from tests.twilio_server import TwilioTestServer
-from tests.webhooks.test_stack import wait_for, webhook_settings, webhooks
+from tests.webhooks.test_stack import sms_stack, webhook_settings
 
 pytestmark = pytest.mark.integration
 
@@ -46,25 +36,9 @@ async def test_an_sms_carries_a_short_link_that_redirects_and_records_one_click(
 ) -> None:
     [base] = {s.short_link_base for s in load_policy().stores.values() if s.short_link_base}
     s = webhook_settings(settings, key_prefix, twilio)
-    mirror_settings = s.model_copy(update={"sender_http_port": 0})
-    await ensure_topics(s, "sms")
     cmd = command(to="+14155550401")
     cmd = cmd.model_copy(update={"variables": {**cmd.variables, "cart_url": CART}})
-    store = ConsentStore(redis, Keys(key_prefix))
-    started = asyncio.Event()
-    async with running(
-        lambda stop: run_sender(s, "sms", stop=stop, handle_signals=False),
-        lambda stop: run_mirror(mirror_settings, stop=stop, handle_signals=False),
-        webhooks(s, started),
-    ):
-        async with kafka_producer(s) as kafka:
-            await opt_in(kafka, s, cmd.customer_id, "sms")
-
-        async def opted_in() -> bool:
-            consent = await store.get(cmd.customer_id, "sms")
-            return consent is not None and consent.status == "opted_in"
-
-        await wait_for(opted_in, 30)
+    async with sms_stack(s, redis, key_prefix, [cmd.customer_id]) as started:
         await produce_commands(s, [cmd, cmd])  # and redelivered: one SMS, the same link
         found = await results(s, 2)
         await asyncio.wait_for(started.wait(), 30)

@@ -4,11 +4,12 @@ replica and the Twilio test server, all in this process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -75,6 +76,34 @@ def webhooks(s: Settings, started: asyncio.Event) -> Callable[[asyncio.Event], A
     return lambda stop: run_webhooks(s, stop=stop, handle_signals=False, started=started)
 
 
+@contextlib.asynccontextmanager
+async def sms_stack(
+    s: Settings, redis: Redis, key_prefix: str, customers: Sequence[str]
+) -> AsyncIterator[asyncio.Event]:
+    """An SMS sender replica, the consent mirror and the webhooks service running on ``s``;
+    enters once each of ``customers`` has opted in to SMS and the mirror has recorded it, and
+    yields the event set when the webhooks service serves."""
+    await ensure_topics(s, "sms")
+    mirror_settings = s.model_copy(update={"sender_http_port": 0})
+    store = ConsentStore(redis, Keys(key_prefix))
+    started = asyncio.Event()
+    async with running(
+        lambda stop: run_sender(s, "sms", stop=stop, handle_signals=False),
+        lambda stop: run_mirror(mirror_settings, stop=stop, handle_signals=False),
+        webhooks(s, started),
+    ):
+        async with kafka_producer(s) as kafka:
+            for customer in customers:
+                await opt_in(kafka, s, customer, "sms")
+
+        async def opted_in() -> bool:
+            consents = [await store.get(customer, "sms") for customer in customers]
+            return all(c is not None and c.status == "opted_in" for c in consents)
+
+        await wait_for(opted_in, 30)
+        yield started
+
+
 async def post_twilio(
     s: Settings, path: str, form: dict[str, str], headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
@@ -107,8 +136,6 @@ async def test_a_stop_reaches_the_senders_within_a_second_and_pending_sms_end_su
     settings: Settings, key_prefix: str, redis: Redis, twilio: TwilioTestServer
 ) -> None:
     s = webhook_settings(settings, key_prefix, twilio)
-    mirror_settings = s.model_copy(update={"sender_http_port": 0})
-    await ensure_topics(s, "sms")
     number = "+14155550301"
     first = command(to=number)
     customer = first.customer_id
@@ -118,21 +145,7 @@ async def test_a_stop_reaches_the_senders_within_a_second_and_pending_sms_end_su
     # opt-out stops it too
     sibling = command(to=number, not_before=in_four_seconds)
     store = ConsentStore(redis, Keys(key_prefix))
-    started = asyncio.Event()
-    async with running(
-        lambda stop: run_sender(s, "sms", stop=stop, handle_signals=False),
-        lambda stop: run_mirror(mirror_settings, stop=stop, handle_signals=False),
-        webhooks(s, started),
-    ):
-        async with kafka_producer(s) as kafka:
-            for cmd in (first, sibling):
-                await opt_in(kafka, s, cmd.customer_id, "sms")
-
-        async def opted_in() -> bool:
-            consent = await store.get(sibling.customer_id, "sms")
-            return consent is not None and consent.status == "opted_in"
-
-        await wait_for(opted_in, 30)
+    async with sms_stack(s, redis, key_prefix, [first.customer_id, sibling.customer_id]) as started:
         await produce_commands(s, [first])
         [sent] = await results(s, 1)
         assert sent.status == "sent"
