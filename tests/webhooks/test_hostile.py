@@ -32,6 +32,8 @@ LIMITS: dict[str, Any] = {
     "webhooks_body_timeout": timedelta(seconds=0.4),
     "webhooks_max_connections": 8,
 }
+# A keep-alive long enough that only the limit under test closes the connection.
+LONG_KEEPALIVE: dict[str, Any] = {**LIMITS, "webhooks_keepalive_timeout": timedelta(seconds=30)}
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +68,12 @@ async def get(port: int, path: str) -> tuple[int, str]:
         return answer.status, await answer.text()
 
 
+async def scrape(s: Settings) -> str:
+    """The service's ``/metrics``, from its private address."""
+    _, metrics = await get(s.webhooks_metrics_port, "/metrics")
+    return metrics
+
+
 async def test_an_idle_connection_is_closed_after_the_keepalive_timeout(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
@@ -82,16 +90,14 @@ async def test_an_idle_connection_is_closed_after_the_keepalive_timeout(
         answer = await closed_within(reader, 3.0)
         assert answer.startswith(b"HTTP/1.1 200")
         writer.close()
-        _, metrics = await get(s.webhooks_metrics_port, "/metrics")
+        metrics = await scrape(s)
     assert 'cartpulse_webhook_connections_closed_total{reason="idle"} 2.0' in metrics
 
 
 async def test_a_slowloris_trickling_headers_is_cut_off(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
-    s = webhook_settings(
-        settings, key_prefix, **{**LIMITS, "webhooks_keepalive_timeout": timedelta(seconds=30)}
-    )
+    s = webhook_settings(settings, key_prefix, **LONG_KEEPALIVE)
     async with serving(s):
         reader, writer = await connect(s.webhooks_port)
         started = time.perf_counter()
@@ -109,16 +115,14 @@ async def test_a_slowloris_trickling_headers_is_cut_off(
         assert time.perf_counter() - started < 3.0  # not the 30 s keep-alive
         trickling.cancel()
         writer.close()
-        _, metrics = await get(s.webhooks_metrics_port, "/metrics")
+        metrics = await scrape(s)
     assert 'cartpulse_webhook_connections_closed_total{reason="slow_headers"} 1.0' in metrics
 
 
 async def test_a_body_that_never_comes_gets_408(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
-    s = webhook_settings(
-        settings, key_prefix, **{**LIMITS, "webhooks_keepalive_timeout": timedelta(seconds=30)}
-    )
+    s = webhook_settings(settings, key_prefix, **LONG_KEEPALIVE)
     async with serving(s):
         reader, writer = await connect(s.webhooks_port)
         writer.write(
@@ -128,16 +132,14 @@ async def test_a_body_that_never_comes_gets_408(
         answer = await closed_within(reader, 3.0)
         writer.close()
         assert answer.startswith(b"HTTP/1.1 408"), answer
-        _, metrics = await get(s.webhooks_metrics_port, "/metrics")
+        metrics = await scrape(s)
     assert 'cartpulse_webhook_requests_total{outcome="timeout",route="sms_inbound"} 1.0' in metrics
 
 
 async def test_beyond_the_connection_limit_new_connections_are_refused_and_logs_stay_short(
     settings: Settings, key_prefix: str, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    s = webhook_settings(
-        settings, key_prefix, **{**LIMITS, "webhooks_keepalive_timeout": timedelta(seconds=30)}
-    )
+    s = webhook_settings(settings, key_prefix, **LONG_KEEPALIVE)
     caplog.set_level(logging.DEBUG)
     async with serving(s):
         held = [await connect(s.webhooks_port) for _ in range(8)]
@@ -159,7 +161,7 @@ async def test_beyond_the_connection_limit_new_connections_are_refused_and_logs_
             writer.close()
         await asyncio.sleep(0.2)
         assert await get(s.webhooks_port, "/healthz") == (200, "ok\n")  # load gone: answered
-        _, metrics = await get(s.webhooks_metrics_port, "/metrics")
+        metrics = await scrape(s)
     assert refused == 200
     assert 'cartpulse_webhook_connections_closed_total{reason="over_limit"} 200.0' in metrics
 
