@@ -24,6 +24,7 @@ from streams.sources import REES46_TYPES
 from streams.topics import TopicCatalogue
 from tests.conftest import ROOT, consume_all
 from tests.support.cli import run_cli
+from tests.support.events import cart_event, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -62,24 +63,16 @@ async def test_rees46_sample_lands_keyed_by_session(settings: Settings) -> None:
 async def test_broken_lines_are_reported_and_dead_lettered(
     settings: Settings, tmp_path: Path
 ) -> None:
-    good = {
-        "event_id": "g1",
-        "type": "cart_item_added",
-        "occurred_at": "2019-10-01T00:00:00Z",
-        "session_id": "s-good",
-        "product": {"id": "p1", "price": "3.50"},
-    }
     lines = [
-        orjson.dumps(good),
+        cart_event(event_id="g1"),
         b'{"event_id": "broken",',
-        orjson.dumps({**good, "event_id": "b2", "session_id": None}),
-        orjson.dumps({**good, "event_id": "b3", "occurred_at": "2019-10-01 noon"}),
-        orjson.dumps({**good, "event_id": "b4", "type": "cart_emptied"}),
-        orjson.dumps({**good, "event_id": "b5", "cart": {"url": "x" * 70_000}}),
-        orjson.dumps({**good, "event_id": "g2", "type": "product_viewed"}),
+        cart_event(event_id="b2", session_id=None),
+        cart_event(event_id="b3", occurred_at="2019-10-01 noon"),
+        cart_event(event_id="b4", type="cart_emptied"),
+        cart_event(event_id="b5", cart={"url": "x" * 70_000}),
+        cart_event(event_id="g2", type="product_viewed"),
     ]
-    path = tmp_path / "mixed.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    path = write_jsonl(tmp_path / "mixed.jsonl", lines)
 
     result = run_cli(settings, "import", str(path))
     assert result.returncode == 1, result.stderr  # done, but some lines were rejected
@@ -116,17 +109,9 @@ async def test_a_rejected_line_over_a_megabyte_is_dead_lettered_as_an_excerpt(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Kafka refuses records over ~1 MB: the whole line used to go to the DLQ and end the run."""
-    good = {
-        "event_id": "g1",
-        "type": "cart_item_added",
-        "occurred_at": "2019-10-01T00:00:00Z",
-        "session_id": "s-good",
-        "product": {"id": "p1", "price": "3.50"},
-    }
-    huge = orjson.dumps({**good, "event_id": "huge", "cart": {"url": "x" * 1_500_000}})
-    lines = [orjson.dumps(good), huge, orjson.dumps({**good, "event_id": "g2"})]
-    path = tmp_path / "huge.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    huge = cart_event(event_id="huge", cart={"url": "x" * 1_500_000})
+    lines = [cart_event(event_id="g1"), huge, cart_event(event_id="g2")]
+    path = write_jsonl(tmp_path / "huge.jsonl", lines)
 
     result = run_cli(settings, "import", str(path))
     assert result.returncode == 1, result.stderr  # done, one line rejected

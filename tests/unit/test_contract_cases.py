@@ -21,6 +21,7 @@ from streams import _native
 from streams.errors import InvalidRecord
 from streams.models.event_parse import parse_event
 from streams.sources import read_rees46
+from tests.support.events import cart_event
 
 CASES: dict[str, Any] = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "contract_cases.json").read_text()
@@ -35,19 +36,8 @@ HEADER = (
 )
 
 
-def record(**changes: object) -> bytes:
-    base: dict[str, object] = {
-        "event_id": "e1",
-        "type": "cart_item_added",
-        "occurred_at": "2019-10-01T00:10:00Z",
-        "session_id": "s1",
-        "product": {"id": "p1", "price": "2.50"},
-    }
-    return orjson.dumps(base | changes)
-
-
 def order(value: str) -> bytes:
-    return record(type="order_completed", product=None, order={"id": "o1", "value": value})
+    return cart_event(type="order_completed", product=None, order={"id": "o1", "value": value})
 
 
 def rees46(tmp_path: Path, event_time: str, price: str) -> tuple[Any, str | None]:
@@ -66,7 +56,7 @@ def as_rees46_time(text: str) -> str | None:
 
 @pytest.mark.parametrize(("text", "ms"), TIMES_OK)
 def test_an_accepted_time_reads_the_same_everywhere(text: str, ms: int, tmp_path: Path) -> None:
-    raw = record(occurred_at=text)
+    raw = cart_event(occurred_at=text)
     assert parse_event(raw).occurred_at == ms
     native = _native.read_event(raw)
     assert native is not None
@@ -82,7 +72,7 @@ def test_an_accepted_time_reads_the_same_everywhere(text: str, ms: int, tmp_path
 def test_a_refused_time_is_refused_everywhere_with_its_reason(
     text: str, reason: str, tmp_path: Path
 ) -> None:
-    raw = record(occurred_at=text)
+    raw = cart_event(occurred_at=text)
     with pytest.raises(InvalidRecord) as caught:
         parse_event(raw)
     assert caught.value.reason.startswith(f"occurred_at {reason}")
@@ -97,14 +87,14 @@ def test_a_refused_time_is_refused_everywhere_with_its_reason(
 
 @pytest.mark.parametrize("ms", CASES["epoch_ms"]["accepted"])
 def test_accepted_epoch_milliseconds(ms: int) -> None:
-    raw = record(occurred_at=ms)
+    raw = cart_event(occurred_at=ms)
     assert parse_event(raw).occurred_at == ms
     assert _native.read_event(raw) is not None
 
 
 @pytest.mark.parametrize("ms", CASES["epoch_ms"]["refused"])
 def test_refused_epoch_milliseconds(ms: int) -> None:
-    raw = record(occurred_at=ms)
+    raw = cart_event(occurred_at=ms)
     with pytest.raises(InvalidRecord, match=r"occurred_at .*is outside 2000\.\.2100"):
         parse_event(raw)
     assert _native.read_event(raw) is None
@@ -114,7 +104,7 @@ def test_refused_epoch_milliseconds(ms: int) -> None:
 def test_an_accepted_amount_reads_the_same_everywhere(
     text: str, canonical: str, tmp_path: Path
 ) -> None:
-    raw = record(product={"id": "p1", "price": text})
+    raw = cart_event(product={"id": "p1", "price": text})
     product = parse_event(raw).product
     assert product is not None
     assert str(product.price) == canonical
@@ -134,7 +124,7 @@ def test_an_accepted_amount_reads_the_same_everywhere(
 def test_a_refused_amount_is_refused_everywhere_with_its_reason(
     text: str, reason: str, tmp_path: Path
 ) -> None:
-    raw = record(product={"id": "p1", "price": text})
+    raw = cart_event(product={"id": "p1", "price": text})
     with pytest.raises(InvalidRecord) as caught:
         parse_event(raw)
     assert caught.value.reason.startswith(f"product.price {reason}")

@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 
 from streams.agents.detector import DetectorShell
@@ -15,6 +14,7 @@ from streams.core.detection import DetectorConfig
 from streams.kafka import DLQ_EXCERPT_BYTES
 from streams.metrics import DetectorMetrics
 from streams.topics import TopicCatalogue
+from tests.support.events import cart_event
 
 TOPICS = TopicCatalogue("t.")
 
@@ -65,17 +65,6 @@ def shell(sent: Sent) -> DetectorShell:
     )
 
 
-def event(**changes: object) -> bytes:
-    base = {
-        "event_id": "e1",
-        "type": "cart_item_added",
-        "occurred_at": "2019-10-01T00:00:00Z",
-        "session_id": "s1",
-        "product": {"id": "p1", "price": "2.50"},
-    }
-    return orjson.dumps(base | changes)
-
-
 def dead_letters(sent: Sent) -> list[dict[str, bytes]]:
     return [dict(h) for topic, _, _, h in sent.records if topic.endswith(".dlq")]
 
@@ -84,10 +73,10 @@ async def test_contract_cases_are_never_an_internal_error() -> None:
     sent = Sent()
     detector = shell(sent)
     messages = [
-        Message(event(product={"id": "p1", "price": "-0"})),
-        Message(event(event_id="e2", type="order_completed", order={"value": "-0"}), offset=1),
-        Message(event(event_id="e3", occurred_at="2019-10-01T00:00:00,5Z"), offset=2),
-        Message(event(event_id="e4", product={"id": "p1", "price": "1_000"}), offset=3),
+        Message(cart_event(product={"id": "p1", "price": "-0"})),
+        Message(cart_event(event_id="e2", type="order_completed", order={"value": "-0"}), offset=1),
+        Message(cart_event(event_id="e3", occurred_at="2019-10-01T00:00:00,5Z"), offset=2),
+        Message(cart_event(event_id="e4", product={"id": "p1", "price": "1_000"}), offset=3),
     ]
     await detector.on_batch(messages)
     reasons = [h["cartpulse.reason"].decode() for h in dead_letters(sent)]

@@ -1,0 +1,29 @@
+"""Raw storefront events for the tests: one valid record, changed field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import orjson
+
+CART_ITEM_ADDED: Final[Mapping[str, object]] = {
+    "event_id": "e1",
+    "type": "cart_item_added",
+    "occurred_at": "2019-10-01T00:00:00Z",
+    "session_id": "s1",
+    "product": {"id": "p1", "price": "2.50"},
+}
+
+
+def cart_event(**changes: object) -> bytes:
+    """A valid ``cart_item_added`` event as JSON, with ``changes`` on top (a ``None`` is kept
+    as ``null``: the way to write a field that is there but empty)."""
+    return orjson.dumps({**CART_ITEM_ADDED, **changes})
+
+
+def write_jsonl(path: Path, lines: list[bytes]) -> Path:
+    """``lines`` as a JSON Lines file at ``path``; returns ``path``."""
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
