@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from streams.durations import parse_duration_ms
@@ -82,26 +82,39 @@ class Reader:
             raise self.fail(path, "is required (a non-empty string)")
         return value
 
-    def https_url(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
-        """An optional ``https://`` URL (an email's images load from the shopper's mail app)."""
+    def optional_string(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        accepts: Callable[[str], object],
+        refusal: str,
+    ) -> str | None:
+        """``data[key]`` when it is a string ``accepts`` takes, ``None`` when absent; anything
+        else fails with the value and ``refusal`` (``'#12' is not a colour like ...``)."""
         value = data.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or not _HTTPS_URL.match(value):
-            raise self.fail(
-                f"{path}.{key}",
-                f"{value!r} is not an https:// URL like 'https://shop.example.com/logo.png'",
-            )
+        if not isinstance(value, str) or not accepts(value):
+            raise self.fail(f"{path}.{key}", f"{value!r} {refusal}")
         return value
+
+    def https_url(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
+        """An optional ``https://`` URL (an email's images load from the shopper's mail app)."""
+        return self.optional_string(
+            data,
+            key,
+            path,
+            _HTTPS_URL.match,
+            "is not an https:// URL like 'https://shop.example.com/logo.png'",
+        )
 
     def color(self, data: Mapping[str, Any], key: str, path: str) -> str | None:
         """An optional ``#rrggbb`` colour, lower-cased."""
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not _HEX_COLOR.match(value):
-            raise self.fail(f"{path}.{key}", f"{value!r} is not a colour like '#0f766e' (#rrggbb)")
-        return value.lower()
+        value = self.optional_string(
+            data, key, path, _HEX_COLOR.match, "is not a colour like '#0f766e' (#rrggbb)"
+        )
+        return None if value is None else value.lower()
 
     def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
         for key in data:

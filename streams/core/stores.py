@@ -92,8 +92,12 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
             accent_color=r.color(raw, "accent_color", path),
             short_link_base=_short_link_base(r, raw, path),
             sms_from=_sms_from(r, raw, path),
-            sms_messaging_service_sid=_matching(
-                r, raw, "sms_messaging_service_sid", path, _MESSAGING_SERVICE, "MG + 32 hex digits"
+            sms_messaging_service_sid=r.optional_string(
+                raw,
+                "sms_messaging_service_sid",
+                path,
+                _MESSAGING_SERVICE.match,
+                "is not MG + 32 hex digits",
             ),
             email_from=_mailbox(r, raw, "email_from", path),
             email_reply_to=_mailbox(r, raw, "email_reply_to", path),
@@ -116,50 +120,37 @@ def _text(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
     return " ".join(value.split())
 
 
-def _matching(
-    r: Reader, raw: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str], what: str
-) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not pattern.match(value):
-        raise r.fail(f"{path}.{key}", f"{value!r} is not {what}")
-    return value
-
-
 def _sms_from(r: Reader, raw: Mapping[str, Any], path: str) -> str | None:
-    value = raw.get("sms_from")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not (_E164.match(value) or _ALPHANUMERIC_ID.match(value)):
-        raise r.fail(
-            f"{path}.sms_from",
-            f"{value!r} is neither an E.164 number (+14155550100) nor an alphanumeric sender "
-            "ID (1-11 letters, digits or spaces, at least one letter)",
-        )
-    return value
+    return r.optional_string(
+        raw,
+        "sms_from",
+        path,
+        lambda value: _E164.match(value) or _ALPHANUMERIC_ID.match(value),
+        "is neither an E.164 number (+14155550100) nor an alphanumeric sender ID (1-11 letters, "
+        "digits or spaces, at least one letter)",
+    )
 
 
 def _mailbox(r: Reader, raw: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    lines = isinstance(value, str) and ("\n" in value or "\r" in value)  # header injection
-    if not isinstance(value, str) or lines or "@" not in parseaddr(value)[1]:
-        raise r.fail(f"{path}.{key}", f"{value!r} is not an address like 'Shop <shop@example.com>'")
-    return value
+    return r.optional_string(
+        raw, key, path, _is_mailbox, "is not an address like 'Shop <shop@example.com>'"
+    )
+
+
+def _is_mailbox(value: str) -> bool:
+    lines = "\n" in value or "\r" in value  # header injection
+    return not lines and "@" in parseaddr(value)[1]
 
 
 def _short_link_base(r: Reader, raw: Mapping[str, Any], path: str) -> str | None:
-    value = raw.get("short_link_base")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _SHORT_BASE.match(value):
-        raise r.fail(
-            f"{path}.short_link_base",
-            f"{value!r} is not an https:// URL ending in '/', like 'https://s.shop.example/c/'",
-        )
-    if len(value) > MAX_SHORT_LINK_BASE:
+    value = r.optional_string(
+        raw,
+        "short_link_base",
+        path,
+        _SHORT_BASE.match,
+        "is not an https:// URL ending in '/', like 'https://s.shop.example/c/'",
+    )
+    if value is not None and len(value) > MAX_SHORT_LINK_BASE:
         raise r.fail(
             f"{path}.short_link_base",
             f"is {len(value)} characters: at most {MAX_SHORT_LINK_BASE}, so a link stays within "
