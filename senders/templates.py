@@ -126,9 +126,7 @@ class Renderer:
         """
         body = self._load(template, locale, "sms", store_id)
         written_in = _locale_of(body, template)
-        text = self._tidy(
-            self._run(body, template, "sms", _localised(variables, locale, body, template))
-        )
+        text = self._tidy(self._run(body, template, locale, "sms", variables))
         line = self.render_sms_opt_out(written_in, variables, store_id)
         return compose_sms(text, line, smart, max_segments)
 
@@ -179,14 +177,15 @@ class Renderer:
         store_id: str,
     ) -> str:
         compiled = self._load(template, locale, part, store_id)
-        return self._run(
-            compiled, template, part, _localised(variables, locale, compiled, template)
-        )
+        return self._run(compiled, template, locale, part, variables)
 
     @staticmethod
-    def _run(compiled: Template, template: str, part: str, variables: Mapping[str, Any]) -> str:
+    def _run(
+        compiled: Template, template: str, locale: str, part: str, variables: Mapping[str, Any]
+    ) -> str:
+        """``compiled`` filled with ``variables`` and the ``locale`` its filters format in."""
         try:
-            return compiled.render(dict(variables))
+            return compiled.render(_localised(variables, locale, compiled, template))
         except UndefinedError as exc:
             raise InvalidRecord(f"template {template!r} ({part}): {exc.message}") from None
         except SecurityError as exc:
