@@ -18,10 +18,6 @@ What must hold (docs/operations.md, "Faults"):
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -45,9 +41,8 @@ from tests.senders.conftest import (
     running,
     sender_settings,
 )
-from tests.senders.replicas import ROOT
 from tests.smtp_server import SmtpTestServer
-from tests.support.env import settings_env
+from tests.support.cli import start_cli, terminate
 from tests.support.net import free_port
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
@@ -149,30 +144,6 @@ async def test_twilio_refusing_credentials_then_failing_then_recovering(
     assert twilio.answered(401) >= 3
 
 
-def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "send", "email"],
-            env={**os.environ, **settings_env(settings)},
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def terminate(process: subprocess.Popen[bytes], within: float) -> float:
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.to_thread(process.wait, within)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"the email sender did not exit within {within} s of SIGTERM")
-    assert process.returncode == 0
-    return time.monotonic() - started
-
-
 def text(log: Path) -> str:
     return log.read_text(errors="replace")
 
@@ -198,7 +169,7 @@ async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
 
     # A tarpit: connections accepted, never a word. Not ready once the first opening timed out.
     smtp.stall = "greeting"
-    sender = spawn(s, log)
+    sender = start_cli(s, log, "send", "email")
     await produce_commands(s, commands)
     await readiness(port, 503, within=20)
     _, metrics = await get(port, "/metrics")
@@ -209,14 +180,14 @@ async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
     smtp.stall = "auth"
     stalled = smtp.stalled
     await until(lambda: smtp.stalled > stalled, 10, "a login stalled at AUTH")
-    assert await terminate(sender, within=5.0) < 5.0
+    assert await terminate(sender, 5.0, log) < 5.0
     results = f"{s.topic_prefix}send.results"
     assert await consume_all(s, results, 0, within=1) == []  # no unknown, no failed
 
     # Our login refused (535): not ready, one log line, nothing failed; then fixed.
     smtp.end_stall()
     smtp.password = "rotated-elsewhere"
-    sender = spawn(s, log)
+    sender = start_cli(s, log, "send", "email")
     try:
         await until(lambda: smtp.refused_logins >= 2, 20, "refused logins")
         await readiness(port, 503, within=10)
@@ -225,7 +196,7 @@ async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
         found = final(await final_results(s, {c.command_id for c in commands}, within=30))
         await readiness(port, 200, within=5)
     finally:
-        await terminate(sender, within=10.0)
+        await terminate(sender, 10.0, log)
     assert sorted((r.command_id, r.status) for r in found) == sorted(
         (c.command_id, "sent") for c in commands
     )

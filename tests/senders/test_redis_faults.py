@@ -12,10 +12,6 @@ Redis of the test's own. What must hold:
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,8 +36,7 @@ from tests.senders.conftest import (
     sender_settings,
 )
 from tests.senders.redis_server import RedisServer, serve_redis
-from tests.senders.replicas import ROOT
-from tests.support.env import settings_env
+from tests.support.cli import start_cli, tail, terminate
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 
@@ -49,38 +44,9 @@ pytestmark = pytest.mark.integration
 PROMPT = 10.0  # seconds from SIGTERM to exit; the manifests grant 60
 
 
-def start(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *args],
-            env={**os.environ, **settings_env(settings)},
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     yield from serve_redis(tmp_path)
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-4000:]
-
-
-async def terminate(process: subprocess.Popen[bytes], log: Path) -> float:
-    """SIGTERM and wait; how long it took to exit (killed, and the test fails, past PROMPT)."""
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.to_thread(process.wait, PROMPT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"no exit {PROMPT} s after SIGTERM:\n{tail(log)}")
-    assert process.returncode == 0, tail(log)
-    return time.monotonic() - started
 
 
 async def produce_consents(settings: Settings, customers: list[str]) -> None:
@@ -120,18 +86,18 @@ async def test_the_mirror_stops_promptly_while_redis_is_down_and_loses_nothing(
     before = [f"before-{n}" for n in range(3)]
     during = [f"during-{n}" for n in range(3)]
     try:
-        mirror = start(s, log, "consents", "mirror")
+        mirror = start_cli(s, log, "consents", "mirror")
         await produce_consents(s, before)
         assert await mirrored(store, before, within=20) == set(before)
         own_redis.stop()
         await produce_consents(s, during)
         await asyncio.sleep(1.5)  # the mirror has them and cannot write them
-        assert await terminate(mirror, log) < PROMPT
+        assert await terminate(mirror, PROMPT, log) < PROMPT
         own_redis.start()
         assert await mirrored(store, during, within=1) == set()  # not applied, not committed
-        mirror = start(s, log, "consents", "mirror")
+        mirror = start_cli(s, log, "consents", "mirror")
         assert await mirrored(store, during, within=20) == set(during)  # read again: no loss
-        await terminate(mirror, log)
+        await terminate(mirror, PROMPT, log)
     finally:
         await redis.aclose()
 
@@ -151,7 +117,7 @@ async def test_a_sender_rides_out_a_redis_restart_without_loss_or_duplicates(
     last = [command(to=f"+1415557{n:04d}") for n in range(3)]  # …and down at SIGTERM
     everything = first + across + last
     try:
-        sender = start(s, log, "send", "sms")
+        sender = start_cli(s, log, "send", "sms")
         await produce_commands(s, first)
         await twilio.wait_created(3, within=30)
         assert len(twilio.created) == 3, tail(log)
@@ -165,11 +131,11 @@ async def test_a_sender_rides_out_a_redis_restart_without_loss_or_duplicates(
         own_redis.stop()
         await produce_commands(s, last)
         await asyncio.sleep(1.5)
-        assert await terminate(sender, log) < PROMPT
+        assert await terminate(sender, PROMPT, log) < PROMPT
         own_redis.start()
-        sender = start(s, log, "send", "sms")
+        sender = start_cli(s, log, "send", "sms")
         found = await final_results(s, {c.command_id for c in everything}, within=30)
-        await terminate(sender, log)
+        await terminate(sender, PROMPT, log)
     finally:
         await twilio.stop()
     final = [r for r in found if r.status in FINAL_SEND_STATUSES]
