@@ -340,32 +340,27 @@ def _epoch_ms(text: str) -> int:
     return parse_time(text)
 
 
-def sms_segments_bench() -> str:
+def section_of(script: str, name: str, timeout: float) -> str:
+    """The markdown section ``bench/<script>`` prints, or the end of its stderr when it fails."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "sms_segments.py")],
+        [sys.executable, str(ROOT / "bench" / script)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=ROOT,
         check=False,
     )
     if result.returncode != 0:
-        return f"SMS segments benchmark failed:\n\n```\n{result.stderr[-2000:]}\n```"
+        return f"{name} benchmark failed:\n\n```\n{result.stderr[-2000:]}\n```"
     return result.stdout.strip()
 
 
+def sms_segments_bench() -> str:
+    return section_of("sms_segments.py", "SMS segments", timeout=300)
+
+
 def senders_bench() -> list[str]:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "senders.py")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-        check=False,
-    )
-    if result.returncode != 0:
-        return [f"senders benchmark failed:\n\n```\n{result.stderr[-2000:]}\n```"]
-    return [result.stdout.strip()]
+    return [section_of("senders.py", "senders", timeout=900)]
 
 
 async def main() -> None:
