@@ -312,7 +312,7 @@ class Demo:
         latest = []
         if self.twilio.requests:
             sms = self.twilio.requests[-1].form
-            latest.append(f"[bold]last SMS[/] to {sms.get('To')}: {sms.get('Body', '')[:110]!r}")
+            latest.append(f"[bold]last SMS[/] to {sms.get('To')}: {sms.get('Body', '')[:320]!r}")
         if self.smtp.messages:
             mail = self.smtp.messages[-1]
             latest.append(

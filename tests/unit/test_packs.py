@@ -142,3 +142,17 @@ def test_policy_check_refuses_a_missing_template_and_warns_of_no_postal_address(
     done = _cli(str(source))
     assert done.returncode == 0, done.stderr
     assert "stores.default: no postal_address" in done.stderr
+
+
+@pytest.mark.parametrize("policy", [None, "deploy/local/demo-policy.toml"])
+def test_the_shipped_and_demo_policies_pass_the_strict_check(policy: str | None) -> None:
+    root = Path(__file__).resolve().parents[2]
+    args = [str(root / policy)] if policy else []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
+    env |= {"CARTPULSE_COUPON_SECRET": "c", "CARTPULSE_CLICK_SECRET": "k"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "policy", "check", "--strict", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False, cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
