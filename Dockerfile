@@ -26,7 +26,7 @@ RUN apt-get update \
     && cargo --version
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.cfg README.md ./
 COPY native ./native
 COPY streams ./streams
 COPY senders ./senders

@@ -30,6 +30,15 @@ $(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv and install cartpulse with test and dev extras
 
+# The wheel reuses the core cargo built for `make install` (pip builds in the source tree, into
+# native/target); the sdist carries native/ and Cargo.lock, so it builds anywhere Rust is.
+.PHONY: dist
+dist: install ## Build the abi3 wheel (installs without Rust) and the sdist into dist/
+	$(REQUIRE_CARGO)
+	$(WITH_CARGO) $(BIN)/pip wheel -q --no-deps --wheel-dir dist .
+	$(BIN)/python -m build -q --sdist --outdir dist .
+	@ls -1 dist/cartpulse-$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')[-.]*
+
 .PHONY: stack-up
 stack-up: ## Start Kafka (KRaft, from Maven Central jars) and Redis on 127.0.0.1
 	$(STACK) up
@@ -104,4 +113,4 @@ bench: install stack-up ## Run the benchmarks and write docs/BENCHMARKS.md
 
 .PHONY: clean
 clean: ## Remove the virtualenv, caches and Rust build output (the stack's data stays; see stack.sh down --purge)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cartpulse native/target streams/_native*.so
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cartpulse native/target streams/_native*.so build dist
