@@ -16,6 +16,7 @@ from typing import IO, cast
 import orjson
 
 from streams.binding import check_bindable
+from streams.cli_collect import add_parsers as add_collect_parsers
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_policy import add_parsers as add_policy_parsers
 from streams.cli_preview import add_parsers as add_preview_parsers
@@ -148,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     add_journey_parsers(commands)
     add_policy_parsers(commands)
     add_preview_parsers(commands)
+    add_collect_parsers(commands)
     return parser
 
 

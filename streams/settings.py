@@ -273,6 +273,45 @@ class Settings(BaseSettings):
         description="How long the SMS sender remembers which customers it texted at a number.",
     )
 
+    # Collector (docs/collector.md)
+    collect_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the collector's public port; 0.0.0.0 in containers, where "
+        "storefronts (through the ingress) and probes come from outside.",
+    )
+    collect_port: int = Field(8090, ge=1, le=65535, description="Public port: /v1/events.")
+    collect_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the collector's /metrics port (also /healthz, /readyz); "
+        "0.0.0.0 in containers, where Prometheus scrapes from outside. Never public.",
+    )
+    collect_metrics_port: int = Field(
+        9102, ge=1, le=65535, description="Port of the collector's /metrics, off the public port."
+    )
+    collect_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-store secrets, JSON: {"store-1": "…"}; sent as a bearer token or used '
+        "as the HMAC-SHA256 key of X-Cartpulse-Signature.",
+    )
+    collect_pixel_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-store public keys of a browser pixel, JSON: {"store-1": "pk_…"}; '
+        "taken only from CARTPULSE_COLLECT_ALLOWED_ORIGINS (they are visible in the page).",
+    )
+    collect_allowed_origins: tuple[str, ...] = Field(
+        (),
+        description='Browser origins allowed to send (CORS), JSON list: ["https://shop.example"].',
+    )
+    collect_max_events: int = Field(500, ge=1, le=10_000, description="Events per request.")
+    collect_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+    collect_produce_timeout: timedelta = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="How long a request waits for Kafka's acknowledgement before a 503.",
+    )
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
