@@ -62,7 +62,7 @@ async def shared_rate(rate: float, seconds: float, replicas: int, logs: Path) ->
     batch = [command(to=f"+1415777{n:04d}") for n in range(int(rate * seconds))]
     processes = spawn(s, "sms", logs, replicas)
     try:
-        await wait_for_group(s, f"{s.sender_group}.sms", replicas)
+        await wait_for_group(s, s.sender_group_id("sms"), replicas)
         await produce_commands(s, batch)
         await twilio.wait_created(len(batch), within=seconds * 2 + 30)
     finally:
@@ -92,7 +92,7 @@ async def unlimited(count: int, logs: Path) -> tuple[str, str]:
     batch = [command(to=f"+1415888{n:04d}") for n in range(count)]
     processes = spawn(s, "sms", logs, 1)
     try:
-        await wait_for_group(s, f"{s.sender_group}.sms", 1)
+        await wait_for_group(s, s.sender_group_id("sms"), 1)
         await produce_commands(s, batch)
         await twilio.wait_created(len(batch), within=120)
     finally:

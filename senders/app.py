@@ -23,7 +23,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
-from senders.consumer import CommandConsumer
+from senders.consumer import CommandConsumer, SenderTopics
 from senders.http import start_http
 from senders.keys import Keys
 from senders.ledger import RedisLedger
@@ -39,7 +39,7 @@ from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
 from streams.policy_file import load_policy
 from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue, TopicSpec
+from streams.topics import RETRY_TOPICS, Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +73,16 @@ class KafkaEmitter:
         await self._kafka.send_and_wait(self._consents, value=value, key=key)
 
 
-def sender_topics(settings: Settings, channel: Channel) -> tuple[str, str, list[TopicSpec]]:
-    """The command topic, its DLQ, and every topic a sender needs to exist."""
+def sender_topics(settings: Settings, channel: Channel) -> SenderTopics:
+    """The command topic, its DLQ, every topic a sender needs to exist, and its retry topic."""
     topics = TopicCatalogue.of(settings)
     command = Topic.SEND_SMS if channel == "sms" else Topic.SEND_EMAIL
-    wanted = {topics.name(command), topics.dlq(command), topics.name(Topic.SEND_RESULTS)}
-    wanted |= {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
+    retry = RETRY_TOPICS[command]
+    wanted = {topics.name(command), topics.dlq(command), topics.name(retry)}
+    wanted |= {topics.name(Topic.SEND_RESULTS), topics.name(Topic.CONSENTS)}
+    wanted |= {topics.dlq(Topic.CONSENTS)}
     specs = [spec for spec in topics.specs() if spec.name in wanted]
-    retry = TopicSpec(
-        f"{topics.name(command)}.retry", "recipient", configs={"cleanup.policy": "delete"}
-    )
-    return topics.name(command), topics.dlq(command), [*specs, retry]
+    return SenderTopics(topics.name(command), topics.dlq(command), specs, topics.name(retry))
 
 
 @contextlib.asynccontextmanager
@@ -116,18 +115,18 @@ async def run_sender(
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
     clock = clock or SystemClock()
-    keys = Keys(settings.redis_key_prefix)
+    keys = Keys(settings.effective_redis_key_prefix)
     for warning in require_policy_templates(settings):  # the stores' templates, as at load
         log.warning("policy: %s", warning)
     redis = make_redis(settings)  # a client only: it connects on first use
     links = RedisShortLinks(redis, keys) if channel == "sms" else None
     provider: Any = provider_for(settings, channel, load_policy(settings.policy_file), links)
-    main_topic, dlq_topic, specs = sender_topics(settings, channel)
+    topics = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
     runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once
     kafka = producer(settings, linger_ms=2)
     try:
-        await create_topics(settings, specs)
+        await create_topics(settings, topics.specs)
         await kafka.start()
         await provider.start()
         service: SendService[Any] = SendService(
@@ -146,10 +145,10 @@ async def run_sender(
             clock,
             PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
         )
-        consumer = CommandConsumer(settings, service, kafka, metrics, clock, main_topic, dlq_topic)
+        consumer = CommandConsumer(settings, service, kafka, metrics, clock, topics)
         # Not ready while the provider refuses our credentials or is down (``health.py``).
         checks += [lambda: consumer.ready, lambda: not service.health.down]
-        log.info("%s sender consuming %s", channel, main_topic)
+        log.info("%s sender consuming %s", channel, topics.command)
         async with stop_on_signals(stop, handle_signals):
             await consumer.run(stop)
     finally:
@@ -193,7 +192,7 @@ async def run_mirror(
     try:
         await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
         await kafka.start()
-        store = ConsentStore(redis, Keys(settings.redis_key_prefix))
+        store = ConsentStore(redis, Keys(settings.effective_redis_key_prefix))
         mirror = ConsentMirror(
             settings, store, kafka, metrics, topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)
         )

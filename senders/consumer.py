@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -38,6 +38,7 @@ from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.models.commands import parse_command
 from streams.settings import Settings
+from streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,16 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
+class SenderTopics(NamedTuple):
+    """The topics of one channel's sender (``senders.app.sender_topics``): the command topic,
+    its dead-letter topic, every topic the sender needs to exist, and its retry topic."""
+
+    command: str
+    dlq: str
+    specs: list[TopicSpec]
+    retry: str
+
+
 @dataclass(slots=True)
 class _Task:
     tp: TopicPartition
@@ -88,8 +99,7 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         producer: Any,
         metrics: Metrics,
         clock: Clock,
-        main_topic: str,
-        dlq_topic: str,
+        topics: SenderTopics,
     ) -> None:
         self._s = settings
         self._service = service
@@ -97,10 +107,10 @@ class CommandConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         self._metrics = metrics
         self._clock = clock
         self.channel = service.channel
-        self.main_topic = main_topic
-        self.retry_topic = f"{main_topic}.retry"
-        self._dlq_topic = dlq_topic
-        self._group = f"{settings.sender_group}.{self.channel}"
+        self.main_topic = topics.command
+        self.retry_topic = topics.retry
+        self._dlq_topic = topics.dlq
+        self._group = settings.sender_group_id(self.channel)
         self._owner_prefix = uuid.uuid4().hex[:12]
         self._counter = 0
         self._tasks: dict[asyncio.Task[None], _Task] = {}

@@ -53,7 +53,7 @@ class ConsentMirror:
         consumer = AIOKafkaConsumer(
             self._topic,
             **self._s.kafka_client_options(),
-            group_id=f"{self._s.sender_group}.consent-mirror",
+            group_id=self._s.sender_group_id("consent-mirror"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )

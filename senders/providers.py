@@ -22,7 +22,7 @@ def provider_for(
     passes ``RedisShortLinks``; the preview, which sends nothing, none).
     Raises ``ConfigurationError`` when the settings cannot send on the channel.
     """
-    keys = Keys(settings.redis_key_prefix)
+    keys = Keys(settings.effective_redis_key_prefix)
     renderer = Renderer(Packs.of(settings, policy))
     if channel == "sms":
         return TwilioSms(settings, renderer, keys, policy, links)

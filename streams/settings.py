@@ -20,6 +20,7 @@ _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SenderRole = Literal["sms", "email", "consent-mirror"]
 
 
 class Settings(BaseSettings):
@@ -118,11 +119,16 @@ class Settings(BaseSettings):
 
     # Senders (docs/architecture.md, Guarantees)
     redis_cluster: bool = Field(False, description="Redis is a Cluster (keys use hash tags).")
-    redis_key_prefix: str = Field(
-        "cartpulse:", description="Prefix of every Redis key the senders and the mirror write."
+    redis_key_prefix: str | None = Field(
+        None,
+        description="Prefix of every Redis key the senders, the mirror and the webhooks use; "
+        "unset: CARTPULSE_TOPIC_PREFIX + 'cartpulse:' (effective_redis_key_prefix).",
     )
-    sender_group: str = Field(
-        "cartpulse-senders", description="Consumer group prefix; '.sms' / '.email' is appended."
+    sender_group: str | None = Field(
+        None,
+        min_length=1,
+        description="Consumer group base of the senders and the mirror; '.sms', '.email', "
+        "'.consent-mirror' is appended. Unset: CARTPULSE_TOPIC_PREFIX + 'cartpulse-senders'.",
     )
     sender_concurrency: int = Field(16, ge=1, le=1024, description="Commands in flight/replica.")
     sender_inline_wait: timedelta = Field(
@@ -377,6 +383,22 @@ class Settings(BaseSettings):
     def worker_group(self) -> str:
         """The worker's Faust app id and consumer group (what `cartpulse watermark` waits on)."""
         return f"{self.topic_prefix}{self.worker_id}"
+
+    @property
+    def effective_redis_key_prefix(self) -> str:
+        """The Redis key prefix in use: ``redis_key_prefix`` when set (even to ''), else
+        ``topic_prefix + 'cartpulse:'``, so two deployments on one Redis never share a key."""
+        if self.redis_key_prefix is not None:
+            return self.redis_key_prefix
+        return f"{self.topic_prefix}cartpulse:"
+
+    def sender_group_id(self, role: SenderRole) -> str:
+        """The consumer group of a sender channel or of the consent mirror: ``sender_group``
+        when set, else ``topic_prefix + 'cartpulse-senders'``, then ``.<role>``."""
+        base = self.sender_group
+        if base is None:
+            base = f"{self.topic_prefix}cartpulse-senders"
+        return f"{base}.{role}"
 
     def kafka_client_options(self) -> dict[str, object]:
         """Keyword arguments for aiokafka clients (producer, consumer, admin)."""

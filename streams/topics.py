@@ -25,6 +25,8 @@ class Topic(StrEnum):
     ABANDONMENTS = "abandonments"
     SEND_SMS = "send.sms"
     SEND_EMAIL = "send.email"
+    SEND_SMS_RETRY = "send.sms.retry"
+    SEND_EMAIL_RETRY = "send.email.retry"
     SEND_RESULTS = "send.results"
     ENGAGEMENT = "engagement"
     RECOVERIES = "recoveries"
@@ -58,6 +60,9 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.ABANDONMENTS: ("customer_id or session_id", False, True),
     Topic.SEND_SMS: ("recipient", False, True),
     Topic.SEND_EMAIL: ("recipient", False, True),
+    # commands a sender deferred (rate limit, provider back-off), each with its due time
+    Topic.SEND_SMS_RETRY: ("recipient", False, False),
+    Topic.SEND_EMAIL_RETRY: ("recipient", False, False),
     Topic.SEND_RESULTS: ("command_id", False, True),
     Topic.ENGAGEMENT: ("customer_id", False, True),
     Topic.RECOVERIES: ("customer_id", False, False),
@@ -75,6 +80,13 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.JOURNEY_TICKS: ("partition", False, False),
     # what each worker runs, in its own words, written when it starts (streams/roster.py)
     Topic.WORKERS: ("worker_id", True, False),
+}
+
+
+# The topic a sender defers a command of each command topic to (senders/consumer.py).
+RETRY_TOPICS: dict[Topic, Topic] = {
+    Topic.SEND_SMS: Topic.SEND_SMS_RETRY,
+    Topic.SEND_EMAIL: Topic.SEND_EMAIL_RETRY,
 }
 
 
@@ -103,6 +115,8 @@ class TopicCatalogue:
             configs = {"cleanup.policy": "compact"} if compacted else {}
             if topic in (Topic.TICKS, Topic.JOURNEY_TICKS):
                 configs = {"retention.ms": str(60 * 60 * 1000)}  # wake-ups are worthless later
+            if topic in RETRY_TOPICS.values():
+                configs = {"cleanup.policy": "delete"}
             specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
             if is_input:
                 retention = str(int(self.dlq_retention.total_seconds() * 1000))

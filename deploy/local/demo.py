@@ -614,7 +614,7 @@ async def clean_redis(settings: Settings) -> None:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    prefix = settings.redis_key_prefix
+    prefix = settings.effective_redis_key_prefix
     client = Redis.from_url(settings.redis_url.get_secret_value())
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]

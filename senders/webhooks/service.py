@@ -132,7 +132,7 @@ async def _serve(
     policy = load_policy(settings.policy_file)  # the stores: HELP replies, short links
     limits = connection_limits(settings)
     ensure_descriptors(limits.max_connections)
-    keys = Keys(settings.redis_key_prefix)
+    keys = Keys(settings.effective_redis_key_prefix)
     topics = TopicCatalogue.of(settings)
     wanted = {topics.name(t) for t in (Topic.CONSENTS, Topic.SEND_RESULTS, Topic.ENGAGEMENT)}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])

@@ -69,7 +69,7 @@ async def test_three_replicas_share_the_rate_exactly(
     replicas = spawn(s, "sms", tmp_path, 3)
     try:
         await twilio.start()
-        await wait_for_group(s, f"{s.sender_group}.sms", 3)
+        await wait_for_group(s, s.sender_group_id("sms"), 3)
         await produce_commands(s, batch)
         await twilio.wait_created(len(batch), within=45)
         found = await results(s, len(batch), within=20)
@@ -127,13 +127,13 @@ async def test_sigkill_of_a_replica_loses_and_repeats_nothing(
         await twilio.start()
         for cmd in hanging:
             await twilio.fail(cmd.to, "timeout")
-        await wait_for_group(s, f"{s.sender_group}.sms", 3)
+        await wait_for_group(s, s.sender_group_id("sms"), 3)
         await produce_commands(s, hanging)
         await produce_commands(s, batch)
         await twilio.wait_created(100, within=20)
         replicas[0].process.kill()  # SIGKILL: no goodbye, claims and a request may be out
         replicas[0].process.wait()
-        await wait_for_group(s, f"{s.sender_group}.sms", 2, within=30)
+        await wait_for_group(s, s.sender_group_id("sms"), 2, within=30)
         found = await final_results(s, every, within=60)
     finally:
         codes = stop(replicas[1:])
