@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Metric
 
 from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
+from streams.collector.metrics import CollectorMetrics
 from streams.metrics import DetectorMetrics, JourneyMetrics
 from tests.conftest import ROOT
 from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME, load_yaml
@@ -35,6 +36,7 @@ CATALOGUES: dict[str, Callable[[CollectorRegistry], object]] = {
     "journeys": JourneyMetrics.create,
     "senders": SenderMetrics.create,
     "webhooks": WebhookMetrics.create,
+    "collector": CollectorMetrics.create,
 }
 
 
