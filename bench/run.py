@@ -359,6 +359,10 @@ def sms_segments_bench() -> str:
     return section_of("sms_segments.py", "SMS segments", timeout=300)
 
 
+def collect_bench() -> str:
+    return section_of("collect.py", "collector", timeout=120)
+
+
 def senders_bench() -> list[str]:
     return [section_of("senders.py", "senders", timeout=900)]
 
@@ -384,6 +388,8 @@ async def main() -> None:
         senders = senders_bench()
         log("SMS segments")
         segments = sms_segments_bench()
+        log("collector")
+        collect = collect_bench()
     cpu = platform.processor() or platform.machine()
     OUT.write_text(
         "# Benchmarks\n\n"
@@ -400,6 +406,8 @@ async def main() -> None:
         + "\n".join(senders)
         + "\n\n## SMS segments\n\n"
         + segments
+        + "\n\n## Collector\n\n"
+        + collect
         + f"\n\n(the whole run took {time.monotonic() - started:.0f} s)\n"
     )
     log(f"wrote {OUT}")
