@@ -24,11 +24,13 @@ from redis.asyncio.cluster import RedisCluster
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.consumer import CommandConsumer, SenderTopics
+from senders.heartbeat import MirrorHeartbeat, MirrorWatch
 from senders.http import start_http
 from senders.keys import Keys
 from senders.ledger import RedisLedger
 from senders.metrics import Metrics
 from senders.mirror import ConsentMirror
+from senders.mirror_health import MirrorHealth
 from senders.packs import require_policy_templates
 from senders.phonebook import PhoneBook
 from senders.providers import provider_for
@@ -146,17 +148,43 @@ async def run_sender(
             PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
         )
         consumer = CommandConsumer(settings, service, kafka, metrics, clock, topics)
-        # Not ready while the provider refuses our credentials or is down (``health.py``).
-        checks += [lambda: consumer.ready, lambda: not service.health.down]
+        watch = await mirror_watch(settings, channel, redis, keys, kafka, metrics, clock)
+        # Not ready while the provider refuses our credentials or is down (``health.py``), or
+        # while the consent mirror is absent or behind (``mirror_health.py``); sends go on.
+        checks += [lambda: consumer.ready, lambda: not service.health.down, lambda: watch.ready]
         log.info("%s sender consuming %s", channel, topics.command)
-        async with stop_on_signals(stop, handle_signals):
-            await consumer.run(stop)
+        watching = asyncio.create_task(watch.run(stop))
+        try:
+            async with stop_on_signals(stop, handle_signals):
+                await consumer.run(stop)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
     finally:
         if runner is not None:
             await runner.cleanup()
         await provider.close()
         await kafka.stop()
         await redis.aclose()
+
+
+async def mirror_watch(
+    settings: Settings,
+    channel: Channel,
+    redis: Redis,
+    keys: Keys,
+    kafka: AIOKafkaProducer,
+    metrics: Metrics,
+    clock: Clock,
+) -> MirrorWatch:
+    """The sender's watch on the consent mirror of its key prefix, for every partition of the
+    (started producer's) ``consents`` topic."""
+    consents = TopicCatalogue.of(settings).name(Topic.CONSENTS)
+    partitions = len(await kafka.partitions_for(consents))
+    health = MirrorHealth(settings.sender_mirror_stale_after.total_seconds())
+    gauge = metrics.mirror_age.labels(channel)
+    return MirrorWatch(MirrorHeartbeat(redis, keys), health, partitions, gauge, clock)
 
 
 async def serve_probes(
@@ -192,9 +220,15 @@ async def run_mirror(
     try:
         await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
         await kafka.start()
-        store = ConsentStore(redis, Keys(settings.effective_redis_key_prefix))
+        keys = Keys(settings.effective_redis_key_prefix)
         mirror = ConsentMirror(
-            settings, store, kafka, metrics, topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)
+            settings,
+            ConsentStore(redis, keys),
+            kafka,
+            metrics,
+            topics.name(Topic.CONSENTS),
+            topics.dlq(Topic.CONSENTS),
+            MirrorHeartbeat(redis, keys),
         )
         checks.append(lambda: mirror.caught_up)
         async with stop_on_signals(stop, handle_signals):

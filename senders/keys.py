@@ -51,6 +51,10 @@ class Keys:
         """What a short SMS link resolves to (``senders.short_links``; ids are base62)."""
         return f"{self.prefix}short:{_tag_safe(link_id)}"
 
+    def mirror_heartbeat(self) -> str:
+        """When the consent mirror was last caught up, per partition (a hash; ``heartbeat.py``)."""
+        return f"{self.prefix}mirror:heartbeat"
+
     def webhook_seen(self, scope: str, fingerprint: str) -> str:
         """A provider callback already handled (Twilio retries its webhooks)."""
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]

@@ -17,6 +17,8 @@ Every metric, its labels and what it counts (mirrored in the docs' metrics catal
   channel unavailable (``auth``, ``connection``, ``timeout``, ``server_error``).
 * ``cartpulse_send_provider_unavailable{channel,reason}``: 1 while the provider is unavailable
   for that reason (``health.py``), else 0.
+* ``cartpulse_send_consent_mirror_age_seconds{channel}``: seconds since the consent mirror was
+  last caught up on every partition, as this sender sees it (``+Inf`` with no heartbeat).
 * ``cartpulse_consent_mirror_records_total{outcome}``: consent records applied, stale,
   deleted or invalid.
 """
@@ -46,6 +48,7 @@ class Metrics:
     provider_faults: Counter
     provider_unavailable: Gauge
     mirror_records: Counter
+    mirror_age: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -130,6 +133,13 @@ class Metrics:
                 "cartpulse_consent_mirror_records",
                 "Consent records seen by the Redis mirror, by what happened to them.",
                 ["outcome"],
+                registry=registry,
+            ),
+            mirror_age=Gauge(
+                "cartpulse_send_consent_mirror_age_seconds",
+                "Seconds since the consent mirror this sender reads was last caught up on every "
+                "partition; +Inf while it has no heartbeat.",
+                ["channel"],
                 registry=registry,
             ),
         )

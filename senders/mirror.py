@@ -6,6 +6,10 @@ records, and commits after each applied batch. Redis trouble pauses the mirror (
 retried), it never skips records. A stop while Redis is down ends the mirror at once without
 committing the batch: the next run reads it again (applying a consent twice is harmless).
 Senders run a lookup per command against what it writes.
+
+While caught up, the mirror refreshes its heartbeat (``senders.heartbeat``) every
+``BEAT_INTERVAL`` seconds: per assigned partition whose position has reached the partition's
+end, the time it checked. The senders report not-ready while it is absent or old.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore, parse_consent_record
 from senders.consumer import Record
+from senders.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
 from senders.metrics import Metrics
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS
@@ -39,9 +46,13 @@ class ConsentMirror:
         metrics: Metrics,
         topic: str,
         dlq_topic: str,
+        heartbeat: MirrorHeartbeat,
+        clock: Clock | None = None,
     ) -> None:
         self._s = settings
         self._store = store
+        self._heartbeat = heartbeat
+        self._clock = clock or SystemClock()
         self._producer = producer
         self._metrics = metrics
         self._topic = topic
@@ -58,6 +69,7 @@ class ConsentMirror:
             auto_offset_reset="earliest",
         )
         await consumer.start()
+        last_beat = -BEAT_INTERVAL
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=300, max_records=500)
@@ -69,8 +81,9 @@ class ConsentMirror:
                 if batch:
                     with contextlib.suppress(KafkaError):
                         await consumer.commit()
-                if not self.caught_up:
-                    self.caught_up = await self._is_caught_up(consumer)
+                if time.monotonic() - last_beat >= BEAT_INTERVAL:
+                    await self._beat(consumer)
+                    last_beat = time.monotonic()
         finally:
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
@@ -109,12 +122,24 @@ class ConsentMirror:
         self._metrics.mirror_records.labels(outcome).inc()
         self.applied += 1
 
-    async def _is_caught_up(self, consumer: AIOKafkaConsumer) -> bool:
+    async def _beat(self, consumer: AIOKafkaConsumer) -> None:
+        """Write the heartbeat of every assigned partition read up to its end."""
         assignment = consumer.assignment()
         if not assignment:
-            return False
-        ends = await consumer.end_offsets(list(assignment))
-        for tp in assignment:
-            if await consumer.position(tp) < ends[tp]:
-                return False
-        return True
+            return
+        now = self._clock.now()  # before the end offsets: never claims more than was read
+        try:
+            ends = await consumer.end_offsets(list(assignment))
+            caught_up = {
+                tp.partition: now for tp in assignment if await consumer.position(tp) >= ends[tp]
+            }
+        except KafkaError as exc:
+            log.warning("consent mirror: end offsets not known (%s); heartbeat skipped", exc)
+            return
+        if len(caught_up) == len(assignment):
+            self.caught_up = True
+        try:
+            await self._heartbeat.beat(caught_up)
+        except INFRA_ERRORS as exc:
+            self._metrics.infra_errors.labels("consents", "redis").inc()
+            log.warning("consent mirror: heartbeat not written, Redis unavailable (%s)", exc)

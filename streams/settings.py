@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         False, description="Resend after an ambiguous outcome (risks a duplicate message)."
     )
     sender_session_timeout: timedelta = Field(timedelta(seconds=10))
+    sender_mirror_stale_after: timedelta = Field(
+        timedelta(minutes=1),
+        ge=timedelta(seconds=10),
+        description="A sender reports not-ready (and logs) while the consent mirror of its key "
+        "prefix has not been caught up for this long, or has no heartbeat; sends go on.",
+    )
     sender_http_port: int = Field(0, ge=0, le=65535, description="/metrics, /healthz; 0 = off.")
     sender_http_host: str = Field(
         "127.0.0.1",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from senders.app import sender_topics
+from senders.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
+from senders.keys import Keys
 from streams.kafka import create_topics, producer
 from streams.models.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
 from streams.settings import Settings
@@ -204,6 +208,29 @@ async def running(*services: Any) -> AsyncIterator[asyncio.Event]:
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+
+@contextlib.asynccontextmanager
+async def fresh_mirror(settings: Settings) -> AsyncIterator[None]:
+    """A stand-in for a caught-up consent mirror: its heartbeat, kept fresh while the block
+    runs, so a sender's readiness says only what the test is about."""
+    redis = Redis(host="127.0.0.1", port=REDIS_PORT)
+    heartbeat = MirrorHeartbeat(redis, Keys(settings.effective_redis_key_prefix))
+
+    async def beat() -> None:
+        while True:
+            now = time.time()
+            await heartbeat.beat(dict.fromkeys(range(settings.topic_partitions), now))
+            await asyncio.sleep(BEAT_INTERVAL)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.aclose()
 
 
 async def ensure_topics(settings: Settings, channel: Channel = "sms") -> None:

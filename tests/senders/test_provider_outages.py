@@ -37,6 +37,7 @@ from tests.senders.conftest import (
     command,
     ensure_topics,
     final_results,
+    fresh_mirror,
     produce_commands,
     running,
     sender_settings,
@@ -109,8 +110,13 @@ async def test_twilio_refusing_credentials_then_failing_then_recovering(
 
     twilio.outage = "401"
     try:
-        async with running(
-            lambda stop: run_sender(s, "sms", stop=stop, registry=registry, handle_signals=False)
+        async with (
+            fresh_mirror(s),
+            running(
+                lambda stop: run_sender(
+                    s, "sms", stop=stop, registry=registry, handle_signals=False
+                )
+            ),
         ):
             await produce_commands(s, commands)
             await until(lambda: twilio.answered(401) >= 3, 20, "three refused requests")
@@ -167,36 +173,39 @@ async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
     ]
     password = smtp.password
 
-    # A tarpit: connections accepted, never a word. Not ready once the first opening timed out.
-    smtp.stall = "greeting"
-    sender = start_cli(s, log, "send", "email")
-    await produce_commands(s, commands)
-    await readiness(port, 503, within=20)
-    _, metrics = await get(port, "/metrics")
-    assert 'cartpulse_send_provider_unavailable{channel="email",reason="timeout"} 1.0' in metrics
+    async with fresh_mirror(s):  # a caught-up mirror: readiness is the relay's alone
+        # A tarpit: connections accepted, never a word. Not ready once the first opening timed out.
+        smtp.stall = "greeting"
+        sender = start_cli(s, log, "send", "email")
+        await produce_commands(s, commands)
+        await readiness(port, 503, within=20)
+        _, metrics = await get(port, "/metrics")
+        assert (
+            'cartpulse_send_provider_unavailable{channel="email",reason="timeout"} 1.0' in metrics
+        )
 
-    # Silent at AUTH; SIGTERM while logins hang ends it at once, nothing recorded.
-    smtp.drop_connections()
-    smtp.stall = "auth"
-    stalled = smtp.stalled
-    await until(lambda: smtp.stalled > stalled, 10, "a login stalled at AUTH")
-    assert await terminate(sender, 5.0, log) < 5.0
-    results = f"{s.topic_prefix}send.results"
-    assert await consume_all(s, results, 0, within=1) == []  # no unknown, no failed
+        # Silent at AUTH; SIGTERM while logins hang ends it at once, nothing recorded.
+        smtp.drop_connections()
+        smtp.stall = "auth"
+        stalled = smtp.stalled
+        await until(lambda: smtp.stalled > stalled, 10, "a login stalled at AUTH")
+        assert await terminate(sender, 5.0, log) < 5.0
+        results = f"{s.topic_prefix}send.results"
+        assert await consume_all(s, results, 0, within=1) == []  # no unknown, no failed
 
-    # Our login refused (535): not ready, one log line, nothing failed; then fixed.
-    smtp.end_stall()
-    smtp.password = "rotated-elsewhere"
-    sender = start_cli(s, log, "send", "email")
-    try:
-        await until(lambda: smtp.refused_logins >= 2, 20, "refused logins")
-        await readiness(port, 503, within=10)
-        assert await consume_all(s, results, 0, within=1) == []
-        smtp.password = password
-        found = final(await final_results(s, {c.command_id for c in commands}, within=30))
-        await readiness(port, 200, within=5)
-    finally:
-        await terminate(sender, 10.0, log)
+        # Our login refused (535): not ready, one log line, nothing failed; then fixed.
+        smtp.end_stall()
+        smtp.password = "rotated-elsewhere"
+        sender = start_cli(s, log, "send", "email")
+        try:
+            await until(lambda: smtp.refused_logins >= 2, 20, "refused logins")
+            await readiness(port, 503, within=10)
+            assert await consume_all(s, results, 0, within=1) == []
+            smtp.password = password
+            found = final(await final_results(s, {c.command_id for c in commands}, within=30))
+            await readiness(port, 200, within=5)
+        finally:
+            await terminate(sender, 10.0, log)
     assert sorted((r.command_id, r.status) for r in found) == sorted(
         (c.command_id, "sent") for c in commands
     )
