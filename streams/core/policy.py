@@ -29,6 +29,21 @@ Trigger = Literal["cart", "browse"]
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
+# The keys each table may hold; anything else is refused with the list. docs/policy.md is
+# generated from these (streams/policy_reference.py), so the reference cannot fall behind.
+TOP_KEYS: Final = frozenset({"mode", "eligibility", "attribution", "incentives", "stores", "flows"})
+ELIGIBILITY_KEYS: Final = frozenset({"max_per_day", "reentry_cooldown", *CHANNELS})
+CHANNEL_KEYS: Final = frozenset({"consent", "min_interval", "quiet_hours"})
+ATTRIBUTION_KEYS: Final = frozenset(CHANNELS)
+INCENTIVE_KEYS: Final = frozenset({"tiers", "valid_for", "code_prefix"})
+TIER_KEYS: Final = frozenset({"min_value", "percent"})
+FLOW_KEYS: Final = frozenset({"trigger", "steps", "experiment"})
+STEP_KEYS: Final = frozenset(
+    {"after", "channel", "template", "expires_after", "incentive", "enabled"}
+)
+EXPERIMENT_KEYS: Final = frozenset({"name", "holdout", "variants"})
+VARIANT_KEYS: Final = frozenset({"name", "weight", "templates", "delay", "incentive"})
+
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:
@@ -139,22 +154,18 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from None
     r = Reader(text, source)
-    r.known(
-        data,
-        {"mode", "eligibility", "attribution", "incentives", "stores", "flows"},
-        "",
-    )
+    r.known(data, TOP_KEYS, "")
     mode = data.get("mode", "live")
     if mode not in ("live", "dry_run"):
         raise r.fail("mode", "must be 'live' or 'dry_run'")
     elig = r.table(data, "eligibility", "eligibility")
-    r.known(elig, {"max_per_day", "reentry_cooldown", *CHANNELS}, "eligibility")
+    r.known(elig, ELIGIBILITY_KEYS, "eligibility")
     max_per_day = elig.get("max_per_day", 3)
     if not isinstance(max_per_day, int) or max_per_day < 1:
         raise r.fail("eligibility.max_per_day", "must be an integer >= 1")
     channels = {ch: _channel(r, r.table(elig, ch, f"eligibility.{ch}"), ch) for ch in CHANNELS}
     attribution_table = r.table(data, "attribution", "attribution")
-    r.known(attribution_table, set(CHANNELS), "attribution")
+    r.known(attribution_table, ATTRIBUTION_KEYS, "attribution")
     defaults = {"sms": "1d", "email": "5d"}
     attribution = {
         ch: r.duration(attribution_table, ch, f"attribution.{ch}", defaults[ch]) for ch in CHANNELS
@@ -175,7 +186,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
 
 def _channel(r: Reader, data: Mapping[str, Any], channel: Channel) -> ChannelRules:
     path = f"eligibility.{channel}"
-    r.known(data, {"consent", "min_interval", "quiet_hours"}, path)
+    r.known(data, CHANNEL_KEYS, path)
     consent = data.get("consent", "opt_in")
     if consent not in ("opt_in", "opt_in_or_soft"):
         raise r.fail(f"{path}.consent", "must be 'opt_in' or 'opt_in_or_soft'")
@@ -215,7 +226,7 @@ def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
         path = f"flows.{name}"
         if not isinstance(raw, dict):
             raise r.fail(path, "must be a table")
-        r.known(raw, {"trigger", "steps", "experiment"}, path)
+        r.known(raw, FLOW_KEYS, path)
         trigger = raw.get("trigger")
         if trigger not in ("cart", "browse"):
             raise r.fail(f"{path}.trigger", "must be 'cart' or 'browse'")
@@ -239,7 +250,7 @@ def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
 def _step(r: Reader, raw: object, path: str) -> Step:
     if not isinstance(raw, dict):
         raise r.fail(path, "must be a table")
-    r.known(raw, {"after", "channel", "template", "expires_after", "incentive", "enabled"}, path)
+    r.known(raw, STEP_KEYS, path)
     channel = raw.get("channel")
     if channel not in CHANNELS:
         raise r.fail(f"{path}.channel", "must be 'sms' or 'email'")
@@ -262,7 +273,7 @@ def _step(r: Reader, raw: object, path: str) -> Step:
 def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:
     if not isinstance(raw, dict):
         raise r.fail(path, "must be a table")
-    r.known(raw, {"name", "holdout", "variants"}, path)
+    r.known(raw, EXPERIMENT_KEYS, path)
     holdout = raw.get("holdout", 0.0)
     if not isinstance(holdout, int | float) or not 0 <= holdout < 1:
         raise r.fail(f"{path}.holdout", "must be a share in [0, 1), e.g. 0.1")
@@ -274,7 +285,7 @@ def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:
         vpath = f"{path}.variants[{i}]"
         if not isinstance(item, dict):
             raise r.fail(vpath, "must be a table")
-        r.known(item, {"name", "weight", "templates", "delay", "incentive"}, vpath)
+        r.known(item, VARIANT_KEYS, vpath)
         weight = item.get("weight", 1)
         if not isinstance(weight, int | float) or weight <= 0:
             raise r.fail(f"{vpath}.weight", "must be a number > 0")
@@ -298,7 +309,7 @@ def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:
 
 
 def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
-    r.known(data, {"tiers", "valid_for", "code_prefix"}, "incentives")
+    r.known(data, INCENTIVE_KEYS, "incentives")
     tiers_raw = data.get("tiers", [])
     if not isinstance(tiers_raw, list):
         raise r.fail("incentives.tiers", "must be a list of {min_value, percent}")
@@ -307,6 +318,7 @@ def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
         path = f"incentives.tiers[{i}]"
         if not isinstance(item, dict):
             raise r.fail(path, "must be {min_value = ..., percent = ...}")
+        r.known(item, TIER_KEYS, path)
         try:
             minimum = Decimal(str(item.get("min_value")))
         except InvalidOperation:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from typing import Any, Final
 
 from streams.durations import parse_duration_ms
@@ -116,7 +116,7 @@ class Reader:
         )
         return None if value is None else value.lower()
 
-    def known(self, data: Mapping[str, Any], keys: set[str], path: str) -> None:
+    def known(self, data: Mapping[str, Any], keys: Set[str], path: str) -> None:
         for key in data:
             if key not in keys:
                 raise self.fail(

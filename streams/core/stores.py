@@ -63,7 +63,7 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
         path = f"stores.{store_id}"
         if not isinstance(raw, dict):
             raise r.fail(path, "must be a table")
-        r.known(raw, set(KEYS), path)
+        r.known(raw, KEYS, path)
         zone = r.string(raw, "timezone", f"{path}.timezone", None)
         try:
             ZoneInfo(zone)
