@@ -13,6 +13,8 @@ import orjson
 from streams.models.commands import Channel
 from streams.settings import Settings
 
+REDIS_STARTUP_SECONDS = 5.0
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; messages never carry raw addresses (they are masked)."""
@@ -40,6 +42,26 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
+async def require_redis(settings: Settings, within: float = REDIS_STARTUP_SECONDS) -> None:
+    """Raise ``Unreachable`` unless Redis answers a PING within ``within`` seconds.
+
+    Checked once at startup, so that a wrong CARTPULSE_REDIS_URL ends the process with one line
+    (``streams.cli_errors``); once running, the services ride out a Redis outage instead.
+    """
+    from redis.exceptions import RedisError
+
+    from senders.app import make_redis
+    from streams.cli_errors import redis_unreachable
+
+    redis = make_redis(settings)
+    try:
+        await asyncio.wait_for(redis.ping(), within)
+    except (RedisError, OSError, TimeoutError):
+        raise redis_unreachable(settings.redis_url.get_secret_value()) from None
+    finally:
+        await redis.aclose()
+
+
 def run_send(settings: Settings, channel: Channel) -> int:
     from senders.app import run_sender
 
@@ -48,6 +70,7 @@ def run_send(settings: Settings, channel: Channel) -> int:
     # collector's way, so that full collections stay short and sends leave on their slot.
     gc.collect()
     gc.freeze()
+    asyncio.run(require_redis(settings))
     asyncio.run(run_sender(settings, channel))
     return 0
 
@@ -56,6 +79,7 @@ def run_consent_mirror(settings: Settings) -> int:
     from senders.app import run_mirror
 
     configure_logging()
+    asyncio.run(require_redis(settings))
     asyncio.run(run_mirror(settings))
     return 0
 
@@ -67,5 +91,6 @@ def run_webhooks_service(settings: Settings) -> int:
     configure_logging()
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskingFilter())
+    asyncio.run(require_redis(settings))
     asyncio.run(run_webhooks(settings))
     return 0

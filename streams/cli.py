@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
+import traceback
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, cast
@@ -17,16 +20,26 @@ import orjson
 
 from streams.binding import check_bindable
 from streams.cli_collect import add_parsers as add_collect_parsers
+from streams.cli_common import CommandParser, activity, kafka_flags
+from streams.cli_errors import explain, quiet_bootstrap_failures
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_policy import add_parsers as add_policy_parsers
 from streams.cli_preview import add_parsers as add_preview_parsers
 from streams.cli_stream import add_parsers as add_stream_parsers
-from streams.errors import CartpulseError, ConfigurationError, InvalidRecord
+from streams.durations import DURATIONS
+from streams.errors import ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
 from streams.output import MAX_REPORTED_REJECTS, open_output, stderr_rejects
 from streams.pacing import Pacer
 from streams.settings import Settings, load_settings
-from streams.sources import Format, SourceRecord, detect_format, read_events
+from streams.sources import (
+    Format,
+    SourceRecord,
+    detect_format,
+    is_plain_file,
+    read_events,
+    require_input,
+)
 from streams.topics import TopicCatalogue
 
 
@@ -36,40 +49,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    overrides = {
+        name: value
+        for name, value in (
+            ("kafka_bootstrap_servers", getattr(args, "kafka_servers", None)),
+            ("topic_prefix", getattr(args, "kafka_prefix", None)),
+        )
+        if value is not None
+    }
+    settings: Settings | None = None
+    if not args.debug:
+        quiet_bootstrap_failures()
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
         return cast(int, args.run(args, settings))
-    except ConfigurationError as exc:
-        print(f"cartpulse: {exc}", file=sys.stderr)
-        return 2
-    except CartpulseError as exc:
-        print(f"cartpulse: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `cartpulse detect --output - | head`: the reader is done
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        explained = explain(exc, *_addresses(settings, overrides))
+        if explained is None:
+            raise  # a bug: its traceback is the report
+        message, code = explained
+        if args.debug:
+            traceback.print_exc()
+        print(f"cartpulse: {message}", file=sys.stderr)
+        return code
+
+
+def _addresses(settings: Settings | None, overrides: dict[str, str]) -> tuple[str, str]:
+    """Where Kafka and Redis are said to be, for a message (settings may not have loaded)."""
+    if settings is not None:
+        return settings.kafka_bootstrap_servers, settings.redis_url.get_secret_value()
+    return (
+        overrides.get("kafka_bootstrap_servers")
+        or os.environ.get("CARTPULSE_KAFKA_BOOTSTRAP_SERVERS", "?"),
+        os.environ.get("CARTPULSE_REDIS_URL", "?"),
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="cartpulse",
         description="Abandoned-cart and browse-abandonment recovery on Kafka.",
     )
+    parser.add_argument("--version", action="version", version=f"cartpulse {_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    kafka = kafka_flags()
 
     imp = commands.add_parser(
         "import",
         help="produce storefront event files to the clickstream and cart topics",
         description="Produce events keyed by session_id; invalid lines go to the DLQ "
-        "(or --rejects FILE) with their reason and never stop the import.",
+        "(or --rejects FILE) with their reason and never stop the import. A FILE may be - "
+        "(standard input) or gzipped (.gz).",
+        parents=[kafka],
     )
-    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL or CSV, - or .gz")
     imp.add_argument(
         "--format",
         choices=["jsonl", "rees46"],
-        help="input format (default: rees46 for .csv files, jsonl otherwise)",
+        help="input format (default: rees46 for .csv and .csv.gz files, jsonl otherwise)",
     )
     pace = imp.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
@@ -90,41 +135,64 @@ def _parser() -> argparse.ArgumentParser:
         description="The detector's core over one file in input order (as one partition): "
         "writes abandonments as JSON lines, the same records the worker puts on the topic.",
     )
-    det.add_argument("--input", required=True, type=Path, metavar="FILE")
-    det.add_argument("--format", choices=["jsonl", "rees46"], help="default: by file extension")
-    det.add_argument("--gap", default="30m", help="inactivity that ends a period (default 30m)")
-    det.add_argument("--min-product-views", type=int, default=1, metavar="N")
-    det.add_argument("--lateness", default="0s", help="allowed lateness (default 0s)")
+    det.add_argument(
+        "--input", required=True, type=Path, metavar="FILE|-", help="events; - or .gz too"
+    )
+    det.add_argument(
+        "--format", choices=["jsonl", "rees46"], help="input format (default: by file extension)"
+    )
+    det.add_argument("--gap", default="30m", help=f"inactivity that ends a period; {DURATIONS}")
+    det.add_argument(
+        "--min-product-views", type=int, default=1, metavar="N", help="views a browse needs"
+    )
+    det.add_argument("--lateness", default="0s", help="allowed lateness of events")
     det.add_argument(
         "--flush", action="store_true", help="close every open period at the end of the input"
     )
-    det.add_argument("--output", required=True, metavar="FILE|-")
+    det.add_argument("--output", required=True, metavar="FILE|-", help="abandonments, JSONL")
+    det.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     det.set_defaults(run=_run_detect)
 
     work = commands.add_parser(
         "worker",
         help="run the detector worker (Faust): inputs → abandonments and orders",
         description="Settings come from CARTPULSE_* variables; these flags override them.",
+        parents=[kafka],
     )
-    work.add_argument("--clock", choices=["live", "event"])
-    work.add_argument("--gap", help="inactivity that ends a period, e.g. 30m")
-    work.add_argument("--min-product-views", type=int, metavar="N")
-    work.add_argument("--lateness", help="allowed lateness, e.g. 0s")
-    work.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    work.add_argument("--clock", choices=["live", "event"], help="default: CARTPULSE_CLOCK")
+    work.add_argument(
+        "--gap", help=f"inactivity that ends a period (default: CARTPULSE_GAP); {DURATIONS}"
+    )
+    work.add_argument(
+        "--min-product-views", type=int, metavar="N", help="default: CARTPULSE_MIN_PRODUCT_VIEWS"
+    )
+    work.add_argument("--lateness", help="allowed lateness (default: CARTPULSE_LATENESS)")
+    work.add_argument(
+        "--loglevel", default="info", choices=["debug", "info", "warn", "error"], help="log level"
+    )
     work.set_defaults(run=_run_worker)
 
-    add_stream_parsers(commands)
+    add_stream_parsers(commands, kafka)
 
     topics = commands.add_parser("topics", help="the topic catalogue")
     topics_cmd = topics.add_subparsers(title="actions", metavar="ACTION")
-    create = topics_cmd.add_parser("create", help="create every topic (idempotent)")
+    create = topics_cmd.add_parser(
+        "create", help="create every topic (idempotent)", parents=[kafka]
+    )
     create.set_defaults(run=_run_topics_create)
-    listing = topics_cmd.add_parser("list", help="print the catalogue: name, key, configs")
+    listing = topics_cmd.add_parser(
+        "list", help="print the catalogue: name, key, configs", parents=[kafka]
+    )
     listing.set_defaults(run=_run_topics_list)
-    counting = topics_cmd.add_parser("counts", help="records held by each topic of the catalogue")
+    counting = topics_cmd.add_parser(
+        "counts", help="records held by each topic of the catalogue", parents=[kafka]
+    )
+    counting.add_argument("--json", action="store_true", help="print the counts as JSON")
     counting.set_defaults(run=_run_topics_counts)
     deleting = topics_cmd.add_parser(
-        "delete", help="delete every topic under a prefix (a replay's namespace, a demo's run)"
+        "delete",
+        help="delete every topic under a prefix (a replay's namespace, a demo's run)",
+        parents=[kafka_flags(prefix=False)],
     )
     deleting.add_argument("--prefix", required=True, help="e.g. replay-2026-01-01.")
     deleting.add_argument("--yes", action="store_true", help="delete; without it, only list")
@@ -133,20 +201,25 @@ def _parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="run a sender service (any number of replicas)")
     send_cmd = send.add_subparsers(title="channels", metavar="CHANNEL")
     for channel, provider in (("sms", "Twilio"), ("email", "SMTP")):
-        sender = send_cmd.add_parser(channel, help=f"consume send.{channel}, send via {provider}")
+        sender = send_cmd.add_parser(
+            channel, help=f"consume send.{channel}, send via {provider}", parents=[kafka]
+        )
         sender.set_defaults(run=_run_send, channel=channel)
     consents = commands.add_parser("consents", help="the consent mirror in Redis")
     consents_cmd = consents.add_subparsers(title="actions", metavar="ACTION")
-    mirror = consents_cmd.add_parser("mirror", help="keep Redis in step with the consents topic")
+    mirror = consents_cmd.add_parser(
+        "mirror", help="keep Redis in step with the consents topic", parents=[kafka]
+    )
     mirror.set_defaults(run=_run_consent_mirror)
     webhooks = commands.add_parser(
         "webhooks",
         help="serve Twilio webhooks, one-click unsubscribe and click redirects",
         description="Inbound STOP/START/HELP and delivery callbacks from Twilio, RFC 8058 "
         "unsubscribe and click-tracking redirects, on CARTPULSE_WEBHOOKS_PORT.",
+        parents=[kafka],
     )
     webhooks.set_defaults(run=_run_webhooks)
-    add_journey_parsers(commands)
+    add_journey_parsers(commands, kafka)
     add_policy_parsers(commands)
     add_preview_parsers(commands)
     add_collect_parsers(commands)
@@ -182,7 +255,11 @@ def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka import topic_counts
 
     names = [spec.name for spec in TopicCatalogue.of(settings).specs()]
-    for name, count in asyncio.run(topic_counts(settings, names)).items():
+    counts = asyncio.run(topic_counts(settings, names))
+    if args.json:
+        sys.stdout.write(orjson.dumps(counts).decode() + "\n")
+        return 0
+    for name, count in counts.items():
         print(f"{name:32} {count:>10,}")
     return 0
 
@@ -223,8 +300,7 @@ def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_import(args: argparse.Namespace, settings: Settings) -> int:
     for path in args.files:
-        if not path.is_file():
-            raise ConfigurationError(f"{path}: no such file")
+        require_input(path)
     pacer = Pacer(rate=args.rate, speedup=args.speedup)
     return asyncio.run(_import(args, settings, pacer))
 
@@ -263,7 +339,9 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
         transient=True,
     )
     progress.console.file = sys.stderr
-    task = progress.add_task("import", total=total_bytes(args.files))
+    # bytes read is the measure of a plain file; a stream's or a gzip's total is unknown
+    plain = all(is_plain_file(path) for path in args.files)
+    task = progress.add_task("import", total=total_bytes(args.files) if plain else None)
     try:
         with contextlib.ExitStack() as stack:
             rejects: Rejects
@@ -311,8 +389,7 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
     from streams.durations import parse_duration_ms
     from streams.offline import DetectSummary, detect_file
 
-    if not args.input.is_file():
-        raise ConfigurationError(f"{args.input}: no such file")
+    require_input(args.input)
     try:
         config = DetectorConfig(
             gap_ms=parse_duration_ms(args.gap),
@@ -327,18 +404,46 @@ def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
 
     fmt = args.format or detect_format(args.input)
     tune_gc()
-    with open_output(args.output) as out:
+    with open_output(args.output) as out, activity("detecting"):
         try:
             detect_file(args.input, fmt, config, out, summary, reject, args.flush)
         except InvalidRecord as exc:  # a file that cannot be read at all
             raise ConfigurationError(exc.reason) from None
-    kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.abandonments.items())) or "none"
-    print(
-        f"{summary.events:,} events, {summary.invalid:,} invalid, "
-        f"{summary.unknown_types:,} of unknown types; abandonments: {kinds}",
-        file=sys.stderr,
-    )
+    unknown = sum(summary.unknown_types.values())
+    if args.json:
+        sys.stdout.write(
+            orjson.dumps(
+                {
+                    "events": summary.events,
+                    "invalid": summary.invalid,
+                    "unknown_types": dict(summary.unknown_types),
+                    "abandonments": dict(summary.abandonments),
+                }
+            ).decode()
+            + "\n"
+        )
+    else:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.abandonments.items())) or "none"
+        print(
+            f"{summary.events:,} events, {summary.invalid:,} invalid, "
+            f"{unknown:,} of unknown types; abandonments: {kinds}",
+            file=sys.stderr,
+        )
+    if summary.unknown_types:
+        print(f"unknown types: {_counts(summary.unknown_types)}", file=sys.stderr)
+    if summary.events == 0 and (summary.invalid or unknown):
+        print(
+            f"cartpulse: no line of {args.input} was a valid event: check --format "
+            f"({fmt}) and the file",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _counts(counts: Counter[str]) -> str:
+    """``add_to_cart 1,204, page_view 31``: most frequent first."""
+    return ", ".join(f"{name} {n:,}" for name, n in counts.most_common())
 
 
 def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -348,6 +453,7 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.app import create_app
     from streams.durations import parse_duration_ms
+    from streams.worker_logging import logging_config
 
     overrides: dict[str, object] = {}
     if args.clock:
@@ -368,7 +474,10 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
             print(f"cartpulse: warning: {warning}", file=sys.stderr)
     asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    # JSON lines on stderr, like every other cartpulse process (streams/worker_logging.py)
+    worker = faust.Worker(
+        app, loglevel=args.loglevel, quiet=True, logging_config=logging_config(args.loglevel)
+    )
     # At WARN and above Faust's terminal spinner sets the root logger to DEBUG so that every
     # record spins it: each debug line of aiokafka and Faust (several per message produced)
     # is then built and dropped, ~8 % of the detector's time. No spinner, no such cost.
@@ -393,6 +502,15 @@ def _records(files: Sequence[Path], fmt: Format | None) -> Iterator[SourceRecord
             yield from read_events(path, fmt or detect_format(path))
         except InvalidRecord as exc:  # a whole file that cannot be read: say so, go on
             raise ConfigurationError(exc.reason) from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cartpulse")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

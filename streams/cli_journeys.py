@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import orjson
 
+from streams.cli_common import CommandParser, activity, terminal_width
+from streams.durations import DURATIONS
 from streams.errors import ConfigurationError
 from streams.journeys_offline import (
     JourneyFiles,
@@ -21,10 +23,11 @@ from streams.journeys_offline import (
     read_inputs,
     run_journeys,
 )
-from streams.output import open_output, stderr_rejects, time_argument
+from streams.output import duration_seconds, open_output, stderr_rejects, time_argument
 from streams.policy_file import journey_engine
 from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
+from streams.sources import STDIN, require_input
 
 COLUMNS = (
     "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "conversions",
@@ -33,16 +36,24 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def add_parsers(commands: Any) -> None:
+def add_parsers(commands: Any, kafka: CommandParser) -> None:
     jour = commands.add_parser(
         "journeys",
         help="run the journey engine over files, offline, in event-time order",
         description="Merges abandonments, customers, consents and orders by event time and "
-        "writes the send commands (and the decisions and recoveries) the worker would.",
+        "writes the send commands (and the decisions and recoveries) the worker would. "
+        "Every input FILE may be - (standard input) or gzipped (.gz).",
     )
-    jour.add_argument("--abandonments", required=True, type=Path, metavar="FILE")
+    jour.add_argument(
+        "--abandonments", required=True, type=Path, metavar="FILE", help="abandonments, JSONL"
+    )
     jour.add_argument("--customers", type=Path, metavar="FILE", help="profiles, JSONL")
-    jour.add_argument("--consents", type=Path, metavar="FILE", help="consent records, JSONL")
+    jour.add_argument(
+        "--consents",
+        type=Path,
+        metavar="FILE",
+        help="consent records, JSONL; without them no SMS or email step is sent",
+    )
     jour.add_argument("--orders", type=Path, metavar="FILE", help="events; orders are taken")
     jour.add_argument("--results", type=Path, metavar="FILE", help="send results, JSONL")
     jour.add_argument("--policy", type=Path, metavar="FILE", help="default: the shipped policy")
@@ -50,16 +61,22 @@ def add_parsers(commands: Any) -> None:
     jour.add_argument("--output", required=True, metavar="FILE|-", help="send commands")
     jour.add_argument("--decisions", type=Path, metavar="FILE", help="default: beside --output")
     jour.add_argument("--recoveries", type=Path, metavar="FILE", help="default: beside --output")
+    jour.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     jour.set_defaults(run=run_journeys_command)
 
     rep = commands.add_parser(
         "report",
         help="per flow and variant: journeys, messages, recoveries, revenue, lift",
         description="From the journey.decisions and recoveries topics, or from the files "
-        "`cartpulse journeys` wrote.",
+        "`cartpulse journeys` wrote (- or .gz too).",
+        parents=[kafka],
     )
-    rep.add_argument("--decisions", type=Path, metavar="FILE")
-    rep.add_argument("--recoveries", type=Path, metavar="FILE")
+    rep.add_argument(
+        "--decisions", type=Path, metavar="FILE", help="default: the journey.decisions topic"
+    )
+    rep.add_argument(
+        "--recoveries", type=Path, metavar="FILE", help="default: the recoveries topic"
+    )
     rep.add_argument("--json", action="store_true", help="print the rows as JSON")
     rep.set_defaults(run=run_report_command)
 
@@ -69,12 +86,15 @@ def add_parsers(commands: Any) -> None:
         description="Copies the range (and all profiles and consents) into topics prefixed "
         "with the namespace, runs a worker over them in event mode, and reports what every flow "
         "would have sent, deferred or skipped, and why. Live senders never read a namespace.",
+        parents=[kafka],
     )
     rp.add_argument("--from", dest="start", required=True, help="RFC 3339 or epoch ms")
     rp.add_argument("--to", dest="end", required=True, help="RFC 3339 or epoch ms (exclusive)")
     rp.add_argument("--namespace", help="default: replay-<from>-<to>")
     rp.add_argument("--dry-run", action="store_true", help="mark every command dry_run")
-    rp.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (900)")
+    rp.add_argument(
+        "--timeout", type=duration_seconds, default="900", help=f"how long to wait; {DURATIONS}"
+    )
     rp.add_argument("--json", action="store_true", help="print the summary as JSON")
     rp.set_defaults(run=run_replay_command)
 
@@ -83,15 +103,19 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     files = JourneyFiles(
         args.abandonments, args.customers, args.consents, args.orders, args.results
     )
-    for path in (files.abandonments, files.customers, files.consents, files.orders, files.results):
-        if path is not None and not path.is_file():
-            raise ConfigurationError(f"{path}: no such file")
+    given = [files.abandonments, files.customers, files.consents, files.orders, files.results]
+    for path in given:
+        if path is not None:
+            require_input(path)
+    if sum(path == STDIN for path in given) > 1:
+        raise ConfigurationError("only one input can be - (standard input)")
     from senders.packs import require_policy_templates
 
     require_policy_templates(settings, args.policy)
     engine = journey_engine(settings, args.policy, args.dry_run)
     summary = JourneySummary()
-    inputs = read_inputs(files, summary, stderr_rejects())
+    with activity("reading inputs"):
+        inputs = read_inputs(files, summary, stderr_rejects())
     beside = None if args.output == "-" else Path(args.output)
     decisions = args.decisions or (beside and beside.with_suffix(".decisions.jsonl"))
     recoveries = args.recoveries or (beside and beside.with_suffix(".recoveries.jsonl"))
@@ -99,17 +123,54 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
         out = stack.enter_context(open_output(args.output))
         dec = stack.enter_context(open_output(str(decisions))) if decisions else None
         rec = stack.enter_context(open_output(str(recoveries))) if recoveries else None
-        run_journeys(inputs, engine, OutputWriter(out, dec, rec, summary))
-    commands = ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items())) or "none"
-    read = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
-    print(
-        f"inputs: {read}; {summary.invalid:,} invalid; commands: {commands}; "
-        f"recoveries: {summary.recoveries:,}",
-        file=sys.stderr,
-    )
-    for label, count in sorted(summary.decisions.items()):
-        print(f"  {label:40} {count:>8,}", file=sys.stderr)
+        with activity("running journeys"):
+            run_journeys(inputs, engine, OutputWriter(out, dec, rec, summary))
+    if args.json:
+        sys.stdout.write(orjson.dumps(_journeys_dict(summary)).decode() + "\n")
+    else:
+        commands = ", ".join(f"{ch} {n:,}" for ch, n in sorted(summary.commands.items()))
+        read = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.inputs.items()))
+        print(
+            f"inputs: {read or 'none'}; {summary.invalid:,} invalid; "
+            f"commands: {commands or 'none'}; recoveries: {summary.recoveries:,}",
+            file=sys.stderr,
+        )
+        for label, count in sorted(summary.decisions.items()):
+            print(f"  {label:40} {count:>8,}", file=sys.stderr)
+    for warning in journey_warnings(files, summary):
+        print(f"cartpulse: warning: {warning}", file=sys.stderr)
+    if not summary.inputs and summary.invalid:
+        print("cartpulse: no input line was valid: check the files", file=sys.stderr)
+        return 1
     return 0
+
+
+def journey_warnings(files: JourneyFiles, summary: JourneySummary) -> list[str]:
+    """What a run's summary says about its inputs that the user should fix."""
+    found: list[str] = []
+    if files.consents is None:
+        found.append("no --consents: every SMS/email step needs consent: pass --consents FILE")
+    elif not summary.inputs["consents"]:
+        found.append(
+            f"no consent was read from {files.consents}: every SMS/email step needs consent"
+        )
+    no_consent = sum(n for label, n in summary.decisions.items() if "no_consent" in label)
+    if not summary.commands and no_consent:
+        found.append(
+            f"no command was written; {no_consent:,} steps were skipped for no_consent: "
+            "check that --consents holds opted-in records for these customers"
+        )
+    return found
+
+
+def _journeys_dict(summary: JourneySummary) -> dict[str, object]:
+    return {
+        "inputs": dict(summary.inputs),
+        "invalid": summary.invalid,
+        "commands": dict(summary.commands),
+        "decisions": dict(summary.decisions),
+        "recoveries": summary.recoveries,
+    }
 
 
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,8 +183,7 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
         for path, kind in files:
             if path is None:
                 continue
-            if not path.is_file():
-                raise ConfigurationError(f"{path}: no such file")
+            require_input(path)
             for _, line in lines(path):
                 report.add_raw(kind, line)
     else:
@@ -142,7 +202,7 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="cartpulse journeys")
+    table = Table(title="Recovery by flow and variant")
     for name in COLUMNS:
         table.add_column(name, justify="left" if name in ("flow", "variant") else "right")
     for row in rows:
@@ -157,7 +217,7 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
             f"{d['orders_recovered']:,}",
             f"{d['recovery_rate']:.1%}", d["revenue"], d["revenue_per_message"], lift,
         )  # fmt: skip
-    Console(file=file or sys.stdout, width=160).print(table)
+    Console(file=file or sys.stdout, width=terminal_width()).print(table)
 
 
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,7 +242,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(copy_topics(settings, target, AUDIENCE, None, summary))
     with tempfile.TemporaryDirectory(prefix=f"cartpulse-replay-{namespace}-") as tmp:
         state = Path(tmp)
-        with namespace_worker(target, state, args.dry_run):
+        with namespace_worker(target, state, args.dry_run), activity("replay: audience"):
             asyncio.run(wait_for_audience(target, args.timeout))
         asyncio.run(copy_topics(settings, target, DETECTOR_INPUTS, (start, end), summary))
         print(
@@ -191,7 +251,7 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
             f"{summary.outside:,} outside the range",
             file=sys.stderr,
         )
-        with namespace_worker(target, state, args.dry_run) as log:
+        with namespace_worker(target, state, args.dry_run) as log, activity("replay: running"):
             finish(target, log, args.timeout)
     asyncio.run(collect(target, summary))
     if args.json:

@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.errors import ConfigurationError
 from streams.settings import Settings
+from streams.sources import open_input
 
 
 def add_parsers(commands: Any) -> None:
@@ -20,7 +21,9 @@ def add_parsers(commands: Any) -> None:
         ".sms.txt per SMS (segments, encoding), and index.html showing them side by side. "
         "Exits 1 if any command cannot be rendered, naming the reason.",
     )
-    preview.add_argument("--commands", required=True, metavar="FILE|-", help="send commands, JSONL")
+    preview.add_argument(
+        "--commands", required=True, metavar="FILE|-", help="send commands, JSONL (.gz too)"
+    )
     preview.add_argument("--policy", type=Path, metavar="FILE", help="default: the settings'")
     preview.add_argument("--output", required=True, type=Path, metavar="DIR")
     preview.set_defaults(run=run_preview)
@@ -33,13 +36,8 @@ def run_preview(args: argparse.Namespace, settings: Settings) -> int:
 
     require_policy_templates(settings, args.policy)
     policy = load_policy(args.policy or settings.policy_file)
-    if args.commands == "-":
-        lines = sys.stdin.buffer.readlines()
-    else:
-        try:
-            lines = Path(args.commands).read_bytes().splitlines()
-        except OSError as exc:
-            raise ConfigurationError(f"{args.commands}: {exc.strerror}") from None
+    with open_input(Path(args.commands)) as handle:  # OSError: streams.cli_errors says what
+        lines = handle.read().splitlines()
     try:
         previews = render_previews(lines, settings, policy, args.output)
     except OSError as exc:

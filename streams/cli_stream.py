@@ -8,38 +8,53 @@ from typing import Any
 
 import orjson
 
+from streams.cli_common import CommandParser, activity
+from streams.durations import DURATIONS
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.output import open_output, time_argument
+from streams.output import duration_seconds, open_output, time_argument
 from streams.pacing import Pacer
 from streams.settings import Settings
 from streams.topics import TopicCatalogue
 from streams.watermark import send_watermark
 
 
-def add_parsers(commands: Any) -> None:
+def add_parsers(commands: Any, kafka: CommandParser) -> None:
     sim = commands.add_parser(
         "simulate",
         help="generate realistic storefront traffic (JSONL, or live into Kafka)",
         description="Sessions that browse, add, remove, check out and order; returning "
         "shoppers; deterministic for a seed.",
+        parents=[kafka],
     )
-    sim.add_argument("--events", type=int, default=100_000)
+    sim.add_argument("--events", type=int, default=100_000, help="events to generate")
     sim.add_argument("--rate", type=float, default=1_000.0, help="events per second")
-    sim.add_argument("--shoppers", type=int, default=20_000)
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--shoppers", type=int, default=20_000, help="distinct shoppers")
+    sim.add_argument("--seed", type=int, default=1, help="the same seed, the same traffic")
     sim.add_argument("--start", help="event time of the first event (default: now)")
-    sim.add_argument("--mean-pause", type=float, metavar="S", help="between events (20)")
-    sim.add_argument("--break-probability", type=float, metavar="P", help="a pause is a break")
     sim.add_argument(
-        "--break-minutes", type=float, nargs=2, metavar=("MIN", "MAX"), help="(31 120)"
+        "--mean-pause", type=float, metavar="S", help="seconds between events (default: 20)"
+    )
+    sim.add_argument(
+        "--break-probability", type=float, metavar="P", help="a pause is a break (default: 0.03)"
+    )
+    sim.add_argument(
+        "--break-minutes",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="length of a break (default: 31 120)",
     )
     sim.add_argument(
         "--audience",
         action="store_true",
         help="with --kafka: first a profile and SMS and email consents per known shopper",
     )
-    sim.add_argument("--sms-opt-in", type=float, metavar="SHARE", help="of the audience (0.7)")
-    sim.add_argument("--email-opt-in", type=float, metavar="SHARE", help="(0.85)")
+    sim.add_argument(
+        "--sms-opt-in", type=float, metavar="SHARE", help="of the audience (default: 0.7)"
+    )
+    sim.add_argument(
+        "--email-opt-in", type=float, metavar="SHARE", help="of the audience (default: 0.85)"
+    )
     target = sim.add_mutually_exclusive_group(required=True)
     target.add_argument("--output", metavar="FILE|-", help="write JSONL")
     target.add_argument(
@@ -52,6 +67,7 @@ def add_parsers(commands: Any) -> None:
         help="advance the event-time watermark of the detector and the journeys",
         description="Tells the detector that no event older than TIME will come (e.g. at the "
         "end of a replay); 'end' closes every open period.",
+        parents=[kafka],
     )
     mark.add_argument("time", metavar="TIME|end", help="RFC 3339 time, epoch ms, or 'end'")
     mark.add_argument(
@@ -59,7 +75,9 @@ def add_parsers(commands: Any) -> None:
         action="store_true",
         help="send at once, without waiting for the detector to have read its inputs",
     )
-    mark.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    mark.add_argument(
+        "--timeout", type=duration_seconds, default="300", help=f"how long to wait; {DURATIONS}"
+    )
     mark.set_defaults(run=_run_watermark)
 
 
@@ -141,6 +159,7 @@ def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
     from streams.models.events import MAX_EVENT_MS
 
     watermark = MAX_EVENT_MS if args.time == "end" else time_argument(args.time, "TIME")
-    asyncio.run(send_watermark(settings, watermark, not args.no_wait, args.timeout))
+    with activity("waiting for the worker to read its inputs" if not args.no_wait else "sending"):
+        asyncio.run(send_watermark(settings, watermark, not args.no_wait, args.timeout))
     print(f"watermark {watermark} sent to {settings.topic_partitions} partitions")
     return 0

@@ -5,6 +5,7 @@ Every error says what the caller should do with it:
 * ``InvalidRecord`` — the input is bad; send it to the dead-letter topic with ``reason`` and go on.
 * ``RetryAfter`` — slow down; the same work may succeed after ``seconds``.
 * ``ConfigurationError`` — a setting or a policy file is wrong; fix it and restart.
+* ``Unreachable`` — Kafka or Redis did not answer; check the address setting it names.
 
 ``retriable`` tells a generic handler whether repeating the same call can succeed.
 """
@@ -47,3 +48,10 @@ class RetryAfter(CartpulseError):
 
 class ConfigurationError(CartpulseError):
     """A setting, flag or policy file is wrong; the message names it and the fix."""
+
+
+class Unreachable(CartpulseError):
+    """A service cartpulse needs (Kafka, Redis) did not answer; the message names the setting
+    that says where it is. Retriable: the same call may succeed once the service is back."""
+
+    retriable = True

@@ -35,6 +35,7 @@ from streams.models.journey import (
     Decision,
 )
 from streams.output import Reject
+from streams.sources import open_input
 
 
 @dataclass(slots=True)
@@ -57,7 +58,7 @@ class JourneyFiles:
 
 def lines(path: Path) -> Iterator[tuple[str, bytes]]:
     """The file's non-blank lines, each with its ``name:number``."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield f"{path.name}:{number}", line.rstrip(b"\r\n")

@@ -19,14 +19,14 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.models.event_parse import parse_event
 from streams.models.events import Event
 from streams.output import Reject
-from streams.sources import Format, read_rees46
+from streams.sources import Format, is_plain_file, read_jsonl, read_rees46, unknown_type_of
 
 
 @dataclass(slots=True)
 class DetectSummary:
     events: int = 0
     invalid: int = 0
-    unknown_types: int = 0
+    unknown_types: Counter[str] = field(default_factory=Counter)  # lines per unknown type
     abandonments: Counter[str] = field(default_factory=Counter)
 
 
@@ -42,14 +42,16 @@ def detect_file(
     """Run the core over a file and write each abandonment as a JSON line to ``out``."""
     if fmt == "rees46":
         return detect(rees46_events(path, summary, reject), config, out, summary, flush)
+    if not is_plain_file(path):  # standard input or gzip: the native reader takes a path
+        return detect(jsonl_events(path, summary, reject), config, out, summary, flush)
     detector = Detector(config, track_changes=False)  # nothing is persisted offline
     name = path.name
 
     def slow_line(line: bytes, lineno: int) -> Event | None:
         try:
             return parse_event(line)
-        except UnknownEventType:
-            summary.unknown_types += 1
+        except UnknownEventType as exc:
+            summary.unknown_types[unknown_type_of(exc.reason) or "?"] += 1
         except InvalidRecord as exc:
             if line.strip():
                 summary.invalid += 1
@@ -66,6 +68,24 @@ def rees46_events(path: Path, summary: DetectSummary, reject: Reject) -> Iterato
     for record in read_rees46(path):
         if record.event is not None:
             yield record.event
+        else:
+            summary.invalid += 1
+            unknown = unknown_type_of(record.reason or "")
+            if unknown is not None:
+                summary.unknown_types[unknown] += 1
+            reject(record.source, record.line, record.reason or "invalid")
+
+
+def jsonl_events(path: Path, summary: DetectSummary, reject: Reject) -> Iterator[Event]:
+    """The events of a JSONL stream the native reader cannot open (stdin, gzip), as
+    ``detect_file`` counts them: unknown types apart, other bad lines invalid."""
+    for record in read_jsonl(path):
+        if record.event is not None:
+            yield record.event
+            continue
+        unknown = unknown_type_of(record.reason or "")
+        if unknown is not None:
+            summary.unknown_types[unknown] += 1
         else:
             summary.invalid += 1
             reject(record.source, record.line, record.reason or "invalid")

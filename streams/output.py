@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.events import parse_time
 
@@ -26,6 +27,16 @@ def open_output(target: str) -> Iterator[IO[bytes]]:
 
 
 MAX_REPORTED_REJECTS = 200  # bad lines a command prints; the rest are counted
+
+
+def duration_seconds(text: str) -> float:
+    """An argparse ``type``: a duration flag (``90s``, ``5m``, ``PT5M``, ``300``) in seconds."""
+    import argparse
+
+    try:
+        return parse_duration_ms(text) / 1000
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def time_argument(text: str, name: str) -> int:

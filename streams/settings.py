@@ -9,17 +9,30 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from streams.durations import to_timedelta
 from streams.errors import ConfigurationError
 
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+# Every duration setting: 90s, 30m, 1h30m, 5d, 500ms, PT30M, or a number of seconds
+# (streams/durations.py, the syntax of the flags and the policy file too).
+Duration = Annotated[timedelta, BeforeValidator(to_timedelta)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(lambda v: to_timedelta(v, positive=True))]
 SenderRole = Literal["sms", "email", "consent-mirror"]
 
 
@@ -51,7 +64,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prepended to every topic name, e.g. 'prod.'.")
     topic_partitions: int = Field(8, ge=1, le=10_000)
     topic_replication: int = Field(1, ge=1, le=16)
-    dlq_retention: timedelta = Field(timedelta(days=14), description="Retention of *.dlq topics.")
+    dlq_retention: PositiveDuration = Field(
+        timedelta(days=14), description="Retention of *.dlq topics."
+    )
 
     # Redis
     redis_url: SecretStr = Field(
@@ -71,14 +86,18 @@ class Settings(BaseSettings):
     clock: Literal["live", "event"] = Field(
         "live", description="live: idle partitions' watermarks follow the wall clock; event: never."
     )
-    gap: timedelta = Field(timedelta(minutes=30), description="Inactivity that ends a period.")
+    gap: PositiveDuration = Field(
+        timedelta(minutes=30), description="Inactivity that ends a period."
+    )
     min_product_views: int = Field(1, ge=1)
-    lateness: timedelta = Field(timedelta(0), description="Allowed lateness of events.")
-    dedup_window: timedelta = Field(timedelta(hours=24), description="Duplicate event ids window.")
-    tick_interval: timedelta = Field(
+    lateness: Duration = Field(timedelta(0), description="Allowed lateness of events.")
+    dedup_window: PositiveDuration = Field(
+        timedelta(hours=24), description="Duplicate event ids window."
+    )
+    tick_interval: PositiveDuration = Field(
         timedelta(milliseconds=500), description="How often the leader wakes every partition."
     )
-    state_flush_interval: timedelta = Field(
+    state_flush_interval: PositiveDuration = Field(
         timedelta(seconds=1), description="How often changed sessions are written to the table."
     )
     worker_id: str = Field("cartpulse-detector", description="Faust app id (consumer group).")
@@ -93,7 +112,7 @@ class Settings(BaseSettings):
         description="Kafka static membership (KIP-345) of the worker: a stable id per worker "
         "(the StatefulSet pod name), so a restart within the session timeout moves no partition.",
     )
-    session_timeout: timedelta = Field(
+    session_timeout: PositiveDuration = Field(
         timedelta(seconds=10),
         ge=timedelta(seconds=6),  # the broker's default group.min.session.timeout.ms
         le=timedelta(minutes=5),
@@ -131,28 +150,28 @@ class Settings(BaseSettings):
         "'.consent-mirror' is appended. Unset: CARTPULSE_TOPIC_PREFIX + 'cartpulse-senders'.",
     )
     sender_concurrency: int = Field(16, ge=1, le=1024, description="Commands in flight/replica.")
-    sender_inline_wait: timedelta = Field(
+    sender_inline_wait: Duration = Field(
         timedelta(seconds=2),
         description="Longest rate-limit slot or back-off awaited in place (and reserved ahead).",
     )
-    sender_hold_limit: timedelta = Field(
+    sender_hold_limit: Duration = Field(
         timedelta(seconds=30),
         description="Longer limiter waits or back-offs move the command to the retry topic.",
     )
-    sender_backoff_base: timedelta = Field(timedelta(milliseconds=500))
-    sender_backoff_max: timedelta = Field(timedelta(minutes=5))
-    sender_claim_ttl: timedelta = Field(
+    sender_backoff_base: PositiveDuration = Field(timedelta(milliseconds=500))
+    sender_backoff_max: PositiveDuration = Field(timedelta(minutes=5))
+    sender_claim_ttl: PositiveDuration = Field(
         timedelta(seconds=30),
         description="How long a replica's claim on a command lives before another may take it.",
     )
-    sender_ledger_ttl: timedelta = Field(
+    sender_ledger_ttl: PositiveDuration = Field(
         timedelta(days=7), description="Ledger retention; keep it above any command's lifetime."
     )
     sender_retry_unknown: bool = Field(
         False, description="Resend after an ambiguous outcome (risks a duplicate message)."
     )
-    sender_session_timeout: timedelta = Field(timedelta(seconds=10))
-    sender_mirror_stale_after: timedelta = Field(
+    sender_session_timeout: PositiveDuration = Field(timedelta(seconds=10))
+    sender_mirror_stale_after: PositiveDuration = Field(
         timedelta(minutes=1),
         ge=timedelta(seconds=10),
         description="A sender reports not-ready (and logs) while the consent mirror of its key "
@@ -173,9 +192,9 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(None, description="Sender number or alphanumeric ID.")
     twilio_messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
     twilio_status_callback: str | None = Field(None, description="Delivery status webhook URL.")
-    twilio_validity_period: timedelta | None = Field(None, description="1 s .. 10 h.")
-    twilio_timeout: timedelta = Field(timedelta(seconds=10))
-    twilio_connect_timeout: timedelta = Field(timedelta(seconds=3))
+    twilio_validity_period: PositiveDuration | None = Field(None, description="1 s .. 10 h.")
+    twilio_timeout: PositiveDuration = Field(timedelta(seconds=10))
+    twilio_connect_timeout: PositiveDuration = Field(timedelta(seconds=3))
     sms_rate: float = Field(1.0, gt=0, description="Segments/s per sender identity.")
     sms_burst: int = Field(1, ge=1, description="Segments a sender identity may send at once.")
     sms_account_rate: float = Field(100.0, gt=0, description="Segments/s per Twilio account.")
@@ -190,7 +209,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_ca_file: Path | None = Field(None, description="Extra CA to trust for the relay.")
     smtp_pool_size: int = Field(2, ge=1, le=32, description="Long-lived connections per replica.")
-    smtp_timeout: timedelta = Field(timedelta(seconds=30))
+    smtp_timeout: PositiveDuration = Field(timedelta(seconds=30))
     email_from: str = "Cartpulse <shop@example.com>"
     email_rate: float = Field(20.0, gt=0, description="Messages/s per SMTP relay.")
     email_burst: int = Field(20, ge=1)
@@ -201,7 +220,7 @@ class Settings(BaseSettings):
     unsubscribe_secret: SecretStr = Field(
         SecretStr(""), description="HMAC key of unsubscribe tokens; required to send email."
     )
-    unsubscribe_token_ttl: timedelta = Field(timedelta(days=90))
+    unsubscribe_token_ttl: PositiveDuration = Field(timedelta(days=90))
 
     # Webhooks
     webhooks_host: str = Field(
@@ -219,19 +238,19 @@ class Settings(BaseSettings):
     webhooks_metrics_port: int = Field(
         9100, ge=1, le=65535, description="Port of the webhooks' /metrics, off the public port."
     )
-    webhooks_keepalive_timeout: timedelta = Field(
+    webhooks_keepalive_timeout: PositiveDuration = Field(
         timedelta(seconds=15),
         gt=timedelta(0),
         description="An open connection that sends nothing this long (before its first "
         "request or between requests) is closed.",
     )
-    webhooks_header_timeout: timedelta = Field(
+    webhooks_header_timeout: PositiveDuration = Field(
         timedelta(seconds=10),
         gt=timedelta(0),
         description="A request line and headers must be complete this long after their first "
         "byte, or the connection is closed (slow clients, slowloris).",
     )
-    webhooks_body_timeout: timedelta = Field(
+    webhooks_body_timeout: PositiveDuration = Field(
         timedelta(seconds=10),
         gt=timedelta(0),
         description="A request body must arrive within this once the headers have; else 408.",
@@ -262,7 +281,7 @@ class Settings(BaseSettings):
     )
     webhooks_opt_out_reply: str = Field("", description="Reply to STOP; '' = none (Twilio's).")
     webhooks_opt_in_reply: str = Field("", description="Reply to START; '' = none (Twilio's).")
-    webhooks_dedup_ttl: timedelta = Field(
+    webhooks_dedup_ttl: PositiveDuration = Field(
         timedelta(days=2), description="How long a Twilio callback is remembered (retries)."
     )
     webhooks_redirect_hosts: dict[str, tuple[str, ...]] = Field(
@@ -273,14 +292,14 @@ class Settings(BaseSettings):
     click_secret: SecretStr = Field(
         SecretStr(""), description="HMAC key of click-tracking tokens; required to serve clicks."
     )
-    click_token_ttl: timedelta = Field(timedelta(days=30))
+    click_token_ttl: PositiveDuration = Field(timedelta(days=30))
     email_click_tracking: bool = Field(
         False,
         description="Route email links through the webhooks' /c/ redirect, recording clicks "
         "on engagement; needs CARTPULSE_CLICK_SECRET and CARTPULSE_WEBHOOKS_PUBLIC_URL, and "
         "tracks only links to hosts in CARTPULSE_WEBHOOKS_REDIRECT_HOSTS.",
     )
-    phone_index_ttl: timedelta = Field(
+    phone_index_ttl: PositiveDuration = Field(
         timedelta(days=400),
         description="How long the SMS sender remembers which customers it texted at a number.",
     )
@@ -318,7 +337,7 @@ class Settings(BaseSettings):
     collect_max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
-    collect_produce_timeout: timedelta = Field(
+    collect_produce_timeout: PositiveDuration = Field(
         timedelta(seconds=10),
         gt=timedelta(0),
         description="How long a request waits for Kafka's acknowledgement before a 503.",

@@ -8,13 +8,17 @@ without the REES46 header).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import hashlib
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, Literal
+from typing import IO, Final, Literal, cast
 
 from streams import _native
 from streams.errors import InvalidRecord
@@ -57,9 +61,38 @@ class SourceRecord:
     reason: str | None
 
 
+STDIN: Final = Path("-")
+
+
 def detect_format(path: Path) -> Format:
-    """``rees46`` for ``.csv`` files, else ``jsonl``."""
-    return "rees46" if path.suffix.lower() == ".csv" else "jsonl"
+    """``rees46`` for ``.csv`` (and ``.csv.gz``) files, else ``jsonl`` (standard input too)."""
+    name = path.name.lower().removesuffix(".gz")
+    return "rees46" if name.endswith(".csv") else "jsonl"
+
+
+def is_plain_file(path: Path) -> bool:
+    """Whether ``path`` is a file read as it is (not standard input, not gzipped)."""
+    return path != STDIN and path.suffix.lower() != ".gz"
+
+
+def require_input(path: Path) -> None:
+    """Raise ``FileNotFoundError`` now, before any work, when ``path`` names no file."""
+    if path != STDIN and not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+
+
+@contextlib.contextmanager
+def open_input(path: Path) -> Iterator[IO[bytes]]:
+    """Every command's file input: ``-`` is standard input, a ``.gz`` file is read through
+    gzip, anything else as it is. Raises ``OSError`` when the file cannot be opened."""
+    if path == STDIN:
+        yield sys.stdin.buffer
+    elif path.suffix.lower() == ".gz":
+        with gzip.open(path, "rb") as handle:
+            yield cast(IO[bytes], handle)
+    else:
+        with path.open("rb") as handle:
+            yield handle
 
 
 def read_events(
@@ -70,7 +103,7 @@ def read_events(
 
 
 def read_jsonl(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\r\n")
             if not line.strip():
@@ -85,7 +118,7 @@ def read_jsonl(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[Source
 
 
 def read_rees46(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         header_raw = handle.readline()
         header = header_raw.decode("utf-8", errors="replace").strip().lstrip("\ufeff").split(",")
         missing = [c for c in REES46_REQUIRED if c not in header]
@@ -107,6 +140,15 @@ def read_rees46(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[Sourc
                 yield SourceRecord(source, line, None, None, exc.reason)
             else:
                 yield SourceRecord(source, line, event, event.to_json(), None)
+
+
+_UNKNOWN = re.compile(r"unknown (?:event_)?type '([^']*)'")
+
+
+def unknown_type_of(reason: str) -> str | None:
+    """The type a rejection reason says is unknown (``unknown type 'x'``), else ``None``."""
+    found = _UNKNOWN.match(reason)
+    return found.group(1) if found else None
 
 
 def rees46_event_id(file_name: str, lineno: int, line: bytes) -> str:

@@ -70,8 +70,8 @@ async def send_watermark(settings: Settings, watermark: int, wait: bool, patienc
     """See the module docstring; ``wait=False`` ticks at once."""
     catalogue = TopicCatalogue.of(settings)
     kafka = producer(settings)
-    await kafka.start()
     try:
+        await kafka.start()
 
         async def to_partition(topic: str, value: bytes, partition: int) -> object:
             return await kafka.send_and_wait(topic, value, partition=partition)

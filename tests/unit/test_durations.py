@@ -46,3 +46,65 @@ def test_a_bad_policy_duration_names_the_file_line_and_field(written: str) -> No
     where, line, field, _ = str(err.value).split(":", 3)
     assert (where, field) == ("p.toml", " flows.cart.steps[1].after")
     assert text.splitlines()[int(line) - 1].strip() == f"after = {written}"
+
+
+FORMS = [("90s", 90_000), ("30m", 30 * 60_000), ("1h30m", 90 * 60_000), ("5d", 5 * 24 * H),
+         ("500ms", 500), ("PT30M", 30 * 60_000), ("1800", 1_800_000)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "ms"), FORMS)
+def test_every_form_is_a_setting(text: str, ms: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from streams.settings import load_settings
+
+    monkeypatch.setenv("CARTPULSE_SENDER_CLAIM_TTL", text)
+    monkeypatch.setenv("CARTPULSE_DEDUP_WINDOW", "30d")  # any gap below fits in it
+    monkeypatch.setenv("CARTPULSE_GAP", text)
+    settings = load_settings()
+    assert settings.sender_claim_ttl == settings.gap == timedelta(milliseconds=ms)
+
+
+@pytest.mark.parametrize(("text", "ms"), FORMS)
+def test_every_form_is_a_flag(text: str, ms: int) -> None:
+    from streams.output import duration_seconds
+
+    assert duration_seconds(text) == ms / 1000
+
+
+@pytest.mark.parametrize(("text", "ms"), FORMS)
+def test_every_form_is_a_policy_duration(text: str, ms: int) -> None:
+    from streams.core.policy_reader import Reader
+
+    reader = Reader("", "policy.toml")
+    assert reader.duration({"after": text}, "after", "flows.cart.steps[0].after", None) == ms
+    if text.isdigit():  # a TOML integer: seconds, as in the flags and the settings
+        assert reader.duration({"after": int(text)}, "after", "after", None) == ms
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CARTPULSE_SENDER_CLAIM_TTL", "-5m", "must not be negative"),
+        ("CARTPULSE_SENDER_CLAIM_TTL", "0", "must be longer than 0"),
+        ("CARTPULSE_TICK_INTERVAL", "PT0S", "must be longer than 0"),
+        ("CARTPULSE_SMTP_TIMEOUT", "20x", "'20x' is not a duration"),
+    ],
+)
+def test_a_bad_duration_setting_lists_the_forms(
+    name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.settings import load_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=message) as err:
+        load_settings()
+    assert f"{name}: " in str(err.value)
+    assert "90s, 30m, 1h30m, 5d, 500ms, PT30M" in str(err.value)
+
+
+def test_zero_lateness_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.settings import load_settings
+
+    monkeypatch.setenv("CARTPULSE_LATENESS", "0")
+    assert load_settings().lateness.total_seconds() == 0
