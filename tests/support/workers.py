@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,13 +25,16 @@ def worker(
     settings: Settings, tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``cartpulse worker ARGS`` (state under ``tmp_path``); ``env`` adds settings. Its log
-    must hold no traceback."""
+    must hold no traceback, and be JSON lines (the CLI's own ``cartpulse:`` lines aside)."""
     log = tmp_path / f"worker-{time.monotonic_ns()}.log"
     full_env = worker_env(settings, tmp_path / "state", **(env or {}))
     with worker_process(full_env, log, *args, loglevel="info") as process:
         yield process
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-4000:]
+    for line in text.splitlines():
+        if line and not line.startswith("cartpulse: "):
+            assert isinstance(json.loads(line), dict), line
 
 
 def journeys_worker(
