@@ -35,6 +35,12 @@ class CommandParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        # an option without help text would not show its default at all
+        if kwargs.get("help") is None and kwargs.get("default") not in (None, False):
+            kwargs["help"] = "(default: %(default)s)"
+        return super().add_argument(*args, **kwargs)
+
 
 def kafka_flags(prefix: bool = True) -> CommandParser:
     """A parent parser: ``--bootstrap-servers`` and (unless the command has its own) ``--prefix``,
