@@ -197,7 +197,8 @@ def test_pip_installs_the_runtime_dependencies_and_nothing_else(installed: Insta
         assert Path(module).is_relative_to(installed.bin.parent), module
 
 
-def test_the_installed_command_runs(installed: Installed) -> None:
+def test_the_installed_command_says_its_version(installed: Installed) -> None:
+    assert installed.run("cartpulse", "--version").stdout == f"cartpulse {VERSION}\n"
     done = installed.run("cartpulse", "--help")
     assert "detect" in done.stdout and "policy" in done.stdout
 
