@@ -8,12 +8,14 @@ exponents that fraction digits shift, JSON numbers past ±28 exponents). The gen
 to what the schema can express: small records, no integral floats, whole-hour offsets on the
 boundary days, exponent amounts without fraction digits, numbers between 1e-6 and 2**63.
 Every case of tests/fixtures/contract_cases.json must come out the same through both, with none of
-those restrictions.
+those restrictions, and so must the examples of docs/integrate.md (its profile and consent through
+the journeys' readers).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from streams import _native
 from streams.errors import InvalidRecord
 from streams.models.event_parse import parse_event
 from streams.models.events import EVENT_TYPES, MAX_RECORD_BYTES
+from streams.models.journey import parse_consent, parse_profile
 from tests.support.fuzz import examples
 
 ROOT = Path(__file__).parent.parent.parent
@@ -257,3 +260,29 @@ def test_a_record_is_schema_valid_exactly_when_the_reader_accepts_it(record: obj
     assert schema_valid(record) is accepted, (raw, accepted)
     if _native.read(raw, MAX_RECORD_BYTES) is not None:  # the fast reader keeps only valid ones
         assert accepted
+
+
+def documented_examples() -> list[dict[str, Any]]:
+    """The JSON examples of docs/integrate.md."""
+    text = (ROOT / "docs" / "integrate.md").read_text()
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
+
+
+def test_the_integration_guide_shows_every_event_type_a_profile_and_a_consent() -> None:
+    examples = documented_examples()
+    events = [e for e in examples if "type" in e]
+    assert {e["type"] for e in events} == EVENT_TYPES
+    for record in events:
+        assert schema_valid(record), record
+        assert parse_event(json.dumps(record).encode()).to_dict()["type"] == record["type"]
+    consents = [e for e in examples if "status" in e]
+    profiles = [e for e in examples if "type" not in e and "status" not in e]
+    assert consents
+    assert profiles
+    for record in consents:
+        key = f"{record['customer_id']}:{record['channel']}".encode()
+        assert parse_consent(key, json.dumps(record).encode()).status == record["status"]
+    for record in profiles:
+        profile = parse_profile(None, json.dumps(record).encode())
+        assert profile.phone == record["phone"]
+        assert profile.existing_customer
