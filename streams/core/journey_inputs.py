@@ -26,9 +26,11 @@ from streams.models.journey import (
 
 JourneyInput = AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult
 
-# On equal times: what the customer is and allows first, then orders (an order at the very
-# moment of an abandonment's deadline still counts), then abandonments, then send results.
+# On equal times: opt-outs first (an opt-out wins a tie: no input at the same moment may fire a
+# step due then before it), then what the customer is and allows, then orders (an order at the
+# very moment of an abandonment's deadline still counts), then abandonments, then send results.
 _RANK: Final = {Profile: 0, ConsentChange: 1, OrderIn: 2, AbandonmentIn: 3, SendResult: 4}
+_OPT_OUT_RANK: Final = -1
 
 
 def decode(
@@ -74,7 +76,8 @@ def time_of(item: JourneyInput) -> int:
 
 
 def order_key(item: JourneyInput, seq: int) -> tuple[int, int, int]:
-    return time_of(item), _RANK[type(item)], seq
+    opt_out = isinstance(item, ConsentChange) and item.status == "opted_out"
+    return time_of(item), _OPT_OUT_RANK if opt_out else _RANK[type(item)], seq
 
 
 def apply(engine: JourneyEngine, state: CustomerState, item: JourneyInput, now: int) -> Outputs:

@@ -704,3 +704,26 @@ def test_the_rule_must_be_one_of_the_two() -> None:
 
     with pytest.raises(ConfigurationError, match=r"stores\.default\.sms_opt_out"):
         parse_policy(FIRST_IN_30.replace("RULE", "never"), "p.toml")
+
+
+def test_an_opt_out_wins_a_tie_with_any_other_input_at_the_same_moment() -> None:
+    """Found by the property test: an SMS opt-in at the very moment a browse email was due,
+    applied before the email opt-out of that moment, fired the email."""
+    from streams.core.journey_inputs import apply, order_key
+
+    engine = JourneyEngine(parse_policy(POLICY), SECRET)
+    state = customer()
+    last = ms("2026-06-10T14:00:00+00:00")
+    due = last + 2 * H  # the browse email
+    inputs = [
+        abandonment(last, kind="browse"),
+        ConsentChange("c1", "sms", "opted_in", due, "test"),
+        ConsentChange("c1", "email", "opted_out", due, "test"),
+    ]
+    out = Outputs()
+    for _, item in sorted((order_key(item, i), item) for i, item in enumerate(inputs)):
+        at = item.detected_ms if isinstance(item, AbandonmentIn) else item.recorded_ms
+        out.extend(apply(engine, state, item, at))
+    out.extend(engine.advance(state, last + 30 * H))
+    assert [c.channel for c in out.commands] == []
+    assert reasons(out, "skipped") == [(0, "opted_out")]
