@@ -81,6 +81,21 @@ async def readiness(port: int, wanted: int, within: float) -> None:
         await asyncio.sleep(0.2)
 
 
+async def exported(port: int, sample: str, within: float) -> None:
+    """Until ``/metrics`` shows ``sample`` (a whole exposition line)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, metrics = await get(port, "/metrics")
+        except aiohttp.ClientConnectionError:
+            metrics = ""
+        if sample in metrics.splitlines():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/metrics did not show {sample!r} within {within} s")
+        await asyncio.sleep(0.2)
+
+
 def final(found: list[SendResult]) -> list[SendResult]:
     return [r for r in found if r.status in FINAL_SEND_STATUSES]
 
@@ -178,11 +193,11 @@ async def test_an_smtp_relay_that_tarpits_stalls_at_auth_then_refuses_our_login(
         smtp.stall = "greeting"
         sender = start_cli(s, log, "send", "email")
         await produce_commands(s, commands)
-        await readiness(port, 503, within=20)
-        _, metrics = await get(port, "/metrics")
-        assert (
-            'cartpulse_send_provider_unavailable{channel="email",reason="timeout"} 1.0' in metrics
-        )
+        # /readyz is 503 from the moment the port opens (nothing started yet): wait for the
+        # fault itself, then check that it keeps the sender not ready.
+        timed_out = 'cartpulse_send_provider_unavailable{channel="email",reason="timeout"} 1.0'
+        await exported(port, timed_out, within=20)
+        await readiness(port, 503, within=1)
 
         # Silent at AUTH; SIGTERM while logins hang ends it at once, nothing recorded.
         smtp.drop_connections()
