@@ -2,12 +2,14 @@
 
 ``<key prefix>mirror:heartbeat`` is a hash: partition of ``consents`` → the last time (epoch
 seconds, the mirror host's clock) the mirror had applied that partition up to its end. The
-mirror refreshes it every ``BEAT_INTERVAL`` seconds while caught up (``senders.mirror``); a
-partition it falls behind on keeps its old time, so its age grows. The key has no TTL: an
-old time says more than a missing key (how long ago the mirror stopped).
+mirror refreshes it every ``BEAT_INTERVAL`` seconds while caught up, and checks every
+``CATCH_UP_INTERVAL`` seconds while behind (``senders.mirror``); a partition it falls behind
+on keeps its old time, so its age grows. The key has no TTL: an old time says more than a
+missing key (how long ago the mirror stopped).
 
-``MirrorWatch`` reads it in a sender every ``BEAT_INTERVAL`` seconds and applies the pure rule
-of ``mirror_health``: it sets the age gauge, logs per ``MirrorHealth``, and answers ``ready``.
+``MirrorWatch`` reads it in a sender every ``BEAT_INTERVAL`` seconds (``CATCH_UP_INTERVAL``
+while the mirror is stale) and applies the pure rule of ``mirror_health``: it sets the age
+gauge, logs per ``MirrorHealth``, and answers ``ready``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from senders.service import INFRA_ERRORS
 log = logging.getLogger(__name__)
 
 BEAT_INTERVAL = 2.0
+CATCH_UP_INTERVAL = 0.5  # how often while behind: the mirror checks, a stale sender looks
 
 
 class MirrorHeartbeat:
@@ -77,11 +80,13 @@ class MirrorWatch:
         return not self._health.stale
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Check now, then every ``BEAT_INTERVAL`` seconds until ``stop`` is set."""
+        """Check now, then every ``BEAT_INTERVAL`` seconds (``CATCH_UP_INTERVAL`` while the
+        mirror is stale) until ``stop`` is set."""
         while not stop.is_set():
             await self.check()
+            interval = CATCH_UP_INTERVAL if self._health.stale else BEAT_INTERVAL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BEAT_INTERVAL)
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def check(self) -> None:
         """Read the heartbeat once; a Redis error leaves the last judgement as it was (the

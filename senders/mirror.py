@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore, parse_consent_record
 from senders.consumer import Record
-from senders.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
+from senders.heartbeat import BEAT_INTERVAL, CATCH_UP_INTERVAL, MirrorHeartbeat
 from senders.metrics import Metrics
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS
@@ -69,7 +69,7 @@ class ConsentMirror:
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        last_beat = -BEAT_INTERVAL
+        last_beat, interval = -BEAT_INTERVAL, BEAT_INTERVAL
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=300, max_records=500)
@@ -81,8 +81,11 @@ class ConsentMirror:
                 if batch:
                     with contextlib.suppress(KafkaError):
                         await consumer.commit()
-                if time.monotonic() - last_beat >= BEAT_INTERVAL:
-                    await self._beat(consumer)
+                if time.monotonic() - last_beat >= interval:
+                    complete = await self._beat(consumer)
+                    # Behind on a partition (or none assigned yet): look again soon, so the
+                    # senders learn of the catch-up within a fraction of a second.
+                    interval = BEAT_INTERVAL if complete else CATCH_UP_INTERVAL
                     last_beat = time.monotonic()
         finally:
             with contextlib.suppress(KafkaError):
@@ -122,11 +125,12 @@ class ConsentMirror:
         self._metrics.mirror_records.labels(outcome).inc()
         self.applied += 1
 
-    async def _beat(self, consumer: AIOKafkaConsumer) -> None:
-        """Write the heartbeat of every assigned partition read up to its end."""
+    async def _beat(self, consumer: AIOKafkaConsumer) -> bool:
+        """Write the heartbeat of every assigned partition read up to its end; True when that
+        is every assigned partition."""
         assignment = consumer.assignment()
         if not assignment:
-            return
+            return False
         now = self._clock.now()  # before the end offsets: never claims more than was read
         try:
             ends = await consumer.end_offsets(list(assignment))
@@ -135,11 +139,12 @@ class ConsentMirror:
             }
         except KafkaError as exc:
             log.warning("consent mirror: end offsets not known (%s); heartbeat skipped", exc)
-            return
-        if len(caught_up) == len(assignment):
-            self.caught_up = True
+            return False
+        complete = len(caught_up) == len(assignment)
+        self.caught_up = self.caught_up or complete
         try:
             await self._heartbeat.beat(caught_up)
         except INFRA_ERRORS as exc:
             self._metrics.infra_errors.labels("consents", "redis").inc()
             log.warning("consent mirror: heartbeat not written, Redis unavailable (%s)", exc)
+        return complete

@@ -122,7 +122,12 @@ async def test_every_outcome_end_to_end(
         async with aiohttp.ClientSession() as http:
             base = f"http://127.0.0.1:{port}"
             assert (await http.get(f"{base}/healthz")).status == 200
-            assert (await http.get(f"{base}/readyz")).status == 200
+            # Ready once the sender has seen the mirror's heartbeat after its catch-up.
+            for _ in range(40):
+                if (ready := (await http.get(f"{base}/readyz")).status) == 200:
+                    break
+                await asyncio.sleep(0.25)
+            assert ready == 200
             metrics = await (await http.get(f"{base}/metrics")).text()
 
     assert len(first) >= len(batch) + 1
