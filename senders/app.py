@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -40,6 +39,7 @@ from senders.short_link_store import RedisShortLinks
 from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
 from streams.policy_file import load_policy
+from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import RETRY_TOPICS, Topic, TopicCatalogue
 
@@ -85,23 +85,6 @@ def sender_topics(settings: Settings, channel: Channel) -> SenderTopics:
     wanted |= {topics.dlq(Topic.CONSENTS)}
     specs = [spec for spec in topics.specs() if spec.name in wanted]
     return SenderTopics(topics.name(command), topics.dlq(command), specs, topics.name(retry))
-
-
-@contextlib.asynccontextmanager
-async def stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> AsyncIterator[None]:
-    """Set ``stop`` on SIGTERM / SIGINT while the block runs; with ``enabled`` false, do
-    nothing (the caller handles signals itself)."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT) if enabled else ():
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def run_sender(

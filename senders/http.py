@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigurationError
-
-Ready = Callable[[], Awaitable[bool]]
-
-
-def add_health(app: web.Application, ready: Ready) -> None:
-    """Add ``/healthz`` (the process answers) and ``/readyz`` (503 until ``ready``)."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(_: web.Request) -> web.Response:
-        if await ready():
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
-
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-
-
-def add_probes(app: web.Application, registry: CollectorRegistry, ready: Ready) -> None:
-    """Add ``/metrics`` (``registry``) and the probes of ``add_health``."""
-
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    app.router.add_get("/metrics", metrics)
-    add_health(app, ready)
+from streams.serving import add_probes
 
 
 def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:

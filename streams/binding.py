@@ -2,14 +2,19 @@
 
 A port in use or a host that is not this machine's would otherwise surface deep inside a
 framework's start-up (a traceback, or a worker that keeps retrying); asked first, it is one
-line naming the setting to change (``ConfigurationError``, exit 2).
+line naming the setting to change (``ConfigurationError``, exit 2). ``bind`` opens the
+listening socket a service then serves on; ``check_bindable`` only asks, for a server that binds
+its own (Faust's web port).
 """
 
 from __future__ import annotations
 
 import socket
+from typing import Final
 
 from streams.errors import ConfigurationError
+
+BACKLOG: Final = 512  # connections the kernel queues before the service accepts them
 
 
 def check_bindable(host: str, port: int, settings: str) -> None:
@@ -18,21 +23,26 @@ def check_bindable(host: str, port: int, settings: str) -> None:
     Port 0 (an ephemeral port) always binds. The check binds and closes at once, so a process
     that takes the port between this check and its own bind still fails in its own way.
     """
+    bind(host, port, settings).close()
+
+
+def bind(host: str, port: int, setting: str) -> socket.socket:
+    """A listening, non-blocking TCP socket on ``host:port``; ``ConfigurationError`` naming
+    ``setting`` when the address does not resolve or cannot be bound."""
     try:
-        infos = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
-        raise ConfigurationError(
-            f"{settings}: {host!r} is not a usable address ({reason})"
-        ) from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
+        raise ConfigurationError(f"{setting}: cannot bind {host}:{port}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"{settings}: cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from None
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"{setting}: cannot bind {host}:{port}: {reason}") from None
+    sock.setblocking(False)
+    return sock

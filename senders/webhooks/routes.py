@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from senders.http import Ready, add_health, add_probes
 from senders.service import INFRA_ERRORS
 from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
@@ -38,6 +37,7 @@ from senders.webhooks.server import guard_middleware
 from senders.webhooks.signature import SIGNATURE_HEADER
 from senders.webhooks.twilio import TwilioHooks, TwilioRequest
 from streams.errors import CartpulseError, InvalidRecord
+from streams.serving import Ready, add_health, add_probes
 
 log = logging.getLogger(__name__)
 

@@ -18,34 +18,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from senders.webhooks.connections import ConnectionGuard
-from streams.errors import ConfigurationError
+from streams.binding import BACKLOG
 
 log = logging.getLogger(__name__)
 
-BACKLOG: Final = 512  # connections the kernel queues before the service accepts them
 SPARE_DESCRIPTORS: Final = 64  # Kafka, Redis, the metrics port, logs: beside the connections
-
-
-def bind(host: str, port: int, setting: str) -> socket.socket:
-    """A listening, non-blocking TCP socket on ``host:port``; ``ConfigurationError`` naming
-    ``setting`` when the address does not resolve or cannot be bound."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ConfigurationError(f"{setting}: cannot bind {host}:{port}: {exc}") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        reason = exc.strerror or str(exc)
-        raise ConfigurationError(f"{setting}: cannot bind {host}:{port}: {reason}") from None
-    sock.setblocking(False)
-    return sock
 
 
 def ensure_descriptors(connections: int) -> None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from senders.app import KafkaEmitter, make_redis, stop_on_signals
+from senders.app import KafkaEmitter, make_redis
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.keys import Keys
@@ -35,11 +35,13 @@ from senders.webhooks.links import LinkConfig, LinkHooks
 from senders.webhooks.lograte import ThrottledLog
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
-from senders.webhooks.server import GuardedSite, bind, ensure_descriptors
+from senders.webhooks.server import GuardedSite, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
+from streams.binding import bind
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
 from streams.policy_file import load_policy
+from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 

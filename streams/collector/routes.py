@@ -23,7 +23,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
-from senders.http import Ready, add_health, add_probes
 from streams.collector.auth import (
     SIGNATURE_HEADER,
     STORE_HEADER,
@@ -36,6 +35,7 @@ from streams.collector.batch import Accepted, BadBatch, check_events, read_batch
 from streams.collector.cors import cors_headers, preflight_headers
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import KafkaUnavailable, Outbox
+from streams.serving import Ready, add_health, add_probes
 
 log = logging.getLogger(__name__)
 

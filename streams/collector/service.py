@@ -21,14 +21,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from senders.app import stop_on_signals
-from senders.webhooks.server import bind
+from streams.binding import bind
 from streams.collector.auth import Credentials
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import Outbox
 from streams.collector.routes import Limits, make_app, make_metrics_app
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
+from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 

@@ -31,7 +31,7 @@ def test_a_free_port_and_port_zero_bind() -> None:
 
 
 def test_a_port_in_use_names_the_setting(taken_port: int) -> None:
-    with pytest.raises(ConfigurationError, match=r"CARTPULSE_WEB_PORT: cannot listen .*in use"):
+    with pytest.raises(ConfigurationError, match=r"CARTPULSE_WEB_PORT: cannot bind .*in use"):
         check_bindable("127.0.0.1", taken_port, "CARTPULSE_WEB_PORT")
 
 
