@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.collector.service import check_settings as check_collector_settings
 from streams.settings import Settings
 from tests.conftest import ROOT
 from tests.support.ops import load_yaml
@@ -35,6 +36,7 @@ COMMANDS = {
     ("send", "email"),
     ("consents", "mirror"),
     ("webhooks",),
+    ("collect",),
 }
 WORKLOADS = {"Deployment", "StatefulSet"}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - containers are probed and scraped from outside
@@ -85,7 +87,7 @@ def test_every_manifest_parses_and_the_kustomization_lists_them() -> None:
 def test_every_container_probes_healthz_and_readyz_on_a_declared_port() -> None:
     probed = list(containers())
 
-    assert len(probed) == 5, "worker, two senders, mirror, webhooks"
+    assert len(probed) == 6, "worker, two senders, mirror, webhooks, collector"
     for workload, container in probed:
         ports = {port["name"] for port in container["ports"]}
         liveness = container["livenessProbe"]["httpGet"]
@@ -102,6 +104,7 @@ def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
         ("send", "email"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
         ("consents", "mirror"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
         ("webhooks",): ("CARTPULSE_WEBHOOKS_PORT", 8080),
+        ("collect",): ("CARTPULSE_COLLECT_PORT", 8090),
     }
     seen = set()
     for workload, container in containers():
@@ -115,32 +118,60 @@ def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
     assert seen == COMMANDS
 
 
-def test_the_webhooks_are_scraped_on_their_metrics_port_not_the_public_one() -> None:
-    (deployment,) = [w for w in workloads() if w["metadata"]["name"] == "cartpulse-webhooks"]
+@pytest.mark.parametrize(
+    ("component", "settings_prefix"),
+    [("webhooks", "CARTPULSE_WEBHOOKS"), ("collector", "CARTPULSE_COLLECT")],
+)
+def test_public_services_are_scraped_on_their_metrics_port_not_the_public_one(
+    component: str, settings_prefix: str
+) -> None:
+    name = f"cartpulse-{component}"
+    (deployment,) = [w for w in workloads() if w["metadata"]["name"] == name]
     template = deployment["spec"]["template"]
     (container,) = template["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    metrics_port = int(env["CARTPULSE_WEBHOOKS_METRICS_PORT"])
+    metrics_port = int(env[f"{settings_prefix}_METRICS_PORT"])
 
-    assert env["CARTPULSE_WEBHOOKS_METRICS_HOST"] == ALL_INTERFACES
-    assert ports == {"http": int(env["CARTPULSE_WEBHOOKS_PORT"]), "metrics": metrics_port}
+    assert template["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    assert env[f"{settings_prefix}_HOST"] == ALL_INTERFACES
+    assert env[f"{settings_prefix}_METRICS_HOST"] == ALL_INTERFACES
+    assert ports == {"http": int(env[f"{settings_prefix}_PORT"]), "metrics": metrics_port}
     assert metrics_port != ports["http"]
     assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
-    # the Service (the ingress's way in) exposes the hooks only
+    # the Service (the ingress's way in) exposes the public port only
     (service,) = [
-        d
-        for d in k8s_documents()
-        if d["kind"] == "Service" and d["metadata"]["name"] == "cartpulse-webhooks"
+        d for d in k8s_documents() if d["kind"] == "Service" and d["metadata"]["name"] == name
     ]
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    # the load balancer drops the pod before SIGTERM reaches it
+    assert container["lifecycle"]["preStop"]["exec"]["command"]
 
-    compose_env = compose_cartpulse_services()["webhooks"]["environment"]
-    assert compose_env["CARTPULSE_WEBHOOKS_METRICS_HOST"] == ALL_INTERFACES
+    compose_env = compose_cartpulse_services()[component]["environment"]
+    assert compose_env[f"{settings_prefix}_HOST"] == ALL_INTERFACES
+    assert compose_env[f"{settings_prefix}_METRICS_HOST"] == ALL_INTERFACES
     scrape = load_yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
-    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "cartpulse-webhooks"]
-    metrics_target = f"webhooks:{compose_env['CARTPULSE_WEBHOOKS_METRICS_PORT']}"
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == name]
+    metrics_target = f"{component}:{compose_env[f'{settings_prefix}_METRICS_PORT']}"
     assert job["static_configs"][0]["targets"] == [metrics_target]
+    # /metrics reaches the host on 127.0.0.1 only, if at all
+    published = compose_cartpulse_services()[component]["ports"]
+    metrics_published = [p for p in published if p.endswith(f":{metrics_port}")]
+    assert all(p.startswith("127.0.0.1:") for p in metrics_published), published
+
+
+def test_the_collector_publishes_its_ports_on_localhost_only_and_needs_no_redis() -> None:
+    collector = compose_cartpulse_services()["collector"]
+    env = collector["environment"]
+    healthcheck = " ".join(collector["healthcheck"]["test"])
+
+    assert collector["ports"], "the collector publishes its port"
+    assert all(port.startswith("127.0.0.1:") for port in collector["ports"])
+    assert f"127.0.0.1:{env['CARTPULSE_COLLECT_PORT']}:" in " ".join(collector["ports"])
+    assert f":{env['CARTPULSE_COLLECT_PORT']}/healthz" in healthcheck
+    assert set(collector["depends_on"]) == {"kafka"}
+    # the demo store's secret is a placeholder unless set, never empty
+    assert "placeholder" in env["CARTPULSE_COLLECT_TOKENS"]
 
 
 def test_senders_run_three_replicas_with_disruption_budgets() -> None:
@@ -191,18 +222,23 @@ def test_every_variable_in_the_deployment_files_is_a_setting() -> None:
     assert named - SETTINGS_VARIABLES == set(), "not settings: a typo, or a removed setting"
 
 
-def test_the_configured_values_are_valid_settings() -> None:
+def test_the_configured_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     (config,) = [d for d in k8s_documents() if d["kind"] == "ConfigMap"]
     (secret,) = [d for d in k8s_documents() if d["kind"] == "Secret"]
     values = {**config["data"], **secret["stringData"]}
+    # read from the environment, as a container does (JSON for dicts and lists)
+    for variable in os.environ:
+        if variable.startswith("CARTPULSE_"):
+            monkeypatch.delenv(variable)
+    for variable, value in values.items():
+        monkeypatch.setenv(variable, value)
 
-    settings = Settings(
-        _env_file=None,
-        **{name.removeprefix("CARTPULSE_").lower(): value for name, value in values.items()},
-    )
+    settings = Settings(_env_file=None)
 
     assert settings.journeys_dry_run, "the shipped config must not send until it is set up"
     assert settings.sender_http_port == 9100
+    check_collector_settings(settings)  # the collector starts: a store can send to it
+    assert settings.collect_tokens
 
 
 def test_compose_runs_the_full_stack_with_healthchecks() -> None:
