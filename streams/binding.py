@@ -3,13 +3,15 @@
 A port in use or a host that is not this machine's would otherwise surface deep inside a
 framework's start-up (a traceback, or a worker that keeps retrying); asked first, it is one
 line naming the setting to change (``ConfigurationError``, exit 2). ``bind`` opens the
-listening socket a service then serves on; ``check_bindable`` only asks, for a server that binds
-its own (Faust's web port).
+listening socket a service then serves on (``listening``: several, closed together);
+``check_bindable`` only asks, for a server that binds its own (Faust's web port).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Final
 
 from streams.errors import ConfigurationError
@@ -46,3 +48,14 @@ def bind(host: str, port: int, setting: str) -> socket.socket:
         raise ConfigurationError(f"{setting}: cannot bind {host}:{port}: {reason}") from None
     sock.setblocking(False)
     return sock
+
+
+@contextlib.contextmanager
+def listening(*addresses: tuple[str, int, str]) -> Iterator[list[socket.socket]]:
+    """``bind`` each ``(host, port, setting)`` in order, for the block; close them all after.
+
+    When one cannot be bound, the sockets already bound are closed and its
+    ``ConfigurationError`` is raised, before the block runs.
+    """
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(contextlib.closing(bind(*each))) for each in addresses]

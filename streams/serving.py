@@ -60,3 +60,36 @@ async def stop_on_signals(stop: asyncio.Event, enabled: bool = True) -> AsyncIte
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+Site = tuple[web.AppRunner, Callable[[web.AppRunner], web.BaseSite]]
+
+
+@contextlib.asynccontextmanager
+async def sites_started(*sites: Site) -> AsyncIterator[None]:
+    """Set up each runner and start its site, in order, for the block; then clean up every runner
+    set up, in reverse order (requests in flight get the runner's ``shutdown_timeout``).
+
+    A runner or site that fails to start still has the runners before it cleaned up.
+    """
+    runners: list[web.AppRunner] = []
+    try:
+        for runner, site in sites:
+            runners.append(runner)
+            await runner.setup()
+            await site(runner).start()
+        yield
+    finally:
+        for each in reversed(runners):
+            await each.cleanup()
+
+
+async def serve_until_stopped(
+    stop: asyncio.Event, handle_signals: bool = True, started: asyncio.Event | None = None
+) -> None:
+    """Set ``started`` (when given), then block until ``stop`` is set, or SIGTERM / SIGINT
+    arrives while ``handle_signals`` (``stop_on_signals``)."""
+    if started is not None:
+        started.set()
+    async with stop_on_signals(stop, handle_signals):
+        await stop.wait()

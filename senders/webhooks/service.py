@@ -37,11 +37,11 @@ from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.server import GuardedSite, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
-from streams.binding import bind
+from streams.binding import listening
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
 from streams.policy_file import load_policy
-from streams.serving import stop_on_signals
+from streams.serving import serve_until_stopped, sites_started
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -100,21 +100,15 @@ async def run_webhooks(
     Kafka or Redis is reached.
     """
     check_settings(settings)
-    public = bind(settings.webhooks_host, settings.webhooks_port, "CARTPULSE_WEBHOOKS_PORT")
-    try:
-        private = bind(
+    with listening(
+        (settings.webhooks_host, settings.webhooks_port, "CARTPULSE_WEBHOOKS_PORT"),
+        (
             settings.webhooks_metrics_host,
             settings.webhooks_metrics_port,
             "CARTPULSE_WEBHOOKS_METRICS_PORT",
-        )
-    except ConfigurationError:
-        public.close()
-        raise
-    try:
+        ),
+    ) as (public, private):
         await _serve(settings, public, private, stop, registry, clock, handle_signals, started)
-    finally:
-        public.close()
-        private.close()
 
 
 async def _serve(
@@ -140,7 +134,6 @@ async def _serve(
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)
     kafka = producer(settings)
-    runners: list[web.AppRunner] = []
     try:
         await kafka.start()
         outbox = KafkaOutbox(kafka, topics)
@@ -200,27 +193,20 @@ async def _serve(
             keepalive_timeout=limits.keepalive_timeout + limits.header_timeout + 1,
             lingering_time=limits.body_timeout,  # reading what a 408'd client still sends
         )
-        runners.append(runner)
-        await runner.setup()
-        await GuardedSite(runner, public, guard).start()
         metrics_runner = web.AppRunner(make_metrics_app(registry, ready), access_log=None)
-        runners.append(metrics_runner)
-        await metrics_runner.setup()
-        await web.SockSite(metrics_runner, private).start()
-        log.info(
-            "webhooks listening on %s:%d, metrics on %s:%d",
-            settings.webhooks_host,
-            settings.webhooks_port,
-            settings.webhooks_metrics_host,
-            settings.webhooks_metrics_port,
-        )
-        if started is not None:
-            started.set()
-        async with stop_on_signals(stop, handle_signals):
-            await stop.wait()
+        async with sites_started(
+            (runner, lambda r: GuardedSite(r, public, guard)),
+            (metrics_runner, lambda r: web.SockSite(r, private)),
+        ):
+            log.info(
+                "webhooks listening on %s:%d, metrics on %s:%d",
+                settings.webhooks_host,
+                settings.webhooks_port,
+                settings.webhooks_metrics_host,
+                settings.webhooks_metrics_port,
+            )
+            await serve_until_stopped(stop, handle_signals, started)
     finally:
-        for each in reversed(runners):
-            await each.cleanup()
         with contextlib.suppress(*INFRA_ERRORS):
             await kafka.stop()
         await redis.aclose()

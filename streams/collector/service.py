@@ -21,14 +21,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from streams.binding import bind
+from streams.binding import listening
 from streams.collector.auth import Credentials
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import Outbox
 from streams.collector.routes import Limits, make_app, make_metrics_app
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
-from streams.serving import stop_on_signals
+from streams.serving import serve_until_stopped, sites_started
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -75,21 +75,15 @@ async def run_collector(
 ) -> None:
     """Serve until ``stop`` is set; ``started`` is set once both ports accept."""
     check_settings(settings)
-    public = bind(settings.collect_host, settings.collect_port, "CARTPULSE_COLLECT_PORT")
-    try:
-        private = bind(
+    with listening(
+        (settings.collect_host, settings.collect_port, "CARTPULSE_COLLECT_PORT"),
+        (
             settings.collect_metrics_host,
             settings.collect_metrics_port,
             "CARTPULSE_COLLECT_METRICS_PORT",
-        )
-    except ConfigurationError:
-        public.close()
-        raise
-    try:
+        ),
+    ) as (public, private):
         await _serve(settings, public, private, stop, registry, handle_signals, started)
-    finally:
-        public.close()
-        private.close()
 
 
 async def _serve(
@@ -109,7 +103,6 @@ async def _serve(
     wanted = {topics.name(t) for t in inputs} | {topics.dlq(t) for t in inputs}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     kafka = producer(settings)
-    runners: list[web.AppRunner] = []
     try:
         await kafka.start()
         timeout = settings.collect_produce_timeout.total_seconds()
@@ -125,27 +118,20 @@ async def _serve(
         )
         app = make_app(credentials(settings), outbox, metrics, ready, limits)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
-        runners.append(runner)
-        await runner.setup()
-        await web.SockSite(runner, public).start()
         metrics_runner = web.AppRunner(make_metrics_app(registry, ready), access_log=None)
-        runners.append(metrics_runner)
-        await metrics_runner.setup()
-        await web.SockSite(metrics_runner, private).start()
-        log.info(
-            "collector listening on %s:%d, metrics on %s:%d",
-            settings.collect_host,
-            settings.collect_port,
-            settings.collect_metrics_host,
-            settings.collect_metrics_port,
-        )
-        if started is not None:
-            started.set()
-        async with stop_on_signals(stop, handle_signals):
-            await stop.wait()
+        async with sites_started(
+            (runner, lambda r: web.SockSite(r, public)),
+            (metrics_runner, lambda r: web.SockSite(r, private)),
+        ):
+            log.info(
+                "collector listening on %s:%d, metrics on %s:%d",
+                settings.collect_host,
+                settings.collect_port,
+                settings.collect_metrics_host,
+                settings.collect_metrics_port,
+            )
+            await serve_until_stopped(stop, handle_signals, started)
     finally:
-        for each in reversed(runners):
-            await each.cleanup()
         with contextlib.suppress(KafkaError, OSError):
             await kafka.stop()
 

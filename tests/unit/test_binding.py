@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.binding import check_bindable
+from streams.binding import check_bindable, listening
 from streams.errors import ConfigurationError
 
 
@@ -39,6 +39,18 @@ def test_a_port_in_use_names_the_setting(taken_port: int) -> None:
 def test_a_host_that_is_not_ours_names_the_setting(host: str) -> None:
     with pytest.raises(ConfigurationError, match="CARTPULSE_WEB_HOST"):
         check_bindable(host, 6066, "CARTPULSE_WEB_HOST")
+
+
+def test_listening_binds_each_address_and_closes_them_all(taken_port: int) -> None:
+    taken = ("127.0.0.1", taken_port, "CARTPULSE_METRICS_PORT")
+    with (
+        pytest.raises(ConfigurationError, match="CARTPULSE_METRICS_PORT"),
+        listening(("127.0.0.1", 0, "X"), taken),
+    ):
+        pytest.fail("the block must not run")
+    with listening(("127.0.0.1", 0, "A"), ("127.0.0.1", 0, "B")) as sockets:
+        assert len(sockets) == 2 and all(s.fileno() >= 0 for s in sockets)
+    assert all(s.fileno() == -1 for s in sockets)
 
 
 @pytest.mark.parametrize("bad", ["port", "host"])
