@@ -22,7 +22,7 @@ from typing import IO, Protocol
 import orjson
 from aiokafka.errors import KafkaError
 
-from streams.kafka import dead_letter
+from streams.kafka import FlushingProducer, Producer, dead_letter
 from streams.pacing import Pacer
 from streams.sources import SourceRecord
 from streams.topics import Topic, TopicCatalogue, input_topic_for
@@ -31,18 +31,6 @@ log = logging.getLogger(__name__)
 
 # How many sends may be in flight before we wait for their acks (bounds memory).
 MAX_IN_FLIGHT = 5_000
-
-
-class Producer(Protocol):
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[object]: ...
-
-    async def flush(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -148,7 +136,7 @@ class FileRejects:
 
 async def import_records(
     records: Iterable[SourceRecord],
-    producer: Producer,
+    producer: FlushingProducer,
     topics: TopicCatalogue,
     rejects: Rejects,
     pacer: Pacer | None = None,

@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,6 +27,28 @@ ORIGINAL_SHA256_HEADER = "cartpulse.original_sha256"
 # contract's size (64 KiB) whole, and far below what a broker refuses (about 1 MB by default).
 DLQ_EXCERPT_BYTES: Final = 64 * 1024
 MAX_HEADER_TEXT_BYTES: Final = 1024
+
+
+class Producer(Protocol):
+    """What the collector and the importer need of a producer (``AIOKafkaProducer`` is one).
+
+    ``send`` returns once the record is queued (it raises ``KafkaError`` when it is refused
+    at once); the future it returns resolves on Kafka's ack, or fails with ``KafkaError``.
+    """
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]: ...
+
+
+class FlushingProducer(Producer, Protocol):
+    """A ``Producer`` whose ``flush`` waits until every queued record was sent."""
+
+    async def flush(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

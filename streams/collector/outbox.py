@@ -13,24 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
 from streams.collector.batch import Accepted, Verdict
 from streams.errors import RetryAfter
-from streams.kafka import dead_letter
+from streams.kafka import Producer, dead_letter
 from streams.topics import TopicCatalogue
-
-
-class Producer(Protocol):
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[object]: ...
 
 
 class KafkaUnavailable(RetryAfter):

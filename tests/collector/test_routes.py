@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import test_utils, web
@@ -18,33 +17,11 @@ from streams.collector.routes import Limits, make_app
 from streams.kafka import REASON_HEADER
 from streams.topics import TopicCatalogue
 from tests.support.events import CART_ITEM_ADDED
+from tests.support.producers import FakeProducer
 
 SHOP = "https://shop.example"
 TOKEN = {"Authorization": "Bearer secret-one"}
 LIMITS = Limits(max_body_bytes=4096, max_events=3, max_record_bytes=1024)
-
-
-@dataclass
-class FakeProducer:
-    """Records what it is sent; acknowledges at once, or never when ``down``."""
-
-    down: bool = False
-    sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = field(
-        default_factory=list
-    )
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        if not self.down:
-            self.sent.append((topic, key, value, dict(headers or [])))
-            future.set_result(None)
-        return future
 
 
 @dataclass

@@ -20,6 +20,7 @@ from streams.kafka import (
 from streams.models.event_parse import parse_event
 from streams.sources import SourceRecord
 from streams.topics import TopicCatalogue
+from tests.support.producers import FakeProducer, Sent
 
 
 def test_a_small_payload_is_kept_whole_with_its_length_and_hash() -> None:
@@ -53,36 +54,23 @@ def test_a_tombstone_is_dead_lettered_as_none() -> None:
     assert ORIGINAL_BYTES_HEADER not in dict(letter.headers)
 
 
-class RefusingProducer:
+class RefusingProducer(FakeProducer):
     """Refuses dead letters at send, or later at delivery, and the event e3 at delivery."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None]] = []
+        super().__init__()
         self.dead_letters = 0
 
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        if topic.endswith(".dlq"):
+    def deliver(self, record: Sent, future: asyncio.Future[object]) -> None:
+        if record.topic.endswith(".dlq"):
             self.dead_letters += 1
             if self.dead_letters == 1:
                 raise MessageSizeTooLargeError("refused at send")
             future.set_exception(KafkaTimeoutError("refused at delivery"))
-            return future
-        if value == line("e3"):
+        elif record.value == line("e3"):
             future.set_exception(KafkaTimeoutError("the broker was away too long"))
-            return future
-        self.sent.append((topic, value))
-        future.set_result(None)
-        return future
-
-    async def flush(self) -> None:
-        return None
+        else:
+            super().deliver(record, future)
 
 
 def line(event_id: str) -> bytes:
@@ -105,6 +93,6 @@ async def test_records_kafka_does_not_take_are_counted_and_the_import_goes_on() 
     producer, topics = RefusingProducer(), TopicCatalogue("t.")
     records = [valid(1), invalid(2), valid(3), invalid(4), valid(5)]
     summary = await import_records(records, producer, topics, DlqRejects(producer, topics))
-    assert [value for _, value in producer.sent] == [line("e1"), line("e5")]
+    assert [sent.value for sent in producer.sent] == [line("e1"), line("e5")]
     assert (summary.imported, summary.failed, summary.invalid, summary.dlq_failed) == (2, 1, 2, 2)
     assert summary.to_dict()["failed"] == 1
