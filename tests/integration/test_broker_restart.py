@@ -1,8 +1,7 @@
 """A Kafka broker restarted under the importer and under the worker (docs/operations.md, Faults).
 
-The broker here is one of the test's own (``deploy/local/stack.sh`` on free ports, under a
-directory of its own that shares the jar cache): the shared one on 9092 keeps serving other
-tests while this one is stopped and started again, its data kept.
+The broker here is one of the module's own (``tests/support/own_stack.py``): the shared one on
+9092 keeps serving other tests while this one is stopped and started again, its data kept.
 """
 
 from __future__ import annotations
@@ -12,80 +11,33 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from streams.kafka import topic_counts
-from streams.settings import Settings
-from tests.conftest import IN_CI, STACK, consume_all
+from tests.conftest import consume_all
 from tests.integration.test_detector_worker import offline
 from tests.support.cli import run_cli
-from tests.support.net import free_port
+from tests.support.own_stack import OwnStack, own_stack
 from tests.support.workers import wait_for_count, worker
 
 pytestmark = pytest.mark.integration
 
-Restart = Callable[[], None]
-
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Restart]]:
-    """A broker of this module's own: (bootstrap servers, restart it with its data kept)."""
-    cache = Path(
-        os.environ.get("CARTPULSE_STACK_DIR", Path.home() / ".cache" / "cartpulse" / "stack")
-    )
-    version = os.environ.get("CARTPULSE_KAFKA_VERSION", "4.1.1")
-    home = tmp_path_factory.mktemp("own-stack")
-    for shared in ("m2", f"kafka-{version}"):  # the jars, fetched once for every stack
-        (cache / shared).mkdir(parents=True, exist_ok=True)
-        (home / shared).symlink_to(cache / shared)
-    env = {
-        **os.environ,
-        "CARTPULSE_STACK_DIR": str(home),
-        "CARTPULSE_KAFKA_PORT": str(kafka := free_port()),
-        "CARTPULSE_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "CARTPULSE_REDIS_PORT": str(free_port()),
-    }
-
-    def stack(*args: str) -> None:
-        result = subprocess.run(
-            ["bash", str(STACK), *args], env=env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode != 0:
-            message = f"stack.sh {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-            if IN_CI or args[0] != "up":
-                pytest.fail(message)
-            pytest.skip(message)
-
-    def restart() -> None:
-        stack("down")
-        stack("up")
-
-    stack("up")
-    try:
-        yield f"127.0.0.1:{kafka}", restart
-    finally:
-        stack("down", "--purge")
-
-
-def own_settings(bootstrap: str) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        topic_partitions=2,
-        store="memory://",
-    )
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
+    """A stack of this module's own, restarted with its data kept."""
+    with own_stack(tmp_path_factory.mktemp("own-stack")) as stack:
+        yield stack
 
 
 def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
-    own_broker: tuple[str, Restart], tmp_path: Path
+    own_broker: OwnStack, tmp_path: Path
 ) -> None:
-    bootstrap, restart = own_broker
-    settings = own_settings(bootstrap)
+    settings = own_broker.settings()
     total = 2500
     path = tmp_path / "views.jsonl"
     path.write_bytes(
@@ -103,7 +55,7 @@ def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
         )
     )
     env = {
-        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
         "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
         "CARTPULSE_TOPIC_PARTITIONS": "2",
     }
@@ -115,7 +67,7 @@ def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
     )
     time.sleep(2)
     assert importing.poll() is None, "the import ended before the broker went away"
-    restart()
+    own_broker.restart()
     out, err = importing.communicate(timeout=60)
     summary = orjson.loads(out)  # the summary prints whatever happened
     assert summary["imported"] + summary["failed"] == total, err
@@ -129,10 +81,9 @@ def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
 
 
 async def test_the_worker_after_a_broker_restart_gives_what_offline_detect_gives(
-    own_broker: tuple[str, Restart], tmp_path: Path
+    own_broker: OwnStack, tmp_path: Path
 ) -> None:
-    bootstrap, restart = own_broker
-    settings = own_settings(bootstrap)
+    settings = own_broker.settings()
     events = tmp_path / "traffic.jsonl"
     generated = run_cli(
         settings, "simulate", "--events", "30000", "--rate", "20",
@@ -146,7 +97,7 @@ async def test_the_worker_after_a_broker_restart_gives_what_offline_detect_gives
     with worker(settings, tmp_path, "--clock", "event", "--gap", "10m") as process:
         assert await wait_for_count(settings, topic, 1, within=60, poll=0.05) >= 1
         before = (await topic_counts(settings, [topic]))[topic]
-        restart()
+        own_broker.restart()
         marked = run_cli(settings, "watermark", "end")  # after the worker caught up again
         assert marked.returncode == 0, marked.stderr
         await wait_for_count(settings, topic, len(expected), within=60)

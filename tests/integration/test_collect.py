@@ -4,13 +4,9 @@ a broker of the test's own stopped under it (docs/collector.md)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -20,9 +16,10 @@ from streams.collector.auth import sign
 from streams.collector.service import run_collector
 from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
 from streams.settings import Settings
-from tests.conftest import IN_CI, STACK, consume_all
+from tests.conftest import consume_all
 from tests.support.events import CART_ITEM_ADDED
 from tests.support.net import free_port
+from tests.support.own_stack import OwnStack, own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -180,60 +177,20 @@ async def test_auth_and_cors(settings: Settings) -> None:
 
 # --- a broker of this module's own, stopped and started under the collector --------------
 
-Stack = Callable[[str], None]
-
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stack]]:
-    """(bootstrap servers, run ``stack.sh <command>`` on it): ``deploy/local/stack.sh`` on free
-    ports under a directory of its own that shares the jar cache, as
-    tests/integration/test_broker_restart.py does; the shared broker is never touched."""
-    cache = Path(
-        os.environ.get("CARTPULSE_STACK_DIR", Path.home() / ".cache" / "cartpulse" / "stack")
-    )
-    version = os.environ.get("CARTPULSE_KAFKA_VERSION", "4.1.1")
-    home = tmp_path_factory.mktemp("collect-stack")
-    for shared in ("m2", f"kafka-{version}"):
-        (cache / shared).mkdir(parents=True, exist_ok=True)
-        (home / shared).symlink_to(cache / shared)
-    env = {
-        **os.environ,
-        "CARTPULSE_STACK_DIR": str(home),
-        "CARTPULSE_KAFKA_PORT": str(kafka := free_port()),
-        "CARTPULSE_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "CARTPULSE_REDIS_PORT": str(free_port()),
-    }
-
-    def stack(command: str) -> None:
-        args = command.split()
-        result = subprocess.run(
-            ["bash", str(STACK), *args], env=env, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode != 0:
-            message = f"stack.sh {command}:\n{result.stdout}\n{result.stderr}"
-            if IN_CI or args[0] != "up":
-                pytest.fail(message)
-            pytest.skip(message)
-
-    stack("up")
-    try:
-        yield f"127.0.0.1:{kafka}", stack
-    finally:
-        stack("down --purge")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
+    """A stack of this module's own (``tests/support/own_stack.py``); the shared broker is never
+    touched."""
+    with own_stack(tmp_path_factory.mktemp("collect-stack")) as stack:
+        yield stack
 
 
 async def test_kafka_down_is_a_503_and_nothing_is_lost_once_it_is_back(
-    own_broker: tuple[str, Stack],
+    own_broker: OwnStack,
 ) -> None:
-    bootstrap, stack = own_broker
     settings = collector_settings(
-        Settings(
-            kafka_bootstrap_servers=bootstrap,
-            topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-            topic_partitions=2,
-            store="memory://",
-        ),
-        collect_produce_timeout=timedelta(seconds=2),
+        own_broker.settings(), collect_produce_timeout=timedelta(seconds=2)
     )
     before, during = events("before-", 3), events("during-", 3, session="s2")
     async with collector(settings) as url, aiohttp.ClientSession() as http:
@@ -242,11 +199,11 @@ async def test_kafka_down_is_a_503_and_nothing_is_lost_once_it_is_back(
             return await http.post(f"{url}/v1/events", data=orjson.dumps(batch), headers=TOKEN)
 
         assert (await post(before)).status == 200
-        await asyncio.to_thread(stack, "down")
+        await asyncio.to_thread(own_broker.run, "down")
         refused = await post(during)
         refused_body = await refused.json()
         not_ready = await http.get(metrics_url(settings, "/readyz"))
-        await asyncio.to_thread(stack, "up")
+        await asyncio.to_thread(own_broker.run, "up")
         # The client's side of the contract: a 503 is sent again after Retry-After.
         for _ in range(30):
             again = await post(during)
