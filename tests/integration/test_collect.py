@@ -113,27 +113,18 @@ def metrics_url(settings: Settings, path: str = "/metrics") -> str:
 async def test_auth_and_cors(settings: Settings) -> None:
     settings = collector_settings(settings)
     body = orjson.dumps(CART_ITEM_ADDED)
+
+    def signed_as(store: str) -> dict[str, str]:
+        """``body`` signed with store-1's secret, sent as ``store``'s."""
+        return {"X-Cartpulse-Store": store, "X-Cartpulse-Signature": sign(SECRET.encode(), body)}
+
     async with collector(settings) as url, aiohttp.ClientSession() as http:
         post = http.post
         wrong_token = await post(
             f"{url}/v1/events", data=body, headers={"Authorization": "Bearer x"}
         )
-        other_store = await post(
-            f"{url}/v1/events",
-            data=body,
-            headers={
-                "X-Cartpulse-Store": "store-2",
-                "X-Cartpulse-Signature": sign(SECRET.encode(), body),
-            },
-        )
-        signed = await post(
-            f"{url}/v1/events",
-            data=body,
-            headers={
-                "X-Cartpulse-Store": "store-1",
-                "X-Cartpulse-Signature": sign(SECRET.encode(), body),
-            },
-        )
+        other_store = await post(f"{url}/v1/events", data=body, headers=signed_as("store-2"))
+        signed = await post(f"{url}/v1/events", data=body, headers=signed_as("store-1"))
         preflight = await http.options(
             f"{url}/v1/events",
             headers={
