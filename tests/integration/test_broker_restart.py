@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +32,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
         yield stack
 
 
-def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
+async def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
     own_broker: OwnStack, tmp_path: Path
 ) -> None:
     settings = own_broker.settings()
@@ -59,20 +57,24 @@ def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_restart(
         "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
         "CARTPULSE_TOPIC_PARTITIONS": "2",
     }
-    importing = subprocess.Popen(  # about 5 s at this rate: the restart falls mid-run
-        [sys.executable, "-m", "streams.cli", "import", "--json", "--rate", "500", str(path)],
+    importing = await asyncio.create_subprocess_exec(  # about 5 s: the restart falls mid-run
+        sys.executable, "-m", "streams.cli", "import", "--json", "--rate", "500", str(path),
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(2)
-    assert importing.poll() is None, "the import ended before the broker went away"
-    own_broker.restart()
-    out, err = importing.communicate(timeout=60)
-    summary = orjson.loads(out)  # the summary prints whatever happened
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await asyncio.sleep(2)
+    assert importing.returncode is None, "the import ended before the broker went away"
+    await asyncio.to_thread(own_broker.restart)
+    out, raw_err = await asyncio.wait_for(importing.communicate(), timeout=60)
+    err = raw_err.decode()
+    assert out, err  # the summary prints whatever happened
+    summary = orjson.loads(out)
     assert summary["imported"] + summary["failed"] == total, err
     clickstream = f"{settings.topic_prefix}clickstream"
-    records = asyncio.run(consume_all(settings, clickstream, total, within=20))
+    # Awaited in the test's own loop: asyncio.run in a sync test leaves pytest-asyncio an event
+    # loop it never closes, which fails a later test with ResourceWarnings.
+    records = await consume_all(settings, clickstream, total, within=20)
     ids = [orjson.loads(r.value)["event_id"] for r in records]
     assert len(ids) == len(set(ids)), "a line was imported twice"
     assert summary["failed"] == 0, err  # every line made it, once
