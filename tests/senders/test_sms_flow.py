@@ -119,10 +119,20 @@ async def test_every_outcome_end_to_end(
         await produce_commands(s, [again_stopped, again_invalid])
         found = await results(s, len(batch) + 3)
 
+        # Twilio's 500 left the channel unavailable until a working provider answers (a probe):
+        # one more message gives that answer, whatever order the outcomes above came in.
+        recovered = command()
+        async with kafka_producer(s) as kafka:
+            await opt_in(kafka, s, recovered.customer_id, "sms")
+        await asyncio.sleep(0.5)
+        await produce_commands(s, [recovered])
+        after = await results(s, len(batch) + 4)
+        assert [r.status for r in after if r.command_id == recovered.command_id] == ["sent"]
+
         async with aiohttp.ClientSession() as http:
             base = f"http://127.0.0.1:{port}"
             assert (await http.get(f"{base}/healthz")).status == 200
-            # Ready once the sender has seen the mirror's heartbeat after its catch-up.
+            # Ready: the mirror's heartbeat is fresh and the provider answered as a working one.
             for _ in range(40):
                 if (ready := (await http.get(f"{base}/readyz")).status) == 200:
                     break
@@ -187,7 +197,9 @@ async def test_every_outcome_end_to_end(
     assert any("no template 'no_such_template'" in reason for reason in reasons)
     assert any("E.164" in reason for reason in reasons)
 
-    assert 'cartpulse_send_outcomes_total{channel="sms",status="sent"} 1.0' in metrics
+    assert (
+        'cartpulse_send_outcomes_total{channel="sms",status="sent"} 2.0' in metrics
+    )  # + recovered
     assert 'cartpulse_send_provider_errors_total{channel="sms",code="21610"} 1.0' in metrics
     assert 'cartpulse_send_dlq_total{channel="sms"} 3.0' in metrics
     assert Counter(r.status for r in twilio.requests)[429] == 0
