@@ -124,11 +124,22 @@ class Renderer:
         template has no ``fr`` text is written in the fallback language, line included), so a
         message never mixes two languages.
         """
+        text, line = self.sms_parts(template, locale, variables, store_id)
+        return compose_sms(text, line, smart, max_segments)
+
+    def sms_parts(
+        self,
+        template: str,
+        locale: str,
+        variables: Mapping[str, Any],
+        store_id: str = DEFAULT_STORE,
+    ) -> tuple[str, str]:
+        """The SMS body and its opt-out line, rendered but not yet composed (an adapter may
+        rewrite the body first, as the SMS sender shortens links)."""
         body = self._load(template, locale, "sms", store_id)
         written_in = _locale_of(body, template)
         text = self._tidy(self._run(body, template, locale, "sms", variables))
-        line = self.render_sms_opt_out(written_in, variables, store_id)
-        return compose_sms(text, line, smart, max_segments)
+        return text, self.render_sms_opt_out(written_in, variables, store_id)
 
     @staticmethod
     def _tidy(text: str) -> str:

@@ -25,7 +25,7 @@ from senders.outcomes import ProviderOutcome, twilio_outcome
 from senders.ratelimit import Limit
 from senders.short_link_store import LinkRegistry
 from senders.short_links import LinkRecord, Shortener, ShortLink
-from senders.templates import MAX_SMS_CHARS, Renderer, SmsBody, compose_sms
+from senders.templates import Renderer, SmsBody, compose_sms
 from streams.core.policy import Policy
 from streams.errors import ConfigurationError
 from streams.models.commands import Channel, SendCommand
@@ -124,16 +124,9 @@ class TwilioSms:
         """The message as it will be sent, short links included; counts its segments only
         after the rewrite (a long store URL alone can double the cost)."""
         s = self._settings
-        body = self._renderer.sms(
-            command.template,
-            command.locale,
-            command.variables,
-            s.sms_smart_encoding,
-            MAX_SMS_CHARS,  # no segment limit yet: the limit applies to the text as sent
-            store_id=command.store_id,
+        text, line = self._renderer.sms_parts(
+            command.template, command.locale, command.variables, command.store_id
         )
-        # The renderer ends the text with the opt-out line, on a line of its own: keep it as is.
-        text, line = body.text.rsplit("\n", 1)
         links: tuple[ShortLink, ...] = ()
         shortener = self._shortener(command.store_id)
         if shortener is not None:
