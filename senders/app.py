@@ -30,7 +30,7 @@ from senders.ledger import RedisLedger
 from senders.metrics import Metrics
 from senders.mirror import ConsentMirror
 from senders.mirror_health import MirrorHealth
-from senders.packs import require_policy_templates
+from senders.packs import checked_policy
 from senders.phonebook import PhoneBook
 from senders.providers import provider_for
 from senders.ratelimit import RedisLimiter
@@ -38,7 +38,6 @@ from senders.service import SendService
 from senders.short_link_store import RedisShortLinks
 from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
-from streams.policy_file import load_policy
 from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import RETRY_TOPICS, Topic, TopicCatalogue
@@ -101,11 +100,12 @@ async def run_sender(
     metrics = Metrics.create(registry)
     clock = clock or SystemClock()
     keys = Keys(settings.effective_redis_key_prefix)
-    for warning in require_policy_templates(settings):  # the stores' templates, as at load
+    policy, warnings = checked_policy(settings)  # the stores' templates, as at load
+    for warning in warnings:
         log.warning("policy: %s", warning)
     redis = make_redis(settings)  # a client only: it connects on first use
     links = RedisShortLinks(redis, keys) if channel == "sms" else None
-    provider: Any = provider_for(settings, channel, load_policy(settings.policy_file), links)
+    provider: Any = provider_for(settings, channel, policy, links)
     topics = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
     runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once

@@ -174,10 +174,12 @@ def _describe(m: Missing, packs: Packs, where: Callable[[str], str]) -> str:
     return f"{where(m.path)}: store {m.store_id!r}: {m.path}: {problem}"
 
 
-def require_policy_templates(settings: Settings, path: Path | None = None) -> list[str]:
-    """Load the policy (``path``, else the settings') and ``require_templates`` on it."""
+def checked_policy(settings: Settings, path: Path | None = None) -> tuple[Policy, list[str]]:
+    """The policy (``path``, else the settings'), after ``require_templates`` on it, and the
+    warnings that check gave."""
     from streams.policy_file import load_policy, policy_location
 
     source = path or settings.policy_file
     policy = load_policy(source)
-    return require_templates(policy, Packs.of(settings, policy), policy_location(source))
+    warnings = require_templates(policy, Packs.of(settings, policy), policy_location(source))
+    return policy, warnings

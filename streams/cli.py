@@ -468,9 +468,9 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if settings.web_port:
         check_bindable(settings.web_host, settings.web_port, "CARTPULSE_WEB_HOST/_WEB_PORT")
     if settings.journeys_enabled:
-        from senders.packs import require_policy_templates
+        from senders.packs import checked_policy
 
-        for warning in require_policy_templates(settings):
+        for warning in checked_policy(settings)[1]:
             print(f"cartpulse: warning: {warning}", file=sys.stderr)
     asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)

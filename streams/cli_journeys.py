@@ -109,9 +109,9 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
             require_input(path)
     if sum(path == STDIN for path in given) > 1:
         raise ConfigurationError("only one input can be - (standard input)")
-    from senders.packs import require_policy_templates
+    from senders.packs import checked_policy
 
-    require_policy_templates(settings, args.policy)
+    checked_policy(settings, args.policy)
     engine = journey_engine(settings, args.policy, args.dry_run)
     summary = JourneySummary()
     with activity("reading inputs"):

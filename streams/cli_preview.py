@@ -30,12 +30,10 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.packs import require_policy_templates
+    from senders.packs import checked_policy
     from senders.preview import render_previews
-    from streams.policy_file import load_policy
 
-    require_policy_templates(settings, args.policy)
-    policy = load_policy(args.policy or settings.policy_file)
+    policy, _ = checked_policy(settings, args.policy)
     with open_input(Path(args.commands)) as handle:  # OSError: streams.cli_errors says what
         lines = handle.read().splitlines()
     try:
