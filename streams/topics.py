@@ -36,6 +36,7 @@ class Topic(StrEnum):
     DECISIONS = "journey.decisions"
     JOURNEY_INPUTS = "journey.inputs"
     JOURNEY_TICKS = "journey.ticks"
+    PRODUCTS = "products"
     WORKERS = "workers"
 
 
@@ -78,6 +79,8 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.JOURNEY_INPUTS: ("customer_id", False, False),
     # wake-ups of the journeys agent, one record per partition
     Topic.JOURNEY_TICKS: ("partition", False, False),
+    # the product catalogue: versions of each product, read whole by every journeys worker
+    Topic.PRODUCTS: ("product_id", True, True),
     # what each worker runs, in its own words, written when it starts (streams/roster.py)
     Topic.WORKERS: ("worker_id", True, False),
 }
