@@ -13,6 +13,7 @@ Pure: no I/O and no clock. Not thread-safe (one event loop owns it).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from typing import Final
 
 from streams.models.products import ProductVersion
@@ -76,6 +77,12 @@ class Catalogue:
     def history(self, product_id: str) -> tuple[ProductVersion, ...]:
         """The kept versions of the product, oldest first (empty when it is unknown)."""
         return tuple(self._versions.get(product_id, ()))
+
+    def versions(self) -> Iterator[ProductVersion]:
+        """Every kept version: product by product (in the order they became known), each
+        product's oldest first."""
+        for versions in self._versions.values():
+            yield from versions
 
     def __len__(self) -> int:
         """How many products are known."""

@@ -240,6 +240,7 @@ def test_the_default_history_is_16_versions_and_products_are_counted() -> None:
     assert len(catalogue.history("p1")) == 16
     assert catalogue.history("p1")[0].updated_ms == T0 + 4
     assert len(catalogue) == 2
+    assert [v.product_id for v in catalogue.versions()] == ["p1"] * 16 + ["p2"]
     assert "p2" in catalogue
     assert "p3" not in catalogue
     with pytest.raises(ValueError, match="at least one version"):
