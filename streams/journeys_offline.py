@@ -25,6 +25,7 @@ from streams.core.journey_inputs import (
     decode,
     order_key,
     time_of,
+    watched,
 )
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs, anonymous
@@ -34,6 +35,7 @@ from streams.models.journey import (
     AbandonmentIn,
     Decision,
 )
+from streams.models.products import ProductVersion
 from streams.output import Reject
 from streams.sources import open_input
 
@@ -54,6 +56,8 @@ class JourneyFiles:
     consents: Path | None = None
     orders: Path | None = None
     results: Path | None = None
+    products: Path | None = None
+    engagement: Path | None = None
 
 
 def lines(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -79,7 +83,9 @@ def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) ->
     """Every valid input of the files, in event-time order (ties: see ``order_key``)."""
     items: list[tuple[tuple[int, int, int], JourneyInput]] = []
     seq = 0
-    for kind in ("customers", "consents", "orders", "abandonments", "results"):
+    for kind in (
+        "customers", "consents", "orders", "abandonments", "results", "products", "engagement"
+    ):  # fmt: skip
         path = getattr(files, kind)
         if path is None:
             continue
@@ -105,9 +111,19 @@ def run_journeys(
     write: Callable[[Outputs], None],
     until: int = MAX_EVENT_MS,
 ) -> None:
-    """Feed ``inputs`` (already in order) to the engine, then advance everyone to ``until``."""
+    """Feed ``inputs`` (already in order) to the engine, then advance everyone to ``until``.
+
+    A catalogue change goes to every customer who saw the product (as the worker's journeys
+    agent does it), in customer order."""
     states: dict[str, CustomerState] = {}
+    watchers: dict[str, set[str]] = {}
     for item in inputs:
+        if isinstance(item, ProductVersion):
+            engine.catalogue.add(item)
+            for watcher in sorted(watchers.get(item.product_id, ())):
+                write(apply(engine, states[watcher], item, time_of(item)))
+                _watch(watchers, states[watcher])
+            continue
         customer = customer_of(item)
         if not customer:
             if isinstance(item, AbandonmentIn):
@@ -117,8 +133,15 @@ def run_journeys(
         if state is None:
             state = states[customer] = CustomerState(customer)
         write(apply(engine, state, item, time_of(item)))
+        _watch(watchers, state)
     for state in states.values():
         write(engine.advance(state, until))
+
+
+def _watch(watchers: dict[str, set[str]], state: CustomerState) -> None:
+    """Index the customer under the products they watch (kept while they do)."""
+    for product_id in watched(state):
+        watchers.setdefault(product_id, set()).add(state.customer_id)
 
 
 class OutputWriter:

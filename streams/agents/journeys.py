@@ -1,10 +1,12 @@
 """The journeys shell: decode, call the journey engine, emit, persist, count.
 
-Keyed by customer. The agent reads ``abandonments``, ``orders``, ``customers`` (all keyed by
-customer id), ``journey.inputs`` (consents and send results re-keyed by customer id, see
-``rekey``) and ``journey.ticks``; they are co-partitioned with the ``journeys`` table, so one
-partition's customers live on one worker. Each customer's state is one table value
-(key ``"<partition>:<customer_id>"``), written after every input that changed it.
+Keyed by customer. The agent reads ``abandonments``, ``orders``, ``customers``, ``engagement``
+(all keyed by customer id), ``journey.inputs`` (consents and send results re-keyed by customer
+id, see ``rekey``) and ``journey.ticks``; they are co-partitioned with the ``journeys`` table,
+so one partition's customers live on one worker. Catalogue changes come from the catalogue
+reader (every worker reads all of ``products``) through ``on_version``. Each customer's state
+is one table value (key ``"<partition>:<customer_id>"``), written after every input that
+changed it.
 
 Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock. In
 ``event`` mode only explicit watermarks move it (``cartpulse watermark``, which a replay sends
@@ -27,7 +29,7 @@ from typing import Any, Final
 import orjson
 
 from streams.agents.ticks import read_tick
-from streams.core.journey_inputs import JourneyInput, apply, customer_of, decode
+from streams.core.journey_inputs import JourneyInput, apply, customer_of, decode, watched
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord
@@ -36,6 +38,7 @@ from streams.metrics import JourneyMetrics
 from streams.models.journey import (
     AbandonmentIn,
 )
+from streams.models.products import ProductVersion
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,11 @@ def state_key(partition: int, customer_id: str) -> bytes:
 class PartitionClock:
     clock: int | None = None
     index: list[tuple[int, str]] = field(default_factory=list)  # (due, customer)
+    # product id → customers of this partition who watch it (catalogue triggers)
+    watchers: dict[str, set[str]] = field(default_factory=dict)
+    # catalogue changes not yet applied: (updated ms, arrival, version), applied once the
+    # clock reaches them, inside one of the partition's own records (table writes need one)
+    products: list[tuple[int, int, ProductVersion]] = field(default_factory=list)
 
 
 class JourneyShell:
@@ -78,12 +86,14 @@ class JourneyShell:
         self.metrics = metrics
         self.max_record_bytes = max_record_bytes
         self.partitions: dict[int, PartitionClock] = {}
+        self._arrivals = 0
         name = topics.name
         self._kinds = {
             name(Topic.ABANDONMENTS): "abandonments",
             name(Topic.ORDERS): "orders",
             name(Topic.CUSTOMERS): "customers",
             name(Topic.JOURNEY_INPUTS): "rekeyed",
+            name(Topic.ENGAGEMENT): "engagement",
             name(Topic.JOURNEY_TICKS): "ticks",
         }
         self._commands = {"sms": name(Topic.SEND_SMS), "email": name(Topic.SEND_EMAIL)}
@@ -94,6 +104,7 @@ class JourneyShell:
             "customers": topics.dlq(Topic.CUSTOMERS),
             "consents": topics.dlq(Topic.CONSENTS),
             "send.results": topics.dlq(Topic.SEND_RESULTS),
+            "engagement": topics.dlq(Topic.ENGAGEMENT),
         }
 
     # -- one record ----------------------------------------------------------------------
@@ -115,6 +126,7 @@ class JourneyShell:
             if item is None:
                 return
             self.metrics.inputs.labels(source).inc()
+            await self._catalogue(partition, clock)
             await self._apply(partition, clock, item)
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
             if isinstance(exc, InvalidRecord):
@@ -141,6 +153,31 @@ class JourneyShell:
         await self._emit(outputs)
         await self._fire_due(partition, clock)
 
+    # -- the catalogue -------------------------------------------------------------------
+
+    def on_version(self, version: ProductVersion) -> None:
+        """A new catalogue version (from the catalogue reader): queued on every partition,
+        applied to the customers who watch the product once the partition's clock reaches
+        its time (docs/semantics.md, Catalogue triggers)."""
+        if not self.engine.watch_ms:
+            return
+        self._arrivals += 1
+        for clock in self.partitions.values():
+            heapq.heappush(clock.products, (version.updated_ms, self._arrivals, version))
+
+    async def _catalogue(self, partition: int, clock: PartitionClock) -> None:
+        """Apply the queued catalogue changes the clock has reached, oldest first."""
+        now = clock.clock
+        queue = clock.products
+        while queue and now is not None and queue[0][0] <= now:
+            _, _, version = heapq.heappop(queue)
+            for customer in sorted(clock.watchers.get(version.product_id, ())):
+                state = self._load(partition, customer)
+                due_before = state.next_due()
+                outputs = self.engine.on_product(state, version, now)
+                self._store(partition, clock, state, indexed=due_before)
+                await self._emit(outputs)
+
     # -- time ------------------------------------------------------------------------------
 
     async def _tick(self, partition: int, clock: PartitionClock, raw: bytes | None) -> None:
@@ -149,6 +186,7 @@ class JourneyShell:
             self._move(partition, clock, watermark)
         if self.live and wall_ms is not None:
             self._move(partition, clock, wall_ms)
+        await self._catalogue(partition, clock)
         await self._fire_due(partition, clock)
         self.metrics.due_customers.labels(str(partition)).set(len(clock.index))
 
@@ -198,7 +236,15 @@ class JourneyShell:
             due = state.next_due()
             if due is not None:
                 clock.index.append((due, state.customer_id))
+            _watch(clock, state)
         heapq.heapify(clock.index)
+        # Catalogue changes this partition has not applied: those after its clock (all the
+        # reader knows when the clock is not known yet; a repeat is ignored by the cooldown).
+        for version in self.engine.catalogue.versions() if self.engine.watch_ms else ():
+            if clock.clock is None or version.updated_ms > clock.clock:
+                self._arrivals += 1
+                clock.products.append((version.updated_ms, self._arrivals, version))
+        heapq.heapify(clock.products)
         log.info("journeys partition %d: %d due customers", partition, len(clock.index))
         return clock
 
@@ -221,6 +267,7 @@ class JourneyShell:
     ) -> None:
         """Write the state; index its next due moment unless ``indexed`` already holds it."""
         self.table[state_key(partition, state.customer_id)] = state.to_bytes()
+        _watch(clock, state)
         due = state.next_due()
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
@@ -253,6 +300,12 @@ class JourneyShell:
                 metrics.revenue.labels(recovery.flow, recovery.channel).inc(float(recovery.revenue))
 
 
+def _watch(clock: PartitionClock, state: CustomerState) -> None:
+    """Index the customer under the products they watch (a stale entry costs one lookup)."""
+    for product_id in watched(state):
+        clock.watchers.setdefault(product_id, set()).add(state.customer_id)
+
+
 def _origin(headers: Any) -> tuple[str, bytes | None]:
     """The source topic and original key of a re-keyed record."""
     pairs = headers.items() if isinstance(headers, dict) else headers or ()
@@ -262,6 +315,8 @@ def _origin(headers: Any) -> tuple[str, bytes | None]:
 
 
 def _reason_label(reason: str) -> str:
+    """A closed set: ``condition:<step>`` counts as ``condition``."""
+    reason = reason.partition(":")[0]
     return reason if reason in REASONS else "other"
 
 

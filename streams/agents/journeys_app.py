@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streams.agents.catalogue import install_catalogue
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
 from streams.metrics import JourneyMetrics
 from streams.settings import Settings
@@ -43,6 +44,7 @@ def install_journeys(
         metrics=metrics,
         max_record_bytes=settings.max_record_bytes,
     )
+    install_catalogue(app, settings, topics, registry, send, engine.catalogue, shell.on_version)
     names = [
         topics.name(t)
         for t in (
@@ -50,6 +52,7 @@ def install_journeys(
             Topic.ORDERS,
             Topic.CUSTOMERS,
             Topic.JOURNEY_INPUTS,
+            Topic.ENGAGEMENT,
             Topic.JOURNEY_TICKS,
         )
     ]

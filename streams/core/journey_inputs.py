@@ -17,19 +17,29 @@ from streams.models.events import MAX_RECORD_BYTES
 from streams.models.journey import (
     AbandonmentIn,
     ConsentChange,
+    EngagementIn,
     OrderIn,
     Profile,
     parse_abandonment,
     parse_consent,
+    parse_engagement,
     parse_profile,
 )
+from streams.models.products import ProductVersion, parse_product
 
-JourneyInput = AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult
+JourneyInput = (
+    AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult | EngagementIn | ProductVersion
+)
 
 # On equal times: opt-outs first (an opt-out wins a tie: no input at the same moment may fire a
 # step due then before it), then what the customer is and allows, then orders (an order at the
-# very moment of an abandonment's deadline still counts), then abandonments, then send results.
-_RANK: Final = {Profile: 0, ConsentChange: 1, OrderIn: 2, AbandonmentIn: 3, SendResult: 4}
+# very moment of an abandonment's deadline still counts), then catalogue changes (the worker
+# applies one when its clock reaches the change, before the inputs of that moment), then
+# abandonments, then clicks, then send results.
+_RANK: Final = {
+    Profile: 0, ConsentChange: 1, OrderIn: 2, ProductVersion: 3, AbandonmentIn: 4,
+    EngagementIn: 5, SendResult: 6,
+}  # fmt: skip
 _OPT_OUT_RANK: Final = -1
 
 
@@ -37,8 +47,9 @@ def decode(
     source: str, key: bytes | None, value: bytes | None, max_bytes: int = MAX_RECORD_BYTES
 ) -> JourneyInput | None:
     """One record of ``source`` (``abandonments``, ``orders``, ``customers``, ``consents``,
-    ``send.results``) as the engine's input, or None for what the journeys ignore: other event
-    types on ``orders``, a deleted profile. Raises ``InvalidRecord`` with the reason."""
+    ``send.results``, ``engagement``, ``products``) as the engine's input, or None for what the
+    journeys ignore: other event types on ``orders``, a deleted profile or product, other
+    engagement. Raises ``InvalidRecord`` with the reason."""
     if source == "abandonments":
         return parse_abandonment(value)
     if source == "orders":
@@ -55,11 +66,24 @@ def decode(
         return parse_consent(key, value)
     if source == "send.results":
         return SendResult.from_json(value or b"")
+    if source == "engagement":
+        return parse_engagement(key, value)
+    if source == "products":
+        return parse_product(key, value)
     raise InvalidRecord(f"journeys got a record from an unknown source {source!r}")
 
 
 def customer_of(item: JourneyInput) -> str | None:
+    """Whose input it is; None for a catalogue change (it goes to every customer who saw the
+    product: ``watchers``) and an anonymous abandonment."""
+    if isinstance(item, ProductVersion):
+        return None
     return item.customer_id
+
+
+def watched(state: CustomerState) -> frozenset[str]:
+    """The products whose catalogue changes ``state``'s customer must see."""
+    return frozenset(state.seen)
 
 
 def time_of(item: JourneyInput) -> int:
@@ -72,6 +96,10 @@ def time_of(item: JourneyInput) -> int:
         return item.recorded_ms
     if isinstance(item, SendResult):
         return int(item.at.timestamp() * 1000)
+    if isinstance(item, EngagementIn):
+        return item.occurred_ms
+    if isinstance(item, ProductVersion):
+        return item.updated_ms
     return 0
 
 
@@ -90,4 +118,8 @@ def apply(engine: JourneyEngine, state: CustomerState, item: JourneyInput, now: 
         return engine.on_profile(state, item, now)
     if isinstance(item, ConsentChange):
         return engine.on_consent(state, item, now)
+    if isinstance(item, EngagementIn):
+        return engine.on_engagement(state, item, now)
+    if isinstance(item, ProductVersion):
+        return engine.on_product(state, item, now)
     return engine.on_result(state, item, now)

@@ -69,6 +69,16 @@ class KnownOrder(NamedTuple):
     credited: bool
 
 
+class Seen(NamedTuple):
+    """A product as the customer saw it: when, at what price, whether it was in stock."""
+
+    at_ms: int
+    price: str | None
+    in_stock: bool
+    store_id: str
+    item: dict[str, Any]  # the line as the abandonment carried it (name, url, image_url, …)
+
+
 @dataclass(slots=True)
 class Touch:
     channel: Channel
@@ -97,6 +107,11 @@ class CustomerState:
     # credited). Kept for a conversion window, so a journey that starts after an order was
     # seen (inputs arrive out of order in a replay) still ends the same way.
     orders: list[KnownOrder] = field(default_factory=list)
+    # Products the customer saw in an abandonment, for the catalogue triggers: product id →
+    # what they saw (docs/semantics.md, Catalogue triggers). The newest MAX_SEEN are kept.
+    seen: dict[str, Seen] = field(default_factory=dict)
+    # Clicks and opens, (kind, event time), for ``engagement.*`` in conditions.
+    engaged: list[tuple[str, int]] = field(default_factory=list)
 
     def next_due(self) -> int | None:
         dues = [d for j in self.journeys if (d := j.next_due()) is not None]
@@ -119,6 +134,8 @@ class CustomerState:
                 "notices": self.notices,
                 "journeys": [_journey_dict(j) for j in self.journeys],
                 "orders": [list(o) for o in self.orders],
+                "seen": {k: list(v) for k, v in self.seen.items()},
+                "engaged": self.engaged,
             }
         )
 
@@ -131,7 +148,7 @@ class CustomerState:
             profile = data["profile"]
             return cls(
                 customer_id=data["id"],
-                profile=Profile(**profile) if profile else None,
+                profile=Profile.from_dict(profile) if profile else None,
                 consents={k: (v[0], v[1], v[2]) for k, v in data["consents"].items()},
                 undeliverable=data["undeliverable"],
                 ordered=data["ordered"],
@@ -141,6 +158,8 @@ class CustomerState:
                 notices={k: (v[0], v[1]) for k, v in data.get("notices", {}).items()},
                 journeys=[_journey_of(j) for j in data["journeys"]],
                 orders=[KnownOrder(*o) for o in data["orders"]],
+                seen={k: Seen(*v) for k, v in data.get("seen", {}).items()},
+                engaged=[(kind, at) for kind, at in data.get("engaged", [])],
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidRecord(f"unreadable journey state: {exc!r}") from None

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
+from streams.core.catalogue import Catalogue
+from streams.core.conditions import ConditionError
 from streams.core.eligibility import (
     HOLDOUT,
     address_for,
@@ -39,38 +41,55 @@ from streams.core.eligibility import (
     next_allowed,
     resolve_zone,
 )
-from streams.core.journey_state import CustomerState, Journey, KnownOrder, StepState, Touch
-from streams.core.messages import build_command, journey_id_of
+from streams.core.flow_context import condition_context, shown_at
+from streams.core.journey_state import (
+    CustomerState,
+    Journey,
+    KnownOrder,
+    Seen,
+    StepState,
+    Touch,
+)
+from streams.core.messages import CART_KINDS, build_command, journey_id_of
 from streams.core.policy import ChannelRules, Flow, Policy, Step
 from streams.core.stores import NOTICE_WINDOW_MS, Store
 from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
+from streams.models.ids import stable_id
 from streams.models.journey import (
     AbandonmentIn,
     Action,
     ConsentChange,
     Decision,
+    EngagementIn,
     OrderIn,
     Profile,
     Recovery,
+    cart_value,
 )
+from streams.models.products import ProductVersion
 
 NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
 MAX_ORDERS: Final = 32
 # Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
 FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
 MAX_DEFERRALS: Final = 50  # a step deferred this often is skipped (a policy that never allows)
+CATALOGUE_TRIGGERS: Final = ("back_in_stock", "price_drop")
+MAX_SEEN: Final = 64  # products kept per customer for the catalogue triggers
+MAX_ENGAGED: Final = 32  # clicks and opens kept per customer
+SEEN_FIELDS: Final = frozenset({"name", "url", "image_url", "currency"})
 
 
 # Every reason a decision can carry: a closed set, so metrics labels stay low-cardinality.
 REASONS: Final = frozenset(
     {
-        "cart", "browse", "eligible", "awaiting_consent", "awaiting_address",
+        "cart", "browse", "checkout", "price_drop", "back_in_stock", "eligible",
+        "awaiting_consent", "awaiting_address",
         "sent_to_channel", "cart_changed", "converted", "completed",
         "superseded", "replaced", "opted_out", "no_consent", "no_address", "undeliverable",
         "expired", "holdout", "quiet_hours", "sms_cap", "email_cap", "daily_cap", "anonymous",
         "no_flow", "duplicate", "cart_journey_active", "journey_active",
         "reentry_cooldown", "expired_quiet_hours", "expired_sms_cap", "expired_email_cap",
-        "expired_daily_cap",
+        "expired_daily_cap", "no_flow_matches", "condition", "condition_error", "out_of_stock",
     }
 )  # fmt: skip
 
@@ -100,60 +119,206 @@ class Outputs:
 class JourneyEngine:
     """Applies the policy to one customer at a time; holds no per-customer state itself."""
 
-    def __init__(self, policy: Policy, coupon_secret: bytes, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        coupon_secret: bytes,
+        dry_run: bool = False,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.policy = policy
         self.coupon_secret = coupon_secret
         self.mode: Mode = "dry_run" if dry_run or policy.mode == "dry_run" else "live"
+        # The catalogue as the worker (or ``cartpulse journeys --products``) knows it; steps
+        # read it as of their own moment.
+        self.catalogue = catalogue if catalogue is not None else Catalogue()
+        # How long a seen product is watched: the longest lookback of a catalogue flow (0:
+        # the policy has none, and abandonments' products are not kept).
+        self.watch_ms = max(
+            (f.lookback_ms for f in policy.flows.values() if f.trigger in CATALOGUE_TRIGGERS),
+            default=0,
+        )
 
     # -- inputs ------------------------------------------------------------------------
 
     def on_abandonment(self, state: CustomerState, ab: AbandonmentIn, now: int) -> Outputs:
         out = self.advance(state, now)
-        flow = self.policy.flow_for(ab.kind)
+        self._remember(state, ab)
+        flows = self.policy.flows_for
+        candidates = flows("cart") if ab.kind == "cart" else flows("browse")
+        if ab.kind == "cart" and ab.checkout_started:
+            candidates = flows("checkout") + candidates
+        self._enter(out, state, ab, candidates)
+        out.extend(self.advance(state, now))
+        return out
+
+    def on_product(self, state: CustomerState, version: ProductVersion, now: int) -> Outputs:
+        """A catalogue change of a product the customer saw: a price drop or a restock may
+        start a journey (docs/semantics.md, Catalogue triggers)."""
+        out = self.advance(state, version.updated_ms)
+        seen = state.seen.get(version.product_id)
+        if seen is not None and version.updated_ms > seen.at_ms:
+            for trigger in CATALOGUE_TRIGGERS:
+                flows = tuple(
+                    f for f in self.policy.flows_for(trigger) if _qualifies(f, seen, version)
+                )
+                if flows:
+                    ab = _catalogue_abandonment(state.customer_id, trigger, seen, version)
+                    self._enter(out, state, ab, flows, key=version.product_id)
+        out.extend(self.advance(state, now))
+        return out
+
+    def on_engagement(self, state: CustomerState, item: EngagementIn, now: int) -> Outputs:
+        out = self.advance(state, min(now, item.occurred_ms))
+        if (item.kind, item.occurred_ms) not in state.engaged:
+            state.engaged = sorted([*state.engaged, (item.kind, item.occurred_ms)])[-MAX_ENGAGED:]
+        out.extend(self.advance(state, now))
+        return out
+
+    def _enter(
+        self,
+        out: Outputs,
+        state: CustomerState,
+        ab: AbandonmentIn,
+        candidates: tuple[Flow, ...],
+        key: str | None = None,
+    ) -> None:
+        """Start the journey of the first candidate flow whose condition holds, or say why
+        none starts. ``key``: the product a catalogue trigger is about (its cooldown is per
+        flow and product)."""
         at = ab.detected_ms
 
-        def ignore(reason: str, flow_name: str | None = None) -> Outputs:
+        def ignore(reason: str, flow_name: str | None = None) -> None:
             out.decisions.append(
                 Decision(
                     at, state.customer_id, "ignored", reason,
                     abandonment_id=ab.abandonment_id, flow=flow_name,
                 )
             )  # fmt: skip
-            return out
 
-        if flow is None:
+        if not candidates:
             return ignore("no_flow")
-        if any(j.abandonment_id == ab.abandonment_id for j in state.journeys):
-            return ignore("duplicate", flow.name)
+        known = next((j for j in state.journeys if j.abandonment_id == ab.abandonment_id), None)
+        if known is not None:
+            return ignore("duplicate", known.flow)
+        label = candidates[0].name
         for journey in state.journeys:
             if not journey.active:
                 continue
-            if journey.kind == "cart" and ab.kind == "cart":
+            if journey.kind in CART_KINDS and ab.kind == "cart":
                 journey.cart, journey.viewed_products = ab.cart, ab.viewed_products
                 journey.checkout_started = journey.checkout_started or ab.checkout_started
-                self._decide(out, state, journey, "updated", "cart_changed", at)
-                return out
-            if journey.kind == "cart":
-                return ignore("cart_journey_active", flow.name)
-            if ab.kind == "browse":
-                return ignore("journey_active", flow.name)
-            self._end(out, state, journey, "superseded", at)
-        entered = state.entries.get(flow.name)
-        if entered is not None and ab.last_activity_ms - entered < self.policy.reentry_cooldown_ms:
+                return self._decide(out, state, journey, "updated", "cart_changed", at)
+            if journey.kind in CART_KINDS:
+                return ignore("cart_journey_active", label)
+            if ab.kind != "cart":
+                return ignore("journey_active", label)
+        flow = self._choose(out, state, ab, candidates)
+        if flow is None:
+            return ignore("no_flow_matches")
+        for journey in [j for j in state.journeys if j.active]:
+            self._end(out, state, journey, "superseded", at)  # a cart supersedes the others
+        entry = flow.name if key is None else f"{flow.name}:{key}"
+        entered = state.entries.get(entry)
+        cooldown = self.policy.reentry_cooldown_for(flow)
+        if entered is not None and ab.last_activity_ms - entered < cooldown:
             return ignore("reentry_cooldown", flow.name)
         # One journey per flow: a tracked (finished) one of the same flow ends here.
         for journey in [j for j in state.journeys if j.flow == flow.name]:
             self._end(out, state, journey, "replaced", at)
-        journey = self._start(out, state, flow, ab)
+        journey = self._start(out, state, flow, ab, entry)
         # Orders already seen that happened after the shopper left (a replay may deliver
         # them first): the steps due before each go out, then the order converts the journey.
-        for index, known in enumerate(list(state.orders)):
-            if known.occurred_ms >= journey.started_ms and not journey.converted:
-                out.extend(self.advance(state, known.occurred_ms))
-                credited = self._convert(out, state, known, [journey])
-                state.orders[index] = known._replace(credited=credited)
-        out.extend(self.advance(state, now))
-        return out
+        for index, known_order in enumerate(list(state.orders)):
+            if known_order.occurred_ms >= journey.started_ms and not journey.converted:
+                out.extend(self.advance(state, known_order.occurred_ms))
+                credited = self._convert(out, state, known_order, [journey])
+                state.orders[index] = known_order._replace(credited=credited)
+        return None
+
+    def _choose(
+        self, out: Outputs, state: CustomerState, ab: AbandonmentIn, candidates: tuple[Flow, ...]
+    ) -> Flow | None:
+        """The first flow (highest priority first) whose ``when`` holds at the abandonment;
+        each flow passed over is a decision ``ignored`` with reason ``condition`` (or
+        ``condition_error`` when it could not be evaluated)."""
+        context: dict[str, Any] | None = None
+        for flow in candidates:
+            if flow.when is None:
+                return flow
+            if context is None:
+                store = self.policy.store(ab.store_id)
+                context = self._context(
+                    state, ab.kind, ab.checkout_started, ab.cart, ab.viewed_products,
+                    store, ab.detected_ms, since=ab.last_activity_ms, messages_sent=0,
+                )  # fmt: skip
+            reason = "condition"
+            try:
+                if flow.when.holds(context):
+                    return flow
+            except ConditionError:
+                reason = "condition_error"
+            out.decisions.append(
+                Decision(
+                    ab.detected_ms, state.customer_id, "ignored", reason,
+                    abandonment_id=ab.abandonment_id, flow=flow.name,
+                )
+            )  # fmt: skip
+        return None
+
+    def _context(
+        self,
+        state: CustomerState,
+        kind: str,
+        checkout_started: bool,
+        cart: dict[str, Any],
+        viewed: list[Any],
+        store: Store,
+        at: int,
+        *,
+        since: int,
+        messages_sent: int,
+    ) -> dict[str, Any]:
+        profile = state.profile
+        engaged = [k for k, t in state.engaged if since <= t <= at]
+        items = cart.get("items")
+        return condition_context(
+            kind=kind,
+            checkout_started=checkout_started,
+            cart=cart,
+            items=items if isinstance(items, list) else [],
+            viewed=viewed,
+            profile=profile,
+            messages_sent=messages_sent,
+            clicked="link_clicked" in engaged,
+            opened="email_opened" in engaged,
+            at_ms=at,
+            zone=resolve_zone(profile.timezone if profile else None, store.timezone),
+            catalogue=self.catalogue,
+        )
+
+    def _remember(self, state: CustomerState, ab: AbandonmentIn) -> None:
+        """Keep the products of an abandonment, as the customer saw them, for the catalogue
+        triggers (only when the policy has such flows)."""
+        if not self.watch_ms:
+            return
+        lines = [*(ab.cart.get("items") or []), *ab.viewed_products]
+        for item in reversed(lines):  # a cart line wins over the same product viewed
+            if not isinstance(item, dict) or not isinstance(item.get("product_id"), str):
+                continue
+            product_id = item["product_id"]
+            version = self.catalogue.as_of(product_id, ab.last_activity_ms)
+            price = item.get("price")
+            state.seen[product_id] = Seen(
+                ab.last_activity_ms,
+                None if price is None else str(price),
+                version.in_stock if version is not None else True,
+                ab.store_id,
+                {k: v for k, v in item.items() if k in SEEN_FIELDS and v is not None},
+            )
+        if len(state.seen) > MAX_SEEN:
+            newest = sorted(state.seen.items(), key=lambda kv: (kv[1].at_ms, kv[0]))[-MAX_SEEN:]
+            state.seen = dict(newest)
 
     def on_order(self, state: CustomerState, order: OrderIn, now: int) -> Outputs:
         # Steps due up to the order's time go out before it, whatever the partition's clock
@@ -267,11 +432,16 @@ class JourneyEngine:
         state.touches = [t for t in state.touches if t.at_ms > now - window]
         state.orders = [o for o in state.orders if o.occurred_ms > now - window]
         state.notices = {a: n for a, n in state.notices.items() if n[0] > now - NOTICE_WINDOW_MS}
+        state.engaged = [(k, t) for k, t in state.engaged if t > now - window]
+        if state.seen:
+            state.seen = {p: v for p, v in state.seen.items() if v.at_ms > now - self.watch_ms}
         return out
 
     # -- internals ---------------------------------------------------------------------
 
-    def _start(self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn) -> Journey:
+    def _start(
+        self, out: Outputs, state: CustomerState, flow: Flow, ab: AbandonmentIn, entry: str
+    ) -> Journey:
         variant_name = assign_variant(flow.experiment, state.customer_id)
         variant = flow.variant(variant_name)
         delay = variant.delay_ms if variant else 0
@@ -279,7 +449,7 @@ class JourneyEngine:
         journey = Journey(
             journey_id=journey_id_of(state.customer_id, flow.name, ab.abandonment_id),
             flow=flow.name,
-            kind=ab.kind,
+            kind=flow.trigger,
             abandonment_id=ab.abandonment_id,
             session_id=ab.session_id,
             store_id=ab.store_id,
@@ -296,8 +466,8 @@ class JourneyEngine:
             ],
         )
         state.journeys.append(journey)
-        state.entries[flow.name] = start
-        self._decide(out, state, journey, "started", ab.kind, ab.detected_ms)
+        state.entries[entry] = start
+        self._decide(out, state, journey, "started", flow.trigger, ab.detected_ms)
         for step in journey.steps:
             target = HOLDOUT if variant_name == HOLDOUT else self._target(state, journey, step)
             if isinstance(target, str) and target in FINAL_AT_SCHEDULE:
@@ -360,9 +530,19 @@ class JourneyEngine:
             step.due_ms, step.deferrals = allowed, step.deferrals + 1
             self._decide(out, state, journey, "deferred", reason, at, step)
             return
+        if spec.when is not None and not self._step_holds(state, journey, spec, at):
+            self._skip(out, state, journey, step, f"condition:{spec.template}", at)
+            return
+        shown, nothing_left = shown_at(
+            journey.cart, journey.viewed_products, self.catalogue, at,
+            target.store.low_stock_threshold, journey.kind in CART_KINDS,
+        )  # fmt: skip
+        if nothing_left:
+            self._skip(out, state, journey, step, "out_of_stock", at)
+            return
         notice = self._opt_out_notice(state, target, at)
         command = build_command(self.policy, self.coupon_secret, self.mode, state, journey,
-                                step, target.address, notice)  # fmt: skip
+                                step, target.address, notice, shown)  # fmt: skip
         if spec.channel == "sms" and notice:
             state.notices[target.address] = (at, command.command_id)
         step.status, step.command_id = "emitted", command.command_id
@@ -371,6 +551,21 @@ class JourneyEngine:
         out.commands.append(command)
         self._decide(out, state, journey, "emitted", "sent_to_channel", at, step,
                      command_id=command.command_id)  # fmt: skip
+
+    def _step_holds(self, state: CustomerState, journey: Journey, spec: Step, at: int) -> bool:
+        """A step's ``when`` at the moment it would be sent (an evaluation error: false)."""
+        if spec.when is None:
+            return True
+        context = self._context(
+            state, journey.kind, journey.checkout_started, journey.cart,
+            journey.viewed_products, self.policy.store(journey.store_id), at,
+            since=journey.started_ms,
+            messages_sent=sum(1 for s in journey.steps if s.status == "emitted"),
+        )  # fmt: skip
+        try:
+            return spec.when.holds(context)
+        except ConditionError:
+            return False
 
     def _opt_out_notice(self, state: CustomerState, target: Target, at: int) -> bool:
         """Whether this SMS ends with the opt-out line: always, unless the store's rule is
@@ -457,6 +652,39 @@ class JourneyEngine:
                 value=value,
             )
         )
+
+
+def _qualifies(flow: Flow, seen: Seen, version: ProductVersion) -> bool:
+    """Whether ``version`` of a product the customer saw fires ``flow``'s trigger."""
+    if version.updated_ms - seen.at_ms > flow.lookback_ms or not version.in_stock:
+        return False
+    if flow.trigger == "back_in_stock":
+        return not seen.in_stock
+    was = cart_value({"value": seen.price})
+    return (
+        was is not None and version.price is not None and version.price <= was * (1 - flow.min_drop)
+    )
+
+
+def _catalogue_abandonment(
+    customer_id: str, trigger: str, seen: Seen, version: ProductVersion
+) -> AbandonmentIn:
+    """A catalogue trigger as the journeys take it: an abandonment of the one product, at the
+    catalogue change (delays count from it)."""
+    product = {**seen.item, "product_id": version.product_id, "price": seen.price}
+    return AbandonmentIn(
+        abandonment_id=stable_id("ct", 12, trigger, customer_id, version.product_id,
+                                 version.updated_ms),
+        kind=trigger,
+        session_id="",
+        customer_id=customer_id,
+        store_id=version.store_id or seen.store_id,
+        last_activity_ms=version.updated_ms,
+        detected_ms=version.updated_ms,
+        checkout_started=False,
+        cart={},
+        viewed_products=[{k: v for k, v in product.items() if v is not None}],
+    )  # fmt: skip
 
 
 def anonymous(ab: AbandonmentIn) -> Decision:

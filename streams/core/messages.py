@@ -12,12 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from streams.core.eligibility import coupon_code, resolve_zone
+from streams.core.flow_context import Shown
 from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.policy import Policy
 from streams.models.commands import LOCALE, Channel, Mode, SendCommand
 from streams.models.events import format_ms
 from streams.models.ids import stable_id
 from streams.models.journey import Profile, cart_value
+
+CART_KINDS = frozenset({"cart", "checkout"})  # journeys about a cart (the others: a product)
 
 
 def journey_id_of(customer_id: str, flow: str, abandonment_id: str) -> str:
@@ -37,32 +40,36 @@ def build_command(
     step: StepState,
     address: str,
     opt_out_notice: bool = True,
+    shown: Shown | None = None,
 ) -> SendCommand:
     """The command for ``step`` of ``journey``, to ``address``; an SMS without the opt-out
     line (``opt_out_notice`` false, the store's first_in_30_days rule) says so in its
-    variables, ``sms_opt_out_notice: false``."""
+    variables, ``sms_opt_out_notice: false``. ``shown``: the lines as the catalogue has them
+    at the step's moment (``streams.core.flow_context``); without it, as the shopper saw them."""
     spec = policy.flows[journey.flow].steps[step.index]
     store = policy.store(journey.store_id)
     profile = state.profile or Profile(state.customer_id)
     cart = journey.cart
-    product = top_product(journey.viewed_products)
+    if shown is None:
+        shown = Shown(_clean(cart.get("items", [])), _clean(journey.viewed_products), None)
+    product = top_product(shown.viewed)
     variables: dict[str, Any] = {
         "store_name": store.brand,
         "cart_url": cart.get("url") or store.url or "",
-        "cart_items": _clean(cart.get("items", [])),
-        "viewed_products": _clean(journey.viewed_products),
+        "cart_items": shown.items,
+        "viewed_products": shown.viewed,
         "checkout_started": journey.checkout_started,
         # the recipient's zone, for the times an email shows (quiet hours use the same rule)
         "timezone": resolve_zone(profile.timezone, store.timezone).key,
     }
     optional = {
         "first_name": profile.first_name,
-        "cart_value": cart.get("value"),
+        "cart_value": cart.get("value") if shown.value is None else shown.value,
         "cart_currency": cart.get("currency"),
         "store_url": store.url,
         "store_postal_address": store.postal_address,
         "store_support": store.support,
-        "coupon": coupon_for(policy, coupon_secret, journey, step),
+        "coupon": coupon_for(policy, coupon_secret, journey, step, shown),
         "product": product,
         "product_url": product.get("url") if product else None,
         "store_logo_url": store.logo_url,
@@ -96,7 +103,7 @@ def build_command(
 
 
 def coupon_for(
-    policy: Policy, secret: bytes, journey: Journey, step: StepState
+    policy: Policy, secret: bytes, journey: Journey, step: StepState, shown: Shown | None = None
 ) -> dict[str, Any] | None:
     """The step's coupon: when it offers one, the variant allows it and the cart reaches a tier."""
     flow = policy.flows[journey.flow]
@@ -106,7 +113,8 @@ def coupon_for(
     if variant is not None and not variant.incentive:
         return None
     incentives = policy.incentives
-    percent = incentives.percent_for(incentive_value(journey))  # no usable value: no coupon
+    value = incentive_value(journey, shown)
+    percent = incentives.percent_for(value)  # no usable value: no coupon
     if percent is None:
         return None
     return {
@@ -124,13 +132,15 @@ def top_product(viewed: object) -> dict[str, Any] | None:
     return max(products, key=lambda p: p.get("views", 0) if isinstance(p.get("views"), int) else 0)
 
 
-def incentive_value(journey: Journey) -> Decimal | None:
-    """What a coupon's tier is chosen by: the cart's value, or for a browse (no cart) the
-    price of the most-viewed product."""
+def incentive_value(journey: Journey, shown: Shown | None = None) -> Decimal | None:
+    """What a coupon's tier is chosen by: the cart's value (as shown, when the catalogue
+    changed it), or for a journey without a cart the price of the product it is about."""
+    if shown is not None and shown.value is not None:
+        return cart_value({"value": shown.value})
     value = cart_value(journey.cart)
-    if value is not None or journey.kind != "browse":
+    if value is not None or journey.kind in CART_KINDS:
         return value
-    product = top_product(journey.viewed_products)
+    product = top_product(shown.viewed if shown else journey.viewed_products)
     return cart_value({"value": product.get("price")}) if product else None
 
 

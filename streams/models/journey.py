@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 
 from streams.errors import InvalidRecord
-from streams.models.abandonment import Kind
 from streams.models.commands import CHANNELS, Channel
 from streams.models.events import Event, format_ms, parse_time
 
@@ -27,7 +26,7 @@ Action = Literal[
 @dataclass(frozen=True, slots=True)
 class AbandonmentIn:
     abandonment_id: str
-    kind: Kind
+    kind: str  # a detector's Kind, or a catalogue trigger (price_drop, back_in_stock)
     session_id: str
     customer_id: str | None
     store_id: str
@@ -87,9 +86,28 @@ class Profile:
     timezone: str | None = None
     country: str | None = None
     existing_customer: bool = False
+    orders_count: int = 0
+    total_spent: str | None = None  # a decimal amount, as the store wrote it
+    tags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
+        out = {k: getattr(self, k) for k in self.__slots__}
+        out["tags"] = list(self.tags)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        return cls(**{**data, "tags": tuple(data.get("tags", ()))})
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementIn:
+    """A shopper's reaction to a message (``engagement``: a click, an email open)."""
+
+    customer_id: str
+    kind: Literal["link_clicked", "email_opened"]
+    command_id: str | None
+    occurred_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +174,13 @@ def parse_profile(key: bytes | None, raw: bytes | None) -> Profile:
         raise InvalidRecord("a customer profile needs its customer_id (key or field)")
     existing = data.get("existing_customer", False)
     orders = data.get("orders_count", 0)
+    if orders is None:
+        orders = 0
+    if not isinstance(orders, int) or isinstance(orders, bool) or orders < 0:
+        raise InvalidRecord("orders_count must be a whole number >= 0")
+    spent = data.get("total_spent")
+    if spent is not None and cart_value({"value": spent}) is None and spent not in (0, "0"):
+        raise InvalidRecord("total_spent must be a decimal amount")
     return Profile(
         customer_id=customer_id,
         phone=_opt_str(data, "phone"),
@@ -164,8 +189,46 @@ def parse_profile(key: bytes | None, raw: bytes | None) -> Profile:
         locale=_opt_str(data, "locale"),
         timezone=_opt_str(data, "timezone"),
         country=_opt_str(data, "country"),
-        existing_customer=existing is True or (isinstance(orders, int) and orders > 0),
+        existing_customer=existing is True or orders > 0,
+        orders_count=orders,
+        total_spent=None if spent is None else str(spent),
+        tags=_tags(data.get("tags")),
     )
+
+
+MAX_TAGS = 64
+
+
+def _tags(raw: object) -> tuple[str, ...]:
+    """Tags as a list of strings, or one comma-separated string (as Shopify writes them)."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise InvalidRecord("tags must be a list of strings or a comma-separated string")
+    tags = tuple(dict.fromkeys(t.strip() for t in raw if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > 255 for t in tags):
+        raise InvalidRecord(f"tags: at most {MAX_TAGS}, each at most 255 characters")
+    return tags
+
+
+ENGAGEMENT_KINDS: Final = frozenset({"link_clicked", "email_opened"})
+
+
+def parse_engagement(key: bytes | None, raw: bytes | None) -> EngagementIn | None:
+    """An ``engagement`` record, or None for a kind the journeys do not read."""
+    data = _object(raw, "engagement")
+    kind = data.get("type")
+    if kind not in ENGAGEMENT_KINDS:
+        return None
+    customer_id = _opt_str(data, "customer_id") or (key.decode("utf-8", "replace") if key else "")
+    if not customer_id:
+        raise InvalidRecord("an engagement record needs its customer_id (key or field)")
+    return EngagementIn(
+        customer_id, kind, _opt_str(data, "command_id"),
+        parse_time(data.get("occurred_at"), "occurred_at"),
+    )  # fmt: skip
 
 
 def parse_consent(key: bytes | None, raw: bytes | None) -> ConsentChange:
