@@ -142,6 +142,7 @@ class Tally:
     commands: dict[str, str] = field(default_factory=dict)  # command_id → channel
     results: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, status) → channel
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    flows: Counter[str] = field(default_factory=Counter)  # journeys started, by flow
     recoveries: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
     _seen: set[tuple[Any, ...]] = field(default_factory=set)
 
@@ -168,6 +169,8 @@ class Tally:
             if key not in self._seen:
                 self._seen.add(key)
                 self.decisions[(str(record.get("action")), str(record.get("reason")))] += 1
+                if record.get("action") == "started":
+                    self.flows[str(record.get("flow"))] += 1
         elif kind == "recoveries":
             try:
                 revenue = Decimal(str(record.get("revenue") or 0))
@@ -277,7 +280,8 @@ class Demo:
         )
         started = sum(n for (a, _), n in t.decisions.items() if a == "started")
         converted = t.decisions[("ended", "converted")]
-        flow.add_row("journeys", f"{started:,}", f"converted {converted:,}")
+        by_flow = ", ".join(f"{name} {n:,}" for name, n in t.flows.most_common())
+        flow.add_row("journeys", f"{started:,}", f"{by_flow or '-'}; converted {converted:,}")
         by_channel = Counter(t.commands.values())
         flow.add_row(
             "send commands",
