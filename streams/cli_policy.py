@@ -1,10 +1,11 @@
 """``cartpulse policy check``: is a flow policy file valid, and can every step be rendered?
 
 The same checks the worker, ``cartpulse journeys`` and the senders run when they load the
-policy (streams.policy_file, senders.packs), plus warnings that do not stop them: a store
-that sends email without a postal address or SMS without a ``short_link_base``, a template
-that only exists in a fallback language, coupons without ``CARTPULSE_COUPON_SECRET``, short
-links without ``CARTPULSE_CLICK_SECRET``.
+policy (streams.policy_file, senders.packs); then the flows as an outline (per trigger, in the
+order they are tried, with their conditions and steps); then warnings that do not stop them:
+a store that sends email without a postal address or SMS without a ``short_link_base``, a
+template that only exists in a fallback language, coupons without ``CARTPULSE_COUPON_SECRET``,
+short links without ``CARTPULSE_CLICK_SECRET``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.core.policy import Policy
+from streams.core.conditions import Condition
+from streams.core.policy import CATALOGUE_TRIGGERS, TRIGGERS, Flow, Policy, Step
 from streams.policy_file import load_policy, policy_location
 from streams.settings import Settings
 
@@ -63,9 +65,73 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     )
     stores = ", ".join(f"{s.store_id} ({s.locale}, {s.timezone})" for s in policy.stores.values())
     print(f"{name}: valid; flows: {flows}; stores: {stores}")
+    print("\n".join(outline(policy)))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 1 if warnings and args.strict else 0
+
+
+def outline(policy: Policy) -> list[str]:
+    """The flows, per trigger in the order an abandonment tries them: priority, condition and
+    the catalogue settings, then each step's delay (as written), channel, template, coupon,
+    whether it is enabled, and its condition."""
+    lines: list[str] = []
+    for trigger in TRIGGERS:
+        flows = policy.flows_for(trigger)
+        if not flows:
+            continue
+        then = " (then the cart flows)" if trigger == "checkout" else ""
+        lines += ["", f"trigger {trigger}{then}:"]
+        for n, flow in enumerate(flows, 1):
+            lines.append(f"  {n}. {flow.name}: {_flow_facts(flow)}")
+            rows = [_step_row(step) for step in flow.steps]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+            for row in rows:
+                cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+                lines.append("       " + "  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
+def _flow_facts(flow: Flow) -> str:
+    facts = [f"priority {flow.priority}", _when(flow.when)]
+    if flow.trigger == "price_drop":
+        facts.append(f"min_drop {(flow.min_drop * 100).normalize():f}%")
+    if flow.trigger in CATALOGUE_TRIGGERS:
+        facts.append(f"lookback {_duration(flow.lookback_ms)}")
+    if flow.reentry_cooldown_ms is not None:
+        facts.append(f"reentry_cooldown {_duration(flow.reentry_cooldown_ms)}")
+    if flow.experiment is not None:
+        variants = ", ".join(v.name for v in flow.experiment.variants)
+        facts.append(
+            f"experiment {flow.experiment.name} (holdout {flow.experiment.holdout:.0%}; {variants})"
+        )
+    return ", ".join(facts)
+
+
+def _step_row(step: Step) -> tuple[str, ...]:
+    after = step.after_text or _duration(step.after_ms)
+    return (
+        f"after {after}",
+        step.channel,
+        step.template,
+        "coupon" if step.incentive else "no coupon",
+        "enabled" if step.enabled else "disabled",
+        _when(step.when),
+    )
+
+
+def _duration(ms: int) -> str:
+    """``5_400_000`` → ``1h30m``; ``0s`` for nothing."""
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        count, ms = divmod(ms, size)
+        parts += [f"{count}{unit}"] if count else []
+    parts += [f"{ms}ms"] if ms else []
+    return "".join(parts) or "0s"
+
+
+def _when(condition: Condition | None) -> str:
+    return "always" if condition is None else f"when {' '.join(condition.source.split())}"
 
 
 def _warnings(policy: Policy, settings: Settings, path: Path | None) -> list[str]:

@@ -7,6 +7,7 @@ field, e.g. ``policy.toml:14: flows.cart.steps[1].after: '2x' is not a duration`
 caller reads the file (``streams.policy_file``).
 
 Durations are written ``90s``, ``30m``, ``1h``, ``5d`` (or ``1h30m``) or ISO 8601 (``PT1H``).
+Conditions (``when``) are CEL, checked when the policy loads (streams.core.conditions).
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
+from streams.core.conditions import Condition, compile_condition
 from streams.core.policy_reader import Reader
 from streams.core.stores import Store, parse_stores
 from streams.errors import ConfigurationError
 from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
 
-Trigger = Literal["cart", "browse"]
+Trigger = Literal["cart", "browse", "checkout", "price_drop", "back_in_stock"]
+TRIGGERS: Final[tuple[Trigger, ...]] = get_args(Trigger)
+CATALOGUE_TRIGGERS: Final[frozenset[Trigger]] = frozenset({"price_drop", "back_in_stock"})
+DEFAULT_LOOKBACK_MS: Final = 14 * 86_400_000
+DEFAULT_MIN_DROP: Final = Decimal("0.10")
 ConsentRule = Literal["opt_in", "opt_in_or_soft"]
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -37,9 +43,12 @@ CHANNEL_KEYS: Final = frozenset({"consent", "min_interval", "quiet_hours"})
 ATTRIBUTION_KEYS: Final = frozenset(CHANNELS)
 INCENTIVE_KEYS: Final = frozenset({"tiers", "valid_for", "code_prefix"})
 TIER_KEYS: Final = frozenset({"min_value", "percent"})
-FLOW_KEYS: Final = frozenset({"trigger", "steps", "experiment"})
+FLOW_KEYS: Final = frozenset(
+    {"trigger", "steps", "experiment", "priority", "when", "lookback", "min_drop"}
+    | {"reentry_cooldown"}
+)
 STEP_KEYS: Final = frozenset(
-    {"after", "channel", "template", "expires_after", "incentive", "enabled"}
+    {"after", "channel", "template", "expires_after", "incentive", "enabled", "when"}
 )
 EXPERIMENT_KEYS: Final = frozenset({"name", "holdout", "variants"})
 VARIANT_KEYS: Final = frozenset({"name", "weight", "templates", "delay", "incentive"})
@@ -68,6 +77,8 @@ class Step:
     expires_after_ms: int
     incentive: bool = False
     enabled: bool = True  # a disabled step is never scheduled (it keeps its place: ids stay)
+    when: Condition | None = None  # judged when the step is due; false: the step is skipped
+    after_text: str = field(default="", compare=False)  # ``after`` as written, for people
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,12 @@ class Flow:
     trigger: Trigger
     steps: tuple[Step, ...]
     experiment: Experiment | None = None
+    priority: int = 0  # among the flows of a trigger, the highest whose ``when`` holds wins
+    when: Condition | None = None  # None: every abandonment of the trigger qualifies
+    # price_drop / back_in_stock: how long ago the shopper may have seen the product
+    lookback_ms: int = DEFAULT_LOOKBACK_MS
+    min_drop: Decimal = DEFAULT_MIN_DROP  # price_drop: the smallest drop, a fraction (0.10)
+    reentry_cooldown_ms: int | None = None  # None: eligibility.reentry_cooldown
 
     def variant(self, name: str) -> Variant | None:
         """The experiment's variant called ``name`` (None for the holdout or no experiment)."""
@@ -135,11 +152,19 @@ class Policy:
     def store(self, store_id: str) -> Store:
         return self.stores.get(store_id) or self.stores["default"]
 
-    def flow_for(self, trigger: Trigger) -> Flow | None:
-        for flow in self.flows.values():
-            if flow.trigger == trigger:
-                return flow
-        return None
+    def flows_for(self, trigger: Trigger) -> tuple[Flow, ...]:
+        """The flows of ``trigger``, highest ``priority`` first, equal priorities by name."""
+        return tuple(
+            sorted(
+                (f for f in self.flows.values() if f.trigger == trigger),
+                key=lambda f: (-f.priority, f.name),
+            )
+        )
+
+    def reentry_cooldown_for(self, flow: Flow) -> int:
+        """The flow's own re-entry cooldown (ms), else the policy's."""
+        own = flow.reentry_cooldown_ms
+        return self.reentry_cooldown_ms if own is None else own
 
     @property
     def conversion_window_ms(self) -> int:
@@ -221,18 +246,14 @@ def _clock(r: Reader, value: str, path: str) -> time:
 
 def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
     flows: dict[str, Flow] = {}
-    triggers: set[str] = set()
     for name, raw in data.items():
         path = f"flows.{name}"
         if not isinstance(raw, dict):
             raise r.fail(path, "must be a table")
         r.known(raw, FLOW_KEYS, path)
-        trigger = raw.get("trigger")
-        if trigger not in ("cart", "browse"):
-            raise r.fail(f"{path}.trigger", "must be 'cart' or 'browse'")
-        if trigger in triggers:
-            raise r.fail(f"{path}.trigger", f"another flow already handles {trigger!r}")
-        triggers.add(trigger)
+        trigger = next((t for t in TRIGGERS if raw.get("trigger") == t), None)
+        if trigger is None:
+            raise r.fail(f"{path}.trigger", f"must be one of {list(TRIGGERS)}")
         steps_raw = raw.get("steps")
         if not isinstance(steps_raw, list) or not steps_raw:
             raise r.fail(f"{path}.steps", "give at least one [[...steps]] table")
@@ -243,8 +264,60 @@ def _flows(r: Reader, data: Mapping[str, Any]) -> dict[str, Flow]:
         experiment = None
         if "experiment" in raw:
             experiment = _experiment(r, raw["experiment"], f"{path}.experiment", name)
-        flows[name] = Flow(name, trigger, steps, experiment)
+        priority = raw.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise r.fail(f"{path}.priority", "must be an integer (the highest goes first)")
+        for key, triggers in (("lookback", CATALOGUE_TRIGGERS), ("min_drop", {"price_drop"})):
+            if key in raw and trigger not in triggers:
+                only = " and ".join(t for t in TRIGGERS if t in triggers)
+                raise r.fail(f"{path}.{key}", f"only {only} flows take it, not {trigger}")
+        lookback = DEFAULT_LOOKBACK_MS
+        if "lookback" in raw:
+            lookback = r.duration(raw, "lookback", f"{path}.lookback", None)
+            if lookback <= 0:
+                raise r.fail(f"{path}.lookback", "must be longer than 0")
+        cooldown = None
+        if "reentry_cooldown" in raw:
+            cooldown = r.duration(raw, "reentry_cooldown", f"{path}.reentry_cooldown", None)
+        flows[name] = Flow(
+            name,
+            trigger,
+            steps,
+            experiment,
+            priority=priority,
+            when=_condition(r, raw, path),
+            lookback_ms=lookback,
+            min_drop=_min_drop(r, raw, path),
+            reentry_cooldown_ms=cooldown,
+        )
     return flows
+
+
+def _condition(r: Reader, raw: Mapping[str, Any], path: str) -> Condition | None:
+    """``raw["when"]`` compiled and checked (streams.core.conditions), or None when absent."""
+    if "when" not in raw:
+        return None
+    expr = raw["when"]
+    if not isinstance(expr, str) or not expr.strip():
+        raise r.fail(f"{path}.when", "must be a CEL expression, like 'cart.value >= 150.0'")
+    return compile_condition(expr, f"{r.where(f'{path}.when')}: {path}.when")
+
+
+def _min_drop(r: Reader, raw: Mapping[str, Any], path: str) -> Decimal:
+    """``min_drop`` as a fraction: ``10`` and ``"10%"`` are 0.10."""
+    value = raw.get("min_drop")
+    if value is None:
+        return DEFAULT_MIN_DROP
+    text = value.strip().removesuffix("%").strip() if isinstance(value, str) else value
+    try:
+        percent = Decimal(str(text)) if not isinstance(text, bool) else None
+    except InvalidOperation:
+        percent = None
+    if percent is None or not percent.is_finite() or not 0 < percent < 100:
+        raise r.fail(
+            f"{path}.min_drop", f"{value!r} is not a percentage above 0 and below 100, like 10"
+        )
+    return percent / 100
 
 
 def _step(r: Reader, raw: object, path: str) -> Step:
@@ -267,7 +340,10 @@ def _step(r: Reader, raw: object, path: str) -> Step:
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise r.fail(f"{path}.enabled", "must be true or false")
-    return Step(after, channel, template, expires, incentive, enabled)
+    when = _condition(r, raw, path)
+    written = raw["after"]
+    text = f"{written}s" if isinstance(written, int) else str(written)
+    return Step(after, channel, template, expires, incentive, enabled, when, text)
 
 
 def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:

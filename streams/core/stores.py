@@ -22,6 +22,7 @@ KEYS: Final = frozenset(
     {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale"}
     | {"templates", "logo_url", "accent_color", "short_link_base"}
     | {"sms_from", "sms_messaging_service_sid", "email_from", "email_reply_to", "sms_opt_out"}
+    | {"low_stock_threshold"}
 )
 OptOutRule = Literal["every_message", "first_in_30_days"]
 OPT_OUT_RULES: Final[tuple[OptOutRule, ...]] = ("every_message", "first_in_30_days")
@@ -54,6 +55,8 @@ class Store:
     # every_message: each SMS ends with the opt-out line; first_in_30_days: the first SMS to a
     # number in 30 days does (the journey engine decides, in event time)
     sms_opt_out: OptOutRule = "every_message"
+    # a line whose inventory is at or under this is marked low_stock in messages
+    low_stock_threshold: int = 5
 
 
 def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
@@ -72,6 +75,9 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
         soft = raw.get("soft_opt_in", False)
         if not isinstance(soft, bool):
             raise r.fail(f"{path}.soft_opt_in", "must be true or false")
+        low_stock = raw.get("low_stock_threshold", 5)
+        if not isinstance(low_stock, int) or isinstance(low_stock, bool) or low_stock < 0:
+            raise r.fail(f"{path}.low_stock_threshold", f"{low_stock!r} must be an integer >= 0")
         url = raw.get("url")
         if url is not None and not (isinstance(url, str) and url.startswith("https://")):
             raise r.fail(f"{path}.url", "must be an https:// URL")
@@ -102,6 +108,7 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
             email_from=_mailbox(r, raw, "email_from", path),
             email_reply_to=_mailbox(r, raw, "email_reply_to", path),
             sms_opt_out=_opt_out_rule(r, raw, path),
+            low_stock_threshold=low_stock,
         )
     if "default" not in stores:
         raise r.fail(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
 from streams import policy_reference
+from streams.core.conditions import CONTEXT, ITEM
 from streams.core.policy import parse_policy
 from streams.policy_reference import SECTIONS, Section
 
@@ -46,6 +48,22 @@ def test_the_example_policy_sets_every_key_and_parses() -> None:
     assert flow.experiment is not None
     assert flow.experiment.variants[0].templates == {"cart_sms_1": "cart_sms_1_short"}
     assert policy.store("default").sms_opt_out == "first_in_30_days"
+    assert flow.when is not None and flow.steps[0].when is not None
+    drop = policy.flows["price_drop"]  # the keys only catalogue flows take
+    assert (drop.trigger, drop.min_drop, drop.lookback_ms) == (
+        "price_drop",
+        Decimal("0.15"),
+        7 * 86_400_000,
+    )
+
+
+def test_every_name_a_condition_can_use_is_described() -> None:
+    text = policy_reference.render()
+    for root, fields in CONTEXT.items():
+        for name, var in fields.items():
+            assert f"| `{root}.{name}` | {var.type} |" in text
+    for name in ITEM:
+        assert f"| `cart.items[].{name}` |" in text
 
 
 def without(text: str, table: str, key: str) -> str:
@@ -71,6 +89,7 @@ TABLES = {
     "attribution": "attribution",
     "incentives": "incentives",
     "stores.<id>": "stores.default",
+    "flows.<name>": "flows.price_drop",  # it sets every scalar key of a flow
     "flows.<name>.steps[]": "flows.cart.steps",
     "flows.<name>.experiment": "flows.cart.experiment",
     "flows.<name>.experiment.variants[]": "flows.cart.experiment.variants",

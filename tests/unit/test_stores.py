@@ -36,9 +36,11 @@ def _store(extra: str):  # type: ignore[no-untyped-def]
         ),
         ('email_reply_to = "help@mugs.example"', "email_reply_to", "help@mugs.example"),
         ('locale = "de-AT"', "locale", "de-AT"),
+        ("low_stock_threshold = 0", "low_stock_threshold", 0),
+        ("low_stock_threshold = 12", "low_stock_threshold", 12),
     ],
 )
-def test_store_keys_are_read(line: str, field: str, value: str) -> None:
+def test_store_keys_are_read(line: str, field: str, value: object) -> None:
     text = default_policy_text().replace('short_link_base = "https://s.shop.example.com/c/"', "")
     text = text.replace("[stores.default]", f"[stores.default]\n{line}", 1)
     assert getattr(parse_policy(text, "p.toml").store("default"), field) == value
@@ -58,6 +60,10 @@ def test_store_keys_are_read(line: str, field: str, value: str) -> None:
         ("email_reply_to = 7", "not an address"),
         ('locale = "english"', "not a locale"),
         ('templates = " "', "non-empty string"),
+        ("low_stock_threshold = -1", "-1 must be an integer >= 0"),
+        ('low_stock_threshold = "5"', "'5' must be an integer >= 0"),
+        ("low_stock_threshold = true", "True must be an integer >= 0"),
+        ("low_stock_threshold = 2.5", "2.5 must be an integer >= 0"),
         ('colour = "red"', "unknown field"),
     ],
 )
@@ -69,6 +75,10 @@ def test_bad_store_keys_are_refused_with_the_field(line: str, message: str) -> N
         ConfigurationError, match=rf"p\.toml:\d+: stores\.default\.{key}: .*{message}"
     ):
         parse_policy(text, "p.toml")
+
+
+def test_a_store_marks_low_stock_at_five_unless_it_says_otherwise() -> None:
+    assert _store("").low_stock_threshold == 5
 
 
 def test_the_shipped_store_has_a_short_link_base_within_the_limit() -> None:
