@@ -16,6 +16,9 @@ from streams.errors import InvalidRecord
 from streams.models.commands import SendCommand
 from streams.settings import Settings
 from tests.senders.conftest import command
+from tests.support.flow_messages import FLOW_EMAILS, FLOW_SMS
+
+PRODUCT_MESSAGES = ("browse", "price_drop", "back_in_stock")
 
 CART: dict[str, Any] = {
     "first_name": "Ann",
@@ -49,15 +52,18 @@ def renderer() -> Renderer:
 def test_every_shipped_template_renders(renderer: Renderer, locale: str) -> None:
     names = {p.name.split(".")[0] for p in DEFAULT_DIRECTORY.glob("[!_]*.j2")}
     assert {"cart_sms_1", "browse_sms_1", "cart_email_1", "cart_email_2", "browse_email_1"} <= names
+    assert set(FLOW_EMAILS) | set(FLOW_SMS) <= names
     for name in names:
+        # a message about one product names it; a cart message its first line
+        product = "Teapot" if name.startswith(PRODUCT_MESSAGES) else "Blue Mug"
         if renderer.has(name, locale, "sms"):
-            assert "Ann" in renderer.render_sms(name, locale, CART)
+            text = renderer.render_sms(name, locale, CART)
+            assert ("Ann" in text or product in text) and "STOP" not in text
         else:
             for part in ("subject", "txt", "html"):  # a pack is whole: no part falls back
                 assert (DEFAULT_DIRECTORY / f"{name}.{locale}.{part}.j2").is_file()
             email = renderer.render_email(name, locale, CART)
             assert email.subject and email.text.strip() and f'<html lang="{locale}"' in email.html
-            product = "Teapot" if name.startswith("browse") else "Blue Mug"
             assert "Ann" in email.text and product in email.text and product in email.html
 
 
