@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,8 +31,8 @@ from streams.settings import Settings
 from streams.sources import STDIN, require_input
 
 COLUMNS = (
-    "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "conversions",
-    "recovered",
+    "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "clicked",
+    "conversions", "recovered",
     "recovery rate", "revenue", "rev/message", "lift (95% CI)",
 )  # fmt: skip
 
@@ -66,9 +67,10 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
 
     rep = commands.add_parser(
         "report",
-        help="per flow and variant: journeys, messages, recoveries, revenue, lift",
-        description="From the journey.decisions and recoveries topics, or from the files "
-        "`cartpulse journeys` wrote (- or .gz too).",
+        help="per flow and variant: journeys, messages, clicks, recoveries, revenue, lift",
+        description="From the journey.decisions, recoveries and engagement topics, or from "
+        "files: the ones `cartpulse journeys` wrote and the engagement records (- or .gz too). "
+        "--html also draws it, per flow, branch and step, as one page that needs no network.",
         parents=[kafka],
     )
     rep.add_argument(
@@ -77,7 +79,25 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
     rep.add_argument(
         "--recoveries", type=Path, metavar="FILE", help="default: the recoveries topic"
     )
+    rep.add_argument(
+        "--engagement",
+        type=Path,
+        metavar="FILE",
+        help="engagement records (link_clicked counts), JSONL; default: the engagement topic",
+    )
     rep.add_argument("--json", action="store_true", help="print the rows as JSON")
+    rep.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the report with its charts as one HTML file (opens with no network)",
+    )
+    rep.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="for --html: the flows' triggers and the stores' names; default: the settings'",
+    )
     rep.set_defaults(run=run_report_command)
 
     rp = commands.add_parser(
@@ -174,11 +194,15 @@ def _journeys_dict(summary: JourneySummary) -> dict[str, object]:
 
 
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
-    if args.decisions or args.recoveries:
+    if args.html is not None and args.html.is_dir():
+        raise ConfigurationError(f"--html {args.html} is a folder: name the file to write")
+    if args.decisions or args.recoveries or args.engagement:
         report = Report()
+        # Decisions first: a click or a recovery finds its step through them.
         files: tuple[tuple[Path | None, RecordKind], ...] = (
             (args.decisions, "decision"),
             (args.recoveries, "recovery"),
+            (args.engagement, "engagement"),
         )
         for path, kind in files:
             if path is None:
@@ -190,12 +214,37 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
         report = asyncio.run(report_from_topics(settings))
     if report.unreadable:
         print(f"{report.unreadable:,} records were not JSON objects: skipped", file=sys.stderr)
+    if report.unattributed_clicks:
+        print(
+            f"{report.unattributed_clicks:,} clicks named a message no decision read here sent: "
+            "left out",
+            file=sys.stderr,
+        )
     rows = report.rows()
     if args.json:
         sys.stdout.write(orjson.dumps([row.to_dict() for row in rows]).decode() + "\n")
     else:
         print_report(rows)
+    if args.html is not None:
+        write_html_report(report, args.html, args.policy or settings.policy_file)
     return 0
+
+
+def write_html_report(report: Report, path: Path, policy: Path | None) -> None:
+    """The page, written whole or not at all (a reader never sees half of it)."""
+    from streams.policy_file import load_policy
+    from streams.report_html import Names, render_html
+
+    page = render_html(report, Names.of(load_policy(policy)), int(time.time() * 1000))
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(page, "utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
+    print(f"wrote {path} ({len(page) / 1e6:.1f} MB; opens in a browser, no network needed)",
+          file=sys.stderr)  # fmt: skip
 
 
 def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
@@ -213,7 +262,8 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
             lift = f"{d['lift']:+.1%} ({low:+.1%}, {high:+.1%})"
         table.add_row(
             d["flow"], d["variant"], f"{d['abandonments']:,}", f"{d['journeys']:,}",
-            f"{d['messages']:,} ({d['sms']:,}/{d['email']:,})", f"{d['conversions']:,}",
+            f"{d['messages']:,} ({d['sms']:,}/{d['email']:,})", f"{d['clicked']:,}",
+            f"{d['conversions']:,}",
             f"{d['orders_recovered']:,}",
             f"{d['recovery_rate']:.1%}", d["revenue"], d["revenue_per_message"], lift,
         )  # fmt: skip

@@ -1,9 +1,13 @@
 """``cartpulse report``: per flow and variant, what the journeys did and what they earned.
 
-Built from the decision log and the recoveries (topics, or the files ``cartpulse journeys``
-writes). Lift compares the conversion rate of each variant's journeys with the holdout's of
-the same flow (an order within the conversion window, whether or not a message was sent), with
-a 95 % confidence interval (normal approximation for a difference of two proportions).
+Built from the decision log, the recoveries and, when given, the engagement records (topics, or
+files: ``cartpulse journeys`` writes the first two). Per flow, branch (the flow's variant) and
+step: the funnel abandonments → entered → sent → clicked → recovered, recovered revenue per day
+(UTC), and the lift. Decisions are read first: a click or a recovery finds its step through the
+``command_id`` of the ``emitted`` decision before it. Lift compares the conversion rate of each
+variant's journeys with the holdout's of the same flow (an order within the conversion window,
+whether or not a message was sent), with a 95 % confidence interval (normal approximation for a
+difference of two proportions).
 """
 
 from __future__ import annotations
@@ -12,18 +16,23 @@ import contextlib
 import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from streams.core.eligibility import HOLDOUT
+from streams.errors import InvalidRecord
+from streams.models.events import parse_time
 
 if TYPE_CHECKING:
     from streams.settings import Settings
 
 Z95 = 1.959964
-RecordKind = Literal["decision", "recovery"]
+RecordKind = Literal["decision", "recovery", "engagement"]
+StepKey = tuple[str, str, int]  # flow, variant, step index (0: the flow's first step)
+DayKey = tuple[str, str, str]  # flow, variant, UTC day (YYYY-MM-DD)
 
 
 @dataclass(slots=True)
@@ -32,6 +41,11 @@ class Arm:
     messages: int = 0
     sms: int = 0
     email: int = 0
+    clicked: int = 0  # messages with at least one link click
+    # the funnel counts journeys: those sent a message, with a clicked one, with an order credited
+    journeys_sent: int = 0
+    journeys_clicked: int = 0
+    journeys_recovered: int = 0
     conversions: int = 0
     recovered: int = 0
     revenue: Decimal = field(default_factory=Decimal)
@@ -60,6 +74,10 @@ class Row:
             "messages": arm.messages,
             "sms": arm.sms,
             "email": arm.email,
+            "clicked": arm.clicked,
+            "journeys_sent": arm.journeys_sent,
+            "journeys_clicked": arm.journeys_clicked,
+            "journeys_recovered": arm.journeys_recovered,
             "conversions": arm.conversions,
             "conversion_rate": round(arm.conversion_rate, 4),
             "orders_recovered": arm.recovered,
@@ -71,6 +89,23 @@ class Row:
             "lift": None if self.lift is None else round(self.lift, 4),
             "lift_ci95": None if self.lift_ci is None else [round(x, 4) for x in self.lift_ci],
         }
+
+
+@dataclass(slots=True)
+class StepStats:
+    """One step of one branch: its channel, messages sent and clicked, orders credited to it."""
+
+    channel: str = ""
+    sent: int = 0
+    clicked: int = 0
+    recovered: int = 0
+    revenue: Decimal = field(default_factory=Decimal)
+
+
+@dataclass(slots=True)
+class DayStats:
+    recovered: int = 0
+    revenue: Decimal = field(default_factory=Decimal)
 
 
 # Repeats come from at-least-once delivery: a journeys worker that restarts re-emits what it
@@ -111,8 +146,22 @@ class Report:
         self.arms: dict[tuple[str, str], Arm] = defaultdict(Arm)
         self.abandonments: dict[str, int] = defaultdict(int)
         self.reasons: Counter[tuple[str, str, str]] = Counter()  # (flow, action, reason)
+        self.steps: dict[StepKey, StepStats] = defaultdict(StepStats)
+        self.days: dict[DayKey, DayStats] = defaultdict(DayStats)
+        self.triggers: dict[str, str] = {}  # flow -> what its journeys started on
+        self.stores: dict[str, Counter[str]] = defaultdict(Counter)  # flow -> its orders' stores
+        self.currencies: dict[str, Counter[str]] = defaultdict(Counter)  # flow -> theirs
+        self.spans: dict[str, tuple[int, int]] = {}  # flow -> its records' first and last time
+        self.unattributed_clicks = 0  # clicks on a command no emitted decision named
         self.unreadable = 0
         self._recent = RecentKeys()
+        # Every message sent, by its command_id's hash, to its step and its journey's hash (about
+        # 150 bytes a message): what a click, which names only the command, is counted for. And
+        # the journeys (by their id's hash, about 70 bytes each) that reached each funnel stage.
+        self._sent: dict[int, tuple[StepKey, int | None]] = {}
+        self._step_keys: dict[StepKey, StepKey] = {}  # one tuple per step, shared by _sent
+        self._clicked: set[int] = set()
+        self._reached: tuple[set[int], set[int], set[int]] = (set(), set(), set())
 
     def add_raw(self, kind: RecordKind, raw: bytes) -> None:
         """One record as JSON (a topic's value or a file's line); unreadable ones are counted."""
@@ -124,8 +173,10 @@ class Report:
             self.unreadable += 1
         elif kind == "decision":
             self.add_decision(record)
-        else:
+        elif kind == "recovery":
             self.add_recovery(record)
+        else:
+            self.add_engagement(record)
 
     def add_decision(self, record: dict[str, Any]) -> None:
         # A repeat (at-least-once delivery) is the same record again, time included, and counts
@@ -138,7 +189,9 @@ class Report:
         flow, action = record.get("flow"), record.get("action")
         if not isinstance(flow, str):
             return
-        self.reasons[(flow, str(action), str(record.get("reason")))] += 1
+        self._seen(flow, record.get("at"))
+        reason = record.get("reason")
+        self.reasons[(flow, str(action), str(reason))] += 1
         if action in ("started", "ignored"):
             self.abandonments[flow] += 1
         variant = record.get("variant")
@@ -147,14 +200,77 @@ class Report:
         arm = self.arms[(flow, variant)]
         if action == "started":
             arm.journeys += 1
+            if isinstance(reason, str):  # a journey starts for its abandonment's kind
+                self.triggers.setdefault(flow, reason)
         elif action == "emitted":
+            channel = record.get("channel")
             arm.messages += 1
-            if record.get("channel") == "sms":
+            if channel == "sms":
                 arm.sms += 1
-            elif record.get("channel") == "email":
+            elif channel == "email":
                 arm.email += 1
-        elif action == "ended" and record.get("reason") == "converted":
+            self._sent_by_step(record, flow, variant, channel)
+        elif action == "ended" and reason == "converted":
             arm.conversions += 1
+
+    def _sent_by_step(self, record: dict[str, Any], flow: str, variant: str, channel: Any) -> None:
+        step = record.get("step")
+        if type(step) is not int:
+            return
+        key = self._step_keys.setdefault((flow, variant, step), (flow, variant, step))
+        stats = self.steps[key]
+        stats.sent += 1
+        stats.channel = str(channel or stats.channel)
+        journey = _journey(record)
+        if self._first(0, journey):
+            self.arms[(flow, variant)].journeys_sent += 1
+        command_id = record.get("command_id")
+        if isinstance(command_id, str):
+            self._sent[hash(command_id)] = (key, journey)
+
+    def _first(self, stage: int, journey: int | None) -> bool:
+        """True, and remembered, the first time ``journey`` reaches funnel ``stage`` (0: sent,
+        1: clicked, 2: recovered); always for a record without a journey id."""
+        if journey is None:
+            return True
+        seen = self._reached[stage]
+        if journey in seen:
+            return False
+        seen.add(journey)
+        return True
+
+    def add_engagement(self, record: dict[str, Any]) -> None:
+        """A ``link_clicked`` record counts its message as clicked (once, however many clicks);
+        other engagement is left out."""
+        if record.get("type") != "link_clicked":
+            return
+        command_id = record.get("command_id")
+        if not isinstance(command_id, str):
+            self.unattributed_clicks += 1
+            return
+        digest = hash(command_id)
+        if digest in self._clicked:
+            return
+        self._clicked.add(digest)
+        sent = self._sent.get(digest)
+        if sent is None:
+            self.unattributed_clicks += 1
+            return
+        key, journey = sent
+        flow, variant, _ = key
+        self._seen(flow, record.get("occurred_at"))
+        arm = self.arms[(flow, variant)]
+        arm.clicked += 1
+        arm.journeys_clicked += self._first(1, journey)
+        self.steps[key].clicked += 1
+
+    def _seen(self, flow: str, at: Any) -> None:
+        with contextlib.suppress(InvalidRecord):  # a record without a usable time still counts
+            self._span(flow, parse_time(at, "at"))
+
+    def _span(self, flow: str, ms: int) -> None:
+        first, last = self.spans.get(flow, (ms, ms))
+        self.spans[flow] = (min(first, ms), max(last, ms))
 
     def add_recovery(self, record: dict[str, Any]) -> None:
         if not self._recent.first_time(("recovery", record.get("recovery_id"))):
@@ -162,10 +278,33 @@ class Report:
         flow, variant = record.get("flow"), record.get("variant")
         if not isinstance(flow, str) or not isinstance(variant, str):
             return
+        revenue = Decimal()
+        with contextlib.suppress(InvalidOperation):  # a bad amount counts the order, not money
+            revenue = Decimal(str(record.get("revenue") or 0))
+        if not revenue.is_finite():
+            revenue = Decimal()
         arm = self.arms[(flow, variant)]
         arm.recovered += 1
-        with contextlib.suppress(InvalidOperation):  # a bad amount counts the order, not money
-            arm.revenue += Decimal(str(record.get("revenue") or 0))
+        arm.revenue += revenue
+        arm.journeys_recovered += self._first(2, _journey(record))
+        for name, counts in (("store_id", self.stores), ("currency", self.currencies)):
+            value = record.get(name)
+            if isinstance(value, str) and value:
+                counts[flow][value] += 1
+        command_id = record.get("command_id")
+        sent = self._sent.get(hash(command_id)) if isinstance(command_id, str) else None
+        step = None if sent is None else sent[0]
+        if step is not None and step[:2] == (flow, variant):
+            self.steps[step].recovered += 1
+            self.steps[step].revenue += revenue
+        try:
+            occurred = parse_time(record.get("occurred_at"))
+        except InvalidRecord:
+            return
+        self._span(flow, occurred)
+        day = self.days[(flow, variant, utc_day(occurred))]
+        day.recovered += 1
+        day.revenue += revenue
 
     def rows(self) -> list[Row]:
         rows = []
@@ -178,6 +317,16 @@ class Report:
         return rows
 
 
+def _journey(record: dict[str, Any]) -> int | None:
+    journey_id = record.get("journey_id")
+    return hash(journey_id) if isinstance(journey_id, str) else None
+
+
+def utc_day(ms: int) -> str:
+    """The UTC calendar day of epoch milliseconds, as YYYY-MM-DD."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
+
+
 def lift_with_ci(treated: Arm, holdout: Arm) -> tuple[float, tuple[float, float]]:
     """Conversion-rate difference and its 95 % interval (Wald, difference of proportions)."""
     p1, n1 = treated.conversion_rate, treated.journeys
@@ -188,7 +337,8 @@ def lift_with_ci(treated: Arm, holdout: Arm) -> tuple[float, tuple[float, float]
 
 
 async def report_from_topics(settings: Settings) -> Report:
-    """The report over ``journey.decisions`` and ``recoveries`` as they are now."""
+    """The report over ``journey.decisions``, ``recoveries`` and ``engagement`` as they are now
+    (in that order: a click or recovery finds its step through the decisions)."""
     from streams.kafka import read_all
     from streams.topics import Topic, TopicCatalogue
 
@@ -197,6 +347,7 @@ async def report_from_topics(settings: Settings) -> Report:
     sources: tuple[tuple[Topic, RecordKind], ...] = (
         (Topic.DECISIONS, "decision"),
         (Topic.RECOVERIES, "recovery"),
+        (Topic.ENGAGEMENT, "engagement"),
     )
     for topic, kind in sources:
         async for value in read_all(settings, topics.name(topic)):
