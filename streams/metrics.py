@@ -197,3 +197,46 @@ class JourneyMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueMetrics:
+    """The worker's catalogue reader (``streams/agents/catalogue.py``)."""
+
+    records: Counter
+    invalid: Counter
+    callback_errors: Counter
+    products: Gauge
+    caught_up: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> CatalogueMetrics:
+        return cls(
+            records=Counter(
+                "cartpulse_catalogue_records_total",
+                "products records read, by result: new (a version the catalogue kept), "
+                "duplicate (one it already had, or older than its kept history), tombstone.",
+                ["result"],
+                registry=registry,
+            ),
+            invalid=Counter(
+                "cartpulse_catalogue_invalid_total",
+                "products records sent to products.dlq because they are not product versions.",
+                registry=registry,
+            ),
+            callback_errors=Counter(
+                "cartpulse_catalogue_callback_errors_total",
+                "New versions whose handler in the journeys raised (logged; the version is kept).",
+                registry=registry,
+            ),
+            products=Gauge(
+                "cartpulse_catalogue_products",
+                "Products known to this worker's catalogue.",
+                registry=registry,
+            ),
+            caught_up=Gauge(
+                "cartpulse_catalogue_caught_up",
+                "1 once the reader has read products up to the end offsets seen at its start.",
+                registry=registry,
+            ),
+        )

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Metric
 from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.collector.metrics import CollectorMetrics
-from streams.metrics import DetectorMetrics, JourneyMetrics
+from streams.metrics import CatalogueMetrics, DetectorMetrics, JourneyMetrics
 from tests.conftest import ROOT
 from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME, load_yaml
 
@@ -34,6 +34,7 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), 
 CATALOGUES: dict[str, Callable[[CollectorRegistry], object]] = {
     "detector": DetectorMetrics.create,
     "journeys": JourneyMetrics.create,
+    "catalogue": CatalogueMetrics.create,
     "senders": SenderMetrics.create,
     "webhooks": WebhookMetrics.create,
     "collector": CollectorMetrics.create,
