@@ -25,6 +25,8 @@ from streams.cli_errors import explain, quiet_bootstrap_failures
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_policy import add_parsers as add_policy_parsers
 from streams.cli_preview import add_parsers as add_preview_parsers
+from streams.cli_products import FORMAT as FORMAT_PRODUCTS
+from streams.cli_products import check_products_import, import_products_command
 from streams.cli_stream import add_parsers as add_stream_parsers
 from streams.durations import DURATIONS
 from streams.errors import ConfigurationError, InvalidRecord
@@ -104,17 +106,22 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = commands.add_parser(
         "import",
-        help="produce storefront event files to the clickstream and cart topics",
+        help="produce storefront event files to the clickstream and cart topics, "
+        "catalogues to products",
         description="Produce events keyed by session_id; invalid lines go to the DLQ "
         "(or --rejects FILE) with their reason and never stop the import. A FILE may be - "
-        "(standard input) or gzipped (.gz).",
+        "(standard input) or gzipped (.gz). --format products: FILEs are the product "
+        "catalogue, produced to products keyed by product_id: JSONL product records, or a "
+        "REES46 .csv whose catalogue is derived (a version of a product each time its price "
+        "changes, as of that event).",
         parents=[kafka],
     )
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL or CSV, - or .gz")
     imp.add_argument(
         "--format",
-        choices=["jsonl", "rees46"],
-        help="input format (default: rees46 for .csv and .csv.gz files, jsonl otherwise)",
+        choices=["jsonl", "rees46", "products"],
+        help="input format (default: rees46 for .csv and .csv.gz files, jsonl otherwise); "
+        "products: a product catalogue",
     )
     pace = imp.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
@@ -301,6 +308,9 @@ def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def _run_import(args: argparse.Namespace, settings: Settings) -> int:
     for path in args.files:
         require_input(path)
+    if args.format == FORMAT_PRODUCTS:
+        check_products_import(args)
+        return asyncio.run(import_products_command(args, settings))
     pacer = Pacer(rate=args.rate, speedup=args.speedup)
     return asyncio.run(_import(args, settings, pacer))
 

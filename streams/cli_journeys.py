@@ -57,6 +57,12 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
     )
     jour.add_argument("--orders", type=Path, metavar="FILE", help="events; orders are taken")
     jour.add_argument("--results", type=Path, metavar="FILE", help="send results, JSONL")
+    jour.add_argument(
+        "--products",
+        type=Path,
+        metavar="FILE",
+        help="the product catalogue: product records, JSONL (the products topic's shape)",
+    )
     jour.add_argument("--policy", type=Path, metavar="FILE", help="default: the shipped policy")
     jour.add_argument("--dry-run", action="store_true", help="mark every command dry_run")
     jour.add_argument("--output", required=True, metavar="FILE|-", help="send commands")
@@ -121,9 +127,21 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
 
 def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
     files = JourneyFiles(
-        args.abandonments, args.customers, args.consents, args.orders, args.results
+        args.abandonments,
+        args.customers,
+        args.consents,
+        args.orders,
+        args.results,
+        products=args.products,
     )
-    given = [files.abandonments, files.customers, files.consents, files.orders, files.results]
+    given = [
+        files.abandonments,
+        files.customers,
+        files.consents,
+        files.orders,
+        files.results,
+        files.products,
+    ]
     for path in given:
         if path is not None:
             require_input(path)

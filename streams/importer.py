@@ -1,4 +1,5 @@
-"""``cartpulse import``: storefront event files → the clickstream and cart topics.
+"""``cartpulse import``: storefront event files → the clickstream and cart topics; catalogues
+→ products.
 
 Valid events are produced keyed by ``session_id`` to the input topic of their type; every
 invalid line is reported (file, line, reason) and written to the DLQ (or a rejects file), and
@@ -6,6 +7,9 @@ never stops the import: a dead letter holds a bounded excerpt of the line (``dea
 record Kafka does not take (a dead letter, or an event while the broker is away past the
 producer's retries) is counted in the summary and logged with its line, never raised, so the
 summary always tells what was imported and what was not.
+
+Product catalogue files (``import_products``) go to the ``products`` topic the same way, keyed
+by ``product_id``, their bad lines to ``products.dlq``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import IO, Protocol
 import orjson
 from aiokafka.errors import KafkaError
 
+from streams.catalogue_file import ProductLine
 from streams.kafka import FlushingProducer, Producer, dead_letter
 from streams.pacing import Pacer
 from streams.sources import SourceRecord
@@ -177,6 +182,42 @@ async def import_records(
     if isinstance(rejects, DlqRejects):
         summary.dlq_failed = await rejects.deliveries.settle()
     summary.seconds = clock() - started
+    return summary
+
+
+async def import_products(
+    lines: Iterable[ProductLine],
+    producer: FlushingProducer,
+    topics: TopicCatalogue,
+    rejects: Rejects,
+) -> ImportSummary:
+    """Produce every valid product version to ``products`` keyed by ``product_id`` (in its
+    canonical shape, ``ProductVersion.to_json``) and reject every invalid line to the products
+    DLQ; returns when all are acked. Raises nothing for a record Kafka does not take, as
+    ``import_records``."""
+    summary = ImportSummary()
+    started = time.monotonic()
+    versions = Deliveries(producer, "product version")
+    topic = topics.name(Topic.PRODUCTS)
+    for item in lines:
+        version = item.version
+        if version is None:
+            summary.invalid += 1
+            summary.reasons[_reason_kind(item.reason)] += 1
+            record = SourceRecord(item.source, item.line, None, None, item.reason)
+            await rejects.reject(record, Topic.PRODUCTS)
+            continue
+        await versions.send(item.source, topic, version.to_json(), version.product_id.encode())
+        summary.imported += 1
+        summary.by_topic[topic] += 1
+        if len(versions.pending) >= MAX_IN_FLIGHT:
+            await versions.settle()
+    await producer.flush()
+    summary.failed = await versions.settle()
+    summary.imported -= summary.failed
+    if isinstance(rejects, DlqRejects):
+        summary.dlq_failed = await rejects.deliveries.settle()
+    summary.seconds = time.monotonic() - started
     return summary
 
 

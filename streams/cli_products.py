@@ -1,0 +1,97 @@
+"""``cartpulse import --format products``: catalogue files → the ``products`` topic.
+
+A FILE is JSONL product records, or a REES46 CSV whose catalogue is derived
+(``streams.catalogue_file``). Bad lines go to ``products.dlq`` (or ``--rejects FILE``) with
+their reason and never stop the import; exit 1 when any line was rejected or not taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, cast
+
+import orjson
+
+from streams.catalogue_file import ProductLine, read_product_lines
+from streams.errors import ConfigurationError, InvalidRecord
+from streams.output import MAX_REPORTED_REJECTS
+from streams.settings import Settings
+from streams.topics import TopicCatalogue
+
+FORMAT = "products"
+
+
+def check_products_import(args: argparse.Namespace) -> None:
+    """Raise ``ConfigurationError`` for flags a catalogue import does not take."""
+    if args.rate is not None or args.speedup is not None:
+        raise ConfigurationError(
+            "--rate and --speedup pace events; a catalogue (--format products) is imported "
+            "as fast as Kafka takes it: leave them out"
+        )
+
+
+async def import_products_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce every product version of ``args.files``; print the summary (``--json`` too)."""
+    from streams.importer import DlqRejects, FileRejects, Rejects, import_products
+    from streams.kafka import create_topics, producer
+
+    topics = TopicCatalogue.of(settings)
+    if not args.no_create_topics:
+        await create_topics(settings, topics.specs())
+    kafka = producer(settings)
+    await kafka.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            rejects: Rejects
+            if args.rejects is not None:
+                rejects = FileRejects(cast(IO[bytes], stack.enter_context(args.rejects.open("wb"))))
+            else:
+                rejects = DlqRejects(kafka, topics)
+            lines = _reported(_lines(args.files, settings.max_record_bytes))
+            summary = await import_products(lines, kafka, topics, rejects)
+    finally:
+        await kafka.stop()
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
+    else:
+        rate = summary.imported / summary.seconds if summary.seconds else 0.0
+        print(
+            f"imported {summary.imported:,} product versions, invalid {summary.invalid:,} "
+            f"in {summary.seconds:.1f}s ({rate:,.0f} versions/s)"
+        )
+        for reason, count in summary.reasons.most_common():
+            print(f"  invalid: {reason:40} {count:>6,}")
+        if summary.invalid:
+            where = args.rejects or f"{topics.prefix}products.dlq"
+            print(f"  rejected lines were written to {where}")
+        if summary.failed or summary.dlq_failed:
+            print(
+                f"  {summary.failed:,} versions and {summary.dlq_failed:,} rejected lines were "
+                "NOT written (Kafka did not take them; see the log above): import those again"
+            )
+    return 1 if summary.invalid or summary.failed or summary.dlq_failed else 0
+
+
+def _lines(files: Sequence[Path], max_bytes: int) -> Iterator[ProductLine]:
+    for path in files:
+        try:
+            yield from read_product_lines(path, max_bytes)
+        except InvalidRecord as exc:  # a CSV that is not a REES46 export at all
+            raise ConfigurationError(exc.reason) from None
+
+
+def _reported(lines: Iterator[ProductLine]) -> Iterator[ProductLine]:
+    """``lines`` unchanged; the first ``MAX_REPORTED_REJECTS`` rejected ones named on stderr."""
+    reported = 0
+    for item in lines:
+        if item.reason is not None:
+            reported += 1
+            if reported <= MAX_REPORTED_REJECTS:
+                print(f"{item.source}: {item.reason}", file=sys.stderr)
+            elif reported == MAX_REPORTED_REJECTS + 1:
+                print("… further rejected lines are counted, not printed", file=sys.stderr)
+        yield item
