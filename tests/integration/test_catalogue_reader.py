@@ -5,9 +5,12 @@ dead-lettered with their reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,6 +24,8 @@ from streams.models.products import ProductVersion
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 from tests.conftest import consume_all
+from tests.support.net import free_port
+from tests.support.workers import journeys_worker
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +203,36 @@ async def test_a_reader_started_before_the_topic_exists_waits_for_it(settings: S
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_the_worker_reads_the_catalogue_as_it_runs_the_journeys(
+    settings: Settings, kafka: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    """``install_catalogue`` in the worker's app: the reader runs as its task, counted on
+    ``/metrics``, and a stop closes it without a traceback (``worker`` checks the log)."""
+    topic = TopicCatalogue.of(settings).name(Topic.PRODUCTS)
+    for item in (version("p1", T0, "1.00"), version("p2", T0, "2.00")):
+        await kafka.send_and_wait(topic, item.to_json(), key=item.product_id.encode())
+    port = free_port()
+    samples: dict[str, float] = {}
+    with journeys_worker(settings, tmp_path, web_port=port):
+        async with aiohttp.ClientSession() as http:
+            for _ in range(120):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        samples = _samples(await response.text())
+                if samples.get("cartpulse_catalogue_caught_up") == 1:
+                    break
+                await asyncio.sleep(0.5)
+    assert samples.get("cartpulse_catalogue_caught_up") == 1, samples
+    assert samples["cartpulse_catalogue_products"] == 2
+
+
+def _samples(text: str) -> dict[str, float]:
+    """The unlabelled samples of a Prometheus text exposition."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name and not line.startswith("#") and "{" not in name:
+            found[name] = float(value)
+    return found

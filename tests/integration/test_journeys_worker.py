@@ -250,7 +250,7 @@ async def test_every_worker_metric_the_alerts_and_dashboard_name_is_served(
     named = {
         name
         for name in METRIC_NAME.findall(_monitoring())
-        if name.startswith(("cartpulse_detector_", "cartpulse_journeys_"))
+        if name.startswith(("cartpulse_detector_", "cartpulse_journeys_", "cartpulse_catalogue_"))
     }
     assert len(named) > 10
     port = free_port()
