@@ -42,6 +42,10 @@ class ClickLinks:
         self._allowed = {store: allowed_hosts(redirect_hosts, store) for store in redirect_hosts}
         self._anywhere = allowed_hosts(redirect_hosts, "*")
 
+    def tracks(self, store_id: str) -> bool:
+        """Whether any link of ``store_id`` can be tracked (it has allowed hosts)."""
+        return bool(self._allowed.get(store_id, self._anywhere))
+
     def rewrite(
         self, variables: Mapping[str, Any], command: SendCommand, now_ms: int
     ) -> dict[str, Any]:

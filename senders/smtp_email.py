@@ -27,6 +27,7 @@ import aiosmtplib
 from senders.clicks import ClickLinks
 from senders.keys import Keys
 from senders.mime import build_email
+from senders.opens import OpenPixels
 from senders.outcomes import ProviderOutcome, smtp_outcome
 from senders.packs import DEFAULT_STORE
 from senders.ratelimit import Limit
@@ -132,6 +133,16 @@ def click_links(settings: Settings) -> ClickLinks | None:
     return ClickLinks(secret.encode(), settings.webhooks_public_url, hosts, ttl_ms)
 
 
+def open_pixels(settings: Settings) -> OpenPixels | None:
+    """The email's open pixel: on wherever click tracking is (``senders.opens``), unless
+    ``CARTPULSE_EMAIL_OPEN_TRACKING`` turns it off."""
+    if not (settings.email_click_tracking and settings.email_open_tracking):
+        return None
+    ttl_ms = int(settings.click_token_ttl.total_seconds() * 1000)
+    secret = settings.click_secret.get_secret_value().encode()
+    return OpenPixels(secret, settings.webhooks_public_url or "", ttl_ms)
+
+
 class SmtpEmail:
     """The email provider adapter."""
 
@@ -157,7 +168,8 @@ class SmtpEmail:
         self._sender = address
         self._domain = address.rpartition("@")[2]
         self._secret = settings.unsubscribe_secret.get_secret_value().encode()
-        self._clicks = click_links(settings)
+        self._clicks = click_links(settings)  # refuses settings click tracking cannot work with
+        self._opens = open_pixels(settings)
         self._stores = dict(stores or {})
         self.pool = SmtpPool(settings)
 
@@ -198,6 +210,9 @@ class SmtpEmail:
             else dict(command.variables)
         )  # a copy either way
         variables["unsubscribe_url"] = https  # after the rewrite: the link we sign, not tracked
+        clicks, opens = self._clicks, self._opens
+        if opens is not None and clicks is not None and clicks.tracks(command.store_id):
+            variables["open_pixel_url"] = opens.url(command, int(now * 1000))  # where clicks are
         rendered = self._renderer.render_email(
             command.template, command.locale, variables, command.store_id
         )

@@ -299,6 +299,13 @@ class Settings(BaseSettings):
         "on engagement; needs CARTPULSE_CLICK_SECRET and CARTPULSE_WEBHOOKS_PUBLIC_URL, and "
         "tracks only links to hosts in CARTPULSE_WEBHOOKS_REDIRECT_HOSTS.",
     )
+    email_open_tracking: bool = Field(
+        True,
+        description="Where email click tracking is on (for a store with redirect hosts), also "
+        "put a 1x1 pixel in each email that records email_opened on engagement when loaded; "
+        "false: clicks only. Opens are unreliable (image blocking, Apple Mail Privacy "
+        "Protection): flow conditions should prefer engagement.clicked.",
+    )
     phone_index_ttl: PositiveDuration = Field(
         timedelta(days=400),
         description="How long the SMS sender remembers which customers it texted at a number.",

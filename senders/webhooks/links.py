@@ -1,4 +1,5 @@
-"""Links people click: one-click unsubscribe (RFC 8058) and click-tracking redirects.
+"""Links people click: one-click unsubscribe (RFC 8058), click-tracking redirects, and the
+open pixel an email's HTML loads.
 
 Unsubscribe tokens are exactly those the email sender puts in ``List-Unsubscribe``
 (``senders.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners and
@@ -11,6 +12,11 @@ is written first, but a Kafka failure does not keep the shopper from the shop (i
 counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.short_links``) is looked up in
 Redis: only an id the SMS sender registered redirects, to the URL it registered; an unknown id
 is a 404 page, an expired one a 410 page, and Redis out of reach a 503 page.
+
+An open pixel (``/o/<token>``, ``senders.opens``) puts ``email_opened`` on ``engagement`` and
+answers a transparent 1x1 GIF that is never cached. Every request gets the image, a bad or
+expired token and a Kafka failure included (a mail app must never show a broken picture);
+what became of the open is counted (``cartpulse_webhook_opens_total``).
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ from senders.unsubscribe import UnsubscribeToken, read_token
 from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Outbox
-from senders.webhooks.replies import NO_STORE, RETRY_LATER, Reply, page
+from senders.webhooks.replies import NO_STORE, RETRY_LATER, Reply, page, pixel
 from senders.webhooks.tokens import (
     ExpiredToken,
     allowed_hosts,
     checked_url,
     read_click_token,
+    read_open_token,
     redirect_target,
 )
 from streams.errors import InvalidRecord
@@ -49,7 +56,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_ONE_CLICK: Final = "email_one_click"
 SOURCE_PAGE: Final = "unsubscribe_page"
-ENGAGEMENT_TIMEOUT: Final = 2.0  # seconds a shopper waits for the click record at most
+ENGAGEMENT_TIMEOUT: Final = 2.0  # seconds a shopper waits for a click or open record at most
 MAX_USER_AGENT: Final = 256
 
 
@@ -185,18 +192,50 @@ class LinkHooks:
             "occurred_at": format_ms(now_ms),
             "user_agent": user_agent[:MAX_USER_AGENT],
         }
+        recorded = await self._engagement(click.customer_id, click.command_id, event)
+        self._metrics.clicks.labels("redirected" if recorded else "lost").inc()
+        return Reply(302, "", "text/plain", {"Location": click.url, **NO_STORE})
+
+    async def open(self, token_text: str, user_agent: str = "") -> Reply:
+        """Record ``email_opened`` for a genuine, unexpired token; the pixel in every case."""
+        now_ms = self._now_ms()
+        try:
+            token = read_open_token(self._c.click_secret, token_text, now_ms)
+        except ExpiredToken:
+            self._metrics.opens.labels("expired").inc()
+            return pixel("expired")
+        except InvalidRecord:
+            self._metrics.opens.labels("invalid").inc()
+            return pixel("invalid")
+        event = {
+            "event_id": uuid.uuid4().hex,
+            "type": "email_opened",
+            "customer_id": token.customer_id,
+            "store_id": token.store_id,
+            "command_id": token.command_id,
+            "channel": "email",
+            "occurred_at": format_ms(now_ms),
+            "user_agent": user_agent[:MAX_USER_AGENT],
+        }
+        recorded = await self._engagement(token.customer_id, token.command_id, event)
+        self._metrics.opens.labels("recorded" if recorded else "lost").inc()
+        return pixel()
+
+    async def _engagement(self, customer_id: str, command_id: str, event: dict[str, str]) -> bool:
+        """Put ``event`` on ``engagement`` keyed by the customer, within
+        ``ENGAGEMENT_TIMEOUT``; False (logged) when Kafka did not take it."""
         try:
             async with asyncio.timeout(ENGAGEMENT_TIMEOUT):
-                await self._outbox.engagement(click.customer_id.encode(), orjson.dumps(event))
-            self._metrics.clicks.labels("redirected").inc()
+                await self._outbox.engagement(customer_id.encode(), orjson.dumps(event))
         except UNAVAILABLE_ERRORS as exc:
-            self._metrics.clicks.labels("lost").inc()
             log.warning(
-                "click on command %s not recorded: %s",
-                bounded(click.command_id),
+                "%s on command %s not recorded: %s",
+                event["type"],
+                bounded(command_id),
                 bounded(repr(exc)),
             )
-        return Reply(302, "", "text/plain", {"Location": click.url, **NO_STORE})
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)

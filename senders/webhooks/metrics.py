@@ -1,7 +1,7 @@
 """The webhooks' metrics catalogue (Prometheus). Labels are closed, low-cardinality sets.
 
 * ``cartpulse_webhook_requests_total{route,outcome}``: requests answered, by route
-  (``sms_inbound``, ``sms_status``, ``unsubscribe``, ``click``) and outcome (``ok``,
+  (``sms_inbound``, ``sms_status``, ``unsubscribe``, ``click``, ``open``) and outcome (``ok``,
   ``duplicate``, ``ignored``, ``forbidden``, ``invalid``, ``too_large``, ``expired``,
   ``unavailable``, ``timeout``: the body did not arrive in time, 408; ``hung_up``: the client
   left before its body arrived).
@@ -15,6 +15,10 @@
 * ``cartpulse_webhook_clicks_total{outcome}``: click redirects, email tokens and short SMS
   links alike (``redirected``, ``lost``: the redirect happened but the engagement record could
   not be written).
+* ``cartpulse_webhook_opens_total{outcome}``: open pixels served, each a 200 with the image
+  whatever its token (``recorded``: ``email_opened`` is on ``engagement``; ``lost``: it could
+  not be written; ``invalid``: a malformed or forged token; ``expired``: a genuine one past its
+  lifetime).
 * ``cartpulse_webhook_latency_seconds{route}``: time to answer a request.
 * ``cartpulse_webhook_connections``: connections open on the public port.
 * ``cartpulse_webhook_connections_closed_total{reason}``: connections the service closed on
@@ -30,8 +34,10 @@ from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-Route = Literal["sms_inbound", "sms_status", "unsubscribe", "click"]
-ROUTES: Final[tuple[Route, ...]] = ("sms_inbound", "sms_status", "unsubscribe", "click")
+Route = Literal["sms_inbound", "sms_status", "unsubscribe", "click", "open"]
+ROUTES: Final[tuple[Route, ...]] = ("sms_inbound", "sms_status", "unsubscribe", "click", "open")
+OpenOutcome = Literal["recorded", "lost", "invalid", "expired"]
+OPEN_OUTCOMES: Final[tuple[OpenOutcome, ...]] = ("recorded", "lost", "invalid", "expired")
 CloseReason = Literal["idle", "slow_headers", "over_limit"]
 CLOSE_REASONS: Final[tuple[CloseReason, ...]] = ("idle", "slow_headers", "over_limit")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -45,6 +51,7 @@ class WebhookMetrics:
     unresolved: Counter
     delivery_reports: Counter
     clicks: Counter
+    opens: Counter
     latency: Histogram
     connections: Gauge
     connections_closed: Counter
@@ -85,6 +92,12 @@ class WebhookMetrics:
             clicks=Counter(
                 "cartpulse_webhook_clicks",
                 "Click-tracking redirects, by whether the engagement record was written.",
+                ["outcome"],
+                registry=registry,
+            ),
+            opens=Counter(
+                "cartpulse_webhook_opens",
+                "Email open pixels served, by what became of the open.",
                 ["outcome"],
                 registry=registry,
             ),

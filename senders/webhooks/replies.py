@@ -1,4 +1,5 @@
-"""What the webhooks answer (pure): TwiML for Twilio, small HTML pages for people."""
+"""What the webhooks answer (pure): TwiML for Twilio, small HTML pages for people, and the
+open pixel for mail apps."""
 
 from __future__ import annotations
 
@@ -24,12 +25,24 @@ TWIML: Final = "application/xml"
 HTML: Final = "text/html"
 NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 RETRY_LATER: Final = {"Retry-After": "5"}  # with a 503: ask again in 5 s (Twilio retries)
+GIF: Final = "image/gif"
+# The smallest transparent 1x1 GIF (43 bytes): a GIF89a with one transparent palette entry.
+PIXEL: Final = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+# Never cached, by the mail app or a proxy on the way: each open reaches the service.
+PIXEL_HEADERS: Final = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    body: str = ""
+    body: str | bytes = ""  # bytes are sent as they are (the pixel), text as UTF-8
     content_type: str = "text/plain"
     headers: Mapping[str, str] = field(default_factory=dict)
     outcome: Outcome = "ok"
@@ -80,3 +93,9 @@ def plain(
     status: int, text: str, outcome: Outcome, headers: Mapping[str, str] | None = None
 ) -> Reply:
     return Reply(status, text + "\n", "text/plain", headers or {}, outcome)
+
+
+def pixel(outcome: Outcome = "ok") -> Reply:
+    """The open pixel: always a 200 with the image, so a mail app never shows a broken one;
+    the outcome says what became of the open."""
+    return Reply(200, PIXEL, GIF, PIXEL_HEADERS, outcome)

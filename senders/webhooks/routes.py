@@ -2,7 +2,8 @@
 
 Routes: ``POST /twilio/sms`` (inbound messages), ``POST /twilio/status`` (status callbacks),
 ``GET|POST /unsubscribe?token=`` (confirmation page, RFC 8058 one-click), ``GET /c/{token}``
-(click redirect: an email's sealed token or a short SMS link's id), and the probes
+(click redirect: an email's sealed token or a short SMS link's id), ``GET /o/{token}`` (an
+email's open pixel: always the image), and the probes
 ``/healthz``, ``/readyz``. ``/metrics`` is not here: it is served by ``make_metrics_app`` on
 its own, private address.
 
@@ -31,7 +32,7 @@ from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
 from senders.webhooks.logs import bounded
-from senders.webhooks.metrics import ROUTES, Route, WebhookMetrics
+from senders.webhooks.metrics import OPEN_OUTCOMES, ROUTES, Route, WebhookMetrics
 from senders.webhooks.replies import RETRY_LATER, Reply, plain
 from senders.webhooks.server import guard_middleware
 from senders.webhooks.signature import SIGNATURE_HEADER
@@ -136,6 +137,9 @@ def make_app(
     async def click(request: web.Request) -> Reply:
         return await links.click(request.match_info["token"], request.headers.get("User-Agent", ""))
 
+    async def opened(request: web.Request) -> Reply:
+        return await links.open(request.match_info["token"], request.headers.get("User-Agent", ""))
+
     middlewares = [guard_middleware(guard)] if guard is not None else []
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=middlewares)
     routes: list[tuple[str, str, Route, Handler]] = [
@@ -144,12 +148,15 @@ def make_app(
         ("GET", "/unsubscribe", "unsubscribe", unsubscribe_get),
         ("POST", "/unsubscribe", "unsubscribe", unsubscribe_post),
         ("GET", "/c/{token}", "click", click),
+        ("GET", "/o/{token}", "open", opened),
     ]
     for method, path, route, handler in routes:
         app.router.add_route(method, path, _answer(route, handler, metrics))
     add_health(app, ready)
     for route in ROUTES:  # every series exists from the start (alerts on rates need them)
         metrics.latency.labels(route)
+    for outcome in OPEN_OUTCOMES:
+        metrics.opens.labels(outcome)
     return app
 
 
@@ -188,13 +195,21 @@ def _answer(
         finally:
             metrics.latency.labels(route).observe(time.perf_counter() - started)
         metrics.requests.labels(route, reply.outcome).inc()
-        response = web.Response(
-            status=reply.status,
-            text=reply.body,
-            content_type=reply.content_type,
-            charset="utf-8",
-            headers=dict(reply.headers),
-        )
+        if isinstance(reply.body, bytes):
+            response = web.Response(
+                status=reply.status,
+                body=reply.body,
+                content_type=reply.content_type,
+                headers=dict(reply.headers),
+            )
+        else:
+            response = web.Response(
+                status=reply.status,
+                text=reply.body,
+                content_type=reply.content_type,
+                charset="utf-8",
+                headers=dict(reply.headers),
+            )
         if reply.close:
             response.force_close()
         return response

@@ -1,9 +1,10 @@
-"""Click-tracking tokens and the redirect check (pure).
+"""Click- and open-tracking tokens and the redirect check (pure).
 
 A click token is ``json ["click", customer_id, store_id, command_id, url, expires_ms]``
-sealed (``senders.sealed``) under ``click_secret``. The leading ``"click"`` and the separate
-key keep a token of one kind from passing as the other (unsubscribe tokens are
-``senders.unsubscribe``'s, sealed the same way).
+sealed (``senders.sealed``) under ``click_secret``; an open token (an email's open pixel) is
+``json ["open", customer_id, store_id, command_id, expires_ms]`` under the same key. The
+leading kind and the separate keys keep a token of one kind from passing as another
+(unsubscribe tokens are ``senders.unsubscribe``'s, sealed the same way).
 
 Even a validly signed URL is only followed to the store's allowed hosts over http(s): a leaked
 key or a host a store has since dropped must not turn the service into an open redirect.
@@ -23,6 +24,7 @@ from senders.sealed import seal, unseal
 from streams.errors import InvalidRecord
 
 _KIND: Final = "click"
+_OPEN_KIND: Final = "open"
 MAX_URL_CHARS: Final = 2048
 _UNSAFE: Final = re.compile(r"[\x00-\x20\x7f\\]")  # controls, spaces and backslashes
 
@@ -71,6 +73,48 @@ def read_click_token(secret: bytes, text: str, now_ms: int) -> ClickToken:
     if expires_ms <= now_ms:
         raise ExpiredToken("click token has expired")
     return ClickToken(customer_id, store_id, command_id, url, expires_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenToken:
+    customer_id: str
+    store_id: str
+    command_id: str
+    expires_ms: int
+
+
+def make_open_token(secret: bytes, token: OpenToken) -> str:
+    payload = orjson.dumps(
+        [_OPEN_KIND, token.customer_id, token.store_id, token.command_id, token.expires_ms]
+    )
+    return seal(secret, payload)
+
+
+def open_url(base: str, token: str) -> str:
+    """The open pixel for ``token`` under the service's public ``/o/`` route."""
+    return f"{base.rstrip('/')}/o/{token}"
+
+
+def read_open_token(secret: bytes, text: str, now_ms: int) -> OpenToken:
+    """The token's contents; ``InvalidRecord`` if malformed or forged (a click token too),
+    ``ExpiredToken`` if old."""
+    payload = unseal(secret, text, "open token")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise InvalidRecord("open token payload is malformed") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 5
+        or data[0] != _OPEN_KIND
+        or not all(isinstance(v, str) for v in data[1:4])
+        or not isinstance(data[4], int)
+    ):
+        raise InvalidRecord("open token payload is malformed")
+    _, customer_id, store_id, command_id, expires_ms = data
+    if expires_ms <= now_ms:
+        raise ExpiredToken("open token has expired")
+    return OpenToken(customer_id, store_id, command_id, expires_ms)
 
 
 def allowed_hosts(hosts: Mapping[str, tuple[str, ...]], store_id: str) -> frozenset[str]:

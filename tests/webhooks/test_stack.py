@@ -333,6 +333,40 @@ async def test_the_email_senders_unsubscribe_link_and_clicks(
     assert orjson.loads(clicked.value)["command_id"] == cmd.command_id
 
 
+async def test_the_open_pixel_of_an_email_records_the_open_on_engagement(
+    settings: Settings, key_prefix: str
+) -> None:
+    s = webhook_settings(settings, key_prefix, email_click_tracking=True)
+    started = asyncio.Event()
+    cmd = command(channel="email", to="ann@example.com")
+    built = SmtpEmail(s, Renderer(), Keys(key_prefix)).prepare(cmd, time.time())
+    message = email.message_from_bytes(built.data, policy=email.policy.default)
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
+    pixel = re.search(rf'src="{re.escape(PUBLIC_URL)}(/o/[^"]+)"', html)
+    assert pixel is not None
+    async with running(webhooks(s, started)):
+        await asyncio.wait_for(started.wait(), 30)
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{s.webhooks_port}"
+            for path in (pixel.group(1), "/o/forged.token"):
+                answer = await http.get(f"{base}{path}", headers={"User-Agent": "TestMail/1"})
+                assert answer.status == 200 and answer.content_type == "image/gif"
+                assert len(await answer.read()) == 43
+            private = f"http://127.0.0.1:{s.webhooks_metrics_port}"
+            metrics = await (await http.get(f"{private}/metrics")).text()
+    [opened] = await consume_all(s, f"{s.topic_prefix}engagement", 1)
+    assert opened.key == cmd.customer_id.encode()
+    event = orjson.loads(opened.value)
+    assert (event["type"], event["channel"], event["command_id"], event["user_agent"]) == (
+        "email_opened",
+        "email",
+        cmd.command_id,
+        "TestMail/1",
+    )
+    assert 'cartpulse_webhook_opens_total{outcome="recorded"} 1.0' in metrics
+    assert 'cartpulse_webhook_opens_total{outcome="invalid"} 1.0' in metrics
+
+
 async def test_phone_book_and_deduplicator_on_redis(redis: Redis, key_prefix: str) -> None:
     keys = Keys(key_prefix)
     book = PhoneBook(redis, keys, timedelta(days=1), keep=3, refresh=timedelta(0))
