@@ -8,6 +8,7 @@ import email.policy
 import re
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from senders.keys import Keys
@@ -24,6 +25,7 @@ from senders.webhooks.tokens import (
     read_open_token,
 )
 from streams.errors import InvalidRecord
+from streams.models.journey import EngagementIn, parse_engagement
 from streams.settings import Settings, load_settings
 from tests.senders.conftest import command
 from tests.support.webhooks import CLICK_SECRET, PUBLIC_URL, world
@@ -138,6 +140,10 @@ async def test_an_open_is_recorded_on_engagement_and_answered_with_the_pixel() -
             "cmd-1",
         )
         assert event["occurred_at"] == "2023-11-14T22:13:20.000Z"  # the service's clock
+        # what the journeys read as engagement.opened
+        assert parse_engagement(key, orjson.dumps(event)) == EngagementIn(
+            "cust-1", "email_opened", "cmd-1", 1_700_000_000_000
+        )
         assert event["user_agent"].startswith("Mail/1.0") and len(event["user_agent"]) == 256
         assert w.metric("cartpulse_webhook_opens_total", {"outcome": "recorded"}) == 1
         assert w.metric("cartpulse_webhook_requests_total", {"route": "open", "outcome": "ok"}) == 1
