@@ -123,7 +123,8 @@ def test_preview_renders_every_shipped_template_in_every_locale_from_journeys(
         "--output", str(commands))  # fmt: skip
     lines = commands.read_bytes().splitlines()
     seen = {(c["template"], c["locale"]) for c in map(orjson.loads, lines)}
-    templates = {"cart_sms_1", "cart_email_1", "cart_email_2", "browse_email_1", "browse_sms_1"}
+    templates = {"cart_sms_1", "cart_email_1", "cart_email_2", "browse_email_1", "browse_sms_1",
+                 "checkout_email_1", "cart_email_vip_1"}  # fmt: skip
     assert seen == {(t, loc) for t in templates for loc in locales}
     done = _preview(tmp_path, lines, "--policy", str(policy))
     assert done.returncode == 0, done.stderr
