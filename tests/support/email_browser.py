@@ -165,15 +165,22 @@ def screenshot(browser: Browser, html: str, path: Path, width: int = 375) -> Non
 
 
 def main(argv: list[str]) -> int:
+    from senders.templates import Renderer
     from tests.support.emails import SCREENSHOTS, render_sample
+    from tests.support.flow_messages import FLOW_SCREENSHOTS, SHOPPERS, variables
 
     folder = Path(argv[0]) if argv else Path("docs/img")
     folder.mkdir(parents=True, exist_ok=True)
+    pages = [(t, loc, render_sample(t, loc)[0].html) for t, loc in SCREENSHOTS]
+    renderer = Renderer()
+    pages += [
+        (t, loc, renderer.render_email(t, SHOPPERS[loc].locale, variables(t, loc)).html)
+        for t, loc in FLOW_SCREENSHOTS
+    ]
     with chromium() as browser:
-        for template, locale in SCREENSHOTS:
-            email, _ = render_sample(template, locale)
+        for template, locale, html in pages:
             path = folder / f"email-{template}-{locale}.png"
-            screenshot(browser, email.html, path)
+            screenshot(browser, html, path)
             print(path)  # noqa: T201 - the command reports what it wrote
     return 0
 

@@ -25,6 +25,13 @@ FLOW_EMAILS: Final = (
     "cart_email_vip_1",
 )
 FLOW_SMS: Final = ("price_drop_sms_1", "back_in_stock_sms_1")
+# One new flow email per locale for docs/img and README.md
+FLOW_SCREENSHOTS: Final = (
+    ("price_drop_email_1", "en"),
+    ("back_in_stock_email_1", "de"),
+    ("checkout_email_1", "fr"),
+    ("cart_email_vip_1", "es"),
+)
 TRIGGERS: Final = {
     "checkout_email_1": "checkout",
     "price_drop_email_1": "price_drop",
