@@ -236,7 +236,8 @@ def test_an_older_command_without_pictures_or_prices_still_renders(
 
 # -- SMS --------------------------------------------------------------------------------------
 
-SHORT_BASE = "https://s.shop.example/c/"  # a store's short link base: 35-character links
+# The shipped store's short link base: 39-character links, about the longest (at most 40).
+SHORT_BASE = "https://s.shop.example.com/c/"
 
 
 def sms_adapter() -> TwilioSms:
