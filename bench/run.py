@@ -13,7 +13,9 @@ Every figure stands next to a baseline measured in the same run on the same mach
    its size in the table;
 5. the senders (``bench/senders.py``);
 6. segments per SMS on the demo's traffic, with short links and without
-   (``bench/sms_segments.py``, offline).
+   (``bench/sms_segments.py``, offline);
+7. the journey engine's time per abandonment with conditions on and with a catalogue, next to
+   one flow per trigger without conditions (``bench/journeys.py``, offline).
 """
 
 from __future__ import annotations
@@ -359,6 +361,10 @@ def sms_segments_bench() -> str:
     return section_of("sms_segments.py", "SMS segments", timeout=300)
 
 
+def journeys_bench() -> str:
+    return section_of("journeys.py", "journeys", timeout=600)
+
+
 def collect_bench() -> str:
     return section_of("collect.py", "collector", timeout=120)
 
@@ -388,6 +394,8 @@ async def main() -> None:
         senders = senders_bench()
         log("SMS segments")
         segments = sms_segments_bench()
+        log("journeys")
+        journeys = journeys_bench()
         log("collector")
         collect = collect_bench()
     cpu = platform.processor() or platform.machine()
@@ -406,6 +414,8 @@ async def main() -> None:
         + "\n".join(senders)
         + "\n\n## SMS segments\n\n"
         + segments
+        + "\n\n## Journeys\n\n"
+        + journeys
         + "\n\n## Collector\n\n"
         + collect
         + f"\n\n(the whole run took {time.monotonic() - started:.0f} s)\n"
