@@ -117,12 +117,15 @@ def run_journeys(
     agent does it), in customer order."""
     states: dict[str, CustomerState] = {}
     watchers: dict[str, set[str]] = {}
+    # The whole catalogue first, as a worker's reader has it once caught up (a step reads it
+    # as of its own moment); a repeat is not a change, there as here.
+    changes = {id(v) for v in inputs if isinstance(v, ProductVersion) and engine.catalogue.add(v)}
     for item in inputs:
         if isinstance(item, ProductVersion):
-            engine.catalogue.add(item)
+            if id(item) not in changes:
+                continue
             for watcher in sorted(watchers.get(item.product_id, ())):
                 write(apply(engine, states[watcher], item, time_of(item)))
-                _watch(watchers, states[watcher])
             continue
         customer = customer_of(item)
         if not customer:
@@ -133,7 +136,8 @@ def run_journeys(
         if state is None:
             state = states[customer] = CustomerState(customer)
         write(apply(engine, state, item, time_of(item)))
-        _watch(watchers, state)
+        if isinstance(item, AbandonmentIn):  # the only input that adds watched products
+            _watch(watchers, state)
     for state in states.values():
         write(engine.advance(state, until))
 

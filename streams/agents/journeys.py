@@ -150,6 +150,8 @@ class JourneyShell:
         due_before = state.next_due()
         outputs = apply(self.engine, state, item, now)
         self._store(partition, clock, state, indexed=due_before)
+        if isinstance(item, AbandonmentIn):  # the only input that adds watched products
+            _watch(clock, state)
         await self._emit(outputs)
         await self._fire_due(partition, clock)
 
@@ -267,7 +269,6 @@ class JourneyShell:
     ) -> None:
         """Write the state; index its next due moment unless ``indexed`` already holds it."""
         self.table[state_key(partition, state.customer_id)] = state.to_bytes()
-        _watch(clock, state)
         due = state.next_due()
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))

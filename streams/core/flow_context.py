@@ -117,6 +117,7 @@ def lines_value(cart: dict[str, Any], items: Sequence[dict[str, Any]]) -> str | 
 
 
 def condition_context(
+    roots: frozenset[str],
     *,
     kind: str,
     checkout_started: bool,
@@ -125,36 +126,46 @@ def condition_context(
     viewed: Sequence[Any],
     profile: Profile | None,
     messages_sent: int,
-    clicked: bool,
-    opened: bool,
+    engaged: Sequence[str],
     at_ms: int,
     zone: ZoneInfo,
     catalogue: Catalogue,
 ) -> dict[str, Any]:
-    """The context a ``when`` condition is evaluated in (docs/semantics.md, Conditions)."""
-    value = cart_value(cart)
-    return {
-        "cart": {
+    """The context a ``when`` condition is evaluated in (docs/semantics.md, Conditions), with
+    only the ``roots`` it reads: handing CEL a value costs more than evaluating it."""
+    context: dict[str, Any] = {}
+    if "cart" in roots or "cart.value" in roots:  # "cart.value": the cart without its lines
+        value = cart_value(cart)
+        context["cart"] = {
             "value": float(value) if value is not None else 0.0,
             "currency": _text(cart.get("currency")),
-            "items": [_item(item, catalogue, at_ms) for item in items],
-        },
-        "abandonment": {
+            "items": [_item(item, catalogue, at_ms) for item in items] if "cart" in roots else [],
+        }
+    if "abandonment" in roots:
+        context["abandonment"] = {
             "kind": kind,
             "checkout_started": checkout_started,
             "products_viewed": len(viewed),
-        },
-        "customer": {
+        }
+    if "customer" in roots:
+        context["customer"] = {
             "orders_count": profile.orders_count if profile else 0,
             "total_spent": float(_decimal(profile.total_spent) or 0) if profile else 0.0,
             "tags": list(profile.tags) if profile else [],
             "country": (profile.country or "") if profile else "",
             "locale": (profile.locale or "") if profile else "",
-        },
-        "journey": {"messages_sent": messages_sent},
-        "engagement": {"clicked": clicked, "opened": opened},
-        "now": {"local_hour": datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(zone).hour},
-    }
+        }
+    if "journey" in roots:
+        context["journey"] = {"messages_sent": messages_sent}
+    if "engagement" in roots:
+        context["engagement"] = {
+            "clicked": "link_clicked" in engaged,
+            "opened": "email_opened" in engaged,
+        }
+    if "now" in roots:
+        local = datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(zone)
+        context["now"] = {"local_hour": local.hour}
+    return context
 
 
 def _text(raw: object) -> str:

@@ -31,14 +31,14 @@ JourneyInput = (
     AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult | EngagementIn | ProductVersion
 )
 
-# On equal times: opt-outs first (an opt-out wins a tie: no input at the same moment may fire a
-# step due then before it), then what the customer is and allows, then orders (an order at the
-# very moment of an abandonment's deadline still counts), then catalogue changes (the worker
-# applies one when its clock reaches the change, before the inputs of that moment), then
+# On equal times: catalogue changes first (the worker applies one when its clock reaches the
+# change, before the inputs of that moment), then opt-outs (an opt-out wins a tie: no input at
+# the same moment may fire a step due then before it), then what the customer is and allows,
+# then orders (an order at the very moment of an abandonment's deadline still counts), then
 # abandonments, then clicks, then send results.
 _RANK: Final = {
-    Profile: 0, ConsentChange: 1, OrderIn: 2, ProductVersion: 3, AbandonmentIn: 4,
-    EngagementIn: 5, SendResult: 6,
+    ProductVersion: -2, Profile: 0, ConsentChange: 1, OrderIn: 2, AbandonmentIn: 3,
+    EngagementIn: 4, SendResult: 5,
 }  # fmt: skip
 _OPT_OUT_RANK: Final = -1
 

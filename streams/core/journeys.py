@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from streams.core.catalogue import Catalogue
-from streams.core.conditions import ConditionError
+from streams.core.conditions import Condition, ConditionError
 from streams.core.eligibility import (
     HOLDOUT,
     address_for,
@@ -51,7 +51,7 @@ from streams.core.journey_state import (
     Touch,
 )
 from streams.core.messages import CART_KINDS, build_command, journey_id_of
-from streams.core.policy import ChannelRules, Flow, Policy, Step
+from streams.core.policy import ChannelRules, Flow, Policy, Step, Trigger
 from streams.core.stores import NOTICE_WINDOW_MS, Store
 from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
 from streams.models.ids import stable_id
@@ -73,7 +73,7 @@ MAX_ORDERS: Final = 32
 # Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
 FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
 MAX_DEFERRALS: Final = 50  # a step deferred this often is skipped (a policy that never allows)
-CATALOGUE_TRIGGERS: Final = ("back_in_stock", "price_drop")
+CATALOGUE_TRIGGERS: Final[tuple[Trigger, ...]] = ("back_in_stock", "price_drop")  # this order
 MAX_SEEN: Final = 64  # products kept per customer for the catalogue triggers
 MAX_ENGAGED: Final = 32  # clicks and opens kept per customer
 SEEN_FIELDS: Final = frozenset({"name", "url", "image_url", "currency"})
@@ -132,6 +132,7 @@ class JourneyEngine:
         # The catalogue as the worker (or ``cartpulse journeys --products``) knows it; steps
         # read it as of their own moment.
         self.catalogue = catalogue if catalogue is not None else Catalogue()
+        self._roots: dict[str, frozenset[str]] = {}  # condition source → the roots it reads
         # How long a seen product is watched: the longest lookback of a catalogue flow (0:
         # the policy has none, and abandonments' products are not kept).
         self.watch_ms = max(
@@ -242,16 +243,14 @@ class JourneyEngine:
         """The first flow (highest priority first) whose ``when`` holds at the abandonment;
         each flow passed over is a decision ``ignored`` with reason ``condition`` (or
         ``condition_error`` when it could not be evaluated)."""
-        context: dict[str, Any] | None = None
+        store = self.policy.store(ab.store_id)
         for flow in candidates:
             if flow.when is None:
                 return flow
-            if context is None:
-                store = self.policy.store(ab.store_id)
-                context = self._context(
-                    state, ab.kind, ab.checkout_started, ab.cart, ab.viewed_products,
-                    store, ab.detected_ms, since=ab.last_activity_ms, messages_sent=0,
-                )  # fmt: skip
+            context = self._context(
+                flow.when, state, ab.kind, ab.checkout_started, ab.cart, ab.viewed_products,
+                store, ab.detected_ms, since=ab.last_activity_ms, messages_sent=0,
+            )  # fmt: skip
             reason = "condition"
             try:
                 if flow.when.holds(context):
@@ -268,6 +267,7 @@ class JourneyEngine:
 
     def _context(
         self,
+        condition: Condition,
         state: CustomerState,
         kind: str,
         checkout_started: bool,
@@ -279,10 +279,17 @@ class JourneyEngine:
         since: int,
         messages_sent: int,
     ) -> dict[str, Any]:
+        roots = self._roots.get(condition.source)
+        if roots is None:
+            roots = frozenset(condition.program.variables())
+            if "items" not in condition.source:  # handing CEL the lines costs most: skip them
+                roots -= {"cart"}
+                roots |= {"cart.value"} if "cart" in condition.program.variables() else set()
+            self._roots[condition.source] = roots
         profile = state.profile
-        engaged = [k for k, t in state.engaged if since <= t <= at]
-        items = cart.get("items")
+        items = cart.get("items") if "cart" in roots else None
         return condition_context(
+            roots,
             kind=kind,
             checkout_started=checkout_started,
             cart=cart,
@@ -290,8 +297,7 @@ class JourneyEngine:
             viewed=viewed,
             profile=profile,
             messages_sent=messages_sent,
-            clicked="link_clicked" in engaged,
-            opened="email_opened" in engaged,
+            engaged=[k for k, t in state.engaged if since <= t <= at],
             at_ms=at,
             zone=resolve_zone(profile.timezone if profile else None, store.timezone),
             catalogue=self.catalogue,
@@ -303,19 +309,27 @@ class JourneyEngine:
         if not self.watch_ms:
             return
         lines = [*(ab.cart.get("items") or []), *ab.viewed_products]
+        catalogue = self.catalogue if len(self.catalogue) else None
         for item in reversed(lines):  # a cart line wins over the same product viewed
-            if not isinstance(item, dict) or not isinstance(item.get("product_id"), str):
+            if not isinstance(item, dict):
                 continue
-            product_id = item["product_id"]
-            version = self.catalogue.as_of(product_id, ab.last_activity_ms)
+            product_id = item.get("product_id")
+            if not isinstance(product_id, str):
+                continue
+            version = catalogue.as_of(product_id, ab.last_activity_ms) if catalogue else None
             price = item.get("price")
             state.seen[product_id] = Seen(
                 ab.last_activity_ms,
                 None if price is None else str(price),
                 version.in_stock if version is not None else True,
                 ab.store_id,
-                {k: v for k, v in item.items() if k in SEEN_FIELDS and v is not None},
+                {k: item[k] for k in SEEN_FIELDS if item.get(k) is not None},
             )
+        # Sightings older than the longest lookback fire nothing (``_qualifies``): they go
+        # when the customer is seen again, not on every tick.
+        cutoff = ab.last_activity_ms - self.watch_ms
+        if any(v.at_ms <= cutoff for v in state.seen.values()):
+            state.seen = {p: v for p, v in state.seen.items() if v.at_ms > cutoff}
         if len(state.seen) > MAX_SEEN:
             newest = sorted(state.seen.items(), key=lambda kv: (kv[1].at_ms, kv[0]))[-MAX_SEEN:]
             state.seen = dict(newest)
@@ -433,8 +447,6 @@ class JourneyEngine:
         state.orders = [o for o in state.orders if o.occurred_ms > now - window]
         state.notices = {a: n for a, n in state.notices.items() if n[0] > now - NOTICE_WINDOW_MS}
         state.engaged = [(k, t) for k, t in state.engaged if t > now - window]
-        if state.seen:
-            state.seen = {p: v for p, v in state.seen.items() if v.at_ms > now - self.watch_ms}
         return out
 
     # -- internals ---------------------------------------------------------------------
@@ -557,7 +569,7 @@ class JourneyEngine:
         if spec.when is None:
             return True
         context = self._context(
-            state, journey.kind, journey.checkout_started, journey.cart,
+            spec.when, state, journey.kind, journey.checkout_started, journey.cart,
             journey.viewed_products, self.policy.store(journey.store_id), at,
             since=journey.started_ms,
             messages_sent=sum(1 for s in journey.steps if s.status == "emitted"),

@@ -65,10 +65,17 @@ def abandonment(draw: Any, n: int) -> AbandonmentIn:
 
 versions = st.builds(
     lambda p, at, price, stock, inventory: ProductVersion(
-        product_id=p, store_id=None, name=p, url=f"https://shop.example.com/{p}",
-        image_url=None, price=Decimal(price), currency="USD", in_stock=stock,
-        inventory=inventory, updated_ms=at,
-    ),  # fmt: skip
+        product_id=p,
+        store_id=None,
+        name=p,
+        url=f"https://shop.example.com/{p}",
+        image_url=None,
+        price=Decimal(price),
+        currency="USD",
+        in_stock=stock,
+        inventory=inventory,
+        updated_ms=at,
+    ),
     st.sampled_from(PRODUCTS),
     times,
     st.sampled_from(["30.00", "40.00", "80.00", "90.00", "160.00"]),
@@ -108,8 +115,14 @@ def _profiles() -> list[tuple[str, bytes, bytes]]:
         (
             TOPICS.name(Topic.CUSTOMERS),
             c.encode(),
-            orjson.dumps({"email": f"{c}@example.com", "phone": "+14155550123",
-                          "timezone": "America/New_York", "orders_count": 1}),  # fmt: skip
+            orjson.dumps(
+                {
+                    "email": f"{c}@example.com",
+                    "phone": "+14155550123",
+                    "timezone": "America/New_York",
+                    "orders_count": 1,
+                }
+            ),
         )
         for c in CUSTOMERS
     ]
@@ -125,8 +138,9 @@ def _offline(items: list[JourneyInput]) -> list[bytes]:
         out.extend(d.to_json() for d in outputs.decisions)
 
     profiles: list[JourneyInput] = [
-        Profile(c, "+14155550123", f"{c}@example.com", None, None, "America/New_York", None,
-                True, 1)  # fmt: skip
+        Profile(
+            c, "+14155550123", f"{c}@example.com", None, None, "America/New_York", None, True, 1
+        )
         for c in CUSTOMERS
     ]
     ordered = sorted(
@@ -151,7 +165,11 @@ def _record(item: JourneyInput) -> tuple[str, bytes, bytes]:
             "checkout_started": item.checkout_started, "cart": item.cart,
             "viewed_products": item.viewed_products,
         }  # fmt: skip
-        return TOPICS.name(Topic.ABANDONMENTS), (item.customer_id or "").encode(), orjson.dumps(data)
+        return (
+            TOPICS.name(Topic.ABANDONMENTS),
+            (item.customer_id or "").encode(),
+            orjson.dumps(data),
+        )
     if isinstance(item, EngagementIn):
         data = {"event_id": f"e-{item.occurred_ms}", "type": item.kind,
                 "customer_id": item.customer_id, "command_id": item.command_id,
@@ -196,18 +214,26 @@ def _live(items: list[JourneyInput]) -> list[bytes]:
         topic, key, value = _record(item)
         return topic, 0, key, value
 
-    asyncio.run(run())
+    # A loop of its own, never installed as the thread's: asyncio.run would replace (and leak)
+    # the loop an earlier pytest-asyncio test left installed.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
     wanted = {TOPICS.name(Topic.SEND_SMS), TOPICS.name(Topic.SEND_EMAIL),
               TOPICS.name(Topic.DECISIONS)}  # fmt: skip
     return sorted(value for topic, value in sent if topic in wanted and value is not None)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(histories())
 def test_the_worker_shell_decides_as_offline_with_conditions_and_a_catalogue(
     items: list[JourneyInput],
 ) -> None:
     offline = _offline(items)
     assert _live(items) == offline
-    reasons = {d.split(b'"reason":"')[1].split(b'"')[0].decode() for d in offline if b'"action"' in d}
+    reasons = {
+        d.split(b'"reason":"')[1].split(b'"')[0].decode() for d in offline if b'"action"' in d
+    }
     assert {r.partition(":")[0] for r in reasons} <= REASONS
