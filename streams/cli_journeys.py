@@ -63,6 +63,12 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
         metavar="FILE",
         help="the product catalogue: product records, JSONL (the products topic's shape)",
     )
+    jour.add_argument(
+        "--engagement",
+        type=Path,
+        metavar="FILE",
+        help="clicks and opens (link_clicked, email_opened), JSONL (the engagement topic's shape)",
+    )
     jour.add_argument("--policy", type=Path, metavar="FILE", help="default: the shipped policy")
     jour.add_argument("--dry-run", action="store_true", help="mark every command dry_run")
     jour.add_argument("--output", required=True, metavar="FILE|-", help="send commands")
@@ -133,6 +139,7 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
         args.orders,
         args.results,
         products=args.products,
+        engagement=args.engagement,
     )
     given = [
         files.abandonments,
@@ -141,6 +148,7 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
         files.orders,
         files.results,
         files.products,
+        files.engagement,
     ]
     for path in given:
         if path is not None:

@@ -1,4 +1,6 @@
 """``cartpulse policy check``: is a flow policy file valid, and can every step be rendered?
+``cartpulse policy explain``: which flow would an abandonment enter, and why
+(streams.policy_explain).
 
 The same checks the worker, ``cartpulse journeys`` and the senders run when they load the
 policy (streams.policy_file, senders.packs); then the flows as an outline (per trigger, in the
@@ -17,6 +19,7 @@ from typing import Any
 
 from streams.core.conditions import Condition
 from streams.core.policy import CATALOGUE_TRIGGERS, TRIGGERS, Flow, Policy, Step
+from streams.errors import ConfigurationError, InvalidRecord
 from streams.policy_file import load_policy, policy_location
 from streams.settings import Settings
 
@@ -24,7 +27,7 @@ from streams.settings import Settings
 def add_parsers(commands: Any) -> None:
     policy = commands.add_parser(
         "policy",
-        help="check a flow policy file",
+        help="check a flow policy file, or explain what it does with an abandonment",
         description="Flow policy files (TOML): docs/semantics.md, Journeys.",
     )
     verbs = policy.add_subparsers(title="commands", metavar="COMMAND")
@@ -47,6 +50,40 @@ def add_parsers(commands: Any) -> None:
     )
     check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
     check.set_defaults(run=run_check)
+    explain = verbs.add_parser(
+        "explain",
+        help="which flow an abandonment would enter, and why",
+        description="Runs one abandonment through the journey engine for a customer known "
+        "only by --customer and --consent, and says which flows it tried, which it entered "
+        "and whether each step could be sent (docs/semantics.md, Flows and conditions).",
+    )
+    explain.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        metavar="FILE",
+        help="the policy; default: CARTPULSE_POLICY_FILE, else the shipped policy",
+    )
+    explain.add_argument(
+        "--abandonment",
+        required=True,
+        metavar="JSON|@FILE",
+        help="an abandonment record (the abandonments topic's shape)",
+    )
+    explain.add_argument(
+        "--customer",
+        metavar="JSON|@FILE",
+        help="the customer's profile (the customers topic's shape)",
+    )
+    explain.add_argument(
+        "--consent",
+        action="append",
+        default=[],
+        metavar="CHANNEL=STATUS",
+        help="a consent the customer has, e.g. email=opted_in (repeatable)",
+    )
+    explain.add_argument("--json", action="store_true", help="print the decisions as JSON lines")
+    explain.set_defaults(run=run_explain)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,6 +106,40 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 1 if warnings and args.strict else 0
+
+
+def run_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.models.journey import parse_abandonment, parse_profile
+    from streams.policy_explain import explain
+
+    policy = load_policy(args.file or settings.policy_file)
+    try:
+        abandonment = parse_abandonment(_json_arg(args.abandonment, "--abandonment"))
+        profile = None
+        if args.customer is not None:
+            raw = _json_arg(args.customer, "--customer")
+            key = (abandonment.customer_id or "").encode() or None
+            profile = parse_profile(key, raw)
+        consents = dict(item.partition("=")[::2] for item in args.consent)
+        told = explain(policy, abandonment, profile, consents)
+    except InvalidRecord as exc:
+        raise ConfigurationError(exc.reason) from None
+    if args.json:
+        for decision in told.decisions:
+            sys.stdout.write(decision.to_json().decode() + "\n")
+    else:
+        print("\n".join(told.lines))
+    return 0
+
+
+def _json_arg(value: str, flag: str) -> bytes:
+    """A JSON argument as bytes: written inline, or ``@FILE``."""
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"{flag}: cannot read {value[1:]}: {exc.strerror}") from None
+    return value.encode()
 
 
 def outline(policy: Policy) -> list[str]:
