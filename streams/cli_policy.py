@@ -78,7 +78,6 @@ def add_parsers(commands: Any) -> None:
     explain.add_argument(
         "--consent",
         action="append",
-        default=[],
         metavar="CHANNEL=STATUS",
         help="a consent the customer has, e.g. email=opted_in (repeatable)",
     )
@@ -120,7 +119,7 @@ def run_explain(args: argparse.Namespace, settings: Settings) -> int:
             raw = _json_arg(args.customer, "--customer")
             key = (abandonment.customer_id or "").encode() or None
             profile = parse_profile(key, raw)
-        consents = dict(item.partition("=")[::2] for item in args.consent)
+        consents = dict(item.partition("=")[::2] for item in args.consent or ())
         told = explain(policy, abandonment, profile, consents)
     except InvalidRecord as exc:
         raise ConfigurationError(exc.reason) from None
