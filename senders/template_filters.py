@@ -8,6 +8,8 @@ calls ``senders.formats``:
 - ``{{ item.price | money(cart_currency) }}`` → ``$12.00``; ``money(cart_currency, quantity=2)``
   is the price of two.
 - ``{{ coupon.percent | percent }}`` → ``10%`` (en), ``10 %`` (de, fr, es).
+- ``{{ coupon | discount }}`` → what the coupon takes off: ``10%``, or its ``amount`` in its
+  ``currency`` (``$5.00``, ``5,00 €``).
 - ``{{ coupon.expires_at | datetime }}`` → ``Sat, June 7, 10:05 AM EDT``.
 - ``{{ coupon.expires_at | date }}`` → ``June 7, 2025``; ``date("short")`` → ``6/7/25``.
 - ``{{ accent | text_on }}`` → ``#ffffff`` or ``#000000``, whichever reads on ``accent``.
@@ -58,6 +60,18 @@ def percent(context: Context, value: object) -> str:
 
 
 @pass_context
+def discount(context: Context, coupon: object) -> str:
+    """A coupon's discount: its ``percent``, else its ``amount`` in its ``currency``."""
+    _defined(coupon)
+    if not isinstance(coupon, dict):
+        raise TypeError(f"discount needs a coupon (a mapping), not {type(coupon).__name__}")
+    locale = _context_locale(context)
+    if coupon.get("percent") is not None:
+        return formats.percent(coupon["percent"], locale)
+    return formats.money(coupon.get("amount"), coupon.get("currency"), locale)
+
+
+@pass_context
 def local_datetime(context: Context, value: object) -> str:
     _defined(value)
     zone = formats.zone(context.get("timezone"))
@@ -79,6 +93,7 @@ def text_on(background: object) -> str:
 FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "money": money,
     "percent": percent,
+    "discount": discount,
     "datetime": local_datetime,
     "date": local_date,
     "text_on": text_on,

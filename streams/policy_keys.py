@@ -12,7 +12,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Final
 
-from streams.core import policy, stores
+from streams.core import incentives, policy, stores
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +158,18 @@ SECTIONS: Final = (
                 '"SHOP"',
                 "the start of every coupon code (HMAC-signed with `CARTPULSE_COUPON_SECRET`)",
             ),
+            "currency": Key(
+                "ISO 4217 code",
+                "unset (any currency)",
+                '"USD"',
+                "the currency `tiers` are written in: a cart in another currency gets the tiers of its own `[incentives.currencies.<code>]` table, or no coupon; a cart without a currency is taken to be in this one",
+            ),
+            "currencies": Key(
+                "table",
+                "`{}`",
+                "[incentives.currencies.EUR]",
+                "one table of `tiers` per other currency, e.g. `[incentives.currencies.EUR]`",
+            ),
         },
         "Coupons offered by steps with `incentive = true`.",
     ),
@@ -171,9 +183,36 @@ SECTIONS: Final = (
                 '"100"',
                 "the cart value from which this tier applies, in the cart's currency",
             ),
-            "percent": Key("integer 1 to 99", REQUIRED, "10", "the discount"),
+            "percent": Key(
+                "integer 1 to 99", "unset", "10", "the discount in percent (or give `amount`)"
+            ),
+            "amount": Key(
+                "decimal (string or number)",
+                "unset",
+                '"5"',
+                "a fixed discount in the table's currency (or give `percent`; exactly one)",
+            ),
+            "min_order": Key(
+                "decimal (string or number)",
+                "unset (any order)",
+                '"50"',
+                "the code applies only to orders of at least this (registered with the store; at most `min_value`)",
+            ),
         },
         '`tiers = [{ min_value = "100", percent = 10 }, …]` or `[[incentives.tiers]]` tables.',
+    ),
+    Section(
+        "incentives.currencies.<code>",
+        incentives.CURRENCY_KEYS,
+        {
+            "tiers": Key(
+                "array of tables",
+                "`[]`",
+                "[[incentives.currencies.EUR.tiers]]",
+                "the tiers of carts in this currency, keys as in `incentives.tiers[]`; amounts are in this currency",
+            ),
+        },
+        "Tiers of carts in another currency than `incentives.currency`.",
     ),
     Section(
         "stores.<id>",
@@ -271,6 +310,12 @@ SECTIONS: Final = (
                 "`5`",
                 "3",
                 "a product with this many or fewer in stock is shown as `low_stock` in messages",
+            ),
+            "coupon_provider": Key(
+                "`topic` \\| `webhook` \\| `shopify`",
+                '`"topic"`',
+                '"shopify"',
+                "who registers the store's coupon codes before a message carries one: the store's systems reading the `coupons` topic, its webhook, or its Shopify Admin API ([compliance.md](compliance.md#coupons))",
             ),
             "sms_opt_out": Key(
                 "`every_message` \\| `first_in_30_days`",

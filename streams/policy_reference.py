@@ -56,7 +56,9 @@ def example_policy() -> str:
             rules = [r.replace('"opt_in_or_soft"', '"opt_in"') for r in rules]
         out += ["", f"[eligibility.{channel}]", *rules]
     out += ["", "[attribution]", *lines("attribution"), "", "[incentives]", *lines("incentives")]
-    out += ["", "[[incentives.tiers]]", *lines("incentives.tiers[]")]
+    out += ["", "[[incentives.tiers]]", *lines("incentives.tiers[]", {"amount"})]
+    # an amount tier, in a currency of its own (a tier gives percent or amount, not both)
+    out += ["", "[[incentives.currencies.EUR.tiers]]", 'min_value = "100"', 'amount = "5"']
     out += ["", "[stores.default]", *lines("stores.<id>")]
     out += ["", "[flows.cart]", *lines("flows.<name>", _CATALOGUE_ONLY), "", "[[flows.cart.steps]]"]
     out += [*lines("flows.<name>.steps[]"), "", "[flows.cart.experiment]"]

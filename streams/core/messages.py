@@ -105,7 +105,9 @@ def build_command(
 def coupon_for(
     policy: Policy, secret: bytes, journey: Journey, step: StepState, shown: Shown | None = None
 ) -> dict[str, Any] | None:
-    """The step's coupon: when it offers one, the variant allows it and the cart reaches a tier."""
+    """The step's coupon: when it offers one, the variant allows it and the cart reaches a tier
+    of its currency. ``{code, percent | amount, currency?, min_order?, expires_at}``: exactly
+    what the store registers (senders/coupons) before the message may go out."""
     flow = policy.flows[journey.flow]
     if not flow.steps[step.index].incentive:
         return None
@@ -114,14 +116,23 @@ def coupon_for(
         return None
     incentives = policy.incentives
     value = incentive_value(journey, shown)
-    percent = incentives.percent_for(value)  # no usable value: no coupon
-    if percent is None:
+    # no usable value, or a currency without tiers: no coupon
+    offer = incentives.offer_for(value, incentive_currency(journey, shown))
+    if offer is None:
         return None
-    return {
-        "code": coupon_code(secret, journey.journey_id, incentives.code_prefix),
-        "percent": percent,
-        "expires_at": format_ms(step.due_ms + incentives.valid_for_ms),
+    coupon: dict[str, Any] = {
+        "code": coupon_code(secret, journey.journey_id, incentives.code_prefix)
     }
+    if offer.percent is not None:
+        coupon["percent"] = offer.percent
+    if offer.amount is not None:
+        coupon["amount"] = str(offer.amount)
+    if offer.currency is not None:
+        coupon["currency"] = offer.currency
+    if offer.min_order is not None:
+        coupon["min_order"] = str(offer.min_order)
+    coupon["expires_at"] = format_ms(step.due_ms + incentives.valid_for_ms)
+    return coupon
 
 
 def top_product(viewed: object) -> dict[str, Any] | None:
@@ -142,6 +153,16 @@ def incentive_value(journey: Journey, shown: Shown | None = None) -> Decimal | N
         return value
     product = top_product(shown.viewed if shown else journey.viewed_products)
     return cart_value({"value": product.get("price")}) if product else None
+
+
+def incentive_currency(journey: Journey, shown: Shown | None = None) -> str | None:
+    """The currency the incentive value is in: the cart's, or for a journey without a cart
+    the currency of the product it is about (None when nobody said)."""
+    currency = journey.cart.get("currency")
+    if journey.kind not in CART_KINDS and not currency:
+        product = top_product(shown.viewed if shown else journey.viewed_products)
+        currency = product.get("currency") if product else None
+    return currency.upper() if isinstance(currency, str) and currency else None
 
 
 def _clean(items: object) -> list[dict[str, Any]]:

@@ -22,6 +22,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, get_args
 
 from streams.core.conditions import Condition, compile_condition
+from streams.core.incentives import INCENTIVE_KEYS as INCENTIVE_KEYS  # the policy's parts
+from streams.core.incentives import TIER_KEYS as TIER_KEYS
+from streams.core.incentives import Incentives, parse_incentives
+from streams.core.incentives import Tier as Tier
 from streams.core.policy_reader import Reader
 from streams.core.stores import Store, parse_stores
 from streams.errors import ConfigurationError
@@ -41,8 +45,6 @@ TOP_KEYS: Final = frozenset({"mode", "eligibility", "attribution", "incentives",
 ELIGIBILITY_KEYS: Final = frozenset({"max_per_day", "reentry_cooldown", *CHANNELS})
 CHANNEL_KEYS: Final = frozenset({"consent", "min_interval", "quiet_hours"})
 ATTRIBUTION_KEYS: Final = frozenset(CHANNELS)
-INCENTIVE_KEYS: Final = frozenset({"tiers", "valid_for", "code_prefix"})
-TIER_KEYS: Final = frozenset({"min_value", "percent"})
 FLOW_KEYS: Final = frozenset(
     {"trigger", "steps", "experiment", "priority", "when", "lookback", "min_drop"}
     | {"reentry_cooldown"}
@@ -118,27 +120,6 @@ class Flow:
 
 
 @dataclass(frozen=True, slots=True)
-class Tier:
-    min_value: Decimal
-    percent: int
-
-
-@dataclass(frozen=True, slots=True)
-class Incentives:
-    tiers: tuple[Tier, ...]  # by min_value, descending
-    valid_for_ms: int
-    code_prefix: str
-
-    def percent_for(self, value: Decimal | None) -> int | None:
-        if value is None:
-            return None
-        for tier in self.tiers:
-            if value >= tier.min_value:
-                return tier.percent
-        return None
-
-
-@dataclass(frozen=True, slots=True)
 class Policy:
     flows: Mapping[str, Flow]
     channels: Mapping[Channel, ChannelRules]
@@ -203,7 +184,7 @@ def parse_policy(text: str, source: str = "policy.toml") -> Policy:
             elig, "reentry_cooldown", "eligibility.reentry_cooldown", "24h"
         ),
         attribution_ms=attribution,
-        incentives=_incentives(r, r.table(data, "incentives", "incentives")),
+        incentives=parse_incentives(r, r.table(data, "incentives", "incentives")),
         stores=parse_stores(r, r.table(data, "stores", "stores")),
         mode=mode,
     )
@@ -382,32 +363,3 @@ def _experiment(r: Reader, raw: object, path: str, flow: str) -> Experiment:
         raise r.fail(f"{path}.variants", "variant names must be unique")
     name = r.string(raw, "name", f"{path}.name", flow)
     return Experiment(name, float(holdout), tuple(variants))
-
-
-def _incentives(r: Reader, data: Mapping[str, Any]) -> Incentives:
-    r.known(data, INCENTIVE_KEYS, "incentives")
-    tiers_raw = data.get("tiers", [])
-    if not isinstance(tiers_raw, list):
-        raise r.fail("incentives.tiers", "must be a list of {min_value, percent}")
-    tiers = []
-    for i, item in enumerate(tiers_raw):
-        path = f"incentives.tiers[{i}]"
-        if not isinstance(item, dict):
-            raise r.fail(path, "must be {min_value = ..., percent = ...}")
-        r.known(item, TIER_KEYS, path)
-        try:
-            minimum = Decimal(str(item.get("min_value")))
-        except InvalidOperation:
-            raise r.fail(f"{path}.min_value", "must be a decimal amount") from None
-        percent = item.get("percent")
-        if not isinstance(percent, int) or not 0 < percent < 100:
-            raise r.fail(f"{path}.percent", "must be an integer between 1 and 99")
-        tiers.append(Tier(minimum, percent))
-    prefix = data.get("code_prefix", "CP")
-    if not isinstance(prefix, str) or not re.match(r"^[A-Z0-9]{0,8}$", prefix):
-        raise r.fail("incentives.code_prefix", "up to 8 capital letters or digits")
-    return Incentives(
-        tuple(sorted(tiers, key=lambda t: t.min_value, reverse=True)),
-        r.duration(data, "valid_for", "incentives.valid_for", "72h"),
-        prefix,
-    )

@@ -22,10 +22,13 @@ KEYS: Final = frozenset(
     {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale"}
     | {"templates", "logo_url", "accent_color", "short_link_base"}
     | {"sms_from", "sms_messaging_service_sid", "email_from", "email_reply_to", "sms_opt_out"}
-    | {"low_stock_threshold"}
+    | {"low_stock_threshold", "coupon_provider"}
 )
 OptOutRule = Literal["every_message", "first_in_30_days"]
 OPT_OUT_RULES: Final[tuple[OptOutRule, ...]] = ("every_message", "first_in_30_days")
+# Who registers the store's coupon codes before a message may carry one (senders/coupons).
+CouponProvider = Literal["topic", "webhook", "shopify"]
+COUPON_PROVIDERS: Final[tuple[CouponProvider, ...]] = ("topic", "webhook", "shopify")
 NOTICE_WINDOW_MS: Final = 30 * 86_400_000  # first_in_30_days: the notice is due again after
 MAX_SHORT_LINK_BASE: Final = 30  # leaves 10 characters of id in a 40-character link
 _E164: Final = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -57,6 +60,9 @@ class Store:
     sms_opt_out: OptOutRule = "every_message"
     # a line whose inventory is at or under this is marked low_stock in messages
     low_stock_threshold: int = 5
+    # topic: the coupons topic is the registration (the store's systems consume it);
+    # webhook / shopify: cartpulse registers each code (docs/compliance.md, Coupons)
+    coupon_provider: CouponProvider = "topic"
 
 
 def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
@@ -109,6 +115,7 @@ def parse_stores(r: Reader, data: Mapping[str, Any]) -> dict[str, Store]:
             email_reply_to=_mailbox(r, raw, "email_reply_to", path),
             sms_opt_out=_opt_out_rule(r, raw, path),
             low_stock_threshold=low_stock,
+            coupon_provider=_coupon_provider(r, raw, path),
         )
     if "default" not in stores:
         raise r.fail(
@@ -172,3 +179,11 @@ def _opt_out_rule(r: Reader, raw: Mapping[str, Any], path: str) -> OptOutRule:
         if value == rule:
             return rule
     raise r.fail(f"{path}.sms_opt_out", f"{value!r} must be one of {list(OPT_OUT_RULES)}")
+
+
+def _coupon_provider(r: Reader, raw: Mapping[str, Any], path: str) -> CouponProvider:
+    value = raw.get("coupon_provider", "topic")
+    for provider in COUPON_PROVIDERS:
+        if value == provider:
+            return provider
+    raise r.fail(f"{path}.coupon_provider", f"{value!r} must be one of {list(COUPON_PROVIDERS)}")
