@@ -67,6 +67,7 @@ class KnownOrder(NamedTuple):
     value: str | None
     currency: str | None
     credited: bool
+    coupon_codes: tuple[str, ...] = ()  # the order's discount codes (a list once stored)
 
 
 class Seen(NamedTuple):

@@ -38,6 +38,7 @@ from streams.core.eligibility import (
     assign_variant,
     cap_free_at,
     consent_reason,
+    coupon_code,
     next_allowed,
     resolve_zone,
 )
@@ -69,6 +70,8 @@ from streams.models.journey import (
 from streams.models.products import ProductVersion
 
 NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
+# A send result's error_code when a coupon step was not sent (senders/coupons/gate.py).
+COUPON_UNAVAILABLE: Final = "coupon_unavailable"
 MAX_ORDERS: Final = 32
 # Reasons that skip a step as soon as it is scheduled; the others are checked again when due.
 FINAL_AT_SCHEDULE: Final = frozenset({HOLDOUT, "opted_out", "undeliverable"})
@@ -90,6 +93,7 @@ REASONS: Final = frozenset(
         "no_flow", "duplicate", "cart_journey_active", "journey_active",
         "reentry_cooldown", "expired_quiet_hours", "expired_sms_cap", "expired_email_cap",
         "expired_daily_cap", "no_flow_matches", "condition", "condition_error", "out_of_stock",
+        "coupon_unavailable",
     }
 )  # fmt: skip
 
@@ -344,8 +348,9 @@ class JourneyEngine:
         state.ordered = True
         value = None if order.value is None else str(order.value)
         known = KnownOrder(
-            order.occurred_ms, order.event_id, order.order_id, value, order.currency, False
-        )
+            order.occurred_ms, order.event_id, order.order_id, value, order.currency, False,
+            order.discount_codes,
+        )  # fmt: skip
         credited = self._convert(out, state, known, state.journeys)
         state.orders = sorted([*state.orders, known._replace(credited=credited)])[-MAX_ORDERS:]
         out.extend(self.advance(state, now))
@@ -375,9 +380,23 @@ class JourneyEngine:
                 None if order.value is None else Decimal(order.value), order.currency,
                 credited.journey_id, credited.abandonment_id, credited.flow, credited.variant,
                 touch.channel, touch.command_id, credited.store_id,
+                self._coupon_used(state, order),
             )
         )  # fmt: skip
         return True
+
+    def _coupon_used(self, state: CustomerState, order: KnownOrder) -> str | None:
+        """The coupon of one of the customer's journeys that ``order`` used, if any (a code
+        is the HMAC of its journey id: only that journey's messages carried it)."""
+        used = {c.strip().upper() for c in order.coupon_codes}
+        if not used:
+            return None
+        prefix = self.policy.incentives.code_prefix
+        for journey in state.journeys:
+            code = coupon_code(self.coupon_secret, journey.journey_id, prefix)
+            if code.upper() in used:
+                return code
+        return None
 
     def on_profile(self, state: CustomerState, profile: Profile, now: int) -> Outputs:
         out = self.advance(state, now)
@@ -412,12 +431,24 @@ class JourneyEngine:
             state.touches = [t for t in state.touches if t.command_id != result.command_id]
             # An opt-out notice that never reached the number is due again.
             state.notices = {a: n for a, n in state.notices.items() if n[1] != result.command_id}
+        if result.error_code == COUPON_UNAVAILABLE:
+            self._coupon_unavailable(out, state, result)
         channel = result.channel
         if channel is not None and is_undeliverable(channel, result.error_code):
             address = self._address(state, channel)
             if address:
                 state.undeliverable[channel] = address
         return out
+
+    def _coupon_unavailable(self, out: Outputs, state: CustomerState, result: SendResult) -> None:
+        """The sender did not send a step because the store never registered its coupon (or
+        no longer honours it): the step is skipped, and the trail says why."""
+        for journey in state.journeys:
+            for step in journey.steps:
+                if step.command_id == result.command_id and step.status == "emitted":
+                    at = int(result.at.timestamp() * 1000)
+                    self._skip(out, state, journey, step, COUPON_UNAVAILABLE, at)
+                    return
 
     # -- time --------------------------------------------------------------------------
 

@@ -124,6 +124,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             _optional_id(raw_order, "order.id"),
             parse_amount(raw_order.get("value"), "order.value"),
             _currency(raw_order.get("currency"), "order.currency"),
+            _discount_codes(raw_order.get("discount_codes")),
         )
 
     return Event(
@@ -219,6 +220,30 @@ def parse_amount(value: object, label: str) -> Decimal | None:
         return Decimal(_native_amount(value if type(value) is str else str(value)))
     except ValueError as exc:
         raise InvalidRecord(f"{label} {exc}, got {value!r:.40}") from None
+
+
+MAX_DISCOUNT_CODES = 32
+
+
+def _discount_codes(raw: object) -> tuple[str, ...]:
+    """``order.discount_codes``: codes as strings, or objects with a ``code`` (Shopify's order
+    shape, ``{"code", "amount", "type"}``); the native reader leaves such records to this one."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_DISCOUNT_CODES:
+        raise InvalidRecord(
+            f"order.discount_codes must be a list of at most {MAX_DISCOUNT_CODES} codes"
+        )
+    codes = []
+    for item in raw:
+        code = item.get("code") if isinstance(item, dict) else item
+        if not isinstance(code, str) or not code.strip() or len(code) > MAX_ID_LENGTH:
+            raise InvalidRecord(
+                "order.discount_codes: each code is a non-empty string (or an object with one "
+                f"in 'code') of at most {MAX_ID_LENGTH} characters"
+            )
+        codes.append(code.strip())
+    return tuple(codes)
 
 
 def _currency(value: object, label: str) -> str | None:

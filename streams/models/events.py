@@ -67,6 +67,8 @@ class Order(msgspec.Struct, gc=False):
     id: str | None = None
     value: Decimal | None = None
     currency: str | None = None
+    # the codes the shopper entered at checkout, as the store wrote them (docs/semantics.md)
+    discount_codes: tuple[str, ...] = ()
 
 
 class Event(msgspec.Struct, gc=False):
@@ -120,6 +122,7 @@ class Event(msgspec.Struct, gc=False):
                     "id": self.order.id,
                     "value": _decimal_str(self.order.value),
                     "currency": self.order.currency,
+                    "discount_codes": list(self.order.discount_codes) or None,
                 }
             )
         return out

@@ -60,6 +60,7 @@ class OrderIn:
     value: Decimal | None
     currency: str | None
     store_id: str | None
+    discount_codes: tuple[str, ...] = ()  # as entered at checkout
 
     @classmethod
     def of(cls, event: Event) -> OrderIn:
@@ -73,6 +74,7 @@ class OrderIn:
             order.value if order else None,
             order.currency if order else None,
             event.store_id,
+            order.discount_codes if order else (),
         )
 
 
@@ -306,8 +308,10 @@ class Recovery:
     channel: Channel
     command_id: str
     store_id: str
+    coupon_code: str | None = None  # the journey's coupon, when the order used it
 
     def to_dict(self) -> dict[str, Any]:
+        coupon = {} if self.coupon_code is None else {"coupon_code": self.coupon_code}
         return {
             "recovery_id": f"rc-{self.order_event_id}",
             "customer_id": self.customer_id,
@@ -322,6 +326,7 @@ class Recovery:
             "channel": self.channel,
             "command_id": self.command_id,
             "store_id": self.store_id,
+            **coupon,
         }
 
     def to_json(self) -> bytes:
