@@ -30,14 +30,17 @@ from senders.ledger import RedisLedger
 from senders.metrics import Metrics
 from senders.mirror import ConsentMirror
 from senders.mirror_health import MirrorHealth
+from senders.mirror_history import StoreHistory
 from senders.packs import checked_policy
 from senders.phonebook import PhoneBook
 from senders.providers import provider_for
 from senders.ratelimit import RedisLimiter
 from senders.service import SendService
 from senders.short_link_store import RedisShortLinks
+from streams.consent_ledger import ConsentLedger
 from streams.kafka import create_topics, producer
 from streams.models.commands import Channel, SendResult
+from streams.models.consent_history import ConsentEntry
 from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import RETRY_TOPICS, Topic, TopicCatalogue
@@ -58,20 +61,23 @@ def make_redis(settings: Settings) -> Redis:
 
 
 class KafkaEmitter:
-    """Results to ``send.results`` (keyed by command_id) and opt-outs to ``consents``."""
+    """Results to ``send.results`` (keyed by command_id) and consent changes to the consent
+    ledger (``consents.history``, then ``consents``)."""
 
-    def __init__(self, kafka: AIOKafkaProducer, topics: TopicCatalogue) -> None:
+    def __init__(
+        self, kafka: AIOKafkaProducer, topics: TopicCatalogue, ledger: ConsentLedger
+    ) -> None:
         self._kafka = kafka
         self._results = topics.name(Topic.SEND_RESULTS)
-        self._consents = topics.name(Topic.CONSENTS)
+        self._ledger = ledger
 
     async def result(self, result: SendResult) -> None:
         await self._kafka.send_and_wait(
             self._results, value=result.to_json(), key=result.command_id.encode()
         )
 
-    async def consent(self, key: bytes, value: bytes) -> None:
-        await self._kafka.send_and_wait(self._consents, value=value, key=key)
+    async def consent(self, entry: ConsentEntry) -> None:
+        await self._ledger.record(entry)
 
 
 def sender_topics(settings: Settings, channel: Channel) -> SenderTopics:
@@ -81,7 +87,7 @@ def sender_topics(settings: Settings, channel: Channel) -> SenderTopics:
     retry = RETRY_TOPICS[command]
     wanted = {topics.name(command), topics.dlq(command), topics.name(retry)}
     wanted |= {topics.name(Topic.SEND_RESULTS), topics.name(Topic.CONSENTS)}
-    wanted |= {topics.dlq(Topic.CONSENTS)}
+    wanted |= {topics.dlq(Topic.CONSENTS), topics.name(Topic.CONSENT_HISTORY)}
     specs = [spec for spec in topics.specs() if spec.name in wanted]
     return SenderTopics(topics.name(command), topics.dlq(command), specs, topics.name(retry))
 
@@ -125,7 +131,7 @@ async def run_sender(
             ),
             RedisLimiter(redis),
             ConsentStore(redis, keys),
-            KafkaEmitter(kafka, TopicCatalogue(settings.topic_prefix)),
+            KafkaEmitter(kafka, TopicCatalogue.of(settings), ConsentLedger.of(settings, kafka)),
             metrics,
             clock,
             PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
@@ -195,7 +201,8 @@ async def run_mirror(
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
     topics = TopicCatalogue.of(settings)
-    wanted = {topics.name(Topic.CONSENTS), topics.dlq(Topic.CONSENTS)}
+    wanted = {topics.name(t) for t in (Topic.CONSENTS, Topic.CONSENT_HISTORY)}
+    wanted.add(topics.dlq(Topic.CONSENTS))
     checks: list[Callable[[], bool]] = []
     runner = await serve_probes(settings, registry, checks)
     redis = make_redis(settings)
@@ -212,6 +219,7 @@ async def run_mirror(
             topics.name(Topic.CONSENTS),
             topics.dlq(Topic.CONSENTS),
             MirrorHeartbeat(redis, keys),
+            history=StoreHistory(redis, keys, ConsentLedger.of(settings, kafka)),
         )
         checks.append(lambda: mirror.caught_up)
         async with stop_on_signals(stop, handle_signals):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal, Protocol, cast
+from typing import Final, Protocol, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 from senders.keys import Keys, address_hash, mask_address
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
-from streams.models.events import format_ms, parse_time
+from streams.models.consent_history import ConsentEntry, ConsentStatus
+from streams.models.events import parse_time
 
-ConsentStatus = Literal["opted_in", "opted_out"]
 UNDELIVERABLE_TTL: Final = timedelta(days=180)
 
 PUT_LUA = """
@@ -96,30 +96,6 @@ def address_subject(address: str) -> str:
     return f"addr:{address_hash(address)}"
 
 
-def consent_record(
-    customer_id: str,
-    channel: Channel,
-    status: ConsentStatus,
-    source: str,
-    at_ms: int,
-    evidence: dict[str, Any],
-) -> tuple[bytes, bytes]:
-    """Key and value of one ledger entry to produce to ``consents``.
-
-    ``source`` says which path recorded it (``sms_keyword``, ``email_one_click``, ...) and
-    ``evidence`` holds what was received, so an audit can replay the ledger and re-check it.
-    """
-    value = {
-        "customer_id": customer_id,
-        "channel": channel,
-        "status": status,
-        "source": source,
-        "recorded_at": format_ms(at_ms),
-        "evidence": evidence,
-    }
-    return f"{customer_id}:{channel}".encode(), orjson.dumps(value)
-
-
 def newest(first: Consent | None, second: Consent | None) -> Consent | None:
     """The later of two consents; an opt-out wins a tie."""
     if first is None or second is None:
@@ -155,26 +131,22 @@ async def _run_once(step: Step) -> object:
 
 
 async def record_consent(
-    ledger: Callable[[bytes, bytes], Awaitable[object]],
+    ledger: Callable[[ConsentEntry], Awaitable[object]],
     mirror: Consents,
-    customer_id: str,
-    channel: Channel,
-    consent: Consent,
-    evidence: dict[str, Any],
+    entry: ConsentEntry,
     run: Callable[[Step], Awaitable[object]] = _run_once,
 ) -> None:
-    """Record one consent change the one way cartpulse does: its entry on the ``consents``
-    ledger first (the record of truth, durable before anyone is answered), then the Redis copy
-    the senders read. Repeating it repeats the entry and rewrites the same copy.
+    """Record one consent change the one way cartpulse does: on the ledger first (its
+    ``consents.history`` entry, then its ``consents`` record: ``streams.consent_ledger``, the
+    record of truth, durable before anyone is answered), then the Redis copy the senders read.
+    Repeating it repeats the entries and rewrites the same copy.
 
     ``run`` runs each of the two steps; a caller that retries in place passes its retry, so a
-    Redis failure is retried alone and does not produce the ledger entry again.
+    Redis failure is retried alone and does not produce the ledger entries again.
     """
-    key, value = consent_record(
-        customer_id, channel, consent.status, consent.source, consent.recorded_at_ms, evidence
-    )
-    await run(lambda: ledger(key, value))
-    await run(lambda: mirror.apply(ConsentUpdate(customer_id, channel, consent)))
+    consent = Consent(entry.status, entry.recorded_at_ms, entry.source)
+    await run(lambda: ledger(entry))
+    await run(lambda: mirror.apply(ConsentUpdate(entry.subject, entry.channel, consent)))
 
 
 class ConsentStore:

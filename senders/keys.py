@@ -40,6 +40,11 @@ class Keys:
     def consent(self, customer_id: str, channel: str) -> str:
         return f"{self.prefix}consent:{_tag_safe(customer_id)}:{channel}"
 
+    def consent_history(self, customer_id: str, channel: str) -> str:
+        """The store-written consents records of a key the mirror appended to the history (a
+        hash: ``recorded_at:status`` → history id; ``senders.mirror_history``)."""
+        return f"{self.prefix}consent-history:{_tag_safe(customer_id)}:{channel}"
+
     def undeliverable(self, channel: str, address: str) -> str:
         return f"{self.prefix}undeliverable:{channel}:{address_hash(address)}"
 

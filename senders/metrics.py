@@ -21,6 +21,9 @@ Every metric, its labels and what it counts (mirrored in the docs' metrics catal
   last caught up on every partition, as this sender sees it (``+Inf`` with no heartbeat).
 * ``cartpulse_consent_mirror_records_total{outcome}``: consent records applied, stale,
   deleted or invalid.
+* ``cartpulse_consent_mirror_history_total{outcome}``: consent records a store wrote itself,
+  appended to ``consents.history`` by the mirror (``appended``) or found there already
+  (``seen``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Metrics:
     provider_unavailable: Gauge
     mirror_records: Counter
     mirror_age: Gauge
+    mirror_history: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -140,6 +144,13 @@ class Metrics:
                 "Seconds since the consent mirror this sender reads was last caught up on every "
                 "partition; +Inf while it has no heartbeat.",
                 ["channel"],
+                registry=registry,
+            ),
+            mirror_history=Counter(
+                "cartpulse_consent_mirror_history",
+                "Consent records a store wrote itself, appended to consents.history by the "
+                "mirror (appended) or found there already (seen).",
+                ["outcome"],
                 registry=registry,
             ),
         )

@@ -7,6 +7,10 @@ retried), it never skips records. A stop while Redis is down ends the mirror at 
 committing the batch: the next run reads it again (applying a consent twice is harmless).
 Senders run a lookup per command against what it writes.
 
+A record a store wrote to ``consents`` itself (not through cartpulse) is appended to
+``consents.history`` once it is applied (``senders.mirror_history``); Kafka trouble there is
+retried like Redis trouble, so the mirror never commits past a record the history lacks.
+
 While caught up, the mirror refreshes its heartbeat (``senders.heartbeat``) every
 ``BEAT_INTERVAL`` seconds: per assigned partition whose position has reached the partition's
 end, the time it checked. The senders report not-ready while it is absent or old.
@@ -28,6 +32,7 @@ from senders.consents import ConsentStore, parse_consent_record
 from senders.consumer import Record
 from senders.heartbeat import BEAT_INTERVAL, CATCH_UP_INTERVAL, MirrorHeartbeat
 from senders.metrics import Metrics
+from senders.mirror_history import StoreHistory
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS
 from streams.errors import InvalidRecord
@@ -48,8 +53,10 @@ class ConsentMirror:
         dlq_topic: str,
         heartbeat: MirrorHeartbeat,
         clock: Clock | None = None,
+        history: StoreHistory | None = None,
     ) -> None:
         self._s = settings
+        self._history = history
         self._store = store
         self._heartbeat = heartbeat
         self._clock = clock or SystemClock()
@@ -101,8 +108,9 @@ class ConsentMirror:
                     break
                 except INFRA_ERRORS as exc:
                     failures += 1
-                    self._metrics.infra_errors.labels("consents", "redis").inc()
-                    log.warning("consent mirror: Redis unavailable (%s); retrying", exc)
+                    component = "kafka" if isinstance(exc, KafkaError) else "redis"
+                    self._metrics.infra_errors.labels("consents", component).inc()
+                    log.warning("consent mirror: %s unavailable (%s); retrying", component, exc)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), backoff(failures, 0.2, 10.0))
                     if stop.is_set():
@@ -121,6 +129,10 @@ class ConsentMirror:
             )
             return
         landed = await self._store.apply(update)
+        if self._history is not None:
+            kept = await self._history.take(record)
+            if kept in ("appended", "seen"):
+                self._metrics.mirror_history.labels(kept).inc()
         outcome = "deleted" if update.consent is None else ("applied" if landed else "stale")
         self._metrics.mirror_records.labels(outcome).inc()
         self.applied += 1

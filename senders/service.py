@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, record_consent
+from senders.consents import Consents, record_consent
 from senders.health import ProviderHealth
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
@@ -40,6 +40,7 @@ from senders.provider import P, Provider
 from senders.ratelimit import Limiter
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import ResultStatus, SendCommand, SendResult
+from streams.models.consent_history import ConsentEntry
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,10 @@ class Emitter(Protocol):
         """Put ``result`` on ``send.results``; returns once the broker acknowledged it."""
         ...
 
-    async def consent(self, key: bytes, value: bytes) -> None: ...
+    async def consent(self, entry: ConsentEntry) -> None:
+        """Write a consent change to the ledger (``consents.history``, then ``consents``);
+        returns once the broker acknowledged both."""
+        ...
 
 
 class SendService(Generic[P]):
@@ -373,16 +377,21 @@ class SendService(Generic[P]):
 
     async def _record_opt_out(self, command: SendCommand, outcome: ProviderOutcome) -> None:
         at_ms = int(self._clock.now() * 1000)
-        consent = Consent("opted_out", at_ms, f"provider:{outcome.error_code}")
         evidence = {"command_id": command.command_id, "error_code": outcome.error_code}
+        entry = ConsentEntry(
+            command.customer_id,
+            self.channel,
+            "opted_out",
+            f"provider:{outcome.error_code}",
+            at_ms,
+            evidence,
+            address=command.to,
+        )
         await record_consent(
             self._emitter.consent,
             self._consents,
-            command.customer_id,
-            self.channel,
-            consent,
-            evidence,
-            run=self._durable,  # the ledger entry and the Redis copy, each retried alone
+            entry,
+            run=self._durable,  # the ledger entries and the Redis copy, each retried alone
         )
         log.info("recipient %s opted out at the provider", mask_address(command.to))
 

@@ -7,6 +7,7 @@ one-click ``POST`` and the ``mailto`` path.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -39,6 +40,12 @@ def read_token(secret: bytes, text: str, now_ms: int) -> UnsubscribeToken:
     if not isinstance(expires_ms, int) or expires_ms <= now_ms:
         raise InvalidRecord("unsubscribe token has expired")
     return UnsubscribeToken(str(customer_id), str(channel), str(store_id), expires_ms)
+
+
+def token_id(token: str) -> str:
+    """A token's short name in the consent history: the first 32 hex digits of its SHA-256,
+    the same for every copy of the link it was sent in."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def unsubscribe_url(base: str, token: str) -> str:

@@ -21,6 +21,7 @@ import orjson
 from streams.binding import check_bindable
 from streams.cli_collect import add_parsers as add_collect_parsers
 from streams.cli_common import CommandParser, activity, kafka_flags
+from streams.cli_consents import add_consent_parsers, import_consents_command
 from streams.cli_errors import explain, quiet_bootstrap_failures
 from streams.cli_journeys import add_parsers as add_journey_parsers
 from streams.cli_policy import add_parsers as add_policy_parsers
@@ -113,15 +114,16 @@ def _parser() -> argparse.ArgumentParser:
         "(standard input) or gzipped (.gz). --format products: FILEs are the product "
         "catalogue, produced to products keyed by product_id: JSONL product records, or a "
         "REES46 .csv whose catalogue is derived (a version of a product each time its price "
-        "changes, as of that event).",
+        "changes, as of that event). --format consents: FILEs are consent records (JSONL), "
+        "each written to consents.history and then consents.",
         parents=[kafka],
     )
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL or CSV, - or .gz")
     imp.add_argument(
         "--format",
-        choices=["jsonl", "rees46", "products"],
+        choices=["jsonl", "rees46", "products", "consents"],
         help="input format (default: rees46 for .csv and .csv.gz files, jsonl otherwise); "
-        "products: a product catalogue",
+        "products: a product catalogue; consents: consent records",
     )
     pace = imp.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
@@ -212,12 +214,15 @@ def _parser() -> argparse.ArgumentParser:
             channel, help=f"consume send.{channel}, send via {provider}", parents=[kafka]
         )
         sender.set_defaults(run=_run_send, channel=channel)
-    consents = commands.add_parser("consents", help="the consent mirror in Redis")
+    consents = commands.add_parser(
+        "consents", help="the consent mirror in Redis, the consent history for audits"
+    )
     consents_cmd = consents.add_subparsers(title="actions", metavar="ACTION")
     mirror = consents_cmd.add_parser(
         "mirror", help="keep Redis in step with the consents topic", parents=[kafka]
     )
     mirror.set_defaults(run=_run_consent_mirror)
+    add_consent_parsers(consents_cmd, kafka)
     webhooks = commands.add_parser(
         "webhooks",
         help="serve Twilio webhooks, one-click unsubscribe and click redirects",
@@ -308,6 +313,8 @@ def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def _run_import(args: argparse.Namespace, settings: Settings) -> int:
     for path in args.files:
         require_input(path)
+    if args.format == "consents":
+        return asyncio.run(import_consents_command(args, settings))
     if args.format == FORMAT_PRODUCTS:
         check_products_import(args)
         return asyncio.run(import_products_command(args, settings))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -14,8 +15,12 @@ from streams.errors import ConfigurationError, InvalidRecord
 from streams.output import duration_seconds, open_output, time_argument
 from streams.pacing import Pacer
 from streams.settings import Settings
-from streams.topics import TopicCatalogue
+from streams.topics import Topic, TopicCatalogue
 from streams.watermark import send_watermark
+
+if TYPE_CHECKING:
+    from streams.audience import AudienceRecord
+    from streams.kafka import Producer
 
 
 def add_parsers(commands: Any, kafka: CommandParser) -> None:
@@ -135,13 +140,7 @@ async def _simulate_live(settings: Settings, config: object, audience: object = 
     await kafka.start()
     try:
         if isinstance(audience, AudienceConfig):  # acknowledged before the first event
-            acks = [
-                await kafka.send(topics.name(r.topic), orjson.dumps(r.value), r.key.encode())
-                for r in audience_records(audience)
-            ]
-            await asyncio.gather(*acks)
-            consents = len(acks) - audience.shoppers
-            print(f"produced {audience.shoppers:,} profiles and {consents:,} consents")
+            await _produce_audience(settings, kafka, audience_records(audience))
         records = (
             SourceRecord("simulate", b"", event_from_dict(r), orjson.dumps(r), None)
             for r in simulate(config)
@@ -153,6 +152,32 @@ async def _simulate_live(settings: Settings, config: object, audience: object = 
         await kafka.stop()
     print(f"produced {summary.imported:,} events in {summary.seconds:.1f}s")
     return 0
+
+
+async def _produce_audience(
+    settings: Settings, kafka: Producer, records: Iterable[AudienceRecord]
+) -> None:
+    """Profiles to ``customers``; consents the one way cartpulse writes them (the consent
+    ledger: ``consents.history`` with source ``simulated``, then ``consents``)."""
+    from streams.consent_ledger import ConsentLedger
+    from streams.models.consent_history import SOURCE_SIMULATED, ConsentEntry, store_entry
+
+    topics = TopicCatalogue.of(settings)
+    profiles: list[asyncio.Future[object]] = []
+    consents: list[ConsentEntry] = []
+    for r in records:
+        value, key = orjson.dumps(r.value), r.key.encode()
+        if r.topic is Topic.CONSENTS:
+            consents.append(store_entry(key, value, "simulate", SOURCE_SIMULATED))
+        else:
+            profiles.append(await kafka.send(topics.name(r.topic), value=value, key=key))
+    await asyncio.gather(*profiles)
+    ledger = ConsentLedger.of(settings, kafka)
+    for start in range(0, len(consents), 2_000):
+        errors = await ledger.record_all(consents[start : start + 2_000])
+        if failed := next((e for e in errors if e is not None), None):
+            raise failed
+    print(f"produced {len(profiles):,} profiles and {len(consents):,} consents")
 
 
 def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:

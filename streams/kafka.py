@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -213,10 +213,17 @@ async def read_all(settings: Settings, name: str) -> AsyncIterator[bytes]:
             yield record.value
 
 
-async def read_records(settings: Settings, name: str) -> AsyncIterator[ConsumerRecord[Any, Any]]:
-    """Every record the topic holds now, each partition in offset order; no group."""
+async def read_records(
+    settings: Settings, name: str, partitions: Collection[int] | None = None
+) -> AsyncIterator[ConsumerRecord[Any, Any]]:
+    """Every record the topic holds now (of ``partitions`` only, when given), each partition
+    in offset order; no group."""
     starts, ends = await topic_offsets(settings, [name])
-    todo = {tp: end for tp, end in ends.items() if end > starts[tp]}
+    todo = {
+        tp: end
+        for tp, end in ends.items()
+        if end > starts[tp] and (partitions is None or tp.partition in partitions)
+    }
     if not todo:
         return
     consumer = AIOKafkaConsumer(

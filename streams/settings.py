@@ -311,6 +311,18 @@ class Settings(BaseSettings):
         description="How long the SMS sender remembers which customers it texted at a number.",
     )
 
+    # Consent history (docs/compliance.md, Consent history)
+    address_hash_key: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key of the address_hash in consents.history; keep it as long "
+        "as the history (a new key no longer matches old records). Unset: plain SHA-256, "
+        "which a dictionary of phone numbers reverses.",
+    )
+    consent_history_retention: PositiveDuration | None = Field(
+        None,
+        description="retention.ms of consents.history when it is created; unset: forever.",
+    )
+
     # Collector (docs/collector.md)
     collect_host: str = Field(
         "127.0.0.1",

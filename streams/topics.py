@@ -22,6 +22,7 @@ class Topic(StrEnum):
     CART = "cart"
     CUSTOMERS = "customers"
     CONSENTS = "consents"
+    CONSENT_HISTORY = "consents.history"
     ABANDONMENTS = "abandonments"
     SEND_SMS = "send.sms"
     SEND_EMAIL = "send.email"
@@ -58,6 +59,8 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.CART: ("session_id", False, True),
     Topic.CUSTOMERS: ("customer_id", True, True),
     Topic.CONSENTS: ("customer_id:channel", True, True),
+    # every consent change with its evidence, never compacted (streams/consent_ledger.py)
+    Topic.CONSENT_HISTORY: ("customer_id (or addr:<hash>)", False, False),
     Topic.ABANDONMENTS: ("customer_id or session_id", False, True),
     Topic.SEND_SMS: ("recipient", False, True),
     Topic.SEND_EMAIL: ("recipient", False, True),
@@ -99,11 +102,14 @@ class TopicCatalogue:
 
     prefix: str = ""
     dlq_retention: timedelta = timedelta(days=14)
+    history_retention: timedelta | None = None  # of consents.history; None: kept forever
 
     @classmethod
     def of(cls, settings: Settings) -> TopicCatalogue:
         """The catalogue of a deployment (or a replay's namespace): its prefix and DLQ retention."""
-        return cls(settings.topic_prefix, settings.dlq_retention)
+        return cls(
+            settings.topic_prefix, settings.dlq_retention, settings.consent_history_retention
+        )
 
     def name(self, topic: Topic) -> str:
         return f"{self.prefix}{topic.value}"
@@ -120,6 +126,10 @@ class TopicCatalogue:
                 configs = {"retention.ms": str(60 * 60 * 1000)}  # wake-ups are worthless later
             if topic in RETRY_TOPICS.values():
                 configs = {"cleanup.policy": "delete"}
+            if topic is Topic.CONSENT_HISTORY:
+                kept = self.history_retention
+                retention = "-1" if kept is None else str(int(kept.total_seconds() * 1000))
+                configs = {"cleanup.policy": "delete", "retention.ms": retention}
             specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
             if is_input:
                 retention = str(int(self.dlq_retention.total_seconds() * 1000))

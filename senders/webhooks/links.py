@@ -31,11 +31,11 @@ from typing import Final
 import orjson
 
 from senders.clock import Clock
-from senders.consents import Consent, Consents, record_consent
+from senders.consents import Consents, record_consent
 from senders.service import UNAVAILABLE_ERRORS
 from senders.short_link_store import LinkBook
 from senders.short_links import is_short_id
-from senders.unsubscribe import UnsubscribeToken, read_token
+from senders.unsubscribe import UnsubscribeToken, read_token, token_id
 from senders.webhooks.logs import bounded
 from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Outbox
@@ -50,6 +50,7 @@ from senders.webhooks.tokens import (
 )
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
+from streams.models.consent_history import ConsentEntry
 from streams.models.events import format_ms
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,13 @@ class LinkHooks:
         source = SOURCE_ONE_CLICK if request.one_click else SOURCE_PAGE
         evidence = {
             "token": request.token,  # signed: an audit can verify it with the key
+            "token_id": token_id(request.token),
             "store_id": token.store_id,
             "one_click": request.one_click,
             "user_agent": request.user_agent[:MAX_USER_AGENT],
         }
-        consent = Consent("opted_out", at_ms, source)
-        await record_consent(
-            self._outbox.consent, self._consents, token.customer_id, channel, consent, evidence
-        )
+        entry = ConsentEntry(token.customer_id, channel, "opted_out", source, at_ms, evidence)
+        await record_consent(self._outbox.consent, self._consents, entry)
         self._metrics.consents.labels(channel, "opted_out").inc()
         return page(200, "Unsubscribed", "You will not receive these messages any more.")
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from streams.models.commands import SendResult
+from streams.models.consent_history import ConsentEntry
 
 
 class Outbox(Protocol):
     """Kafka: each call returns once the broker has acknowledged the record."""
 
-    async def consent(self, key: bytes, value: bytes) -> None: ...
+    async def consent(self, entry: ConsentEntry) -> None:
+        """The change on the consent ledger: ``consents.history``, then ``consents``."""
+        ...
 
     async def result(self, result: SendResult) -> None: ...
 

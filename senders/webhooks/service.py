@@ -38,6 +38,7 @@ from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.server import GuardedSite, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.binding import listening
+from streams.consent_ledger import ConsentLedger
 from streams.errors import ConfigurationError
 from streams.kafka import create_topics, producer
 from streams.policy_file import load_policy
@@ -51,11 +52,13 @@ SHUTDOWN_GRACE: Final = 10.0  # seconds requests in flight get to finish on SIGT
 
 
 class KafkaOutbox(KafkaEmitter):
-    """The senders' ``consents`` and ``send.results``, and ``engagement``, each acknowledged
+    """The senders' consent ledger and ``send.results``, and ``engagement``, each acknowledged
     before returning."""
 
-    def __init__(self, kafka: AIOKafkaProducer, topics: TopicCatalogue) -> None:
-        super().__init__(kafka, topics)
+    def __init__(
+        self, kafka: AIOKafkaProducer, topics: TopicCatalogue, ledger: ConsentLedger
+    ) -> None:
+        super().__init__(kafka, topics, ledger)
         self._engagement = topics.name(Topic.ENGAGEMENT)
 
     async def engagement(self, key: bytes, value: bytes) -> None:
@@ -130,13 +133,14 @@ async def _serve(
     ensure_descriptors(limits.max_connections)
     keys = Keys(settings.effective_redis_key_prefix)
     topics = TopicCatalogue.of(settings)
-    wanted = {topics.name(t) for t in (Topic.CONSENTS, Topic.SEND_RESULTS, Topic.ENGAGEMENT)}
+    written = (Topic.CONSENTS, Topic.CONSENT_HISTORY, Topic.SEND_RESULTS, Topic.ENGAGEMENT)
+    wanted = {topics.name(t) for t in written}
     await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
     redis = make_redis(settings)
     kafka = producer(settings)
     try:
         await kafka.start()
-        outbox = KafkaOutbox(kafka, topics)
+        outbox = KafkaOutbox(kafka, topics, ConsentLedger.of(settings, kafka))
         consents = ConsentStore(redis, keys)
         twilio = TwilioHooks(
             TwilioConfig(

@@ -32,13 +32,7 @@ from typing import Final
 from pydantic import ValidationError
 
 from senders.clock import Clock
-from senders.consents import (
-    Consent,
-    Consents,
-    ConsentStatus,
-    address_subject,
-    record_consent,
-)
+from senders.consents import Consents, address_subject, record_consent
 from senders.keys import mask_address
 from senders.service import INFRA_ERRORS
 from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
@@ -51,10 +45,12 @@ from senders.webhooks.replies import RETRY_LATER, HelpReplies, Reply, plain, twi
 from senders.webhooks.signature import signature_valid
 from streams.errors import InvalidRecord
 from streams.models.commands import ResultStatus, SendResult, is_undeliverable
+from streams.models.consent_history import ConsentEntry, ConsentStatus
 
 log = logging.getLogger(__name__)
 
 SOURCE_KEYWORD: Final = "sms_keyword"
+MAX_PROOF_BODY: Final = 160  # characters of an inbound keyword message the history keeps
 SCOPE_CONTENT: Final = "inbound_content"  # an inbound keyword by sender and text
 DELIVERY_STATUSES: Final[dict[str, ResultStatus]] = {
     "delivered": "delivered",
@@ -220,14 +216,28 @@ class TwilioHooks:
             "form": {name: list(values) for name, values in request.form.items()},
             "resolved_customers": customers,
         }
+        # The history is kept for good: it holds the number only as address_hash, so not the
+        # form (From is in it) nor the signature (which only the whole form verifies).
+        proof = {
+            "keyword": keyword.word,
+            "message_sid": _message_sid(request.form) or None,
+            "body": first(request.form, "Body")[:MAX_PROOF_BODY],
+            "to": first(request.form, "To") or None,  # the store's own number
+            "account_sid": first(request.form, "AccountSid") or None,
+            "messaging_service_sid": first(request.form, "MessagingServiceSid") or None,
+            "opt_out_type": first(request.form, "OptOutType") or None,
+            "idempotency_token": request.idempotency_token,
+            "resolved_customers": customers,
+        }
         # The number itself always, and every customer texted at it: the opt-out is never
         # lost, and journeys (which read consents by customer) stop scheduling at once.
         subjects = [address_subject(sender), *customers]
-        consent = Consent(status, at_ms, SOURCE_KEYWORD)
         for subject in subjects:
-            await record_consent(
-                self._outbox.consent, self._consents, subject, "sms", consent, evidence
-            )
+            entry = ConsentEntry(
+                subject, "sms", status, SOURCE_KEYWORD, at_ms, evidence,
+                address=sender, history_evidence=proof,
+            )  # fmt: skip
+            await record_consent(self._outbox.consent, self._consents, entry)
             self._metrics.consents.labels("sms", status).inc()
         log.info(
             "%s from %s recorded for %d customer(s)",

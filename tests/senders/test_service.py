@@ -22,6 +22,7 @@ from senders.ratelimit import Limit, MemoryLimiter
 from senders.service import Defer, Done, Reject, SendService, Work
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import Channel, SendCommand, SendResult
+from streams.models.consent_history import ConsentEntry, consents_record
 from streams.settings import Settings
 from tests.senders.conftest import command
 from tests.support.fakes import MemoryConsents
@@ -81,6 +82,7 @@ class ScriptedProvider:
 class Emitter:
     results: list[SendResult] = field(default_factory=list)
     consents: list[tuple[bytes, bytes]] = field(default_factory=list)
+    entries: list[ConsentEntry] = field(default_factory=list)
     failures: int = 0
 
     async def result(self, result: SendResult) -> None:
@@ -89,8 +91,9 @@ class Emitter:
             raise KafkaConnectionError("broker away")
         self.results.append(result)
 
-    async def consent(self, key: bytes, value: bytes) -> None:
-        self.consents.append((key, value))
+    async def consent(self, entry: ConsentEntry) -> None:
+        self.entries.append(entry)
+        self.consents.append(consents_record(entry))
 
 
 @dataclass
@@ -265,6 +268,9 @@ async def test_consent_and_reachability_are_checked_at_send_time() -> None:
     assert await w.service.handle(c, Work("a")) == Done("suppressed")
     assert w.consents.consents[(c.customer_id, "sms")].status == "opted_out"
     assert w.emitter.consents and b'"status":"opted_out"' in w.emitter.consents[0][1]
+    # the history keeps the number the provider refused, as its hash only
+    [entry] = w.emitter.entries
+    assert (entry.source, entry.address) == ("provider:21610", c.to)
     again = cmd(w, customer_id=c.customer_id)
     assert await w.service.handle(again, Work("b")) == Done("suppressed")
     assert w.emitter.results[-1].error_code == "opted_out"

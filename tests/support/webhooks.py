@@ -26,6 +26,12 @@ from senders.webhooks.replies import HelpReplies
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.models.commands import SendResult
+from streams.models.consent_history import (
+    AddressHasher,
+    ConsentEntry,
+    consents_record,
+    history_record,
+)
 from tests.support.fakes import MemoryConsents
 
 AUTH_TOKEN = "twilio-test-token"
@@ -36,11 +42,15 @@ CLICK_SECRET = b"click-test-secret"
 HELP_REPLY = "Cartpulse Shop: cart reminders. Reply STOP to opt out."
 REDIRECT_HOSTS = {"store-1": ("shop.example.com",), "*": ("cdn.example.com",)}
 MAX_BODY = 4096
+HASHER = AddressHasher(b"address-hash-test-key")
 
 
 @dataclass
 class MemoryOutbox:
+    """``consents`` and ``history`` hold the records the consent ledger would write, decoded."""
+
     consents: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
+    history: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
     results: list[SendResult] = field(default_factory=list)
     clicks: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
     down: bool = False
@@ -50,9 +60,12 @@ class MemoryOutbox:
         if self.down:
             raise KafkaConnectionError("broker down (test)")
 
-    async def consent(self, key: bytes, value: bytes) -> None:
+    async def consent(self, entry: ConsentEntry) -> None:
         self._check()
         await asyncio.sleep(self.stall)
+        key, value = history_record(entry, HASHER, 0)
+        self.history.append((key, orjson.loads(value)))
+        key, value = consents_record(entry)
         self.consents.append((key, orjson.loads(value)))
 
     async def result(self, result: SendResult) -> None:

@@ -19,7 +19,8 @@ from tests.unit.test_cli_errors import EVENT, SECRETS, cartpulse
 
 KAFKA_COMMANDS = {
     "import", "worker", "simulate", "watermark", "topics create", "topics list", "topics counts",
-    "send sms", "send email", "consents mirror", "webhooks", "report", "replay",
+    "send sms", "send email", "consents mirror", "consents history", "consents export",
+    "webhooks", "report", "replay",
 }  # fmt: skip
 
 

@@ -1,0 +1,327 @@
+"""The consent history's pure core and its writers on in-memory ports: the records one change
+becomes, the address kept only as its keyed hash, the identity that makes a repeat one entry,
+the ledger's order (history first) and what each writer puts in the evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from senders.consents import address_subject
+from senders.unsubscribe import UnsubscribeToken, make_token, token_id
+from streams.cli import main
+from streams.consent_import import import_consents, read_consent_lines
+from streams.consent_ledger import ConsentLedger
+from streams.consent_trail import partition_of
+from streams.errors import InvalidRecord
+from streams.importer import FileRejects
+from streams.models.consent_history import (
+    HISTORY_ID_HEADER,
+    AddressHasher,
+    ConsentEntry,
+    consents_record,
+    history_record,
+    parse_history,
+    store_entry,
+)
+from streams.topics import Topic, TopicCatalogue
+from tests.support.webhooks import (
+    HASHER,
+    UNSUBSCRIBE_SECRET,
+    inbound_form,
+    post_signed,
+    world,
+)
+
+NUMBER = "+14155550100"
+KEY = b"address-hash-test-key"
+
+
+def entry(**overrides: Any) -> ConsentEntry:
+    values: dict[str, Any] = {
+        "subject": "cust-1",
+        "channel": "sms",
+        "status": "opted_out",
+        "source": "sms_keyword",
+        "recorded_at_ms": 1_700_000_000_000,
+        "evidence": {"keyword": "STOP"},
+        "address": NUMBER,
+    }
+    return ConsentEntry(**(values | overrides))
+
+
+# --- the records -----------------------------------------------------------------------
+
+
+def test_one_change_becomes_a_current_record_and_a_history_record() -> None:
+    change = entry(history_evidence={"keyword": "STOP", "message_sid": "SM1"})
+    key, value = consents_record(change)
+    assert key == b"cust-1:sms"
+    assert orjson.loads(value) == {
+        "customer_id": "cust-1",
+        "channel": "sms",
+        "status": "opted_out",
+        "source": "sms_keyword",
+        "recorded_at": "2023-11-14T22:13:20.000Z",
+        "evidence": {"keyword": "STOP"},
+    }
+    key, value = history_record(change, AddressHasher(KEY), 1_700_000_000_500)
+    assert key == b"cust-1"  # the customer: both channels in one partition, in order
+    record = orjson.loads(value)
+    digest = hmac.new(KEY, NUMBER.encode(), hashlib.sha256).hexdigest()
+    assert record == {
+        "history_id": change.history_id,
+        "customer_id": "cust-1",
+        "channel": "sms",
+        "status": "opted_out",
+        "source": "sms_keyword",
+        "recorded_at": "2023-11-14T22:13:20.000Z",
+        "address_hash": f"hmac-sha256:{digest}",
+        "evidence": {"keyword": "STOP", "message_sid": "SM1"},
+        "written_at": "2023-11-14T22:13:20.500Z",
+    }
+    assert NUMBER not in value.decode()
+    assert parse_history(value).history_id == change.history_id
+
+
+def test_the_address_hash_is_keyed_and_says_how_it_was_made() -> None:
+    keyed = AddressHasher(KEY).digest(" +14155550100 ")
+    assert keyed == AddressHasher(KEY).digest(NUMBER)  # the number, not its spelling
+    assert keyed != AddressHasher(b"another key").digest(NUMBER)
+    plain = AddressHasher().digest(NUMBER)
+    assert plain == "sha256:" + hashlib.sha256(NUMBER.encode()).hexdigest()
+    assert AddressHasher(KEY).digest("Ann@Example.com") == AddressHasher(KEY).digest(
+        "ann@example.com"
+    )
+    _, value = history_record(entry(address=None), AddressHasher(KEY), 0)
+    assert orjson.loads(value)["address_hash"] is None
+
+
+def test_the_identity_is_key_time_status_and_source() -> None:
+    first = entry()
+    assert first.history_id == entry(evidence={"other": "evidence"}).history_id
+    for other in (
+        entry(subject="cust-2"),
+        entry(channel="email"),
+        entry(recorded_at_ms=1_700_000_000_001),
+        entry(status="opted_in"),
+        entry(source="provider:21610"),
+    ):
+        assert other.history_id != first.history_id
+
+
+def test_a_store_record_keeps_its_own_statement_inside_the_evidence() -> None:
+    value = orjson.dumps(
+        {
+            "status": "opted_in",
+            "source": "checkout_sms_checkbox",
+            "recorded_at": "2024-03-02T17:40:00Z",
+            "evidence": {"ip": "203.0.113.7", "consent_text": "Text me offers"},
+            "address": NUMBER,
+        }
+    )
+    found = store_entry(b"cust-9:sms", value, "consents:3:17", "store")
+    assert (found.subject, found.channel, found.status) == ("cust-9", "sms", "opted_in")
+    assert found.source == "checkout_sms_checkbox"  # the current view keeps the store's words
+    _, record = history_record(found, AddressHasher(KEY), 0)
+    history = orjson.loads(record)
+    assert history["source"] == "store"
+    assert history["evidence"] == {
+        "source": "checkout_sms_checkbox",
+        "evidence": {"ip": "203.0.113.7", "consent_text": "Text me offers"},
+        "record": "consents:3:17",
+    }
+    assert history["address_hash"] == AddressHasher(KEY).digest(NUMBER)
+    # the same record read again (another offset, a new group) is the same entry
+    again = store_entry(b"cust-9:sms", value, "consents:3:99", "store")
+    assert again.history_id == found.history_id
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"cust-1:sms", None, "tombstone"),
+        (b"cust-1:fax", b'{"status":"opted_in","recorded_at":1e12}', "channel"),
+        (b"nochannel", b'{"status":"opted_in","recorded_at":1e12}', "channel"),
+        (b"cust-1:sms", b'{"status":"maybe","recorded_at":1e12}', "status"),
+        (b"cust-1:sms", b'{"status":"opted_in"}', "recorded_at"),
+        (b"cust-1:sms", b"[1]", "object"),
+        (b"cust-1:sms", b"{", "JSON"),
+        (None, b'{"status":"opted_in","recorded_at":0,"channel":"sms"}', "customer_id"),
+    ],
+)
+def test_what_is_not_a_consent_change(key: bytes | None, value: bytes | None, reason: str) -> None:
+    with pytest.raises(InvalidRecord, match=reason):
+        store_entry(key, value, "here", "store")
+
+
+def test_an_unusable_address_is_left_out_and_said_so() -> None:
+    value = b'{"status":"opted_in","recorded_at":"2024-03-02T17:40:00Z","address":12}'
+    found = store_entry(b"cust-1:sms", value, "here", "store")
+    assert found.address is None
+    assert found.history_evidence is not None
+    assert "address_left_out" in found.history_evidence
+
+
+def test_the_trail_partition_is_the_producers() -> None:
+    # murmur2 as the Java client and aiokafka's DefaultPartitioner compute it
+    spread = {partition_of(f"cust-{i}".encode(), 8) for i in range(200)}
+    assert spread == set(range(8))
+    assert partition_of(b"cust-1", 8) == partition_of(b"cust-1", 8)
+
+
+# --- the ledger ------------------------------------------------------------------------
+
+
+@dataclass
+class Broker:
+    """A producer whose sends are acknowledged in order; ``refuse`` names topics it fails."""
+
+    sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]] = field(
+        default_factory=list
+    )
+    refuse: set[str] = field(default_factory=set)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]:
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if topic in self.refuse:
+            done.set_exception(KafkaConnectionError("refused (test)"))
+        else:
+            assert key is not None and value is not None
+            self.sent.append((topic, key, value, headers))
+            done.set_result(None)
+        return done
+
+
+TOPICS = TopicCatalogue("t.")
+HISTORY, CONSENTS = TOPICS.name(Topic.CONSENT_HISTORY), TOPICS.name(Topic.CONSENTS)
+
+
+async def test_the_ledger_writes_the_history_first_and_tags_the_current_record() -> None:
+    broker = Broker()
+    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY), clock=lambda: 1_700_000_001.0)
+    change = entry()
+    await ledger.record(change)
+    assert [(topic, key) for topic, key, _, _ in broker.sent] == [
+        (HISTORY, b"cust-1"),
+        (CONSENTS, b"cust-1:sms"),
+    ]
+    assert broker.sent[1][3] == [(HISTORY_ID_HEADER, change.history_id.encode())]
+    assert orjson.loads(broker.sent[0][2])["written_at"] == "2023-11-14T22:13:21.000Z"
+
+
+async def test_no_current_record_without_its_history_entry() -> None:
+    broker = Broker(refuse={HISTORY})
+    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY))
+    with pytest.raises(KafkaConnectionError):
+        await ledger.record(entry())
+    assert broker.sent == []
+    errors = await ledger.record_all([entry(), entry(subject="cust-2")])
+    assert all(isinstance(e, KafkaConnectionError) for e in errors)
+    assert broker.sent == []
+
+
+async def test_a_history_entry_without_its_current_record_is_the_callers_error() -> None:
+    broker = Broker(refuse={CONSENTS})
+    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY))
+    with pytest.raises(KafkaConnectionError):
+        await ledger.record(entry())
+    assert [topic for topic, *_ in broker.sent] == [HISTORY]  # the caller repeats the change
+
+
+# --- the writers -----------------------------------------------------------------------
+
+
+async def test_a_stop_keeps_the_number_only_as_its_hash_in_the_history() -> None:
+    async with world() as w:
+        w.directory.numbers[NUMBER] = ["cust-1"]
+        form = inbound_form("STOP", sender=NUMBER)
+        assert (await post_signed(w, "/twilio/sms", form)).status == 200
+        keys = [key for key, _ in w.outbox.history]
+        assert keys == [address_subject(NUMBER).encode(), b"cust-1"]
+        for _, record in w.outbox.history:
+            assert record["source"] == "sms_keyword"
+            assert record["address_hash"] == HASHER.digest(NUMBER)
+            assert record["evidence"] == {
+                "keyword": "STOP",
+                "message_sid": form["MessageSid"],
+                "body": "STOP",
+                "to": form["To"],
+                "account_sid": form["AccountSid"],
+                "messaging_service_sid": None,
+                "opt_out_type": None,
+                "idempotency_token": None,
+                "resolved_customers": ["cust-1"],
+            }
+            assert NUMBER not in orjson.dumps(record).decode()
+        # the current view keeps the whole request, signature included, as before
+        assert w.outbox.consents[1][1]["evidence"]["form"]["From"] == [NUMBER]
+
+
+async def test_an_unsubscribe_names_its_token_in_the_history() -> None:
+    async with world() as w:
+        token = make_token(
+            UNSUBSCRIBE_SECRET, UnsubscribeToken("cust-1", "email", "store-1", 2_000_000_000_000)
+        )
+        answer = await w.client.post(
+            f"/unsubscribe?token={token}",
+            data="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "Gmail"},
+        )
+        assert answer.status == 200
+        [(key, record)] = w.outbox.history
+        assert key == b"cust-1"
+        assert (record["channel"], record["status"]) == ("email", "opted_out")
+        assert record["source"] == "email_one_click"
+        assert record["evidence"]["token_id"] == token_id(token)
+        assert record["evidence"]["user_agent"] == "Gmail"
+        assert record["address_hash"] is None  # the link names the customer, not the address
+
+
+async def test_an_import_writes_each_line_through_the_ledger(tmp_path: Path) -> None:
+    lines = tmp_path / "consents.jsonl"
+    lines.write_bytes(
+        b'{"customer_id":"cust-1","channel":"sms","status":"opted_in",'
+        b'"source":"checkout_sms_checkbox","recorded_at":"2024-03-02T17:40:00Z",'
+        b'"evidence":{"ip":"203.0.113.7"},"address":"+14155550100"}\n'
+        b"\n"
+        b'{"customer_id":"cust-1","channel":"fax","status":"opted_in","recorded_at":0}\n'
+    )
+    broker = Broker()
+    rejected = tmp_path / "rejects.jsonl"
+    with rejected.open("wb") as handle:
+        summary = await import_consents(
+            read_consent_lines(lines, 65_536),
+            ConsentLedger(broker, TOPICS, AddressHasher(KEY)),
+            FileRejects(handle),
+        )
+    assert (summary.imported, summary.invalid, summary.failed) == (1, 1, 0)
+    assert [topic for topic, *_ in broker.sent] == [HISTORY, CONSENTS]
+    history = orjson.loads(broker.sent[0][2])
+    assert history["source"] == "import"
+    assert history["evidence"]["record"] == "consents.jsonl:1"
+    assert history["evidence"]["source"] == "checkout_sms_checkbox"
+    assert orjson.loads(broker.sent[1][2])["source"] == "checkout_sms_checkbox"
+    assert b"consents.jsonl:3" in rejected.read_bytes()
+
+
+def test_history_needs_a_customer_or_an_address(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["consents", "history", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    assert "give a CUSTOMER or --address" in capsys.readouterr().err
+    told = ["--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"]
+    assert main(["consents", "export", *told]) == 2
+    assert "--to must be after --from" in capsys.readouterr().err
