@@ -20,6 +20,7 @@ import orjson
 
 from streams.core.journey_inputs import (
     JourneyInput,
+    OrderKey,
     apply,
     customer_of,
     decode,
@@ -81,7 +82,7 @@ def _parse(kind: str, line: bytes) -> JourneyInput | None:
 
 def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) -> list[JourneyInput]:
     """Every valid input of the files, in event-time order (ties: see ``order_key``)."""
-    items: list[tuple[tuple[int, int, int], JourneyInput]] = []
+    items: list[tuple[OrderKey, JourneyInput]] = []
     seq = 0
     for kind in (
         "customers", "consents", "orders", "abandonments", "results", "products", "engagement"

@@ -134,6 +134,9 @@ class JourneyMetrics:
     recoveries: Counter
     revenue: Counter
     due_customers: Gauge
+    late: Counter
+    held: Gauge
+    held_age: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> JourneyMetrics:
@@ -196,6 +199,25 @@ class JourneyMetrics:
                 ["partition"],
                 registry=registry,
             ),
+            late=counter(
+                "cartpulse_journeys_late_inputs_total",
+                "Inputs that arrived after the journeys' clock had passed their event time "
+                "(applied at once: the one way a live run may differ from an offline one), by "
+                "source; overflow: a customer's held inputs were full.",
+                ["source"],
+            ),
+            held=Gauge(
+                "cartpulse_journeys_held_inputs",
+                "Inputs held until the journeys' clock reaches their event time, by source.",
+                ["source"],
+                registry=registry,
+            ),
+            held_age=Gauge(
+                "cartpulse_journeys_held_oldest_seconds",
+                "Wall-clock seconds the earliest held input of a partition has waited.",
+                ["partition"],
+                registry=registry,
+            ),
         )
 
 
@@ -237,6 +259,52 @@ class CatalogueMetrics:
             caught_up=Gauge(
                 "cartpulse_catalogue_caught_up",
                 "1 once the reader has read products up to the end offsets seen at its start.",
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureMetrics:
+    """Erasures (docs/compliance.md, Erasure), by part: ``journeys``, ``detector`` (the worker)
+    and ``senders`` (the consent mirror's process)."""
+
+    applied: Counter
+    dropped: Counter
+    ignored: Counter
+    invalid: Counter
+    known: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ErasureMetrics:
+        return cls(
+            applied=Counter(
+                "cartpulse_erasures_applied_total",
+                "Erasure requests a part applied (and confirmed on erasures.done).",
+                ["part"],
+                registry=registry,
+            ),
+            dropped=Counter(
+                "cartpulse_erasure_dropped_total",
+                "What erasures dropped, by part: journey states, detector sessions, Redis keys.",
+                ["part"],
+                registry=registry,
+            ),
+            ignored=Counter(
+                "cartpulse_erased_inputs_ignored_total",
+                "Input records of an erased customer that a part ignored (a replay, a re-import).",
+                ["part"],
+                registry=registry,
+            ),
+            invalid=Counter(
+                "cartpulse_erasure_invalid_total",
+                "erasures records that are not erasures (dead-lettered or skipped), by part.",
+                ["part"],
+                registry=registry,
+            ),
+            known=Gauge(
+                "cartpulse_erasures_known",
+                "Erased customers this worker's erasure reader knows.",
                 registry=registry,
             ),
         )

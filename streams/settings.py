@@ -33,7 +33,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # (streams/durations.py, the syntax of the flags and the policy file too).
 Duration = Annotated[timedelta, BeforeValidator(to_timedelta)]
 PositiveDuration = Annotated[timedelta, BeforeValidator(lambda v: to_timedelta(v, positive=True))]
-SenderRole = Literal["sms", "email", "consent-mirror"]
+SenderRole = Literal["sms", "email", "consent-mirror", "coupons"]
 
 
 class Settings(BaseSettings):
@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     )
     min_product_views: int = Field(1, ge=1)
     lateness: Duration = Field(timedelta(0), description="Allowed lateness of events.")
+    journeys_lateness: Duration = Field(
+        timedelta(seconds=5),
+        description="live clock: a journey step due at T is judged at T + this, so inputs "
+        "that happened before T and arrive up to this late still count (docs/semantics.md).",
+    )
     dedup_window: PositiveDuration = Field(
         timedelta(hours=24), description="Duplicate event ids window."
     )
@@ -221,6 +226,53 @@ class Settings(BaseSettings):
         SecretStr(""), description="HMAC key of unsubscribe tokens; required to send email."
     )
     unsubscribe_token_ttl: PositiveDuration = Field(timedelta(days=90))
+
+    # Coupons (docs/compliance.md, Coupons): `cartpulse coupons` registers each issued code
+    # with the store's coupon_provider (the policy's [stores.<id>]); senders wait for it.
+    coupon_webhook_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/\S*)?$",
+        description="Where the webhook provider POSTs each coupon (JSON, HMAC-signed).",
+    )
+    coupon_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key of X-Cartpulse-Signature on coupon webhooks; required "
+        "for the webhook provider.",
+    )
+    coupon_webhook_timeout: PositiveDuration = Field(timedelta(seconds=10))
+    coupon_shopify_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+$",
+        description="The shop's Admin API origin, https://<shop>.myshopify.com (a test server "
+        "in tests); codes are created at <url>/admin/api/<version>/graphql.json.",
+    )
+    coupon_shopify_token: SecretStr = Field(
+        SecretStr(""),
+        description="Admin API access token (X-Shopify-Access-Token) with write_discounts.",
+    )
+    coupon_shopify_api_version: str = Field("2025-07", pattern=r"^\d{4}-(01|04|07|10)$")
+    coupon_topic_ack: bool = Field(
+        False,
+        description="topic provider: a code counts as registered only once the store's own "
+        "systems write it back to the coupons topic with status registered; false: once it "
+        "is on the topic.",
+    )
+    coupon_registration_wait: PositiveDuration = Field(
+        timedelta(hours=1),
+        description="How long a sender holds a command whose coupon is not registered yet "
+        "(from the command's created_at); then it is not sent: coupon_unavailable.",
+    )
+    coupon_recheck: PositiveDuration = Field(
+        timedelta(seconds=5),
+        description="How often a held command looks again whether its coupon is registered.",
+    )
+    coupon_retry_max: PositiveDuration = Field(
+        timedelta(minutes=1), description="Longest back-off between registration attempts."
+    )
+    coupon_retention: PositiveDuration = Field(
+        timedelta(days=30),
+        description="How long past its expiry a coupon's state stays in Redis (reuse reports).",
+    )
 
     # Webhooks
     webhooks_host: str = Field(

@@ -22,28 +22,41 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from streams.agents.ticks import read_tick
-from streams.core.journey_inputs import JourneyInput, apply, customer_of, decode, watched
-from streams.core.journey_state import CustomerState
+from streams.core.journey_inputs import (
+    JourneyInput,
+    apply,
+    customer_of,
+    decode,
+    order_key,
+    watched,
+)
+from streams.core.journey_state import CustomerState, Held
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.metrics import JourneyMetrics
-from streams.models.journey import (
-    AbandonmentIn,
-)
+from streams.models.coupons import issued_coupon
+from streams.models.erasure import is_erasure_subject
+from streams.models.journey import AbandonmentIn, Profile
 from streams.models.products import ProductVersion
 from streams.topics import Topic, TopicCatalogue
+
+if TYPE_CHECKING:
+    from streams.agents.journeys_erasure import JourneyErasure
 
 log = logging.getLogger(__name__)
 
 CLOCK_KEY: Final = b"\x00clock"
+MAX_HELD: Final = 10_000  # inputs held per customer; more are applied at once (and counted)
+DEFAULT_LATENESS_MS: Final = 5_000
 SOURCE_HEADER: Final = "cartpulse.source"
 KEY_HEADER: Final = "cartpulse.key"
 Headers = list[tuple[str, bytes]] | None
@@ -63,6 +76,9 @@ class PartitionClock:
     # catalogue changes not yet applied: (updated ms, arrival, version), applied once the
     # clock reaches them, inside one of the partition's own records (table writes need one)
     products: list[tuple[int, int, ProductVersion]] = field(default_factory=list)
+    # inputs held until the clock reaches them: (event time, rank, identity, customer,
+    # arrival wall ms); the records themselves are in their customer's state (``held``)
+    held: list[tuple[int, int, str, str, int]] = field(default_factory=list)
 
 
 class JourneyShell:
@@ -78,8 +94,10 @@ class JourneyShell:
         send: Send,
         metrics: JourneyMetrics,
         max_record_bytes: int,
+        lateness_ms: int = DEFAULT_LATENESS_MS,
     ) -> None:
         self.engine = engine
+        self.lateness_ms = lateness_ms
         self.live = live
         self.table = table
         self.send = send
@@ -87,6 +105,7 @@ class JourneyShell:
         self.max_record_bytes = max_record_bytes
         self.partitions: dict[int, PartitionClock] = {}
         self._arrivals = 0
+        self.erasure: JourneyErasure | None = None  # set by install_journey_erasure
         name = topics.name
         self._kinds = {
             name(Topic.ABANDONMENTS): "abandonments",
@@ -95,9 +114,11 @@ class JourneyShell:
             name(Topic.JOURNEY_INPUTS): "rekeyed",
             name(Topic.ENGAGEMENT): "engagement",
             name(Topic.JOURNEY_TICKS): "ticks",
+            name(Topic.ERASURES): "erasures",
         }
         self._commands = {"sms": name(Topic.SEND_SMS), "email": name(Topic.SEND_EMAIL)}
         self._decisions, self._recoveries = name(Topic.DECISIONS), name(Topic.RECOVERIES)
+        self._coupons = name(Topic.COUPONS)
         self._dlq = {
             "abandonments": topics.dlq(Topic.ABANDONMENTS),
             "orders": topics.dlq(Topic.ORDERS),
@@ -105,6 +126,7 @@ class JourneyShell:
             "consents": topics.dlq(Topic.CONSENTS),
             "send.results": topics.dlq(Topic.SEND_RESULTS),
             "engagement": topics.dlq(Topic.ENGAGEMENT),
+            "erasures": topics.dlq(Topic.ERASURES),
         }
 
     # -- one record ----------------------------------------------------------------------
@@ -120,12 +142,20 @@ class JourneyShell:
             if kind == "ticks":
                 await self._tick(partition, clock, value)
                 return
+            if kind == "erasures":  # streams/agents/journeys_erasure.py
+                if self.erasure is not None:
+                    await self.erasure.on_record(self, partition, key, value)
+                return
             if kind == "rekeyed":
                 source, key = _origin(headers)
             item = decode(source, key, value, self.max_record_bytes)
             if item is None:
                 return
+            if self.erasure is not None and self.erasure.ignores(partition, item):
+                return  # an erased customer's input (a replay, a re-import)
             self.metrics.inputs.labels(source).inc()
+            if self._hold(partition, clock, source, key, value, item):
+                return
             await self._catalogue(partition, clock)
             await self._apply(partition, clock, item)
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
@@ -138,6 +168,81 @@ class JourneyShell:
             dlq = self._dlq.get(source, self._dlq["abandonments"])
             letter = dead_letter(value, reason, f"{topic}:{partition}", topic)
             await self.send(dlq, key, letter.value, letter.headers)
+
+    def _hold(
+        self,
+        partition: int,
+        clock: PartitionClock,
+        source: str,
+        key: bytes | None,
+        value: bytes | None,
+        item: JourneyInput,
+    ) -> bool:
+        """Hold ``item`` in its customer's state until the clock reaches its event time, so
+        the inputs of a customer apply in event-time order, as offline (docs/semantics.md,
+        The clock). False: apply it now — a profile (it has no event time), an input without
+        a customer, or one that comes after the clock passed its time (counted as late)."""
+        customer = customer_of(item)
+        if not customer or isinstance(item, Profile):
+            return False
+        at, rank, ident, _ = order_key(item, 0)
+        if clock.clock is not None and at <= clock.clock:
+            if at < clock.clock:
+                self.metrics.late.labels(source).inc()
+            return False
+        try:
+            held = Held(
+                at, rank, ident, source,
+                None if key is None else key.decode(), (value or b"").decode(),
+            )  # fmt: skip
+        except UnicodeDecodeError:
+            return False  # cannot be kept as text: applied now (decode accepted it)
+        state = self._load(partition, customer)
+        if len(state.held) >= MAX_HELD:
+            self.metrics.late.labels("overflow").inc()
+            return False
+        state.held = sorted([*state.held, held], key=lambda h: h.order)
+        self._store(partition, clock, state, indexed=state.next_due())
+        heapq.heappush(clock.held, (at, rank, ident, customer, self.wall_ms()))
+        self.metrics.held.labels(source).inc()
+        return True
+
+    async def _release(self, partition: int, clock: PartitionClock) -> None:
+        """Apply the held inputs and catalogue changes the clock has reached, in event-time
+        order (catalogue changes first among equals), each at its own time."""
+        now = clock.clock
+        if now is None:
+            return
+        held, products = clock.held, clock.products
+        while True:
+            next_held = held[0] if held and held[0][0] <= now else None
+            next_product = products[0] if products and products[0][0] <= now else None
+            if next_product is not None and (next_held is None or next_product[0] <= next_held[0]):
+                _, _, version = heapq.heappop(products)
+                await self._catalogue_change(partition, clock, version, version.updated_ms)
+                continue
+            if next_held is None:
+                return
+            at, rank, ident, customer, _ = heapq.heappop(held)
+            state = self._load(partition, customer)
+            taken = [h for h in state.held if h.order <= (at, rank, ident)]
+            if not taken:
+                continue  # released already (an entry of a repeated record)
+            state.held = state.held[len(taken) :]
+            due_before = state.next_due()
+            outputs = Outputs()
+            for record in taken:
+                self.metrics.held.labels(record.source).dec()
+                key = None if record.key is None else record.key.encode()
+                item = decode(record.source, key, record.value.encode(), self.max_record_bytes)
+                if item is not None:
+                    outputs.extend(apply(self.engine, state, item, record.at_ms))
+            self._store(partition, clock, state, indexed=due_before)
+            _watch(clock, state)
+            await self._emit(outputs)
+
+    def wall_ms(self) -> int:
+        return int(time.time() * 1000)
 
     async def _apply(self, partition: int, clock: PartitionClock, item: JourneyInput) -> None:
         customer = customer_of(item)
@@ -173,12 +278,17 @@ class JourneyShell:
         queue = clock.products
         while queue and now is not None and queue[0][0] <= now:
             _, _, version = heapq.heappop(queue)
-            for customer in sorted(clock.watchers.get(version.product_id, ())):
-                state = self._load(partition, customer)
-                due_before = state.next_due()
-                outputs = self.engine.on_product(state, version, now)
-                self._store(partition, clock, state, indexed=due_before)
-                await self._emit(outputs)
+            await self._catalogue_change(partition, clock, version, now)
+
+    async def _catalogue_change(
+        self, partition: int, clock: PartitionClock, version: ProductVersion, now: int
+    ) -> None:
+        for customer in sorted(clock.watchers.get(version.product_id, ())):
+            state = self._load(partition, customer)
+            due_before = state.next_due()
+            outputs = self.engine.on_product(state, version, now)
+            self._store(partition, clock, state, indexed=due_before)
+            await self._emit(outputs)
 
     # -- time ------------------------------------------------------------------------------
 
@@ -187,10 +297,15 @@ class JourneyShell:
         if watermark is not None:
             self._move(partition, clock, watermark)
         if self.live and wall_ms is not None:
-            self._move(partition, clock, wall_ms)
-        await self._catalogue(partition, clock)
+            # A step due at T is judged at T + the allowed lateness: an input that happened
+            # before T and arrives up to that late is still applied before it.
+            self._move(partition, clock, wall_ms - self.lateness_ms)
+        await self._release(partition, clock)
         await self._fire_due(partition, clock)
         self.metrics.due_customers.labels(str(partition)).set(len(clock.index))
+        oldest = min((h[4] for h in clock.held[:1]), default=None)
+        age = 0.0 if oldest is None else max(0, self.wall_ms() - oldest) / 1000
+        self.metrics.held_age.labels(str(partition)).set(age)
 
     def _move(self, partition: int, clock: PartitionClock, to: int) -> None:
         if clock.clock is None or to > clock.clock:
@@ -239,7 +354,11 @@ class JourneyShell:
             if due is not None:
                 clock.index.append((due, state.customer_id))
             _watch(clock, state)
+            for record in state.held:
+                clock.held.append((*record.order, state.customer_id, self.wall_ms()))
+                self.metrics.held.labels(record.source).inc()
         heapq.heapify(clock.index)
+        heapq.heapify(clock.held)
         # Catalogue changes this partition has not applied: those after its clock (all the
         # reader knows when the clock is not known yet; a repeat is ignored by the cooldown).
         for version in self.engine.catalogue.versions() if self.engine.watch_ms else ():
@@ -273,6 +392,23 @@ class JourneyShell:
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
 
+    def forget(self, partition: int, customer: str) -> CustomerState | None:
+        """Drop ``customer``'s state (an erasure): the table value (deleting a key writes a
+        tombstone to the changelog), their deadline-index entries and their product
+        watches. The state dropped, or None when none was held."""
+        clock = self._partition(partition)
+        raw = self.table.pop(state_key(partition, customer), None)
+        clock.index = [entry for entry in clock.index if entry[1] != customer]
+        heapq.heapify(clock.index)
+        for watchers in clock.watchers.values():
+            watchers.discard(customer)
+        if raw is None:
+            return None
+        try:
+            return CustomerState.from_bytes(raw)
+        except InvalidRecord:
+            return CustomerState(customer)
+
     def revoke(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.partitions.pop(partition, None)
@@ -282,6 +418,11 @@ class JourneyShell:
     async def _emit(self, outputs: Outputs) -> None:
         metrics = self.metrics
         for command in outputs.commands:
+            # The code goes to the store's registration before its message may go out (the
+            # senders wait for it: senders/coupons); a dry run issues none.
+            coupon = issued_coupon(command) if command.mode == "live" else None
+            if coupon is not None:
+                await self.send(self._coupons, coupon.code.encode(), coupon.to_json(), None)
             topic = self._commands[command.channel]
             await self.send(topic, command.to.encode(), command.to_json(), None)
             metrics.commands.labels(command.channel, command.mode).inc()
@@ -329,6 +470,8 @@ def rekey(topic_kind: str, key: bytes | None, value: bytes | None) -> bytes | No
         customer, sep, _ = key.rpartition(b":")
         if customer.startswith(b"addr:"):
             return None  # a number-level record (a STOP from a number): the senders' concern
+        if is_erasure_subject(customer):
+            return None  # an erasure's suppression entry: the senders' concern
         return customer if sep and customer else None
     try:
         data = orjson.loads(value or b"")

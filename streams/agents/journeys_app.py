@@ -15,6 +15,8 @@ from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
+# The journeys wait at most this long for the catalogue before their first record, then go on.
+CATALOGUE_WAIT_SECONDS = 300.0
 Send = Callable[[str, bytes | None, Any, Any], Awaitable[Any]]
 
 
@@ -43,8 +45,11 @@ def install_journeys(
         send=send,
         metrics=metrics,
         max_record_bytes=settings.max_record_bytes,
+        lateness_ms=int(settings.journeys_lateness.total_seconds() * 1000),
     )
-    install_catalogue(app, settings, topics, registry, send, engine.catalogue, shell.on_version)
+    reader = install_catalogue(
+        app, settings, topics, registry, send, engine.catalogue, shell.on_version
+    )
     names = [
         topics.name(t)
         for t in (
@@ -54,13 +59,18 @@ def install_journeys(
             Topic.JOURNEY_INPUTS,
             Topic.ENGAGEMENT,
             Topic.JOURNEY_TICKS,
+            Topic.ERASURES,  # co-partitioned: streams/agents/journeys_erasure.py
         )
     ]
     channel = app.topic(*names, key_serializer="raw", value_serializer="raw")
 
     @app.agent(channel, concurrency=1, name="journeys")  # type: ignore[untyped-decorator]  # faust is untyped
     async def journeys(stream: Any) -> None:
+        waited = False
         async for event in stream.events():
+            if not waited:  # nothing is judged before the catalogue is read (a bounded wait)
+                await reader.wait_until_read(CATALOGUE_WAIT_SECONDS)
+                waited = True
             message = event.message
             await shell.on_record(
                 message.topic, message.partition, event.key, event.value, message.headers

@@ -103,9 +103,31 @@ def time_of(item: JourneyInput) -> int:
     return 0
 
 
-def order_key(item: JourneyInput, seq: int) -> tuple[int, int, int]:
+OrderKey = tuple[int, int, str, int]
+
+
+def order_key(item: JourneyInput, seq: int) -> OrderKey:
+    """Where ``item`` goes among the inputs: event time, kind (see ``_RANK``), then the
+    record's own identity, so inputs of one moment apply in the same order whatever order
+    they arrived in (live) or were read in (offline); ``seq`` only breaks a tie of two
+    records with the same identity."""
     opt_out = isinstance(item, ConsentChange) and item.status == "opted_out"
-    return time_of(item), _OPT_OUT_RANK if opt_out else _RANK[type(item)], seq
+    return time_of(item), _OPT_OUT_RANK if opt_out else _RANK[type(item)], identity(item), seq
+
+
+def identity(item: JourneyInput) -> str:
+    """A stable name of the record among those of its kind and moment."""
+    if isinstance(item, AbandonmentIn):
+        return item.abandonment_id
+    if isinstance(item, OrderIn | EngagementIn):
+        return item.event_id if isinstance(item, OrderIn) else f"{item.kind}:{item.command_id}"
+    if isinstance(item, ConsentChange):
+        return f"{item.customer_id}:{item.channel}:{item.status}:{item.source}"
+    if isinstance(item, SendResult):
+        return f"{item.command_id}:{item.status}"
+    if isinstance(item, ProductVersion):
+        return item.product_id
+    return item.customer_id
 
 
 def apply(engine: JourneyEngine, state: CustomerState, item: JourneyInput, now: int) -> Outputs:

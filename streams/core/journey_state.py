@@ -70,6 +70,21 @@ class KnownOrder(NamedTuple):
     coupon_codes: tuple[str, ...] = ()  # the order's discount codes (a list once stored)
 
 
+class Held(NamedTuple):
+    """An input record the worker holds until its clock reaches the record's event time."""
+
+    at_ms: int
+    rank: int
+    identity: str
+    source: str  # the topic kind decode() takes: abandonments, orders, consents, …
+    key: str | None
+    value: str
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return self.at_ms, self.rank, self.identity
+
+
 class Seen(NamedTuple):
     """A product as the customer saw it: when, at what price, whether it was in stock."""
 
@@ -113,6 +128,10 @@ class CustomerState:
     seen: dict[str, Seen] = field(default_factory=dict)
     # Clicks and opens, (kind, event time), for ``engagement.*`` in conditions.
     engaged: list[tuple[str, int]] = field(default_factory=list)
+    # Inputs held until the journeys' clock passes their event time (the worker only; see
+    # streams/agents/journeys.py): (event time, rank, identity, source, key, value), in the
+    # order they will be applied.
+    held: list[Held] = field(default_factory=list)
 
     def next_due(self) -> int | None:
         dues = [d for j in self.journeys if (d := j.next_due()) is not None]
@@ -137,6 +156,7 @@ class CustomerState:
                 "orders": [list(o) for o in self.orders],
                 "seen": {k: list(v) for k, v in self.seen.items()},
                 "engaged": self.engaged,
+                "held": [list(h) for h in self.held],
             }
         )
 
@@ -161,6 +181,7 @@ class CustomerState:
                 orders=[KnownOrder(*o) for o in data["orders"]],
                 seen={k: Seen(*v) for k, v in data.get("seen", {}).items()},
                 engaged=[(kind, at) for kind, at in data.get("engaged", [])],
+                held=[Held(*h) for h in data.get("held", [])],
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidRecord(f"unreadable journey state: {exc!r}") from None

@@ -132,10 +132,11 @@ async def _run_once(settings: Settings, tmp_path: Path) -> Run:
             assert await wait_for_count(settings, rekeyed, 6, within=90) == 6
             for key, value in inputs["abandonments"]:
                 await producer.send_and_wait(f"{settings.topic_prefix}abandonments", value, key=key)
-            # all inputs are in: wait for the first decisions of the three journeys,
-            # then move the journeys' event clock past every step and conversion window.
+            # All inputs are in. The journeys hold each input until their event clock passes
+            # it, so nothing is decided yet: the watermark below moves the clock past every
+            # step and conversion window.
             decisions = f"{settings.topic_prefix}journey.decisions"
-            assert await wait_for_count(settings, decisions, 8, within=90) >= 8
+            assert await wait_for_count(settings, decisions, 1, within=5) == 0
 
             # The journeys fire only on watermarks in event mode; the command waits until they
             # have read every input, so c1's order is known before its steps are due.
@@ -210,17 +211,18 @@ async def test_journeys_in_event_mode_emit_commands_at_their_times(
         c: sorted((p["channel"], p["not_before"]) for p in parsed if p["customer_id"] == c)
         for c in ("c1", "c2", "c3")
     }
-    # c1's cart: SMS at +1 h, email at +20 h; it ordered at +21 h, so the +48 h email never goes.
+    # c1's cart reached checkout (the shipped checkout flow): email at +45 min, SMS at +2 h;
+    # it ordered at +21 h, so the +48 h email never goes.
     assert by_customer["c1"] == [
-        ("email", _iso(T0_MS + 20 * H)),
-        ("sms", _iso(T0_MS + 1 * H)),
+        ("email", _iso(T0_MS + 45 * 60_000)),
+        ("sms", _iso(T0_MS + 2 * H)),
     ]
-    assert by_customer["c2"] == []  # ordered 40 min after, before the SMS was due
+    assert by_customer["c2"] == []  # ordered 40 min after, before the first email was due
     assert by_customer["c3"] == [("email", _iso(T0_MS + 2 * H))]  # browse: one email at +2 h
     ended = {(d["customer_id"], d["reason"]) for d in decisions if d["action"] == "ended"}
     assert ended == {("c1", "converted"), ("c2", "converted"), ("c3", "completed")}
     assert [(r["customer_id"], r["channel"], r["revenue"]) for r in recoveries] == [
-        ("c1", "email", "150.00")
+        ("c1", "sms", "150.00")  # the last message before the order, within SMS's 1 d
     ]
     # Commands are keyed by recipient and validate as the senders' contract.
     from streams.models.commands import parse_command

@@ -204,7 +204,7 @@ def _live(items: list[JourneyInput]) -> list[bytes]:
             if isinstance(item, ProductVersion) and catalogue.add(item):
                 shell.on_version(item)
         ordered = sorted((order_key(item, i), item) for i, item in enumerate(items))
-        for (at, _, _), item in ordered:
+        for (at, *_), item in ordered:
             await shell.on_record(ticks, partition, None, tick_value(at, at), None)
             if not isinstance(item, ProductVersion):
                 await shell.on_record(*_route(item), None)
