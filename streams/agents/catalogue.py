@@ -39,6 +39,7 @@ Send = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awai
 FETCH_TIMEOUT_MS = 1000
 MAX_RECORDS = 5000
 TOPIC_WAIT_SECONDS = 1.0  # between looks for the topic's partitions (absent, Kafka away)
+PROGRESS_SECONDS = 10.0  # between log lines while the journeys wait for the catalogue
 
 
 class CatalogueReader:
@@ -61,6 +62,8 @@ class CatalogueReader:
         self._metrics = metrics
         self._on_version = on_version
         self._caught_up = asyncio.Event()
+        # set once caught up, or once Kafka said the topic does not exist (nothing to wait for)
+        self._settled = asyncio.Event()
 
     async def caught_up(self) -> None:
         """Return once every partition was read up to its end offset as of the reader's start
@@ -70,6 +73,33 @@ class CatalogueReader:
     @property
     def is_caught_up(self) -> bool:
         return self._caught_up.is_set()
+
+    async def wait_until_read(self, limit: float, every: float = PROGRESS_SECONDS) -> bool:
+        """Wait until the reader has caught up (True), or return False once the topic is found
+        not to exist (nothing to wait for: its versions arrive when it does) or ``limit``
+        seconds have passed (logged: what judges with the catalogue goes on with what was
+        read). Logs how far the reading got every ``every`` seconds it waits. Raises nothing
+        but cancellation."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not self._settled.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning(
+                    "catalogue: %s not read to its end after %gs (%d products so far); the "
+                    "journeys go on without the rest: a step judged now may miss a product's "
+                    "newer versions",
+                    self._topic, limit, len(self.catalogue),
+                )  # fmt: skip
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), min(every, left))
+            if not self._settled.is_set() and loop.time() < deadline:
+                log.info(
+                    "catalogue: the journeys wait until %s is read (%d products so far)",
+                    self._topic, len(self.catalogue),
+                )  # fmt: skip
+        return self.is_caught_up
 
     async def run(self) -> None:
         """Assign every partition, read from the beginning, and keep reading; returns only by
@@ -108,6 +138,7 @@ class CatalogueReader:
     def _reached_end(self) -> None:
         if not self._caught_up.is_set():
             self._caught_up.set()
+            self._settled.set()
             self._metrics.caught_up.set(1)
             log.info("catalogue: read %s to its end: %d products", self._topic, len(self.catalogue))
 
@@ -126,6 +157,8 @@ class CatalogueReader:
                 starts, ends, why = {}, {}, f"Kafka did not answer ({exc!r})"
             else:
                 why = "it does not exist yet"
+                if not exists:  # nothing to wait for: its versions arrive once it exists
+                    self._settled.set()
             if ends:
                 return starts, ends
             if not warned:
