@@ -12,11 +12,13 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.agents.detector import DetectorShell
+from streams.agents.forgetting import install_forgetting
 from streams.agents.journeys_app import install_journeys
+from streams.agents.journeys_erasure import install_journey_erasure
 from streams.agents.ticks import send_ticks
 from streams.batching import BatchingApp
 from streams.core.detection import DetectorConfig
-from streams.metrics import DetectorMetrics
+from streams.metrics import DetectorMetrics, ErasureMetrics
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -45,6 +47,7 @@ def create_app(
     topics = TopicCatalogue.of(settings)
     metrics_registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(metrics_registry)
+    erasure_metrics = ErasureMetrics.create(metrics_registry)
     app_id = settings.worker_group
     datadir = settings.data_dir / app_id  # RocksDB state is per app id
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -103,10 +106,15 @@ def create_app(
         metrics=metrics,
         flush_interval=settings.state_flush_interval.total_seconds(),
         max_record_bytes=settings.max_record_bytes,
+        # every worker reads every erasure: a customer's sessions may be on any partition
+        erased=install_forgetting(app, settings, topics, erasure_metrics),
+        erasure_metrics=erasure_metrics,
     )
     app.deliver_batches([*inputs, ticks], shell.on_batch)
     app.drain_hooks.append(shell.drain)
     journeys = install_journeys(app, settings, topics, metrics_registry, send)
+    if journeys is not None:
+        journeys.erasure = install_journey_erasure(app, settings, topics, erasure_metrics)
 
     @app.agent(channel, concurrency=1)
     async def detector(stream: Any) -> None:

@@ -115,9 +115,10 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
     rp = commands.add_parser(
         "replay",
         help="rerun a time range of the input topics in event mode, into a namespace",
-        description="Copies the range (and all profiles and consents) into topics prefixed "
-        "with the namespace, runs a worker over them in event mode, and reports what every flow "
-        "would have sent, deferred or skipped, and why. Live senders never read a namespace.",
+        description="Copies the range of events and clicks (and all profiles, consents and "
+        "products) into topics prefixed with the namespace, runs a worker over them in event "
+        "mode, and reports what every flow would have sent, deferred or skipped, and why. Live "
+        "senders never read a namespace.",
         parents=[kafka],
     )
     rp.add_argument("--from", dest="start", required=True, help="RFC 3339 or epoch ms")
@@ -298,6 +299,8 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
 
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     from streams.replay import (
+        IN_RANGE,
+        WHOLE,
         ReplaySummary,
         collect,
         copy_topics,
@@ -306,7 +309,6 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         namespaced,
         wait_for_audience,
     )
-    from streams.watermark import AUDIENCE, DETECTOR_INPUTS
 
     start, end = time_argument(args.start, "--from"), time_argument(args.end, "--to")
     if end <= start:
@@ -315,12 +317,12 @@ def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
     namespace = args.namespace or f"replay-{start}-{end}"
     target = namespaced(settings, namespace)
     summary = ReplaySummary()
-    asyncio.run(copy_topics(settings, target, AUDIENCE, None, summary))
+    asyncio.run(copy_topics(settings, target, WHOLE, None, summary))
     with tempfile.TemporaryDirectory(prefix=f"cartpulse-replay-{namespace}-") as tmp:
         state = Path(tmp)
         with namespace_worker(target, state, args.dry_run), activity("replay: audience"):
             asyncio.run(wait_for_audience(target, args.timeout))
-        asyncio.run(copy_topics(settings, target, DETECTOR_INPUTS, (start, end), summary))
+        asyncio.run(copy_topics(settings, target, IN_RANGE, (start, end), summary))
         print(
             f"copied {sum(summary.copied.values()):,} records into {target.topic_prefix}* "
             f"({', '.join(f'{k} {n:,}' for k, n in sorted(summary.copied.items()))}); "

@@ -1,14 +1,17 @@
 """``cartpulse replay``: rerun a time range of the input topics in event mode, in a namespace.
 
-1. Copies all of ``customers`` and ``consents`` (compacted: the latest profiles and consents)
-   into topics prefixed ``<prefix><namespace>.``, runs a worker over the namespace in
-   ``event`` mode (never the wall clock) until its journeys hold them: who may be messaged is
-   known before the first step falls due, as it was when the events happened. The worker stops.
-2. Copies the records of ``clickstream`` and ``cart`` whose payload ``occurred_at`` lies in
-   ``[from, to)`` — to the same partition, in the same order — and only then starts the worker
-   again (its state comes back): the detector's watermark needs every input in Kafka before it
-   reads them (docs/semantics.md). Once it has read them, says the input is over (``watermark
-   end``) and waits until the journeys have taken every abandonment and order.
+1. Copies all of ``customers``, ``consents`` and ``products`` (compacted: the latest profiles,
+   consents and product versions) into topics prefixed ``<prefix><namespace>.``, runs a worker
+   over the namespace in ``event`` mode (never the wall clock) until its journeys hold the
+   profiles and consents: who may be messaged is known before the first step falls due, as it
+   was when the events happened. The worker stops. (Every worker reads the whole catalogue
+   when it starts, before its journeys judge anything.)
+2. Copies the records of ``clickstream``, ``cart`` and ``engagement`` (clicks and opens, which
+   steps' conditions read) whose payload ``occurred_at`` lies in ``[from, to)`` — to the same
+   partition, in the same order — and only then starts the worker again (its state comes
+   back): the detector's watermark needs every input in Kafka before it reads them
+   (docs/semantics.md). Once it has read them, says the input is over (``watermark end``) and
+   waits until the journeys have taken every abandonment, order and click.
 3. Reports what every flow would have sent, deferred or skipped, and why.
 
 Live senders read un-namespaced topics, so nothing replayed is ever delivered; with
@@ -37,6 +40,7 @@ from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 from streams.watermark import (
     AUDIENCE,
+    DETECTOR_INPUTS,
     lag_or_unknown,
     send_watermark,
     wait_for_journey_inputs,
@@ -45,6 +49,10 @@ from streams.worker_process import worker_env, worker_process
 
 NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 QUIET_SECONDS = 3.0
+# What a replay copies: these topics whole, first (compacted: the latest of each key) ...
+WHOLE = (*AUDIENCE, Topic.PRODUCTS)
+# ... then the events of these whose occurred_at lies in the range.
+IN_RANGE = (*DETECTOR_INPUTS, Topic.ENGAGEMENT)
 
 
 @dataclass(slots=True)
@@ -147,7 +155,8 @@ def finish(target: Settings, log: Path, patience: float) -> None:
 async def wait_for_journeys(target: Settings, patience: float) -> None:
     """Until the journeys' inputs are read and nothing new was written for a few seconds."""
     catalogue = TopicCatalogue.of(target)
-    inputs = [catalogue.name(t) for t in (Topic.ABANDONMENTS, Topic.ORDERS, Topic.JOURNEY_INPUTS)]
+    read = (Topic.ABANDONMENTS, Topic.ORDERS, Topic.ENGAGEMENT, Topic.JOURNEY_INPUTS)
+    inputs = [catalogue.name(t) for t in read]
     outputs = [catalogue.name(t) for t in (Topic.DECISIONS, Topic.SEND_SMS, Topic.SEND_EMAIL)]
     deadline = time.monotonic() + patience
     last, quiet_since = None, time.monotonic()

@@ -39,6 +39,8 @@ class Topic(StrEnum):
     JOURNEY_TICKS = "journey.ticks"
     PRODUCTS = "products"
     WORKERS = "workers"
+    ERASURES = "erasures"
+    ERASURES_DONE = "erasures.done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,11 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.JOURNEY_TICKS: ("partition", False, False),
     # the product catalogue: versions of each product, read whole by every journeys worker
     Topic.PRODUCTS: ("product_id", True, True),
+    # erasure requests (cartpulse forget), keyed by the customer's pseudonym, each on the
+    # partition of the customer id (co-partitioned with the journeys); kept for good
+    Topic.ERASURES: ("customer subject", True, True),
+    # each part's confirmation that it applied an erasure
+    Topic.ERASURES_DONE: ("customer subject:part", True, False),
     # what each worker runs, in its own words, written when it starts (streams/roster.py)
     Topic.WORKERS: ("worker_id", True, False),
 }
@@ -93,6 +100,14 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
 RETRY_TOPICS: dict[Topic, Topic] = {
     Topic.SEND_SMS: Topic.SEND_SMS_RETRY,
     Topic.SEND_EMAIL: Topic.SEND_EMAIL_RETRY,
+}
+
+
+# docs/compliance.md, Erasure: the open request is compacted away within about a day.
+ERASURE_COMPACTION: dict[str, str] = {
+    "segment.ms": str(24 * 60 * 60 * 1000),
+    "max.compaction.lag.ms": str(24 * 60 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.01",
 }
 
 
@@ -130,6 +145,10 @@ class TopicCatalogue:
                 kept = self.history_retention
                 retention = "-1" if kept is None else str(int(kept.total_seconds() * 1000))
                 configs = {"cleanup.policy": "delete", "retention.ms": retention}
+            if topic is Topic.ERASURES:
+                # an open request holds the customer id until it is closed: compact it
+                # away soon after (the closed record replaces it under the same key)
+                configs |= ERASURE_COMPACTION
             specs.append(TopicSpec(self.name(topic), key, compacted, is_input, False, configs))
             if is_input:
                 retention = str(int(self.dlq_retention.total_seconds() * 1000))

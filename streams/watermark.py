@@ -2,9 +2,9 @@
 
 ``send_watermark`` is what ``cartpulse watermark`` and ``cartpulse replay`` do: wait until the
 detector has read its inputs, tick the detector, then — when the worker runs the journeys —
-wait until the journeys have read theirs (orders, abandonments, profiles, consents and their
-re-keyed copies) and tick them. So no order or consent reaches the journeys after a step it
-should have stopped.
+wait until the journeys have read theirs (orders, abandonments, profiles, consents, clicks and
+opens, and the re-keyed copies) and tick them. So no order, consent or click reaches the
+journeys after a step it should have stopped.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from streams.topics import Topic, TopicCatalogue
 
 DETECTOR_INPUTS = (Topic.CLICKSTREAM, Topic.CART)
 AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
-JOURNEY_SOURCES = (*AUDIENCE, Topic.SEND_RESULTS, Topic.ORDERS, Topic.ABANDONMENTS)
+JOURNEY_SOURCES = (
+    *AUDIENCE,
+    Topic.SEND_RESULTS,
+    Topic.ORDERS,
+    Topic.ABANDONMENTS,
+    Topic.ENGAGEMENT,
+)
 
 
 async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:

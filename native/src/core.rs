@@ -282,6 +282,46 @@ impl Detector {
         }
     }
 
+    /// Every (customer id, session id) pair a session names: its own customer and those of
+    /// its pending events (an erasure must find a session before its events are applied).
+    pub fn customer_sessions(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        for (sid, state) in &self.sessions {
+            let own = nonempty(&state.customer_id);
+            if let Some(customer) = own {
+                pairs.push((customer.to_owned(), sid.clone()));
+            }
+            for (_, _, event) in &state.pending {
+                match nonempty(&event.customer_id) {
+                    Some(customer) if Some(customer) != own => {
+                        pairs.push((customer.to_owned(), sid.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Drop these sessions whole (an erasure): cart, views, pending events and the event ids
+    /// seen. With change tracking they are reported as forgotten (`take_changes`), so the
+    /// shell deletes their saved state; their deadline-index entries go stale and are skipped.
+    /// Returns how many of them were held.
+    pub fn forget(&mut self, session_ids: &[String]) -> usize {
+        let mut dropped = 0;
+        for sid in session_ids {
+            if self.sessions.remove(sid.as_str()).is_none() {
+                continue;
+            }
+            dropped += 1;
+            if self.track_changes {
+                self.dirty.remove(sid.as_str());
+                self.deleted.insert(sid.clone());
+            }
+        }
+        dropped
+    }
+
     pub fn open_sessions(&self) -> usize {
         self.sessions
             .values()

@@ -257,6 +257,17 @@ impl Core {
         })
     }
 
+    /// (customer id, session id) of every session that names a customer, its own or a
+    /// pending event's.
+    fn customer_sessions(&self) -> Vec<(String, String)> {
+        self.inner.customer_sessions()
+    }
+
+    /// Drop these sessions whole (an erasure); returns how many were held.
+    fn forget(&mut self, session_ids: Vec<String>) -> usize {
+        self.inner.forget(&session_ids)
+    }
+
     fn session_ids(&self) -> Vec<String> {
         self.inner.sessions.keys().cloned().collect()
     }

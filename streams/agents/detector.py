@@ -22,12 +22,14 @@ from typing import Any
 import orjson
 
 from streams._native import Record
+from streams.agents.forgetting import ErasedCustomers
 from streams.agents.ticks import read_tick
 from streams.batching import acting_for
 from streams.core.detection import Closed, Counters, Detector, DetectorConfig
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dead_letter
-from streams.metrics import DetectorMetrics
+from streams.metrics import DetectorMetrics, ErasureMetrics
+from streams.models.erasure import Done, Erasure
 from streams.models.event_parse import parse_event, read_record
 from streams.models.events import Event
 from streams.topics import Topic, TopicCatalogue
@@ -59,6 +61,8 @@ class PartitionWorker:
     input_tps: tuple[Any, ...] = ()
     caught_up: dict[Any, int] = field(default_factory=dict)  # unseen input → its high watermark
     last_message: Any = None  # the latest taken: table writes need a current event
+    swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
+    confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
 
 
 class DetectorShell:
@@ -81,8 +85,12 @@ class DetectorShell:
         flush_interval: float,
         max_record_bytes: int,
         wall_clock: Callable[[], float] = time.time,
+        erased: ErasedCustomers | None = None,
+        erasure_metrics: ErasureMetrics | None = None,
     ) -> None:
         self.config = config
+        self.erased = erased
+        self.erasure_metrics = erasure_metrics
         self.topics = topics
         self.live = clock_mode == "live"
         self.table = table
@@ -102,6 +110,7 @@ class DetectorShell:
         self._repartition = topics.name(Topic.REPARTITION)
         self._abandonments = topics.name(Topic.ABANDONMENTS)
         self._orders = topics.name(Topic.ORDERS)
+        self._erasures_done = topics.name(Topic.ERASURES_DONE)
         self._dlq = {
             topics.name(Topic.CLICKSTREAM): topics.dlq(Topic.CLICKSTREAM),
             topics.name(Topic.CART): topics.dlq(Topic.CART),
@@ -120,6 +129,7 @@ class DetectorShell:
             if worker is None:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
             worker.last_message = batch[-1]
+            self._sweep(worker)
             for message in batch:
                 self._handle(worker, message)
             await self._advance(worker)
@@ -158,6 +168,14 @@ class DetectorShell:
         if event is None:  # unusual or invalid: the Python parsers read it or say why not
             event = self._parse(worker, message, value)
             if event is None:
+                return
+        erased = self.erased
+        if erased is not None and erased.subjects:
+            customer = event.customer_id
+            if customer and erased.is_erased(customer):
+                # an erased customer's event (a replay, a re-sent event): never taken again
+                if self.erasure_metrics is not None:
+                    self.erasure_metrics.ignored.labels("detector").inc()
                 return
         session_key = event.session_id.encode()
         if message.key != session_key and topic != self._repartition:
@@ -297,11 +315,49 @@ class DetectorShell:
                 {"wm": detector.watermark, "max": detector.max_event_ms}
             )
         self.metrics.state_writes.inc(len(changed) + len(deleted))
+        await self._confirm(worker)
         for pending_message in worker.unacked:
             self.ack(pending_message)
         worker.unacked.clear()
         worker.last_flush = self.wall_clock()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    # -- erasures ------------------------------------------------------------------------
+
+    def _sweep(self, worker: PartitionWorker) -> None:
+        """Drop the partition's sessions of erased customers, once per erasure that arrived
+        since its last sweep (a restored partition sweeps every erasure known); their saved
+        state is deleted at the next flush, which then confirms the live erasures."""
+        erased = self.erased
+        if erased is None or worker.swept >= erased.generation:
+            return
+        pairs = worker.detector.customer_sessions()
+        sessions: dict[str, set[str]] = {}
+        for customer, session_id in pairs:
+            if erased.is_erased(customer):
+                subject = erased.pseudonyms.customer(customer)
+                sessions.setdefault(subject, set()).add(session_id)
+        dropped = worker.detector.forget(sorted({s for ids in sessions.values() for s in ids}))
+        if self.erasure_metrics is not None and dropped:
+            self.erasure_metrics.dropped.labels("detector").inc(dropped)
+        for erasure in erased.to_confirm(worker.swept):
+            worker.confirm.append((erasure, len(sessions.get(erasure.subject, ()))))
+        worker.swept = erased.generation
+
+    async def _confirm(self, worker: PartitionWorker) -> None:
+        """Confirm on ``erasures.done`` the erasures whose sessions this flush deleted."""
+        at_ms = int(self.wall_clock() * 1000)
+        for erasure, sessions in worker.confirm:
+            done = Done(
+                erasure.subject, erasure.request_id, "detector", at_ms, worker.partition,
+                {"sessions": sessions},
+            )  # fmt: skip
+            worker.in_flight.append(
+                await self.send(self._erasures_done, done.key, done.to_json(), None)
+            )
+            if self.erasure_metrics is not None:
+                self.erasure_metrics.applied.labels("detector").inc()
+        worker.confirm.clear()
 
     async def drain(self) -> None:
         """Persist and acknowledge every partition's taken messages (graceful shutdown).

@@ -195,6 +195,16 @@ class Detector:
     def session_ids(self) -> list[str]:
         return self._core.session_ids()
 
+    def customer_sessions(self) -> list[tuple[str, str]]:
+        """(customer id, session id) of every session that names a customer: its own, or one of
+        its pending events' (one pair per customer and session)."""
+        return self._core.customer_sessions()
+
+    def forget(self, session_ids: list[str]) -> int:
+        """Drop these sessions whole (an erasure): cart, views, pending events and seen event
+        ids. ``take_changes`` then reports them as forgotten. Returns how many were held."""
+        return self._core.forget(session_ids)
+
     def take_changes(self) -> tuple[list[tuple[str, bytes]], list[str]]:
         """(session id, saved state) of each changed session and the ids of forgotten ones,
         since the last call; clears both."""

@@ -63,6 +63,19 @@ async def _audience(settings: Settings, tmp_path: Path) -> Path:
                 await producer.send(
                     f"{settings.topic_prefix}consents", orjson.dumps(consent), key=key
                 )
+        # A catalogue, and clicks of someone outside the traffic (one before the range, one in
+        # it): a replay copies the catalogue whole and the clicks of its range.
+        for n in (1, 2):
+            product = {"product_id": f"p-{n}", "price": "10.00", "updated_at": START}
+            await producer.send(
+                f"{settings.topic_prefix}products", orjson.dumps(product), key=f"p-{n}".encode()
+            )
+        for at in ("2025-12-31T00:00:00.000Z", "2026-01-01T01:00:00.000Z"):
+            click = {"event_id": f"click-{at}", "type": "link_clicked",
+                     "customer_id": "not-a-shopper", "occurred_at": at}  # fmt: skip
+            await producer.send(
+                f"{settings.topic_prefix}engagement", orjson.dumps(click), key=b"not-a-shopper"
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -111,6 +124,7 @@ async def test_replay_reproduces_the_original_run_and_dry_run_sends_nothing(
     # byte for byte: same ids, same times, same coupons
     assert again_commands == commands, _difference(commands, again_commands)
     assert sum(row["journeys"] for row in summary["report"]) > 0
+    assert (summary["copied"]["products"], summary["copied"]["engagement"]) == (2, 1)
 
     live_before = await topic_counts(settings, [f"{settings.topic_prefix}send.sms"])
     dry = await asyncio.to_thread(
@@ -131,6 +145,7 @@ async def test_replay_reproduces_the_original_run_and_dry_run_sends_nothing(
     assert empty.returncode == 0, empty.stderr
     copied = orjson.loads(empty.stdout)["copied"]
     assert copied.get("clickstream", 0) == copied.get("cart", 0) == 0
+    assert (copied["products"], copied["engagement"]) == (2, 1)  # the click before the range
 
 
 def _difference(first: list[bytes], second: list[bytes]) -> str:
