@@ -23,6 +23,7 @@ from redis.asyncio.cluster import RedisCluster
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.consumer import CommandConsumer, SenderTopics
+from senders.coupons.store import RedisCouponStates
 from senders.heartbeat import MirrorHeartbeat, MirrorWatch
 from senders.http import start_http
 from senders.keys import Keys
@@ -135,6 +136,8 @@ async def run_sender(
             metrics,
             clock,
             PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
+            # a message with a coupon goes out only once the store has its code (coupons/)
+            RedisCouponStates(redis, keys, settings.coupon_retention),
         )
         consumer = CommandConsumer(settings, service, kafka, metrics, clock, topics)
         watch = await mirror_watch(settings, channel, redis, keys, kafka, metrics, clock)

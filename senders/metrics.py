@@ -24,6 +24,18 @@ Every metric, its labels and what it counts (mirrored in the docs' metrics catal
 * ``cartpulse_consent_mirror_history_total{outcome}``: consent records a store wrote itself,
   appended to ``consents.history`` by the mirror (``appended``) or found there already
   (``seen``).
+
+Of ``cartpulse coupons`` (``CouponMetrics``; docs/compliance.md, Coupons):
+
+* ``cartpulse_coupon_records_total{outcome}``: ``coupons`` records read: ``issued`` (to
+  register), ``mirrored`` (a later state kept in Redis), ``stale`` (older than the state
+  kept), ``invalid`` (dead-lettered).
+* ``cartpulse_coupon_registrations_total{provider,outcome}``: answers of the store's coupon
+  provider: ``registered``, ``refused``, ``retry``, ``pending`` (topic acks), and
+  ``gave_up`` (unreachable until the senders stopped waiting).
+* ``cartpulse_coupon_redemptions_total{outcome}``: codes on completed orders: ``redeemed``
+  (first use), ``reused`` (another order used it again: reported), ``foreign`` (not a code
+  cartpulse issued), ``repeat`` (an order seen again).
 """
 
 from __future__ import annotations
@@ -150,6 +162,38 @@ class Metrics:
                 "cartpulse_consent_mirror_history",
                 "Consent records a store wrote itself, appended to consents.history by the "
                 "mirror (appended) or found there already (seen).",
+                ["outcome"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CouponMetrics:
+    """``cartpulse coupons``' metrics (see the module docstring)."""
+
+    records: Counter
+    registrations: Counter
+    redemptions: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> CouponMetrics:
+        return cls(
+            records=Counter(
+                "cartpulse_coupon_records",
+                "coupons records read by the registrar, by what happened to them.",
+                ["outcome"],
+                registry=registry,
+            ),
+            registrations=Counter(
+                "cartpulse_coupon_registrations",
+                "Answers of the stores' coupon providers, by provider and outcome.",
+                ["provider", "outcome"],
+                registry=registry,
+            ),
+            redemptions=Counter(
+                "cartpulse_coupon_redemptions",
+                "Coupon codes on completed orders: redeemed, reused (reported), foreign, repeat.",
                 ["outcome"],
                 registry=registry,
             ),

@@ -30,6 +30,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
 from senders.consents import Consents, record_consent
+from senders.coupons.gate import UNAVAILABLE, coupon_of
+from senders.coupons.gate import verdict as coupon_verdict
+from senders.coupons.ports import CouponStates
 from senders.health import ProviderHealth
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
@@ -53,7 +56,10 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
 # Kafka or Redis down, or too slow to wait for (an ``asyncio.timeout`` around the call).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *INFRA_ERRORS)
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
-DeferReason = Literal["not_before", "rate_limit", "claimed", "in_flight", "provider_backoff"]
+DeferReason = Literal[
+    "not_before", "rate_limit", "claimed", "in_flight", "provider_backoff", "coupon_pending"
+]
+COUPON_POLL = 0.2  # seconds between looks at a coupon's registration while held in place
 # Why a provider counts as unavailable (``health.py``): the label set of its metrics.
 FAULT_REASONS: tuple[str, ...] = ("auth", "connection", "timeout", "server_error")
 T = TypeVar("T")
@@ -111,9 +117,11 @@ class SendService(Generic[P]):
         metrics: Metrics,
         clock: Clock,
         phones: PhoneIndex | None = None,
+        coupons: CouponStates | None = None,
     ) -> None:
         self._s = settings
         self._phones = phones
+        self._coupons = coupons  # None: coupons are not checked (tests of other parts)
         self._provider = provider
         self._ledger = ledger
         self._limiter = limiter
@@ -204,6 +212,8 @@ class SendService(Generic[P]):
             return Reject(exc.reason)
         if command.mode == "dry_run":
             return await self._finish(command, work, "suppressed", error_code="dry_run")
+        if (gated := await self._coupon_gate(command, work)) is not None:
+            return gated
         try:
             # Before the request: a link in the message must resolve once it is delivered.
             await self._provider.stage(message, command, self._clock.now())
@@ -215,6 +225,36 @@ class SendService(Generic[P]):
             now_ms = int(self._clock.now() * 1000)
             await self._phones.remember(command.to, command.customer_id, now_ms)
         return await self._send(command, message, work)
+
+    async def _coupon_gate(self, command: SendCommand, work: Work) -> Disposition | None:
+        """None when the command carries no coupon or the store honours it (registered, the
+        same offer, unused); else hold it a moment in place, then on the retry topic, until
+        the registration wait runs out: not sent, ``coupon_unavailable`` (senders/coupons)."""
+        coupon = coupon_of(command)
+        if coupon is None or self._coupons is None:
+            return None
+        code, wait = str(coupon["code"]), self._s.coupon_registration_wait.total_seconds()
+        held = 0.0
+        while True:
+            state = await self._coupons.get(code)
+            now = self._clock.now()
+            said = coupon_verdict(coupon, state, command, now, wait)
+            if said.action == "send":
+                if held and not isinstance(
+                    await self._ledger.claim(command.command_id, work.owner), Claimed
+                ):
+                    return Done(None)  # the claim lapsed and another task took the command
+                return None
+            if said.action == "unavailable":
+                log.info("command %s: coupon unavailable (%s)", command.command_id, said.reason)
+                return await self._finish(command, work, "suppressed", error_code=UNAVAILABLE)
+            if held >= self._inline:
+                assert said.until is not None  # noqa: S101 - a wait has a deadline
+                await self._ledger.release(command.command_id, work.owner)
+                recheck = now + self._s.coupon_recheck.total_seconds()
+                return Defer(min(recheck, said.until), "coupon_pending", work.attempts)
+            await self._clock.sleep(COUPON_POLL)
+            held += COUPON_POLL
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""

@@ -22,6 +22,7 @@ from streams.binding import check_bindable
 from streams.cli_collect import add_parsers as add_collect_parsers
 from streams.cli_common import CommandParser, activity, kafka_flags
 from streams.cli_consents import add_consent_parsers, import_consents_command
+from streams.cli_coupons import add_parsers as add_coupon_parsers
 from streams.cli_errors import explain, quiet_bootstrap_failures
 from streams.cli_forget import add_parsers as add_forget_parsers
 from streams.cli_journeys import add_parsers as add_journey_parsers
@@ -236,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     add_policy_parsers(commands)
     add_preview_parsers(commands)
     add_collect_parsers(commands)
+    add_coupon_parsers(commands, kafka)
     add_forget_parsers(commands, kafka)
     return parser
 

@@ -39,6 +39,7 @@ class Topic(StrEnum):
     JOURNEY_TICKS = "journey.ticks"
     PRODUCTS = "products"
     WORKERS = "workers"
+    COUPONS = "coupons"
     ERASURES = "erasures"
     ERASURES_DONE = "erasures.done"
 
@@ -86,6 +87,9 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.JOURNEY_TICKS: ("partition", False, False),
     # the product catalogue: versions of each product, read whole by every journeys worker
     Topic.PRODUCTS: ("product_id", True, True),
+    # every coupon code issued, registered with the store, redeemed: its latest state
+    # (streams/models/coupons.py); the store's systems may read it and write acks to it
+    Topic.COUPONS: ("code", True, True),
     # erasure requests (cartpulse forget), keyed by the customer's pseudonym, each on the
     # partition of the customer id (co-partitioned with the journeys); kept for good
     Topic.ERASURES: ("customer subject", True, True),
