@@ -75,7 +75,7 @@ class PartitionClock:
     watchers: dict[str, set[str]] = field(default_factory=dict)
     # catalogue changes not yet applied: (updated ms, arrival, version), applied once the
     # clock reaches them, inside one of the partition's own records (table writes need one)
-    products: list[tuple[int, int, ProductVersion]] = field(default_factory=list)
+    products: list[tuple[int, str, int, ProductVersion]] = field(default_factory=list)
     # inputs held until the clock reaches them: (event time, rank, identity, customer,
     # arrival wall ms); the records themselves are in their customer's state (``held``)
     held: list[tuple[int, int, str, str, int]] = field(default_factory=list)
@@ -218,7 +218,7 @@ class JourneyShell:
             next_held = held[0] if held and held[0][0] <= now else None
             next_product = products[0] if products and products[0][0] <= now else None
             if next_product is not None and (next_held is None or next_product[0] <= next_held[0]):
-                _, _, version = heapq.heappop(products)
+                version = heapq.heappop(products)[-1]
                 await self._catalogue_change(partition, clock, version, version.updated_ms)
                 continue
             if next_held is None:
@@ -270,14 +270,14 @@ class JourneyShell:
             return
         self._arrivals += 1
         for clock in self.partitions.values():
-            heapq.heappush(clock.products, (version.updated_ms, self._arrivals, version))
+            heapq.heappush(clock.products, _queued(version, self._arrivals))
 
     async def _catalogue(self, partition: int, clock: PartitionClock) -> None:
         """Apply the queued catalogue changes the clock has reached, oldest first."""
         now = clock.clock
         queue = clock.products
         while queue and now is not None and queue[0][0] <= now:
-            _, _, version = heapq.heappop(queue)
+            version = heapq.heappop(queue)[-1]
             await self._catalogue_change(partition, clock, version, now)
 
     async def _catalogue_change(
@@ -364,7 +364,7 @@ class JourneyShell:
         for version in self.engine.catalogue.versions() if self.engine.watch_ms else ():
             if clock.clock is None or version.updated_ms > clock.clock:
                 self._arrivals += 1
-                clock.products.append((version.updated_ms, self._arrivals, version))
+                clock.products.append(_queued(version, self._arrivals))
         heapq.heapify(clock.products)
         log.info("journeys partition %d: %d due customers", partition, len(clock.index))
         return clock
@@ -440,6 +440,12 @@ class JourneyShell:
             metrics.recoveries.labels(recovery.flow, recovery.channel).inc()
             if recovery.revenue is not None:
                 metrics.revenue.labels(recovery.flow, recovery.channel).inc(float(recovery.revenue))
+
+
+def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, ProductVersion]:
+    """A catalogue change in a partition's queue: in time order, then by product (the order
+    ``cartpulse journeys`` applies changes of one moment in), then by arrival."""
+    return version.updated_ms, version.product_id, arrival, version
 
 
 def _watch(clock: PartitionClock, state: CustomerState) -> None:
