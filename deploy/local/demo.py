@@ -4,7 +4,7 @@
    self-signed certificate) in this process, and creates the topics under a fresh prefix.
 2. Runs the real processes with CARTPULSE_* settings: `cartpulse worker --clock live` (detector
    and journeys, with deploy/local/demo-policy.toml: minutes scaled down to seconds), the
-   consent mirror, and both senders.
+   consent mirror, both senders and the coupon registrar.
 3. Streams simulated shoppers live (`cartpulse simulate --kafka --audience`: profiles and
    consents first, then ~110 s of traffic with current timestamps, short pauses and breaks),
    while a live view shows events, abandonments, commands, send results, what reached the test
@@ -445,6 +445,9 @@ class Demo:
         self.spawn("consents-mirror", ["consents", "mirror"], "CARTPULSE_SENDER_HTTP_PORT")
         self.spawn("send-sms", ["send", "sms"], "CARTPULSE_SENDER_HTTP_PORT")
         self.spawn("send-email", ["send", "email"], "CARTPULSE_SENDER_HTTP_PORT")
+        # registers each coupon code (the demo store's provider: the coupons topic) before the
+        # email sender may send the message that carries it
+        self.spawn("coupons", ["coupons"], "CARTPULSE_SENDER_HTTP_PORT")
         if console.is_terminal:
             with Live(self.view(), console=console, auto_refresh=False) as view:
                 await self.run(view)

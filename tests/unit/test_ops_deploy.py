@@ -35,6 +35,7 @@ COMMANDS = {
     ("send", "sms"),
     ("send", "email"),
     ("consents", "mirror"),
+    ("coupons",),
     ("webhooks",),
     ("collect",),
 }
@@ -87,7 +88,7 @@ def test_every_manifest_parses_and_the_kustomization_lists_them() -> None:
 def test_every_container_probes_healthz_and_readyz_on_a_declared_port() -> None:
     probed = list(containers())
 
-    assert len(probed) == 6, "worker, two senders, mirror, webhooks, collector"
+    assert len(probed) == 7, "worker, two senders, mirror, coupons, webhooks, collector"
     for workload, container in probed:
         ports = {port["name"] for port in container["ports"]}
         liveness = container["livenessProbe"]["httpGet"]
@@ -103,6 +104,7 @@ def test_workloads_run_real_commands_on_the_ports_their_settings_give() -> None:
         ("send", "sms"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
         ("send", "email"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
         ("consents", "mirror"): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
+        ("coupons",): ("CARTPULSE_SENDER_HTTP_PORT", 9100),
         ("webhooks",): ("CARTPULSE_WEBHOOKS_PORT", 8080),
         ("collect",): ("CARTPULSE_COLLECT_PORT", 8090),
     }

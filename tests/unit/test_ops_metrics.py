@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Metric
 
+from senders.metrics import CouponMetrics
 from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.collector.metrics import CollectorMetrics
@@ -36,6 +37,7 @@ CATALOGUES: dict[str, Callable[[CollectorRegistry], object]] = {
     "journeys": JourneyMetrics.create,
     "catalogue": CatalogueMetrics.create,
     "senders": SenderMetrics.create,
+    "coupons": CouponMetrics.create,
     "webhooks": WebhookMetrics.create,
     "collector": CollectorMetrics.create,
 }
