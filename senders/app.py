@@ -24,6 +24,7 @@ from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
 from senders.consumer import CommandConsumer, SenderTopics
 from senders.coupons.store import RedisCouponStates
+from senders.erasure import SenderErasure, kafka_produce
 from senders.heartbeat import MirrorHeartbeat, MirrorWatch
 from senders.http import start_http
 from senders.keys import Keys
@@ -40,8 +41,10 @@ from senders.service import SendService
 from senders.short_link_store import RedisShortLinks
 from streams.consent_ledger import ConsentLedger
 from streams.kafka import create_topics, producer
+from streams.metrics import ErasureMetrics
 from streams.models.commands import Channel, SendResult
 from streams.models.consent_history import ConsentEntry
+from streams.models.privacy import Pseudonyms
 from streams.serving import stop_on_signals
 from streams.settings import Settings
 from streams.topics import RETRY_TOPICS, Topic, TopicCatalogue
@@ -111,7 +114,8 @@ async def run_sender(
     for warning in warnings:
         log.warning("policy: %s", warning)
     redis = make_redis(settings)  # a client only: it connects on first use
-    links = RedisShortLinks(redis, keys) if channel == "sms" else None
+    names = Pseudonyms.of(settings)  # the erasures' index and checks (docs/compliance.md)
+    links = RedisShortLinks(redis, keys, pseudonyms=names) if channel == "sms" else None
     provider: Any = provider_for(settings, channel, policy, links)
     topics = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
@@ -131,11 +135,13 @@ async def run_sender(
                 settings.sender_ledger_ttl.total_seconds(),
             ),
             RedisLimiter(redis),
-            ConsentStore(redis, keys),
+            ConsentStore(redis, keys, names),
             KafkaEmitter(kafka, TopicCatalogue.of(settings), ConsentLedger.of(settings, kafka)),
             metrics,
             clock,
-            PhoneBook(redis, keys, settings.phone_index_ttl) if channel == "sms" else None,
+            PhoneBook(redis, keys, settings.phone_index_ttl, pseudonyms=names)
+            if channel == "sms"
+            else None,
             # a message with a coupon goes out only once the store has its code (coupons/)
             RedisCouponStates(redis, keys, settings.coupon_retention),
         )
@@ -211,6 +217,7 @@ async def run_mirror(
     redis = make_redis(settings)
     kafka = producer(settings)
     try:
+        wanted |= {topics.name(Topic.ERASURES), topics.name(Topic.ERASURES_DONE)}
         await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
         await kafka.start()
         keys = Keys(settings.effective_redis_key_prefix)
@@ -226,7 +233,11 @@ async def run_mirror(
         )
         checks.append(lambda: mirror.caught_up)
         async with stop_on_signals(stop, handle_signals):
-            await mirror.run(stop)
+            # the senders' part of erasures (senders/erasure.py), beside the mirror
+            erasure = SenderErasure(
+                settings, redis, keys, kafka_produce(kafka), ErasureMetrics.create(registry)
+            )
+            await asyncio.gather(mirror.run(stop), erasure.run(stop))
     finally:
         if runner is not None:
             await runner.cleanup()

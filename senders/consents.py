@@ -22,7 +22,9 @@ from senders.keys import Keys, address_hash, mask_address
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
 from streams.models.consent_history import ConsentEntry, ConsentStatus
+from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.events import parse_time
+from streams.models.privacy import Pseudonyms
 
 UNDELIVERABLE_TTL: Final = timedelta(days=180)
 
@@ -105,6 +107,31 @@ def newest(first: Consent | None, second: Consent | None) -> Consent | None:
     return first if first.status == "opted_out" else second
 
 
+def deciding(
+    customer: Consent | None,
+    number: Consent | None,
+    suppressed: Consent | None,
+    erased: Consent | None,
+) -> Consent | None:
+    """The consent a send obeys. An erased customer id (``erased:<subject>``, docs/
+    compliance.md, Erasure) is retired whatever else is known, a command queued before the
+    erasure included. Otherwise the newest statement of the customer's own, the number's
+    (SMS: a STOP from the number itself) and the suppression list's (``suppressed:<hash>``)
+    wins, an opt-out a tie: a consent recorded before the erasure (a re-import of the old
+    data) never lifts the suppression; one the person gives after it does."""
+    if erased is not None and erased.status == "opted_out":
+        return erased
+    return newest(newest(customer, number), suppressed)
+
+
+def erased_subject(pseudonyms: Pseudonyms, customer_id: str) -> str:
+    return f"{ERASED_PREFIX}{pseudonyms.customer(customer_id)}"
+
+
+def suppressed_subject(pseudonyms: Pseudonyms, address: str) -> str:
+    return f"{SUPPRESSED_PREFIX}{pseudonyms.address(address)}"
+
+
 class Consents(Protocol):
     """What a sender asks and tells about consent and reachability (``ConsentStore``)."""
 
@@ -152,9 +179,10 @@ async def record_consent(
 class ConsentStore:
     """Reads and writes the mirror; also remembers addresses a provider called undeliverable."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, pseudonyms: Pseudonyms | None = None) -> None:
         self._redis = redis
         self._keys = keys
+        self._pseudonyms = pseudonyms or Pseudonyms()  # the deployment's, for standing()
         self._put = redis.register_script(PUT_LUA)
         self._delete = redis.register_script(DELETE_LUA)
 
@@ -168,15 +196,18 @@ class ConsentStore:
         """See ``Consents.standing``: the consent(s) and the address's deliverability, in
         one Redis round trip."""
         sms = channel == "sms"
+        names = self._pseudonyms
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._keys.consent(customer_id, channel))
+            pipe.hgetall(self._keys.consent(erased_subject(names, customer_id), channel))
+            pipe.hgetall(self._keys.consent(suppressed_subject(names, address), channel))
             if sms:
                 pipe.hgetall(self._keys.consent(address_subject(address), channel))
             pipe.exists(self._keys.undeliverable(channel, address))
             replies = await pipe.execute()
-        consent = _consent(replies[0])
-        if sms:
-            consent = newest(consent, _consent(replies[1]))
+        number = _consent(replies[3]) if sms else None
+        erased, suppressed = _consent(replies[1]), _consent(replies[2])
+        consent = deciding(_consent(replies[0]), number, suppressed, erased)
         return consent, bool(replies[-1])
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:

@@ -45,6 +45,11 @@ class Keys:
         hash: ``recorded_at:status`` → history id; ``senders.mirror_history``)."""
         return f"{self.prefix}consent-history:{_tag_safe(customer_id)}:{channel}"
 
+    def erasable(self, subject: str) -> str:
+        """Every key the senders wrote that names a customer, by the customer's pseudonym
+        (a set: phone-index and short-link keys), so an erasure finds them (senders/erasure.py)."""
+        return f"{self.prefix}erasable:{_tag_safe(subject)}"
+
     def undeliverable(self, channel: str, address: str) -> str:
         return f"{self.prefix}undeliverable:{channel}:{address_hash(address)}"
 

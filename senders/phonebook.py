@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 
 from senders.keys import Keys
+from streams.models.privacy import Pseudonyms
 
 MAX_CUSTOMERS_PER_NUMBER: Final = 20  # a shared family phone, not a mailing list
 REFRESH: Final = timedelta(days=1)  # a pair written more recently than this is not rewritten
@@ -41,9 +42,11 @@ class PhoneBook:
         ttl: timedelta,
         keep: int = MAX_CUSTOMERS_PER_NUMBER,
         refresh: timedelta = REFRESH,
+        pseudonyms: Pseudonyms | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
+        self._pseudonyms = pseudonyms or Pseudonyms()
         self._ttl = max(1, int(ttl.total_seconds()))
         self._keep = keep
         self._refresh_ms = int(min(refresh, ttl / 2).total_seconds() * 1000)
@@ -60,6 +63,9 @@ class PhoneBook:
             pipe.zremrangebyrank(key, 0, -(self._keep + 1))
             pipe.expire(key, self._ttl)
             await pipe.execute()
+        await remember_key(
+            self._redis, self._keys, self._pseudonyms, customer_id, key, ttl=self._ttl
+        )
         self._written[pair] = at_ms
         self._written.move_to_end(pair)
         if len(self._written) > MAX_RECALLED:
@@ -70,3 +76,28 @@ class PhoneBook:
         key = self._keys.phone(address)
         members = await self._redis.zrevrange(key, 0, self._keep - 1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+
+async def remember_key(
+    redis: Redis,
+    keys: Keys,
+    pseudonyms: Pseudonyms,
+    customer_id: str,
+    key: str,
+    *,
+    ttl: int | None = None,
+    until_ms: int | None = None,
+) -> None:
+    """Note ``key`` in the customer's erasure index (``Keys.erasable``), kept at least ``ttl``
+    seconds or until ``until_ms``: an erasure finds there every key that names the customer
+    (senders/erasure.py). Its own round trip: the index is in another hash slot than ``key``
+    (Redis Cluster)."""
+    index = keys.erasable(pseudonyms.customer(customer_id))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(index, key)
+        for first in (True, False):  # a new index gets the expiry, an older one the later one
+            if until_ms is not None:
+                pipe.pexpireat(index, until_ms, nx=first, gt=not first)
+            else:
+                pipe.expire(index, ttl or 1, nx=first, gt=not first)
+        await pipe.execute()

@@ -44,6 +44,7 @@ from senders.ratelimit import Limiter
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import ResultStatus, SendCommand, SendResult
 from streams.models.consent_history import ConsentEntry
+from streams.models.erasure import ERASURE_SOURCE
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ class SendService(Generic[P]):
                     result = self._result(command, "unknown", work, error_code="interrupted")
                     owner = work.owner
                     if await self._ledger.take_over(
-                        cid, owner, self.sending_grace, result.to_json()
+                        cid, owner, self.sending_grace, _ledger_copy(result)
                     ):
                         log.warning("command %s was interrupted mid-request: unknown", cid)
                         return await self._publish(result)
@@ -262,7 +263,7 @@ class SendService(Generic[P]):
             command.customer_id, command.channel, command.to
         )
         if consent is not None and consent.status == "opted_out":
-            return "opted_out"
+            return "erased" if consent.source == ERASURE_SOURCE else "opted_out"
         if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
             return "no_consent"
         if undeliverable:
@@ -473,7 +474,7 @@ class SendService(Generic[P]):
         )
         cid = command.command_id
         outcome = await self._durable(
-            lambda: self._ledger.finish(cid, work.owner, result.to_json())
+            lambda: self._ledger.finish(cid, work.owner, _ledger_copy(result))
         )
         if outcome == "ok":
             return await self._publish(result)
@@ -491,6 +492,8 @@ class SendService(Generic[P]):
     async def _redelivered(self, command: SendCommand, state: Finished) -> Done:
         """A command already decided: republish an unrecorded result, else say ``duplicate``."""
         original = SendResult.from_json(state.result)
+        if original.customer_id is None:  # the ledger keeps none: the command has it
+            original = original.model_copy(update={"customer_id": command.customer_id})
         if not state.published:
             return await self._publish(original)
         duplicate = original.model_copy(
@@ -512,3 +515,10 @@ class SendService(Generic[P]):
                 self._metrics.infra_errors.labels(self.channel, component).inc()
                 log.warning("%s failed (%s); retrying", component, exc)
                 await asyncio.sleep(backoff(failures, 0.1, 5.0))
+
+
+def _ledger_copy(result: SendResult) -> bytes:
+    """What the ledger keeps of a result: all but the customer id, so Redis holds no id an
+    erasure would have to find (docs/compliance.md, Erasure); a redelivery takes it from
+    the command again."""
+    return result.model_copy(update={"customer_id": None}).to_json()

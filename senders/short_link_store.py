@@ -18,8 +18,10 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 
 from senders.keys import Keys
+from senders.phonebook import remember_key
 from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
+from streams.models.privacy import Pseudonyms
 
 EXPIRED_GRACE: Final = timedelta(days=7)
 
@@ -39,9 +41,16 @@ class LinkBook(Protocol):
 class RedisShortLinks:
     """Both ports on one Redis (or Redis Cluster: every key stands alone)."""
 
-    def __init__(self, redis: Redis, keys: Keys, grace: timedelta = EXPIRED_GRACE) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        grace: timedelta = EXPIRED_GRACE,
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._pseudonyms = pseudonyms or Pseudonyms()
         self._grace_ms = int(grace.total_seconds() * 1000)
 
     async def register(self, links: Sequence[tuple[str, LinkRecord]]) -> None:
@@ -58,6 +67,12 @@ class RedisShortLinks:
                 continue
             if not LinkRecord.from_json(stored).same_link(record):
                 raise InvalidRecord(f"short link id {link_id} already holds another link")
+        for link_id, record in links:  # each a key naming the customer: in their erasure index
+            key, until = self._keys.short_link(link_id), record.expires_ms + self._grace_ms
+            names = self._pseudonyms
+            await remember_key(
+                self._redis, self._keys, names, record.customer_id, key, until_ms=until
+            )
 
     async def resolve(self, link_id: str) -> LinkRecord | None:
         raw = await self._redis.get(self._keys.short_link(link_id))

@@ -23,7 +23,8 @@ from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 DETECTOR_INPUTS = (Topic.CLICKSTREAM, Topic.CART)
-AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS)
+# erasures too: a replay's journeys know who was erased before any event comes
+AUDIENCE = (Topic.CUSTOMERS, Topic.CONSENTS, Topic.ERASURES)
 JOURNEY_SOURCES = (
     *AUDIENCE,
     Topic.SEND_RESULTS,

@@ -4,7 +4,9 @@ survive it (docs/compliance.md, Erasure). Pure: no Faust, Kafka or clock."""
 from __future__ import annotations
 
 from streams.core.journey_state import CustomerState
+from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
+from streams.models.journey import parse_consent
 
 
 def opted_out_addresses(state: CustomerState) -> list[tuple[Channel, str]]:
@@ -13,9 +15,9 @@ def opted_out_addresses(state: CustomerState) -> list[tuple[Channel, str]]:
     number an opt-out notice went to. Sorted, each once; nothing for a channel without an
     opt-out (an erasure keeps only what honours a "no")."""
     kept: list[tuple[Channel, str]] = []
+    statements = _latest_consents(state)
     for channel in CHANNELS:
-        consent = state.consents.get(channel)
-        if consent is None or consent[0] != "opted_out":
+        if statements.get(channel, ("", 0))[0] != "opted_out":
             continue
         addresses: set[str] = set()
         profile = state.profile
@@ -29,3 +31,24 @@ def opted_out_addresses(state: CustomerState) -> list[tuple[Channel, str]]:
             addresses.update(state.notices)
         kept.extend((channel, address) for address in sorted(addresses))
     return kept
+
+
+def _latest_consents(state: CustomerState) -> dict[str, tuple[str, int]]:
+    """Per channel, the customer's latest statement: those applied, and those the worker still
+    holds until its clock reaches them (an opt-out recorded just before the erasure counts)."""
+    latest = {channel: (status, at) for channel, (status, at, _) in state.consents.items()}
+    for held in state.held:
+        if held.source != "consents" or not held.key or not held.value:
+            continue
+        try:
+            change = parse_consent(held.key.encode(), held.value.encode())
+        except InvalidRecord:
+            continue
+        if change.status is None:
+            continue
+        current = latest.get(change.channel)
+        newer = current is None or change.recorded_ms > current[1]
+        tie_out = current is not None and change.recorded_ms == current[1]
+        if newer or (tie_out and change.status == "opted_out"):
+            latest[change.channel] = (change.status, change.recorded_ms)
+    return latest

@@ -181,8 +181,21 @@ async def test_an_unpublished_result_is_republished_not_resent() -> None:
     await w.ledger.mark_sending(c.command_id, "dead")
     await w.ledger.finish(c.command_id, "dead", result.to_json())  # then it died
     assert await w.service.handle(c, Work("b")) == Done("sent")
-    assert w.emitter.results == [result] and w.provider.calls == []
+    # the ledger keeps no customer id (docs/compliance.md, Erasure): the command gives it back
+    republished = result.model_copy(update={"customer_id": c.customer_id})
+    assert w.emitter.results == [republished] and w.provider.calls == []
     assert await w.ledger.claim(c.command_id, "c") == Finished(result.to_json(), True)
+
+
+async def test_the_ledger_keeps_results_without_the_customer_id() -> None:
+    w = world([SENT])
+    c = cmd(w)
+    assert await w.service.handle(c, Work("a")) == Done("sent")
+    state = await w.ledger.claim(c.command_id, "b")
+    assert isinstance(state, Finished)
+    assert SendResult.from_json(state.result).customer_id is None
+    assert c.customer_id.encode() not in state.result
+    assert [r.customer_id for r in w.emitter.results] == [c.customer_id]
 
 
 async def test_a_request_cut_off_by_a_crash_ends_unknown_never_resent() -> None:

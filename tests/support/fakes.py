@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from senders.consents import Consent, ConsentUpdate, address_subject, newest
+from senders.consents import (
+    Consent,
+    ConsentUpdate,
+    address_subject,
+    deciding,
+    erased_subject,
+    suppressed_subject,
+)
 from streams.models.commands import Channel
+from streams.models.privacy import Pseudonyms
 
 
 @dataclass
@@ -16,13 +24,19 @@ class MemoryConsents:
 
     consents: dict[tuple[str, str], Consent] = field(default_factory=dict)
     undeliverable: dict[tuple[str, str], str] = field(default_factory=dict)
+    pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
 
     async def standing(
         self, customer_id: str, channel: Channel, address: str
     ) -> tuple[Consent | None, bool]:
-        consent = self.consents.get((customer_id, channel))
-        if channel == "sms":
-            consent = newest(consent, self.consents.get((address_subject(address), channel)))
+        names, held = self.pseudonyms, self.consents
+        number = held.get((address_subject(address), channel)) if channel == "sms" else None
+        consent = deciding(
+            held.get((customer_id, channel)),
+            number,
+            held.get((suppressed_subject(names, address), channel)),
+            held.get((erased_subject(names, customer_id), channel)),
+        )
         return consent, (channel, address) in self.undeliverable
 
     async def apply(self, update: ConsentUpdate, tombstone_at_ms: int | None = None) -> bool:

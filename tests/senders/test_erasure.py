@@ -1,0 +1,141 @@
+"""The senders' part of an erasure on the real Kafka and Redis: the consumer of ``erasures`` in
+the consent mirror's process drops every Redis entry that names the customer, rewrites the
+number-level consent of their number without names, and confirms on ``erasures.done``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from senders.consents import Consent, ConsentStore, ConsentUpdate, address_subject
+from senders.erasure import SenderErasure, kafka_produce
+from senders.keys import Keys
+from senders.phonebook import PhoneBook
+from senders.short_link_store import RedisShortLinks
+from senders.short_links import LinkRecord
+from streams.forget import partition_of
+from streams.kafka import create_topics
+from streams.metrics import ErasureMetrics
+from streams.models.erasure import Erasure, parse_done
+from streams.models.privacy import Pseudonyms
+from streams.settings import Settings
+from streams.topics import Topic, TopicCatalogue
+from tests.conftest import consume_all
+from tests.senders.conftest import kafka_producer, sender_settings
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER = "cust-erase-5a1"
+OTHER = "cust-keep-77b"
+PHONE = "+14155550142"
+KEY = "sender-erasure-key"
+
+
+async def _redis_text(redis: Redis, key_prefix: str) -> str:
+    """Every key under the prefix with what it holds, as one text to search."""
+    parts: list[str] = []
+    async for raw in redis.scan_iter(match=f"{key_prefix}*", count=1000):
+        key = raw.decode()
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            value: object = await redis.get(key)
+        elif kind == "hash":
+            value = await redis.hgetall(key)  # type: ignore[misc]  # redis-py's async stubs
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)  # type: ignore[misc]  # redis-py's async stubs
+        else:
+            value = kind
+        parts.append(f"{key} {value!r}")
+    return "\n".join(parts)
+
+
+async def test_the_senders_drop_what_names_the_customer_and_confirm(
+    settings: Settings, key_prefix: str, redis: Redis
+) -> None:
+    s = sender_settings(settings, key_prefix, address_hash_key=SecretStr(KEY))
+    names, keys = Pseudonyms.of(s), Keys(key_prefix)
+    await create_topics(s, TopicCatalogue.of(s).specs())
+    # What the SMS sender and the mirror wrote: a family phone texted for both customers, a
+    # short link each, both customers' consents, the number's own STOP (its evidence names
+    # the number and the customers), and the mirror's history notes.
+    phones = PhoneBook(redis, keys, timedelta(days=400), pseudonyms=names)
+    await phones.remember(PHONE, CUSTOMER, 1_000)
+    await phones.remember(PHONE, OTHER, 2_000)
+    links = RedisShortLinks(redis, keys, pseudonyms=names)
+    far = 4_102_444_800_000  # 2100: not expired
+    mine = LinkRecord("https://shop.example.com/cart/1", CUSTOMER, "default", "cmd-1", "sms", far)
+    theirs = LinkRecord("https://shop.example.com/cart/2", OTHER, "default", "cmd-2", "sms", far)
+    await links.register([("AbCdEfGh12", mine), ("ZyXwVuTs98", theirs)])
+    store = ConsentStore(redis, keys, names)
+    for channel in ("sms", "email"):
+        await store.apply(ConsentUpdate(CUSTOMER, channel, Consent("opted_in", 1_000, "form")))
+        history = keys.consent_history(CUSTOMER, channel)
+        await redis.hset(history, "1000:opted_in", "h-1")  # type: ignore[misc]  # redis-py stubs
+    number = address_subject(PHONE)
+    await store.apply(ConsentUpdate(number, "sms", Consent("opted_out", 3_000, "sms_keyword")))
+    before = await _redis_text(redis, key_prefix)
+    assert CUSTOMER in before and keys.erasable(names.customer(CUSTOMER)) in before
+
+    erasure = Erasure(names.customer(CUSTOMER), "er-test", 1_781_100_000_000, "gdpr", CUSTOMER)
+    catalogue = TopicCatalogue.of(s)
+    async with kafka_producer(s) as kafka:
+        partitions = await kafka.partitions_for(catalogue.name(Topic.ERASURES))
+        await kafka.send_and_wait(
+            catalogue.name(Topic.ERASURES), erasure.to_json(), key=erasure.subject.encode(),
+            partition=partition_of(CUSTOMER, partitions),
+        )  # fmt: skip
+        part = SenderErasure(
+            s, redis, keys, kafka_produce(kafka), ErasureMetrics.create(CollectorRegistry())
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(part.run(stop))
+        done = await consume_all(s, catalogue.name(Topic.ERASURES_DONE), 1, within=60)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    (confirmed,) = [parse_done(r.value) for r in done]
+    assert (confirmed.part, confirmed.request_id) == ("senders", "er-test")
+    assert confirmed.counts == {
+        "phone_index": 1, "short_links": 1, "number_consents": 1, "consents": 2,
+    }  # fmt: skip
+    after = await _redis_text(redis, key_prefix)
+    assert CUSTOMER not in after  # no key or value names the customer any more
+    assert PHONE not in after
+    # the other customer keeps their entries: the number still finds them, their link resolves
+    assert await phones.customers(PHONE) == [OTHER]
+    assert await links.resolve("ZyXwVuTs98") == theirs
+    assert await links.resolve("AbCdEfGh12") is None
+    # the number's STOP is written again without names, same status and time
+    records = await consume_all(s, catalogue.name(Topic.CONSENTS), 1, within=30)
+    (rewritten,) = [r for r in records if r.key == f"{number}:sms".encode()]
+    value = orjson.loads(rewritten.value)
+    assert (value["status"], value["recorded_at"], value["source"]) == (
+        "opted_out", "1970-01-01T00:00:03.000Z", "sms_keyword",
+    )  # fmt: skip
+    assert value["evidence"] == {"erasure_request": "er-test", "pseudonymised": True}
+
+
+async def test_a_closed_erasure_has_nothing_left_to_drop(
+    settings: Settings, key_prefix: str, redis: Redis
+) -> None:
+    s = sender_settings(settings, key_prefix)
+    sent: list[tuple[str, bytes, bytes]] = []
+
+    async def produce(topic: str, key: bytes, value: bytes) -> object:
+        sent.append((topic, key, value))
+        return None
+
+    part = SenderErasure(
+        s, redis, Keys(key_prefix), produce, ErasureMetrics.create(CollectorRegistry())
+    )
+    closed = Erasure("sub-1", "er-1", 1_781_100_000_000, "gdpr", None, 1_781_100_060_000)
+    assert await part.erase(closed) == {}
+    assert sent == []
