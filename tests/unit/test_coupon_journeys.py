@@ -48,7 +48,7 @@ def test_a_coupon_step_not_sent_is_skipped_as_coupon_unavailable() -> None:
     result = SendResult(
         command_id=command.command_id, status="suppressed", error_code="coupon_unavailable",
         at=datetime.fromtimestamp((last + 50 * H) / 1000, tz=UTC), channel="email",
-        journey_id=command.journey_id, customer_id="c1",
+        journey_id=command.journey_id, customer_id="c1", attempts=1,
     )  # fmt: skip
     out = run(engine, state, last + 50 * H, (last + 50 * H, result))
     skipped = [(d.step, d.reason, d.channel) for d in out.decisions if d.action == "skipped"]
@@ -66,3 +66,39 @@ def test_an_order_event_carries_its_discount_codes_to_the_journeys() -> None:
     )
     assert OrderIn.of(event).discount_codes == ("CP-AAA", "cp-bbb")
     assert event.to_dict()["order"]["discount_codes"] == ["CP-AAA", "cp-bbb"]
+
+
+async def test_the_journeys_shell_issues_the_coupon_before_its_command() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.agents.journeys import JourneyShell
+    from streams.core.journeys import Outputs
+    from streams.metrics import JourneyMetrics
+    from streams.models.coupons import parse_coupon
+    from streams.topics import TopicCatalogue
+    from tests.support.emails import sample_command
+
+    sent: list[tuple[str, bytes | None, bytes | None]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes | None, headers: object) -> None:
+        sent.append((topic, key, value))
+
+    shell = JourneyShell(
+        engine=JourneyEngine(parse_policy(POLICY), SECRET), topics=TopicCatalogue("p."),
+        live=True, table={}, send=send, metrics=JourneyMetrics.create(CollectorRegistry()),
+        max_record_bytes=65536,
+    )  # fmt: skip
+    with_coupon = sample_command("cart_email_2", "en")
+    dry = with_coupon.model_copy(update={"mode": "dry_run"})
+    without = sample_command("cart_email_1", "en")
+    await shell._emit(Outputs(commands=[with_coupon, dry, without]))
+    assert [topic for topic, _, _ in sent] == [
+        "p.coupons",
+        "p.send.email",
+        "p.send.email",
+        "p.send.email",
+    ]
+    _, key, value = sent[0]
+    coupon = parse_coupon(value)
+    assert key == coupon.code.encode() and coupon.code == with_coupon.variables["coupon"]["code"]
+    assert (coupon.status, coupon.command_id) == ("issued", with_coupon.command_id)
