@@ -274,6 +274,25 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
     finally:
         await kafka.stop()
 
+    # -- a replay of the range of the customer's session: nobody comes back --------------------
+    session_at = t0 + 10 * 24 * H
+    replayed = await asyncio.to_thread(
+        run_cli, settings, "replay", "--from", format_ms(session_at - H),
+        "--to", format_ms(session_at + H), "--namespace", "after", "--json",
+        env={**JOURNEYS, **env}, timeout=600,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    summary = orjson.loads(replayed.stdout)
+    assert summary["copied"]["cart"] == 4  # the session's events, sent twice
+    assert summary["copied"]["erasures"] >= 1  # copied with the profiles, read first
+    namespace = settings.model_copy(update={"topic_prefix": summary["namespace"]})
+    assert await consume_all(namespace, f"{namespace.topic_prefix}abandonments", 0, 10) == []
+    assert await _decisions(namespace, CUSTOMER) == 0
+    for name in await _compacted_topics(namespace):
+        if name.endswith("-changelog"):
+            view = await _current_view(namespace, name)
+            assert not [k for k, v in view.items() if CUSTOMER.encode() in (k or b"") + v], name
+
 
 async def _true(value: bool) -> bool:
     return value
