@@ -20,7 +20,7 @@ from senders.metrics import CouponMetrics
 from senders.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.collector.metrics import CollectorMetrics
-from streams.metrics import CatalogueMetrics, DetectorMetrics, JourneyMetrics
+from streams.metrics import CatalogueMetrics, DetectorMetrics, ErasureMetrics, JourneyMetrics
 from tests.conftest import ROOT
 from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME, load_yaml
 
@@ -36,6 +36,7 @@ CATALOGUES: dict[str, Callable[[CollectorRegistry], object]] = {
     "detector": DetectorMetrics.create,
     "journeys": JourneyMetrics.create,
     "catalogue": CatalogueMetrics.create,
+    "erasure": ErasureMetrics.create,
     "senders": SenderMetrics.create,
     "coupons": CouponMetrics.create,
     "webhooks": WebhookMetrics.create,
