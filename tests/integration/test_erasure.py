@@ -36,9 +36,9 @@ from streams.settings import Settings
 from streams.topics import TopicCatalogue
 from tests.conftest import consume_all
 from tests.senders.conftest import running, sender_settings
-from tests.senders.test_erasure import _redis_text
 from tests.support.cli import run_cli
 from tests.support.journeys import POLICY
+from tests.support.redis_view import redis_text
 from tests.support.workers import JOURNEYS, wait_for_count, worker
 from tests.twilio_server import TwilioTestServer
 
@@ -150,7 +150,7 @@ async def _in_clear(settings: Settings, redis: Redis, key_prefix: str) -> list[s
         for key, value in (await _current_view(settings, topic)).items():
             record = (key or b"") + b" " + value
             found += [f"{topic}: {key!r}" for clear in IN_CLEAR if clear.encode() in record]
-    held = await _redis_text(redis, key_prefix)
+    held = await redis_text(redis, key_prefix)
     found += [f"redis: {line}" for line in held.splitlines() if any(c in line for c in IN_CLEAR)]
     return found
 

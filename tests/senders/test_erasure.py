@@ -28,6 +28,7 @@ from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 from tests.conftest import consume_all
 from tests.senders.conftest import kafka_producer, sender_settings
+from tests.support.redis_view import redis_text
 
 pytestmark = pytest.mark.integration
 
@@ -35,26 +36,6 @@ CUSTOMER = "cust-erase-5a1"
 OTHER = "cust-keep-77b"
 PHONE = "+14155550142"
 KEY = "sender-erasure-key"
-
-
-async def _redis_text(redis: Redis, key_prefix: str) -> str:
-    """Every key under the prefix with what it holds, as one text to search."""
-    parts: list[str] = []
-    async for raw in redis.scan_iter(match=f"{key_prefix}*", count=1000):
-        key = raw.decode()
-        kind = (await redis.type(key)).decode()
-        if kind == "string":
-            value: object = await redis.get(key)
-        elif kind == "hash":
-            value = await redis.hgetall(key)  # type: ignore[misc]  # redis-py's async stubs
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1)
-        elif kind == "set":
-            value = await redis.smembers(key)  # type: ignore[misc]  # redis-py's async stubs
-        else:
-            value = kind
-        parts.append(f"{key} {value!r}")
-    return "\n".join(parts)
 
 
 async def test_the_senders_drop_what_names_the_customer_and_confirm(
@@ -81,7 +62,7 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
         await redis.hset(history, "1000:opted_in", "h-1")  # type: ignore[misc]  # redis-py stubs
     number = address_subject(PHONE)
     await store.apply(ConsentUpdate(number, "sms", Consent("opted_out", 3_000, "sms_keyword")))
-    before = await _redis_text(redis, key_prefix)
+    before = await redis_text(redis, key_prefix)
     assert CUSTOMER in before and keys.erasable(names.customer(CUSTOMER)) in before
 
     erasure = Erasure(names.customer(CUSTOMER), "er-test", 1_781_100_000_000, "gdpr", CUSTOMER)
@@ -106,7 +87,7 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
     assert confirmed.counts == {
         "phone_index": 1, "short_links": 1, "number_consents": 1, "consents": 2,
     }  # fmt: skip
-    after = await _redis_text(redis, key_prefix)
+    after = await redis_text(redis, key_prefix)
     assert CUSTOMER not in after  # no key or value names the customer any more
     assert PHONE not in after
     # the other customer keeps their entries: the number still finds them, their link resolves
