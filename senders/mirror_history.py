@@ -36,8 +36,9 @@ Outcome = Literal["cartpulse", "tombstone", "appended", "seen"]
 
 
 class HistoryAppender(Protocol):
-    async def append(self, entry: ConsentEntry) -> None:
-        """Put ``entry`` on ``consents.history``; returns once Kafka acknowledged it."""
+    async def append(self, entry: ConsentEntry) -> str:
+        """Put ``entry`` on ``consents.history``; returns its ``history_id`` once Kafka
+        acknowledged it."""
         ...
 
 
@@ -66,6 +67,6 @@ class StoreHistory:
         identity = f"{entry.recorded_at_ms}:{entry.status}"
         if await cast(Awaitable[bool], self._redis.hexists(key, identity)):
             return "seen"
-        await self._history.append(entry)
-        await cast(Awaitable[int], self._redis.hset(key, identity, entry.history_id))
+        appended = await self._history.append(entry)
+        await cast(Awaitable[int], self._redis.hset(key, identity, appended))
         return "appended"

@@ -14,8 +14,9 @@ import orjson
 
 from streams.cli_common import CommandParser
 from streams.errors import ConfigurationError
-from streams.models.consent_history import HistoryEntry
+from streams.models.consent_history import HistoryEntry, history_subject
 from streams.models.events import format_ms
+from streams.models.privacy import Pseudonyms
 from streams.output import MAX_REPORTED_REJECTS, open_output, time_argument
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
@@ -30,12 +31,16 @@ def add_consent_parsers(actions: Any, kafka: CommandParser) -> None:
         "history",
         help="one customer's consent changes with their evidence, in order",
         description="Reads consents.history for one customer (only the partition its key is "
-        "in): every change, on both channels unless --channel, in the order it was recorded, "
-        "with its source and evidence. Exit 1 when there is none.",
+        "in; the history knows the customer by the pseudonym computed from the id with "
+        "CARTPULSE_ADDRESS_HASH_KEY): every change, on both channels unless --channel, in the "
+        "order it was recorded, with its source and evidence. Exit 1 when there is none.",
         parents=[kafka],
     )
     history.add_argument(
-        "customer", nargs="?", metavar="CUSTOMER", help="a customer_id (or addr:<hash>)"
+        "customer",
+        nargs="?",
+        metavar="CUSTOMER",
+        help="a customer_id (or addr:<hash>); read under its pseudonym",
     )
     history.add_argument(
         "--address",
@@ -76,8 +81,9 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(orjson.dumps(entry.value).decode() + "\n")
     else:
         what = f"{args.channel} consent" if args.channel else "consent"
+        named = history_subject(subject, Pseudonyms.of(settings))
         print(
-            f"{subject}: {len(trail.entries)} {what} change(s) "
+            f"{subject} ({named}): {len(trail.entries)} {what} change(s) "
             f"({trail.topic}, partition {trail.partition})"
         )
         for entry in trail.entries:
@@ -91,13 +97,16 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def describe(entry: HistoryEntry) -> str:
-    """One change in three lines: when, channel, status and source; the address hash and when
-    cartpulse wrote it; the evidence as compact JSON."""
+    """One change in three lines: when, channel, status and source (and what the subject is,
+    when not the customer: the erasure's record); the address hash and when cartpulse wrote
+    it; the evidence as compact JSON."""
     value = entry.value
     evidence = orjson.dumps(value.get("evidence"), option=orjson.OPT_SORT_KEYS).decode()
+    kind = value.get("kind")
+    of = f"  ({kind})" if kind not in (None, "customer", "number") else ""
     return (
         f"{format_ms(entry.recorded_at_ms)}  {entry.channel:5}  {entry.status:10}  "
-        f"{entry.source}\n"
+        f"{entry.source}{of}\n"
         f"    address {value.get('address_hash') or '-'}  written {value.get('written_at')}  "
         f"id {entry.history_id}\n"
         f"    evidence {evidence}"

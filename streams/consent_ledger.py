@@ -28,27 +28,29 @@ from aiokafka.errors import KafkaError
 from streams.kafka import Producer
 from streams.models.consent_history import (
     HISTORY_ID_HEADER,
-    AddressHasher,
     ConsentEntry,
     consents_record,
+    history_id,
     history_record,
 )
+from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
 
 
-def address_hasher(settings: Settings) -> AddressHasher:
-    """The deployment's hasher; warns when ``CARTPULSE_ADDRESS_HASH_KEY`` is not set."""
-    key = settings.address_hash_key.get_secret_value().encode()
-    if not key:
+def history_names(settings: Settings) -> Pseudonyms:
+    """The deployment's pseudonyms for the history; warns when ``CARTPULSE_ADDRESS_HASH_KEY``
+    is not set."""
+    names = Pseudonyms.of(settings)
+    if not names.key:
         log.warning(
-            "CARTPULSE_ADDRESS_HASH_KEY is not set: consents.history keeps plain SHA-256 "
-            "hashes of addresses, which a dictionary of phone numbers reverses "
-            "(docs/compliance.md, Consent history)"
+            "CARTPULSE_ADDRESS_HASH_KEY is not set: consents.history keeps customers and "
+            "addresses as plain SHA-256 hashes, which a list of customer ids or of phone "
+            "numbers reverses (docs/compliance.md, Consent history)"
         )
-    return AddressHasher(key)
+    return names
 
 
 class ConsentLedger:
@@ -58,11 +60,11 @@ class ConsentLedger:
         self,
         producer: Producer,
         topics: TopicCatalogue,
-        hasher: AddressHasher,
+        names: Pseudonyms,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._producer = producer
-        self._hasher = hasher
+        self._names = names
         self._clock = clock
         self._consents = topics.name(Topic.CONSENTS)
         self._history = topics.name(Topic.CONSENT_HISTORY)
@@ -73,7 +75,7 @@ class ConsentLedger:
 
     @classmethod
     def of(cls, settings: Settings, producer: Producer) -> ConsentLedger:
-        return cls(producer, TopicCatalogue.of(settings), address_hasher(settings))
+        return cls(producer, TopicCatalogue.of(settings), history_names(settings))
 
     async def record(self, entry: ConsentEntry) -> None:
         """The history entry, then the ``consents`` record tagged with the entry's id; returns
@@ -82,17 +84,19 @@ class ConsentLedger:
         topic, key, value, headers = self._current(entry)
         await (await self._producer.send(topic, value=value, key=key, headers=headers))
 
-    async def append(self, entry: ConsentEntry) -> None:
-        """Only the history entry (for a change already on ``consents``: a store's record)."""
-        key, value = history_record(entry, self._hasher, int(self._clock() * 1000))
+    async def append(self, entry: ConsentEntry) -> str:
+        """Only the history entry (for a change already on ``consents``: a store's record);
+        returns its ``history_id`` once Kafka acknowledged it."""
+        key, value = history_record(entry, self._names, int(self._clock() * 1000))
         await (await self._producer.send(self._history, value=value, key=key))
+        return history_id(entry, self._names)
 
     async def record_all(self, entries: Sequence[ConsentEntry]) -> list[BaseException | None]:
         """``record`` for many entries, the sends of each step in flight together: every
         history entry, then the ``consents`` record of each entry Kafka took. Per entry, None
         when both were taken, else the error; raises nothing (an import counts them)."""
         written_at = int(self._clock() * 1000)
-        history = [history_record(entry, self._hasher, written_at) for entry in entries]
+        history = [history_record(entry, self._names, written_at) for entry in entries]
         errors = await _settle(self._producer, [(self._history, k, v, None) for k, v in history])
         current = [
             self._current(entry)
@@ -106,7 +110,8 @@ class ConsentLedger:
         """The ``consents`` record, tagged with its history entry's id (the mirror appends
         only records without it)."""
         key, value = consents_record(entry)
-        return self._consents, key, value, [(HISTORY_ID_HEADER, entry.history_id.encode())]
+        tag = history_id(entry, self._names).encode()
+        return self._consents, key, value, [(HISTORY_ID_HEADER, tag)]
 
 
 Send = tuple[str, bytes, bytes, list[tuple[str, bytes]] | None]

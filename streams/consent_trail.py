@@ -1,9 +1,12 @@
 """Reading ``consents.history`` back: one customer's trail (``cartpulse consents history``) and
 every change of a time range (``cartpulse consents export``).
 
-A trail reads one partition: the one the producers put the customer's key in (aiokafka's
-``DefaultPartitioner``: murmur2 of the key, as the Java client), from its start to the end
-offset seen when the read begins; other customers' records there are skipped. Its cost is that
+The history is keyed by each subject's pseudonym (``history_subject``: HMAC-SHA256 of the
+customer id under ``CARTPULSE_ADDRESS_HASH_KEY``), so a trail is asked for by the customer id
+and read under the name computed from it. A trail reads one partition: the one the producers
+put that key in (aiokafka's ``DefaultPartitioner``: murmur2 of the key, as the Java client),
+from its start to the end offset seen when the read begins; other subjects' records there are
+skipped. Its cost is that
 partition, about the history's size over its partition count, never the whole topic. The trail
 is in the order the changes were appended, which is their order for one customer.
 
@@ -24,7 +27,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.kafka import read_records, topic_offsets
-from streams.models.consent_history import HistoryEntry, parse_history
+from streams.models.consent_history import HistoryEntry, history_subject, parse_history
+from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -65,9 +69,9 @@ async def history_partitions(settings: Settings) -> tuple[str, int]:
 
 async def read_trail(settings: Settings, subject: str, channel: str | None = None) -> Trail:
     """Every change of ``subject`` (a customer_id, or ``addr:<hash>``), of ``channel`` only
-    when given, in the order appended."""
+    when given, in the order appended: the records keyed by its history name."""
     name, count = await history_partitions(settings)
-    key = subject.encode()
+    key = history_subject(subject, Pseudonyms.of(settings)).encode()
     partition = partition_of(key, count)
     entries: list[HistoryEntry] = []
     seen: set[str] = set()

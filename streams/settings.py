@@ -366,9 +366,9 @@ class Settings(BaseSettings):
     # Consent history (docs/compliance.md, Consent history)
     address_hash_key: SecretStr = Field(
         SecretStr(""),
-        description="HMAC-SHA256 key of the address_hash in consents.history; keep it as long "
-        "as the history (a new key no longer matches old records). Unset: plain SHA-256, "
-        "which a dictionary of phone numbers reverses.",
+        description="HMAC-SHA256 key of the pseudonyms and address hashes in consents.history "
+        "and the erasures; keep it as long as the history (a new key no longer matches old "
+        "records). Unset: plain SHA-256, which a dictionary of phone numbers reverses.",
     )
     consent_history_retention: PositiveDuration | None = Field(
         None,

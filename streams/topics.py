@@ -63,7 +63,7 @@ _SPECS: dict[Topic, tuple[str, bool, bool]] = {
     Topic.CUSTOMERS: ("customer_id", True, True),
     Topic.CONSENTS: ("customer_id:channel", True, True),
     # every consent change with its evidence, never compacted (streams/consent_ledger.py)
-    Topic.CONSENT_HISTORY: ("customer_id (or addr:<hash>)", False, False),
+    Topic.CONSENT_HISTORY: ("subject (pseudonym)", False, False),
     Topic.ABANDONMENTS: ("customer_id or session_id", False, True),
     Topic.SEND_SMS: ("recipient", False, True),
     Topic.SEND_EMAIL: ("recipient", False, True),

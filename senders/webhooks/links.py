@@ -131,7 +131,17 @@ class LinkHooks:
             "one_click": request.one_click,
             "user_agent": request.user_agent[:MAX_USER_AGENT],
         }
-        entry = ConsentEntry(token.customer_id, channel, "opted_out", source, at_ms, evidence)
+        # The history is kept for good and names nobody in clear: not the token (its payload
+        # is the customer id), but its id and what rebuilds it with the secret to check it.
+        proof = {
+            "token_id": evidence["token_id"],
+            "token_expires_at": format_ms(token.expires_ms),
+            **{k: evidence[k] for k in ("store_id", "one_click", "user_agent")},
+        }
+        entry = ConsentEntry(
+            token.customer_id, channel, "opted_out", source, at_ms, evidence,
+            history_evidence=proof, free_text=("user_agent",),
+        )  # fmt: skip
         await record_consent(self._outbox.consent, self._consents, entry)
         self._metrics.consents.labels(channel, "opted_out").inc()
         return page(200, "Unsubscribed", "You will not receive these messages any more.")

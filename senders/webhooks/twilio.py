@@ -217,7 +217,8 @@ class TwilioHooks:
             "resolved_customers": customers,
         }
         # The history is kept for good: it holds the number only as address_hash, so not the
-        # form (From is in it) nor the signature (which only the whole form verifies).
+        # form (From is in it) nor the signature (which only the whole form verifies); the
+        # customers resolved become their pseudonyms there, and an address in the body its hash.
         proof = {
             "keyword": keyword.word,
             "message_sid": _message_sid(request.form) or None,
@@ -235,7 +236,8 @@ class TwilioHooks:
         for subject in subjects:
             entry = ConsentEntry(
                 subject, "sms", status, SOURCE_KEYWORD, at_ms, evidence,
-                address=sender, history_evidence=proof,
+                address=sender, history_evidence=proof, customers=tuple(customers),
+                free_text=("body",),
             )  # fmt: skip
             await record_consent(self._outbox.consent, self._consents, entry)
             self._metrics.consents.labels("sms", status).inc()

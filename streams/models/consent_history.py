@@ -1,19 +1,24 @@
 """One consent change as cartpulse records it: the current view on ``consents`` (compacted,
 keyed ``customer_id:channel``) and its entry on ``consents.history`` (never compacted, keyed
-by the customer, so one customer's trail is one partition, in order). Pure: no Kafka, no clock.
+by the subject's pseudonym, so one customer's trail is one partition, in order). Pure: no
+Kafka, no clock.
 
 Every writer builds a ``ConsentEntry`` and hands it to the one ledger
 (``streams.consent_ledger``), which writes ``history_record`` and then ``consents_record``.
 A record a store writes to ``consents`` itself becomes an entry with ``store_entry``.
 
-The history never holds an address in clear: ``address_hash`` is an HMAC-SHA256 of it under
-``CARTPULSE_ADDRESS_HASH_KEY`` (docs/compliance.md says why, and what the evidence holds).
+The history is kept for good, so it names nobody in clear (docs/compliance.md, Consent
+history): a customer (or a number's ``addr:`` subject) only as ``Pseudonyms.customer`` of it,
+an address only as ``address_hash`` (HMAC-SHA256 under ``CARTPULSE_ADDRESS_HASH_KEY``); a
+customer id the evidence names becomes its pseudonym, and an email address or phone number in
+text cartpulse did not write (a store's statement, a STOP's body) its hash. It is
+pseudonymous, not anonymous: whoever holds the key can compute a customer's pseudonym.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
@@ -22,7 +27,9 @@ import orjson
 
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
+from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.events import format_ms, parse_time
+from streams.models.privacy import Pseudonyms
 
 ConsentStatus = Literal["opted_in", "opted_out"]
 STATUSES: Final[tuple[ConsentStatus, ...]] = ("opted_in", "opted_out")
@@ -34,20 +41,45 @@ SOURCE_STORE: Final = "store"  # a record a store wrote to ``consents`` itself
 SOURCE_IMPORT: Final = "import"  # ``cartpulse import --format consents``
 SOURCE_SIMULATED: Final = "simulated"  # ``cartpulse simulate --audience``
 MAX_ADDRESS_CHARS: Final = 320  # the longest email address RFC 3696 allows
+NUMBER_PREFIX: Final = "addr:"  # a number's own subject (``senders.consents.address_subject``)
+
+SubjectKind = Literal["customer", "number", "erased", "suppressed"]
+# What looks like an address in text cartpulse did not write: an email address, or a phone
+# number: + and 7 to 15 digits (single spaces, dots, dashes or parentheses between them), a
+# North American 3-3-4 number however punctuated, or a bare run of 10 to 15 digits. Dates,
+# times, IP addresses and version numbers stay as they are.
+_EMAIL: Final = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE: Final = re.compile(
+    r"(?<![\w.+])"
+    r"(?:\+\(?\d(?:[ ().-]{0,2}\d){6,14}|\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}|\d{10,15})"
+    r"(?![\w.])"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class AddressHasher:
-    """How an address becomes ``address_hash``: HMAC-SHA256 under ``key``, or plain SHA-256
-    when there is no key (prefixed ``sha256:``, so a record says which it is)."""
+def subject_kind(subject: str) -> SubjectKind:
+    """What a ``consents`` subject is: a customer id, a number no customer is known for
+    (``addr:<hash>``), or one an erasure wrote (``erased:<pseudonym>``,
+    ``suppressed:<address hash>``)."""
+    if subject.startswith(NUMBER_PREFIX):
+        return "number"
+    if subject.startswith(ERASED_PREFIX):
+        return "erased"
+    if subject.startswith(SUPPRESSED_PREFIX):
+        return "suppressed"
+    return "customer"
 
-    key: bytes = b""
 
-    def digest(self, address: str) -> str:
-        normal = address.strip().lower().encode()
-        if self.key:
-            return "hmac-sha256:" + hmac.new(self.key, normal, hashlib.sha256).hexdigest()
-        return "sha256:" + hashlib.sha256(normal).hexdigest()
+def history_subject(subject: str, names: Pseudonyms) -> str:
+    """The name ``consents.history`` keeps ``subject`` under (its key and ``subject``):
+    ``Pseudonyms.customer`` of a customer id or a number's ``addr:`` subject; the customer's
+    own pseudonym for the erasure's ``erased:<pseudonym>`` (so it is in their trail); a
+    ``suppressed:<address hash>`` as it is (it names nobody in clear)."""
+    kind = subject_kind(subject)
+    if kind == "erased":
+        return subject.removeprefix(ERASED_PREFIX)
+    if kind == "suppressed":
+        return subject
+    return names.customer(subject)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +91,11 @@ class ConsentEntry:
     cartpulse did not decide itself (an import, a store's own record) names the path it came
     by, with the statement inside the evidence; a STOP's history evidence leaves out the
     request fields that hold the number in clear. ``address`` is kept only as its hash.
+
+    The history's evidence is pseudonymised (``history_record``): a string equal to the
+    subject or to one of ``customers`` (other customer ids it names, a STOP's resolved
+    customers) becomes that id's pseudonym, and in the fields ``free_text`` names (text
+    cartpulse did not write) every email address and phone number becomes its hash.
     """
 
     subject: str  # customer_id, or addr:<hash> for a number no customer is known for
@@ -70,24 +107,26 @@ class ConsentEntry:
     address: str | None = None
     history_source: str | None = None
     history_evidence: Mapping[str, Any] | None = None
+    customers: tuple[str, ...] = ()
+    free_text: tuple[str, ...] = ()
 
     @property
     def consents_key(self) -> bytes:
         return f"{self.subject}:{self.channel}".encode()
 
-    @property
-    def history_key(self) -> bytes:
-        """The customer (or ``addr:<hash>``): both channels of one subject in one partition."""
-        return self.subject.encode()
 
-    @property
-    def history_id(self) -> str:
-        """The entry's identity: its consents key, time, status and source. The same change
-        written twice (a retry, a re-import, the mirror reading a store's record again) has the
-        same id, and the history's readers print it once."""
-        source = self.history_source or self.source
-        text = f"{self.subject}:{self.channel}\n{self.recorded_at_ms}\n{self.status}\n{source}"
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+def history_id(entry: ConsentEntry, names: Pseudonyms) -> str:
+    """The entry's identity: its subject's history name and kind, channel, time, status and
+    source (no clear id: the name is a pseudonym). The same change written twice (a retry, a
+    re-import, the mirror reading a store's record again) has the same id, and the history's
+    readers print it once."""
+    source = entry.history_source or entry.source
+    subject = history_subject(entry.subject, names)
+    text = (
+        f"{subject_kind(entry.subject)}:{subject}:{entry.channel}\n{entry.recorded_at_ms}\n"
+        f"{entry.status}\n{source}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def consents_record(entry: ConsentEntry) -> tuple[bytes, bytes]:
@@ -104,23 +143,65 @@ def consents_record(entry: ConsentEntry) -> tuple[bytes, bytes]:
 
 
 def history_record(
-    entry: ConsentEntry, hasher: AddressHasher, written_at_ms: int
+    entry: ConsentEntry, names: Pseudonyms, written_at_ms: int
 ) -> tuple[bytes, bytes]:
-    """Key and value of the entry's record on ``consents.history``; ``written_at`` is when
-    cartpulse appended it (``recorded_at`` is when the person decided)."""
+    """Key and value of the entry's record on ``consents.history``, keyed by the subject's
+    history name (``history_subject``: both channels of one subject in one partition);
+    ``written_at`` is when cartpulse appended it (``recorded_at`` is when the person
+    decided). Nothing in it names the customer or an address in clear."""
     evidence = entry.evidence if entry.history_evidence is None else entry.history_evidence
+    subject = history_subject(entry.subject, names)
     value = {
-        "history_id": entry.history_id,
-        "customer_id": entry.subject,
+        "history_id": history_id(entry, names),
+        "subject": subject,
+        "kind": subject_kind(entry.subject),
         "channel": entry.channel,
         "status": entry.status,
         "source": entry.history_source or entry.source,
         "recorded_at": format_ms(entry.recorded_at_ms),
-        "address_hash": hasher.digest(entry.address) if entry.address else None,
-        "evidence": dict(evidence),
+        "address_hash": names.address(entry.address) if entry.address else None,
+        "evidence": _pseudonymised_evidence(entry, evidence, names),
         "written_at": format_ms(written_at_ms),
     }
-    return entry.history_key, orjson.dumps(value)
+    return subject.encode(), orjson.dumps(value)
+
+
+def _pseudonymised_evidence(
+    entry: ConsentEntry, evidence: Mapping[str, Any], names: Pseudonyms
+) -> dict[str, Any]:
+    ids = list(entry.customers)
+    if subject_kind(entry.subject) in ("customer", "number"):
+        ids.append(entry.subject)
+    named = {customer: names.customer(customer) for customer in ids if customer}
+    kept: dict[str, Any] = {}
+    for field, value in evidence.items():
+        value = _replaced(value, named)
+        kept[field] = _without_addresses(value, names) if field in entry.free_text else value
+    return kept
+
+
+def _replaced(value: Any, named: Mapping[str, str]) -> Any:
+    """``value`` with every string equal to a key of ``named`` (an id) replaced by its value."""
+    if isinstance(value, str):
+        return named.get(value, value)
+    if isinstance(value, dict):
+        return {k: _replaced(v, named) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replaced(v, named) for v in value]
+    return value
+
+
+def _without_addresses(value: Any, names: Pseudonyms) -> Any:
+    """``value`` with every email address and phone number in its strings replaced by the
+    address's hash (``Pseudonyms.address``; a number is hashed as it is written)."""
+    if isinstance(value, str):
+        hashed = _EMAIL.sub(lambda m: names.address(m.group()), value)
+        return _PHONE.sub(lambda m: names.address(m.group()), hashed)
+    if isinstance(value, dict):
+        return {k: _without_addresses(v, names) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_addresses(v, names) for v in value]
+    return value
 
 
 def store_entry(key: bytes | None, value: bytes | None, where: str, via: str) -> ConsentEntry:
@@ -152,6 +233,7 @@ def store_entry(key: bytes | None, value: bytes | None, where: str, via: str) ->
     return ConsentEntry(
         subject, channel, cast(ConsentStatus, status), source, recorded_at, evidence,
         address=address, history_source=via, history_evidence=proof,
+        free_text=("source", "evidence"),
     )  # fmt: skip
 
 
@@ -192,7 +274,7 @@ class HistoryEntry:
     """A record read back from ``consents.history``."""
 
     history_id: str
-    customer_id: str
+    subject: str  # the history name (``history_subject``), never a clear id
     channel: str
     status: str
     source: str
@@ -205,10 +287,10 @@ def parse_history(value: bytes | None) -> HistoryEntry:
     if value is None:
         raise InvalidRecord("a history record is never a tombstone")
     data = _object(value)
-    fields = [data.get(name) for name in ("history_id", "customer_id", "channel", "status")]
+    fields = [data.get(name) for name in ("history_id", "subject", "channel", "status")]
     source = data.get("source")
     if not all(isinstance(f, str) and f for f in fields) or not isinstance(source, str):
-        raise InvalidRecord("a history record needs history_id, customer_id, channel, status")
-    history_id, customer_id, channel, status = cast(list[str], fields)
+        raise InvalidRecord("a history record needs history_id, subject, channel, status")
+    entry_id, subject, channel, status = cast(list[str], fields)
     recorded_at = parse_time(data.get("recorded_at"), "recorded_at")
-    return HistoryEntry(history_id, customer_id, channel, status, source, recorded_at, data)
+    return HistoryEntry(entry_id, subject, channel, status, source, recorded_at, data)

@@ -2,7 +2,8 @@
 
 An erased customer is known afterwards only by ``customer`` (their *subject*), an opted-out
 address only by ``address`` (the suppression list's hash, the same rule as the
-``address_hash`` of ``consents.history``). Both are HMAC-SHA256 under
+``address_hash`` of ``consents.history``, which also keeps every customer only by ``customer``:
+docs/compliance.md, Consent history). Both are HMAC-SHA256 under
 ``CARTPULSE_ADDRESS_HASH_KEY`` when it is set, and plain SHA-256 otherwise: a plain hash of a
 phone number or of a numbered customer id is reversed by trying them all, so a deployment that
 keeps erasures sets the key (and keeps it: with another key no pseudonym matches again, and an
@@ -16,12 +17,25 @@ import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from streams.models.consent_history import AddressHasher
-
 if TYPE_CHECKING:
     from streams.settings import Settings
 
 SUBJECT_PREFIX = "sub-"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHasher:
+    """How an address becomes a hash: trimmed and lower-cased, then HMAC-SHA256 under ``key``,
+    or plain SHA-256 when there is no key (prefixed ``sha256:``, so a record says which it
+    is)."""
+
+    key: bytes = b""
+
+    def digest(self, address: str) -> str:
+        normal = address.strip().lower().encode()
+        if self.key:
+            return "hmac-sha256:" + hmac.new(self.key, normal, hashlib.sha256).hexdigest()
+        return "sha256:" + hashlib.sha256(normal).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 STOP through the webhooks service, a record the store writes to ``consents`` itself, a one-click
 unsubscribe), then ``consents`` compacted by the broker; the current view holds only the latest
 record per key while ``cartpulse consents history`` prints every change in order with its
-evidence, and a second mirror reading ``consents`` from its start appends nothing again."""
+evidence, asked for by the customer id although the history knows the customer only by their
+pseudonym (no record holds the id, the number or the email in clear), and a second mirror
+reading ``consents`` from its start appends nothing again."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from senders.phonebook import PhoneBook
 from senders.unsubscribe import UnsubscribeToken, make_token, token_id
 from senders.webhooks.service import run_webhooks
 from streams.kafka import create_topics, read_records
+from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 from tests.senders.conftest import kafka_producer, running, sender_settings
@@ -46,7 +49,9 @@ from tests.support.webhooks import AUTH_TOKEN, PUBLIC_URL, inbound_form, sign
 pytestmark = pytest.mark.integration
 
 HASH_KEY = "consent-history-test-key"
+NAMES = Pseudonyms(HASH_KEY.encode())
 NUMBER = "+14155550777"
+EMAIL = "Ada@Example.com"
 # The test's own consents topic: a segment rolls after 100 ms and the cleaner takes any dirt,
 # so the broker compacts it within its cleaner's back-off (15 s by default).
 FAST_COMPACTION = {
@@ -166,6 +171,7 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
 ) -> None:
     s = history_settings(settings, key_prefix)
     customer = f"cust-{uuid.uuid4().hex[:8]}"
+    named = NAMES.customer(customer)  # the history's key and subject for the customer
     keys = {f"{customer}:sms".encode(), f"{customer}:email".encode()}
     await compacting_consents(s)
     assert (await topic_config(s, Topic.CONSENT_HISTORY))["retention.ms"] == "-1"
@@ -182,7 +188,7 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
         {"customer_id": customer, "channel": channel, "status": "opted_in",
          "source": "checkout_checkbox", "recorded_at": checkout.isoformat(),
          "evidence": evidence, "address": address}
-        for channel, address in (("sms", NUMBER), ("email", "Ada@Example.com"))
+        for channel, address in (("sms", NUMBER), ("email", EMAIL))
     ]  # fmt: skip
     backfill = tmp_path / "consents.jsonl"
     backfill.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
@@ -219,7 +225,7 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
             )
 
             async def four_in_history() -> bool:
-                return len(await records_of(s, Topic.CONSENT_HISTORY, {customer.encode()})) >= 4
+                return len(await records_of(s, Topic.CONSENT_HISTORY, {named.encode()})) >= 4
 
             await wait_for(four_in_history, 30, "the mirror appends the store's record")
 
@@ -265,25 +271,31 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
     assert trail[1]["address_hash"] == hashed("ada@example.com")
     assert stop["evidence"]["keyword"] == "STOP"
     assert stop["evidence"]["message_sid"] == form["MessageSid"]
+    assert stop["evidence"]["resolved_customers"] == [named]
     assert stop["address_hash"] == hashed(NUMBER)
-    assert NUMBER not in out  # the history holds the number only as its hash
+    # the history holds the customer only as their pseudonym, the number only as its hash
+    assert {t["subject"] for t in trail} == {named}
+    for clear in (customer, NUMBER, NUMBER.removeprefix("+"), EMAIL.lower(), EMAIL):
+        assert clear not in out
     assert store["evidence"]["source"] == "preference_center"
     assert store["evidence"]["evidence"] == store_record["evidence"]
     assert store["evidence"]["record"].startswith(f"{s.topic_prefix}consents:")
     assert unsubscribed["evidence"]["token_id"] == token_id(token)
     assert unsubscribed["evidence"]["user_agent"] == "Gmail"
+    assert "token" not in unsubscribed["evidence"]  # its payload is the customer id
     times = [t["recorded_at"] for t in trail]
     assert times == sorted(times)
 
     # the number's own trail, and the text a person reads
     code, out, _ = await cartpulse(s, "consents", "history", "--address", NUMBER, "--json")
     assert code == 0
-    assert [orjson.loads(line)["customer_id"] for line in out.splitlines()] == [
-        address_subject(NUMBER)
+    number = [orjson.loads(line) for line in out.splitlines()]
+    assert [(n["subject"], n["kind"]) for n in number] == [
+        (NAMES.customer(address_subject(NUMBER)), "number")
     ]
     code, out, err = await cartpulse(s, "consents", "history", customer, "--channel", "email")
     assert code == 0, err
-    assert f"{customer}: 2 email consent change(s)" in out
+    assert f"{customer} ({named}): 2 email consent change(s)" in out
     assert "email_one_click" in out and token_id(token) in out and "sms_keyword" not in out
 
     # an audit export of the range, sorted by recorded_at
@@ -295,7 +307,7 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
     )
     assert code == 0, err
     audit = [orjson.loads(line) for line in exported.read_bytes().splitlines()]
-    mine = [a for a in audit if a["customer_id"] == customer]
+    mine = [a for a in audit if a["subject"] == named]
     assert sorted(a["history_id"] for a in mine) == sorted(t["history_id"] for t in trail)
     assert [a["recorded_at"] for a in audit] == sorted(a["recorded_at"] for a in audit)
 
@@ -311,8 +323,13 @@ async def test_a_consent_history_survives_compaction_with_every_change_in_order(
             return (registry.get_sample_value(*seen) or 0) >= 1
 
         await wait_for(met_the_store_record, 30, "the second mirror reads the store's record")
-    history = await records_of(s, Topic.CONSENT_HISTORY, {customer.encode()})
+    history = await records_of(s, Topic.CONSENT_HISTORY, {named.encode()})
     assert len(history) == 5
+    everything = [
+        r async for r in read_records(s, TopicCatalogue.of(s).name(Topic.CONSENT_HISTORY))
+    ]
+    for clear in (customer, NUMBER.removeprefix("+"), EMAIL.lower(), EMAIL):
+        assert not [r for r in everything if clear.encode() in (r.key or b"") + (r.value or b"")]
     assert registry.get_sample_value(
         "cartpulse_consent_mirror_history_total", {"outcome": "appended"}
     ) in (None, 0.0)

@@ -26,12 +26,8 @@ from senders.webhooks.replies import HelpReplies
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
 from streams.models.commands import SendResult
-from streams.models.consent_history import (
-    AddressHasher,
-    ConsentEntry,
-    consents_record,
-    history_record,
-)
+from streams.models.consent_history import ConsentEntry, consents_record, history_record
+from streams.models.privacy import Pseudonyms
 from tests.support.fakes import MemoryConsents
 
 AUTH_TOKEN = "twilio-test-token"
@@ -42,7 +38,7 @@ CLICK_SECRET = b"click-test-secret"
 HELP_REPLY = "Cartpulse Shop: cart reminders. Reply STOP to opt out."
 REDIRECT_HOSTS = {"store-1": ("shop.example.com",), "*": ("cdn.example.com",)}
 MAX_BODY = 4096
-HASHER = AddressHasher(b"address-hash-test-key")
+NAMES = Pseudonyms(b"address-hash-test-key")  # the history's pseudonyms
 
 
 @dataclass
@@ -63,7 +59,7 @@ class MemoryOutbox:
     async def consent(self, entry: ConsentEntry) -> None:
         self._check()
         await asyncio.sleep(self.stall)
-        key, value = history_record(entry, HASHER, 0)
+        key, value = history_record(entry, NAMES, 0)
         self.history.append((key, orjson.loads(value)))
         key, value = consents_record(entry)
         self.consents.append((key, orjson.loads(value)))

@@ -1,6 +1,7 @@
 """The consent history's pure core and its writers on in-memory ports: the records one change
-becomes, the address kept only as its keyed hash, the identity that makes a repeat one entry,
-the ledger's order (history first) and what each writer puts in the evidence."""
+becomes, the customer kept only as their pseudonym and the address only as its keyed hash
+(evidence included), the identity that makes a repeat one entry, the ledger's order (history
+first) and what each writer puts in the evidence."""
 
 from __future__ import annotations
 
@@ -25,16 +26,19 @@ from streams.errors import InvalidRecord
 from streams.importer import FileRejects
 from streams.models.consent_history import (
     HISTORY_ID_HEADER,
-    AddressHasher,
     ConsentEntry,
     consents_record,
+    history_id,
     history_record,
+    history_subject,
     parse_history,
     store_entry,
+    subject_kind,
 )
+from streams.models.privacy import AddressHasher, Pseudonyms
 from streams.topics import Topic, TopicCatalogue
 from tests.support.webhooks import (
-    HASHER,
+    NAMES,
     UNSUBSCRIBE_SECRET,
     inbound_form,
     post_signed,
@@ -73,13 +77,16 @@ def test_one_change_becomes_a_current_record_and_a_history_record() -> None:
         "recorded_at": "2023-11-14T22:13:20.000Z",
         "evidence": {"keyword": "STOP"},
     }
-    key, value = history_record(change, AddressHasher(KEY), 1_700_000_000_500)
-    assert key == b"cust-1"  # the customer: both channels in one partition, in order
+    key, value = history_record(change, NAMES, 1_700_000_000_500)
+    # the customer's pseudonym: both channels in one partition, in order, and no clear id
+    subject = "sub-" + hmac.new(KEY, b"customer\x00cust-1", hashlib.sha256).hexdigest()[:32]
+    assert key == subject.encode()
     record = orjson.loads(value)
     digest = hmac.new(KEY, NUMBER.encode(), hashlib.sha256).hexdigest()
     assert record == {
-        "history_id": change.history_id,
-        "customer_id": "cust-1",
+        "history_id": history_id(change, NAMES),
+        "subject": subject,
+        "kind": "customer",
         "channel": "sms",
         "status": "opted_out",
         "source": "sms_keyword",
@@ -88,8 +95,9 @@ def test_one_change_becomes_a_current_record_and_a_history_record() -> None:
         "evidence": {"keyword": "STOP", "message_sid": "SM1"},
         "written_at": "2023-11-14T22:13:20.500Z",
     }
-    assert NUMBER not in value.decode()
-    assert parse_history(value).history_id == change.history_id
+    assert NUMBER not in value.decode() and "cust-1" not in value.decode()
+    assert parse_history(value).history_id == history_id(change, NAMES)
+    assert parse_history(value).subject == subject
 
 
 def test_the_address_hash_is_keyed_and_says_how_it_was_made() -> None:
@@ -101,13 +109,14 @@ def test_the_address_hash_is_keyed_and_says_how_it_was_made() -> None:
     assert AddressHasher(KEY).digest("Ann@Example.com") == AddressHasher(KEY).digest(
         "ann@example.com"
     )
-    _, value = history_record(entry(address=None), AddressHasher(KEY), 0)
+    assert NAMES.address(NUMBER) == AddressHasher(KEY).digest(NUMBER)
+    _, value = history_record(entry(address=None), NAMES, 0)
     assert orjson.loads(value)["address_hash"] is None
 
 
 def test_the_identity_is_key_time_status_and_source() -> None:
-    first = entry()
-    assert first.history_id == entry(evidence={"other": "evidence"}).history_id
+    first = history_id(entry(), NAMES)
+    assert first == history_id(entry(evidence={"other": "evidence"}), NAMES)
     for other in (
         entry(subject="cust-2"),
         entry(channel="email"),
@@ -115,7 +124,48 @@ def test_the_identity_is_key_time_status_and_source() -> None:
         entry(status="opted_in"),
         entry(source="provider:21610"),
     ):
-        assert other.history_id != first.history_id
+        assert history_id(other, NAMES) != first
+    # keyed: without the key nobody tries customer ids against it
+    assert history_id(entry(), Pseudonyms(b"another key")) != first
+
+
+@pytest.mark.parametrize(
+    ("subject", "kind", "named"),
+    [
+        ("cust-1", "customer", NAMES.customer("cust-1")),
+        (address_subject(NUMBER), "number", NAMES.customer(address_subject(NUMBER))),
+        # the erasure's retirement of an id is in the erased customer's own trail
+        (f"erased:{NAMES.customer('cust-1')}", "erased", NAMES.customer("cust-1")),
+        ("suppressed:hmac-sha256:ab12", "suppressed", "suppressed:hmac-sha256:ab12"),
+    ],
+)
+def test_the_history_names_each_subject_by_a_pseudonym(subject: str, kind: str, named: str) -> None:
+    assert subject_kind(subject) == kind
+    assert history_subject(subject, NAMES) == named
+    key, value = history_record(entry(subject=subject), NAMES, 0)
+    assert key == named.encode() and orjson.loads(value)["kind"] == kind
+    if kind in ("customer", "number"):
+        assert subject.encode() not in value
+
+
+def test_the_history_evidence_names_customers_only_by_pseudonym() -> None:
+    stop = entry(
+        subject="cust-1",
+        history_evidence={"keyword": "STOP", "resolved_customers": ["cust-1", "cust-2"],
+                          "body": "STOP texting +1 (415) 555-0100 or ann@example.com",
+                          "to": "+15005550006"},
+        customers=("cust-1", "cust-2"), free_text=("body",),
+    )  # fmt: skip
+    _, value = history_record(stop, NAMES, 0)
+    evidence = orjson.loads(value)["evidence"]
+    names = [NAMES.customer("cust-1"), NAMES.customer("cust-2")]
+    assert evidence["resolved_customers"] == names
+    assert evidence["body"] == (
+        f"STOP texting {NAMES.address('+1 (415) 555-0100')} or {NAMES.address('ann@example.com')}"
+    )
+    assert evidence["to"] == "+15005550006"  # the store's own number: cartpulse wrote it there
+    for clear in (b"cust-1", b"cust-2", b"555-0100", b"ann@example.com"):
+        assert clear not in value
 
 
 def test_a_store_record_keeps_its_own_statement_inside_the_evidence() -> None:
@@ -124,25 +174,43 @@ def test_a_store_record_keeps_its_own_statement_inside_the_evidence() -> None:
             "status": "opted_in",
             "source": "checkout_sms_checkbox",
             "recorded_at": "2024-03-02T17:40:00Z",
-            "evidence": {"ip": "203.0.113.7", "consent_text": "Text me offers"},
+            "evidence": {
+                "ip": "203.0.113.7",
+                "consent_text": "Text me offers",
+                "at": "2024-03-02 17:40:00",
+                "form": {"customer": "cust-9", "email": "Ann@Example.com", "phone": "4155550100"},
+            },
             "address": NUMBER,
         }
     )
     found = store_entry(b"cust-9:sms", value, "consents:3:17", "store")
     assert (found.subject, found.channel, found.status) == ("cust-9", "sms", "opted_in")
     assert found.source == "checkout_sms_checkbox"  # the current view keeps the store's words
-    _, record = history_record(found, AddressHasher(KEY), 0)
+    assert consents_record(found)[1].count(b"Ann@Example.com") == 1
+    _, record = history_record(found, NAMES, 0)
     history = orjson.loads(record)
     assert history["source"] == "store"
+    # the store's statement, with the customer as their pseudonym and addresses as hashes
     assert history["evidence"] == {
         "source": "checkout_sms_checkbox",
-        "evidence": {"ip": "203.0.113.7", "consent_text": "Text me offers"},
+        "evidence": {
+            "ip": "203.0.113.7",
+            "consent_text": "Text me offers",
+            "at": "2024-03-02 17:40:00",
+            "form": {
+                "customer": NAMES.customer("cust-9"),
+                "email": NAMES.address("Ann@Example.com"),
+                "phone": NAMES.address("4155550100"),
+            },
+        },
         "record": "consents:3:17",
     }
     assert history["address_hash"] == AddressHasher(KEY).digest(NUMBER)
+    for clear in (b"cust-9", b"Example.com", b"4155550100", NUMBER.encode()):
+        assert clear not in record
     # the same record read again (another offset, a new group) is the same entry
     again = store_entry(b"cust-9:sms", value, "consents:3:99", "store")
-    assert again.history_id == found.history_id
+    assert history_id(again, NAMES) == history_id(found, NAMES)
 
 
 @pytest.mark.parametrize(
@@ -213,20 +281,21 @@ HISTORY, CONSENTS = TOPICS.name(Topic.CONSENT_HISTORY), TOPICS.name(Topic.CONSEN
 
 async def test_the_ledger_writes_the_history_first_and_tags_the_current_record() -> None:
     broker = Broker()
-    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY), clock=lambda: 1_700_000_001.0)
+    ledger = ConsentLedger(broker, TOPICS, NAMES, clock=lambda: 1_700_000_001.0)
     change = entry()
     await ledger.record(change)
     assert [(topic, key) for topic, key, _, _ in broker.sent] == [
-        (HISTORY, b"cust-1"),
+        (HISTORY, NAMES.customer("cust-1").encode()),
         (CONSENTS, b"cust-1:sms"),
     ]
-    assert broker.sent[1][3] == [(HISTORY_ID_HEADER, change.history_id.encode())]
+    assert broker.sent[1][3] == [(HISTORY_ID_HEADER, history_id(change, NAMES).encode())]
+    assert await ledger.append(change) == history_id(change, NAMES)
     assert orjson.loads(broker.sent[0][2])["written_at"] == "2023-11-14T22:13:21.000Z"
 
 
 async def test_no_current_record_without_its_history_entry() -> None:
     broker = Broker(refuse={HISTORY})
-    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY))
+    ledger = ConsentLedger(broker, TOPICS, NAMES)
     with pytest.raises(KafkaConnectionError):
         await ledger.record(entry())
     assert broker.sent == []
@@ -237,7 +306,7 @@ async def test_no_current_record_without_its_history_entry() -> None:
 
 async def test_a_history_entry_without_its_current_record_is_the_callers_error() -> None:
     broker = Broker(refuse={CONSENTS})
-    ledger = ConsentLedger(broker, TOPICS, AddressHasher(KEY))
+    ledger = ConsentLedger(broker, TOPICS, NAMES)
     with pytest.raises(KafkaConnectionError):
         await ledger.record(entry())
     assert [topic for topic, *_ in broker.sent] == [HISTORY]  # the caller repeats the change
@@ -252,10 +321,12 @@ async def test_a_stop_keeps_the_number_only_as_its_hash_in_the_history() -> None
         form = inbound_form("STOP", sender=NUMBER)
         assert (await post_signed(w, "/twilio/sms", form)).status == 200
         keys = [key for key, _ in w.outbox.history]
-        assert keys == [address_subject(NUMBER).encode(), b"cust-1"]
+        named = [NAMES.customer(address_subject(NUMBER)), NAMES.customer("cust-1")]
+        assert keys == [name.encode() for name in named]
+        assert [record["kind"] for _, record in w.outbox.history] == ["number", "customer"]
         for _, record in w.outbox.history:
             assert record["source"] == "sms_keyword"
-            assert record["address_hash"] == HASHER.digest(NUMBER)
+            assert record["address_hash"] == NAMES.address(NUMBER)
             assert record["evidence"] == {
                 "keyword": "STOP",
                 "message_sid": form["MessageSid"],
@@ -265,14 +336,15 @@ async def test_a_stop_keeps_the_number_only_as_its_hash_in_the_history() -> None
                 "messaging_service_sid": None,
                 "opt_out_type": None,
                 "idempotency_token": None,
-                "resolved_customers": ["cust-1"],
+                "resolved_customers": [NAMES.customer("cust-1")],
             }
             assert NUMBER not in orjson.dumps(record).decode()
+            assert "cust-1" not in orjson.dumps(record).decode()
         # the current view keeps the whole request, signature included, as before
         assert w.outbox.consents[1][1]["evidence"]["form"]["From"] == [NUMBER]
 
 
-async def test_an_unsubscribe_names_its_token_in_the_history() -> None:
+async def test_an_unsubscribe_names_its_token_by_its_id_in_the_history() -> None:
     async with world() as w:
         token = make_token(
             UNSUBSCRIBE_SECRET, UnsubscribeToken("cust-1", "email", "store-1", 2_000_000_000_000)
@@ -284,12 +356,23 @@ async def test_an_unsubscribe_names_its_token_in_the_history() -> None:
         )
         assert answer.status == 200
         [(key, record)] = w.outbox.history
-        assert key == b"cust-1"
+        assert key == NAMES.customer("cust-1").encode()
         assert (record["channel"], record["status"]) == ("email", "opted_out")
         assert record["source"] == "email_one_click"
-        assert record["evidence"]["token_id"] == token_id(token)
-        assert record["evidence"]["user_agent"] == "Gmail"
+        # not the token (its payload is the customer id): its id, and what rebuilds it with
+        # the secret (customer, channel, store, expiry) for an audit to check it
+        assert record["evidence"] == {
+            "token_id": token_id(token),
+            "token_expires_at": "2033-05-18T03:33:20.000Z",
+            "store_id": "store-1",
+            "one_click": True,
+            "user_agent": "Gmail",
+        }
+        assert token not in orjson.dumps(record).decode()
+        assert "cust-1" not in orjson.dumps(record).decode()
         assert record["address_hash"] is None  # the link names the customer, not the address
+        # the current view keeps the token while it is the latest record
+        assert w.outbox.consents[0][1]["evidence"]["token"] == token
 
 
 async def test_an_import_writes_each_line_through_the_ledger(tmp_path: Path) -> None:
@@ -306,7 +389,7 @@ async def test_an_import_writes_each_line_through_the_ledger(tmp_path: Path) -> 
     with rejected.open("wb") as handle:
         summary = await import_consents(
             read_consent_lines(lines, 65_536),
-            ConsentLedger(broker, TOPICS, AddressHasher(KEY)),
+            ConsentLedger(broker, TOPICS, NAMES),
             FileRejects(handle),
         )
     assert (summary.imported, summary.invalid, summary.failed) == (1, 1, 0)

@@ -27,7 +27,6 @@ from streams.core.policy import parse_policy
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.forget import check_reason, expected_parts, partition_of
 from streams.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
-from streams.models.consent_history import AddressHasher
 from streams.models.erasure import (
     Done,
     Erasure,
@@ -39,7 +38,7 @@ from streams.models.erasure import (
 )
 from streams.models.event_parse import parse_event
 from streams.models.journey import Profile
-from streams.models.privacy import Pseudonyms
+from streams.models.privacy import AddressHasher, Pseudonyms
 from streams.topics import Topic, TopicCatalogue
 from tests.support.events import cart_event
 from tests.support.journeys import POLICY, SECRET
