@@ -143,7 +143,7 @@ async def run_sender(
             if channel == "sms"
             else None,
             # a message with a coupon goes out only once the store has its code (coupons/)
-            RedisCouponStates(redis, keys, settings.coupon_retention),
+            RedisCouponStates(redis, keys, settings.coupon_retention, names),
         )
         consumer = CommandConsumer(settings, service, kafka, metrics, clock, topics)
         watch = await mirror_watch(settings, channel, redis, keys, kafka, metrics, clock)
@@ -218,6 +218,7 @@ async def run_mirror(
     kafka = producer(settings)
     try:
         wanted |= {topics.name(Topic.ERASURES), topics.name(Topic.ERASURES_DONE)}
+        wanted.add(topics.name(Topic.COUPONS))  # the erasures rewrite the customer's codes
         await create_topics(settings, [s for s in topics.specs() if s.name in wanted])
         await kafka.start()
         keys = Keys(settings.effective_redis_key_prefix)

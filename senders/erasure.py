@@ -12,6 +12,9 @@ Reads ``erasures`` in its own consumer group and, for each open request:
 * the mirror's copies of the customer's own consents, and its notes of which of them it
   appended to ``consents.history``, are deleted (``erased:`` and the ``consents`` tombstones
   the journeys write keep them away);
+* the customer's id is retired in Redis (``erased:<pseudonym>``, as the mirror copies it from
+  ``consents``), then every coupon code noted under their pseudonym is written again without
+  them, in Redis and on ``coupons`` (``senders/coupons/forgetting.py``);
 * ``erasures.done`` gets the part ``senders``.
 
 The exactly-once ledger keeps no customer id (``SendService`` stores results without it), so
@@ -34,7 +37,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
-from senders.consents import ConsentStore
+from senders.consents import Consent, ConsentStore, ConsentUpdate, erased_subject
+from senders.coupons.forgetting import CouponErasure
+from senders.coupons.store import RedisCouponStates
 from senders.keys import Keys
 from senders.outcomes import backoff
 from senders.service import INFRA_ERRORS
@@ -42,15 +47,16 @@ from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
 from streams.metrics import ErasureMetrics
 from streams.models.commands import CHANNELS
-from streams.models.erasure import Done, Erasure, parse_erasure
+from streams.models.erasure import ERASURE_SOURCE, Done, Erasure, parse_erasure
 from streams.models.events import format_ms
+from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
 
-# (topic, key, value): produce one record and return once Kafka acknowledged it
-Produce = Callable[[str, bytes, bytes], Awaitable[object]]
+# (topic, key, value or None for a tombstone): produce one record, return once acknowledged
+Produce = Callable[[str, bytes, bytes | None], Awaitable[object]]
 
 
 class SenderErasure:
@@ -69,6 +75,7 @@ class SenderErasure:
         self._redis = redis
         self._keys = keys
         self._store = ConsentStore(redis, keys)
+        self._names = Pseudonyms.of(settings)
         self._produce = produce
         self._metrics = metrics
         self._clock = clock
@@ -76,6 +83,13 @@ class SenderErasure:
         self._topic = catalogue.name(Topic.ERASURES)
         self._consents = catalogue.name(Topic.CONSENTS)
         self._done = catalogue.name(Topic.ERASURES_DONE)
+        coupons = catalogue.name(Topic.COUPONS)
+
+        async def emit(code: str, value: bytes | None) -> object:
+            return await produce(coupons, code.encode(), value)
+
+        states = RedisCouponStates(redis, keys, settings.coupon_retention, self._names)
+        self._coupons = CouponErasure(states, emit, settings.coupon_retention)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume ``erasures`` until ``stop``; commits after each applied batch."""
@@ -148,11 +162,19 @@ class SenderErasure:
         # the mirror's note of which store-written records it appended to consents.history
         await self._redis.delete(*(self._keys.consent_history(customer, c) for c in CHANNELS))
         await self._redis.delete(index)
+        # retired before the coupons' index is read: the registrar rewrites what it keeps later
+        retired = Consent("opted_out", erasure.requested_at_ms, ERASURE_SOURCE)
+        for channel in CHANNELS:
+            subject = erased_subject(self._names, customer)
+            await self._store.apply(ConsentUpdate(subject, channel, retired))
+        now_ms = int(self._clock() * 1000)
+        coupons = await self._coupons.forget(customer, erasure.subject, now_ms)
         counts = {
             "phone_index": len(phones),
             "short_links": dropped_links,
             "number_consents": rewritten,
             "consents": consents,
+            **coupons,
         }
         done = Done(
             erasure.subject, erasure.request_id, "senders", int(self._clock() * 1000),
@@ -198,7 +220,7 @@ def _names(raw: bytes | str, customer: str) -> bool:
 def kafka_produce(producer: Any) -> Produce:
     """``Produce`` through a started ``AIOKafkaProducer``."""
 
-    async def produce(topic: str, key: bytes, value: bytes) -> object:
+    async def produce(topic: str, key: bytes, value: bytes | None) -> object:
         return await producer.send_and_wait(topic, value, key=key)
 
     return cast(Produce, produce)

@@ -50,6 +50,12 @@ class Keys:
         (a set: phone-index and short-link keys), so an erasure finds them (senders/erasure.py)."""
         return f"{self.prefix}erasable:{_tag_safe(subject)}"
 
+    def coupons_of(self, subject: str) -> str:
+        """The codes whose coupon records name a customer, by the customer's pseudonym (a hash:
+        code → the coupon's expiry, epoch ms; no expiry of its own, as the ``coupons`` topic
+        keeps a code's record for good), so an erasure rewrites each (senders/erasure.py)."""
+        return f"{self.prefix}coupons-of:{_tag_safe(subject)}"
+
     def undeliverable(self, channel: str, address: str) -> str:
         return f"{self.prefix}undeliverable:{channel}:{address_hash(address)}"
 

@@ -29,7 +29,8 @@ Of ``cartpulse coupons`` (``CouponMetrics``; docs/compliance.md, Coupons):
 
 * ``cartpulse_coupon_records_total{outcome}``: ``coupons`` records read: ``issued`` (to
   register), ``mirrored`` (a later state kept in Redis), ``stale`` (older than the state
-  kept), ``invalid`` (dead-lettered).
+  kept), ``invalid`` (dead-lettered); ``erased``: a state naming a customer whose id an erasure
+  retired, written again without them.
 * ``cartpulse_coupon_registrations_total{provider,outcome}``: answers of the store's coupon
   provider: ``registered``, ``refused``, ``retry``, ``pending`` (topic acks), and
   ``gave_up`` (unreachable until the senders stopped waiting).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -48,10 +49,32 @@ class CouponStates(Protocol):
         ...
 
     async def put(self, record: CouponRecord) -> CouponRecord:
-        """Keep ``record`` unless a record of a higher rank is kept; returns the kept one."""
+        """Keep ``record`` unless a record of a higher rank is kept; returns the kept one.
+        Before it, the code is noted under each customer the record names (their pseudonym),
+        where an erasure finds it (``ErasableCoupons``)."""
+        ...
+
+    async def erased(self, customers: Collection[str]) -> dict[str, str]:
+        """Those of ``customers`` whose id an erasure retired, each with their pseudonym."""
+        ...
+
+    async def unindex(self, code: str, subjects: Collection[str]) -> None:
+        """Forget that ``code`` names the customers of these pseudonyms (it no longer does)."""
         ...
 
     async def redeem(self, code: str, order_id: str) -> Redemption:
         """Record that ``order_id`` used ``code``: the first order to use it, the same order
         again, another order (a reuse), that other order again, or a code nobody issued."""
+        ...
+
+
+class ErasableCoupons(CouponStates, Protocol):
+    """The states, and the codes noted under each customer's pseudonym (``put``)."""
+
+    async def codes_of(self, subject: str) -> dict[str, int]:
+        """The codes whose records named the customer ``subject``, each with its expiry (ms)."""
+        ...
+
+    async def drop_index(self, subject: str) -> None:
+        """Forget the codes noted under ``subject`` (an erasure rewrote them)."""
         ...

@@ -14,6 +14,10 @@
 * A completed order's discount codes: the first order to use a code redeems it (``redeemed``,
   with the order); another order using it again is a reuse (``reused``, listed in the record,
   counted, logged as ``coupon_reused``). Codes cartpulse never issued are counted, not kept.
+* A state naming a customer whose id an erasure retired is kept and emitted again without
+  them (``forgetting.py``; checked after each emit, or after keeping a record it does not
+  emit); such a code still ``issued`` is not registered: it becomes ``unavailable`` (no
+  message of an erased customer is sent).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from senders.coupons.forgetting import keep_without
 from senders.coupons.ports import CouponProvider, CouponStates, Registration
 from senders.metrics import CouponMetrics
 from senders.outcomes import backoff
@@ -75,9 +80,17 @@ class Registrar:
         kept = await self._states.put(record)
         if record.status != "issued":
             outcome = "mirrored" if kept.rank == record.rank else "stale"
-            self._metrics.records.labels(outcome).inc()
+        else:
+            outcome = "issued"
+        self._metrics.records.labels(outcome).inc()
+        if (clean := await self._without_erased(kept, record)) is not None:
+            if clean.status == "issued":  # never sent: the senders refuse an erased customer
+                await self._move(clean, "unavailable", now, reason="the customer was erased")
+            else:
+                await self._emit(clean)
             return None
-        self._metrics.records.labels("issued").inc()
+        if record.status != "issued":
+            return None
         if kept.status != "issued":
             if kept != record:  # the topic said issued again: say where the code really is
                 await self._emit(kept)
@@ -127,8 +140,26 @@ class Registrar:
         if status == "registered":
             fields["registered_at"] = now
         moved = record.moved(status, now, **fields)  # type: ignore[arg-type]  # a CouponStatus
-        kept = await self._states.put(moved)
+        await self._keep(moved)
+
+    async def _keep(self, record: CouponRecord) -> None:
+        """Keep ``record`` and emit the state kept; then, if it names a customer an erasure
+        retired meanwhile, the state without them (``forgetting.py`` says why in this order)."""
+        kept = await self._states.put(record)
         await self._emit(kept)
+        if (clean := await self._without_erased(kept, record)) is not None:
+            await self._emit(clean)
+
+    async def _without_erased(
+        self, kept: CouponRecord, record: CouponRecord
+    ) -> CouponRecord | None:
+        """When ``kept`` or ``record`` names a customer whose id is retired: the state kept
+        without them; else None."""
+        erased = await self._states.erased(kept.customers | record.customers)
+        if not erased:
+            return None
+        self._metrics.records.labels("erased").inc()
+        return await keep_without(self._states, kept, erased)
 
     async def on_order(self, order: OrderUse) -> None:
         """Redeem the order's codes, or report their reuse."""
@@ -164,4 +195,4 @@ class Registrar:
                     "coupon_reused: code %s, redeemed by order %s, used again by order %s",
                     raw, kept.redeemed_order_id, order.order_id,
                 )  # fmt: skip
-            await self._emit(await self._states.put(moved))
+            await self._keep(moved)

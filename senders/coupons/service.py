@@ -42,6 +42,7 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import create_topics, dead_letter, producer
 from streams.models.coupons import CouponRecord, parse_coupon
 from streams.models.event_parse import parse_event
+from streams.models.privacy import Pseudonyms
 from streams.policy_file import load_policy
 from streams.serving import stop_on_signals
 from streams.settings import Settings
@@ -219,7 +220,10 @@ async def run_coupons(
         for provider in providers.values():
             await provider.start()
         states = RedisCouponStates(
-            redis, Keys(settings.effective_redis_key_prefix), settings.coupon_retention
+            redis,
+            Keys(settings.effective_redis_key_prefix),
+            settings.coupon_retention,
+            Pseudonyms.of(settings),  # the erasures' index and checks (forgetting.py)
         )
         service: CouponService
 

@@ -6,11 +6,19 @@ the store by ``cartpulse coupons`` (or ``unavailable`` when the store refused it
 (docs/compliance.md, Coupons). Each record carries everything known so far, so the topic's
 latest record of a code is its state; ``rank`` orders the states, so a late or replayed record
 never moves a coupon back.
+
+A record names its customer (``customer_id``), and may name others (the customer of the order
+that redeemed it, of each reuse). Once a customer is erased, every record naming them is
+written again ``without`` them: the code, store, offer, status, times and orders stay (what
+the store needs to honour or refuse the code); its own customer's id becomes their pseudonym
+(``subject``) and the journey and command ids (which lead back to the customer) are left out;
+an order's customer who was erased is left out (the order id stays).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -49,7 +57,7 @@ class Reuse(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     order_id: str
-    customer_id: str | None = None
+    customer_id: str | None = None  # the order's customer (left out once erased)
     at: UtcTime
 
 
@@ -59,8 +67,9 @@ class CouponRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     code: str
-    customer_id: Id
-    journey_id: Id
+    customer_id: Id | None = None  # left out once the customer is erased: ``subject`` then
+    subject: str | None = None  # the erased customer's pseudonym (``Pseudonyms.customer``)
+    journey_id: Id | None = None  # left out once the customer is erased
     store_id: Id
     command_id: str | None = None
     percent: int | None = Field(None, ge=1, le=99)
@@ -75,7 +84,7 @@ class CouponRecord(BaseModel):
     registered_at: UtcTime | None = None
     reason: str | None = Field(None, max_length=500)  # why it is unavailable
     redeemed_order_id: str | None = None
-    redeemed_by: str | None = None  # the customer of that order
+    redeemed_by: str | None = None  # the customer of that order (left out once erased)
     redeemed_at: UtcTime | None = None
     reuses: tuple[Reuse, ...] = ()
     updated_at: UtcTime | None = None
@@ -89,6 +98,8 @@ class CouponRecord(BaseModel):
 
     @model_validator(mode="after")
     def _offer(self) -> CouponRecord:
+        if self.customer_id is None and self.subject is None:
+            raise ValueError("a coupon names its customer_id (or, once erased, its subject)")
         if (self.percent is None) == (self.amount is None):
             raise ValueError("a coupon takes off a percent or an amount: exactly one")
         if self.amount is not None and self.currency is None:
@@ -121,6 +132,33 @@ class CouponRecord(BaseModel):
         return CouponRecord.model_validate(
             {**self.model_dump(), **fields, "status": status, "updated_at": at}
         )
+
+    @property
+    def customers(self) -> frozenset[str]:
+        """Every customer id the record names: its own, the redeeming order's, the reuses'."""
+        named = {self.customer_id, self.redeemed_by, *(r.customer_id for r in self.reuses)}
+        return frozenset(c for c in named if c)
+
+    def without(self, erased: Mapping[str, str]) -> CouponRecord:
+        """This record naming none of ``erased`` (customer id → pseudonym): the record's own
+        customer becomes its ``subject`` (their pseudonym), without the journey and command
+        ids; an order's customer is left out. Everything else (code, store, offer, status,
+        times, order ids) stays as it is."""
+        if not self.customers & erased.keys():
+            return self
+        fields: dict[str, Any] = {}
+        if self.customer_id is not None and self.customer_id in erased:
+            fields |= {
+                "customer_id": None, "subject": erased[self.customer_id],
+                "journey_id": None, "command_id": None,
+            }  # fmt: skip
+        if self.redeemed_by in erased:
+            fields["redeemed_by"] = None
+        fields["reuses"] = tuple(
+            r.model_copy(update={"customer_id": None}) if r.customer_id in erased else r
+            for r in self.reuses
+        )
+        return CouponRecord.model_validate({**self.model_dump(), **fields})
 
 
 def parse_coupon(raw: bytes | None) -> CouponRecord:

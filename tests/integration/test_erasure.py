@@ -2,10 +2,12 @@
 journeys, event mode), the consent mirror and an SMS sender against the Twilio test server.
 
 A customer is profiled, consents, abandons a cart (an SMS goes out: the sender indexes the
-number), has a session open in the detector and then opts out of SMS. After ``cartpulse
-forget``, no compacted topic's current view (customers, consents, erasures, erasures.done,
-every table's changelog), no Redis key and no Redis value holds the customer's id, email or
-phone in clear; the opt-out survives as a hash. A re-import of the customer and a replay of
+number), holds a coupon ``cartpulse coupons`` registered, has a session open in the detector
+and then opts out of SMS. After ``cartpulse forget``, no compacted topic's current view
+(customers, consents, coupons, erasures, erasures.done, every table's changelog), no record of
+``consents.history`` (append-only: read in full), no Redis key and no Redis value holds the
+customer's id, email or phone in clear; the opt-out survives as a hash, the coupon as its code,
+offer and status under the customer's pseudonym. A re-import of the customer and a replay of
 their events bring nothing back, and the same phone imported under a new id with its old
 consent gets nothing: the sender suppresses the command as ``erased``.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,10 @@ from redis.asyncio import Redis
 
 from senders.app import run_mirror, run_sender
 from senders.consents import ConsentStore
+from senders.coupons.service import run_coupons
+from senders.coupons.store import RedisCouponStates
 from senders.keys import Keys
+from streams.models.coupons import CouponRecord, parse_coupon
 from streams.models.events import format_ms
 from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
@@ -48,6 +54,7 @@ CUSTOMER = "cust-erase-5a1"
 PHONE = "+14155550142"
 EMAIL = "ann.erase.5a1@example.com"
 AGAIN = "cust-again-9c2"  # the same person, imported again under a new id
+CODE = "CP-ERASE5A1"  # the customer's coupon
 KEY = "erasure-test-key"
 H = 3_600_000
 IN_CLEAR = (CUSTOMER, PHONE, PHONE.removeprefix("+"), EMAIL)
@@ -143,11 +150,26 @@ async def _compacted_topics(settings: Settings) -> list[str]:
     return [*(s for s in specs if s in names), *changelogs]
 
 
+def _coupon(customer: str) -> CouponRecord:
+    """A coupon as the journeys issue it beside a command (streams.models.coupons)."""
+    issued = datetime.now(UTC)
+    return CouponRecord.model_validate(
+        {"code": CODE, "customer_id": customer, "journey_id": "jr-erase-1",
+         "command_id": "cmd-erase-1", "store_id": "default", "percent": 10, "currency": "USD",
+         "issued_at": issued, "expires_at": issued + timedelta(days=3)}
+    )  # fmt: skip
+
+
 async def _in_clear(settings: Settings, redis: Redis, key_prefix: str) -> list[str]:
-    """Where the customer's id, phone or email is still held in clear."""
+    """Where the customer's id, phone or email is still held in clear: a compacted topic's
+    current view, any record of the consent history, Redis."""
     found: list[str] = []
-    for topic in await _compacted_topics(settings):
-        for key, value in (await _current_view(settings, topic)).items():
+    history = f"{settings.topic_prefix}consents.history"
+    views = [(t, await _current_view(settings, t)) for t in await _compacted_topics(settings)]
+    every = await consume_all(settings, history, 0, within=30)
+    views.append((history, {r.key: r.value for r in every if r.value is not None}))
+    for topic, view in views:
+        for key, value in view.items():
             record = (key or b"") + b" " + value
             found += [f"{topic}: {key!r}" for clear in IN_CLEAR if clear.encode() in record]
     held = await redis_text(redis, key_prefix)
@@ -197,6 +219,7 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
             async with running(
                 lambda stop: run_mirror(mirror, stop, handle_signals=False),
                 lambda stop: run_sender(s, "sms", stop, handle_signals=False),
+                lambda stop: run_coupons(mirror, stop, handle_signals=False),
             ):
                 # -- the customer's history ------------------------------------------------
                 assert await wait_for_count(settings, topic("journey.inputs"), 2, within=90) == 2
@@ -205,6 +228,16 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
                     await produce("cart", key, value)
                 await watermark(t0 + 2 * H)  # the SMS at +1 h goes out
                 await _until(lambda: _true(len(twilio.requests) == 1), 60, "the first SMS")
+                # a coupon of the customer's, registered by cartpulse coupons (topic provider)
+                await produce("coupons", CODE.encode(), _coupon(CUSTOMER).to_json())
+                names = Pseudonyms(KEY.encode())
+                coupons = RedisCouponStates(redis, Keys(key_prefix), s.coupon_retention, names)
+
+                async def registered() -> bool:
+                    state = await coupons.get(CODE)
+                    return state is not None and state.status == "registered"
+
+                await _until(registered, 60, "the coupon registered")
                 stop_at = format_ms(t0 + 3 * H)
                 out = _consent(CUSTOMER, "sms", "opted_out", stop_at, "preference_centre")
                 await produce("consents", f"{CUSTOMER}:sms".encode(), out)
@@ -220,6 +253,8 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
                 assert any("sessions-changelog" in h for h in held), held  # the open session
                 assert any("journeys-changelog" in h for h in held), held
                 assert any("redis:" in h and ":phone:" in h for h in held), held
+                assert any(h.startswith(topic("coupons:")) for h in held), held
+                assert any("redis:" in h and "{coupon:" in h for h in held), held
 
                 # -- the erasure ---------------------------------------------------------------
                 forgot = await asyncio.to_thread(
@@ -241,6 +276,14 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
                 suppressed = f"suppressed:{Pseudonyms(KEY.encode()).address(PHONE)}:sms"
                 consents = await _current_view(settings, topic("consents"))
                 assert orjson.loads(consents[suppressed.encode()])["status"] == "opted_out"
+                # the coupon stays honoured under the customer's pseudonym, on coupons and Redis
+                current = parse_coupon(
+                    (await _current_view(settings, topic("coupons")))[CODE.encode()]
+                )
+                assert current == await coupons.get(CODE)
+                assert (current.status, current.subject, current.customer_id) == (
+                    "registered", names.customer(CUSTOMER), None,
+                )  # fmt: skip
                 decided = await _decisions(settings, CUSTOMER)
 
                 # -- later: a re-import, a replay, and the same phone under a new id ----------
@@ -271,6 +314,11 @@ async def test_forget_leaves_nothing_in_clear_and_nothing_comes_back(
                         if CUSTOMER.encode() in (view_key or b"") + view_value:
                             leaks.add(name)
                 assert leaks == {topic("customers"), topic("consents")}
+                # the history took the store's re-import as it takes every record: pseudonymised
+                history = await consume_all(settings, topic("consents.history"), 0, within=30)
+                assert not [
+                    r for r in history for c in IN_CLEAR if c.encode() in (r.key or b"") + r.value
+                ]
     finally:
         await kafka.stop()
 

@@ -1,11 +1,12 @@
 """The senders' part of an erasure on the real Kafka and Redis: the consumer of ``erasures`` in
 the consent mirror's process drops every Redis entry that names the customer, rewrites the
-number-level consent of their number without names, and confirms on ``erasures.done``."""
+number-level consent of their number and the coupon records naming them without names (in
+Redis and on ``coupons``), and confirms on ``erasures.done``."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from senders.consents import Consent, ConsentStore, ConsentUpdate, address_subject
+from senders.coupons.store import RedisCouponStates
 from senders.erasure import SenderErasure, kafka_produce
 from senders.keys import Keys
 from senders.phonebook import PhoneBook
@@ -22,6 +24,7 @@ from senders.short_links import LinkRecord
 from streams.forget import partition_of
 from streams.kafka import create_topics
 from streams.metrics import ErasureMetrics
+from streams.models.coupons import CouponRecord, parse_coupon
 from streams.models.erasure import Erasure, parse_done
 from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
@@ -62,8 +65,24 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
         await redis.hset(history, "1000:opted_in", "h-1")  # type: ignore[misc]  # redis-py stubs
     number = address_subject(PHONE)
     await store.apply(ConsentUpdate(number, "sms", Consent("opted_out", 3_000, "sms_keyword")))
+    # what the registrar kept: the customer's registered code, and the other customer's code
+    # the customer's order redeemed
+    coupons = RedisCouponStates(redis, keys, s.coupon_retention, names)
+    issued = datetime.now(UTC)
+    offer = {"percent": 10, "currency": "USD", "store_id": "default", "issued_at": issued,
+             "expires_at": issued + timedelta(days=3), "status": "registered"}  # fmt: skip
+    own = CouponRecord.model_validate(
+        {**offer, "code": "CP-MINE", "customer_id": CUSTOMER, "journey_id": "jr-1"}
+    )
+    redeemed = CouponRecord.model_validate(
+        {**offer, "code": "CP-THEIRS", "customer_id": OTHER, "journey_id": "jr-2",
+         "status": "redeemed", "redeemed_order_id": "o-1", "redeemed_by": CUSTOMER}
+    )  # fmt: skip
+    await coupons.put(own)
+    await coupons.put(redeemed)
     before = await redis_text(redis, key_prefix)
     assert CUSTOMER in before and keys.erasable(names.customer(CUSTOMER)) in before
+    assert keys.coupons_of(names.customer(CUSTOMER)) in before
 
     erasure = Erasure(names.customer(CUSTOMER), "er-test", 1_781_100_000_000, "gdpr", CUSTOMER)
     catalogue = TopicCatalogue.of(s)
@@ -86,6 +105,7 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
     assert (confirmed.part, confirmed.request_id) == ("senders", "er-test")
     assert confirmed.counts == {
         "phone_index": 1, "short_links": 1, "number_consents": 1, "consents": 2,
+        "coupons": 2, "coupons_deleted": 0,
     }  # fmt: skip
     after = await redis_text(redis, key_prefix)
     assert CUSTOMER not in after  # no key or value names the customer any more
@@ -102,15 +122,35 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
         "opted_out", "1970-01-01T00:00:03.000Z", "sms_keyword",
     )  # fmt: skip
     assert value["evidence"] == {"erasure_request": "er-test", "pseudonymised": True}
+    # the coupons: written again without the customer, in Redis and on coupons (same keys)
+    written = await consume_all(s, catalogue.name(Topic.COUPONS), 2, within=30)
+    assert sorted(r.key for r in written) == [b"CP-MINE", b"CP-THEIRS"]
+    assert not [r for r in written if CUSTOMER.encode() in r.value]
+    rewritten_own = parse_coupon(next(r.value for r in written if r.key == b"CP-MINE"))
+    assert rewritten_own == await coupons.get("CP-MINE")
+    assert (rewritten_own.status, rewritten_own.subject, rewritten_own.customer_id, rewritten_own.percent) == (
+        "registered", names.customer(CUSTOMER), None, 10,
+    )  # fmt: skip
+    kept_theirs = await coupons.get("CP-THEIRS")
+    assert kept_theirs is not None
+    assert (kept_theirs.customer_id, kept_theirs.redeemed_order_id, kept_theirs.redeemed_by) == (
+        OTHER,
+        "o-1",
+        None,
+    )
+    assert await coupons.codes_of(names.customer(CUSTOMER)) == {}
+    assert list(await coupons.codes_of(names.customer(OTHER))) == ["CP-THEIRS"]
+    # the id is retired in Redis: what the registrar keeps later is rewritten by it
+    assert await coupons.erased([CUSTOMER, OTHER]) == {CUSTOMER: names.customer(CUSTOMER)}
 
 
 async def test_a_closed_erasure_has_nothing_left_to_drop(
     settings: Settings, key_prefix: str, redis: Redis
 ) -> None:
     s = sender_settings(settings, key_prefix)
-    sent: list[tuple[str, bytes, bytes]] = []
+    sent: list[tuple[str, bytes, bytes | None]] = []
 
-    async def produce(topic: str, key: bytes, value: bytes) -> object:
+    async def produce(topic: str, key: bytes, value: bytes | None) -> object:
         sent.append((topic, key, value))
         return None
 
