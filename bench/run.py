@@ -15,7 +15,9 @@ Every figure stands next to a baseline measured in the same run on the same mach
 6. segments per SMS on the demo's traffic, with short links and without
    (``bench/sms_segments.py``, offline);
 7. the journey engine's time per abandonment with conditions on and with a catalogue, next to
-   one flow per trigger without conditions (``bench/journeys.py``, offline).
+   one flow per trigger without conditions (``bench/journeys.py``, offline);
+8. the journeys live against offline on a day of traffic, and the journeys' live delay of a
+   step (``bench/journeys_live_offline.py``).
 """
 
 from __future__ import annotations
@@ -342,10 +344,11 @@ def _epoch_ms(text: str) -> int:
     return parse_time(text)
 
 
-def section_of(script: str, name: str, timeout: float) -> str:
-    """The markdown section ``bench/<script>`` prints, or the end of its stderr when it fails."""
+def section_of(script: str, name: str, timeout: float, *args: str) -> str:
+    """The markdown section ``bench/<script> ARGS`` prints, or the end of its stderr when it
+    fails."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script)],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -363,6 +366,10 @@ def sms_segments_bench() -> str:
 
 def journeys_bench() -> str:
     return section_of("journeys.py", "journeys", timeout=600)
+
+
+def journeys_live_offline_bench() -> str:
+    return section_of("journeys_live_offline.py", "journeys live/offline", 900, "--live-delay")
 
 
 def collect_bench() -> str:
@@ -396,6 +403,8 @@ async def main() -> None:
         segments = sms_segments_bench()
         log("journeys")
         journeys = journeys_bench()
+        log("journeys live against offline")
+        live_offline = journeys_live_offline_bench()
         log("collector")
         collect = collect_bench()
     cpu = platform.processor() or platform.machine()
@@ -416,6 +425,8 @@ async def main() -> None:
         + segments
         + "\n\n## Journeys\n\n"
         + journeys
+        + "\n\n## Journeys: live equals offline\n\n"
+        + live_offline
         + "\n\n## Collector\n\n"
         + collect
         + f"\n\n(the whole run took {time.monotonic() - started:.0f} s)\n"
