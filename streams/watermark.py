@@ -1,7 +1,8 @@
 """Telling a worker that its input is over up to a time, and waiting until it has read it.
 
 ``send_watermark`` is what ``cartpulse watermark`` and ``cartpulse replay`` do: wait until the
-detector has read its inputs, tick the detector, then — when the worker runs the journeys —
+detector has read its inputs, tick the detector and wait until it has taken the ticks (so the
+abandonments they close are written), then — when the worker runs the journeys —
 wait until the journeys have read theirs (orders, abandonments, profiles, consents, clicks and
 opens, and the re-keyed copies) and tick them. So no order, consent or click reaches the
 journeys after a step it should have stopped.
@@ -89,9 +90,15 @@ async def send_watermark(settings: Settings, watermark: int, wait: bool, patienc
 
         if wait:
             # The watermark promises that no older event will come: sent before the detector
-            # has read what is already in its inputs, it would make those events late.
+            # has read what is already in its inputs, it would make those events late. Events
+            # keyed by something else come back re-keyed on the repartition topic: those too.
             await wait_for_group(settings, DETECTOR_INPUTS, patience)
+            await wait_for_group(settings, [Topic.REPARTITION], patience)
         await tick(Topic.TICKS)
+        if wait:
+            # The detector acknowledges a tick once the abandonments it closed are on their
+            # topic: until then the journeys' lag below would not count them.
+            await wait_for_group(settings, [Topic.TICKS], patience)
         if wait and await runs_journeys(settings):
             await wait_for_journey_inputs(settings, JOURNEY_SOURCES, patience)
         await tick(Topic.JOURNEY_TICKS)
