@@ -17,22 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.core.catalogue import Catalogue
-from streams.models.journey import Profile, cart_value
-
-
-def _decimal(raw: object) -> Decimal | None:
-    if raw is None or isinstance(raw, bool):
-        return None
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+from streams.models.journey import Profile, cart_value, decimal_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +80,7 @@ def current_items(
             value = getattr(version, key)
             if key not in item and value is not None:
                 item[key] = value
-        seen = _decimal(item.get("price"))
+        seen = decimal_of(item.get("price"))
         if version.price is not None:
             item["price"] = str(version.price)
             if version.currency is not None:
@@ -108,7 +98,7 @@ def lines_value(cart: dict[str, Any], items: Sequence[dict[str, Any]]) -> str | 
     has no price."""
     total = Decimal(0)
     for item in items:
-        price, quantity = _decimal(item.get("price")), item.get("quantity", 1)
+        price, quantity = decimal_of(item.get("price")), item.get("quantity", 1)
         if price is None or not isinstance(quantity, int) or isinstance(quantity, bool):
             raw = cart.get("value")
             return None if raw is None else str(raw)
@@ -150,7 +140,7 @@ def condition_context(
     if "customer" in roots:
         context["customer"] = {
             "orders_count": profile.orders_count if profile else 0,
-            "total_spent": float(_decimal(profile.total_spent) or 0) if profile else 0.0,
+            "total_spent": float(decimal_of(profile.total_spent) or 0) if profile else 0.0,
             "tags": list(profile.tags) if profile else [],
             "country": (profile.country or "") if profile else "",
             "locale": (profile.locale or "") if profile else "",
@@ -176,7 +166,9 @@ def _item(item: dict[str, Any], catalogue: Catalogue, at_ms: int) -> dict[str, A
     product_id = _text(item.get("product_id"))
     version = catalogue.as_of(product_id, at_ms) if product_id else None
     quantity = item.get("quantity", 1)
-    price = version.price if version and version.price is not None else _decimal(item.get("price"))
+    price = (
+        version.price if version and version.price is not None else decimal_of(item.get("price"))
+    )
     return {
         "id": product_id,
         "name": _text(item.get("name")),

@@ -41,7 +41,12 @@ def cart_value(cart: dict[str, Any]) -> Decimal | None:
     """The cart's value as a number, or None when it is missing, zero or not a finite number
     (the abandonment passes the cart through as the detector wrote it)."""
     raw = cart.get("value")
-    if not raw or isinstance(raw, bool):
+    return None if not raw else decimal_of(raw)
+
+
+def decimal_of(raw: object) -> Decimal | None:
+    """An amount as the records carry it (a string or a number) as a finite Decimal, or None."""
+    if raw is None or isinstance(raw, bool):
         return None
     try:
         value = Decimal(str(raw))
