@@ -14,7 +14,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, cast
+from typing import cast
 
 import orjson
 
@@ -329,7 +329,7 @@ def _run_import(args: argparse.Namespace, settings: Settings) -> int:
 async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from streams.importer import DlqRejects, FileRejects, Rejects, import_records, total_bytes
+    from streams.importer import import_records, open_rejects, total_bytes
     from streams.kafka import create_topics, producer
 
     topics = TopicCatalogue.of(settings)
@@ -365,11 +365,7 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
     task = progress.add_task("import", total=total_bytes(args.files) if plain else None)
     try:
         with contextlib.ExitStack() as stack:
-            rejects: Rejects
-            if args.rejects is not None:
-                rejects = FileRejects(cast(IO[bytes], stack.enter_context(args.rejects.open("wb"))))
-            else:
-                rejects = DlqRejects(kafka, topics)
+            rejects = open_rejects(args.rejects, stack, kafka, topics)
             stack.enter_context(progress)
             summary = await import_records(
                 _records(args.files, args.format), kafka, topics, rejects, pacer, report

@@ -8,7 +8,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -151,7 +151,7 @@ async def import_consents_command(args: argparse.Namespace, settings: Settings) 
     too). Exit 1 when a line was rejected or not taken."""
     from streams.consent_import import import_consents
     from streams.consent_ledger import ConsentLedger
-    from streams.importer import DlqRejects, FileRejects, Rejects
+    from streams.importer import open_rejects
     from streams.kafka import create_topics, producer
 
     if args.rate is not None or args.speedup is not None:
@@ -166,11 +166,7 @@ async def import_consents_command(args: argparse.Namespace, settings: Settings) 
     await kafka.start()
     try:
         with contextlib.ExitStack() as stack:
-            rejects: Rejects
-            if args.rejects is not None:
-                rejects = FileRejects(cast(IO[bytes], stack.enter_context(args.rejects.open("wb"))))
-            else:
-                rejects = DlqRejects(kafka, topics)
+            rejects = open_rejects(args.rejects, stack, kafka, topics)
             lines = _reported(_lines(args.files, settings.max_record_bytes))
             summary = await import_consents(lines, ConsentLedger.of(settings, kafka), rejects)
     finally:

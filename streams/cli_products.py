@@ -12,7 +12,6 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, cast
 
 import orjson
 
@@ -36,7 +35,7 @@ def check_products_import(args: argparse.Namespace) -> None:
 
 async def import_products_command(args: argparse.Namespace, settings: Settings) -> int:
     """Produce every product version of ``args.files``; print the summary (``--json`` too)."""
-    from streams.importer import DlqRejects, FileRejects, Rejects, import_products
+    from streams.importer import import_products, open_rejects
     from streams.kafka import create_topics, producer
 
     topics = TopicCatalogue.of(settings)
@@ -46,11 +45,7 @@ async def import_products_command(args: argparse.Namespace, settings: Settings) 
     await kafka.start()
     try:
         with contextlib.ExitStack() as stack:
-            rejects: Rejects
-            if args.rejects is not None:
-                rejects = FileRejects(cast(IO[bytes], stack.enter_context(args.rejects.open("wb"))))
-            else:
-                rejects = DlqRejects(kafka, topics)
+            rejects = open_rejects(args.rejects, stack, kafka, topics)
             lines = _reported(_lines(args.files, settings.max_record_bytes))
             summary = await import_products(lines, kafka, topics, rejects)
     finally:

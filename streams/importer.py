@@ -15,13 +15,14 @@ by ``product_id``, their bad lines to ``products.dlq``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 import orjson
 from aiokafka.errors import KafkaError
@@ -137,6 +138,16 @@ class FileRejects:
             "line": record.line.decode("utf-8", errors="replace"),
         }
         self._handle.write(orjson.dumps(line) + b"\n")
+
+
+def open_rejects(
+    path: Path | None, stack: contextlib.ExitStack, producer: Producer, topics: TopicCatalogue
+) -> Rejects:
+    """An import's ``--rejects``: ``path`` (created or truncated, closed with ``stack``), or
+    each topic's DLQ through ``producer`` when there is none."""
+    if path is not None:
+        return FileRejects(cast(IO[bytes], stack.enter_context(path.open("wb"))))
+    return DlqRejects(producer, topics)
 
 
 async def import_records(
