@@ -17,7 +17,7 @@ from streams.errors import ConfigurationError
 from streams.models.consent_history import HistoryEntry, history_subject
 from streams.models.events import format_ms
 from streams.models.privacy import Pseudonyms
-from streams.output import MAX_REPORTED_REJECTS, open_output, time_argument
+from streams.output import open_output, reported_rejects, time_argument
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -167,7 +167,7 @@ async def import_consents_command(args: argparse.Namespace, settings: Settings) 
     try:
         with contextlib.ExitStack() as stack:
             rejects = open_rejects(args.rejects, stack, kafka, topics)
-            lines = _reported(_lines(args.files, settings.max_record_bytes))
+            lines = reported_rejects(_lines(args.files, settings.max_record_bytes))
             summary = await import_consents(lines, ConsentLedger.of(settings, kafka), rejects)
     finally:
         await kafka.stop()
@@ -196,16 +196,3 @@ def _lines(files: Sequence[Path], max_bytes: int) -> Iterator[ConsentLine]:
 
     for path in files:
         yield from read_consent_lines(path, max_bytes)
-
-
-def _reported(lines: Iterator[ConsentLine]) -> Iterator[ConsentLine]:
-    """``lines`` unchanged; the first ``MAX_REPORTED_REJECTS`` rejected ones named on stderr."""
-    reported = 0
-    for item in lines:
-        if item.reason is not None:
-            reported += 1
-            if reported <= MAX_REPORTED_REJECTS:
-                print(f"{item.source}: {item.reason}", file=sys.stderr)
-            elif reported == MAX_REPORTED_REJECTS + 1:
-                print("… further rejected lines are counted, not printed", file=sys.stderr)
-        yield item

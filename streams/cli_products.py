@@ -17,7 +17,7 @@ import orjson
 
 from streams.catalogue_file import ProductLine, read_product_lines
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.output import MAX_REPORTED_REJECTS
+from streams.output import reported_rejects
 from streams.settings import Settings
 from streams.topics import TopicCatalogue
 
@@ -46,7 +46,7 @@ async def import_products_command(args: argparse.Namespace, settings: Settings) 
     try:
         with contextlib.ExitStack() as stack:
             rejects = open_rejects(args.rejects, stack, kafka, topics)
-            lines = _reported(_lines(args.files, settings.max_record_bytes))
+            lines = reported_rejects(_lines(args.files, settings.max_record_bytes))
             summary = await import_products(lines, kafka, topics, rejects)
     finally:
         await kafka.stop()
@@ -77,16 +77,3 @@ def _lines(files: Sequence[Path], max_bytes: int) -> Iterator[ProductLine]:
             yield from read_product_lines(path, max_bytes)
         except InvalidRecord as exc:  # a CSV that is not a REES46 export at all
             raise ConfigurationError(exc.reason) from None
-
-
-def _reported(lines: Iterator[ProductLine]) -> Iterator[ProductLine]:
-    """``lines`` unchanged; the first ``MAX_REPORTED_REJECTS`` rejected ones named on stderr."""
-    reported = 0
-    for item in lines:
-        if item.reason is not None:
-            reported += 1
-            if reported <= MAX_REPORTED_REJECTS:
-                print(f"{item.source}: {item.reason}", file=sys.stderr)
-            elif reported == MAX_REPORTED_REJECTS + 1:
-                print("… further rejected lines are counted, not printed", file=sys.stderr)
-        yield item

@@ -7,13 +7,25 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 from streams.durations import parse_duration_ms
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.events import parse_time
 
 Reject = Callable[[str, bytes, str], None]  # (where, line, reason)
+
+
+class ReadLine(Protocol):
+    """A line of an input file as a reader yields it: where it is, and why it was rejected."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+LineT = TypeVar("LineT", bound=ReadLine)
 
 
 @contextlib.contextmanager
@@ -58,3 +70,16 @@ def stderr_rejects(limit: int = MAX_REPORTED_REJECTS) -> Reject:
             print(f"{where}: {reason}", file=sys.stderr)  # noqa: T201 - the tools' own output
 
     return reject
+
+
+def reported_rejects(lines: Iterator[LineT]) -> Iterator[LineT]:
+    """``lines`` unchanged; the first ``MAX_REPORTED_REJECTS`` rejected ones named on stderr."""
+    reported = 0
+    for item in lines:
+        if item.reason is not None:
+            reported += 1
+            if reported <= MAX_REPORTED_REJECTS:
+                print(f"{item.source}: {item.reason}", file=sys.stderr)  # noqa: T201 - the tools' own output
+            elif reported == MAX_REPORTED_REJECTS + 1:
+                print("… further rejected lines are counted, not printed", file=sys.stderr)  # noqa: T201 - ditto
+        yield item
