@@ -22,7 +22,7 @@ from streams.errors import InvalidRecord
 from streams.models.events import MAX_RECORD_BYTES, Event
 from streams.models.products import ProductVersion, parse_product
 from streams.output import Reject
-from streams.sources import detect_format, open_input, read_rees46
+from streams.sources import detect_format, read_lines, read_rees46
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +47,15 @@ def read_product_lines(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterato
             elif (version := deriver.take(record.event)) is not None:
                 yield ProductLine(record.source, version.to_json(), version, None)
         return
-    with open_input(path) as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
+    for source, line in read_lines(path):
+        try:
+            version = parse_product(None, line, max_bytes)
+        except InvalidRecord as exc:
+            yield ProductLine(source, line, None, exc.reason)
+        else:
+            if version is None:  # parse_product reads no tombstone from a line
                 continue
-            source = f"{path.name}:{lineno}"
-            try:
-                version = parse_product(None, line, max_bytes)
-            except InvalidRecord as exc:
-                yield ProductLine(source, line, None, exc.reason)
-            else:
-                if version is None:  # parse_product reads no tombstone from a line
-                    continue
-                yield ProductLine(source, line, version, None)
+            yield ProductLine(source, line, version, None)
 
 
 def read_products(

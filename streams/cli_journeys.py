@@ -20,7 +20,6 @@ from streams.journeys_offline import (
     JourneyFiles,
     JourneySummary,
     OutputWriter,
-    lines,
     read_inputs,
     run_journeys,
 )
@@ -28,7 +27,7 @@ from streams.output import duration_seconds, open_output, stderr_rejects, time_a
 from streams.policy_file import journey_engine
 from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
-from streams.sources import STDIN, require_input
+from streams.sources import STDIN, read_lines, require_input
 
 COLUMNS = (
     "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "clicked",
@@ -235,7 +234,7 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
             if path is None:
                 continue
             require_input(path)
-            for _, line in lines(path):
+            for _, line in read_lines(path):
                 report.add_raw(kind, line)
     else:
         report = asyncio.run(report_from_topics(settings))

@@ -22,7 +22,7 @@ from streams.consent_ledger import ConsentLedger
 from streams.errors import InvalidRecord
 from streams.importer import DlqRejects, ImportSummary, Rejects, _reason_kind
 from streams.models.consent_history import SOURCE_IMPORT, ConsentEntry, store_entry
-from streams.sources import SourceRecord, open_input
+from streams.sources import SourceRecord, read_lines
 from streams.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,14 @@ def read_consent_lines(
     path: Path, max_bytes: int, via: str = SOURCE_IMPORT
 ) -> Iterator[ConsentLine]:
     """Every non-blank line of ``path`` (``-`` and ``.gz`` too) as an entry or a reason."""
-    with open_input(path) as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            source = f"{path.name}:{lineno}"
-            if len(line) > max_bytes:
-                yield ConsentLine(source, line, None, f"line longer than {max_bytes} bytes")
-                continue
-            try:
-                yield ConsentLine(source, line, store_entry(None, line, source, via))
-            except InvalidRecord as exc:
-                yield ConsentLine(source, line, None, exc.reason)
+    for source, line in read_lines(path):
+        if len(line) > max_bytes:
+            yield ConsentLine(source, line, None, f"line longer than {max_bytes} bytes")
+            continue
+        try:
+            yield ConsentLine(source, line, store_entry(None, line, source, via))
+        except InvalidRecord as exc:
+            yield ConsentLine(source, line, None, exc.reason)
 
 
 async def import_consents(

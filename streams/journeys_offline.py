@@ -11,7 +11,7 @@ time, so every pending step fires or is skipped at its own due moment).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -38,7 +38,7 @@ from streams.models.journey import (
 )
 from streams.models.products import ProductVersion
 from streams.output import Reject
-from streams.sources import open_input
+from streams.sources import read_lines
 
 
 @dataclass(slots=True)
@@ -59,14 +59,6 @@ class JourneyFiles:
     results: Path | None = None
     products: Path | None = None
     engagement: Path | None = None
-
-
-def lines(path: Path) -> Iterator[tuple[str, bytes]]:
-    """The file's non-blank lines, each with its ``name:number``."""
-    with open_input(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield f"{path.name}:{number}", line.rstrip(b"\r\n")
 
 
 def _parse(kind: str, line: bytes) -> JourneyInput | None:
@@ -90,7 +82,7 @@ def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) ->
         path = getattr(files, kind)
         if path is None:
             continue
-        for where, line in lines(path):
+        for where, line in read_lines(path):
             try:
                 item = _parse(kind, line)
             except (InvalidRecord, orjson.JSONDecodeError) as exc:

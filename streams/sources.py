@@ -102,19 +102,24 @@ def read_events(
     return read_jsonl(path, max_bytes) if fmt == "jsonl" else read_rees46(path, max_bytes)
 
 
-def read_jsonl(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
+def read_lines(path: Path) -> Iterator[tuple[str, bytes]]:
+    """Every non-blank line of ``path`` (``-`` and ``.gz`` too), in file order, without its
+    line ending, with where it is (``<file name>:<line number>``)."""
     with open_input(path) as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            source = f"{path.name}:{lineno}"
-            try:
-                event = parse_event(line, max_bytes)
-            except InvalidRecord as exc:
-                yield SourceRecord(source, line, None, None, exc.reason)
-            else:
-                yield SourceRecord(source, line, event, line, None)
+            if line.strip():
+                yield f"{path.name}:{lineno}", line
+
+
+def read_jsonl(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
+    for source, line in read_lines(path):
+        try:
+            event = parse_event(line, max_bytes)
+        except InvalidRecord as exc:
+            yield SourceRecord(source, line, None, None, exc.reason)
+        else:
+            yield SourceRecord(source, line, event, line, None)
 
 
 def read_rees46(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[SourceRecord]:
