@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol, cast
 
-import orjson
 from redis.asyncio import Redis
 
 from senders.keys import Keys, address_hash, mask_address
@@ -24,6 +23,7 @@ from streams.models.commands import CHANNELS, Channel
 from streams.models.consent_history import ConsentEntry, ConsentStatus
 from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.events import parse_time
+from streams.models.json_record import json_object
 from streams.models.privacy import Pseudonyms
 
 UNDELIVERABLE_TTL: Final = timedelta(days=180)
@@ -71,12 +71,7 @@ def parse_consent_record(key: bytes | None, value: bytes | None) -> ConsentUpdat
         raise InvalidRecord("consent key must be customer_id:channel with channel sms or email")
     if value is None:
         return ConsentUpdate(customer_id, channel, None)
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("consent record is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord("consent record must be a JSON object")
+    data = json_object(value, "consent record")
     status = data.get("status")
     if status not in ("opted_in", "opted_out"):
         raise InvalidRecord("consent status must be opted_in or opted_out")

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from streams.errors import InvalidRecord
+from streams.models.json_record import json_object
 
 Channel = Literal["sms", "email"]
 Mode = Literal["live", "dry_run"]
@@ -163,12 +164,7 @@ def parse_command(raw: bytes | None, max_bytes: int = MAX_COMMAND_BYTES) -> Send
         raise InvalidRecord("a command record needs a value (tombstones are not commands)")
     if len(raw) > max_bytes:
         raise InvalidRecord(f"command is {len(raw)} bytes, over the {max_bytes}-byte limit")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("command is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord("a command must be a JSON object")
+    data = json_object(raw, "command", "a command")
     try:
         return SendCommand.model_validate(data)
     except ValidationError as exc:

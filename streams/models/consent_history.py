@@ -29,6 +29,7 @@ from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
 from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.events import format_ms, parse_time
+from streams.models.json_record import json_object
 from streams.models.privacy import Pseudonyms
 
 ConsentStatus = Literal["opted_in", "opted_out"]
@@ -214,7 +215,7 @@ def store_entry(key: bytes | None, value: bytes | None, where: str, via: str) ->
     change)."""
     if value is None:
         raise InvalidRecord("a tombstone deletes a consent; it is not a consent change")
-    data = _object(value)
+    data = json_object(value, "consent record")
     subject, channel = _subject(key, data)
     status = data.get("status")
     if status not in STATUSES:
@@ -239,16 +240,6 @@ def store_entry(key: bytes | None, value: bytes | None, where: str, via: str) ->
 
 def _usable(address: object) -> bool:
     return isinstance(address, str) and 0 < len(address.strip()) <= MAX_ADDRESS_CHARS
-
-
-def _object(value: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("consent record is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord("consent record must be a JSON object")
-    return data
 
 
 def _subject(key: bytes | None, data: dict[str, Any]) -> tuple[str, Channel]:
@@ -286,7 +277,7 @@ def parse_history(value: bytes | None) -> HistoryEntry:
     """Decode a ``consents.history`` record; ``InvalidRecord`` when it is not one."""
     if value is None:
         raise InvalidRecord("a history record is never a tombstone")
-    data = _object(value)
+    data = json_object(value, "consent record")
     fields = [data.get(name) for name in ("history_id", "subject", "channel", "status")]
     source = data.get("source")
     if not all(isinstance(f, str) and f for f in fields) or not isinstance(source, str):

@@ -35,6 +35,7 @@ from pydantic import (
 
 from streams.errors import InvalidRecord
 from streams.models.commands import Id, SendCommand, UtcTime, format_time
+from streams.models.json_record import json_object
 
 CouponStatus = Literal["issued", "registered", "unavailable", "redeemed", "reused"]
 RANKS: Final[dict[str, int]] = {
@@ -165,12 +166,7 @@ def parse_coupon(raw: bytes | None) -> CouponRecord:
     """A ``coupons`` record; raises ``InvalidRecord`` with the reason."""
     if raw is None:
         raise InvalidRecord("a coupon record needs a value (tombstones are not coupons)")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("coupon is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord("a coupon must be a JSON object")
+    data = json_object(raw, "coupon", "a coupon")
     try:
         return CouponRecord.model_validate(data)
     except ValidationError as exc:

@@ -29,6 +29,7 @@ import orjson
 from streams.errors import InvalidRecord
 from streams.models.commands import Channel
 from streams.models.events import format_ms, parse_time
+from streams.models.json_record import json_object
 
 ERASURE_SOURCE: Final = "erasure"
 ERASED_PREFIX: Final = "erased:"
@@ -76,7 +77,7 @@ class Erasure:
 
 def parse_erasure(key: bytes | None, value: bytes | None) -> Erasure:
     """An ``erasures`` record; ``InvalidRecord`` with the reason when it is not one."""
-    data = _object(value, "an erasure")
+    data = json_object(value or b"", "an erasure")
     subject, request_id = data.get("subject"), data.get("request_id")
     if (
         not isinstance(subject, str)
@@ -143,7 +144,7 @@ class Done:
 
 
 def parse_done(value: bytes | None) -> Done:
-    data = _object(value, "an erasure confirmation")
+    data = json_object(value or b"", "an erasure confirmation")
     subject, request_id, part = data.get("subject"), data.get("request_id"), data.get("part")
     partition, counts = data.get("partition"), data.get("counts", {})
     if not isinstance(subject, str) or not isinstance(request_id, str) or part not in PARTS:
@@ -189,13 +190,3 @@ def is_erasure_subject(consent_subject: bytes | str) -> bool:
         else consent_subject
     )
     return text.startswith((ERASED_PREFIX, SUPPRESSED_PREFIX))
-
-
-def _object(value: bytes | None, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        raise InvalidRecord(f"{what} is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord(f"{what} must be a JSON object")
-    return data

@@ -17,6 +17,7 @@ import orjson
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
 from streams.models.events import Event, format_ms, parse_time
+from streams.models.json_record import json_object
 
 Action = Literal[
     "started", "ignored", "updated", "scheduled", "deferred", "skipped", "emitted", "ended"
@@ -129,13 +130,7 @@ class ConsentChange:
 def _object(raw: bytes | None, what: str) -> dict[str, Any]:
     if raw is None:
         raise InvalidRecord(f"{what} record needs a value")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord(f"{what} is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord(f"{what} must be a JSON object")
-    return data
+    return json_object(raw, what)
 
 
 def _opt_str(data: dict[str, Any], key: str) -> str | None:
