@@ -26,7 +26,7 @@ from streams.core.journey_inputs import (
     decode,
     order_key,
     time_of,
-    watched,
+    watch,
 )
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs, anonymous
@@ -130,15 +130,9 @@ def run_journeys(
             state = states[customer] = CustomerState(customer)
         write(apply(engine, state, item, time_of(item)))
         if isinstance(item, AbandonmentIn):  # the only input that adds watched products
-            _watch(watchers, state)
+            watch(watchers, state)
     for state in states.values():
         write(engine.advance(state, until))
-
-
-def _watch(watchers: dict[str, set[str]], state: CustomerState) -> None:
-    """Index the customer under the products they watch (kept while they do)."""
-    for product_id in watched(state):
-        watchers.setdefault(product_id, set()).add(state.customer_id)
 
 
 class OutputWriter:

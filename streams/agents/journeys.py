@@ -20,6 +20,7 @@ customers whose next step is due when the clock moves.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 import time
@@ -36,7 +37,7 @@ from streams.core.journey_inputs import (
     customer_of,
     decode,
     order_key,
-    watched,
+    watch,
 )
 from streams.core.journey_state import CustomerState, Held
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
@@ -156,7 +157,7 @@ class JourneyShell:
             self.metrics.inputs.labels(source).inc()
             if self._hold(partition, clock, source, key, value, item):
                 return
-            await self._catalogue(partition, clock)
+            await self._release(partition, clock)  # catalogue changes queued since the tick
             await self._apply(partition, clock, item)
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
             if isinstance(exc, InvalidRecord):
@@ -201,7 +202,7 @@ class JourneyShell:
         if len(state.held) >= MAX_HELD:
             self.metrics.late.labels("overflow").inc()
             return False
-        state.held = sorted([*state.held, held], key=lambda h: h.order)
+        bisect.insort(state.held, held, key=lambda h: h.order)
         self._store(partition, clock, state, indexed=state.next_due())
         heapq.heappush(clock.held, (at, rank, ident, customer, self.wall_ms()))
         self.metrics.held.labels(source).inc()
@@ -238,7 +239,7 @@ class JourneyShell:
                 if item is not None:
                     outputs.extend(apply(self.engine, state, item, record.at_ms))
             self._store(partition, clock, state, indexed=due_before)
-            _watch(clock, state)
+            watch(clock.watchers, state)
             await self._emit(outputs)
 
     def wall_ms(self) -> int:
@@ -256,7 +257,7 @@ class JourneyShell:
         outputs = apply(self.engine, state, item, now)
         self._store(partition, clock, state, indexed=due_before)
         if isinstance(item, AbandonmentIn):  # the only input that adds watched products
-            _watch(clock, state)
+            watch(clock.watchers, state)
         await self._emit(outputs)
         await self._fire_due(partition, clock)
 
@@ -271,14 +272,6 @@ class JourneyShell:
         self._arrivals += 1
         for clock in self.partitions.values():
             heapq.heappush(clock.products, _queued(version, self._arrivals))
-
-    async def _catalogue(self, partition: int, clock: PartitionClock) -> None:
-        """Apply the queued catalogue changes the clock has reached, oldest first."""
-        now = clock.clock
-        queue = clock.products
-        while queue and now is not None and queue[0][0] <= now:
-            version = heapq.heappop(queue)[-1]
-            await self._catalogue_change(partition, clock, version, now)
 
     async def _catalogue_change(
         self, partition: int, clock: PartitionClock, version: ProductVersion, now: int
@@ -353,7 +346,7 @@ class JourneyShell:
             due = state.next_due()
             if due is not None:
                 clock.index.append((due, state.customer_id))
-            _watch(clock, state)
+            watch(clock.watchers, state)
             for record in state.held:
                 clock.held.append((*record.order, state.customer_id, self.wall_ms()))
                 self.metrics.held.labels(record.source).inc()
@@ -446,12 +439,6 @@ def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, Produ
     """A catalogue change in a partition's queue: in time order, then by product (the order
     ``cartpulse journeys`` applies changes of one moment in), then by arrival."""
     return version.updated_ms, version.product_id, arrival, version
-
-
-def _watch(clock: PartitionClock, state: CustomerState) -> None:
-    """Index the customer under the products they watch (a stale entry costs one lookup)."""
-    for product_id in watched(state):
-        clock.watchers.setdefault(product_id, set()).add(state.customer_id)
 
 
 def _origin(headers: Any) -> tuple[str, bytes | None]:

@@ -81,9 +81,12 @@ def customer_of(item: JourneyInput) -> str | None:
     return item.customer_id
 
 
-def watched(state: CustomerState) -> frozenset[str]:
-    """The products whose catalogue changes ``state``'s customer must see."""
-    return frozenset(state.seen)
+def watch(watchers: dict[str, set[str]], state: CustomerState) -> None:
+    """Index ``state``'s customer under the products whose catalogue changes they must see
+    (the products they saw); the worker's shell and ``cartpulse journeys`` keep one index
+    each. A stale entry costs one lookup: ``on_product`` checks the sighting itself."""
+    for product_id in state.seen:
+        watchers.setdefault(product_id, set()).add(state.customer_id)
 
 
 def time_of(item: JourneyInput) -> int:
