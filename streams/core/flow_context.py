@@ -124,12 +124,12 @@ def condition_context(
     """The context a ``when`` condition is evaluated in (docs/semantics.md, Conditions), with
     only the ``roots`` it reads: handing CEL a value costs more than evaluating it."""
     context: dict[str, Any] = {}
-    if "cart" in roots or "cart.value" in roots:  # "cart.value": the cart without its lines
+    if "cart" in roots:
         value = cart_value(cart)
         context["cart"] = {
             "value": float(value) if value is not None else 0.0,
             "currency": _text(cart.get("currency")),
-            "items": [_item(item, catalogue, at_ms) for item in items] if "cart" in roots else [],
+            "items": [_item(item, catalogue, at_ms) for item in items],
         }
     if "abandonment" in roots:
         context["abandonment"] = {

@@ -136,7 +136,8 @@ class JourneyEngine:
         # The catalogue as the worker (or ``cartpulse journeys --products``) knows it; steps
         # read it as of their own moment.
         self.catalogue = catalogue if catalogue is not None else Catalogue()
-        self._roots: dict[str, frozenset[str]] = {}  # condition source → the roots it reads
+        # condition source → the context roots it names, and whether it reads the cart's lines
+        self._reads: dict[str, tuple[frozenset[str], bool]] = {}
         # How long a seen product is watched: the longest lookback of a catalogue flow (0:
         # the policy has none, and abandonments' products are not kept).
         self.watch_ms = max(
@@ -283,15 +284,15 @@ class JourneyEngine:
         since: int,
         messages_sent: int,
     ) -> dict[str, Any]:
-        roots = self._roots.get(condition.source)
-        if roots is None:
-            roots = frozenset(condition.program.variables())
-            if "items" not in condition.source:  # handing CEL the lines costs most: skip them
-                roots -= {"cart"}
-                roots |= {"cart.value"} if "cart" in condition.program.variables() else set()
-            self._roots[condition.source] = roots
+        reads = self._reads.get(condition.source)
+        if reads is None:
+            # the roots it names, and whether it names the cart's lines: handing CEL the lines
+            # costs most, so a condition that does not read them gets none
+            names = frozenset(condition.program.variables())
+            reads = self._reads[condition.source] = (names, "items" in condition.source)
+        roots, reads_items = reads
         profile = state.profile
-        items = cart.get("items") if "cart" in roots else None
+        items = cart.get("items") if reads_items else None
         return condition_context(
             roots,
             kind=kind,

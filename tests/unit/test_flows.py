@@ -252,3 +252,17 @@ def test_a_condition_that_fails_to_evaluate_is_a_decision_not_a_crash() -> None:
     out = eng.on_abandonment(state, cart("200.00"), T0 + H)
     assert ("ignored", "condition_error", "vip") in decisions(out)
     assert ("started", "cart", "cart") in decisions(out)
+
+
+def test_a_condition_on_the_cart_lines_sees_them_with_the_catalogue_s_stock() -> None:
+    extra = FLOWS.replace(
+        'when = "cart.value >= 150.0"',
+        'when = "cart.items.exists(i, i.id == \\"p1\\" && i.in_stock)"',
+    )
+    catalogue = Catalogue()
+    eng = engine(extra, catalogue)
+    out = eng.on_abandonment(customer(), cart("20.00"), T0 + 30 * 60_000)
+    assert ("started", "cart", "vip") in decisions(out)
+    catalogue.add(product("p1", "20.00", T0 - H, in_stock=False))
+    out = eng.on_abandonment(customer(), cart("20.00"), T0 + 30 * 60_000)
+    assert ("ignored", "condition", "vip") in decisions(out)
