@@ -32,7 +32,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
@@ -47,8 +46,8 @@ from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
 from streams.metrics import ErasureMetrics
 from streams.models.commands import CHANNELS
+from streams.models.consent_history import ConsentEntry, consents_record
 from streams.models.erasure import ERASURE_SOURCE, Done, Erasure, parse_erasure
-from streams.models.events import format_ms
 from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
@@ -193,15 +192,12 @@ class SenderErasure:
         consent = await self._store.get(subject, "sms")
         if consent is None:
             return 0
-        value = {
-            "customer_id": subject,
-            "channel": "sms",
-            "status": consent.status,
-            "source": consent.source,
-            "recorded_at": format_ms(consent.recorded_at_ms),
-            "evidence": {"erasure_request": erasure.request_id, "pseudonymised": True},
-        }
-        await self._produce(self._consents, f"{subject}:sms".encode(), orjson.dumps(value))
+        evidence = {"erasure_request": erasure.request_id, "pseudonymised": True}
+        entry = ConsentEntry(
+            subject, "sms", consent.status, consent.source, consent.recorded_at_ms, evidence
+        )
+        # not through ConsentLedger: no history-id header, so the mirror appends it to the history
+        await self._produce(self._consents, *consents_record(entry))
         return 1
 
 
