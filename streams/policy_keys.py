@@ -270,7 +270,8 @@ SECTIONS: Final = (
                 "`https://` URL",
                 "unset",
                 '"https://kaffee.example/logo.png"',
-                "the logo at the top of every email (about 360 x 80 px); without it, the store's name",
+                "the logo at the top of every email, shown 180 px wide (give it 360 px for sharp "
+                "screens); without it, the store's name",
             ),
             "accent_color": Key(
                 "`#rrggbb`",
