@@ -78,9 +78,9 @@ def twilio_outcome(
         )
         return ProviderOutcome("sent", "ok", provider_id=sid, segments=count)
     if status == 429 or code in TWILIO_RATE_LIMITED:
-        return ProviderOutcome(
-            "retry", "rate_limited", error_code=error or "20429", retry_after=_seconds(retry_after)
-        )
+        error = error or "20429"
+        wait = retry_after_seconds(retry_after)
+        return ProviderOutcome("retry", "rate_limited", error_code=error, retry_after=wait)
     if status >= 500:
         return ProviderOutcome("unknown", "server_error", error_code=error)
     if status in (401, 403, 404) or code in TWILIO_ACCOUNT:
@@ -128,7 +128,10 @@ def backoff(attempt: int, base: float, cap: float, rand: float | None = None) ->
     return ceiling / 2 + ceiling / 2 * jitter
 
 
-def _seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header, or ``None`` when there is none, it is not a
+    number (its HTTP-date form is not read: the stores do not send it) or it is outside 0 to one
+    day (the caller's own back-off applies)."""
     if value is None:
         return None
     try:

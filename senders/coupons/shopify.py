@@ -31,7 +31,7 @@ import aiohttp
 import orjson
 
 from senders.coupons.ports import Registration
-from senders.coupons.webhook import retry_after
+from senders.outcomes import retry_after_seconds
 from streams.errors import ConfigurationError
 from streams.models.commands import format_time
 from streams.models.coupons import CouponRecord
@@ -143,7 +143,7 @@ class ShopifyProvider:
                 self.endpoint, data=request_body(coupon), headers=headers
             ) as response:
                 status = response.status
-                wait = retry_after(response.headers.get("Retry-After"))
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
                 body = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Registration("retry", f"shopify unreachable: {type(exc).__name__}")

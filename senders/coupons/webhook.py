@@ -23,6 +23,7 @@ from datetime import datetime
 import aiohttp
 
 from senders.coupons.ports import Registration
+from senders.outcomes import retry_after_seconds
 from streams.errors import ConfigurationError
 from streams.models.coupons import CouponRecord
 from streams.settings import Settings
@@ -35,14 +36,6 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     """The signature header's value for ``body`` sent at ``timestamp`` (Stripe's scheme)."""
     mac = hmac.new(secret, b"%d." % timestamp + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (its HTTP-date form is not used by stores)."""
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 class WebhookProvider:
@@ -78,7 +71,7 @@ class WebhookProvider:
         try:
             async with self._session.post(self._url, data=body, headers=headers) as response:
                 status = response.status
-                wait = retry_after(response.headers.get("Retry-After"))
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
                 text = (await response.text())[:200]
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Registration("retry", f"webhook unreachable: {type(exc).__name__}")
