@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.kafka import read_records, topic_offsets
+from streams.kafka import partition_of, read_records, topic_offsets
 from streams.models.consent_history import HistoryEntry, history_subject, parse_history
 from streams.models.privacy import Pseudonyms
 from streams.settings import Settings
@@ -39,12 +38,6 @@ class Trail:
     partition: int
     entries: list[HistoryEntry]
     unreadable: int  # records of the customer's key that were not history records
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition a producer of cartpulse puts ``key`` in, of ``partitions``."""
-    every = list(range(partitions))
-    return int(DefaultPartitioner()(key, every, every))
 
 
 async def history_partitions(settings: Settings) -> tuple[str, int]:

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.kafka import create_topics, producer, topic_offsets
+from streams.kafka import create_topics, partition_of, producer, topic_offsets
 from streams.models.commands import CHANNELS
 from streams.models.erasure import (
     MAX_REASON_CHARS,
@@ -71,13 +70,6 @@ def check_reason(reason: str, customer_id: str) -> str:
     return reason
 
 
-def partition_of(customer_id: str, partitions: Collection[int]) -> int:
-    """The partition Kafka's default partitioner (murmur2, as every cartpulse producer and
-    the Java client use) gives a record keyed by ``customer_id``."""
-    ordered = sorted(partitions)
-    return int(DefaultPartitioner()(customer_id.encode(), ordered, ordered))
-
-
 def expected_parts(partitions: int, without: Collection[str] = ()) -> list[str]:
     """The labels of the confirmations ``forget`` waits for."""
     labels: list[str] = []
@@ -112,7 +104,7 @@ async def forget(
     await kafka.start()
     try:
         partitions = await kafka.partitions_for(erasures)
-        partition = partition_of(customer_id, partitions)
+        partition = partition_of(customer_id.encode(), partitions)
         erasure = Erasure(
             subject=Pseudonyms.of(settings).customer(customer_id),
             request_id=f"er-{uuid.uuid4().hex[:20]}",

@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.settings import Settings
 from streams.topics import TopicSpec
@@ -57,6 +58,14 @@ class DeadLetter:
 
     value: bytes | None
     headers: list[tuple[str, bytes]]
+
+
+def partition_of(key: bytes, partitions: int | Collection[int]) -> int:
+    """The partition Kafka's default partitioner (murmur2, as every cartpulse producer and the
+    Java client use) gives a record keyed by ``key``: ``partitions`` is the topic's partition
+    count or its partitions (``AIOKafkaProducer.partitions_for``)."""
+    ordered = list(range(partitions)) if isinstance(partitions, int) else sorted(partitions)
+    return int(DefaultPartitioner()(key, ordered, ordered))
 
 
 def dead_letter(payload: bytes | None, reason: str, source: str, original_topic: str) -> DeadLetter:

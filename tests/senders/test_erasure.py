@@ -21,8 +21,7 @@ from senders.keys import Keys
 from senders.phonebook import PhoneBook
 from senders.short_link_store import RedisShortLinks
 from senders.short_links import LinkRecord
-from streams.forget import partition_of
-from streams.kafka import create_topics
+from streams.kafka import create_topics, partition_of
 from streams.metrics import ErasureMetrics
 from streams.models.coupons import CouponRecord, parse_coupon
 from streams.models.erasure import Erasure, parse_done
@@ -90,7 +89,7 @@ async def test_the_senders_drop_what_names_the_customer_and_confirm(
         partitions = await kafka.partitions_for(catalogue.name(Topic.ERASURES))
         await kafka.send_and_wait(
             catalogue.name(Topic.ERASURES), erasure.to_json(), key=erasure.subject.encode(),
-            partition=partition_of(CUSTOMER, partitions),
+            partition=partition_of(CUSTOMER.encode(), partitions),
         )  # fmt: skip
         part = SenderErasure(
             s, redis, keys, kafka_produce(kafka), ErasureMetrics.create(CollectorRegistry())

@@ -22,9 +22,9 @@ from senders.unsubscribe import UnsubscribeToken, make_token, token_id
 from streams.cli import main
 from streams.consent_import import import_consents, read_consent_lines
 from streams.consent_ledger import ConsentLedger
-from streams.consent_trail import partition_of
 from streams.errors import InvalidRecord
 from streams.importer import FileRejects
+from streams.kafka import partition_of
 from streams.models.consent_history import (
     HISTORY_ID_HEADER,
     ConsentEntry,

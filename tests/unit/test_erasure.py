@@ -25,7 +25,8 @@ from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine
 from streams.core.policy import parse_policy
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.forget import check_reason, expected_parts, partition_of
+from streams.forget import check_reason, expected_parts
+from streams.kafka import partition_of
 from streams.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
 from streams.models.erasure import (
     Done,
@@ -134,7 +135,7 @@ def test_a_reason_without_personal_data_is_kept() -> None:
 @pytest.mark.parametrize("customer", ["c1", "c2", "42", "ünïcode", "a" * 100])
 def test_the_request_goes_to_the_partition_of_the_customer_id(customer: str) -> None:
     partitions = [0, 1, 2, 3]
-    assert partition_of(customer, {3, 1, 0, 2}) == DefaultPartitioner()(
+    assert partition_of(customer.encode(), {3, 1, 0, 2}) == DefaultPartitioner()(
         customer.encode(), partitions, partitions
     )
 
