@@ -170,7 +170,7 @@ class DetectorShell:
             if event is None:
                 return
         erased = self.erased
-        if erased is not None and erased.subjects:
+        if erased is not None:
             customer = event.customer_id
             if customer and erased.is_erased(customer):
                 # an erased customer's event (a replay, a re-sent event): never taken again

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,7 +27,7 @@ from streams.errors import InvalidRecord
 from streams.kafka import topic_offsets
 from streams.metrics import ErasureMetrics
 from streams.models.erasure import Erasure, parse_erasure
-from streams.models.privacy import Pseudonyms
+from streams.models.privacy import Pseudonyms, cached_customer
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -34,16 +35,17 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_MS: Final = 1000
 TOPIC_WAIT_SECONDS: Final = 1.0
-MAX_VERDICTS: Final = 200_000  # customer ids whose verdict is cached (ids only, in memory)
 
 
 @dataclass(slots=True)
 class ErasedCustomers:
-    """Every erasure the reader has read, by subject, and a cache of verdicts by customer id.
+    """Every erasure the reader has read, by subject, and a cache of pseudonyms by customer id.
 
     ``generation`` grows with each erasure not known before (or re-sent), so a partition knows
     whether it must sweep again. ``confirm`` holds, by generation, the erasures that arrived
     while the worker ran: each partition confirms those newer than its last sweep.
+    ``pseudonym`` is ``pseudonyms.customer`` behind a bounded cache: a pure function of the id,
+    so a new erasure leaves it as it is (a customer is hashed once, not after every erasure).
     """
 
     pseudonyms: Pseudonyms
@@ -51,7 +53,10 @@ class ErasedCustomers:
     subjects: dict[str, Erasure] = field(default_factory=dict)
     generation: int = 0
     confirm: list[tuple[int, Erasure]] = field(default_factory=list)
-    _verdicts: dict[str, bool] = field(default_factory=dict)
+    pseudonym: Callable[[str], str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.pseudonym = cached_customer(self.pseudonyms)
 
     def add(self, erasure: Erasure, live: bool) -> None:
         """Know ``erasure``; ``live``: it arrived while the worker ran (its parts confirm)."""
@@ -59,22 +64,15 @@ class ErasedCustomers:
         self.subjects[erasure.subject] = erasure
         if known is None or (erasure.is_open and live):
             self.generation += 1
-            self._verdicts.clear()  # a "not erased" verdict may be wrong now
             if erasure.is_open and live:
                 self.confirm.append((self.generation, erasure))
         if self.metrics is not None:
             self.metrics.known.set(len(self.subjects))
 
     def is_erased(self, customer_id: str) -> bool:
-        if not self.subjects:
-            return False
-        verdict = self._verdicts.get(customer_id)
-        if verdict is None:
-            verdict = self.pseudonyms.customer(customer_id) in self.subjects
-            if len(self._verdicts) >= MAX_VERDICTS:
-                self._verdicts.clear()
-            self._verdicts[customer_id] = verdict
-        return verdict
+        """Whether ``customer_id``'s pseudonym is erased (no hashing while nothing is)."""
+        subjects = self.subjects
+        return bool(subjects) and self.pseudonym(customer_id) in subjects
 
     def to_confirm(self, after: int) -> list[Erasure]:
         """The live erasures newer than generation ``after``."""

@@ -247,7 +247,7 @@ def test_erased_customers_know_what_each_partition_must_sweep_and_confirm() -> N
     erased.add(closed, live=False)  # read while catching up: known, not confirmed
     assert erased.is_erased("c9") and not erased.is_erased("c1")
     erased.add(OPEN, live=True)
-    assert erased.is_erased("c1")  # the cached "no" was dropped with the new erasure
+    assert erased.is_erased("c1")  # its cached pseudonym matches the new erasure
     assert erased.generation == 2
     assert erased.to_confirm(after=0) == [OPEN] and erased.to_confirm(after=2) == []
     erased.add(OPEN, live=True)  # re-sent (cartpulse forget run again): confirmed again
