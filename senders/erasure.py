@@ -30,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer
@@ -40,7 +41,7 @@ from senders.consents import Consent, ConsentStore, ConsentUpdate, erased_subjec
 from senders.coupons.forgetting import CouponErasure
 from senders.coupons.store import RedisCouponStates
 from senders.keys import Keys
-from senders.outcomes import backoff
+from senders.outcomes import retry_until_stopped
 from senders.service import INFRA_ERRORS
 from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
@@ -122,19 +123,11 @@ class SenderErasure:
             self._metrics.invalid.labels("senders").inc()
             log.warning("erasures: a record that is not an erasure skipped: %s", exc.reason)
             return True
-        failures = 0
-        while True:
-            try:
-                await self.erase(erasure)
-            except INFRA_ERRORS as exc:
-                failures += 1
-                log.warning("erasure %s: %s; retrying", erasure.request_id, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff(failures, 0.2, 10.0))
-                if stop.is_set():
-                    return False
-            else:
-                return True
+
+        def failed(exc: BaseException) -> None:
+            log.warning("erasure %s: %s; retrying", erasure.request_id, exc)
+
+        return await retry_until_stopped(partial(self.erase, erasure), INFRA_ERRORS, stop, failed)
 
     async def erase(self, erasure: Erasure) -> dict[str, int]:
         """Drop what Redis holds of an open erasure's customer and confirm; returns the

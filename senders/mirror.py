@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -33,7 +34,7 @@ from senders.consumer import Record
 from senders.heartbeat import BEAT_INTERVAL, CATCH_UP_INTERVAL, MirrorHeartbeat
 from senders.metrics import Metrics
 from senders.mirror_history import StoreHistory
-from senders.outcomes import backoff
+from senders.outcomes import retry_until_stopped
 from senders.service import INFRA_ERRORS
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
@@ -101,21 +102,15 @@ class ConsentMirror:
     async def _apply(self, records: list[Record], stop: asyncio.Event) -> bool:
         """Apply every record, retrying Redis until it answers; False if ``stop`` came first."""
         for record in records:
-            failures = 0
-            while True:
-                try:
-                    await self._apply_one(record)
-                    break
-                except INFRA_ERRORS as exc:
-                    failures += 1
-                    component = "kafka" if isinstance(exc, KafkaError) else "redis"
-                    self._metrics.infra_errors.labels("consents", component).inc()
-                    log.warning("consent mirror: %s unavailable (%s); retrying", component, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), backoff(failures, 0.2, 10.0))
-                    if stop.is_set():
-                        return False
+            applied = partial(self._apply_one, record)
+            if not await retry_until_stopped(applied, INFRA_ERRORS, stop, self._unavailable):
+                return False
         return True
+
+    def _unavailable(self, exc: BaseException) -> None:
+        component = "kafka" if isinstance(exc, KafkaError) else "redis"
+        self._metrics.infra_errors.labels("consents", component).inc()
+        log.warning("consent mirror: %s unavailable (%s); retrying", component, exc)
 
     async def _apply_one(self, record: Record) -> None:
         try:

@@ -11,13 +11,19 @@ or the provider not reachable before anything was sent (connection refused, SMTP
 login that never answers). It is never a reason to fail the command: the sender holds its
 commands and retries them until they are sent or expire, and reports the fault
 (``health.py``).
+
+Beside the mappings: the back-off (``backoff``), a ``Retry-After`` header's seconds, and the
+one loop not pure, ``retry_until_stopped`` (the consent mirror's and the erasure's retry of
+Redis and Kafka).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -126,6 +132,30 @@ def backoff(attempt: int, base: float, cap: float, rand: float | None = None) ->
     ceiling = min(cap, base * 2.0 ** min(attempt - 1, 62))
     jitter = random.random() if rand is None else rand  # noqa: S311 - jitter, not a secret
     return ceiling / 2 + ceiling / 2 * jitter
+
+
+async def retry_until_stopped(
+    attempt: Callable[[], Awaitable[object]],
+    errors: tuple[type[BaseException], ...],
+    stop: asyncio.Event,
+    failed: Callable[[BaseException], None],
+) -> bool:
+    """Run ``attempt`` until it does not raise one of ``errors`` (Redis or Kafka not
+    answering), telling ``failed`` of each and backing off between them; True once it ran,
+    False when ``stop`` was set while it waited. Anything else it raises is raised."""
+    failures = 0
+    while True:
+        try:
+            await attempt()
+        except errors as exc:
+            failures += 1
+            failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff(failures, 0.2, 10.0))
+            if stop.is_set():
+                return False
+        else:
+            return True
 
 
 def retry_after_seconds(value: str | None) -> float | None:
