@@ -170,7 +170,7 @@ class DetectorShell:
             if event is None:
                 return
         erased = self.erased
-        if erased is not None:
+        if erased is not None and topic != self._repartition:  # re-keyed: asked on its input
             customer = event.customer_id
             if customer and erased.is_erased(customer):
                 # an erased customer's event (a replay, a re-sent event): never taken again
@@ -331,13 +331,13 @@ class DetectorShell:
         erased = self.erased
         if erased is None or worker.swept >= erased.generation:
             return
-        pairs = worker.detector.customer_sessions()
+        subjects, pseudonym = erased.subjects, erased.pseudonym
         sessions: dict[str, set[str]] = {}
-        for customer, session_id in pairs:
-            if erased.is_erased(customer):
-                subject = erased.pseudonyms.customer(customer)
+        for customer, session_id in worker.detector.customer_sessions():
+            subject = pseudonym(customer)
+            if subject in subjects:
                 sessions.setdefault(subject, set()).add(session_id)
-        dropped = worker.detector.forget(sorted({s for ids in sessions.values() for s in ids}))
+        dropped = worker.detector.forget([s for ids in sessions.values() for s in ids])
         if self.erasure_metrics is not None and dropped:
             self.erasure_metrics.dropped.labels("detector").inc(dropped)
         for erasure in erased.to_confirm(worker.swept):
@@ -346,6 +346,8 @@ class DetectorShell:
 
     async def _confirm(self, worker: PartitionWorker) -> None:
         """Confirm on ``erasures.done`` the erasures whose sessions this flush deleted."""
+        if not worker.confirm:
+            return
         at_ms = int(self.wall_clock() * 1000)
         for erasure, sessions in worker.confirm:
             done = Done(

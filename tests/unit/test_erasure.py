@@ -240,6 +240,17 @@ async def test_the_detector_drops_an_erased_customers_sessions_and_events() -> N
     assert len([r for r in sent.records if r[0] == "t.erasures.done"]) == 1
 
 
+async def test_an_erased_customers_event_to_re_key_is_dropped_on_its_input_topic() -> None:
+    sent, table = Sent(), dict[bytes, bytes]()
+    erased = ErasedCustomers(NAMES, ErasureMetrics.create(CollectorRegistry()))
+    erased.add(OPEN, live=False)
+    shell = _detector_shell(sent, erased, table)
+    await shell.on_batch([Message(_event("e1", "s1", "c1"), key=b"c1")])  # keyed by customer
+    assert not [r for r in sent.records if r[0] == TOPICS.name(Topic.REPARTITION)]
+    assert erased.metrics is not None
+    assert erased.metrics.ignored.labels("detector")._value.get() == 1
+
+
 def test_erased_customers_know_what_each_partition_must_sweep_and_confirm() -> None:
     erased = ErasedCustomers(NAMES)
     assert not erased.is_erased("c1")  # nothing known: no hashing at all
