@@ -9,11 +9,13 @@ the number itself (``consents.address_subject``), which the sender also checks.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Final, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from senders.keys import Keys
 from streams.models.privacy import Pseudonyms
@@ -30,10 +32,11 @@ class PhoneIndex(Protocol):
 
 
 class PhoneBook:
-    """The index in Redis. ``remember`` is on the SMS send path: it writes (one round trip)
-    only when this process has not written the same pair within ``refresh``, so a customer
-    texted again soon (the next journey step, a redelivered command) costs nothing. A skipped
-    write leaves the pair's score and the key's TTL at most ``refresh`` old."""
+    """The index in Redis. ``remember`` is on the SMS send path: it writes (one round trip:
+    the customer's erasure index and the number's set side by side) only when this process has
+    not written the same pair within ``refresh``, so a customer texted again soon (the next
+    journey step, a redelivered command) costs nothing. A skipped write leaves the pair's score
+    and the key's TTL at most ``refresh`` old."""
 
     def __init__(
         self,
@@ -58,14 +61,17 @@ class PhoneBook:
         if last is not None and 0 <= at_ms - last < self._refresh_ms:
             return
         key = self._keys.phone(address)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (
+            self._redis.pipeline(transaction=False) as index,
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            # The index in another hash slot (Redis Cluster), so not in the MULTI: sent first
+            # and alongside it. Either failing raises, and the pair is written again next time.
+            index_key(index, self._keys, self._pseudonyms, customer_id, key, ttl=self._ttl)
             pipe.zadd(key, {customer_id: at_ms})
             pipe.zremrangebyrank(key, 0, -(self._keep + 1))
             pipe.expire(key, self._ttl)
-            await pipe.execute()
-        await remember_key(
-            self._redis, self._keys, self._pseudonyms, customer_id, key, ttl=self._ttl
-        )
+            await asyncio.gather(index.execute(), pipe.execute())
         self._written[pair] = at_ms
         self._written.move_to_end(pair)
         if len(self._written) > MAX_RECALLED:
@@ -78,8 +84,8 @@ class PhoneBook:
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
 
-async def remember_key(
-    redis: Redis,
+def index_key(
+    pipe: Pipeline,
     keys: Keys,
     pseudonyms: Pseudonyms,
     customer_id: str,
@@ -88,16 +94,15 @@ async def remember_key(
     ttl: int | None = None,
     until_ms: int | None = None,
 ) -> None:
-    """Note ``key`` in the customer's erasure index (``Keys.erasable``), kept at least ``ttl``
-    seconds or until ``until_ms``: an erasure finds there every key that names the customer
-    (senders/erasure.py). Its own round trip: the index is in another hash slot than ``key``
-    (Redis Cluster)."""
+    """Queue on ``pipe`` the note of ``key`` in the customer's erasure index (``Keys.erasable``),
+    kept at least ``ttl`` seconds or until ``until_ms``: an erasure finds there every key that
+    names the customer (senders/erasure.py). The index is in another hash slot than ``key``
+    (Redis Cluster): ``pipe`` is a non-transactional pipeline, and the caller queues this
+    before the commands writing ``key``."""
     index = keys.erasable(pseudonyms.customer(customer_id))
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.sadd(index, key)
-        for first in (True, False):  # a new index gets the expiry, an older one the later one
-            if until_ms is not None:
-                pipe.pexpireat(index, until_ms, nx=first, gt=not first)
-            else:
-                pipe.expire(index, ttl or 1, nx=first, gt=not first)
-        await pipe.execute()
+    pipe.sadd(index, key)
+    for first in (True, False):  # a new index gets the expiry, an older one the later one
+        if until_ms is not None:
+            pipe.pexpireat(index, until_ms, nx=first, gt=not first)
+        else:
+            pipe.expire(index, ttl or 1, nx=first, gt=not first)

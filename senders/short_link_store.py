@@ -18,7 +18,7 @@ from typing import Final, Protocol
 from redis.asyncio import Redis
 
 from senders.keys import Keys
-from senders.phonebook import remember_key
+from senders.phonebook import index_key
 from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
 from streams.models.privacy import Pseudonyms
@@ -57,22 +57,21 @@ class RedisShortLinks:
         if not links:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
+            for link_id, record in links:  # each a key naming the customer: in their erasure
+                key, until = self._keys.short_link(link_id), record.expires_ms + self._grace_ms
+                names = self._pseudonyms  # index, queued before the key it points to
+                index_key(pipe, self._keys, names, record.customer_id, key, until_ms=until)
+            indexed = len(pipe)
             for link_id, record in links:
                 key = self._keys.short_link(link_id)
                 pipe.set(key, record.to_json(), nx=True, pxat=record.expires_ms + self._grace_ms)
                 pipe.get(key)
             answers = await pipe.execute()
-        for (link_id, record), stored in zip(links, answers[1::2], strict=True):
+        for (link_id, record), stored in zip(links, answers[indexed + 1 :: 2], strict=True):
             if stored is None:  # gone between SET and GET: only when already past its grace
                 continue
             if not LinkRecord.from_json(stored).same_link(record):
                 raise InvalidRecord(f"short link id {link_id} already holds another link")
-        for link_id, record in links:  # each a key naming the customer: in their erasure index
-            key, until = self._keys.short_link(link_id), record.expires_ms + self._grace_ms
-            names = self._pseudonyms
-            await remember_key(
-                self._redis, self._keys, names, record.customer_id, key, until_ms=until
-            )
 
     async def resolve(self, link_id: str) -> LinkRecord | None:
         raw = await self._redis.get(self._keys.short_link(link_id))
