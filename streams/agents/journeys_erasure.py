@@ -33,7 +33,7 @@ from streams.metrics import ErasureMetrics
 from streams.models.commands import CHANNELS, Channel
 from streams.models.erasure import Done, Erasure, parse_erasure, suppression_record
 from streams.models.events import format_ms
-from streams.models.privacy import Pseudonyms
+from streams.models.privacy import Pseudonyms, cached_customer
 from streams.settings import Settings
 from streams.topics import Topic, TopicCatalogue
 
@@ -63,6 +63,7 @@ class JourneyErasure:
     ) -> None:
         self.table = table
         self.pseudonyms = pseudonyms
+        self.pseudonym = cached_customer(pseudonyms)  # on every input: each customer hashed once
         self.metrics = metrics
         self.wall_clock = wall_clock
         self._consents = topics.name(Topic.CONSENTS)
@@ -74,7 +75,7 @@ class JourneyErasure:
         customer = customer_of(item)
         if not customer:
             return False
-        if self.table.get(marker_key(partition, self.pseudonyms.customer(customer))) is None:
+        if self.table.get(marker_key(partition, self.pseudonym(customer))) is None:
             return False
         self.metrics.ignored.labels("journeys").inc()
         return True
