@@ -44,8 +44,9 @@ from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.metrics import JourneyMetrics
+from streams.models.consent_history import NUMBER_PREFIX
 from streams.models.coupons import issued_coupon
-from streams.models.erasure import is_erasure_subject
+from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.journey import AbandonmentIn, Profile
 from streams.models.products import ProductVersion
 from streams.topics import Topic, TopicCatalogue
@@ -60,6 +61,9 @@ MAX_HELD: Final = 10_000  # inputs held per customer; more are applied at once (
 DEFAULT_LATENESS_MS: Final = 5_000
 SOURCE_HEADER: Final = "cartpulse.source"
 KEY_HEADER: Final = "cartpulse.key"
+# ``consents`` subjects that are no customer (the senders' concern): a number's own records (a
+# STOP from a number), an erasure's retired id and its suppression list
+NOT_CUSTOMERS: Final = tuple(p.encode() for p in (NUMBER_PREFIX, ERASED_PREFIX, SUPPRESSED_PREFIX))
 Headers = list[tuple[str, bytes]] | None
 Send = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[Any]]
 
@@ -461,11 +465,9 @@ def rekey(topic_kind: str, key: bytes | None, value: bytes | None) -> bytes | No
         if not key:
             return None
         customer, sep, _ = key.rpartition(b":")
-        if customer.startswith(b"addr:"):
-            return None  # a number-level record (a STOP from a number): the senders' concern
-        if is_erasure_subject(customer):
-            return None  # an erasure's suppression entry: the senders' concern
-        return customer if sep and customer else None
+        if not sep or not customer or customer.startswith(NOT_CUSTOMERS):
+            return None
+        return customer
     try:
         data = orjson.loads(value or b"")
     except orjson.JSONDecodeError:

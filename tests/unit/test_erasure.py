@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import ErasedCustomers
-from streams.agents.journeys import JourneyShell, state_key
+from streams.agents.journeys import JourneyShell, rekey, state_key
 from streams.agents.journeys_erasure import JourneyErasure
 from streams.agents.ticks import tick_value
 from streams.core.catalogue import Catalogue
@@ -118,6 +118,10 @@ def test_the_consents_records_an_erasure_leaves_name_nobody() -> None:
         assert b"c1" not in record and b"4155550100" not in record
     assert is_erasure_subject(b"erased:sub-1") and is_erasure_subject("suppressed:sha256:ab")
     assert not is_erasure_subject("addr:ab") and not is_erasure_subject("c1")
+    # the journeys route a consents record to its customer, and these to nobody
+    assert rekey("consents", b"c1:sms", None) == b"c1"
+    for nobody in (key, key2, b"addr:sha256:ab:sms", b"c1", b":sms", None):
+        assert rekey("consents", nobody, None) is None
 
 
 @pytest.mark.parametrize(
