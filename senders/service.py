@@ -44,6 +44,7 @@ from senders.ratelimit import Limiter
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import ResultStatus, SendCommand, SendResult
 from streams.models.consent_history import ConsentEntry
+from streams.models.coupons import CouponRecord
 from streams.models.erasure import ERASURE_SOURCE
 from streams.settings import Settings
 
@@ -204,7 +205,8 @@ class SendService(Generic[P]):
                 return Defer(command.not_before.timestamp(), "not_before", work.attempts)
             await self._clock.sleep(wait)
 
-        if (blocked := await self._blocked(command)) is not None:
+        blocked, coupon_state = await self._standing(command)
+        if blocked is not None:
             return await self._finish(command, work, "suppressed", error_code=blocked)
         try:
             message = self._provider.prepare(command, self._clock.now())
@@ -213,7 +215,7 @@ class SendService(Generic[P]):
             return Reject(exc.reason)
         if command.mode == "dry_run":
             return await self._finish(command, work, "suppressed", error_code="dry_run")
-        if (gated := await self._coupon_gate(command, work)) is not None:
+        if (gated := await self._coupon_gate(command, work, coupon_state)) is not None:
             return gated
         try:
             # Before the request: a link in the message must resolve once it is delivered.
@@ -227,17 +229,22 @@ class SendService(Generic[P]):
             await self._phones.remember(command.to, command.customer_id, now_ms)
         return await self._send(command, message, work)
 
-    async def _coupon_gate(self, command: SendCommand, work: Work) -> Disposition | None:
+    async def _coupon_gate(
+        self, command: SendCommand, work: Work, first: CouponRecord | BaseException | None
+    ) -> Disposition | None:
         """None when the command carries no coupon or the store honours it (registered, the
         same offer, unused); else hold it a moment in place, then on the retry topic, until
-        the registration wait runs out: not sent, ``coupon_unavailable`` (senders/coupons)."""
+        the registration wait runs out: not sent, ``coupon_unavailable`` (senders/coupons).
+        ``first`` is the store's state read with the consents (``_standing``), or what reading
+        it raised; the gate reads again only after a wait."""
         coupon = coupon_of(command)
         if coupon is None or self._coupons is None:
             return None
         code, wait = str(coupon["code"]), self._s.coupon_registration_wait.total_seconds()
-        held = 0.0
+        held, state = 0.0, first
         while True:
-            state = await self._coupons.get(code)
+            if isinstance(state, BaseException):
+                raise state
             now = self._clock.now()
             said = coupon_verdict(coupon, state, command, now, wait)
             if said.action == "send":
@@ -256,6 +263,23 @@ class SendService(Generic[P]):
                 return Defer(min(recheck, said.until), "coupon_pending", work.attempts)
             await self._clock.sleep(COUPON_POLL)
             held += COUPON_POLL
+            state = await self._coupons.get(code)
+
+    async def _standing(
+        self, command: SendCommand
+    ) -> tuple[str | None, CouponRecord | BaseException | None]:
+        """``_blocked``, and for a command with a coupon the store's state of it (for
+        ``_coupon_gate``), read at once: one round trip, not two. A failed coupon read is
+        returned, not raised: it matters only if the command gets as far as the gate."""
+        coupon = coupon_of(command)
+        if coupon is None or self._coupons is None:
+            return await self._blocked(command), None
+        blocked, state = await asyncio.gather(
+            self._blocked(command), self._coupons.get(str(coupon["code"])), return_exceptions=True
+        )
+        if isinstance(blocked, BaseException):
+            raise blocked
+        return blocked, state
 
     async def _blocked(self, command: SendCommand) -> str | None:
         """Why the command may not be sent now (consent, a known-bad address), or None."""
