@@ -170,7 +170,9 @@ class DetectorShell:
             if event is None:
                 return
         erased = self.erased
-        if erased is not None and topic != self._repartition:  # re-keyed: asked on its input
+        # asked again on the repartition topic: an erasure read between the two readings of a
+        # re-keyed event must still stop it (the pseudonym is cached, so it costs a lookup)
+        if erased is not None:
             customer = event.customer_id
             if customer and erased.is_erased(customer):
                 # an erased customer's event (a replay, a re-sent event): never taken again
