@@ -40,9 +40,9 @@ from redis.asyncio import Redis
 from senders.consents import Consent, ConsentStore, ConsentUpdate, erased_subject
 from senders.coupons.forgetting import CouponErasure
 from senders.coupons.store import RedisCouponStates
+from senders.errors import INFRA_ERRORS
 from senders.keys import Keys
 from senders.outcomes import retry_until_stopped
-from senders.service import INFRA_ERRORS
 from senders.short_links import LinkRecord
 from streams.errors import InvalidRecord
 from streams.metrics import ErasureMetrics

@@ -24,9 +24,9 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from senders.clock import Clock
+from senders.errors import INFRA_ERRORS
 from senders.keys import Keys
 from senders.mirror_health import MirrorHealth, mirror_age
-from senders.service import INFRA_ERRORS
 
 log = logging.getLogger(__name__)
 

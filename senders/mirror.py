@@ -31,11 +31,11 @@ from aiokafka.errors import KafkaError
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore, parse_consent_record
 from senders.consumer import Record
+from senders.errors import INFRA_ERRORS
 from senders.heartbeat import BEAT_INTERVAL, CATCH_UP_INTERVAL, MirrorHeartbeat
 from senders.metrics import Metrics
 from senders.mirror_history import StoreHistory
 from senders.outcomes import retry_until_stopped
-from senders.service import INFRA_ERRORS
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.settings import Settings

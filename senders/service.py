@@ -25,14 +25,13 @@ from functools import partial
 from typing import Generic, Literal, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from senders.clock import Clock
 from senders.consents import Consents, record_consent
 from senders.coupons.gate import UNAVAILABLE, coupon_of
 from senders.coupons.gate import verdict as coupon_verdict
 from senders.coupons.ports import CouponStates
+from senders.errors import INFRA_ERRORS
 from senders.health import ProviderHealth
 from senders.keys import mask_address
 from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
@@ -50,13 +49,6 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INFRA_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaError,
-)
-# Kafka or Redis down, or too slow to wait for (an ``asyncio.timeout`` around the call).
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *INFRA_ERRORS)
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 DeferReason = Literal[
     "not_before", "rate_limit", "claimed", "in_flight", "provider_backoff", "coupon_pending"

@@ -32,7 +32,7 @@ import orjson
 
 from senders.clock import Clock
 from senders.consents import Consents, record_consent
-from senders.service import UNAVAILABLE_ERRORS
+from senders.errors import UNAVAILABLE_ERRORS
 from senders.short_link_store import LinkBook
 from senders.short_links import is_short_id
 from senders.unsubscribe import UnsubscribeToken, read_token, token_id

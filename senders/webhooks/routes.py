@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from senders.service import INFRA_ERRORS
+from senders.errors import INFRA_ERRORS
 from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest

@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from senders.app import KafkaEmitter, make_redis
 from senders.clock import Clock, SystemClock
 from senders.consents import ConsentStore
+from senders.errors import INFRA_ERRORS, UNAVAILABLE_ERRORS
 from senders.keys import Keys
 from senders.packs import Packs
 from senders.phonebook import PhoneBook
-from senders.service import INFRA_ERRORS, UNAVAILABLE_ERRORS
 from senders.short_link_store import RedisShortLinks
 from senders.templates import Renderer
 from senders.webhooks.connections import ConnectionGuard, ConnectionLimits

@@ -33,8 +33,8 @@ from pydantic import ValidationError
 
 from senders.clock import Clock
 from senders.consents import Consents, address_subject, record_consent
+from senders.errors import INFRA_ERRORS
 from senders.keys import mask_address
-from senders.service import INFRA_ERRORS
 from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
 from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords, normalise
