@@ -24,8 +24,10 @@ import faust
 from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import Message
 
-BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+# Takes one fetch's messages of its topics (DetectorShell.on_batch) and acknowledges them itself.
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 YIELD_EVERY = 500  # messages between yields to the loop while dispatching one fetch
 
 
@@ -45,7 +47,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         track = self.track_message
 
         async def deliver(messages: Any) -> None:
-            batches: dict[BatchHandler, list[Any]] = {}
+            batches: dict[BatchHandler, list[Message]] = {}
             since_yield = 0
             async for tp, message in messages:
                 offset = message.offset

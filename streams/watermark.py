@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from aiokafka.errors import KafkaError
 
-from streams.agents.ticks import send_ticks
+from streams.core.watermarks import ticks
 from streams.errors import CartpulseError
 from streams.kafka import group_lag, producer
 from streams.roster import agents_of
@@ -81,12 +81,10 @@ async def send_watermark(settings: Settings, watermark: int, wait: bool, patienc
     try:
         await kafka.start()
 
-        async def to_partition(topic: str, value: bytes, partition: int) -> object:
-            return await kafka.send_and_wait(topic, value, partition=partition)
-
-        async def tick(ticks: Topic) -> None:
-            name = catalogue.name(ticks)
-            await send_ticks(to_partition, name, settings.topic_partitions, watermark)
+        async def tick(topic: Topic) -> None:
+            name, wall_ms = catalogue.name(topic), int(time.time() * 1000)
+            for partition, value in ticks(settings.topic_partitions, wall_ms, watermark):
+                await kafka.send_and_wait(name, value, partition=partition)
 
         if wait:
             # The watermark promises that no older event will come: sent before the detector

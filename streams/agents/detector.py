@@ -17,15 +17,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic
 
 import orjson
 
 from streams._native import Record
 from streams.agents.forgetting import ErasedCustomers
-from streams.agents.ticks import read_tick
+from streams.agents.ports import Clock, Delivery, Headers, InputMessage, M, Producer, StateTable, T
 from streams.batching import acting_for
 from streams.core.detection import Closed, Counters, Detector, DetectorConfig
+from streams.core.watermarks import InputMerge, read_tick
 from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dead_letter
 from streams.metrics import DetectorMetrics, ErasureMetrics
@@ -37,9 +38,6 @@ from streams.topics import Topic, TopicCatalogue
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = b"\x00watermark"
-Headers = list[tuple[str, bytes]] | None
-# Hands one record to the producer and returns the future of its delivery.
-Send = Callable[[str, bytes | None, bytes, Headers], Awaitable[Awaitable[Any]]]
 
 
 def state_key(partition: int, key: bytes) -> bytes:
@@ -48,25 +46,29 @@ def state_key(partition: int, key: bytes) -> bytes:
 
 
 @dataclass(slots=True)
-class PartitionWorker:
+class PartitionWorker(Generic[M, T]):
     partition: int
     detector: Detector
     last_flush: float
-    unacked: list[Any] = field(default_factory=list)
+    # the inputs' progress by topic (the watermark merge), and their topic-partitions
+    inputs: InputMerge[str]
+    input_tps: dict[str, T]
+    unacked: list[M] = field(default_factory=list)
     outbox: list[tuple[str, bytes | None, bytes, Headers]] = field(default_factory=list)
-    in_flight: list[Awaitable[Any]] = field(default_factory=list)
+    in_flight: list[Delivery] = field(default_factory=list)
     seen_counters: Counters = field(default_factory=Counters)
-    input_max: dict[Any, int] = field(default_factory=dict)  # per input topic-partition
-    input_offset: dict[Any, int] = field(default_factory=dict)
-    input_tps: tuple[Any, ...] = ()
-    caught_up: dict[Any, int] = field(default_factory=dict)  # unseen input → its high watermark
-    last_message: Any = None  # the latest taken: table writes need a current event
+    last_message: M | None = None  # the latest taken: table writes need a current event
     swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
 
 
-class DetectorShell:
-    """Turns batches of input messages into abandonments; see the module docstring."""
+class DetectorShell(Generic[M, T]):
+    """Turns batches of input messages into abandonments; see the module docstring.
+
+    Ports (streams/agents/ports.py): ``table`` the sessions table, ``send`` the producer,
+    ``ack``/``highwater``/``position`` the consumer's (``Positions``), ``make_tp`` names an input
+    topic-partition as the consumer does, ``create_event`` makes a message Faust's current
+    event for table writes, ``wall_clock`` the clock."""
 
     def __init__(
         self,
@@ -74,17 +76,17 @@ class DetectorShell:
         config: DetectorConfig,
         topics: TopicCatalogue,
         clock_mode: str,
-        table: Any,
-        send: Send,
-        ack: Callable[[Any], object],
-        highwater: Callable[[Any], int | None],
-        position: Callable[[Any], Awaitable[int | None]],
-        make_tp: Callable[[str, int], Any],
-        create_event: Callable[[Any], Any],
+        table: StateTable,
+        send: Producer,
+        ack: Callable[[M], object],
+        highwater: Callable[[T], int | None],
+        position: Callable[[T], Awaitable[int | None]],
+        make_tp: Callable[[str, int], T],
+        create_event: Callable[[M], object],
         metrics: DetectorMetrics,
         flush_interval: float,
         max_record_bytes: int,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Clock = time.time,
         erased: ErasedCustomers | None = None,
         erasure_metrics: ErasureMetrics | None = None,
     ) -> None:
@@ -104,7 +106,7 @@ class DetectorShell:
         self.flush_interval = flush_interval
         self.max_record_bytes = max_record_bytes
         self.wall_clock = wall_clock
-        self.partitions: dict[int, PartitionWorker] = {}
+        self.partitions: dict[int, PartitionWorker[M, T]] = {}
         self._taken: dict[tuple[str, str], int] = {}
         self._ticks = topics.name(Topic.TICKS)
         self._repartition = topics.name(Topic.REPARTITION)
@@ -119,9 +121,12 @@ class DetectorShell:
 
     # -- the batch path ----------------------------------------------------------------
 
-    async def on_batch(self, messages: Sequence[Any]) -> None:
-        """Handle one fetched batch (any partitions, in fetch order); never raises for data."""
-        by_partition: dict[int, list[Any]] = {}
+    async def on_batch(self, messages: Sequence[M]) -> None:
+        """Handle one fetched batch (any partitions, in fetch order); never raises for data.
+
+        A message is acknowledged (``ack``) only at a flush, after its outputs are delivered
+        and the state it changed is written to the table."""
+        by_partition: dict[int, list[M]] = {}
         for message in messages:
             by_partition.setdefault(message.partition, []).append(message)
         for partition, batch in by_partition.items():
@@ -139,7 +144,7 @@ class DetectorShell:
             if self.wall_clock() - worker.last_flush >= self.flush_interval:
                 await self._flush(worker)
 
-    async def _send_outbox(self, worker: PartitionWorker) -> None:
+    async def _send_outbox(self, worker: PartitionWorker[M, T]) -> None:
         outbox, sent = worker.outbox, 0
         try:
             for record in outbox:
@@ -148,7 +153,7 @@ class DetectorShell:
         finally:  # cut off (shutdown): what was not handed to the producer stays queued
             del outbox[:sent]
 
-    def _handle(self, worker: PartitionWorker, message: Any) -> None:
+    def _handle(self, worker: PartitionWorker[M, T], message: M) -> None:
         try:
             self._process(worker, message)
         except Exception as exc:  # nothing escapes the loop: a bug's victim goes to the DLQ
@@ -156,13 +161,13 @@ class DetectorShell:
             log.exception("failed on %s:%s:%s", topic, message.partition, message.offset)
             self._dead_letter(worker, message, f"internal error: {exc!r}")
 
-    def _process(self, worker: PartitionWorker, message: Any) -> None:
+    def _process(self, worker: PartitionWorker[M, T], message: M) -> None:
         topic = message.topic
         metrics = self.metrics
         if topic == self._ticks:
             self._tick(worker, message.value)
             return
-        worker.input_offset[message.tp] = message.offset
+        worker.inputs.delivered(topic, message.offset)
         value = message.value or b""
         event: Event | Record | None = read_record(value, self.max_record_bytes)
         if event is None:  # unusual or invalid: the Python parsers read it or say why not
@@ -182,21 +187,22 @@ class DetectorShell:
         session_key = event.session_id.encode()
         if message.key != session_key and topic != self._repartition:
             metrics.repartitioned.inc()
-            self._emit(worker, self._repartition, session_key, message.value, None)
+            self._emit(worker, self._repartition, session_key, value, None)
             return
         taken = (topic, event.type)
         self._taken[taken] = self._taken.get(taken, 0) + 1  # to the counter once per batch
-        if event.occurred_at > worker.input_max.get(message.tp, 0):
-            worker.input_max[message.tp] = event.occurred_at
+        worker.inputs.took(topic, event.occurred_at)
         fresh, closed = worker.detector.take(event)
         if event.type == "order_completed" and fresh:
             key = (event.customer_id or event.session_id).encode()
-            self._emit(worker, self._orders, key, message.value, None)
+            self._emit(worker, self._orders, key, value, None)
             metrics.orders_forwarded.inc()
         if closed:
             self._emit_abandonments(worker, closed)
 
-    def _parse(self, worker: PartitionWorker, message: Any, value: bytes) -> Event | None:
+    def _parse(
+        self, worker: PartitionWorker[M, T], message: InputMessage, value: bytes
+    ) -> Event | None:
         """``parse_event``, counting unknown types and sending invalid records to the DLQ."""
         try:
             return parse_event(value, self.max_record_bytes)
@@ -206,7 +212,9 @@ class DetectorShell:
             self._dead_letter(worker, message, exc.reason)
         return None
 
-    def _dead_letter(self, worker: PartitionWorker, message: Any, reason: str) -> None:
+    def _dead_letter(
+        self, worker: PartitionWorker[M, T], message: InputMessage, reason: str
+    ) -> None:
         """Count the message as invalid and send it, as it came, to its topic's DLQ."""
         topic = message.topic
         self.metrics.invalid.labels(topic).inc()
@@ -214,40 +222,22 @@ class DetectorShell:
         letter = dead_letter(message.value, reason, _where(message), topic)
         self._emit(worker, dlq, message.key, letter.value or b"", letter.headers)
 
-    async def _advance(self, worker: PartitionWorker) -> None:
-        """Move the watermark to the slowest input that still has records to deliver.
-
-        Each input topic-partition is in event-time order (or nearly, within the lateness), but
-        the topics are not in order with each other: a fetch may bring clickstream hours ahead
-        of cart. An input that has delivered everything up to its high watermark cannot hold
-        the others back; one that has records to deliver but has delivered none yet holds the
-        watermark where it is.
-        """
-        behind: list[int] = []
-        for tp in worker.input_tps:
-            highwater = self.highwater(tp)
-            offset = worker.input_offset.get(tp)
-            if offset is None:
-                if highwater is None:
-                    return  # not fetched yet: nothing is known about this input
-                if worker.caught_up.get(tp) == highwater:
-                    continue
-                position = await self.position(tp)
-                if position is None or position < highwater:
-                    return
-                worker.caught_up[tp] = highwater
-            elif offset + 1 < (highwater or 0):
-                if tp not in worker.input_max:
-                    return
-                behind.append(worker.input_max[tp])
-        if not worker.input_max:
+    async def _advance(self, worker: PartitionWorker[M, T]) -> None:
+        """Move the watermark to the slowest input that still has records to deliver (the
+        merge is pure: streams/core/watermarks.py); asks the consumer's position only of the
+        inputs whose idleness decides it."""
+        inputs, tps = worker.inputs, worker.input_tps
+        highwaters = {topic: self.highwater(tp) for topic, tp in tps.items()}
+        for topic in inputs.to_ask(highwaters):
+            inputs.position(topic, highwaters[topic], await self.position(tps[topic]))
+        watermark = inputs.advance(highwaters)
+        if watermark is None:
             return
-        newest = min(behind) if behind else max(worker.input_max.values())
-        closed = worker.detector.advance(newest - self.config.lateness_ms)
+        closed = worker.detector.advance(watermark)
         if closed:
             self._emit_abandonments(worker, closed)
 
-    def _tick(self, worker: PartitionWorker, raw: bytes | None) -> None:
+    def _tick(self, worker: PartitionWorker[M, T], raw: bytes | None) -> None:
         watermark, wall_ms = read_tick(raw)
         if watermark is not None:  # an explicit event-time watermark (replay's end)
             self._emit_abandonments(worker, worker.detector.advance(watermark))
@@ -255,7 +245,7 @@ class DetectorShell:
             live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
             self._emit_abandonments(worker, worker.detector.advance(live))
 
-    def _emit_abandonments(self, worker: PartitionWorker, closed: list[Closed]) -> None:
+    def _emit_abandonments(self, worker: PartitionWorker[M, T], closed: list[Closed]) -> None:
         now = self.wall_clock()
         for abandonment in closed:
             self.metrics.abandonments.labels(abandonment.kind).inc()
@@ -264,13 +254,18 @@ class DetectorShell:
             self._emit(worker, self._abandonments, abandonment.key.encode(), abandonment.json, None)
 
     def _emit(
-        self, worker: PartitionWorker, topic: str, key: bytes | None, value: bytes, headers: Headers
+        self,
+        worker: PartitionWorker[M, T],
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
     ) -> None:
         worker.outbox.append((topic, key, value, headers))
 
     # -- persistence -------------------------------------------------------------------
 
-    def _load(self, partition: int, message: Any) -> PartitionWorker:
+    def _load(self, partition: int, message: M) -> PartitionWorker[M, T]:
         """Rebuild a partition's detector from the table (after an assignment or a restart)."""
         prefix = b"%d:" % partition
         states: list[tuple[bytes, bytes]] = []
@@ -294,10 +289,12 @@ class DetectorShell:
             "partition %d: %d sessions restored, watermark %s", partition, len(detector), watermark
         )
         inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
-        input_tps = tuple(self.make_tp(self.topics.name(t), partition) for t in inputs)
-        return PartitionWorker(partition, detector, self.wall_clock(), input_tps=input_tps)
+        names = [self.topics.name(t) for t in inputs]
+        merge = InputMerge(names, self.config.lateness_ms)
+        input_tps = {name: self.make_tp(name, partition) for name in names}
+        return PartitionWorker(partition, detector, self.wall_clock(), merge, input_tps)
 
-    async def _flush(self, worker: PartitionWorker) -> None:
+    async def _flush(self, worker: PartitionWorker[M, T]) -> None:
         """Make the partition's outputs and state durable, then acknowledge its messages."""
         started = time.perf_counter()
         if worker.in_flight:
@@ -308,7 +305,7 @@ class DetectorShell:
         partition = worker.partition
         table = self.table
         changed, deleted = detector.take_changes()
-        with acting_for(self.create_event(worker.last_message)):
+        with acting_for(self.create_event(_last(worker))):
             for sid, state in changed:
                 table[state_key(partition, sid.encode())] = state
             for sid in deleted:
@@ -326,7 +323,7 @@ class DetectorShell:
 
     # -- erasures ------------------------------------------------------------------------
 
-    def _sweep(self, worker: PartitionWorker) -> None:
+    def _sweep(self, worker: PartitionWorker[M, T]) -> None:
         """Drop the partition's sessions of erased customers, once per erasure that arrived
         since its last sweep (a restored partition sweeps every erasure known); their saved
         state is deleted at the next flush, which then confirms the live erasures."""
@@ -346,7 +343,7 @@ class DetectorShell:
             worker.confirm.append((erasure, len(sessions.get(erasure.subject, ()))))
         worker.swept = erased.generation
 
-    async def _confirm(self, worker: PartitionWorker) -> None:
+    async def _confirm(self, worker: PartitionWorker[M, T]) -> None:
         """Confirm on ``erasures.done`` the erasures whose sessions this flush deleted."""
         if not worker.confirm:
             return
@@ -381,7 +378,7 @@ class DetectorShell:
 
     # -- metrics -----------------------------------------------------------------------
 
-    def _observe(self, worker: PartitionWorker) -> None:
+    def _observe(self, worker: PartitionWorker[M, T]) -> None:
         counters, seen = worker.detector.counters, worker.seen_counters
         metrics = self.metrics
         for (topic, etype), count in self._taken.items():
@@ -402,5 +399,12 @@ class DetectorShell:
         self.metrics.open_sessions.set(sum(d.open_sessions() for d in detectors))
 
 
-def _where(message: Any) -> str:
+def _where(message: InputMessage) -> str:
     return f"{message.topic}:{message.partition}:{message.offset}"
+
+
+def _last(worker: PartitionWorker[M, T]) -> M:
+    """The message table writes are made for: a worker is loaded from one, so it has one."""
+    if worker.last_message is None:
+        raise AssertionError(f"partition {worker.partition} flushed before taking a message")
+    return worker.last_message

@@ -24,13 +24,13 @@ import bisect
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from streams.agents.ticks import read_tick
+from streams.agents.ports import Clock, Send, StateTable
 from streams.core.journey_inputs import (
     JourneyInput,
     apply,
@@ -41,6 +41,7 @@ from streams.core.journey_inputs import (
 )
 from streams.core.journey_state import CustomerState, Held
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
+from streams.core.watermarks import read_tick
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.metrics import JourneyMetrics
@@ -64,8 +65,8 @@ KEY_HEADER: Final = "cartpulse.key"
 # ``consents`` subjects that are no customer (the senders' concern): a number's own records (a
 # STOP from a number), an erasure's retired id and its suppression list
 NOT_CUSTOMERS: Final = tuple(p.encode() for p in (NUMBER_PREFIX, ERASED_PREFIX, SUPPRESSED_PREFIX))
-Headers = list[tuple[str, bytes]] | None
-Send = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[Any]]
+# A record's headers as Faust hands them: a list of pairs, or a mapping.
+InputHeaders = Iterable[tuple[str, bytes]] | dict[str, bytes] | None
 
 
 def state_key(partition: int, customer_id: str) -> bytes:
@@ -87,7 +88,14 @@ class PartitionClock:
 
 
 class JourneyShell:
-    """See the module docstring. ``table`` is a mapping of bytes to bytes (the Faust table)."""
+    """See the module docstring.
+
+    Ports (streams/agents/ports.py): ``table`` the journeys table (bytes to bytes), ``send``
+    the producer, ``wall_clock`` the clock (only for the age of held inputs: decisions follow
+    the partition's clock). ``on_record`` returns once the record's outputs are handed to the
+    producer and the states it changed are written to the table; the agent acknowledges the
+    record after that, and Faust flushes the producer (outputs and the table's changelog)
+    before it commits the offset."""
 
     def __init__(
         self,
@@ -95,12 +103,14 @@ class JourneyShell:
         engine: JourneyEngine,
         topics: TopicCatalogue,
         live: bool,
-        table: Any,
+        table: StateTable,
         send: Send,
         metrics: JourneyMetrics,
         max_record_bytes: int,
         lateness_ms: int = DEFAULT_LATENESS_MS,
+        wall_clock: Clock = time.time,
     ) -> None:
+        self.wall_clock = wall_clock
         self.engine = engine
         self.lateness_ms = lateness_ms
         self.live = live
@@ -137,7 +147,12 @@ class JourneyShell:
     # -- one record ----------------------------------------------------------------------
 
     async def on_record(
-        self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Any
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: InputHeaders,
     ) -> None:
         """Handle one record of any input; never raises for bad data (DLQ and count)."""
         kind = self._kinds.get(topic, "unknown")
@@ -247,7 +262,7 @@ class JourneyShell:
             await self._emit(outputs)
 
     def wall_ms(self) -> int:
-        return int(time.time() * 1000)
+        return int(self.wall_clock() * 1000)
 
     async def _apply(self, partition: int, clock: PartitionClock, item: JourneyInput) -> None:
         customer = customer_of(item)
@@ -445,7 +460,7 @@ def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, Produ
     return version.updated_ms, version.product_id, arrival, version
 
 
-def _origin(headers: Any) -> tuple[str, bytes | None]:
+def _origin(headers: InputHeaders) -> tuple[str, bytes | None]:
     """The source topic and original key of a re-keyed record."""
     pairs = headers.items() if isinstance(headers, dict) else headers or ()
     found: dict[str, bytes] = dict(pairs)

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from streams.agents.ports import Clock, StateTable
 from streams.core.erasure import opted_out_addresses
 from streams.core.journey_inputs import JourneyInput, customer_of
 from streams.metrics import ErasureMetrics
@@ -55,11 +55,11 @@ class JourneyErasure:
     def __init__(
         self,
         *,
-        table: Any,
+        table: StateTable,
         topics: TopicCatalogue,
         pseudonyms: Pseudonyms,
         metrics: ErasureMetrics,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Clock = time.time,
     ) -> None:
         self.table = table
         self.pseudonyms = pseudonyms

@@ -5,40 +5,22 @@ the leader sends one small record per partition to a topic co-partitioned with t
 detector handles each tick on the partition it arrives on: in ``live`` mode it moves that
 partition's watermark to the wall clock (less the allowed lateness), in both modes it persists
 and acknowledges pending work. A tick may also carry an explicit event-time ``watermark``
-(``cartpulse watermark``), which is how a replay says that its input has ended.
+(``cartpulse watermark``), which is how a replay says that its input has ended. The tick's
+format is streams/core/watermarks.py's, which ``cartpulse watermark`` uses too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
+from streams.agents.ports import Clock
+from streams.core.watermarks import read_tick, tick_value, ticks
 
-SendToPartition = Callable[[str, bytes, int], Awaitable[Any]]
+__all__ = ["SendToPartition", "read_tick", "send_ticks", "tick_value"]
 
-
-def tick_value(wall_ms: int, watermark: int | None = None) -> bytes:
-    tick: dict[str, int] = {"wall_ms": wall_ms}
-    if watermark is not None:
-        tick["watermark"] = watermark
-    return orjson.dumps(tick)
-
-
-def read_tick(raw: bytes | None) -> tuple[int | None, int | None]:
-    """``(watermark, wall_ms)`` of a tick; ``None`` for what it lacks or cannot say."""
-    try:
-        tick = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(tick, dict):
-        return None, None
-    watermark, wall_ms = tick.get("watermark"), tick.get("wall_ms")
-    return (
-        watermark if type(watermark) is int else None,
-        wall_ms if type(wall_ms) is int else None,
-    )
+# Hands one record to the producer for one partition of a topic: (topic, value, partition).
+SendToPartition = Callable[[str, bytes, int], Awaitable[object]]
 
 
 async def send_ticks(
@@ -46,9 +28,8 @@ async def send_ticks(
     topic: str,
     partitions: int,
     watermark: int | None = None,
-    wall_clock: Callable[[], float] = time.time,
+    wall_clock: Clock = time.time,
 ) -> None:
     """One tick to each partition of ``topic``; waits until the producer has them."""
-    value = tick_value(int(wall_clock() * 1000), watermark)
-    for partition in range(partitions):
+    for partition, value in ticks(partitions, int(wall_clock() * 1000), watermark):
         await send(topic, value, partition)
