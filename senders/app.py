@@ -115,8 +115,15 @@ async def run_sender(
         log.warning("policy: %s", warning)
     redis = make_redis(settings)  # a client only: it connects on first use
     names = Pseudonyms.of(settings)  # the erasures' index and checks (docs/compliance.md)
-    links = RedisShortLinks(redis, keys, pseudonyms=names) if channel == "sms" else None
-    provider: Any = provider_for(settings, channel, policy, links)
+    links, phones = (
+        (
+            RedisShortLinks(redis, keys, pseudonyms=names),
+            PhoneBook(redis, keys, settings.phone_index_ttl, pseudonyms=names),
+        )
+        if channel == "sms"
+        else (None, None)
+    )
+    provider: Any = provider_for(settings, channel, policy, links, phones)
     topics = sender_topics(settings, channel)
     checks: list[Callable[[], bool]] = []  # ready when every one holds (and there are some)
     runner = await serve_probes(settings, registry, checks)  # first: a bad port ends it at once
@@ -139,9 +146,6 @@ async def run_sender(
             KafkaEmitter(kafka, TopicCatalogue.of(settings), ConsentLedger.of(settings, kafka)),
             metrics,
             clock,
-            PhoneBook(redis, keys, settings.phone_index_ttl, pseudonyms=names)
-            if channel == "sms"
-            else None,
             # a message with a coupon goes out only once the store has its code (coupons/)
             RedisCouponStates(redis, keys, settings.coupon_retention, names),
         )

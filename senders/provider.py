@@ -1,4 +1,10 @@
-"""The port every provider adapter implements (Twilio SMS, SMTP email)."""
+"""The port every provider adapter implements (Twilio SMS, SMTP email).
+
+Everything the send loop (``service.py``) does differently for a channel is asked of its
+adapter through this port: the request's timeout, the limits, what must be stored before a
+message goes out (SMS: its short links and the number's customer, for a STOP in reply), and
+what a sent message's result reports as its segments. The loop itself has no channel branch.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,12 @@ class Provider(Protocol[P]):
     @property
     def channel(self) -> Channel: ...
 
+    @property
+    def request_timeout(self) -> float:
+        """Seconds one ``send`` may take at most, its own timeouts included; the loop cuts a
+        request off a second later (``unknown``, ``timeout``)."""
+        ...
+
     def limits(self, command: SendCommand) -> list[Limit]:
         """The rate limits sending ``command`` is charged against (its store's sender
         identity, the account)."""
@@ -35,9 +47,16 @@ class Provider(Protocol[P]):
         ...
 
     async def stage(self, message: P, command: SendCommand, now: float) -> None:
-        """Make durable what ``message`` relies on once delivered (the SMS's short links), before
-        anything is sent. Idempotent; Redis trouble raises as redis-py raises it (nothing was
-        sent: the command is retried), ``InvalidRecord`` when the message cannot be staged."""
+        """Make durable what ``message`` relies on once delivered (the SMS's short links, and
+        the number's customer for a STOP in reply: ``phonebook.py``), before anything is sent;
+        a dry run stages nothing. Idempotent; Redis trouble raises as redis-py raises it
+        (nothing was sent: the command is retried), ``InvalidRecord`` when the message cannot
+        be staged."""
+        ...
+
+    def segments(self, message: P, outcome: ProviderOutcome) -> int | None:
+        """What the result of ``message``, sent with ``outcome``, reports as its segments
+        (an SMS's as billed, else as counted), or None where the channel has none."""
         ...
 
     async def warm(self) -> ProviderOutcome | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from senders.keys import Keys
 from senders.packs import Packs
+from senders.phonebook import PhoneIndex
 from senders.short_link_store import LinkRegistry
 from senders.smtp_email import SmtpEmail
 from senders.templates import Renderer
@@ -14,16 +15,21 @@ from streams.settings import Settings
 
 
 def provider_for(
-    settings: Settings, channel: Channel, policy: Policy, links: LinkRegistry | None = None
+    settings: Settings,
+    channel: Channel,
+    policy: Policy,
+    links: LinkRegistry | None = None,
+    phones: PhoneIndex | None = None,
 ) -> TwilioSms | SmtpEmail:
     """The adapter for ``channel``, rendering with the policy's stores' template packs.
 
-    ``links`` is where the SMS adapter registers its short links before sending (a sender
-    passes ``RedisShortLinks``; the preview, which sends nothing, none).
+    ``links`` is where the SMS adapter registers its short links before sending, ``phones``
+    where it notes who is texted at a number (a sender passes ``RedisShortLinks`` and
+    ``PhoneBook``; the preview, which sends nothing, neither).
     Raises ``ConfigurationError`` when the settings cannot send on the channel.
     """
     keys = Keys(settings.effective_redis_key_prefix)
     renderer = Renderer(Packs.of(settings, policy))
     if channel == "sms":
-        return TwilioSms(settings, renderer, keys, policy, links)
+        return TwilioSms(settings, renderer, keys, policy, links, phones)
     return SmtpEmail(settings, renderer, keys, policy.stores)

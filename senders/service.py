@@ -1,11 +1,16 @@
 """One command's way through a sender: claim → check → render → limit → send → record.
 
-``SendService.handle`` is the whole decision for one command and is the same for SMS and
-email (the provider adapter is the only difference). It returns what the consumer must do with
-the record: nothing more (``Done``: the outcome is on ``send.results``), move it to the retry
-topic (``Defer``: a wait too long to hold), or dead-letter it (``Reject``). Redis and Kafka
-failures before a request went out propagate (the consumer retries the whole command: nothing
-was sent); after a request went out they are retried in place until the outcome is recorded.
+``SendService`` is the async shell around ``decide.py``: it reads one fact at a time (the
+ledger, the consents, the coupon's state, the rate limiter, the provider's answer), asks
+``decide`` what that means, and performs the action (sleep in place, release and defer,
+record an outcome). Every decision is ``decide``'s; the shell is the same for SMS and email
+(what differs is the provider adapter's, ``provider.py``).
+
+``handle`` returns what the consumer must do with the record: nothing more (``Done``: the
+outcome is on ``send.results``), move it to the retry topic (``Defer``: a wait too long to
+hold), or dead-letter it (``Reject``). Redis and Kafka failures before a request went out
+propagate (the consumer retries the whole command: nothing was sent); after a request went
+out they are retried in place until the outcome is recorded.
 
 Ordering that makes it exactly-once: the ledger claim comes first (a redelivery is answered
 from the ledger, whatever its age), the ledger says ``sending`` before the request, and the
@@ -17,43 +22,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
 from senders.clock import Clock
 from senders.consents import Consents, record_consent
-from senders.coupons.gate import UNAVAILABLE, coupon_of
+from senders.coupons.gate import coupon_of
 from senders.coupons.gate import verdict as coupon_verdict
 from senders.coupons.ports import CouponStates
+from senders.decide import (
+    Action,
+    Answer,
+    Backoff,
+    Claim,
+    CouponGate,
+    DeferReason,
+    Finish,
+    Go,
+    Postpone,
+    RateAnswer,
+    Redeliver,
+    Retry,
+    Rules,
+    SendAt,
+    Standing,
+    TakeOver,
+    Wait,
+    decide,
+    retry_delay,
+)
 from senders.errors import INFRA_ERRORS
 from senders.health import ProviderHealth
 from senders.keys import mask_address
-from senders.ledger import Busy, Claimed, Finished, Ledger, Sending
+from senders.ledger import Claimed, Finished, Ledger
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome, backoff, error_label
-from senders.phonebook import PhoneIndex
 from senders.provider import P, Provider
 from senders.ratelimit import Limiter
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.models.commands import ResultStatus, SendCommand, SendResult
 from streams.models.consent_history import ConsentEntry
 from streams.models.coupons import CouponRecord
-from streams.models.erasure import ERASURE_SOURCE
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
-DeferReason = Literal[
-    "not_before", "rate_limit", "claimed", "in_flight", "provider_backoff", "coupon_pending"
-]
-COUPON_POLL = 0.2  # seconds between looks at a coupon's registration while held in place
 # Why a provider counts as unavailable (``health.py``): the label set of its metrics.
 FAULT_REASONS: tuple[str, ...] = ("auth", "connection", "timeout", "server_error")
 T = TypeVar("T")
@@ -100,6 +121,12 @@ class Emitter(Protocol):
 
 
 class SendService(Generic[P]):
+    """The shell around ``decide``: reads each fact, asks ``decide``, performs the action.
+
+    Nothing in it depends on the channel: what does (the request's timeout, what a message
+    needs staged before it is sent, its segments) is the provider adapter's (``provider.py``).
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -110,11 +137,9 @@ class SendService(Generic[P]):
         emitter: Emitter,
         metrics: Metrics,
         clock: Clock,
-        phones: PhoneIndex | None = None,
         coupons: CouponStates | None = None,
     ) -> None:
         self._s = settings
-        self._phones = phones
         self._coupons = coupons  # None: coupons are not checked (tests of other parts)
         self._provider = provider
         self._ledger = ledger
@@ -124,19 +149,18 @@ class SendService(Generic[P]):
         self._metrics = metrics
         self._clock = clock
         self.channel = provider.channel
-        self._inline = settings.sender_inline_wait.total_seconds()
-        if settings.sender_claim_ttl.total_seconds() <= 2 * self._inline:
+        inline = settings.sender_inline_wait.total_seconds()
+        if settings.sender_claim_ttl.total_seconds() <= 2 * inline:
             # A claim is refreshed between waits; two in a row (not_before, then a rate
             # slot) must not outlast it, or another replica could take a live command.
             raise ConfigurationError(
                 "CARTPULSE_SENDER_CLAIM_TTL must be more than twice CARTPULSE_SENDER_INLINE_WAIT"
             )
-        self.inline_wait = self._inline
-        self._hold = max(settings.sender_hold_limit.total_seconds(), self._inline)
-        timeout = settings.twilio_timeout if self.channel == "sms" else 2 * settings.smtp_timeout
-        self.request_deadline = timeout.total_seconds() + 1.0
+        self.inline_wait = inline
+        self.request_deadline = provider.request_timeout + 1.0
         # A `sending` entry older than this belongs to a request that has ended for sure.
         self.sending_grace = self.request_deadline + 5.0
+        self.rules = Rules.of(settings, self.sending_grace)
         self.health = ProviderHealth(
             settings.sender_backoff_base.total_seconds(),
             settings.sender_backoff_max.total_seconds(),
@@ -155,51 +179,15 @@ class SendService(Generic[P]):
                     await asyncio.shield(self._ledger.release(command.command_id, work.owner))
             raise
 
+    def _decide(self, command: SendCommand, fact: Claim | Standing | CouponGate) -> Action:
+        return decide(command, fact, self._clock.now(), self.rules)
+
     async def _handle(self, command: SendCommand, work: Work) -> Disposition:
-        cid = command.command_id
-        held = 0.0  # how long this task has waited for another owner so far
-        reason: DeferReason
-        while True:
-            state = await self._ledger.claim(cid, work.owner)
-            if isinstance(state, Claimed):
-                break
-            if isinstance(state, Finished):
-                return await self._redelivered(command, state)
-            if isinstance(state, Busy):
-                # Another task holds it: a live one finishes soon, a dead one's claim expires.
-                # Look again shortly; hand over to the retry topic past the hold limit.
-                wait, reason = state.retry_in + 0.05, "claimed"
-            else:
-                assert isinstance(state, Sending)  # noqa: S101 - the last variant
-                if state.age >= self.sending_grace:
-                    result = self._result(command, "unknown", work, error_code="interrupted")
-                    owner = work.owner
-                    if await self._ledger.take_over(
-                        cid, owner, self.sending_grace, _ledger_copy(result)
-                    ):
-                        log.warning("command %s was interrupted mid-request: unknown", cid)
-                        return await self._publish(result)
-                    continue
-                wait, reason = self.sending_grace - state.age + 0.05, "in_flight"
-            if held >= self._hold:
-                return Defer(self._clock.now() + wait, reason, work.attempts)
-            step = min(wait, max(self._inline / 4, 0.05))
-            await self._clock.sleep(step)
-            held += step
-
-        now = self._clock.now()
-        if now >= command.expires_at.timestamp():
-            return await self._finish(command, work, "expired")
-        if command.not_before is not None and command.not_before.timestamp() > now:
-            wait = command.not_before.timestamp() - now
-            if wait > self._inline:
-                await self._ledger.release(cid, work.owner)
-                return Defer(command.not_before.timestamp(), "not_before", work.attempts)
-            await self._clock.sleep(wait)
-
-        blocked, coupon_state = await self._standing(command)
-        if blocked is not None:
-            return await self._finish(command, work, "suppressed", error_code=blocked)
+        if (ended := await self._claim(command, work)) is not None:
+            return ended
+        standing, coupon_state = await self._standing(command)
+        if not isinstance(action := self._decide(command, standing), Go):
+            return await self._end(command, work, action)
         try:
             message = self._provider.prepare(command, self._clock.now())
         except InvalidRecord as exc:
@@ -210,16 +198,39 @@ class SendService(Generic[P]):
         if (gated := await self._coupon_gate(command, work, coupon_state)) is not None:
             return gated
         try:
-            # Before the request: a link in the message must resolve once it is delivered.
+            # Before the request: what the message relies on once delivered (its short
+            # links; for SMS, the number's customer that a STOP in reply must find).
             await self._provider.stage(message, command, self._clock.now())
         except InvalidRecord as exc:
             await self._finish(command, work, "failed", error_code="invalid_message")
             return Reject(exc.reason)
-        if self._phones is not None:  # the SMS sender's (see app.py)
-            # Before the request: a STOP in reply must find this customer (see phonebook.py).
-            now_ms = int(self._clock.now() * 1000)
-            await self._phones.remember(command.to, command.customer_id, now_ms)
         return await self._send(command, message, work)
+
+    async def _claim(self, command: SendCommand, work: Work) -> Disposition | None:
+        """Claim the command in the ledger, waiting a while for another owner; None once this
+        task owns it and it is due, else how it ended here."""
+        cid = command.command_id
+        held = 0.0  # how long this task has waited for another owner so far
+        while True:
+            state = await self._ledger.claim(cid, work.owner)
+            match self._decide(command, Claim(state, held)):
+                case Go():
+                    return None
+                case Wait(seconds) if isinstance(state, Claimed):  # its not_before
+                    await self._clock.sleep(seconds)
+                    return None
+                case Wait(seconds):
+                    await self._clock.sleep(seconds)
+                    held += seconds
+                case TakeOver():
+                    result = self._result(command, "unknown", work, error_code="interrupted")
+                    if await self._ledger.take_over(
+                        cid, work.owner, self.sending_grace, _ledger_copy(result)
+                    ):
+                        log.warning("command %s was interrupted mid-request: unknown", cid)
+                        return await self._publish(result)
+                case action:  # another owner's claim is not ours to release
+                    return await self._end(command, work, action, owned=isinstance(state, Claimed))
 
     async def _coupon_gate(
         self, command: SendCommand, work: Work, first: CouponRecord | BaseException | None
@@ -239,61 +250,48 @@ class SendService(Generic[P]):
                 raise state
             now = self._clock.now()
             said = coupon_verdict(coupon, state, command, now, wait)
-            if said.action == "send":
-                if held and not isinstance(
-                    await self._ledger.claim(command.command_id, work.owner), Claimed
-                ):
-                    return Done(None)  # the claim lapsed and another task took the command
-                return None
-            if said.action == "unavailable":
-                log.info("command %s: coupon unavailable (%s)", command.command_id, said.reason)
-                return await self._finish(command, work, "suppressed", error_code=UNAVAILABLE)
-            if held >= self._inline:
-                assert said.until is not None  # noqa: S101 - a wait has a deadline
-                await self._ledger.release(command.command_id, work.owner)
-                recheck = now + self._s.coupon_recheck.total_seconds()
-                return Defer(min(recheck, said.until), "coupon_pending", work.attempts)
-            await self._clock.sleep(COUPON_POLL)
-            held += COUPON_POLL
-            state = await self._coupons.get(code)
+            match self._decide(command, CouponGate(said, held)):
+                case Go():
+                    if held and not isinstance(
+                        await self._ledger.claim(command.command_id, work.owner), Claimed
+                    ):
+                        return Done(None)  # the claim lapsed and another task took the command
+                    return None
+                case Wait(seconds):
+                    await self._clock.sleep(seconds)
+                    held += seconds
+                    state = await self._coupons.get(code)
+                case action:
+                    if said.action == "unavailable":
+                        log.info(
+                            "command %s: coupon unavailable (%s)", command.command_id, said.reason
+                        )
+                    return await self._end(command, work, action)
 
     async def _standing(
         self, command: SendCommand
-    ) -> tuple[str | None, CouponRecord | BaseException | None]:
-        """``_blocked``, and for a command with a coupon the store's state of it (for
-        ``_coupon_gate``), read at once: one round trip, not two. A failed coupon read is
-        returned, not raised: it matters only if the command gets as far as the gate."""
+    ) -> tuple[Standing, CouponRecord | BaseException | None]:
+        """The command's consent standing, and for a command with a coupon the store's state
+        of it (for ``_coupon_gate``), read at once: one round trip, not two. A failed coupon
+        read is returned, not raised: it matters only if the command gets as far as the gate."""
+        read = self._consents.standing(command.customer_id, command.channel, command.to)
         coupon = coupon_of(command)
         if coupon is None or self._coupons is None:
-            return await self._blocked(command), None
-        blocked, state = await asyncio.gather(
-            self._blocked(command), self._coupons.get(str(coupon["code"])), return_exceptions=True
+            return Standing(*await read), None
+        standing, state = await asyncio.gather(
+            read, self._coupons.get(str(coupon["code"])), return_exceptions=True
         )
-        if isinstance(blocked, BaseException):
-            raise blocked
-        return blocked, state
-
-    async def _blocked(self, command: SendCommand) -> str | None:
-        """Why the command may not be sent now (consent, a known-bad address), or None."""
-        consent, undeliverable = await self._consents.standing(
-            command.customer_id, command.channel, command.to
-        )
-        if consent is not None and consent.status == "opted_out":
-            return "erased" if consent.source == ERASURE_SOURCE else "opted_out"
-        if consent is None and command.channel == "sms" and self._s.sms_require_opt_in:
-            return "no_consent"
-        if undeliverable:
-            return "undeliverable"
-        return None
+        if isinstance(standing, BaseException):
+            raise standing
+        return Standing(*standing), state
 
     async def _send(self, command: SendCommand, message: P, work: Work) -> Disposition:
         cid = command.command_id
-        expires = command.expires_at.timestamp()
         limits = self._provider.limits(command)
         while True:
             if (wait := self.health.admit(self._clock.now())) > 0:
                 # The provider is unavailable: wait for a probe's answer, don't add to it.
-                if (done := await self._wait(command, work, wait, self.health.code)) is not None:
+                if (done := await self._backoff(command, work, wait, self.health.code)) is not None:
                     return done
                 continue
             if (refused := await self._provider.warm()) is not None:
@@ -302,24 +300,20 @@ class SendService(Generic[P]):
                 if (done := await self._not_sent(command, work, refused)) is not None:
                     return done
                 continue
-            grant = await self._limiter.acquire(limits, message.cost, self._inline)
+            grant = await self._limiter.acquire(limits, message.cost, self.inline_wait)
             now = self._clock.now()
-            if not grant.granted:
-                if now + grant.wait >= expires:  # no slot before the deadline
-                    return await self._finish(command, work, "expired", error_code="rate_limit")
-                if grant.wait > self._hold:
-                    await self._ledger.release(cid, work.owner)
-                    return Defer(now + grant.wait, "rate_limit", work.attempts)
-                # Hold the command (and so this replica's intake): ask again when the slot
-                # could be reserved. A short wait, repeated, never a long sleep.
-                await self._clock.sleep(min(grant.wait - self._inline + 0.01, self._inline))
-                if not isinstance(await self._ledger.claim(cid, work.owner), Claimed):
-                    return Done(None)
-                continue
-            self._metrics.limiter_wait.labels(self.channel).observe(grant.wait)
-            slot = now + grant.wait
-            if slot >= expires:
-                return await self._finish(command, work, "expired", error_code="rate_limit")
+            if grant.granted:
+                self._metrics.limiter_wait.labels(self.channel).observe(grant.wait)
+            match decide(command, RateAnswer(grant), now, self.rules):
+                case SendAt(slot):
+                    pass
+                case Wait(seconds):
+                    await self._clock.sleep(seconds)
+                    if not isinstance(await self._ledger.claim(cid, work.owner), Claimed):
+                        return Done(None)
+                    continue
+                case action:
+                    return await self._end(command, work, action)
             # Mark the ledger just before the slot rather than after it, so that the Redis
             # round trip does not delay the request past its slot (late requests bunch up
             # with the next ones at the provider). A crash in this short gap ends "unknown".
@@ -336,29 +330,10 @@ class SendService(Generic[P]):
                     self.channel, error_label(outcome.error_code)
                 ).inc()
             self._observe(outcome)
-
-            if outcome.kind == "sent":
-                return await self._finish(
-                    command, work, "sent", provider_id=outcome.provider_id,
-                    segments=outcome.segments or getattr(message, "cost", None),
-                )  # fmt: skip
-            if outcome.kind == "unknown" and not self._s.sender_retry_unknown:
-                return await self._finish(command, work, "unknown", error_code=outcome.error_code)
-            if outcome.kind == "opted_out":
-                await self._record_opt_out(command, outcome)
-                return await self._finish(
-                    command, work, "suppressed", error_code=outcome.error_code
-                )
-            if outcome.kind == "undeliverable":
-                code = outcome.error_code or "undeliverable"
-                mark = self._consents.mark_undeliverable
-                await self._durable(partial(mark, self.channel, command.to, code))
-                return await self._finish(command, work, "failed", error_code=outcome.error_code)
-            if outcome.kind == "failed":
-                return await self._finish(command, work, "failed", error_code=outcome.error_code)
-
-            # retry, unavailable (or unknown with sender_retry_unknown): not sent, or accepted
-            # as a risk
+            action = decide(command, Answer(outcome), self._clock.now(), self.rules)
+            if not isinstance(action, Retry):
+                segments = self._provider.segments(message, outcome)
+                return await self._end(command, work, action, segments=segments)
             await self._durable(lambda: self._ledger.unsend(cid, work.owner))
             work.critical = False
             if (done := await self._not_sent(command, work, outcome)) is not None:
@@ -369,33 +344,58 @@ class SendService(Generic[P]):
     ) -> Disposition | None:
         """Back off after a request that sent nothing; a disposition when it ends here."""
         self._metrics.retries.labels(self.channel, outcome.reason).inc()
-        delay = max(
-            outcome.retry_after or 0.0,
-            self.health.wait(self._clock.now()),
-            backoff(
-                work.attempts,
-                self._s.sender_backoff_base.total_seconds(),
-                self._s.sender_backoff_max.total_seconds(),
-            ),
-        )
-        return await self._wait(command, work, delay, outcome.error_code)
+        health_wait = self.health.wait(self._clock.now())
+        jitter = random.random()  # noqa: S311 - back-off jitter, not a secret
+        delay = retry_delay(work.attempts, outcome.retry_after, health_wait, self.rules, jitter)
+        return await self._backoff(command, work, delay, outcome.error_code)
 
-    async def _wait(
+    async def _backoff(
         self, command: SendCommand, work: Work, delay: float, error_code: str | None
     ) -> Disposition | None:
         """Wait ``delay`` before the next attempt: in place when short, else on the retry
         topic; ``expired`` when the deadline comes first. None: try again now."""
-        cid = command.command_id
-        now = self._clock.now()
-        if now + delay >= command.expires_at.timestamp():
-            return await self._finish(command, work, "expired", error_code=error_code)
-        if delay > self._inline:
-            await self._ledger.release(cid, work.owner)
-            return Defer(now + delay, "provider_backoff", work.attempts)
-        await self._clock.sleep(delay)
-        if not isinstance(await self._ledger.claim(cid, work.owner), Claimed):
-            return Done(None)  # the claim lapsed and another task took the command
-        return None
+        match decide(command, Backoff(delay, error_code), self._clock.now(), self.rules):
+            case Wait(seconds):
+                await self._clock.sleep(seconds)
+                if not isinstance(
+                    await self._ledger.claim(command.command_id, work.owner), Claimed
+                ):
+                    return Done(None)  # the claim lapsed and another task took the command
+                return None
+            case action:
+                return await self._end(command, work, action)
+
+    async def _end(
+        self,
+        command: SendCommand,
+        work: Work,
+        action: Action,
+        *,
+        owned: bool = True,
+        segments: int | None = None,
+    ) -> Disposition:
+        """Perform an action that ends this task's work on the command: record its outcome
+        (``Finish``, with ``segments`` when it was sent), answer from the ledger (``Redeliver``)
+        or hand it to the retry topic (``Postpone``, releasing the claim when ``owned``)."""
+        match action:
+            case Finish(status, error_code, provider_id, then):
+                if then == "record_opt_out":
+                    await self._record_opt_out(command, error_code)
+                elif then == "mark_undeliverable":
+                    code = error_code or "undeliverable"
+                    mark = self._consents.mark_undeliverable
+                    await self._durable(partial(mark, self.channel, command.to, code))
+                return await self._finish(
+                    command, work, status, provider_id=provider_id, error_code=error_code,
+                    segments=segments if status == "sent" else None,
+                )  # fmt: skip
+            case Redeliver(state):
+                return await self._redelivered(command, state)
+            case Postpone(until, reason):
+                if owned:
+                    await self._ledger.release(command.command_id, work.owner)
+                return Defer(until, reason, work.attempts)
+        raise RuntimeError(f"command {command.command_id}: {action!r} does not end its work")
 
     def _observe(self, outcome: ProviderOutcome) -> None:
         """Keep ``health`` (and its metrics and log lines) in step with the provider's answers."""
@@ -432,14 +432,15 @@ class SendService(Generic[P]):
         finally:
             self._metrics.latency.labels(self.channel).observe(time.perf_counter() - started)
 
-    async def _record_opt_out(self, command: SendCommand, outcome: ProviderOutcome) -> None:
+    async def _record_opt_out(self, command: SendCommand, error_code: str | None) -> None:
+        """The provider refused the address as opted out: record it as the recipient's."""
         at_ms = int(self._clock.now() * 1000)
-        evidence = {"command_id": command.command_id, "error_code": outcome.error_code}
+        evidence = {"command_id": command.command_id, "error_code": error_code}
         entry = ConsentEntry(
             command.customer_id,
             self.channel,
             "opted_out",
-            f"provider:{outcome.error_code}",
+            f"provider:{error_code}",
             at_ms,
             evidence,
             address=command.to,
@@ -472,7 +473,7 @@ class SendService(Generic[P]):
             channel=command.channel,
             journey_id=command.journey_id,
             customer_id=command.customer_id,
-            segments=segments if command.channel == "sms" else None,
+            segments=segments,
         )
 
     async def _finish(

@@ -177,6 +177,14 @@ class SmtpEmail:
     def channel(self) -> Channel:
         return "email"
 
+    @property
+    def request_timeout(self) -> float:
+        # a stale pooled connection is replaced once within a send: two timeouts at most
+        return 2 * self._settings.smtp_timeout.total_seconds()
+
+    def segments(self, message: EmailMessage, outcome: ProviderOutcome) -> int | None:
+        return None  # an email is one message, whatever its size
+
     def limits(self, command: SendCommand) -> list[Limit]:
         """Per relay and account: every store's email goes through the one relay."""
         s = self._settings

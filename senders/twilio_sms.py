@@ -22,6 +22,7 @@ import aiohttp
 
 from senders.keys import Keys
 from senders.outcomes import ProviderOutcome, twilio_outcome
+from senders.phonebook import PhoneIndex
 from senders.ratelimit import Limit
 from senders.short_link_store import LinkRegistry
 from senders.short_links import LinkRecord, Shortener, ShortLink
@@ -49,7 +50,8 @@ class TwilioSms:
     """The SMS provider adapter; ``start`` opens the HTTP session, ``close`` ends it.
 
     ``policy`` gives each store's ``short_link_base`` (none: links stay as written); ``links``
-    is where ``stage`` registers them (None where nothing is sent, as in the preview).
+    is where ``stage`` registers them, ``phones`` where it notes who is texted at a number
+    (both None where nothing is sent, as in the preview).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class TwilioSms:
         keys: Keys,
         policy: Policy | None = None,
         links: LinkRegistry | None = None,
+        phones: PhoneIndex | None = None,
     ) -> None:
         if not settings.twilio_account_sid or not settings.twilio_auth_token.get_secret_value():
             raise ConfigurationError(
@@ -76,6 +79,7 @@ class TwilioSms:
         self._keys = keys
         self._policy = policy
         self._links = links
+        self._phones = phones
         self._shorteners = shorteners(settings, policy)
         self._session: aiohttp.ClientSession | None = None
         sid = settings.twilio_account_sid
@@ -86,6 +90,14 @@ class TwilioSms:
     @property
     def channel(self) -> Channel:
         return "sms"
+
+    @property
+    def request_timeout(self) -> float:
+        return self._settings.twilio_timeout.total_seconds()  # the session's total timeout
+
+    def segments(self, message: SmsMessage, outcome: ProviderOutcome) -> int | None:
+        """As Twilio billed them, else as counted (``cost``)."""
+        return outcome.segments or message.cost
 
     def sender(self, store_id: str) -> tuple[str, str]:
         """``("MessagingServiceSid" | "From", value)`` a store's SMS go out under: its own
@@ -142,7 +154,13 @@ class TwilioSms:
 
     async def stage(self, message: SmsMessage, command: SendCommand, now: float) -> None:
         """Register the message's short links (idempotent), each living
-        ``CARTPULSE_CLICK_TOKEN_TTL`` from now."""
+        ``CARTPULSE_CLICK_TOKEN_TTL`` from now; then note the customer under the number, so
+        that a STOP in reply finds them (``phonebook.py``)."""
+        await self._stage_links(message, command, now)
+        if self._phones is not None:
+            await self._phones.remember(command.to, command.customer_id, int(now * 1000))
+
+    async def _stage_links(self, message: SmsMessage, command: SendCommand, now: float) -> None:
         if not message.links:
             return
         if self._links is None:

@@ -48,10 +48,18 @@ class ScriptedProvider:
     warm_gate: asyncio.Event | None = None  # when set, ``warm`` waits for it (a stuck login)
     staged: list[str] = field(default_factory=list)  # command ids, in order
     stage_failures: list[Exception] = field(default_factory=list)  # raised first, in order
+    phones: MemoryPhoneIndex | None = None  # noted in ``stage``, as the SMS adapter does
 
     @property
     def channel(self) -> Channel:
         return "sms"
+
+    @property
+    def request_timeout(self) -> float:
+        return 2.0
+
+    def segments(self, message: Message, outcome: ProviderOutcome) -> int | None:
+        return outcome.segments or message.cost
 
     def limits(self, command: SendCommand) -> list[Limit]:
         return [Limit("sender", self.rate, self.burst)]
@@ -63,6 +71,8 @@ class ScriptedProvider:
         if self.stage_failures:
             raise self.stage_failures.pop(0)
         self.staged.append(command.command_id)
+        if self.phones is not None:
+            await self.phones.remember(command.to, command.customer_id, int(now * 1000))
 
     async def warm(self) -> ProviderOutcome | None:
         if self.warm_gate is not None:
@@ -130,10 +140,10 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
     clock = FakeClock(start=1_900_000_000.0)
     ledger = MemoryLedger(clock, claim_ttl=30.0, ledger_ttl=3600.0)
     limiter = MemoryLimiter(clock)
-    provider = ScriptedProvider(list(outcomes), clock=clock)
+    phones = MemoryPhoneIndex()
+    provider = ScriptedProvider(list(outcomes), clock=clock, phones=phones)
     consents = MemoryConsents()
     emitter = Emitter()
-    phones = MemoryPhoneIndex()
     registry = CollectorRegistry()
     service: SendService[Any] = SendService(
         settings,
@@ -144,7 +154,6 @@ def world(outcomes: list[ProviderOutcome], **overrides: Any) -> World:
         emitter,
         Metrics.create(registry),
         clock,
-        phones,
     )
     return World(service, ledger, limiter, provider, consents, emitter, clock, phones, registry)
 
