@@ -22,9 +22,10 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event
+from faust.streams import current_event as faust_current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message
+from faust.types import EventT, Message
 
 # Takes one fetch's messages of its topics (DetectorShell.on_batch) and acknowledges them itself.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
@@ -124,6 +125,12 @@ class BatchingApp(faust.App):
         """Route these topics' messages to ``handler`` in batches (it must ack them)."""
         for topic in topics:
             self.batch_handlers[topic] = handler
+
+
+def current_event() -> EventT[Any] | None:
+    """Faust's current event (what ``acting_for`` or an agent's stream set), or None: a table
+    write outside one has no partition for its changelog record (Faust refuses it)."""
+    return faust_current_event()
 
 
 @contextmanager
