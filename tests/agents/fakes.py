@@ -72,7 +72,7 @@ class FakeMessage:
     headers: Headers = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # Faust holds its current event weakly
 class FakeEvent:
     """Faust's event around a message: a table write takes its changelog partition from it."""
 
