@@ -72,8 +72,8 @@ fuzz: install ## Fuzz longer than make test: the hypothesis fuzz tests and the R
 	PROPTEST_CASES=$$(( 256 * $(FUZZ_SCALE) )) $(WITH_CARGO) cargo test --release --manifest-path native/Cargo.toml --lib
 
 .PHONY: test-unit
-test-unit: install ## Unit tests only (no services needed)
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+test-unit: install ## Every test that needs no service (no Kafka, Redis, Chromium or package build)
+	$(BIN)/pytest tests --unit $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check

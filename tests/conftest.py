@@ -40,6 +40,39 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# Fixtures that start or reach a service: Kafka, Redis, a broker or Redis of the test's own,
+# Chromium, and the package build (cargo's release build, then pip from PyPI into a fresh
+# venv). ``pytest --unit`` (``make test-unit``) deselects every test whose fixtures include
+# one, and the ``integration`` ones; what is left runs with no service at all.
+SERVICE_FIXTURES = frozenset(
+    {"stack", "own_redis", "own_broker", "own_stack", "browser", "chromium"}
+    | {"wheel", "sdist", "installed"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--unit",
+        action="store_true",
+        help="run only the tests that need no service (Kafka, Redis, Chromium): make test-unit",
+    )
+
+
+def needs_services(item: pytest.Item) -> bool:
+    """Whether a collected test reaches a service (its fixtures' closure, or a marker)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(fixtures & SERVICE_FIXTURES) or item.get_closest_marker("integration") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--unit"):
+        return
+    kept = [item for item in items if not needs_services(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if needs_services(item)])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
     """Kafka and Redis accepting clients on 127.0.0.1 (started with stack.sh when down)."""

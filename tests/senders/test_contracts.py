@@ -45,7 +45,7 @@ class Backend:
             await asyncio.sleep(seconds)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 async def backend(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Backend]:
     keys = Keys(key_prefix)
     if request.param == "memory":
@@ -223,7 +223,7 @@ async def test_finish_without_a_claim_is_allowed_once(backend: Backend) -> None:
 # ---- consent mirror store --------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def consents(request: pytest.FixtureRequest, key_prefix: str) -> Consents:
     if request.param == "memory":
         return MemoryConsents()

@@ -24,7 +24,7 @@ ERASED_AT = 5_000
 KEPT = Consent("opted_out", ERASED_AT, "erasure")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def consents(request: pytest.FixtureRequest, key_prefix: str) -> Consents:
     if request.param == "memory":
         return MemoryConsents(pseudonyms=NAMES)

@@ -39,6 +39,7 @@ def run(args: tuple[str, ...], **overrides: object) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.usefixtures("stack")  # the senders reach Redis before they bind
 @pytest.mark.parametrize("args", COMMANDS)
 def test_a_port_in_use_ends_the_process_with_one_line_and_code_2(args: tuple[str, ...]) -> None:
     with socket.socket() as taken:
@@ -53,6 +54,7 @@ def test_a_port_in_use_ends_the_process_with_one_line_and_code_2(args: tuple[str
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.usefixtures("stack")
 def test_a_host_that_cannot_be_bound_ends_the_process_with_one_line_and_code_2() -> None:
     done = run(("send", "sms"), sender_http_port=free_port(), sender_http_host="192.0.2.1")
     assert done.returncode == 2, done.stderr
