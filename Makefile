@@ -76,9 +76,10 @@ test-unit: install ## Every test that needs no service (no Kafka, Redis, Chromiu
 	$(BIN)/pytest tests --unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check
+lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check, the import contracts (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(REQUIRE_CARGO)
 	$(WITH_CARGO) cargo fmt --manifest-path native/Cargo.toml --check
 	$(WITH_CARGO) cargo clippy --release --manifest-path native/Cargo.toml -- -D warnings

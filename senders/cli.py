@@ -6,30 +6,12 @@ import asyncio
 import gc
 import logging
 import sys
-from datetime import UTC, datetime
-
-import orjson
 
 from streams.models.commands import Channel
 from streams.settings import Settings
+from streams.worker_logging import JsonFormatter
 
 REDIS_STARTUP_SECONDS = 5.0
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; messages never carry raw addresses (they are masked)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "at": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            # exc_text first: a filter may have rewritten it (``MaskingFilter`` masks numbers)
-            entry["error"] = record.exc_text or self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -46,12 +28,12 @@ async def require_redis(settings: Settings, within: float = REDIS_STARTUP_SECOND
     """Raise ``Unreachable`` unless Redis answers a PING within ``within`` seconds.
 
     Checked once at startup, so that a wrong CARTPULSE_REDIS_URL ends the process with one line
-    (``streams.cli_errors``); once running, the services ride out a Redis outage instead.
+    (``streams.cli.errors``); once running, the services ride out a Redis outage instead.
     """
     from redis.exceptions import RedisError
 
     from senders.app import make_redis
-    from streams.cli_errors import redis_unreachable
+    from streams.cli.errors import redis_unreachable
 
     redis = make_redis(settings)
     try:

@@ -7,11 +7,9 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from streams.core.journeys import JourneyEngine
 from streams.core.policy import Policy, parse_policy
 from streams.core.policy_reader import Reader
 from streams.errors import ConfigurationError
-from streams.settings import Settings
 
 DEFAULT_POLICY = "default.toml"
 
@@ -49,19 +47,3 @@ def policy_location(path: Path | None) -> Callable[[str], str]:
         except (OSError, UnicodeDecodeError):
             reader = Reader("", str(path))
     return lambda field: reader.where(field)
-
-
-def journey_engine(
-    settings: Settings, policy_path: Path | None = None, dry_run: bool = False
-) -> JourneyEngine:
-    """The engine the settings describe (``policy_path`` overrides their policy file); a policy
-    with coupons needs the coupon secret. Raises ``ConfigurationError``."""
-    policy = load_policy(policy_path or settings.policy_file)
-    secret = settings.coupon_secret.get_secret_value()
-    needs = any(step.incentive for flow in policy.flows.values() for step in flow.steps)
-    if needs and not secret:
-        raise ConfigurationError(
-            "the flow policy offers coupons: set CARTPULSE_COUPON_SECRET (the HMAC key that "
-            "makes codes unguessable), or remove 'incentive = true' from its steps"
-        )
-    return JourneyEngine(policy, secret.encode(), dry_run or settings.journeys_dry_run)

@@ -1,4 +1,4 @@
-"""The worker's logging: JSON lines on stderr, the senders' format (``senders.cli.JsonFormatter``).
+"""Every cartpulse process's logging: JSON lines on stderr (``JsonFormatter``).
 
 Faust (through mode) replaces the root logger's handlers when the worker starts, with a coloured
 text handler unless it is given a ``logging.config.dictConfig`` dictionary; ``logging_config``
@@ -9,9 +9,28 @@ log shippers read without a parser per service.
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
-from senders.cli import JsonFormatter
+import orjson
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; messages never carry raw addresses (they are masked)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            # exc_text first: a filter may have rewritten it (``MaskingFilter`` masks numbers)
+            entry["error"] = record.exc_text or self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
 
 _LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR"}
 

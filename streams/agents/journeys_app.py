@@ -30,7 +30,7 @@ def install_journeys(
     """Add the journeys agents to ``app`` unless ``journeys_enabled`` is off."""
     if not settings.journeys_enabled:
         return None
-    from streams.policy_file import journey_engine
+    from streams.journey_engine import journey_engine
 
     engine = journey_engine(settings)
     metrics = JourneyMetrics.create(registry)

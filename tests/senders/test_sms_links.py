@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from senders.providers import provider_for
 from senders.short_links import MAX_LINK_CHARS, LinkRecord, short_id
 from senders.twilio_sms import SmsMessage, TwilioSms
-from streams.cli_policy import run_check
+from streams.cli.policy import run_check
 from streams.core.policy import Policy
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.policy_file import load_policy

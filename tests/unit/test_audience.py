@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from streams.audience import AudienceConfig, audience, customer_id
-from streams.cli import main
+from streams.cli.main import main
 from streams.models.commands import E164, EMAIL
 from streams.models.events import parse_time
 from streams.models.journey import parse_consent, parse_profile

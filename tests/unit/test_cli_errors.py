@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 from tests.support.net import free_port
 
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: refused at once

@@ -19,7 +19,7 @@ from aiokafka.partitioner import murmur2
 
 from senders.consents import address_subject
 from senders.unsubscribe import UnsubscribeToken, make_token, token_id
-from streams.cli import main
+from streams.cli.main import main
 from streams.consent_import import import_consents, read_consent_lines
 from streams.consent_ledger import ConsentLedger
 from streams.errors import InvalidRecord

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli_policy import outline, run_check
+from streams.cli.policy import outline, run_check
 from streams.core.policy import DEFAULT_LOOKBACK_MS, Policy, parse_policy
 from streams.errors import ConfigurationError
 from streams.settings import Settings

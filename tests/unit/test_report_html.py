@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.report import Report
 from streams.report_html import Names, flow_views, render_html, trigger_ignores
 from tests.conftest import IN_CI

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.core.eligibility import HOLDOUT, assign_variant
 from streams.policy_file import load_policy
 from streams.report import Arm, RecentKeys, Report, lift_with_ci

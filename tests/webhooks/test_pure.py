@@ -10,7 +10,6 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from senders.cli import JsonFormatter
 from senders.clock import FakeClock
 from senders.unsubscribe import UnsubscribeToken, make_token
 from senders.webhooks.connections import ConnectionLimits
@@ -28,6 +27,7 @@ from senders.webhooks.tokens import (
     redirect_target,
 )
 from streams.errors import InvalidRecord
+from streams.worker_logging import JsonFormatter
 from tests.support.fuzz import examples
 from tests.support.webhooks import sign
 

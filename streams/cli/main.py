@@ -19,18 +19,18 @@ from typing import cast
 import orjson
 
 from streams.binding import check_bindable
-from streams.cli_collect import add_parsers as add_collect_parsers
-from streams.cli_common import CommandParser, activity, kafka_flags
-from streams.cli_consents import add_consent_parsers, import_consents_command
-from streams.cli_coupons import add_parsers as add_coupon_parsers
-from streams.cli_errors import explain, quiet_bootstrap_failures
-from streams.cli_forget import add_parsers as add_forget_parsers
-from streams.cli_journeys import add_parsers as add_journey_parsers
-from streams.cli_policy import add_parsers as add_policy_parsers
-from streams.cli_preview import add_parsers as add_preview_parsers
-from streams.cli_products import FORMAT as FORMAT_PRODUCTS
-from streams.cli_products import check_products_import, import_products_command
-from streams.cli_stream import add_parsers as add_stream_parsers
+from streams.cli.collect import add_parsers as add_collect_parsers
+from streams.cli.common import CommandParser, activity, kafka_flags
+from streams.cli.consents import add_consent_parsers, import_consents_command
+from streams.cli.coupons import add_parsers as add_coupon_parsers
+from streams.cli.errors import explain, quiet_bootstrap_failures
+from streams.cli.forget import add_parsers as add_forget_parsers
+from streams.cli.journeys import add_parsers as add_journey_parsers
+from streams.cli.policy import add_parsers as add_policy_parsers
+from streams.cli.preview import add_parsers as add_preview_parsers
+from streams.cli.products import FORMAT as FORMAT_PRODUCTS
+from streams.cli.products import check_products_import, import_products_command
+from streams.cli.stream import add_parsers as add_stream_parsers
 from streams.durations import DURATIONS
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.gctune import tune_gc
@@ -528,7 +528,3 @@ def _version() -> str:
         return version("cartpulse")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

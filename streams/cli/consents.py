@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from streams.cli_common import CommandParser
+from streams.cli.common import CommandParser
 from streams.errors import ConfigurationError
 from streams.models.consent_history import HistoryEntry, history_subject
 from streams.models.events import format_ms

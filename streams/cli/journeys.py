@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import orjson
 
-from streams.cli_common import CommandParser, activity, terminal_width
+from streams.cli.common import CommandParser, activity, terminal_width
 from streams.durations import DURATIONS
 from streams.errors import ConfigurationError
 from streams.journeys_offline import (
@@ -24,7 +24,7 @@ from streams.journeys_offline import (
     run_journeys,
 )
 from streams.output import duration_seconds, open_output, stderr_rejects, time_argument
-from streams.policy_file import journey_engine
+from streams.journey_engine import journey_engine
 from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
 from streams.sources import STDIN, read_lines, require_input

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.cli_common import CommandParser, activity
+from streams.cli.common import CommandParser, activity
 from streams.durations import DURATIONS
 from streams.errors import ConfigurationError, InvalidRecord
 from streams.output import duration_seconds, open_output, time_argument

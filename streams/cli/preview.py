@@ -34,7 +34,7 @@ def run_preview(args: argparse.Namespace, settings: Settings) -> int:
     from senders.preview import render_previews
 
     policy, _ = checked_policy(settings, args.policy)
-    with open_input(Path(args.commands)) as handle:  # OSError: streams.cli_errors says what
+    with open_input(Path(args.commands)) as handle:  # OSError: streams.cli.errors says what
         lines = handle.read().splitlines()
     try:
         previews = render_previews(lines, settings, policy, args.output)
