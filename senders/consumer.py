@@ -30,11 +30,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from senders.clock import Clock
+from senders.dispositions import Defer, Reject, Work
 from senders.errors import INFRA_ERRORS
 from senders.metrics import Metrics
 from senders.offsets import PartitionOffsets
 from senders.outcomes import backoff
-from senders.service import Defer, Reject, SendService, Work
+from senders.service import SendService
 from streams.errors import InvalidRecord
 from streams.kafka import dead_letter
 from streams.models.commands import parse_command

@@ -24,16 +24,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
-from typing import Generic, Protocol, TypeVar
-
-from aiokafka.errors import KafkaError
+from typing import Generic
 
 from senders.clock import Clock
-from senders.consents import Consents, record_consent
+from senders.consents import Consents
 from senders.coupons.gate import coupon_of
 from senders.coupons.gate import verdict as coupon_verdict
 from senders.coupons.ports import CouponStates
@@ -43,7 +38,6 @@ from senders.decide import (
     Backoff,
     Claim,
     CouponGate,
-    DeferReason,
     Finish,
     Go,
     Postpone,
@@ -58,66 +52,28 @@ from senders.decide import (
     decide,
     retry_delay,
 )
+from senders.dispositions import Defer, Disposition, Done, Reject, Work
 from senders.errors import INFRA_ERRORS
 from senders.health import ProviderHealth
-from senders.keys import mask_address
-from senders.ledger import Claimed, Finished, Ledger
+from senders.ledger import Claimed, Ledger
 from senders.metrics import Metrics
-from senders.outcomes import ProviderOutcome, backoff, error_label
+from senders.outcomes import ProviderOutcome, error_label
 from senders.provider import P, Provider
 from senders.ratelimit import Limiter
+from senders.recorder import Emitter, Recorder
 from streams.errors import ConfigurationError, InvalidRecord
-from streams.models.commands import ResultStatus, SendCommand, SendResult
-from streams.models.consent_history import ConsentEntry
+from streams.models.commands import SendCommand
 from streams.models.coupons import CouponRecord
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# ``handle``'s answers are importable from here, beside it (their home: ``dispositions.py``).
+__all__ = ["Defer", "Disposition", "Done", "Reject", "SendService", "Work"]
+
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 # Why a provider counts as unavailable (``health.py``): the label set of its metrics.
 FAULT_REASONS: tuple[str, ...] = ("auth", "connection", "timeout", "server_error")
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    status: ResultStatus | None  # None: another owner records this command's outcome
-
-
-@dataclass(frozen=True, slots=True)
-class Defer:
-    not_before: float  # epoch seconds
-    reason: DeferReason
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    reason: str
-
-
-Disposition = Done | Defer | Reject
-
-
-@dataclass(slots=True)
-class Work:
-    """One task's identity in the ledger; ``critical`` while a request may be out."""
-
-    owner: str
-    critical: bool = False
-    attempts: int = field(default=0)
-
-
-class Emitter(Protocol):
-    async def result(self, result: SendResult) -> None:
-        """Put ``result`` on ``send.results``; returns once the broker acknowledged it."""
-        ...
-
-    async def consent(self, entry: ConsentEntry) -> None:
-        """Write a consent change to the ledger (``consents.history``, then ``consents``);
-        returns once the broker acknowledged both."""
-        ...
 
 
 class SendService(Generic[P]):
@@ -145,10 +101,10 @@ class SendService(Generic[P]):
         self._ledger = ledger
         self._limiter = limiter
         self._consents = consents
-        self._emitter = emitter
         self._metrics = metrics
         self._clock = clock
         self.channel = provider.channel
+        self._record = Recorder(self.channel, ledger, consents, emitter, metrics, clock)
         inline = settings.sender_inline_wait.total_seconds()
         if settings.sender_claim_ttl.total_seconds() <= 2 * inline:
             # A claim is refreshed between waits; two in a row (not_before, then a rate
@@ -191,10 +147,10 @@ class SendService(Generic[P]):
         try:
             message = self._provider.prepare(command, self._clock.now())
         except InvalidRecord as exc:
-            await self._finish(command, work, "failed", error_code="invalid_message")
+            await self._record.finish(command, work, "failed", error_code="invalid_message")
             return Reject(exc.reason)
         if command.mode == "dry_run":
-            return await self._finish(command, work, "suppressed", error_code="dry_run")
+            return await self._record.finish(command, work, "suppressed", error_code="dry_run")
         if (gated := await self._coupon_gate(command, work, coupon_state)) is not None:
             return gated
         try:
@@ -202,7 +158,7 @@ class SendService(Generic[P]):
             # links; for SMS, the number's customer that a STOP in reply must find).
             await self._provider.stage(message, command, self._clock.now())
         except InvalidRecord as exc:
-            await self._finish(command, work, "failed", error_code="invalid_message")
+            await self._record.finish(command, work, "failed", error_code="invalid_message")
             return Reject(exc.reason)
         return await self._send(command, message, work)
 
@@ -223,13 +179,10 @@ class SendService(Generic[P]):
                     await self._clock.sleep(seconds)
                     held += seconds
                 case TakeOver():
-                    result = self._result(command, "unknown", work, error_code="interrupted")
-                    if await self._ledger.take_over(
-                        cid, work.owner, self.sending_grace, _ledger_copy(result)
-                    ):
-                        log.warning("command %s was interrupted mid-request: unknown", cid)
-                        return await self._publish(result)
-                case action:  # another owner's claim is not ours to release
+                    taken = await self._record.take_over(command, work, self.sending_grace)
+                    if taken is not None:
+                        return taken
+                case action:  # another owner's claim (Busy, Sending) is not ours to release
                     return await self._end(command, work, action, owned=isinstance(state, Claimed))
 
     async def _coupon_gate(
@@ -334,7 +287,7 @@ class SendService(Generic[P]):
             if not isinstance(action, Retry):
                 segments = self._provider.segments(message, outcome)
                 return await self._end(command, work, action, segments=segments)
-            await self._durable(lambda: self._ledger.unsend(cid, work.owner))
+            await self._record.durable(lambda: self._ledger.unsend(cid, work.owner))
             work.critical = False
             if (done := await self._not_sent(command, work, outcome)) is not None:
                 return done
@@ -380,17 +333,15 @@ class SendService(Generic[P]):
         match action:
             case Finish(status, error_code, provider_id, then):
                 if then == "record_opt_out":
-                    await self._record_opt_out(command, error_code)
+                    await self._record.record_opt_out(command, error_code)
                 elif then == "mark_undeliverable":
-                    code = error_code or "undeliverable"
-                    mark = self._consents.mark_undeliverable
-                    await self._durable(partial(mark, self.channel, command.to, code))
-                return await self._finish(
+                    await self._record.mark_undeliverable(command, error_code or "undeliverable")
+                return await self._record.finish(
                     command, work, status, provider_id=provider_id, error_code=error_code,
                     segments=segments if status == "sent" else None,
                 )  # fmt: skip
             case Redeliver(state):
-                return await self._redelivered(command, state)
+                return await self._record.redelivered(command, state)
             case Postpone(until, reason):
                 if owned:
                     await self._ledger.release(command.command_id, work.owner)
@@ -431,111 +382,3 @@ class SendService(Generic[P]):
             return ProviderOutcome("unknown", "timeout", error_code="timeout")
         finally:
             self._metrics.latency.labels(self.channel).observe(time.perf_counter() - started)
-
-    async def _record_opt_out(self, command: SendCommand, error_code: str | None) -> None:
-        """The provider refused the address as opted out: record it as the recipient's."""
-        at_ms = int(self._clock.now() * 1000)
-        evidence = {"command_id": command.command_id, "error_code": error_code}
-        entry = ConsentEntry(
-            command.customer_id,
-            self.channel,
-            "opted_out",
-            f"provider:{error_code}",
-            at_ms,
-            evidence,
-            address=command.to,
-        )
-        await record_consent(
-            self._emitter.consent,
-            self._consents,
-            entry,
-            run=self._durable,  # the ledger entries and the Redis copy, each retried alone
-        )
-        log.info("recipient %s opted out at the provider", mask_address(command.to))
-
-    def _result(
-        self,
-        command: SendCommand,
-        status: ResultStatus,
-        work: Work,
-        *,
-        provider_id: str | None = None,
-        error_code: str | None = None,
-        segments: int | None = None,
-    ) -> SendResult:
-        return SendResult(
-            command_id=command.command_id,
-            status=status,
-            provider_id=provider_id,
-            error_code=error_code,
-            attempts=work.attempts,
-            at=datetime.fromtimestamp(self._clock.now(), tz=UTC),
-            channel=command.channel,
-            journey_id=command.journey_id,
-            customer_id=command.customer_id,
-            segments=segments,
-        )
-
-    async def _finish(
-        self,
-        command: SendCommand,
-        work: Work,
-        status: ResultStatus,
-        *,
-        provider_id: str | None = None,
-        error_code: str | None = None,
-        segments: int | None = None,
-    ) -> Disposition:
-        result = self._result(
-            command, status, work, provider_id=provider_id, error_code=error_code, segments=segments
-        )
-        cid = command.command_id
-        outcome = await self._durable(
-            lambda: self._ledger.finish(cid, work.owner, _ledger_copy(result))
-        )
-        if outcome == "ok":
-            return await self._publish(result)
-        if isinstance(outcome, Finished):
-            return await self._redelivered(command, outcome)
-        log.warning("command %s is owned by another task; it records the outcome", cid)
-        return Done(None)
-
-    async def _publish(self, result: SendResult) -> Done:
-        await self._durable(lambda: self._emitter.result(result))
-        await self._durable(lambda: self._ledger.mark_published(result.command_id))
-        self._metrics.outcomes.labels(self.channel, result.status).inc()
-        return Done(result.status)
-
-    async def _redelivered(self, command: SendCommand, state: Finished) -> Done:
-        """A command already decided: republish an unrecorded result, else say ``duplicate``."""
-        original = SendResult.from_json(state.result)
-        if original.customer_id is None:  # the ledger keeps none: the command has it
-            original = original.model_copy(update={"customer_id": command.customer_id})
-        if not state.published:
-            return await self._publish(original)
-        duplicate = original.model_copy(
-            update={"status": "duplicate", "at": datetime.fromtimestamp(self._clock.now(), tz=UTC)}
-        )
-        await self._durable(lambda: self._emitter.result(duplicate))
-        self._metrics.outcomes.labels(self.channel, "duplicate").inc()
-        return Done("duplicate")
-
-    async def _durable(self, step: Callable[[], Awaitable[T]]) -> T:
-        """Run a step that must happen (after a send): retry Redis/Kafka failures in place."""
-        failures = 0
-        while True:
-            try:
-                return await step()
-            except INFRA_ERRORS as exc:
-                failures += 1
-                component = "kafka" if isinstance(exc, KafkaError) else "redis"
-                self._metrics.infra_errors.labels(self.channel, component).inc()
-                log.warning("%s failed (%s); retrying", component, exc)
-                await asyncio.sleep(backoff(failures, 0.1, 5.0))
-
-
-def _ledger_copy(result: SendResult) -> bytes:
-    """What the ledger keeps of a result: all but the customer id, so Redis holds no id an
-    erasure would have to find (docs/compliance.md, Erasure); a redelivery takes it from
-    the command again."""
-    return result.model_copy(update={"customer_id": None}).to_json()
