@@ -21,16 +21,18 @@ the step's fact again, ``Postpone`` hands it to the retry topic, ``Finish`` reco
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from senders.consents import Consent
 from senders.coupons.gate import UNAVAILABLE, Verdict
-from senders.ledger import Busy, Claimed, ClaimState, Finished, Sending
+from senders.ledger_states import Busy, Claimed, ClaimState, Finished, Sending
 from senders.outcomes import ProviderOutcome, backoff
-from senders.ratelimit import Grant
 from streams.models.commands import Channel, ResultStatus, SendCommand
 from streams.models.erasure import ERASURE_SOURCE
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # their modules hold the Redis sides too; decide only reads these values
+    from senders.consents import Consent
+    from senders.ratelimit import Grant
 
 DeferReason = Literal[
     "not_before", "rate_limit", "claimed", "in_flight", "provider_backoff", "coupon_pending"

@@ -29,35 +29,13 @@ from redis.asyncio import Redis
 from senders.clock import Clock
 from senders.keys import Keys
 
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """The caller owns the command now (new, or its own claim refreshed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """Another owner's live claim; it expires in ``retry_in`` seconds at the latest."""
-
-    retry_in: float
-
-
-@dataclass(frozen=True, slots=True)
-class Sending:
-    """A request may have left ``age`` seconds ago (by ``owner``)."""
-
-    age: float
-    owner: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    result: bytes
-    published: bool
-
-
-ClaimState = Claimed | Busy | Sending | Finished
-FinishOutcome = Literal["ok", "lost"] | Finished
+# The states are pure values (``ledger_states.py``: ``decide`` reads them); named here too.
+from senders.ledger_states import Busy as Busy
+from senders.ledger_states import Claimed as Claimed
+from senders.ledger_states import ClaimState as ClaimState
+from senders.ledger_states import Finished as Finished
+from senders.ledger_states import FinishOutcome as FinishOutcome
+from senders.ledger_states import Sending as Sending
 
 
 class Ledger(Protocol):

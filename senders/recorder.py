@@ -21,7 +21,8 @@ from senders.consents import Consents, record_consent
 from senders.dispositions import Disposition, Done, Work
 from senders.errors import INFRA_ERRORS
 from senders.keys import mask_address
-from senders.ledger import Finished, Ledger
+from senders.ledger import Ledger
+from senders.ledger_states import Finished
 from senders.metrics import Metrics
 from senders.outcomes import backoff
 from streams.models.commands import Channel, ResultStatus, SendCommand, SendResult

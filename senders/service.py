@@ -55,7 +55,8 @@ from senders.decide import (
 from senders.dispositions import Defer, Disposition, Done, Reject, Work
 from senders.errors import INFRA_ERRORS
 from senders.health import ProviderHealth
-from senders.ledger import Claimed, Ledger
+from senders.ledger import Ledger
+from senders.ledger_states import Claimed
 from senders.metrics import Metrics
 from senders.outcomes import ProviderOutcome, error_label
 from senders.provider import P, Provider

@@ -34,7 +34,7 @@ from senders.decide import (
     decide,
     retry_delay,
 )
-from senders.ledger import Busy, Claimed, Finished, Sending
+from senders.ledger_states import Busy, Claimed, Finished, Sending
 from senders.outcomes import ProviderOutcome
 from senders.ratelimit import Grant
 from streams.models.commands import SendCommand
