@@ -16,6 +16,7 @@ import orjson
 from streams.cli.common import CommandParser, activity, terminal_width
 from streams.durations import DURATIONS
 from streams.errors import ConfigurationError
+from streams.journey_engine import journey_engine
 from streams.journeys_offline import (
     JourneyFiles,
     JourneySummary,
@@ -24,7 +25,6 @@ from streams.journeys_offline import (
     run_journeys,
 )
 from streams.output import duration_seconds, open_output, stderr_rejects, time_argument
-from streams.journey_engine import journey_engine
 from streams.report import RecordKind, Report, Row, report_from_topics
 from streams.settings import Settings
 from streams.sources import STDIN, read_lines, require_input

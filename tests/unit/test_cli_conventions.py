@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli.main import _parser, main
 from streams.cli.journeys import print_report
+from streams.cli.main import _parser, main
 from streams.report import Report
 from tests.unit.test_cli_errors import EVENT, SECRETS, cartpulse
 
