@@ -10,6 +10,7 @@ test fails in CI (``CI=true``) and is skipped elsewhere with the reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -170,3 +171,50 @@ async def consume_all(
         return records
     finally:
         await consumer.stop()
+
+
+# The directories whose tests fail when they log an ERROR (or CRITICAL) record they did not
+# declare with ``@pytest.mark.expect_errors``. Checked: tests/agents and tests/unit; the others
+# (senders, webhooks, integration, ...) start workers and servers that log errors on purpose
+# and are not yet sorted out.
+ERRORS_CHECKED = frozenset({"agents", "unit"})
+TESTS = Path(__file__).resolve().parent
+
+
+def _errors_checked(item: pytest.Item) -> bool:
+    try:
+        where = item.path.resolve().relative_to(TESTS).parts
+    except ValueError:
+        return False
+    return bool(where) and where[0] in ERRORS_CHECKED
+
+
+@pytest.fixture(autouse=True)
+def no_undeclared_errors(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail a test that logged an ERROR or CRITICAL record it did not declare: a shell catches
+    a bug, logs it and goes on, so without this a test of a broken path could still pass.
+    Declare the ones a test provokes with ``@pytest.mark.expect_errors`` (and assert them
+    with ``caplog``)."""
+    yield
+    node = request.node
+    if not _errors_checked(node) or node.get_closest_marker("expect_errors") is not None:
+        return
+    errors = [
+        record
+        for when in ("setup", "call")
+        for record in caplog.get_records(when)
+        if record.levelno >= logging.ERROR
+    ]
+    if errors:
+        logged = "\n".join(
+            f"  {r.levelname} {r.name}: {r.getMessage()}"
+            + (f" ({r.exc_info[0].__name__})" if r.exc_info and r.exc_info[0] else "")
+            for r in errors
+        )
+        pytest.fail(
+            f"{node.nodeid} logged {len(errors)} error record(s) it did not declare "
+            f"(@pytest.mark.expect_errors):\n{logged}",
+            pytrace=False,
+        )
