@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.streams import _current_event
 from faust.streams import current_event as faust_current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
 
 # Takes one fetch's messages of its topics (DetectorShell.on_batch) and acknowledges them itself.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
@@ -37,42 +37,32 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     batch_handlers: dict[str, BatchHandler]
 
+    # -- FetchRoute: what route_fetch needs of the consumer ------------------------------------
+
+    def read_offset(self, tp: TP) -> int | None:
+        return self._read_offset[tp]
+
+    def set_read_offset(self, tp: TP, offset: int) -> None:
+        self._read_offset[tp] = offset
+
+    def acks_enabled_for(self, topic: str) -> bool:
+        return bool(self.app.topics.acks_enabled_for(topic))
+
+    async def add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        await self._add_gap(tp, offset_from, offset_to)
+
+    async def commit_if_due(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop body
         handlers = getattr(self.app, "batch_handlers", {})
-        callback = self.callback
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        track = self.track_message
 
-        async def deliver(messages: Any) -> None:
-            batches: dict[BatchHandler, list[Message]] = {}
-            since_yield = 0
-            async for tp, message in messages:
-                offset = message.offset
-                read = get_read_offset(tp)
-                if read is not None and offset < read:
-                    continue  # already delivered before a seek
-                if read and offset - read > 1 and acks_enabled_for(message.topic):
-                    await self._add_gap(tp, read + 1, offset)
-                if self._commit_every is not None and self._n_acked >= self._commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                handler = handlers.get(message.topic)
-                if handler is None:
-                    await callback(message)
-                else:
-                    track(message)
-                    batches.setdefault(handler, []).append(message)
-                set_read_offset(tp, offset)
-                since_yield += 1
-                if since_yield >= YIELD_EVERY:
-                    since_yield = 0
-                    await asyncio.sleep(0)
-            for handler, batch in batches.items():
-                await handler(batch)
+        async def deliver(messages: AsyncIterator[tuple[TP, Message]]) -> None:
+            await route_fetch(messages, self, handlers)
 
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -88,6 +78,56 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+
+class FetchRoute(Protocol):
+    """What ``route_fetch`` needs of the consumer (``BatchingConsumer`` is one; tests fake it)."""
+
+    def read_offset(self, tp: TP, /) -> int | None: ...
+    def set_read_offset(self, tp: TP, offset: int, /) -> None: ...
+    def acks_enabled_for(self, topic: str, /) -> bool: ...
+    async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None: ...
+    async def commit_if_due(self) -> None: ...
+    @property
+    def callback(self) -> Callable[[Message], Awaitable[object]]: ...
+    def track_message(self, message: Message, /) -> None: ...
+
+
+async def route_fetch(
+    messages: AsyncIterator[tuple[TP, Message]],
+    consumer: FetchRoute,
+    handlers: Mapping[str, BatchHandler],
+) -> None:
+    """Route one fetch: a message of a topic with a batch handler is tracked (so its ack
+    counts) and joins that handler's batch, every other one goes through Faust's own
+    ``callback``; each handler gets its batch once the fetch is read, in fetch order. Messages
+    below a partition's read offset (delivered before a seek) are skipped; a jump in offsets is
+    recorded as a gap for topics with acks (so the commit can pass it). Yields to the loop every
+    ``YIELD_EVERY`` messages."""
+    batches: dict[BatchHandler, list[Message]] = {}
+    since_yield = 0
+    read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
+    async for tp, message in messages:
+        offset = message.offset
+        read = read_offset(tp)
+        if read is not None and offset < read:
+            continue  # already delivered before a seek
+        if read and offset - read > 1 and consumer.acks_enabled_for(message.topic):
+            await consumer.add_gap(tp, read + 1, offset)
+        await consumer.commit_if_due()
+        handler = handlers.get(message.topic)
+        if handler is None:
+            await consumer.callback(message)
+        else:
+            consumer.track_message(message)
+            batches.setdefault(handler, []).append(message)
+        set_read_offset(tp, offset)
+        since_yield += 1
+        if since_yield >= YIELD_EVERY:
+            since_yield = 0
+            await asyncio.sleep(0)
+    for handler, batch in batches.items():
+        await handler(batch)
 
 
 class BatchingTransport(faust_aiokafka.Transport):

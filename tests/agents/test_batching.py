@@ -1,0 +1,118 @@
+"""The batch path's routing of one fetch (streams/batching.route_fetch), through a fake of
+the consumer it needs (``FetchRoute``): Faust's own messages, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from faust.types import TP, Message
+
+from streams.batching import YIELD_EVERY, BatchHandler, FetchRoute, route_fetch
+
+CART, CLICKS, OTHER = TP("t.cart", 0), TP("t.clickstream", 0), TP("t.journey.ticks", 0)
+
+
+def message(tp: TP, offset: int) -> Message:
+    return Message(tp.topic, tp.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+
+
+class FakeConsumer:
+    """The consumer's side of ``route_fetch``: read offsets, gaps, commits, the stock path."""
+
+    def __init__(self, acks: bool = True) -> None:
+        self.read: dict[TP, int] = {}
+        self.acks = acks
+        self.gaps: list[tuple[TP, int, int]] = []
+        self.commit_checks = 0
+        self.stock: list[Message] = []
+        self.tracked: list[Message] = []
+
+    def read_offset(self, tp: TP, /) -> int | None:
+        return self.read.get(tp)
+
+    def set_read_offset(self, tp: TP, offset: int, /) -> None:
+        self.read[tp] = offset
+
+    def acks_enabled_for(self, topic: str, /) -> bool:
+        return self.acks
+
+    async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None:
+        self.gaps.append((tp, offset_from, offset_to))
+
+    async def commit_if_due(self) -> None:
+        self.commit_checks += 1
+
+    @property
+    def callback(self) -> Callable[[Message], Awaitable[object]]:
+        async def stock(message: Message) -> None:
+            self.stock.append(message)
+
+        return stock
+
+    def track_message(self, message: Message, /) -> None:
+        self.tracked.append(message)
+
+
+async def fetched(messages: Sequence[Message]) -> AsyncIterator[tuple[TP, Message]]:
+    for m in messages:
+        yield m.tp, m
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.batches: list[list[Message]] = []
+
+    async def __call__(self, batch: Sequence[Message]) -> None:
+        self.batches.append(list(batch))
+
+
+async def test_one_batch_per_handler_in_fetch_order_and_the_rest_through_faust() -> None:
+    consumer, handler = FakeConsumer(), Handler()
+    route: FetchRoute = consumer
+    handlers: dict[str, BatchHandler] = {CART.topic: handler, CLICKS.topic: handler}
+    messages = [message(CART, 0), message(CLICKS, 0), message(OTHER, 0), message(CART, 1)]
+    await route_fetch(fetched(messages), route, handlers)
+    assert handler.batches == [[messages[0], messages[1], messages[3]]]
+    assert consumer.tracked == handler.batches[0]  # tracked: their acks count for the commit
+    assert consumer.stock == [messages[2]]
+    assert consumer.read == {CART: 1, CLICKS: 0, OTHER: 0}
+    assert consumer.commit_checks == len(messages)
+
+
+async def test_messages_delivered_before_a_seek_are_skipped_and_a_jump_is_a_gap() -> None:
+    consumer, handler = FakeConsumer(), Handler()
+    consumer.read[CART] = 5
+    messages = [message(CART, 4), message(CART, 5), message(CART, 9)]
+    await route_fetch(fetched(messages), consumer, {CART.topic: handler})
+    assert handler.batches == [[messages[1], messages[2]]]
+    assert consumer.gaps == [(CART, 6, 9)]
+    no_acks = FakeConsumer(acks=False)
+    no_acks.read[CART] = 5
+    await route_fetch(fetched(messages), no_acks, {CART.topic: Handler()})
+    assert no_acks.gaps == []
+
+
+async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -> None:
+    consumer, handler = FakeConsumer(), Handler()
+    ticks = 0
+
+    async def count() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count())
+    await asyncio.sleep(0)
+    before = ticks
+    messages = [message(CART, offset) for offset in range(2 * YIELD_EVERY)]
+    await route_fetch(fetched(messages), consumer, {CART.topic: handler})
+    counter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await counter
+    assert ticks > before  # other tasks ran while the fetch was routed
+    assert len(handler.batches) == 1 and len(handler.batches[0]) == 2 * YIELD_EVERY
+    await route_fetch(fetched([]), consumer, {CART.topic: handler})
+    assert len(handler.batches) == 1
