@@ -179,6 +179,13 @@ async def consume_all(
 # and are not yet sorted out.
 ERRORS_CHECKED = frozenset({"agents", "unit"})
 TESTS = Path(__file__).resolve().parent
+# Tests there that provoke error records on purpose, declared here (test id: what it logs) until
+# they carry ``@pytest.mark.expect_errors`` themselves.
+ERRORS_EXPECTED = {
+    "tests/unit/test_dead_letter.py::test_records_kafka_does_not_take_are_counted_and_the_import_goes_on": (
+        "streams.importer logs each record Kafka did not take"
+    ),
+}
 
 
 def _errors_checked(item: pytest.Item) -> bool:
@@ -200,6 +207,8 @@ def no_undeclared_errors(
     yield
     node = request.node
     if not _errors_checked(node) or node.get_closest_marker("expect_errors") is not None:
+        return
+    if node.nodeid in ERRORS_EXPECTED:
         return
     errors = [
         record
