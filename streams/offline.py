@@ -2,8 +2,8 @@
 
 The same ``Detector`` as the worker, over one file in input order, as one partition. Invalid
 lines are counted and reported, unknown types counted and ignored; nothing stops the run.
-A JSONL file goes through the native core whole (``Detector.run_jsonl``): it reads the plain
-records itself and hands the rest to ``parse_event`` here, line by line.
+A JSONL file goes through the native reader and core whole (``Detector.run_jsonl``); only the
+lines it refuses come back here, to be counted and reported.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import IO
 
 from streams.core.detection import Closed, Detector, DetectorConfig
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.event_parse import parse_event
 from streams.models.events import Event
 from streams.output import Reject
 from streams.sources import Format, is_plain_file, read_jsonl, read_rees46, unknown_type_of
@@ -47,18 +45,14 @@ def detect_file(
     detector = Detector(config, track_changes=False)  # nothing is persisted offline
     name = path.name
 
-    def slow_line(line: bytes, lineno: int) -> Event | None:
-        try:
-            return parse_event(line)
-        except UnknownEventType as exc:
-            summary.unknown_types[unknown_type_of(exc.reason) or "?"] += 1
-        except InvalidRecord as exc:
-            if line.strip():
-                summary.invalid += 1
-                reject(f"{name}:{lineno}", line.rstrip(b"\r\n"), exc.reason)
-        return None
+    def refused(line: bytes, lineno: int, reason: str, unknown_type: bool) -> None:
+        if unknown_type:
+            summary.unknown_types[unknown_type_of(reason) or "?"] += 1
+        elif line.strip():
+            summary.invalid += 1
+            reject(f"{name}:{lineno}", line.rstrip(b"\r\n"), reason)
 
-    events, carts, browses = detector.run_jsonl(str(path), out.write, slow_line, flush)
+    events, carts, browses = detector.run_jsonl(str(path), out.write, refused, flush)
     summary.events += events
     summary.abandonments.update({k: n for k, n in (("cart", carts), ("browse", browses)) if n})
     return summary

@@ -99,9 +99,6 @@ pub struct Closed {
     pub json: Vec<u8>,
 }
 
-/// When Python's default decimal context would round a cart value, the shell computes it.
-pub type SlowValue<'a> = &'a mut dyn FnMut(&[(Money, i128)]) -> Option<String>;
-
 pub struct Detector {
     pub sessions: HashMap<String, Session>,
     pub rules: Rules,
@@ -156,7 +153,7 @@ impl Detector {
 
     /// Take one event; appends the abandonments it closes (usually none). Returns false for a
     /// repeated `event_id` (dropped).
-    pub fn on_event(&mut self, event: Event, out: &mut Vec<Closed>, slow: SlowValue) -> bool {
+    pub fn on_event(&mut self, event: Event, out: &mut Vec<Closed>) -> bool {
         let t = event.occurred_at;
         let rules = &mut self.rules;
         let state = self
@@ -182,7 +179,7 @@ impl Detector {
         let mut watermark = self.watermark;
         if watermark.is_some_and(|w| t < w) {
             rules.counters.late += 1;
-            rules.apply(state, &event, t, out, slow);
+            rules.apply(state, &event, t, out);
         } else {
             if self.auto_watermark {
                 let candidate = max_ms - rules.config.lateness_ms;
@@ -192,7 +189,7 @@ impl Detector {
                 }
             }
             if watermark.is_some_and(|w| t <= w) && state.pending.is_empty() {
-                rules.apply(state, &event, t, out, slow);
+                rules.apply(state, &event, t, out);
             } else {
                 rules.counters.buffered += 1;
                 rules.seq += 1;
@@ -208,23 +205,23 @@ impl Detector {
                 .peek()
                 .is_some_and(|Reverse((due, _))| *due <= w)
             {
-                self.drain(w, out, slow);
+                self.drain(w, out);
             }
         }
         true
     }
 
     /// Move the watermark forward (never back); appends the periods that closed.
-    pub fn advance(&mut self, watermark: i64, out: &mut Vec<Closed>, slow: SlowValue) {
+    pub fn advance(&mut self, watermark: i64, out: &mut Vec<Closed>) {
         if self.watermark.is_some_and(|w| watermark <= w) {
             return;
         }
         self.watermark = Some(watermark);
-        self.drain(watermark, out, slow);
+        self.drain(watermark, out);
     }
 
     /// Settle every session whose due time the watermark has reached, earliest first.
-    fn drain(&mut self, watermark: i64, out: &mut Vec<Closed>, slow: SlowValue) {
+    fn drain(&mut self, watermark: i64, out: &mut Vec<Closed>) {
         let rules = &mut self.rules;
         while let Some(Reverse((due, _))) = rules.index.peek() {
             if *due > watermark {
@@ -238,7 +235,7 @@ impl Detector {
                 continue; // stale entry: the session moved on
             }
             state.index_due = None;
-            rules.settle(state, watermark, out, slow);
+            rules.settle(state, watermark, out);
             if state.last_ms.is_none()
                 && state.pending.is_empty()
                 && state.last_seen_ms + rules.config.dedup_window_ms <= watermark
@@ -259,7 +256,7 @@ impl Detector {
     }
 
     /// Close every open period as if the input had ended (`detect --flush`), in due order.
-    pub fn flush(&mut self, out: &mut Vec<Closed>, slow: SlowValue) {
+    pub fn flush(&mut self, out: &mut Vec<Closed>) {
         let rules = &mut self.rules;
         let mut order: Vec<(i64, &String)> = self
             .sessions
@@ -271,10 +268,10 @@ impl Detector {
         for sid in order {
             let state = self.sessions.get_mut(sid.as_str()).expect("listed");
             for (t, _, event) in std::mem::take(&mut state.pending) {
-                rules.apply(state, &event, t, out, slow);
+                rules.apply(state, &event, t, out);
             }
             if state.last_ms.is_some() {
-                rules.close(state, out, slow);
+                rules.close(state, out);
                 if self.track_changes {
                     self.dirty.insert(sid);
                 }
@@ -334,38 +331,25 @@ impl Detector {
 
 impl Rules {
     /// Apply the session's pending events up to `watermark` and close its period if due.
-    fn settle(
-        &mut self,
-        state: &mut Session,
-        watermark: i64,
-        out: &mut Vec<Closed>,
-        slow: SlowValue,
-    ) {
+    fn settle(&mut self, state: &mut Session, watermark: i64, out: &mut Vec<Closed>) {
         let ready = state.pending.partition_point(|p| p.0 <= watermark);
         let pending: Vec<_> = state.pending.drain(..ready).collect();
         for (t, _, event) in pending {
-            self.apply(state, &event, t, out, slow);
+            self.apply(state, &event, t, out);
         }
         if state
             .last_ms
             .is_some_and(|last| last + self.config.gap_ms <= watermark)
         {
-            self.close(state, out, slow);
+            self.close(state, out);
         }
     }
 
-    fn apply(
-        &mut self,
-        state: &mut Session,
-        event: &Event,
-        t: i64,
-        out: &mut Vec<Closed>,
-        slow: SlowValue,
-    ) {
+    fn apply(&mut self, state: &mut Session, event: &Event, t: i64, out: &mut Vec<Closed>) {
         self.counters.applied += 1;
         let mut last = state.last_ms;
         if last.is_some_and(|last| t >= last + self.config.gap_ms) {
-            self.close(state, out, slow);
+            self.close(state, out);
             last = None;
         }
         if t > state.last_seen_ms {
@@ -461,7 +445,7 @@ impl Rules {
                         line.image_url = Some(image.to_owned());
                     }
                 }
-                if let Some(url) = nonempty(&event.cart_url) {
+                if let Some(url) = event.cart_url().filter(|url| !url.is_empty()) {
                     state.cart_url = Some(url.to_owned());
                 }
             }
@@ -486,7 +470,7 @@ impl Rules {
                 if in_period {
                     state.checkout = true;
                 }
-                if let Some(url) = nonempty(&event.cart_url) {
+                if let Some(url) = event.cart_url().filter(|url| !url.is_empty()) {
                     state.cart_url = Some(url.to_owned());
                 }
             }
@@ -494,7 +478,7 @@ impl Rules {
         }
     }
 
-    fn close(&mut self, state: &mut Session, out: &mut Vec<Closed>, slow: SlowValue) {
+    fn close(&mut self, state: &mut Session, out: &mut Vec<Closed>) {
         let last = state
             .last_ms
             .take()
@@ -511,7 +495,7 @@ impl Rules {
             None
         };
         if let Some(kind) = kind {
-            out.push(self.abandonment(state, kind, last, deadline, slow));
+            out.push(self.abandonment(state, kind, last, deadline));
         }
         // Forget event ids that left the dedup window.
         if state.seen.len() > SEEN_PRUNE_ABOVE {
@@ -520,14 +504,7 @@ impl Rules {
         }
     }
 
-    fn abandonment(
-        &self,
-        state: &Session,
-        kind: &'static str,
-        last: i64,
-        deadline: i64,
-        slow: SlowValue,
-    ) -> Closed {
+    fn abandonment(&self, state: &Session, kind: &'static str, last: i64, deadline: i64) -> Closed {
         let mut json = Vec::with_capacity(512 + 160 * (state.cart.len() + state.viewed.len()));
         json.extend_from_slice(b"{\"abandonment_id\":\"");
         json.extend_from_slice(abandonment_id(&state.session_id, kind, deadline).as_bytes());
@@ -569,17 +546,7 @@ impl Rules {
             json.push(b'}');
         });
         json.extend_from_slice(b"],\"value\":");
-        match cart_value(&state.cart) {
-            Ok(value) => Money::write_opt(&mut json, value),
-            Err(Rounded) => {
-                let lines: Vec<(Money, i128)> = state
-                    .cart
-                    .values()
-                    .filter_map(|line| Some((line.price?, line.quantity)))
-                    .collect();
-                write_opt_str(&mut json, slow(&lines).as_deref());
-            }
-        }
+        Money::write_opt(&mut json, cart_value(&state.cart));
         json.extend_from_slice(b",\"currency\":");
         let currency = state
             .cart
@@ -640,22 +607,16 @@ fn nonempty(text: &Option<String>) -> Option<&str> {
     text.as_deref().filter(|t| !t.is_empty())
 }
 
-/// Python's default decimal context would round the cart's value: the shell computes it.
-struct Rounded;
-
-/// Python's `value = (value or 0) + price * quantity` over the lines with a price (a zero sum
-/// counts as none, as in Python); None when no line has one.
-fn cart_value(cart: &IndexMap<String, CartLine>) -> Result<Option<Money>, Rounded> {
+/// Python's `value = (value or 0) + price * quantity` over the lines with a price, in its
+/// default decimal context (a zero sum counts as none, as in Python); None when no line has one.
+fn cart_value(cart: &IndexMap<String, CartLine>) -> Option<Money> {
     let mut value: Option<Money> = None;
     for line in cart.values() {
         let Some(price) = line.price else { continue };
         let sum = value.filter(|sum| sum.coef != 0).unwrap_or(Money::ZERO);
-        let added = price
-            .times(line.quantity)
-            .and_then(|line_value| sum.plus(line_value));
-        value = Some(added.ok_or(Rounded)?);
+        value = Some(sum.plus_rounded(price.times_rounded(line.quantity)));
     }
-    Ok(value)
+    value
 }
 
 /// `<session>\0<kind>\0<deadline>` under BLAKE2b-128, as `ab-<hex>`: the same id for the same

@@ -1,12 +1,14 @@
 //! Property tests (proptest) of the event reader and the time and money parsers: whatever the
-//! input, they never panic, and whatever they accept is in range and reads back the same.
+//! input, they never panic, whatever they accept is in range and reads back the same, and
+//! whatever they refuse has a reason.
 //! `make test` runs the default 256 cases per property; `make fuzz` raises `PROPTEST_CASES`.
 //! A failure proptest finds is kept as a regression case in `regressions()` below.
 
 use proptest::prelude::*;
 
-use crate::event::{parse, Event};
+use crate::event::{Event, Time, MAX_RECORD_BYTES};
 use crate::money::Money;
+use crate::read::read;
 use crate::text::{parse_time, write_time, MAX_EVENT_MS, MIN_EVENT_MS};
 
 /// Near-valid event times: every part drawn from valid and invalid spellings.
@@ -101,10 +103,12 @@ fn check_event(event: &Event) -> Result<(), TestCaseError> {
     prop_assert!((MIN_EVENT_MS..MAX_EVENT_MS).contains(&event.occurred_at));
     prop_assert!(!event.event_id.is_empty() && !event.session_id.is_empty());
     prop_assert!(event.quantity >= 1);
-    let mut written = Vec::new();
-    event.write_json(&mut written);
-    let again = parse(&written);
-    prop_assert_eq!(again.as_ref(), Some(event), "reads back");
+    for time in [Time::Text, Time::Millis] {
+        let mut written = Vec::new();
+        event.write_json(&mut written, time);
+        let again = read(&written, usize::MAX);
+        prop_assert_eq!(again.as_ref(), Ok(event), "reads back");
+    }
     Ok(())
 }
 
@@ -140,8 +144,9 @@ proptest! {
     fn the_event_reader_never_panics_and_what_it_accepts_reads_back(
         raw in prop_oneof![records(), mutated(), prop::collection::vec(any::<u8>(), 0..64)]
     ) {
-        if let Some(event) = parse(&raw) {
-            check_event(&event)?;
+        match read(&raw, MAX_RECORD_BYTES) {
+            Ok(event) => check_event(&event)?,
+            Err(refusal) => prop_assert!(!refusal.reason().is_empty()),
         }
     }
 

@@ -173,6 +173,112 @@ impl Money {
     }
 }
 
+/// Python's `Decimal` arithmetic in its default context (28 significant digits,
+/// ROUND_HALF_EVEN): exact in i128 while it fits, else on decimal digits and rounded once, as
+/// the decimal specification rounds the exact result.
+impl Money {
+    /// `self * quantity` as Python computes it (quantity >= 0).
+    pub fn times_rounded(self, quantity: i128) -> Money {
+        self.times(quantity).unwrap_or_else(|| {
+            let product = Digits::of(self.coef).times(&Digits::of(quantity));
+            product.rounded(i64::from(self.exp))
+        })
+    }
+
+    /// `self + other` as Python computes it (both >= 0).
+    pub fn plus_rounded(self, other: Money) -> Money {
+        self.plus(other).unwrap_or_else(|| {
+            let exp = self.exp.min(other.exp);
+            let a = Digits::of(self.coef).shifted((self.exp - exp) as usize);
+            let b = Digits::of(other.coef).shifted((other.exp - exp) as usize);
+            a.plus(&b).rounded(i64::from(exp))
+        })
+    }
+}
+
+/// A non-negative integer as decimal digits, least significant first.
+struct Digits(Vec<u8>);
+
+impl Digits {
+    fn of(value: i128) -> Digits {
+        let mut digits = Vec::with_capacity(40);
+        let mut rest = value.unsigned_abs();
+        while rest > 0 {
+            digits.push((rest % 10) as u8);
+            rest /= 10;
+        }
+        Digits(digits)
+    }
+
+    fn shifted(mut self, zeros: usize) -> Digits {
+        self.0.splice(0..0, std::iter::repeat_n(0, zeros));
+        self
+    }
+
+    fn times(&self, other: &Digits) -> Digits {
+        let mut out = vec![0u32; self.0.len() + other.0.len()];
+        for (i, &a) in self.0.iter().enumerate() {
+            for (j, &b) in other.0.iter().enumerate() {
+                out[i + j] += u32::from(a) * u32::from(b);
+            }
+        }
+        let mut carry = 0;
+        let digits = out
+            .into_iter()
+            .map(|d| {
+                let d = d + carry;
+                carry = d / 10;
+                (d % 10) as u8
+            })
+            .collect::<Vec<u8>>();
+        debug_assert_eq!(carry, 0);
+        Digits(digits)
+    }
+
+    fn plus(&self, other: &Digits) -> Digits {
+        let len = self.0.len().max(other.0.len());
+        let (mut digits, mut carry) = (Vec::with_capacity(len + 1), 0);
+        for i in 0..len {
+            let d = self.0.get(i).unwrap_or(&0) + other.0.get(i).unwrap_or(&0) + carry;
+            digits.push(d % 10);
+            carry = d / 10;
+        }
+        digits.push(carry);
+        Digits(digits)
+    }
+
+    /// `self * 10**exp` rounded to 28 significant digits, half to even.
+    fn rounded(mut self, mut exp: i64) -> Money {
+        while self.0.len() > 1 && self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+        let dropped = self.0.len().saturating_sub(28);
+        let value = |digits: &[u8]| {
+            digits
+                .iter()
+                .rev()
+                .fold(0i128, |v, &d| v * 10 + i128::from(d))
+        };
+        let mut coef = value(&self.0[dropped..]);
+        if dropped > 0 {
+            let first = self.0[dropped - 1];
+            let rest = self.0[..dropped - 1].iter().any(|&d| d != 0);
+            if first > 5 || (first == 5 && (rest || coef % 2 == 1)) {
+                coef += 1;
+            }
+            exp += dropped as i64;
+            if coef == PRECISION_LIMIT {
+                coef /= 10;
+                exp += 1;
+            }
+        }
+        Money {
+            coef,
+            exp: exp as i32,
+        }
+    }
+}
+
 fn pow10(power: i32) -> Option<i128> {
     10i128.checked_pow(u32::try_from(power).ok()?)
 }
@@ -210,5 +316,20 @@ mod tests {
         assert_eq!(text(money("1E+2").times(3)), "3E+2");
         assert_eq!(text(money("2.50").plus(money("1.5"))), "4.00");
         assert_eq!(money("9999999999999999999999999").times(10000), None);
+    }
+
+    /// tests/fixtures/contract_cases.json's cart values: Python's sums of `price * quantity`.
+    #[test]
+    fn rounds_as_python_default_context_rounds() {
+        for case in crate::contract_cases()["cart_values"].as_array().unwrap() {
+            let mut value: Option<Money> = None;
+            for line in case["lines"].as_array().unwrap() {
+                let price = Money::parse(line[0].as_str().unwrap()).unwrap();
+                let quantity = line[1].as_str().unwrap().parse::<i128>().unwrap();
+                let sum = value.filter(|sum| sum.coef != 0).unwrap_or(Money::ZERO);
+                value = Some(sum.plus_rounded(price.times_rounded(quantity)));
+            }
+            assert_eq!(text(value), case["value"].as_str().unwrap(), "{case}");
+        }
     }
 }

@@ -3,12 +3,13 @@
 //! `{"v":1,"s":session,"c":customer,"st":store,"cart":[[id,qty,price,name,url,image,currency]],
 //! "cu":cart_url,"l":last,"cd":closed_deadline,"ls":last_seen,"o":ordered,"co":checkout,
 //! "vn":views,"vw":[[id,views,price,name,url]],"seen":{event_id:time},"p":[[time,seq,event]]}`
-//! Pending events are kept in their contract shape and read back by the event parsers.
+//! Pending events are kept in their contract shape and read back by the contract's reader.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::core::{CartLine, Session, Viewed};
+use crate::event::Time;
 use crate::money::Money;
 use crate::text::{push_fmt, write_list, write_opt_str, write_str};
 
@@ -66,7 +67,7 @@ pub fn write(state: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(b"},\"p\":[");
     write_list(out, &state.pending, |out, (t, seq, event)| {
         push_fmt(out, format_args!("[{t},{seq},"));
-        event.write_json(out);
+        event.write_json(out, Time::Text);
         out.push(b']');
     });
     out.extend_from_slice(b"]}");

@@ -31,8 +31,7 @@ from streams.errors import InvalidRecord, UnknownEventType
 from streams.kafka import dead_letter
 from streams.metrics import DetectorMetrics, ErasureMetrics
 from streams.models.erasure import Done, Erasure
-from streams.models.event_parse import parse_event, read_record
-from streams.models.events import Event
+from streams.models.event_parse import read_record
 from streams.topics import Topic, TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -169,11 +168,9 @@ class DetectorShell(Generic[M, T]):
             return
         worker.inputs.delivered(topic, message.offset)
         value = message.value or b""
-        event: Event | Record | None = read_record(value, self.max_record_bytes)
-        if event is None:  # unusual or invalid: the Python parsers read it or say why not
-            event = self._parse(worker, message, value)
-            if event is None:
-                return
+        event = self._read(worker, message, value)
+        if event is None:
+            return
         erased = self.erased
         # asked again on the repartition topic: an erasure read between the two readings of a
         # re-keyed event must still stop it (the pseudonym is cached, so it costs a lookup)
@@ -200,12 +197,12 @@ class DetectorShell(Generic[M, T]):
         if closed:
             self._emit_abandonments(worker, closed)
 
-    def _parse(
+    def _read(
         self, worker: PartitionWorker[M, T], message: InputMessage, value: bytes
-    ) -> Event | None:
-        """``parse_event``, counting unknown types and sending invalid records to the DLQ."""
+    ) -> Record | None:
+        """``read_record``, counting unknown types and sending invalid records to the DLQ."""
         try:
-            return parse_event(value, self.max_record_bytes)
+            return read_record(value, self.max_record_bytes)
         except UnknownEventType:
             self.metrics.unknown_types.labels(message.topic).inc()
         except InvalidRecord as exc:

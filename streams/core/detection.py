@@ -28,18 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import NamedTuple
 
 from streams._native import Core, Record
 from streams.errors import InvalidRecord
 from streams.models.abandonment import Kind
-from streams.models.event_parse import parse_event
+from streams.models.event_parse import record_of
 from streams.models.events import Event
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +108,6 @@ class Detector:
             config.lateness_ms,
             config.dedup_window_ms,
             config.default_store_id,
-            parse_event,
-            _cart_value,
             watermark,
             max_event_ms,
             auto_watermark,
@@ -124,20 +120,23 @@ class Detector:
         """Add one saved session; ``InvalidRecord`` for a value that cannot be read."""
         try:
             self._core.restore(raw)
-        except InvalidRecord as exc:
-            raise InvalidRecord(f"unreadable pending event in saved state: {exc.reason}") from None
         except (ValueError, TypeError) as exc:
             raise InvalidRecord(str(exc)) from None
 
     # -- inputs ------------------------------------------------------------------------
 
     def take(self, event: Event | Record) -> tuple[bool, list[Closed]]:
-        """Take one event (as ``parse_event`` or ``read_record`` gave it): False if its event_id
-        was seen before (dropped), and what it closed."""
-        fresh, closed = self._core.on_event(event)
+        """Take one event: False if its event_id was seen before (dropped), and what it closed.
+
+        The core takes the ``Record`` ``read_record`` gave; a Python ``Event`` (a REES46 line's,
+        a test's) goes through the reader first (``record_of``; ``InvalidRecord`` if it breaks
+        the contract).
+        """
+        record = event if isinstance(event, Record) else record_of(event)
+        fresh, closed = self._core.on_event(record)
         return fresh, [Closed._make(c) for c in closed]
 
-    def on_event(self, event: Event) -> list[Closed]:
+    def on_event(self, event: Event | Record) -> list[Closed]:
         """Take one event; returns the abandonments this closes (usually none)."""
         return self.take(event)[1]
 
@@ -153,16 +152,17 @@ class Detector:
         self,
         path: str,
         write: Callable[[bytes], object],
-        slow_line: Callable[[bytes, int], Event | None],
+        refused: Callable[[bytes, int, str, bool], object],
         flush: bool,
     ) -> tuple[int, int, int]:
-        """A whole JSONL file through the core, abandonments written as JSON lines in chunks.
+        """A whole JSONL file through the reader and the core, abandonments written as JSON
+        lines in chunks.
 
-        Lines the native reader leaves to Python go to ``slow_line(line, lineno)``, which
-        returns an ``Event`` or None (and reports what it refuses). Returns the events taken
-        and the cart and browse abandonments written.
+        A line the reader refuses goes to ``refused(line, lineno, reason, unknown_type)``,
+        which counts and reports it. Returns the events taken and the cart and browse
+        abandonments written.
         """
-        return self._core.run_jsonl(path, write, slow_line, flush)
+        return self._core.run_jsonl(path, write, refused, flush)
 
     # -- state -------------------------------------------------------------------------
 
@@ -209,12 +209,3 @@ class Detector:
         """(session id, saved state) of each changed session and the ids of forgotten ones,
         since the last call; clears both."""
         return self._core.take_changes()
-
-
-def _cart_value(lines: list[tuple[str, int]]) -> str:
-    """A cart's value where the native arithmetic stops: beyond 28 digits, Python's default
-    decimal context rounds, and the record must say what Python would."""
-    value: Decimal | None = None
-    for price, quantity in lines:
-        value = (value or _ZERO) + Decimal(price) * quantity
-    return str(value)

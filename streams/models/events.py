@@ -2,8 +2,8 @@
 encoding.
 
 The classes are msgspec ``Struct``s: small, and not tracked by the garbage collector
-(``gc=False``: they hold no cycles). Nothing in cartpulse changes an event after
-``parse_event`` returns it.
+(``gc=False``: they hold no cycles). ``parse_event`` (streams/models/event_parse.py) decodes
+them from the native reader's JSON; nothing in cartpulse changes an event after that.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ CART_CHANGE: Final = frozenset({"cart_item_added", "cart_item_removed"})
 MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
 MAX_QUANTITY: Final = 2**63 - 1  # the detection core counts in 64 bits
-# Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01, the native core's rule
+# Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01, the native reader's rule
 # (native/src/text.rs), which every input format goes through (``parse_time``).
 MIN_EVENT_MS: Final = _native.MIN_EVENT_MS
 MAX_EVENT_MS: Final = _native.MAX_EVENT_MS
@@ -134,18 +134,14 @@ class Event(msgspec.Struct, gc=False):
 def parse_time(value: object, field: str = "occurred_at") -> int:
     """RFC 3339 with a UTC offset, or epoch milliseconds → epoch milliseconds, within 2000..2100.
 
-    The rule is the native core's (``streams._native.event_time``, native/src/text.rs), so the
-    native reader, this and the REES46 reader cannot differ; raises ``InvalidRecord`` naming
-    ``field`` and saying what is wrong.
+    The contract's rule, native (``streams._native.field_time``, native/src/read.rs), the one
+    the event reader applies too; raises ``InvalidRecord`` naming ``field`` and saying what is
+    wrong.
     """
-    if value is None:
-        raise InvalidRecord(f"{field} is required")
-    if not isinstance(value, str) and type(value) is not int:
-        raise InvalidRecord(f"{field} must be an RFC 3339 string or epoch milliseconds")
     try:
-        return _native.event_time(value)
+        return _native.field_time(value, field)
     except ValueError as exc:
-        raise InvalidRecord(f"{field} {exc}, got {value!r:.50}") from None
+        raise InvalidRecord(str(exc)) from None
 
 
 _SECONDS: dict[int, str] = {}

@@ -7,8 +7,8 @@ The topic is compacted and keyed by ``product_id``; each record is a JSON object
      "inventory": 3, "updated_at": "2026-01-01T10:00:00.000Z"}
 
 Only ``product_id`` (from the field or the record key) and ``updated_at`` are required. Times,
-prices, currencies and ids follow the event contract's own rules (``parse_time``,
-``parse_amount``, ISO 4217 codes, ids of at most ``MAX_ID_LENGTH`` characters), so a value an
+prices, currencies and store ids follow the event contract's own rules, the native reader's
+(``parse_time``, ``parse_amount``, ``parse_currency``, ``parse_optional_id``), so a value an
 event may carry, a product record may carry too.
 """
 
@@ -21,8 +21,8 @@ from typing import Any, Final
 import orjson
 
 from streams.errors import InvalidRecord
-from streams.models.event_parse import _currency, _optional_id, parse_amount
-from streams.models.events import MAX_ID_LENGTH, MAX_RECORD_BYTES, format_ms, parse_time
+from streams.models.event_parse import parse_amount, parse_currency, parse_optional_id
+from streams.models.events import MAX_RECORD_BYTES, format_ms, parse_time
 
 # Inventory is a signed 64-bit count: a shop that oversells reports a negative one.
 MAX_INVENTORY: Final = 2**63 - 1
@@ -88,12 +88,12 @@ def parse_product(
         raise InvalidRecord("a product record must be a JSON object")
     return ProductVersion(
         product_id=_product_id(key, data.get("product_id")),
-        store_id=_optional_id(data, "store_id"),
+        store_id=parse_optional_id(data.get("store_id"), "store_id"),
         name=_text(data, "name"),
         url=_text(data, "url"),
         image_url=_text(data, "image_url"),
         price=parse_amount(data.get("price"), "price"),
-        currency=_currency(data.get("currency"), "currency"),
+        currency=parse_currency(data.get("currency"), "currency"),
         in_stock=_in_stock(data.get("in_stock")),
         inventory=_inventory(data.get("inventory")),
         updated_ms=parse_time(data.get("updated_at"), "updated_at"),
@@ -107,18 +107,11 @@ def _product_id(key: bytes | None, field: object) -> str:
             from_key = key.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidRecord("the record key (product_id) is not UTF-8") from None
-    if field is None or field == "":
+    value = parse_optional_id(field, "product_id")
+    if value is None:
         if from_key is None:
             raise InvalidRecord("product_id is required (in the record or as its key)")
-        value = from_key
-    elif type(field) is int:
-        value = str(field)
-    elif isinstance(field, str):
-        value = field
-    else:
-        raise InvalidRecord("product_id must be a string")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidRecord(f"product_id is longer than {MAX_ID_LENGTH} characters")
+        value = parse_optional_id(from_key, "product_id") or from_key
     if from_key is not None and from_key != value:
         raise InvalidRecord(
             f"product_id {value!r:.40} differs from the record key {from_key!r:.40}"

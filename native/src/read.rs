@@ -1,0 +1,438 @@
+//! The event contract's one reader (docs/semantics.md, "Events"): every record gives either
+//! the event or the reason it is refused, the text that goes into dead-letter records and the
+//! collector's answers. Python's `parse_event` is a thin call into this.
+//!
+//! A record is read as Python reads a decoded JSON document: a member given twice keeps its
+//! last value, `null` is the same as absent, integer ids read as their digits, a JSON number as
+//! an amount reads as the text Python prints for it (`2.5`, `1e-05`), and currencies may be
+//! lower-case. The field rules (`required_id`, `optional_id`, `amount`, `currency`, `time`)
+//! are also what Python's product and REES46 readers call. tests/fixtures/contract_cases.json
+//! holds every rule; cargo test and pytest both run it.
+
+use std::borrow::Cow;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::event::{Cart, Event, Kind, Order, Product, MAX_ID_CHARS};
+use crate::money::Money;
+use crate::text::{check_ms, parse_time, TIME_RANGE};
+use crate::value::{float_text, py_strip, str_repr, Key, Val};
+
+pub const MAX_DISCOUNT_CODES: usize = 32;
+
+/// Why a record is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It breaks the contract: to the dead-letter topic with this reason.
+    Invalid(String),
+    /// A well-formed record of a type cartpulse does not know (`unknown type 'x'`).
+    UnknownType(String),
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::Invalid(reason) | Refusal::UnknownType(reason) => reason,
+        }
+    }
+}
+
+type Checked<T> = Result<T, String>;
+
+/// One record: the event, or why not. `max_bytes` is the shell's size limit.
+pub fn read(raw: &[u8], max_bytes: usize) -> Result<Event, Refusal> {
+    if raw.len() > max_bytes {
+        return Err(Refusal::Invalid(format!(
+            "record is {} bytes, over the {max_bytes}-byte limit",
+            raw.len()
+        )));
+    }
+    let top: Top = serde_json::from_slice(raw)
+        .map_err(|e| Refusal::Invalid(format!("not valid JSON: {e}")))?;
+    match top {
+        Top::Record(fields) => event(&fields),
+        Top::Other(kind) => Err(Refusal::Invalid(format!(
+            "a record must be a JSON object, not {kind}"
+        ))),
+    }
+}
+
+fn event(f: &Fields) -> Result<Event, Refusal> {
+    let event_id = required_id(&f.0[EVENT_ID], "event_id").map_err(Refusal::Invalid)?;
+    let kind = match &f.0[TYPE] {
+        Val::Str(name) if !name.is_empty() => Kind::from_name(name).ok_or_else(|| {
+            let name: String = name.chars().take(64).collect();
+            Refusal::UnknownType(format!("unknown type {}", str_repr(&name)))
+        })?,
+        _ => {
+            return Err(Refusal::Invalid(
+                "type is required and must be a non-empty string".into(),
+            ))
+        }
+    };
+    fields(f, event_id, kind).map_err(Refusal::Invalid)
+}
+
+fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
+    let occurred_at = time(&f.0[OCCURRED_AT], "occurred_at")?;
+    let session_id = required_id(&f.0[SESSION_ID], "session_id")?;
+    let customer_id = optional_id(&f.0[CUSTOMER_ID], "customer_id")?;
+    let store_id = optional_id(&f.0[STORE_ID], "store_id")?;
+    let product = match &f.0[PRODUCT] {
+        Val::Null if kind.needs_product() => {
+            return Err(format!("{} needs product.id", kind.name()))
+        }
+        Val::Null => None,
+        Val::Object(members) => Some(product(members)?),
+        _ => return Err("product must be an object".into()),
+    };
+    let quantity = if kind.changes_cart() {
+        match &f.0[QUANTITY] {
+            Val::Null => 1,
+            &Val::Int(q) if (1..=i128::from(i64::MAX)).contains(&q) => q as i64,
+            other => {
+                return Err(format!(
+                    "quantity must be an integer >= 1 and < 2**63, got {}",
+                    other.repr(40)
+                ))
+            }
+        }
+    } else {
+        1
+    };
+    let cart = match &f.0[CART] {
+        Val::Null => None,
+        Val::Object(members) => Some(Cart {
+            id: optional_id(Val::member(members, "id"), "cart.id")?,
+            url: optional_str(Val::member(members, "url"), "url")?,
+        }),
+        _ => return Err("cart must be an object".into()),
+    };
+    let order = match &f.0[ORDER] {
+        Val::Null => None,
+        Val::Object(members) => Some(Order {
+            id: optional_id(Val::member(members, "id"), "order.id")?,
+            value: amount(Val::member(members, "value"), "order.value")?,
+            currency: currency(Val::member(members, "currency"), "order.currency")?,
+            discount_codes: discount_codes(Val::member(members, "discount_codes"))?,
+        }),
+        _ => return Err("order must be an object".into()),
+    };
+    Ok(Event {
+        event_id,
+        kind,
+        occurred_at,
+        session_id,
+        customer_id,
+        store_id,
+        product,
+        quantity,
+        cart,
+        order,
+    })
+}
+
+fn product(members: &[(Cow<'_, str>, Val<'_>)]) -> Checked<Product> {
+    let get = |key| Val::member(members, key);
+    let id = required_id(get("id"), "product.id")?;
+    let mut texts = [None, None, None, None];
+    for (slot, key) in texts
+        .iter_mut()
+        .zip(["name", "url", "image_url", "category"])
+    {
+        *slot = match get(key) {
+            Val::Null => None,
+            Val::Str(text) => Some(text.to_string()),
+            _ => return Err(format!("product.{key} must be a string")),
+        };
+    }
+    let [name, url, image_url, category] = texts;
+    Ok(Product {
+        id,
+        name,
+        price: amount(get("price"), "product.price")?,
+        currency: currency(get("currency"), "product.currency")?,
+        url,
+        image_url,
+        category,
+    })
+}
+
+fn chars_over(text: &str, max: usize) -> bool {
+    // A byte count at or under the limit is a char count under it too.
+    text.len() > max && text.chars().count() > max
+}
+
+/// A required id: a non-empty string of at most 256 characters, or an integer (its digits).
+pub fn required_id(value: &Val, label: &str) -> Checked<String> {
+    let text = match value {
+        Val::Str(text) if !text.is_empty() => text.to_string(),
+        Val::Int(number) => number.to_string(),
+        _ => {
+            return Err(format!(
+                "{label} is required and must be a non-empty string"
+            ))
+        }
+    };
+    if chars_over(&text, MAX_ID_CHARS) {
+        return Err(format!("{label} is longer than {MAX_ID_CHARS} characters"));
+    }
+    Ok(text)
+}
+
+/// An optional id: absent, null and "" are none; else a string of at most 256 characters, or
+/// an integer (its digits).
+pub fn optional_id(value: &Val, label: &str) -> Checked<Option<String>> {
+    match value {
+        Val::Null => Ok(None),
+        Val::Str(text) if text.is_empty() => Ok(None),
+        Val::Int(number) => Ok(Some(number.to_string())),
+        Val::Str(text) if chars_over(text, MAX_ID_CHARS) => {
+            Err(format!("{label} is longer than {MAX_ID_CHARS} characters"))
+        }
+        Val::Str(text) => Ok(Some(text.to_string())),
+        _ => Err(format!("{label} must be a string")),
+    }
+}
+
+fn optional_str(value: &Val, label: &str) -> Checked<Option<String>> {
+    match value {
+        Val::Null => Ok(None),
+        Val::Str(text) => Ok(Some(text.to_string())),
+        _ => Err(format!("{label} must be a string")),
+    }
+}
+
+/// A money amount: decimal text or a JSON number (read as the text Python prints for it) under
+/// `Money::parse`'s rule; none for absent, null and "".
+pub fn amount(value: &Val, label: &str) -> Checked<Option<Money>> {
+    let text: Cow<str> = match value {
+        Val::Null => return Ok(None),
+        Val::Str(text) if text.is_empty() => return Ok(None),
+        Val::Str(text) => Cow::Borrowed(text),
+        Val::Int(number) => Cow::Owned(number.to_string()),
+        &Val::Float(number) => Cow::Owned(float_text(number)),
+        _ => return Err(format!("{label} must be a decimal number or string")),
+    };
+    Money::parse(&text)
+        .map(Some)
+        .map_err(|e| format!("{label} {e}, got {}", value.repr(40)))
+}
+
+/// An ISO 4217 code, upper-cased; none for absent, null and "".
+pub fn currency(value: &Val, label: &str) -> Checked<Option<String>> {
+    match value {
+        Val::Null => Ok(None),
+        Val::Str(text) if text.is_empty() => Ok(None),
+        Val::Str(text) if text.len() == 3 && text.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(Some(text.to_ascii_uppercase()))
+        }
+        _ => Err(format!(
+            "{label} must be an ISO 4217 code like 'USD', got {}",
+            value.repr(20)
+        )),
+    }
+}
+
+/// Event time: RFC 3339 text with a UTC offset or epoch milliseconds, within 2000..2100.
+pub fn time(value: &Val, label: &str) -> Checked<i64> {
+    let checked = match value {
+        Val::Null => return Err(format!("{label} is required")),
+        Val::Str(text) => parse_time(text),
+        // An integer past 64 bits is as far outside the range as one just past it.
+        &Val::Int(ms) => i64::try_from(ms).map_or(Err(TIME_RANGE), check_ms),
+        _ => {
+            return Err(format!(
+                "{label} must be an RFC 3339 string or epoch milliseconds"
+            ))
+        }
+    };
+    checked.map_err(|e| format!("{label} {e}, got {}", value.repr(50)))
+}
+
+/// `order.discount_codes`: codes as strings, or objects with a `code` (Shopify's order shape,
+/// `{"code", "amount", "type"}`), each trimmed.
+fn discount_codes(value: &Val) -> Checked<Vec<String>> {
+    let items = match value {
+        Val::Null => return Ok(Vec::new()),
+        Val::Array(items) if items.len() <= MAX_DISCOUNT_CODES => items,
+        _ => {
+            return Err(format!(
+                "order.discount_codes must be a list of at most {MAX_DISCOUNT_CODES} codes"
+            ))
+        }
+    };
+    items
+        .iter()
+        .map(|item| {
+            let code = match item {
+                Val::Object(members) => Val::member(members, "code"),
+                other => other,
+            };
+            match code {
+                Val::Str(code) if !py_strip(code).is_empty() && !chars_over(code, MAX_ID_CHARS) => {
+                    Ok(py_strip(code).to_owned())
+                }
+                _ => Err(format!(
+                    "order.discount_codes: each code is a non-empty string (or an object with \
+                     one in 'code') of at most {MAX_ID_CHARS} characters"
+                )),
+            }
+        })
+        .collect()
+}
+
+// -- the record's members ----------------------------------------------------------------
+
+const EVENT_ID: usize = 0;
+const TYPE: usize = 1;
+const OCCURRED_AT: usize = 2;
+const SESSION_ID: usize = 3;
+const CUSTOMER_ID: usize = 4;
+const STORE_ID: usize = 5;
+const PRODUCT: usize = 6;
+const QUANTITY: usize = 7;
+const CART: usize = 8;
+const ORDER: usize = 9;
+
+fn slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "event_id" => EVENT_ID,
+        "type" => TYPE,
+        "occurred_at" => OCCURRED_AT,
+        "session_id" => SESSION_ID,
+        "customer_id" => CUSTOMER_ID,
+        "store_id" => STORE_ID,
+        "product" => PRODUCT,
+        "quantity" => QUANTITY,
+        "cart" => CART,
+        "order" => ORDER,
+        _ => return None,
+    })
+}
+
+/// The members the contract names (the last of each; absent ones Null).
+struct Fields<'a>([Val<'a>; 10]);
+
+/// A whole document: a record's members, or what else it is (`_json_type`).
+// Made once per record and taken apart at once: on the stack, not boxed.
+#[allow(clippy::large_enum_variant)]
+enum Top<'a> {
+    Record(Fields<'a>),
+    Other(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
+    type Value = Top<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON document")
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Fields(Default::default());
+        while let Some(Key(name)) = map.next_key::<Key<'a>>()? {
+            let value = map.next_value::<Val<'a>>()?;
+            if let Some(at) = slot(&name) {
+                fields.0[at] = value; // a repeated member: the last one counts
+            }
+        }
+        Ok(Top::Record(fields))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Val<'a>>()?.is_some() {}
+        Ok(Top::Other("an array"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Top::Other("null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Top::Other("bool"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Top::Other("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Top::Other("a string"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Time, MAX_RECORD_BYTES};
+
+    fn raw(case: &serde_json::Value) -> Vec<u8> {
+        let mut raw = case["record"].as_str().unwrap().as_bytes().to_vec();
+        if let Some(size) = case["padded_to"].as_u64() {
+            raw.resize(size as usize, b' ');
+        }
+        raw
+    }
+
+    /// tests/fixtures/contract_cases.json, which pytest runs through `parse_event` too.
+    #[test]
+    fn reads_every_contract_record_as_the_fixtures_say() {
+        let cases = crate::contract_cases();
+        let mut wrong = Vec::new();
+        for case in cases["records"]["accepted"].as_array().unwrap() {
+            match read(&raw(case), MAX_RECORD_BYTES) {
+                Ok(event) => {
+                    let mut out = Vec::new();
+                    event.write_json(&mut out, Time::Text);
+                    let written = String::from_utf8(out).unwrap();
+                    if written != case["canonical"].as_str().unwrap() {
+                        wrong.push(format!("{case}\n  wrote {written}"));
+                    }
+                    let mut millis = Vec::new();
+                    event.write_json(&mut millis, Time::Millis);
+                    assert_eq!(read(&millis, usize::MAX), Ok(event), "reads back");
+                }
+                Err(refusal) => wrong.push(format!("{case}\n  refused: {refusal:?}")),
+            }
+        }
+        for case in cases["records"]["refused"].as_array().unwrap() {
+            let (reason, unknown) = (
+                case["reason"].as_str().unwrap(),
+                case["unknown_type"] == true,
+            );
+            let expected = if unknown {
+                Refusal::UnknownType(reason.into())
+            } else {
+                Refusal::Invalid(reason.into())
+            };
+            match read(&raw(case), MAX_RECORD_BYTES) {
+                Err(refusal) if refusal == expected => {}
+                other => wrong.push(format!("{case}\n  got {other:?}")),
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_shell_limit_below_the_contract_is_the_one_named() {
+        let raw = br#"{"event_id":"e1","type":"page_viewed","occurred_at":1569888000000,"session_id":"s1"}"#;
+        let refused = read(raw, raw.len() - 1).unwrap_err();
+        assert_eq!(
+            refused.reason(),
+            format!(
+                "record is {} bytes, over the {}-byte limit",
+                raw.len(),
+                raw.len() - 1
+            )
+        );
+    }
+}
