@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
 from streams.gctune import tune_gc  # noqa: E402
 from streams.kafka import delete_topics, topic_counts  # noqa: E402
-from streams.models.event_parse import parse_event  # noqa: E402
+from streams.models.event_parse import read_record  # noqa: E402
 from streams.offline import DetectSummary, detect_file  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.simulate import SimulationConfig, simulate  # noqa: E402
@@ -110,7 +110,7 @@ def _ignore(*_: object) -> None:
 
 def memory_bench(path: Path) -> list[str]:
     """Resident memory the native core's sessions add to the process, per session."""
-    events = [parse_event(line) for line in path.read_bytes().splitlines()]
+    events = [read_record(line) for line in path.read_bytes().splitlines()]
     detector = Detector(DetectorConfig())
     before = _resident_bytes()
     for event in events:
