@@ -21,9 +21,8 @@ from senders.keys import Keys, address_hash, mask_address
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
 from streams.models.consent_history import ConsentEntry, ConsentStatus
+from streams.models.consent_record import parse_consent_value
 from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
-from streams.models.events import parse_time
-from streams.models.json_record import json_object
 from streams.models.privacy import Pseudonyms
 
 UNDELIVERABLE_TTL: Final = timedelta(days=180)
@@ -71,15 +70,9 @@ def parse_consent_record(key: bytes | None, value: bytes | None) -> ConsentUpdat
         raise InvalidRecord("consent key must be customer_id:channel with channel sms or email")
     if value is None:
         return ConsentUpdate(customer_id, channel, None)
-    data = json_object(value, "consent record")
-    status = data.get("status")
-    if status not in ("opted_in", "opted_out"):
-        raise InvalidRecord("consent status must be opted_in or opted_out")
-    recorded_at = parse_time(data.get("recorded_at"), "recorded_at")
-    source = data.get("source")
-    text = source if isinstance(source, str) else ""
+    record = parse_consent_value(value)
     return ConsentUpdate(
-        customer_id, channel, Consent(cast(ConsentStatus, status), recorded_at, text)
+        customer_id, channel, Consent(record.status, record.recorded_at_ms, record.source)
     )
 
 

@@ -21,18 +21,21 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Annotated, Any, ClassVar, Final, Literal, cast
 
-import orjson
+from pydantic import Field
 
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
+from streams.models.consent_record import ConsentRecord, ConsentStatus, RecordedAt
 from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
-from streams.models.events import format_ms, parse_time
+from streams.models.events import format_ms
 from streams.models.json_record import json_object
 from streams.models.privacy import Pseudonyms
+from streams.models.wire import Lenient, WireRecord, from_data
 
-ConsentStatus = Literal["opted_in", "opted_out"]
+__all__ = ["ConsentStatus"]  # re-exported: the senders name it from here
+
 STATUSES: Final[tuple[ConsentStatus, ...]] = ("opted_in", "opted_out")
 
 # On a ``consents`` record cartpulse wrote: the id of its history entry. A record without it
@@ -132,15 +135,15 @@ def history_id(entry: ConsentEntry, names: Pseudonyms) -> str:
 
 def consents_record(entry: ConsentEntry) -> tuple[bytes, bytes]:
     """Key and value of the entry's record on ``consents`` (the current view)."""
-    value = {
-        "customer_id": entry.subject,
-        "channel": entry.channel,
-        "status": entry.status,
-        "source": entry.source,
-        "recorded_at": format_ms(entry.recorded_at_ms),
-        "evidence": dict(entry.evidence),
-    }
-    return entry.consents_key, orjson.dumps(value)
+    record = ConsentRecord(
+        customer_id=entry.subject,
+        channel=entry.channel,
+        status=entry.status,
+        source=entry.source,
+        recorded_at_ms=entry.recorded_at_ms,
+        evidence=dict(entry.evidence),
+    )
+    return entry.consents_key, record.to_json()
 
 
 def history_record(
@@ -152,19 +155,19 @@ def history_record(
     decided). Nothing in it names the customer or an address in clear."""
     evidence = entry.evidence if entry.history_evidence is None else entry.history_evidence
     subject = history_subject(entry.subject, names)
-    value = {
-        "history_id": history_id(entry, names),
-        "subject": subject,
-        "kind": subject_kind(entry.subject),
-        "channel": entry.channel,
-        "status": entry.status,
-        "source": entry.history_source or entry.source,
-        "recorded_at": format_ms(entry.recorded_at_ms),
-        "address_hash": names.address(entry.address) if entry.address else None,
-        "evidence": _pseudonymised_evidence(entry, evidence, names),
-        "written_at": format_ms(written_at_ms),
-    }
-    return subject.encode(), orjson.dumps(value)
+    record = HistoryRecord(
+        history_id=history_id(entry, names),
+        subject=subject,
+        kind=subject_kind(entry.subject),
+        channel=entry.channel,
+        status=entry.status,
+        source=entry.history_source or entry.source,
+        recorded_at_ms=entry.recorded_at_ms,
+        address_hash=names.address(entry.address) if entry.address else None,
+        evidence=_pseudonymised_evidence(entry, evidence, names),
+        written_at=format_ms(written_at_ms),
+    )
+    return subject.encode(), record.to_json()
 
 
 def _pseudonymised_evidence(
@@ -217,22 +220,15 @@ def store_entry(key: bytes | None, value: bytes | None, where: str, via: str) ->
         raise InvalidRecord("a tombstone deletes a consent; it is not a consent change")
     data = json_object(value, "consent record")
     subject, channel = _subject(key, data)
-    status = data.get("status")
-    if status not in STATUSES:
-        raise InvalidRecord("consent status must be opted_in or opted_out")
-    recorded_at = parse_time(data.get("recorded_at"), "recorded_at")
-    source = data.get("source")
-    source = source if isinstance(source, str) else ""
-    evidence = data.get("evidence")
-    evidence = evidence if isinstance(evidence, dict) else {}
+    record = from_data(ConsentRecord, data)
+    source, evidence, address = record.source, record.evidence, record.address
     proof: dict[str, Any] = {"source": source, "evidence": evidence, "record": where}
-    address = data.get("address")
     if address is not None and not _usable(address):
         # the consent stands without it: the change is kept, the address left out, and said so
         proof["address_left_out"] = f"not a string of 1 to {MAX_ADDRESS_CHARS} characters"
         address = None
     return ConsentEntry(
-        subject, channel, cast(ConsentStatus, status), source, recorded_at, evidence,
+        subject, channel, record.status, source, record.recorded_at_ms, evidence,
         address=address, history_source=via, history_evidence=proof,
         free_text=("source", "evidence"),
     )  # fmt: skip
@@ -260,28 +256,42 @@ def _subject(key: bytes | None, data: dict[str, Any]) -> tuple[str, Channel]:
     return subject, cast(Channel, channel)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """A record read back from ``consents.history``."""
+class HistoryRecord(WireRecord):
+    """A record of ``consents.history``, as ``history_record`` writes it and ``parse_history``
+    reads it back. ``kind``, ``address_hash``, ``evidence`` and ``written_at`` (kept as
+    written) are read leniently: a record is kept for good, and older ones may lack them.
+    ``value`` is the whole record as read, unknown keys included, for printing it as
+    written; it is never written itself."""
 
-    history_id: str
-    subject: str  # the history name (``history_subject``), never a clear id
-    channel: str
-    status: str
+    REASONS: ClassVar = dict.fromkeys(
+        ("history_id", "subject", "channel", "status", "source"),
+        "a history record needs history_id, subject, channel, status",
+    )
+
+    history_id: str = Field(min_length=1)
+    subject: str = Field(min_length=1)  # the history name (``history_subject``), never a clear id
+    kind: Annotated[SubjectKind | None, Lenient(None)] = None
+    channel: str = Field(min_length=1)
+    status: str = Field(min_length=1)
     source: str
-    recorded_at_ms: int
-    value: dict[str, Any]  # the whole record, as written
+    recorded_at_ms: RecordedAt = Field(
+        validation_alias="recorded_at", serialization_alias="recorded_at"
+    )
+    address_hash: Annotated[str | None, Lenient(None)] = None
+    evidence: Annotated[dict[str, Any], Lenient(factory=dict)] = Field(default_factory=dict)
+    written_at: Annotated[str | None, Lenient(None)] = None  # when appended; nobody reads it
+    value: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
 
 
-def parse_history(value: bytes | None) -> HistoryEntry:
+HistoryEntry = HistoryRecord  # what the history's readers call a record read back
+
+
+def parse_history(value: bytes | None) -> HistoryRecord:
     """Decode a ``consents.history`` record; ``InvalidRecord`` when it is not one."""
     if value is None:
         raise InvalidRecord("a history record is never a tombstone")
     data = json_object(value, "consent record")
-    fields = [data.get(name) for name in ("history_id", "subject", "channel", "status")]
-    source = data.get("source")
-    if not all(isinstance(f, str) and f for f in fields) or not isinstance(source, str):
-        raise InvalidRecord("a history record needs history_id, subject, channel, status")
-    entry_id, subject, channel, status = cast(list[str], fields)
-    recorded_at = parse_time(data.get("recorded_at"), "recorded_at")
-    return HistoryEntry(entry_id, subject, channel, status, source, recorded_at, data)
+    return from_data(HistoryRecord, {**data, "value": data})

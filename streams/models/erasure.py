@@ -21,15 +21,20 @@ Both have source ``erasure`` and name the request in their evidence, nothing els
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
-import orjson
+from pydantic import BaseModel, Field, StrictInt, ValidationInfo, field_validator
 
-from streams.errors import InvalidRecord
 from streams.models.commands import Channel
-from streams.models.events import format_ms, parse_time
-from streams.models.json_record import json_object
+from streams.models.consent_record import ConsentRecord
+from streams.models.wire import (
+    WRITTEN_TIME,
+    Lenient,
+    WireRecord,
+    from_json,
+    positional,
+    wire_time,
+)
 
 ERASURE_SOURCE: Final = "erasure"
 ERASED_PREFIX: Final = "erased:"
@@ -37,18 +42,78 @@ SUPPRESSED_PREFIX: Final = "suppressed:"
 Part = Literal["customers", "journeys", "detector", "senders"]
 PARTS: Final[tuple[Part, ...]] = ("customers", "journeys", "detector", "senders")
 MAX_REASON_CHARS: Final = 200
+NO_SUBJECT: Final = "an erasure needs its subject, the same as its key"
+OPEN_NEEDS_ID: Final = "an open erasure needs the customer_id it erases"
+CLOSED_KEEPS_NO_ID: Final = "a closed erasure keeps no customer_id"
+NO_PART: Final = "an erasure confirmation needs subject, request_id and part"
+
+RequestedAt = Annotated[int, wire_time("requested_at"), WRITTEN_TIME]
+ClosedAt = Annotated[int, wire_time("closed_at"), WRITTEN_TIME]
+At = Annotated[int, wire_time("at"), WRITTEN_TIME]
 
 
-@dataclass(frozen=True, slots=True)
-class Erasure:
-    """One erasure: open (``customer_id`` set) until every part confirmed, then closed."""
+class Erasure(WireRecord):
+    """One erasure: open (``customer_id`` set) until every part confirmed, then closed.
 
-    subject: str
-    request_id: str
-    requested_at_ms: int
-    reason: str
-    customer_id: str | None  # None once closed
-    closed_at_ms: int | None = None
+    Built positionally, as the parts and ``cartpulse forget`` do; ``state`` follows from
+    ``customer_id`` then. A record read (``parse_erasure``) must say its state, and agree."""
+
+    REASONS: ClassVar = {
+        "subject": NO_SUBJECT,
+        "request_id": "an erasure needs its request_id",
+        "state": "an erasure's state is open or closed",
+    }
+
+    subject: str = Field(min_length=1)
+    request_id: str = Field(min_length=1)
+    state: Literal["open", "closed"]
+    customer_id: str | None = Field(None, validate_default=True)  # None once closed
+    requested_at_ms: RequestedAt = Field(
+        validation_alias="requested_at", serialization_alias="requested_at"
+    )
+    reason: Annotated[str, Lenient("")] = ""
+    closed_at_ms: ClosedAt | None = Field(
+        None, validation_alias="closed_at", serialization_alias="closed_at"
+    )
+
+    @positional
+    def __init__(
+        self,
+        subject: str,
+        request_id: str,
+        requested_at_ms: int,
+        reason: str,
+        customer_id: str | None,
+        closed_at_ms: int | None = None,
+    ) -> None:
+        BaseModel.__init__(  # the fields' own validation; see ``positional``
+            self,
+            subject=subject,
+            request_id=request_id,
+            state="open" if customer_id is not None else "closed",
+            customer_id=customer_id,
+            requested_at_ms=requested_at_ms,
+            reason=reason,
+            closed_at_ms=closed_at_ms,
+        )
+
+    @field_validator("subject")
+    @classmethod
+    def _keyed(cls, value: str, info: ValidationInfo) -> str:
+        key = (info.context or {}).get("key")
+        if key and key.decode("utf-8", "replace") != value:
+            raise ValueError(NO_SUBJECT)
+        return value
+
+    @field_validator("customer_id", mode="before")
+    @classmethod
+    def _open_or_closed(cls, value: object, info: ValidationInfo) -> object:
+        state = info.data.get("state")
+        if state == "open" and (not isinstance(value, str) or not value):
+            raise ValueError(OPEN_NEEDS_ID)
+        if state == "closed" and value is not None:
+            raise ValueError(CLOSED_KEEPS_NO_ID)
+        return value
 
     @property
     def is_open(self) -> bool:
@@ -61,65 +126,52 @@ class Erasure:
         )
 
     def to_json(self) -> bytes:
-        value: dict[str, Any] = {
-            "subject": self.subject,
-            "request_id": self.request_id,
-            "state": "open" if self.is_open else "closed",
-            "requested_at": format_ms(self.requested_at_ms),
-            "reason": self.reason,
-        }
-        if self.customer_id is not None:
-            value["customer_id"] = self.customer_id
-        if self.closed_at_ms is not None:
-            value["closed_at"] = format_ms(self.closed_at_ms)
-        return orjson.dumps(value)
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def parse_erasure(key: bytes | None, value: bytes | None) -> Erasure:
     """An ``erasures`` record; ``InvalidRecord`` with the reason when it is not one."""
-    data = json_object(value or b"", "an erasure")
-    subject, request_id = data.get("subject"), data.get("request_id")
-    if (
-        not isinstance(subject, str)
-        or not subject
-        or (key and key.decode("utf-8", "replace") != subject)
-    ):
-        raise InvalidRecord("an erasure needs its subject, the same as its key")
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidRecord("an erasure needs its request_id")
-    state = data.get("state")
-    customer = data.get("customer_id")
-    if state == "open":
-        if not isinstance(customer, str) or not customer:
-            raise InvalidRecord("an open erasure needs the customer_id it erases")
-    elif state == "closed":
-        if customer is not None:
-            raise InvalidRecord("a closed erasure keeps no customer_id")
-    else:
-        raise InvalidRecord("an erasure's state is open or closed")
-    reason = data.get("reason", "")
-    closed = data.get("closed_at")
-    return Erasure(
-        subject=subject,
-        request_id=request_id,
-        requested_at_ms=parse_time(data.get("requested_at"), "requested_at"),
-        reason=reason if isinstance(reason, str) else "",
-        customer_id=customer if state == "open" else None,
-        closed_at_ms=None if closed is None else parse_time(closed, "closed_at"),
-    )
+    return from_json(Erasure, value or b"", "an erasure", context={"key": key})
 
 
-@dataclass(frozen=True, slots=True)
-class Done:
+class Done(WireRecord):
     """One part's confirmation that it applied an erasure (per partition for the detector,
-    whose sessions are spread over every partition)."""
+    whose sessions are spread over every partition). Built positionally, as the parts do."""
+
+    REASONS: ClassVar = {
+        "subject": NO_PART,
+        "request_id": NO_PART,
+        "part": NO_PART,
+        "partition": "an erasure confirmation's partition is a number",
+        "counts": "an erasure confirmation's counts are numbers",
+    }
 
     subject: str
     request_id: str
     part: Part
-    at_ms: int
-    partition: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    at_ms: At = Field(validation_alias="at", serialization_alias="at")
+    partition: StrictInt | None = None
+    counts: dict[str, StrictInt] = Field(default_factory=dict)
+
+    @positional
+    def __init__(
+        self,
+        subject: str,
+        request_id: str,
+        part: Part,
+        at_ms: int,
+        partition: int | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        BaseModel.__init__(  # the fields' own validation; see ``positional``
+            self,
+            subject=subject,
+            request_id=request_id,
+            part=part,
+            at_ms=at_ms,
+            partition=partition,
+            counts={} if counts is None else counts,
+        )
 
     @property
     def key(self) -> bytes:
@@ -131,31 +183,13 @@ class Done:
         return self.part if self.partition is None else f"{self.part}:{self.partition}"
 
     def to_json(self) -> bytes:
-        value: dict[str, Any] = {
-            "subject": self.subject,
-            "request_id": self.request_id,
-            "part": self.part,
-            "at": format_ms(self.at_ms),
-        }
-        if self.partition is not None:
-            value["partition"] = self.partition
-        value["counts"] = self.counts
-        return orjson.dumps(value)
+        exclude = {"partition"} if self.partition is None else None
+        return self.model_dump_json(by_alias=True, exclude=exclude).encode()
 
 
 def parse_done(value: bytes | None) -> Done:
-    data = json_object(value or b"", "an erasure confirmation")
-    subject, request_id, part = data.get("subject"), data.get("request_id"), data.get("part")
-    partition, counts = data.get("partition"), data.get("counts", {})
-    if not isinstance(subject, str) or not isinstance(request_id, str) or part not in PARTS:
-        raise InvalidRecord("an erasure confirmation needs subject, request_id and part")
-    if partition is not None and type(partition) is not int:
-        raise InvalidRecord("an erasure confirmation's partition is a number")
-    if not isinstance(counts, dict) or not all(type(v) is int for v in counts.values()):
-        raise InvalidRecord("an erasure confirmation's counts are numbers")
-    return Done(
-        subject, request_id, part, parse_time(data.get("at"), "at"), partition, dict(counts)
-    )
+    """An ``erasures.done`` record; ``InvalidRecord`` with the reason when it is not one."""
+    return from_json(Done, value or b"", "an erasure confirmation")
 
 
 def erased_record(erasure: Erasure, channel: Channel) -> tuple[bytes, bytes]:
@@ -171,15 +205,15 @@ def suppression_record(
 
 
 def _opt_out(subject: str, channel: Channel, erasure: Erasure) -> tuple[bytes, bytes]:
-    value = {
-        "customer_id": subject,
-        "channel": channel,
-        "status": "opted_out",
-        "source": ERASURE_SOURCE,
-        "recorded_at": format_ms(erasure.requested_at_ms),
-        "evidence": {"erasure_request": erasure.request_id},
-    }
-    return f"{subject}:{channel}".encode(), orjson.dumps(value)
+    record = ConsentRecord(
+        customer_id=subject,
+        channel=channel,
+        status="opted_out",
+        source=ERASURE_SOURCE,
+        recorded_at_ms=erasure.requested_at_ms,
+        evidence={"erasure_request": erasure.request_id},
+    )
+    return f"{subject}:{channel}".encode(), record.to_json()
 
 
 def is_erasure_subject(consent_subject: bytes | str) -> bool:
