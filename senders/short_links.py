@@ -20,11 +20,13 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 import orjson
+from pydantic import BaseModel, StrictInt, StrictStr
 
-from streams.errors import ConfigurationError, InvalidRecord
+from streams.errors import ConfigurationError
+from streams.models.wire import WireRecord, from_json, positional
 
 MAX_LINK_CHARS: Final = 40  # a short URL, base included
 MAX_ID_CHARS: Final = 10  # ~59 bits
@@ -122,52 +124,49 @@ def _is_link(url: str) -> bool:
     return any(ch.isalnum() for ch in host)
 
 
-@dataclass(frozen=True, slots=True)
-class LinkRecord:
+class LinkRecord(WireRecord):
     """What an id resolves to; stored as JSON under the id until ``expires_ms`` (and a grace
     period after it, so a late click is told the link expired rather than that it never was)."""
 
-    url: str
-    customer_id: str
-    store_id: str
-    command_id: str
-    channel: str
-    expires_ms: int
+    REASONS: ClassVar = dict.fromkeys(
+        ("url", "customer_id", "store_id", "command_id", "channel", "expires_ms"),
+        "short link record is malformed",
+    )
+
+    url: StrictStr
+    customer_id: StrictStr
+    store_id: StrictStr
+    command_id: StrictStr
+    channel: StrictStr
+    expires_ms: StrictInt
+
+    @positional
+    def __init__(
+        self,
+        url: str,
+        customer_id: str,
+        store_id: str,
+        command_id: str,
+        channel: str,
+        expires_ms: int,
+    ) -> None:
+        BaseModel.__init__(  # the fields' own validation; see ``positional``
+            self,
+            url=url,
+            customer_id=customer_id,
+            store_id=store_id,
+            command_id=command_id,
+            channel=channel,
+            expires_ms=expires_ms,
+        )
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "url": self.url,
-                "customer_id": self.customer_id,
-                "store_id": self.store_id,
-                "command_id": self.command_id,
-                "channel": self.channel,
-                "expires_ms": self.expires_ms,
-            }
-        )
+        return self.model_dump_json().encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> LinkRecord:
         """The record; ``InvalidRecord`` when ``raw`` is not one."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise InvalidRecord("short link record is not JSON") from None
-        fields = ("url", "customer_id", "store_id", "command_id", "channel")
-        if (
-            not isinstance(data, dict)
-            or not all(isinstance(data.get(f), str) for f in fields)
-            or not isinstance(data.get("expires_ms"), int)
-        ):
-            raise InvalidRecord("short link record is malformed")
-        return cls(
-            url=data["url"],
-            customer_id=data["customer_id"],
-            store_id=data["store_id"],
-            command_id=data["command_id"],
-            channel=data["channel"],
-            expires_ms=data["expires_ms"],
-        )
+        return from_json(cls, raw, "short link record")
 
     def same_link(self, other: LinkRecord) -> bool:
         """Whether ``other`` registers the same link (its expiry may differ: a redelivery)."""
