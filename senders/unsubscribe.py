@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote
 
-import orjson
+from pydantic import StrictInt, StrictStr, TypeAdapter
 
 from senders.sealed import seal, unseal
 from streams.errors import InvalidRecord
+from streams.models.wire import from_json_as
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,21 +27,24 @@ class UnsubscribeToken:
     expires_ms: int
 
 
+# The sealed payload, as written and read: [customer_id, channel, store_id, expires_ms].
+Payload = tuple[StrictStr, StrictStr, StrictStr, StrictInt]
+PAYLOAD: Final = TypeAdapter(Payload)
+
+
 def make_token(secret: bytes, token: UnsubscribeToken) -> str:
-    payload = orjson.dumps([token.customer_id, token.channel, token.store_id, token.expires_ms])
-    return seal(secret, payload)
+    fields = (token.customer_id, token.channel, token.store_id, token.expires_ms)
+    return seal(secret, PAYLOAD.dump_json(fields))
 
 
 def read_token(secret: bytes, text: str, now_ms: int) -> UnsubscribeToken:
     """The token's contents; ``InvalidRecord`` when it is malformed, forged or expired."""
     payload = unseal(secret, text, "unsubscribe token")
-    try:
-        customer_id, channel, store_id, expires_ms = orjson.loads(payload)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        raise InvalidRecord("unsubscribe token payload is malformed") from None
-    if not isinstance(expires_ms, int) or expires_ms <= now_ms:
+    fields = from_json_as(PAYLOAD, payload, "unsubscribe token payload is malformed")
+    token = UnsubscribeToken(*fields)
+    if token.expires_ms <= now_ms:
         raise InvalidRecord("unsubscribe token has expired")
-    return UnsubscribeToken(str(customer_id), str(channel), str(store_id), expires_ms)
+    return token
 
 
 def token_id(token: str) -> str:

@@ -15,16 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
-import orjson
+from pydantic import StrictInt, StrictStr, TypeAdapter
 
 from senders.sealed import seal, unseal
 from streams.errors import InvalidRecord
+from streams.models.wire import from_json_as
 
-_KIND: Final = "click"
-_OPEN_KIND: Final = "open"
+_KIND: Final[Literal["click"]] = "click"
+_OPEN_KIND: Final[Literal["open"]] = "open"
 MAX_URL_CHARS: Final = 2048
 _UNSAFE: Final = re.compile(r"[\x00-\x20\x7f\\]")  # controls, spaces and backslashes
 
@@ -42,11 +43,18 @@ class ClickToken:
     expires_ms: int
 
 
+# The sealed payloads, as written and read: the kind first, then the token's fields in order.
+ClickPayload = tuple[Literal["click"], StrictStr, StrictStr, StrictStr, StrictStr, StrictInt]
+OpenPayload = tuple[Literal["open"], StrictStr, StrictStr, StrictStr, StrictInt]
+CLICK_PAYLOAD: Final = TypeAdapter(ClickPayload)
+OPEN_PAYLOAD: Final = TypeAdapter(OpenPayload)
+
+
 def make_click_token(secret: bytes, token: ClickToken) -> str:
-    payload = orjson.dumps(
-        [_KIND, token.customer_id, token.store_id, token.command_id, token.url, token.expires_ms]
-    )
-    return seal(secret, payload)
+    fields: ClickPayload = (
+        _KIND, token.customer_id, token.store_id, token.command_id, token.url, token.expires_ms
+    )  # fmt: skip
+    return seal(secret, CLICK_PAYLOAD.dump_json(fields))
 
 
 def click_url(base: str, token: str) -> str:
@@ -57,22 +65,13 @@ def click_url(base: str, token: str) -> str:
 def read_click_token(secret: bytes, text: str, now_ms: int) -> ClickToken:
     """The token's contents; ``InvalidRecord`` if malformed or forged, ``ExpiredToken`` if old."""
     payload = unseal(secret, text, "click token")
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("click token payload is malformed") from None
-    if (
-        not isinstance(data, list)
-        or len(data) != 6
-        or data[0] != _KIND
-        or not all(isinstance(v, str) for v in data[1:5])
-        or not isinstance(data[5], int)
-    ):
-        raise InvalidRecord("click token payload is malformed")
-    _, customer_id, store_id, command_id, url, expires_ms = data
-    if expires_ms <= now_ms:
+    _, customer_id, store_id, command_id, url, expires_ms = from_json_as(
+        CLICK_PAYLOAD, payload, "click token payload is malformed"
+    )
+    token = ClickToken(customer_id, store_id, command_id, url, expires_ms)
+    if token.expires_ms <= now_ms:
         raise ExpiredToken("click token has expired")
-    return ClickToken(customer_id, store_id, command_id, url, expires_ms)
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +83,10 @@ class OpenToken:
 
 
 def make_open_token(secret: bytes, token: OpenToken) -> str:
-    payload = orjson.dumps(
-        [_OPEN_KIND, token.customer_id, token.store_id, token.command_id, token.expires_ms]
-    )
-    return seal(secret, payload)
+    fields: OpenPayload = (
+        _OPEN_KIND, token.customer_id, token.store_id, token.command_id, token.expires_ms
+    )  # fmt: skip
+    return seal(secret, OPEN_PAYLOAD.dump_json(fields))
 
 
 def open_url(base: str, token: str) -> str:
@@ -99,22 +98,13 @@ def read_open_token(secret: bytes, text: str, now_ms: int) -> OpenToken:
     """The token's contents; ``InvalidRecord`` if malformed or forged (a click token too),
     ``ExpiredToken`` if old."""
     payload = unseal(secret, text, "open token")
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise InvalidRecord("open token payload is malformed") from None
-    if (
-        not isinstance(data, list)
-        or len(data) != 5
-        or data[0] != _OPEN_KIND
-        or not all(isinstance(v, str) for v in data[1:4])
-        or not isinstance(data[4], int)
-    ):
-        raise InvalidRecord("open token payload is malformed")
-    _, customer_id, store_id, command_id, expires_ms = data
-    if expires_ms <= now_ms:
+    _, customer_id, store_id, command_id, expires_ms = from_json_as(
+        OPEN_PAYLOAD, payload, "open token payload is malformed"
+    )
+    token = OpenToken(customer_id, store_id, command_id, expires_ms)
+    if token.expires_ms <= now_ms:
         raise ExpiredToken("open token has expired")
-    return OpenToken(customer_id, store_id, command_id, expires_ms)
+    return token
 
 
 def allowed_hosts(hosts: Mapping[str, tuple[str, ...]], store_id: str) -> frozenset[str]:
