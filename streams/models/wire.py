@@ -135,8 +135,8 @@ def from_json(
     """``raw`` as a ``model``; ``InvalidRecord`` with the reason when it is not one:
     ``json_object``'s ("<what> is not valid JSON", "<subject> must be a JSON object"), else
     ``refusal``'s line. Decoded by orjson, then validated: on the consents mirror's records
-    that is about twice as fast as pydantic's own ``model_validate_json``
-    (docs/benchmarks.md)."""
+    that measured faster than pydantic's own ``model_validate_json`` (which also builds the
+    evidence it does not need), 5.3 against 8 us a record on the CI box."""
     return from_data(
         model, json_object(raw if isinstance(raw, bytes) else raw.encode(), what, subject), context
     )
