@@ -135,8 +135,8 @@ def from_json(
     """``raw`` as a ``model``; ``InvalidRecord`` with the reason when it is not one:
     ``json_object``'s ("<what> is not valid JSON", "<subject> must be a JSON object"), else
     ``refusal``'s line. Decoded by orjson, then validated: on the consents mirror's records
-    that measured faster than pydantic's own ``model_validate_json`` (which also builds the
-    evidence it does not need), 5.3 against 8 us a record on the CI box."""
+    that measured as fast as pydantic's own ``model_validate_json`` or faster (4.3 against
+    4.5 us a record), and it keeps ``json_object``'s reasons for what is not an object."""
     return from_data(
         model, json_object(raw if isinstance(raw, bytes) else raw.encode(), what, subject), context
     )
@@ -159,6 +159,6 @@ def from_data(
     line when it is not one. ``context`` adds to ``READ`` what the model's validators need
     to know of the record besides its value (its key)."""
     try:
-        return model.model_validate(data, context={**READ, **(context or {})})
+        return model.model_validate(data, context=READ if context is None else {**READ, **context})
     except ValidationError as exc:
         raise InvalidRecord(refusal(exc, model.REASONS)) from None
