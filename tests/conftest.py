@@ -15,7 +15,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -196,6 +196,19 @@ def _errors_checked(item: pytest.Item) -> bool:
     return bool(where) and where[0] in ERRORS_CHECKED
 
 
+def undeclared_errors(
+    item: pytest.Item, records: Iterable[logging.LogRecord]
+) -> list[logging.LogRecord]:
+    """The ERROR and CRITICAL ``records`` that ``item`` logged without declaring them (none
+    outside ``ERRORS_CHECKED``, or for a test marked ``expect_errors`` or in
+    ``ERRORS_EXPECTED``)."""
+    if not _errors_checked(item) or item.get_closest_marker("expect_errors") is not None:
+        return []
+    if item.nodeid in ERRORS_EXPECTED:
+        return []
+    return [record for record in records if record.levelno >= logging.ERROR]
+
+
 @pytest.fixture(autouse=True)
 def no_undeclared_errors(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
@@ -206,24 +219,16 @@ def no_undeclared_errors(
     with ``caplog``)."""
     yield
     node = request.node
-    if not _errors_checked(node) or node.get_closest_marker("expect_errors") is not None:
-        return
-    if node.nodeid in ERRORS_EXPECTED:
-        return
-    errors = [
-        record
-        for when in ("setup", "call")
-        for record in caplog.get_records(when)
-        if record.levelno >= logging.ERROR
-    ]
+    logged = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+    errors = undeclared_errors(node, logged)
     if errors:
-        logged = "\n".join(
+        lines = "\n".join(
             f"  {r.levelname} {r.name}: {r.getMessage()}"
             + (f" ({r.exc_info[0].__name__})" if r.exc_info and r.exc_info[0] else "")
             for r in errors
         )
         pytest.fail(
             f"{node.nodeid} logged {len(errors)} error record(s) it did not declare "
-            f"(@pytest.mark.expect_errors):\n{logged}",
+            f"(@pytest.mark.expect_errors):\n{lines}",
             pytrace=False,
         )
