@@ -10,8 +10,9 @@
 //! holds every rule; cargo test and pytest both run it.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::event::{Cart, Event, Kind, Order, Product, MAX_ID_CHARS};
@@ -59,8 +60,8 @@ pub fn read(raw: &[u8], max_bytes: usize) -> Result<Event, Refusal> {
 }
 
 fn event(f: &Fields) -> Result<Event, Refusal> {
-    let event_id = required_id(&f.0[EVENT_ID], "event_id").map_err(Refusal::Invalid)?;
-    let kind = match &f.0[TYPE] {
+    let event_id = required_id(&f.scalars[EVENT_ID], "event_id").map_err(Refusal::Invalid)?;
+    let kind = match &f.scalars[TYPE] {
         Val::Str(name) if !name.is_empty() => Kind::from_name(name).ok_or_else(|| {
             let name: String = name.chars().take(64).collect();
             Refusal::UnknownType(format!("unknown type {}", str_repr(&name)))
@@ -75,20 +76,20 @@ fn event(f: &Fields) -> Result<Event, Refusal> {
 }
 
 fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
-    let occurred_at = time(&f.0[OCCURRED_AT], "occurred_at")?;
-    let session_id = required_id(&f.0[SESSION_ID], "session_id")?;
-    let customer_id = optional_id(&f.0[CUSTOMER_ID], "customer_id")?;
-    let store_id = optional_id(&f.0[STORE_ID], "store_id")?;
-    let product = match &f.0[PRODUCT] {
-        Val::Null if kind.needs_product() => {
+    let occurred_at = time(&f.scalars[OCCURRED_AT], "occurred_at")?;
+    let session_id = required_id(&f.scalars[SESSION_ID], "session_id")?;
+    let customer_id = optional_id(&f.scalars[CUSTOMER_ID], "customer_id")?;
+    let store_id = optional_id(&f.scalars[STORE_ID], "store_id")?;
+    let product = match &f.product {
+        Obj::Absent if kind.needs_product() => {
             return Err(format!("{} needs product.id", kind.name()))
         }
-        Val::Null => None,
-        Val::Object(members) => Some(product(members)?),
-        _ => return Err("product must be an object".into()),
+        Obj::Absent => None,
+        Obj::Members(members) => Some(product(members)?),
+        Obj::Other => return Err("product must be an object".into()),
     };
     let quantity = if kind.changes_cart() {
-        match &f.0[QUANTITY] {
+        match &f.scalars[QUANTITY] {
             Val::Null => 1,
             &Val::Int(q) if (1..=i128::from(i64::MAX)).contains(&q) => q as i64,
             other => {
@@ -101,23 +102,23 @@ fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
     } else {
         1
     };
-    let cart = match &f.0[CART] {
-        Val::Null => None,
-        Val::Object(members) => Some(Cart {
-            id: optional_id(Val::member(members, "id"), "cart.id")?,
-            url: optional_str(Val::member(members, "url"), "url")?,
+    let cart = match &f.cart {
+        Obj::Absent => None,
+        Obj::Members([id, url]) => Some(Cart {
+            id: optional_id(id, "cart.id")?,
+            url: optional_str(url, "url")?,
         }),
-        _ => return Err("cart must be an object".into()),
+        Obj::Other => return Err("cart must be an object".into()),
     };
-    let order = match &f.0[ORDER] {
-        Val::Null => None,
-        Val::Object(members) => Some(Order {
-            id: optional_id(Val::member(members, "id"), "order.id")?,
-            value: amount(Val::member(members, "value"), "order.value")?,
-            currency: currency(Val::member(members, "currency"), "order.currency")?,
-            discount_codes: discount_codes(Val::member(members, "discount_codes"))?,
-        }),
-        _ => return Err("order must be an object".into()),
+    let order = match &f.order {
+        Obj::Absent => None,
+        Obj::Members([id, value, currency_code, codes]) => Some(Box::new(Order {
+            id: optional_id(id, "order.id")?,
+            value: amount(value, "order.value")?,
+            currency: currency(currency_code, "order.currency")?,
+            discount_codes: discount_codes(codes)?,
+        })),
+        Obj::Other => return Err("order must be an object".into()),
     };
     Ok(Event {
         event_id,
@@ -133,15 +134,18 @@ fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
     })
 }
 
-fn product(members: &[(Cow<'_, str>, Val<'_>)]) -> Checked<Product> {
-    let get = |key| Val::member(members, key);
-    let id = required_id(get("id"), "product.id")?;
+fn product(members: &[Val<'_>; 7]) -> Checked<Product> {
+    let [id, name, price, currency_code, url, image_url, category] = members;
+    let id = required_id(id, "product.id")?;
     let mut texts = [None, None, None, None];
-    for (slot, key) in texts
-        .iter_mut()
-        .zip(["name", "url", "image_url", "category"])
-    {
-        *slot = match get(key) {
+    let named = [
+        (name, "name"),
+        (url, "url"),
+        (image_url, "image_url"),
+        (category, "category"),
+    ];
+    for (slot, (value, key)) in texts.iter_mut().zip(named) {
+        *slot = match value {
             Val::Null => None,
             Val::Str(text) => Some(text.to_string()),
             _ => return Err(format!("product.{key} must be a string")),
@@ -151,8 +155,8 @@ fn product(members: &[(Cow<'_, str>, Val<'_>)]) -> Checked<Product> {
     Ok(Product {
         id,
         name,
-        price: amount(get("price"), "product.price")?,
-        currency: currency(get("currency"), "product.currency")?,
+        price: amount(price, "product.price")?,
+        currency: currency(currency_code, "product.currency")?,
         url,
         image_url,
         category,
@@ -285,18 +289,17 @@ fn discount_codes(value: &Val) -> Checked<Vec<String>> {
 
 // -- the record's members ----------------------------------------------------------------
 
+// Members are read into fixed slots by name (a repeated one overwrites: the last counts), so a
+// record is read without a map or a lookup per field.
 const EVENT_ID: usize = 0;
 const TYPE: usize = 1;
 const OCCURRED_AT: usize = 2;
 const SESSION_ID: usize = 3;
 const CUSTOMER_ID: usize = 4;
 const STORE_ID: usize = 5;
-const PRODUCT: usize = 6;
-const QUANTITY: usize = 7;
-const CART: usize = 8;
-const ORDER: usize = 9;
+const QUANTITY: usize = 6;
 
-fn slot(name: &str) -> Option<usize> {
+fn scalar_slot(name: &str) -> Option<usize> {
     Some(match name {
         "event_id" => EVENT_ID,
         "type" => TYPE,
@@ -304,16 +307,102 @@ fn slot(name: &str) -> Option<usize> {
         "session_id" => SESSION_ID,
         "customer_id" => CUSTOMER_ID,
         "store_id" => STORE_ID,
-        "product" => PRODUCT,
         "quantity" => QUANTITY,
-        "cart" => CART,
-        "order" => ORDER,
         _ => return None,
     })
 }
 
-/// The members the contract names (the last of each; absent ones Null).
-struct Fields<'a>([Val<'a>; 10]);
+fn product_slot(name: &str) -> Option<usize> {
+    [
+        "id",
+        "name",
+        "price",
+        "currency",
+        "url",
+        "image_url",
+        "category",
+    ]
+    .iter()
+    .position(|key| *key == name)
+}
+
+fn cart_slot(name: &str) -> Option<usize> {
+    ["id", "url"].iter().position(|key| *key == name)
+}
+
+fn order_slot(name: &str) -> Option<usize> {
+    ["id", "value", "currency", "discount_codes"]
+        .iter()
+        .position(|key| *key == name)
+}
+
+/// The members the contract names (absent ones Null).
+#[derive(Default)]
+struct Fields<'a> {
+    scalars: [Val<'a>; 7],
+    product: Obj<'a, 7>,
+    cart: Obj<'a, 2>,
+    order: Obj<'a, 4>,
+}
+
+/// A member that must be an object: absent (or null), its known members in slots, or not an
+/// object at all.
+#[derive(Default)]
+enum Obj<'a, const N: usize> {
+    #[default]
+    Absent,
+    Members([Val<'a>; N]),
+    Other,
+}
+
+/// Reads an `Obj`, its members' slots found by the function.
+struct ObjSeed<'a, const N: usize>(fn(&str) -> Option<usize>, PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a, const N: usize> DeserializeSeed<'de> for ObjSeed<'a, N> {
+    type Value = Obj<'a, N>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a, const N: usize> Visitor<'de> for ObjSeed<'a, N> {
+    type Value = Obj<'a, N>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut slots: [Val<'a>; N] = std::array::from_fn(|_| Val::Null);
+        while let Some(Key(name)) = map.next_key::<Key<'a>>()? {
+            let value = map.next_value::<Val<'a>>()?;
+            if let Some(at) = (self.0)(&name) {
+                slots[at] = value;
+            }
+        }
+        Ok(Obj::Members(slots))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Obj::Absent)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Val<'a>>()?.is_some() {}
+        Ok(Obj::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Obj::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Obj::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Obj::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Obj::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Obj::Other)
+    }
+}
 
 /// A whole document: a record's members, or what else it is (`_json_type`).
 // Made once per record and taken apart at once: on the stack, not boxed.
@@ -325,11 +414,11 @@ enum Top<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TopVisitor(std::marker::PhantomData))
+        deserializer.deserialize_any(TopVisitor(PhantomData))
     }
 }
 
-struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
+struct TopVisitor<'a>(PhantomData<&'a ()>);
 
 impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
     type Value = Top<'a>;
@@ -337,14 +426,21 @@ impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
         f.write_str("a JSON document")
     }
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Fields(Default::default());
+        let mut f = Fields::default();
         while let Some(Key(name)) = map.next_key::<Key<'a>>()? {
-            let value = map.next_value::<Val<'a>>()?;
-            if let Some(at) = slot(&name) {
-                fields.0[at] = value; // a repeated member: the last one counts
+            match &*name {
+                "product" => f.product = map.next_value_seed(ObjSeed(product_slot, PhantomData))?,
+                "cart" => f.cart = map.next_value_seed(ObjSeed(cart_slot, PhantomData))?,
+                "order" => f.order = map.next_value_seed(ObjSeed(order_slot, PhantomData))?,
+                other => {
+                    let value = map.next_value::<Val<'a>>()?;
+                    if let Some(at) = scalar_slot(other) {
+                        f.scalars[at] = value;
+                    }
+                }
             }
         }
-        Ok(Top::Record(fields))
+        Ok(Top::Record(f))
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<Val<'a>>()?.is_some() {}
