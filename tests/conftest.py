@@ -179,13 +179,6 @@ async def consume_all(
 # and are not yet sorted out.
 ERRORS_CHECKED = frozenset({"agents", "unit"})
 TESTS = Path(__file__).resolve().parent
-# Tests there that provoke error records on purpose, declared here (test id: what it logs) until
-# they carry ``@pytest.mark.expect_errors`` themselves.
-ERRORS_EXPECTED = {
-    "tests/unit/test_dead_letter.py::test_records_kafka_does_not_take_are_counted_and_the_import_goes_on": (
-        "streams.importer logs each record Kafka did not take"
-    ),
-}
 
 
 def _errors_checked(item: pytest.Item) -> bool:
@@ -200,11 +193,8 @@ def undeclared_errors(
     item: pytest.Item, records: Iterable[logging.LogRecord]
 ) -> list[logging.LogRecord]:
     """The ERROR and CRITICAL ``records`` that ``item`` logged without declaring them (none
-    outside ``ERRORS_CHECKED``, or for a test marked ``expect_errors`` or in
-    ``ERRORS_EXPECTED``)."""
+    outside ``ERRORS_CHECKED``, or for a test marked ``expect_errors``)."""
     if not _errors_checked(item) or item.get_closest_marker("expect_errors") is not None:
-        return []
-    if item.nodeid in ERRORS_EXPECTED:
         return []
     return [record for record in records if record.levelno >= logging.ERROR]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from streams.importer import DlqRejects, import_records
@@ -89,6 +90,7 @@ def invalid(n: int) -> SourceRecord:
     return SourceRecord(f"f:{n}", b"{bad", None, None, "not valid JSON")
 
 
+@pytest.mark.expect_errors  # streams.importer logs each record Kafka did not take
 async def test_records_kafka_does_not_take_are_counted_and_the_import_goes_on() -> None:
     producer, topics = RefusingProducer(), TopicCatalogue("t.")
     records = [valid(1), invalid(2), valid(3), invalid(4), valid(5)]
