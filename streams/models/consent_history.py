@@ -27,14 +27,13 @@ from pydantic import Field
 
 from streams.errors import InvalidRecord
 from streams.models.commands import CHANNELS, Channel
-from streams.models.consent_record import ConsentRecord, ConsentStatus, RecordedAt
+from streams.models.consent_record import ConsentRecord, RecordedAt
+from streams.models.consent_record import ConsentStatus as ConsentStatus  # the senders name it here
 from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.models.events import format_ms
 from streams.models.json_record import json_object
 from streams.models.privacy import Pseudonyms
 from streams.models.wire import Lenient, WireRecord, from_data
-
-__all__ = ["ConsentStatus"]  # re-exported: the senders name it from here
 
 STATUSES: Final[tuple[ConsentStatus, ...]] = ("opted_in", "opted_out")
 
