@@ -107,34 +107,6 @@ pub enum Time {
 }
 
 impl Event {
-    /// The event without what detection never reads (product.category, cart.id, the order):
-    /// what the core keeps, in its sessions' pending events too.
-    pub fn for_detection(&self) -> Event {
-        Event {
-            event_id: self.event_id.clone(),
-            kind: self.kind,
-            occurred_at: self.occurred_at,
-            session_id: self.session_id.clone(),
-            customer_id: self.customer_id.clone(),
-            store_id: self.store_id.clone(),
-            product: self.product.as_ref().map(|p| Product {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                price: p.price,
-                currency: p.currency.clone(),
-                url: p.url.clone(),
-                image_url: p.image_url.clone(),
-                category: None,
-            }),
-            quantity: self.quantity,
-            cart: self.cart.as_ref().map(|c| Cart {
-                id: None,
-                url: c.url.clone(),
-            }),
-            order: None,
-        }
-    }
-
     pub fn cart_url(&self) -> Option<&str> {
         self.cart.as_ref().and_then(|cart| cart.url.as_deref())
     }

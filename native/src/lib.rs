@@ -24,7 +24,7 @@ use pyo3::types::PyBytes;
 use crate::core::{Closed, Config, Detector};
 use crate::event::MAX_RECORD_BYTES;
 use crate::py_read::Record;
-use crate::read::Refusal;
+use crate::read::{Keep, Refusal};
 
 /// tests/fixtures/contract_cases.json: the contract's records, times, amounts and cart values,
 /// accepted and refused, which pytest runs too (tests/unit/test_contract_cases.py).
@@ -94,12 +94,13 @@ impl Core {
         let mut session = restored.session;
         for (t, seq, text) in restored.pending {
             // Written by the core from a record it read: no size limit to hold it to.
-            let event = read::read(text, usize::MAX).map_err(|refusal| {
-                PyValueError::new_err(format!(
-                    "unreadable pending event in saved state: {}",
-                    refusal.reason()
-                ))
-            })?;
+            let event =
+                read::read_keeping(text, usize::MAX, Keep::Detection).map_err(|refusal| {
+                    PyValueError::new_err(format!(
+                        "unreadable pending event in saved state: {}",
+                        refusal.reason()
+                    ))
+                })?;
             session.pending.push((t, seq, event));
         }
         session.pending.sort_by_key(|p| (p.0, p.1));
@@ -157,7 +158,7 @@ impl Core {
                 break;
             }
             lineno += 1;
-            let event = match read::read(&line, MAX_RECORD_BYTES) {
+            let event = match read::read_keeping(&line, MAX_RECORD_BYTES, Keep::Detection) {
                 Ok(event) => event,
                 Err(refusal) => {
                     let unknown = matches!(refusal, Refusal::UnknownType(_));

@@ -1,7 +1,7 @@
-//! The contract's reader for Python: `read` gives a `Record` (the event, which the core takes
-//! as it is and Python decodes from `Record.json()` without checking it again) or a `Refused`
-//! with the reason; the `field_*` functions are the field rules for Python's product and
-//! REES46 readers, so no rule of the contract is written in Python.
+//! The contract's reader for Python: `read` gives a `Record` (what the core takes as it is) or
+//! a `Refused` with the reason, and `read_json` the whole event as JSON, which Python decodes
+//! into its `Event` without checking it again; the `field_*` functions are the field rules for
+//! Python's product and REES46 readers, so no rule of the contract is written in Python.
 
 use std::borrow::Cow;
 
@@ -11,14 +11,16 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 
 use crate::event::{Event, Time};
 use crate::money::Money;
-use crate::read::{self as reader, Refusal};
+use crate::read::{self as reader, Keep, Refusal};
 use crate::text;
 use crate::value::Val;
 
-/// A record the reader accepted: what a shell needs to route it, and the event for the core.
+/// A record the reader accepted: what a shell needs to route it, and the event for the core
+/// (what detection reads; the record's bytes give the rest on demand).
 #[pyclass(module = "streams._native", frozen)]
 pub struct Record {
     pub event: Event,
+    raw: Py<PyBytes>,
 }
 
 #[pymethods]
@@ -43,24 +45,29 @@ impl Record {
         self.event.occurred_at
     }
 
-    /// The whole event as JSON with `occurred_at` in epoch milliseconds: what
-    /// `streams.models.events.Event` decodes from.
-    fn json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        self.written(py, Time::Millis)
-    }
-
-    /// The event in the contract's canonical shape (the bytes of `Event.to_json()`).
+    /// The whole event in the contract's canonical shape (the bytes of `Event.to_json()`).
     fn canonical<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        self.written(py, Time::Text)
+        let event = reader::read(self.raw.as_bytes(py), usize::MAX).expect("read before");
+        written(py, &event, Time::Text)
     }
 }
 
-impl Record {
-    fn written<'py>(&self, py: Python<'py>, time: Time) -> Bound<'py, PyBytes> {
-        let mut out = Vec::with_capacity(256);
-        self.event.write_json(&mut out, time);
-        PyBytes::new(py, &out)
-    }
+fn written<'py>(py: Python<'py>, event: &Event, time: Time) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(256);
+    event.write_json(&mut out, time);
+    PyBytes::new(py, &out)
+}
+
+fn refused(py: Python<'_>, refusal: Refusal) -> PyResult<PyObject> {
+    let unknown_type = matches!(refusal, Refusal::UnknownType(_));
+    let reason = match refusal {
+        Refusal::Invalid(reason) | Refusal::UnknownType(reason) => reason,
+    };
+    let refused = Refused {
+        reason,
+        unknown_type,
+    };
+    Ok(Bound::new(py, refused)?.into_any().unbind())
 }
 
 /// A record the reader refused, and why.
@@ -73,25 +80,24 @@ pub struct Refused {
 
 /// One record through the contract's reader: a `Record`, or `Refused` with the reason.
 #[pyfunction]
-fn read(py: Python<'_>, raw: &[u8], max_bytes: usize) -> PyResult<PyObject> {
-    Ok(match reader::read(raw, max_bytes) {
-        Ok(event) => Bound::new(py, Record { event })?.into_any().unbind(),
-        Err(refusal) => {
-            let unknown_type = matches!(refusal, Refusal::UnknownType(_));
-            let reason = match refusal {
-                Refusal::Invalid(reason) | Refusal::UnknownType(reason) => reason,
-            };
-            Bound::new(
-                py,
-                Refused {
-                    reason,
-                    unknown_type,
-                },
-            )?
-            .into_any()
-            .unbind()
+fn read(py: Python<'_>, raw: &Bound<'_, PyBytes>, max_bytes: usize) -> PyResult<PyObject> {
+    match reader::read_keeping(raw.as_bytes(), max_bytes, Keep::Detection) {
+        Ok(event) => {
+            let raw = raw.clone().unbind();
+            Ok(Bound::new(py, Record { event, raw })?.into_any().unbind())
         }
-    })
+        Err(refusal) => refused(py, refusal),
+    }
+}
+
+/// One record through the contract's reader: the whole event as JSON with `occurred_at` in
+/// epoch milliseconds (what `streams.models.events.Event` decodes from), or `Refused`.
+#[pyfunction]
+fn read_json(py: Python<'_>, raw: &[u8], max_bytes: usize) -> PyResult<PyObject> {
+    match reader::read(raw, max_bytes) {
+        Ok(event) => Ok(written(py, &event, Time::Millis).into_any().unbind()),
+        Err(refusal) => refused(py, refusal),
+    }
 }
 
 /// A Python value as the reader sees JSON (what orjson decodes into, and CSV text).
@@ -149,7 +155,8 @@ fn field_currency(value: &Bound<'_, PyAny>, label: &str) -> PyResult<Option<Stri
 /// The contract's optional id rule for a field: the id or None, or ValueError(reason).
 #[pyfunction]
 fn field_id(value: &Bound<'_, PyAny>, label: &str) -> PyResult<Option<String>> {
-    checked(reader::optional_id(&val_of(value)?, label))
+    let value = val_of(value)?;
+    checked(reader::optional_id(&value, label)).map(|id| id.map(Cow::into_owned))
 }
 
 /// Event time alone: RFC 3339 text or epoch milliseconds (an int) → epoch milliseconds;
@@ -180,6 +187,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Record>()?;
     m.add_class::<Refused>()?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(read_json, m)?)?;
     m.add_function(wrap_pyfunction!(field_time, m)?)?;
     m.add_function(wrap_pyfunction!(field_amount, m)?)?;
     m.add_function(wrap_pyfunction!(field_currency, m)?)?;

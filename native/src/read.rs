@@ -41,8 +41,23 @@ impl Refusal {
 
 type Checked<T> = Result<T, String>;
 
-/// One record: the event, or why not. `max_bytes` is the shell's size limit.
+/// What a reading keeps of a valid record; it checks the whole record either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything the contract keeps (`streams.models.events.Event`).
+    All,
+    /// What detection reads: without product.category, cart.id and the order, which are then
+    /// checked but not copied (`Event::for_detection`).
+    Detection,
+}
+
+/// One record: the whole event, or why not. `max_bytes` is the shell's size limit.
 pub fn read(raw: &[u8], max_bytes: usize) -> Result<Event, Refusal> {
+    read_keeping(raw, max_bytes, Keep::All)
+}
+
+/// `read`, keeping `keep` of the event.
+pub fn read_keeping(raw: &[u8], max_bytes: usize, keep: Keep) -> Result<Event, Refusal> {
     if raw.len() > max_bytes {
         return Err(Refusal::Invalid(format!(
             "record is {} bytes, over the {max_bytes}-byte limit",
@@ -52,14 +67,14 @@ pub fn read(raw: &[u8], max_bytes: usize) -> Result<Event, Refusal> {
     let top: Top = serde_json::from_slice(raw)
         .map_err(|e| Refusal::Invalid(format!("not valid JSON: {e}")))?;
     match top {
-        Top::Record(fields) => event(&fields),
+        Top::Record(fields) => event(&fields, keep),
         Top::Other(kind) => Err(Refusal::Invalid(format!(
             "a record must be a JSON object, not {kind}"
         ))),
     }
 }
 
-fn event(f: &Fields) -> Result<Event, Refusal> {
+fn event(f: &Fields, keep: Keep) -> Result<Event, Refusal> {
     let event_id = required_id(&f.scalars[EVENT_ID], "event_id").map_err(Refusal::Invalid)?;
     let kind = match &f.scalars[TYPE] {
         Val::Str(name) if !name.is_empty() => Kind::from_name(name).ok_or_else(|| {
@@ -72,20 +87,20 @@ fn event(f: &Fields) -> Result<Event, Refusal> {
             ))
         }
     };
-    fields(f, event_id, kind).map_err(Refusal::Invalid)
+    fields(f, event_id, kind, keep).map_err(Refusal::Invalid)
 }
 
-fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
+fn fields(f: &Fields, event_id: String, kind: Kind, keep: Keep) -> Checked<Event> {
     let occurred_at = time(&f.scalars[OCCURRED_AT], "occurred_at")?;
     let session_id = required_id(&f.scalars[SESSION_ID], "session_id")?;
-    let customer_id = optional_id(&f.scalars[CUSTOMER_ID], "customer_id")?;
-    let store_id = optional_id(&f.scalars[STORE_ID], "store_id")?;
+    let customer_id = optional_id(&f.scalars[CUSTOMER_ID], "customer_id")?.map(Cow::into_owned);
+    let store_id = optional_id(&f.scalars[STORE_ID], "store_id")?.map(Cow::into_owned);
     let product = match &f.product {
         Obj::Absent if kind.needs_product() => {
             return Err(format!("{} needs product.id", kind.name()))
         }
         Obj::Absent => None,
-        Obj::Members(members) => Some(product(members)?),
+        Obj::Members(members) => Some(product(members, keep)?),
         Obj::Other => return Err("product must be an object".into()),
     };
     let quantity = if kind.changes_cart() {
@@ -104,20 +119,26 @@ fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
     };
     let cart = match &f.cart {
         Obj::Absent => None,
-        Obj::Members([id, url]) => Some(Cart {
-            id: optional_id(id, "cart.id")?,
-            url: optional_str(url, "url")?,
-        }),
+        Obj::Members([id, url]) => {
+            let id = optional_id(id, "cart.id")?;
+            Some(Cart {
+                id: id.filter(|_| keep == Keep::All).map(Cow::into_owned),
+                url: optional_str(url, "url")?,
+            })
+        }
         Obj::Other => return Err("cart must be an object".into()),
     };
     let order = match &f.order {
         Obj::Absent => None,
-        Obj::Members([id, value, currency_code, codes]) => Some(Box::new(Order {
-            id: optional_id(id, "order.id")?,
-            value: amount(value, "order.value")?,
-            currency: currency(currency_code, "order.currency")?,
-            discount_codes: discount_codes(codes)?,
-        })),
+        Obj::Members([id, value, currency_code, codes]) => {
+            let order = Order {
+                id: optional_id(id, "order.id")?.map(Cow::into_owned),
+                value: amount(value, "order.value")?,
+                currency: currency(currency_code, "order.currency")?,
+                discount_codes: discount_codes(codes)?,
+            };
+            (keep == Keep::All).then(|| Box::new(order))
+        }
         Obj::Other => return Err("order must be an object".into()),
     };
     Ok(Event {
@@ -134,7 +155,7 @@ fn fields(f: &Fields, event_id: String, kind: Kind) -> Checked<Event> {
     })
 }
 
-fn product(members: &[Val<'_>; 7]) -> Checked<Product> {
+fn product(members: &[Val<'_>; 7], keep: Keep) -> Checked<Product> {
     let [id, name, price, currency_code, url, image_url, category] = members;
     let id = required_id(id, "product.id")?;
     let mut texts = [None, None, None, None];
@@ -147,6 +168,7 @@ fn product(members: &[Val<'_>; 7]) -> Checked<Product> {
     for (slot, (value, key)) in texts.iter_mut().zip(named) {
         *slot = match value {
             Val::Null => None,
+            Val::Str(_) if key == "category" && keep == Keep::Detection => None,
             Val::Str(text) => Some(text.to_string()),
             _ => return Err(format!("product.{key} must be a string")),
         };
@@ -187,15 +209,15 @@ pub fn required_id(value: &Val, label: &str) -> Checked<String> {
 
 /// An optional id: absent, null and "" are none; else a string of at most 256 characters, or
 /// an integer (its digits).
-pub fn optional_id(value: &Val, label: &str) -> Checked<Option<String>> {
+pub fn optional_id<'v>(value: &'v Val, label: &str) -> Checked<Option<Cow<'v, str>>> {
     match value {
         Val::Null => Ok(None),
         Val::Str(text) if text.is_empty() => Ok(None),
-        Val::Int(number) => Ok(Some(number.to_string())),
+        Val::Int(number) => Ok(Some(Cow::Owned(number.to_string()))),
         Val::Str(text) if chars_over(text, MAX_ID_CHARS) => {
             Err(format!("{label} is longer than {MAX_ID_CHARS} characters"))
         }
-        Val::Str(text) => Ok(Some(text.to_string())),
+        Val::Str(text) => Ok(Some(Cow::Borrowed(text))),
         _ => Err(format!("{label} must be a string")),
     }
 }
@@ -495,7 +517,17 @@ mod tests {
                     }
                     let mut millis = Vec::new();
                     event.write_json(&mut millis, Time::Millis);
-                    assert_eq!(read(&millis, usize::MAX), Ok(event), "reads back");
+                    assert_eq!(read(&millis, usize::MAX).as_ref(), Ok(&event), "reads back");
+                    let mut detected = event;
+                    detected.order = None;
+                    if let Some(product) = &mut detected.product {
+                        product.category = None;
+                    }
+                    if let Some(cart) = &mut detected.cart {
+                        cart.id = None;
+                    }
+                    let kept = read_keeping(&raw(case), MAX_RECORD_BYTES, Keep::Detection);
+                    assert_eq!(kept, Ok(detected), "what detection keeps");
                 }
                 Err(refusal) => wrong.push(format!("{case}\n  refused: {refusal:?}")),
             }
@@ -510,6 +542,8 @@ mod tests {
             } else {
                 Refusal::Invalid(reason.into())
             };
+            let kept = read_keeping(&raw(case), MAX_RECORD_BYTES, Keep::Detection);
+            assert_eq!(kept.as_ref().err(), Some(&expected), "{case}");
             match read(&raw(case), MAX_RECORD_BYTES) {
                 Err(refusal) if refusal == expected => {}
                 other => wrong.push(format!("{case}\n  got {other:?}")),

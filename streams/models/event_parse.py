@@ -7,8 +7,8 @@ pytest alike.
 
 * ``read_record``: a native ``Record``, which the detection core takes as it is and which
   carries what a shell routes by (session, type, customer, time).
-* ``parse_event``: the same reading, as the Python ``Event`` (decoded from the reader's JSON,
-  not checked again).
+* ``parse_event``: the same reading, as the Python ``Event`` (decoded from the JSON the reader
+  writes, ``streams._native.read_json``, not checked again).
 * ``parse_amount``, ``parse_currency``, ``parse_optional_id``: the contract's field rules for
   the readers of other shapes (products, REES46).
 """
@@ -43,8 +43,12 @@ def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record:
 
 
 def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
-    """``read_record``, as a Python ``Event``; raises as it does."""
-    return _decode(read_record(raw.encode() if isinstance(raw, str) else raw, max_bytes).json())
+    """The same reading as ``read_record``, as a Python ``Event`` (decoded from the reader's
+    JSON, not checked again); raises as ``read_record`` does."""
+    read = _native.read_json(raw.encode() if isinstance(raw, str) else raw, max_bytes)
+    if isinstance(read, bytes):
+        return _decode(read)
+    raise (UnknownEventType if read.unknown_type else InvalidRecord)(read.reason)
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
