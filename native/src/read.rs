@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
-use serde::Deserialize;
 
 use crate::event::{Cart, Event, Kind, Order, Product, MAX_ID_CHARS};
 use crate::money::Money;
@@ -64,10 +63,14 @@ pub fn read_keeping(raw: &[u8], max_bytes: usize, keep: Keep) -> Result<Event, R
             raw.len()
         )));
     }
-    let top: Top = serde_json::from_slice(raw)
-        .map_err(|e| Refusal::Invalid(format!("not valid JSON: {e}")))?;
+    let not_json = |e: serde_json::Error| Refusal::Invalid(format!("not valid JSON: {e}"));
+    let mut document = serde_json::Deserializer::from_slice(raw);
+    let top = TopVisitor(keep)
+        .deserialize(&mut document)
+        .map_err(not_json)?;
+    document.end().map_err(not_json)?; // invalid JSON is the reason before any other
     match top {
-        Top::Record(fields) => event(&fields, keep),
+        Top::Record(event) => event,
         Top::Other(kind) => Err(Refusal::Invalid(format!(
             "a record must be a JSON object, not {kind}"
         ))),
@@ -426,46 +429,48 @@ impl<'de: 'a, 'a, const N: usize> Visitor<'de> for ObjSeed<'a, N> {
     }
 }
 
-/// A whole document: a record's members, or what else it is (`_json_type`).
+/// A whole document: a record (its event or why not, judged where its members were read, so
+/// they are never moved), or what else it is (`_json_type`).
 // Made once per record and taken apart at once: on the stack, not boxed.
 #[allow(clippy::large_enum_variant)]
-enum Top<'a> {
-    Record(Fields<'a>),
+enum Top {
+    Record(Result<Event, Refusal>),
     Other(&'static str),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TopVisitor(PhantomData))
+struct TopVisitor(Keep);
+
+impl<'de> DeserializeSeed<'de> for TopVisitor {
+    type Value = Top;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct TopVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
-    type Value = Top<'a>;
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON document")
     }
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut f = Fields::default();
-        while let Some(Key(name)) = map.next_key::<Key<'a>>()? {
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
             match &*name {
                 "product" => f.product = map.next_value_seed(ObjSeed(product_slot, PhantomData))?,
                 "cart" => f.cart = map.next_value_seed(ObjSeed(cart_slot, PhantomData))?,
                 "order" => f.order = map.next_value_seed(ObjSeed(order_slot, PhantomData))?,
                 other => {
-                    let value = map.next_value::<Val<'a>>()?;
+                    let value = map.next_value::<Val<'de>>()?;
                     if let Some(at) = scalar_slot(other) {
                         f.scalars[at] = value;
                     }
                 }
             }
         }
-        Ok(Top::Record(f))
+        Ok(Top::Record(event(&f, self.0)))
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<Val<'a>>()?.is_some() {}
+        while seq.next_element::<Val<'de>>()?.is_some() {}
         Ok(Top::Other("an array"))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
