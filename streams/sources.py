@@ -22,9 +22,8 @@ from typing import IO, Final, Literal, cast
 
 from streams import _native
 from streams.errors import InvalidRecord
-from streams.models.event_parse import parse_amount, parse_event
+from streams.models.event_parse import parse_amount, parse_event, parse_optional_id
 from streams.models.events import (
-    MAX_ID_LENGTH,
     MAX_RECORD_BYTES,
     Event,
     EventType,
@@ -205,8 +204,7 @@ def rees46_event(
     if not product_id:
         raise InvalidRecord("product_id is empty")
     for name, value in (("user_session", session_id), ("product_id", product_id)):
-        if len(value) > MAX_ID_LENGTH:
-            raise InvalidRecord(f"{name} is longer than {MAX_ID_LENGTH} characters")
+        parse_optional_id(value, name)  # the contract's id rule: at most 256 characters
     price = _rees46_price(col("price"))
     product = Product(
         id=product_id,

@@ -36,12 +36,10 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "order_completed",
     }
 )
-NEEDS_PRODUCT: Final = frozenset({"product_viewed", "cart_item_added", "cart_item_removed"})
 CART_CHANGE: Final = frozenset({"cart_item_added", "cart_item_removed"})
 
 MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
-MAX_QUANTITY: Final = 2**63 - 1  # the detection core counts in 64 bits
 # Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01, the native reader's rule
 # (native/src/text.rs), which every input format goes through (``parse_time``).
 MIN_EVENT_MS: Final = _native.MIN_EVENT_MS
