@@ -31,8 +31,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.kafka import delete_topics  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.runtime.kafka import delete_topics  # noqa: E402
+from streams.runtime.settings import Settings  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
 
 TOKEN = "bench-secret"  # noqa: S105 - a local benchmark's throwaway token

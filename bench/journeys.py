@@ -3,9 +3,9 @@
 Traffic where periods close and journeys fire: ``cartpulse simulate`` in its real-time shape
 (20 s pauses, 31-120 minute breaks against the 30-minute gap) over 30 h of event time
 (``--hours``), with a few thousand known shoppers who come back for several sessions, and the
-simulated audience's profiles and consents (``streams.audience``). The detector runs offline as
-``cartpulse detect --flush`` does (``streams.offline.detect_file``). Then the journey engine
-runs exactly as ``cartpulse journeys`` runs it (``streams.journeys_offline``: ``read_inputs``,
+simulated audience's profiles and consents (``streams.offline.audience``). The detector runs offline as
+``cartpulse detect --flush`` does (``streams.offline.detect.detect_file``). Then the journey engine
+runs exactly as ``cartpulse journeys`` runs it (``streams.offline.journeys``: ``read_inputs``,
 then ``run_journeys`` with a ``JourneyEngine``), best of 3 (the configurations taking turns),
 in these configurations:
 
@@ -49,24 +49,24 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.audience import AudienceConfig, audience  # noqa: E402
+from streams.contract.events import format_ms  # noqa: E402
+from streams.contract.journey import AbandonmentIn  # noqa: E402
+from streams.contract.products import ProductVersion  # noqa: E402
+from streams.contract.topics import Topic  # noqa: E402
 from streams.core.detection import DetectorConfig  # noqa: E402
 from streams.core.journey_inputs import JourneyInput  # noqa: E402
 from streams.core.journeys import JourneyEngine, Outputs  # noqa: E402
 from streams.core.policy import CATALOGUE_TRIGGERS, Policy  # noqa: E402
-from streams.journeys_offline import (  # noqa: E402
+from streams.offline.audience import AudienceConfig, audience  # noqa: E402
+from streams.offline.detect import DetectSummary, detect_file  # noqa: E402
+from streams.offline.journeys import (  # noqa: E402
     JourneyFiles,
     JourneySummary,
     read_inputs,
     run_journeys,
 )
-from streams.models.events import format_ms  # noqa: E402
-from streams.models.journey import AbandonmentIn  # noqa: E402
-from streams.models.products import ProductVersion  # noqa: E402
-from streams.offline import DetectSummary, detect_file  # noqa: E402
-from streams.policy_file import load_policy  # noqa: E402
-from streams.simulate import SimulationConfig, simulate  # noqa: E402
-from streams.topics import Topic  # noqa: E402
+from streams.offline.simulate import SimulationConfig, simulate  # noqa: E402
+from streams.runtime.policy_file import load_policy  # noqa: E402
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SEED, RATE = 7, 2.0  # events per second of event time

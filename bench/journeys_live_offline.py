@@ -40,14 +40,14 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from streams.audience import AudienceConfig, customer_id  # noqa: E402
-from streams.kafka import delete_topics, read_records, topic_counts  # noqa: E402
-from streams.models.events import parse_time  # noqa: E402
-from streams.replay import wait_for_audience  # noqa: E402
-from streams.settings import Settings, load_settings  # noqa: E402
-from streams.simulate import SimulationConfig  # noqa: E402
-from streams.topics import Topic, TopicCatalogue  # noqa: E402
-from streams.worker_process import worker_env, worker_process  # noqa: E402
+from streams.agents.worker_process import worker_env, worker_process  # noqa: E402
+from streams.contract.events import parse_time  # noqa: E402
+from streams.contract.topics import Topic, TopicCatalogue  # noqa: E402
+from streams.offline.audience import AudienceConfig, customer_id  # noqa: E402
+from streams.offline.simulate import SimulationConfig  # noqa: E402
+from streams.runtime.kafka import delete_topics, read_records, topic_counts  # noqa: E402
+from streams.runtime.settings import Settings, load_settings  # noqa: E402
+from streams.tools.replay import wait_for_audience  # noqa: E402
 from tests.support.live_offline import (  # noqa: E402
     JOURNEYS,
     Difference,

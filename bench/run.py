@@ -43,14 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+from streams.agents.worker_process import worker_env, worker_process  # noqa: E402
+from streams.contract.event_parse import read_record  # noqa: E402
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
-from streams.gctune import tune_gc  # noqa: E402
-from streams.kafka import delete_topics, topic_counts  # noqa: E402
-from streams.models.event_parse import read_record  # noqa: E402
-from streams.offline import DetectSummary, detect_file  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationConfig, simulate  # noqa: E402
-from streams.worker_process import worker_env, worker_process  # noqa: E402
+from streams.offline.detect import DetectSummary, detect_file  # noqa: E402
+from streams.offline.simulate import SimulationConfig, simulate  # noqa: E402
+from streams.runtime.gctune import tune_gc  # noqa: E402
+from streams.runtime.kafka import delete_topics, topic_counts  # noqa: E402
+from streams.runtime.settings import Settings  # noqa: E402
 
 OUT = ROOT / "docs" / "BENCHMARKS.md"
 NOTES = """\
@@ -339,7 +339,7 @@ async def live_bench(state: Path, sessions: int = 200) -> list[str]:
 
 
 def _epoch_ms(text: str) -> int:
-    from streams.models.events import parse_time
+    from streams.contract.events import parse_time
 
     return parse_time(text)
 

@@ -26,8 +26,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.kafka import delete_topics
-from streams.settings import Settings
+from streams.runtime.kafka import delete_topics
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,

@@ -4,7 +4,7 @@ The demo's traffic, offline: ``cartpulse simulate`` with ``make demo``'s shape (
 rate, pauses and breaks, its first ``SECONDS`` of event time), the simulated audience's profiles
 and consents as files, ``cartpulse detect --gap 15s --flush``, then ``cartpulse journeys`` with
 the demo's policy. Every SMS command it writes is rendered by the SMS sender's own adapter
-(``senders.providers.provider_for`` → ``TwilioSms.prepare``: template, opt-out line, link
+(``senders.adapters.providers.provider_for`` → ``TwilioSms.prepare``: template, opt-out line, link
 rewrite, segment count) twice: with the policy as it is and with the stores'
 ``short_link_base`` removed. Nothing is sent.
 
@@ -37,17 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import SecretStr  # noqa: E402
 
-from senders.preview import preview_settings  # noqa: E402
-from senders.providers import provider_for  # noqa: E402
-from senders.short_links import MAX_LINK_CHARS  # noqa: E402
-from senders.twilio_sms import SmsMessage  # noqa: E402
-from streams.audience import AudienceConfig, audience  # noqa: E402
+from senders.adapters.providers import provider_for  # noqa: E402
+from senders.adapters.twilio_sms import SmsMessage  # noqa: E402
+from senders.messages.short_links import MAX_LINK_CHARS  # noqa: E402
+from senders.runtime.preview import preview_settings  # noqa: E402
+from streams.contract.commands import SendCommand, parse_command  # noqa: E402
+from streams.contract.topics import Topic  # noqa: E402
 from streams.core.policy import Policy  # noqa: E402
-from streams.models.commands import SendCommand, parse_command  # noqa: E402
-from streams.policy_file import load_policy  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.simulate import SimulationConfig, events_within  # noqa: E402
-from streams.topics import Topic  # noqa: E402
+from streams.offline.audience import AudienceConfig, audience  # noqa: E402
+from streams.offline.simulate import SimulationConfig, events_within  # noqa: E402
+from streams.runtime.policy_file import load_policy  # noqa: E402
+from streams.runtime.settings import Settings  # noqa: E402
 
 POLICY = ROOT / "deploy/local/demo-policy.toml"
 START = "2026-01-05T15:00:00Z"

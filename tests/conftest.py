@@ -23,8 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from redis.asyncio import Redis
 
-from streams.kafka import delete_topics
-from streams.settings import Settings
+from streams.runtime.kafka import delete_topics
+from streams.runtime.settings import Settings
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
 from tests.twilio_server import TwilioTestServer
 

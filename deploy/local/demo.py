@@ -51,12 +51,12 @@ from rich.live import Live  # noqa: E402
 from rich.panel import Panel  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from senders.segments import encode_info  # noqa: E402
-from streams.kafka import topic_counts  # noqa: E402
-from streams.policy_file import load_policy  # noqa: E402
-from streams.settings import Settings, load_settings  # noqa: E402
-from streams.simulate import SimulationConfig, events_within  # noqa: E402
-from streams.topics import Topic, TopicCatalogue  # noqa: E402
+from senders.messages.segments import encode_info  # noqa: E402
+from streams.contract.topics import Topic, TopicCatalogue  # noqa: E402
+from streams.offline.simulate import SimulationConfig, events_within  # noqa: E402
+from streams.runtime.kafka import topic_counts  # noqa: E402
+from streams.runtime.policy_file import load_policy  # noqa: E402
+from streams.runtime.settings import Settings, load_settings  # noqa: E402
 from tests.smtp_server import SmtpTestServer, make_certificate  # noqa: E402
 from tests.support.env import settings_env  # noqa: E402
 from tests.support.net import free_port  # noqa: E402

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from streams.errors import InvalidRecord
-from streams.models.commands import SendCommand
-from streams.models.coupons import CouponRecord, normal_code
-from streams.models.events import parse_time
+from streams.contract.commands import SendCommand
+from streams.contract.coupons import CouponRecord, normal_code
+from streams.contract.errors import InvalidRecord
+from streams.contract.events import parse_time
 
 UNAVAILABLE = "coupon_unavailable"  # the send result's error_code, the journeys' skip reason
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from streams.models.coupons import CouponRecord
+from streams.contract.coupons import CouponRecord
 
 RegistrationKind = Literal["registered", "refused", "retry", "pending"]
 Redemption = Literal["unknown", "first", "same", "reuse", "repeat"]

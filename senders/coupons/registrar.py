@@ -27,12 +27,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from senders.core.outcomes import backoff
 from senders.coupons.forgetting import keep_without
 from senders.coupons.ports import CouponProvider, CouponStates, Registration
-from senders.metrics import CouponMetrics
-from senders.outcomes import backoff
+from senders.runtime.metrics import CouponMetrics
+from streams.contract.coupons import MAX_REUSES, CouponRecord, Reuse, normal_code
 from streams.core.policy import Policy
-from streams.models.coupons import MAX_REUSES, CouponRecord, Reuse, normal_code
 
 log = logging.getLogger(__name__)
 

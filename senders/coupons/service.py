@@ -29,24 +29,24 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from senders.core.keys import Keys
+from senders.core.outcomes import backoff
 from senders.coupons.ports import CouponProvider
 from senders.coupons.registrar import OrderUse, Registrar
 from senders.coupons.shopify import ShopifyProvider
 from senders.coupons.store import RedisCouponStates
 from senders.coupons.topic import TopicProvider
 from senders.coupons.webhook import WebhookProvider
-from senders.keys import Keys
-from senders.metrics import CouponMetrics
-from senders.outcomes import backoff
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.kafka import create_topics, dead_letter, producer
-from streams.models.coupons import CouponRecord, parse_coupon
-from streams.models.event_parse import parse_event
-from streams.models.privacy import Pseudonyms
-from streams.policy_file import load_policy
-from streams.serving import stop_on_signals
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from senders.runtime.metrics import CouponMetrics
+from streams.contract.coupons import CouponRecord, parse_coupon
+from streams.contract.errors import InvalidRecord, UnknownEventType
+from streams.contract.event_parse import parse_event
+from streams.contract.privacy import Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import create_topics, dead_letter, producer
+from streams.runtime.policy_file import load_policy
+from streams.runtime.serving import stop_on_signals
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ async def run_coupons(
     handle_signals: bool = True,
 ) -> None:
     """Run the registrar until ``stop`` is set (or SIGTERM / SIGINT arrives)."""
-    from senders.app import make_redis, serve_probes  # the senders' wiring, shared
+    from senders.runtime.app import make_redis, serve_probes  # the senders' wiring, shared
 
     stop = stop or asyncio.Event()
     registry = registry or CollectorRegistry()

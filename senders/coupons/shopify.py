@@ -30,12 +30,12 @@ from typing import Any
 import aiohttp
 import orjson
 
+from senders.core.outcomes import retry_after_seconds
 from senders.coupons.ports import Registration
-from senders.outcomes import retry_after_seconds
-from streams.errors import ConfigurationError
-from streams.models.commands import format_time
-from streams.models.coupons import CouponRecord
-from streams.settings import Settings
+from streams.contract.commands import format_time
+from streams.contract.coupons import CouponRecord
+from streams.contract.errors import ConfigurationError
+from streams.runtime.settings import Settings
 
 MUTATION = """\
 mutation cartpulseCoupon($basicCodeDiscount: DiscountCodeBasicInput!) {

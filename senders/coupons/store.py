@@ -10,7 +10,7 @@ using a code at once are told apart.
 Per customer a record names, by their pseudonym: ``Keys.coupons_of`` (code → expiry), written
 before the state and kept for good like the ``coupons`` topic's records, so an erasure finds
 every code to rewrite (docs/compliance.md, Erasure). Whether a customer was erased is the
-consent mirror's ``erased:<pseudonym>`` consent (``senders.consents``).
+consent mirror's ``erased:<pseudonym>`` consent (``senders.adapters.consents``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from senders.consents import erased_subject
+from senders.adapters.consents import erased_subject
+from senders.core.keys import Keys
 from senders.coupons.ports import Redemption
-from senders.keys import Keys
-from streams.errors import InvalidRecord
-from streams.models.commands import CHANNELS
-from streams.models.coupons import CouponRecord, normal_code, parse_coupon
-from streams.models.privacy import Pseudonyms
+from streams.contract.commands import CHANNELS
+from streams.contract.coupons import CouponRecord, normal_code, parse_coupon
+from streams.contract.errors import InvalidRecord
+from streams.contract.privacy import Pseudonyms
 
 MIN_TTL_MS = 86_400_000  # a coupon already expired is still kept a day (late reuse reports)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from senders.coupons.ports import Registration
-from streams.models.coupons import CouponRecord
+from streams.contract.coupons import CouponRecord
 
 
 class TopicProvider:

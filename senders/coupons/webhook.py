@@ -22,11 +22,11 @@ from datetime import datetime
 
 import aiohttp
 
+from senders.core.outcomes import retry_after_seconds
 from senders.coupons.ports import Registration
-from senders.outcomes import retry_after_seconds
-from streams.errors import ConfigurationError
-from streams.models.coupons import CouponRecord
-from streams.settings import Settings
+from streams.contract.coupons import CouponRecord
+from streams.contract.errors import ConfigurationError
+from streams.runtime.settings import Settings
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 SIGNATURE_HEADER = "X-Cartpulse-Signature"

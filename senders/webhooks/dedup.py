@@ -13,7 +13,7 @@ from typing import Final, Literal, Protocol
 
 from redis.asyncio import Redis
 
-from senders.keys import Keys
+from senders.core.keys import Keys
 
 Seen = Literal["new", "pending", "done"]
 # The work of one callback is cut off after HANDLER_DEADLINE (and the claim released), so a

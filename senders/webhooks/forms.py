@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl
 
-from streams.errors import InvalidRecord
+from streams.contract.errors import InvalidRecord
 
 MAX_FIELDS: Final = 200
 FORM_TYPE: Final = "application/x-www-form-urlencoded"

@@ -9,11 +9,11 @@ answers for every store.
 
 from __future__ import annotations
 
-from senders.packs import DEFAULT_STORE
-from senders.templates import Renderer
+from senders.messages.packs import DEFAULT_STORE
+from senders.messages.templates import Renderer
 from senders.webhooks.replies import HelpReplies
+from streams.contract.errors import ConfigurationError, InvalidRecord
 from streams.core.policy import Policy
-from streams.errors import ConfigurationError, InvalidRecord
 
 HELP_PART = "_help"
 

@@ -2,18 +2,18 @@
 open pixel an email's HTML loads.
 
 Unsubscribe tokens are exactly those the email sender puts in ``List-Unsubscribe``
-(``senders.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners and
+(``senders.messages.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners and
 link previews fetch URLs; they must not unsubscribe anyone); ``POST``, from a mail client's
 one-click button (body ``List-Unsubscribe=One-Click``) or from that page, records the opt-out
 in ``consents`` and in the Redis mirror before answering. Repeating it only repeats the record.
 
 A click is redirected (302) only to a URL on the store's allowed hosts; the engagement record
 is written first, but a Kafka failure does not keep the shopper from the shop (it is logged and
-counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.short_links``) is looked up in
+counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.messages.short_links``) is looked up in
 Redis: only an id the SMS sender registered redirects, to the URL it registered; an unknown id
 is a 404 page, an expired one a 410 page, and Redis out of reach a 503 page.
 
-An open pixel (``/o/<token>``, ``senders.opens``) puts ``email_opened`` on ``engagement`` and
+An open pixel (``/o/<token>``, ``senders.messages.opens``) puts ``email_opened`` on ``engagement`` and
 answers a transparent 1x1 GIF that is never cached. Every request gets the image, a bad or
 expired token and a Kafka failure included (a mail app must never show a broken picture);
 what became of the open is counted (``cartpulse_webhook_opens_total``).
@@ -30,17 +30,12 @@ from typing import Final
 
 import orjson
 
-from senders.clock import Clock
-from senders.consents import Consents, record_consent
-from senders.errors import UNAVAILABLE_ERRORS
-from senders.short_link_store import LinkBook
-from senders.short_links import is_short_id
-from senders.unsubscribe import UnsubscribeToken, read_token, token_id
-from senders.webhooks.logs import bounded
-from senders.webhooks.metrics import WebhookMetrics
-from senders.webhooks.ports import Outbox
-from senders.webhooks.replies import NO_STORE, RETRY_LATER, Reply, page, pixel
-from senders.webhooks.tokens import (
+from senders.adapters.consents import Consents, record_consent
+from senders.adapters.errors import UNAVAILABLE_ERRORS
+from senders.adapters.short_link_store import LinkBook
+from senders.core.clock import Clock
+from senders.messages.short_links import is_short_id
+from senders.messages.tokens import (
     ExpiredToken,
     allowed_hosts,
     checked_url,
@@ -48,10 +43,15 @@ from senders.webhooks.tokens import (
     read_open_token,
     redirect_target,
 )
-from streams.errors import InvalidRecord
-from streams.models.commands import CHANNELS, Channel
-from streams.models.consent_history import ConsentEntry
-from streams.models.events import format_ms
+from senders.messages.unsubscribe import UnsubscribeToken, read_token, token_id
+from senders.webhooks.logs import bounded
+from senders.webhooks.metrics import WebhookMetrics
+from senders.webhooks.ports import Outbox
+from senders.webhooks.replies import NO_STORE, RETRY_LATER, Reply, page, pixel
+from streams.contract.commands import CHANNELS, Channel
+from streams.contract.consent_history import ConsentEntry
+from streams.contract.errors import InvalidRecord
+from streams.contract.events import format_ms
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from senders.clock import Clock
+from senders.core.clock import Clock
 
 LOG_INTERVAL: Final = 60.0  # seconds: at most one line per kind per minute
 

@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Final
 
-from senders.keys import mask_address
+from senders.core.keys import mask_address
 
 _ADDRESS: Final = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"

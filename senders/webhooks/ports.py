@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streams.models.commands import SendResult
-from streams.models.consent_history import ConsentEntry
+from streams.contract.commands import SendResult
+from streams.contract.consent_history import ConsentEntry
 
 
 class Outbox(Protocol):
@@ -21,6 +21,6 @@ class Outbox(Protocol):
 
 
 class Directory(Protocol):
-    """Who a phone number belongs to (``senders.phonebook.PhoneBook``)."""
+    """Who a phone number belongs to (``senders.adapters.phonebook.PhoneBook``)."""
 
     async def customers(self, address: str) -> list[str]: ...

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from senders.errors import INFRA_ERRORS
+from senders.adapters.errors import INFRA_ERRORS
 from senders.webhooks.connections import ConnectionGuard
 from senders.webhooks.forms import is_form, parse_form
 from senders.webhooks.links import LinkHooks, UnsubscribeRequest
@@ -37,8 +37,8 @@ from senders.webhooks.replies import RETRY_LATER, Reply, plain
 from senders.webhooks.server import guard_middleware
 from senders.webhooks.signature import SIGNATURE_HEADER
 from senders.webhooks.twilio import TwilioHooks, TwilioRequest
-from streams.errors import CartpulseError, InvalidRecord
-from streams.serving import Ready, add_health, add_probes
+from streams.contract.errors import CartpulseError, InvalidRecord
+from streams.runtime.serving import Ready, add_health, add_probes
 
 log = logging.getLogger(__name__)
 

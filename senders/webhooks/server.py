@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from senders.webhooks.connections import ConnectionGuard
-from streams.binding import BACKLOG
+from streams.runtime.binding import BACKLOG
 
 log = logging.getLogger(__name__)
 

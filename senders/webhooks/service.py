@@ -18,15 +18,15 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from senders.app import KafkaEmitter, make_redis
-from senders.clock import Clock, SystemClock
-from senders.consents import ConsentStore
-from senders.errors import INFRA_ERRORS, UNAVAILABLE_ERRORS
-from senders.keys import Keys
-from senders.packs import Packs
-from senders.phonebook import PhoneBook
-from senders.short_link_store import RedisShortLinks
-from senders.templates import Renderer
+from senders.adapters.consents import ConsentStore
+from senders.adapters.errors import INFRA_ERRORS, UNAVAILABLE_ERRORS
+from senders.adapters.phonebook import PhoneBook
+from senders.adapters.short_link_store import RedisShortLinks
+from senders.core.clock import Clock, SystemClock
+from senders.core.keys import Keys
+from senders.messages.packs import Packs
+from senders.messages.templates import Renderer
+from senders.runtime.app import KafkaEmitter, make_redis
 from senders.webhooks.connections import ConnectionGuard, ConnectionLimits
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.help import help_replies
@@ -37,14 +37,14 @@ from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.server import GuardedSite, ensure_descriptors
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
-from streams.binding import listening
-from streams.consent_ledger import ConsentLedger
-from streams.errors import ConfigurationError
-from streams.kafka import create_topics, producer
-from streams.policy_file import load_policy
-from streams.serving import serve_until_stopped, sites_started
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.errors import ConfigurationError
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.binding import listening
+from streams.runtime.consent_ledger import ConsentLedger
+from streams.runtime.kafka import create_topics, producer
+from streams.runtime.policy_file import load_policy
+from streams.runtime.serving import serve_until_stopped, sites_started
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

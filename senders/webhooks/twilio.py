@@ -31,10 +31,10 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from senders.clock import Clock
-from senders.consents import Consents, address_subject, record_consent
-from senders.errors import INFRA_ERRORS
-from senders.keys import mask_address
+from senders.adapters.consents import Consents, address_subject, record_consent
+from senders.adapters.errors import INFRA_ERRORS
+from senders.core.clock import Clock
+from senders.core.keys import mask_address
 from senders.webhooks.dedup import HANDLER_DEADLINE, PENDING_TTL, Deduplicator
 from senders.webhooks.forms import Form, first
 from senders.webhooks.keywords import Keyword, Keywords, normalise
@@ -43,9 +43,9 @@ from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.ports import Directory, Outbox
 from senders.webhooks.replies import RETRY_LATER, HelpReplies, Reply, plain, twiml
 from senders.webhooks.signature import signature_valid
-from streams.errors import InvalidRecord
-from streams.models.commands import ResultStatus, SendResult, is_undeliverable
-from streams.models.consent_history import ConsentEntry, ConsentStatus
+from streams.contract.commands import ResultStatus, SendResult, is_undeliverable
+from streams.contract.consent_history import ConsentEntry, ConsentStatus
+from streams.contract.errors import InvalidRecord
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from streams.contract.errors import InvalidRecord
+from streams.contract.products import ProductVersion, parse_product
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
-from streams.errors import InvalidRecord
-from streams.kafka import dead_letter, topic_offsets
-from streams.metrics import CatalogueMetrics
-from streams.models.products import ProductVersion, parse_product
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import dead_letter, topic_offsets
+from streams.runtime.metrics import CatalogueMetrics
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streams.errors import InvalidRecord
-from streams.kafka import topic_offsets
-from streams.metrics import ErasureMetrics
-from streams.models.erasure import Erasure, parse_erasure
-from streams.models.privacy import Pseudonyms, cached_customer
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.erasure import Erasure, parse_erasure
+from streams.contract.errors import InvalidRecord
+from streams.contract.privacy import Pseudonyms, cached_customer
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import topic_offsets
+from streams.runtime.metrics import ErasureMetrics
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

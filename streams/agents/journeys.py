@@ -31,6 +31,13 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from streams.agents.ports import Clock, Send, StateTable
+from streams.contract.consent_history import NUMBER_PREFIX
+from streams.contract.coupons import issued_coupon
+from streams.contract.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
+from streams.contract.errors import InvalidRecord
+from streams.contract.journey import AbandonmentIn, Profile
+from streams.contract.products import ProductVersion
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.journey_inputs import (
     JourneyInput,
     apply,
@@ -42,15 +49,8 @@ from streams.core.journey_inputs import (
 from streams.core.journey_state import CustomerState, Held
 from streams.core.journeys import REASONS, JourneyEngine, Outputs, anonymous
 from streams.core.watermarks import read_tick
-from streams.errors import InvalidRecord
-from streams.kafka import dead_letter
-from streams.metrics import JourneyMetrics
-from streams.models.consent_history import NUMBER_PREFIX
-from streams.models.coupons import issued_coupon
-from streams.models.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
-from streams.models.journey import AbandonmentIn, Profile
-from streams.models.products import ProductVersion
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import dead_letter
+from streams.runtime.metrics import JourneyMetrics
 
 if TYPE_CHECKING:
     from streams.agents.journeys_erasure import JourneyErasure

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.catalogue import install_catalogue
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
-from streams.metrics import JourneyMetrics
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.metrics import JourneyMetrics
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 # The journeys wait at most this long for the catalogue before their first record, then go on.
@@ -30,7 +30,7 @@ def install_journeys(
     """Add the journeys agents to ``app`` unless ``journeys_enabled`` is off."""
     if not settings.journeys_enabled:
         return None
-    from streams.journey_engine import journey_engine
+    from streams.runtime.journey_engine import journey_engine
 
     engine = journey_engine(settings)
     metrics = JourneyMetrics.create(registry)

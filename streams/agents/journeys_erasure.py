@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.agents.ports import Clock, StateTable
+from streams.contract.commands import CHANNELS, Channel
+from streams.contract.erasure import Done, Erasure, parse_erasure, suppression_record
+from streams.contract.events import format_ms
+from streams.contract.privacy import Pseudonyms, cached_customer
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.erasure import opted_out_addresses
 from streams.core.journey_inputs import JourneyInput, customer_of
-from streams.metrics import ErasureMetrics
-from streams.models.commands import CHANNELS, Channel
-from streams.models.erasure import Done, Erasure, parse_erasure, suppression_record
-from streams.models.events import format_ms
-from streams.models.privacy import Pseudonyms, cached_customer
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.metrics import ErasureMetrics
+from streams.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from streams.agents.journeys import JourneyShell

@@ -1,6 +1,6 @@
 """The ports of the worker's shells: what they need of Faust, Kafka and the clock, by name.
 
-``streams/app.py`` and ``streams/agents/journeys_app.py`` plug Faust's own objects in (the
+``streams/agents/app.py`` and ``streams/agents/journeys_app.py`` plug Faust's own objects in (the
 producer, a ``Table``, the consumer's ``ack``/``highwater``/``position``); the tests in
 ``tests/agents/`` plug typed fakes in (``tests/agents/fakes.py``) and drive the shells directly.
 No Faust object here: a shell knows these shapes only. A port that is handed back what the

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def add_parsers(commands: Any) -> None:

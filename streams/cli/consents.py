@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from streams.cli.common import CommandParser
-from streams.errors import ConfigurationError
-from streams.models.consent_history import HistoryEntry, history_subject
-from streams.models.events import format_ms
-from streams.models.privacy import Pseudonyms
-from streams.output import open_output, reported_rejects, time_argument
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.consent_history import HistoryEntry, history_subject
+from streams.contract.errors import ConfigurationError
+from streams.contract.events import format_ms
+from streams.contract.privacy import Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.offline.output import open_output, reported_rejects, time_argument
+from streams.runtime.settings import Settings
 
 if TYPE_CHECKING:  # the readers need Kafka: imported when a command runs
-    from streams.consent_import import ConsentLine
+    from streams.offline.consent_import import ConsentLine
 
 
 def add_consent_parsers(actions: Any, kafka: CommandParser) -> None:
@@ -72,7 +72,7 @@ def add_consent_parsers(actions: Any, kafka: CommandParser) -> None:
 def run_history(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from streams.consent_trail import read_trail
+    from streams.tools.consent_trail import read_trail
 
     subject = _subject(args.customer, args.address)
     trail = asyncio.run(read_trail(settings, subject, args.channel))
@@ -117,7 +117,7 @@ def _subject(customer: str | None, address: str | None) -> str:
     if (customer is None) == (address is None):
         raise ConfigurationError("give a CUSTOMER or --address PHONE (one of them)")
     if address is not None:
-        from senders.consents import address_subject
+        from senders.adapters.consents import address_subject
 
         return address_subject(address)
     return cast(str, customer)
@@ -126,7 +126,7 @@ def _subject(customer: str | None, address: str | None) -> str:
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from streams.consent_trail import read_range
+    from streams.tools.consent_trail import read_range
 
     start, end = time_argument(args.start, "--from"), time_argument(args.end, "--to")
     if end <= start:
@@ -149,10 +149,10 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 async def import_consents_command(args: argparse.Namespace, settings: Settings) -> int:
     """Write every consent of ``args.files`` to the ledger; print the summary (``--json``
     too). Exit 1 when a line was rejected or not taken."""
-    from streams.consent_import import import_consents
-    from streams.consent_ledger import ConsentLedger
-    from streams.importer import open_rejects
-    from streams.kafka import create_topics, producer
+    from streams.offline.consent_import import import_consents
+    from streams.offline.importer import open_rejects
+    from streams.runtime.consent_ledger import ConsentLedger
+    from streams.runtime.kafka import create_topics, producer
 
     if args.rate is not None or args.speedup is not None:
         raise ConfigurationError(
@@ -192,7 +192,7 @@ async def import_consents_command(args: argparse.Namespace, settings: Settings) 
 
 
 def _lines(files: Sequence[Path], max_bytes: int) -> Iterator[ConsentLine]:
-    from streams.consent_import import read_consent_lines
+    from streams.offline.consent_import import read_consent_lines
 
     for path in files:
         yield from read_consent_lines(path, max_bytes)

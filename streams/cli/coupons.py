@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def add_parsers(commands: Any, kafka: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def add_parsers(commands: Any, kafka: argparse.ArgumentParser) -> None:
 def _run_coupons(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from senders.cli import configure_logging, require_redis
     from senders.coupons.service import run_coupons
+    from streams.cli.senders import configure_logging, require_redis
 
     configure_logging()
     asyncio.run(require_redis(settings))

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from streams.errors import CartpulseError, ConfigurationError, Unreachable
+from streams.contract.errors import CartpulseError, ConfigurationError, Unreachable
 
 USAGE = 2  # bad usage, settings or surroundings: fix them and run again
 REJECTED = 1  # done, but some input was refused

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from streams.durations import DURATIONS, parse_duration_ms
-from streams.models.events import format_ms
-from streams.settings import Settings
+from streams.contract.durations import DURATIONS, parse_duration_ms
+from streams.contract.events import format_ms
+from streams.runtime.settings import Settings
 
 
 def add_parsers(commands: Any, kafka: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def add_parsers(commands: Any, kafka: argparse.ArgumentParser) -> None:
 
 
 def _run_forget(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.forget import forget
+    from streams.tools.forget import forget
 
     wait = parse_duration_ms(args.wait) / 1000
     outcome = asyncio.run(forget(settings, args.customer, args.reason, wait, args.without or ()))

@@ -14,20 +14,20 @@ from typing import IO, Any
 import orjson
 
 from streams.cli.common import CommandParser, activity, terminal_width
-from streams.durations import DURATIONS
-from streams.errors import ConfigurationError
-from streams.journey_engine import journey_engine
-from streams.journeys_offline import (
+from streams.contract.durations import DURATIONS
+from streams.contract.errors import ConfigurationError
+from streams.offline.journeys import (
     JourneyFiles,
     JourneySummary,
     OutputWriter,
     read_inputs,
     run_journeys,
 )
-from streams.output import duration_seconds, open_output, stderr_rejects, time_argument
-from streams.report import RecordKind, Report, Row, report_from_topics
-from streams.settings import Settings
-from streams.sources import STDIN, read_lines, require_input
+from streams.offline.output import duration_seconds, open_output, stderr_rejects, time_argument
+from streams.offline.sources import STDIN, read_lines, require_input
+from streams.runtime.journey_engine import journey_engine
+from streams.runtime.settings import Settings
+from streams.tools.report import RecordKind, Report, Row, report_from_topics
 
 COLUMNS = (
     "flow", "variant", "abandonments", "journeys", "messages (sms/email)", "clicked",
@@ -155,7 +155,7 @@ def run_journeys_command(args: argparse.Namespace, settings: Settings) -> int:
             require_input(path)
     if sum(path == STDIN for path in given) > 1:
         raise ConfigurationError("only one input can be - (standard input)")
-    from senders.packs import checked_policy
+    from senders.messages.packs import checked_policy
 
     checked_policy(settings, args.policy)
     engine = journey_engine(settings, args.policy, args.dry_run)
@@ -258,8 +258,8 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def write_html_report(report: Report, path: Path, policy: Path | None) -> None:
     """The page, written whole or not at all (a reader never sees half of it)."""
-    from streams.policy_file import load_policy
-    from streams.report_html import Names, render_html
+    from streams.runtime.policy_file import load_policy
+    from streams.tools.report_html import Names, render_html
 
     page = render_html(report, Names.of(load_policy(policy)), int(time.time() * 1000))
     partial = path.with_name(f".{path.name}.partial")
@@ -297,7 +297,7 @@ def print_report(rows: list[Row], file: IO[str] | None = None) -> None:
 
 
 def run_replay_command(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.replay import (
+    from streams.tools.replay import (
         IN_RANGE,
         WHOLE,
         ReplaySummary,

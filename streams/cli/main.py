@@ -18,7 +18,6 @@ from typing import cast
 
 import orjson
 
-from streams.binding import check_bindable
 from streams.cli.collect import add_parsers as add_collect_parsers
 from streams.cli.common import CommandParser, activity, kafka_flags
 from streams.cli.consents import add_consent_parsers, import_consents_command
@@ -31,13 +30,12 @@ from streams.cli.preview import add_parsers as add_preview_parsers
 from streams.cli.products import FORMAT as FORMAT_PRODUCTS
 from streams.cli.products import check_products_import, import_products_command
 from streams.cli.stream import add_parsers as add_stream_parsers
-from streams.durations import DURATIONS
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.gctune import tune_gc
-from streams.output import MAX_REPORTED_REJECTS, open_output, stderr_rejects
-from streams.pacing import Pacer
-from streams.settings import Settings, load_settings
-from streams.sources import (
+from streams.contract.durations import DURATIONS
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.contract.topics import TopicCatalogue
+from streams.core.pacing import Pacer
+from streams.offline.output import MAX_REPORTED_REJECTS, open_output, stderr_rejects
+from streams.offline.sources import (
     Format,
     SourceRecord,
     detect_format,
@@ -45,7 +43,9 @@ from streams.sources import (
     read_events,
     require_input,
 )
-from streams.topics import TopicCatalogue
+from streams.runtime.binding import check_bindable
+from streams.runtime.gctune import tune_gc
+from streams.runtime.settings import Settings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,19 +243,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_send(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.cli import run_send
+    from streams.cli.senders import run_send
 
     return run_send(settings, args.channel)
 
 
 def _run_consent_mirror(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.cli import run_consent_mirror
+    from streams.cli.senders import run_consent_mirror
 
     return run_consent_mirror(settings)
 
 
 def _run_webhooks(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.cli import run_webhooks_service
+    from streams.cli.senders import run_webhooks_service
 
     return run_webhooks_service(settings)
 
@@ -268,7 +268,7 @@ def _run_topics_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka import topic_counts
+    from streams.runtime.kafka import topic_counts
 
     names = [spec.name for spec in TopicCatalogue.of(settings).specs()]
     counts = asyncio.run(topic_counts(settings, names))
@@ -281,7 +281,7 @@ def _run_topics_counts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_topics_delete(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka import delete_topics
+    from streams.runtime.kafka import delete_topics
 
     if not args.prefix.strip():
         raise ConfigurationError("--prefix must not be empty: it would name every topic")
@@ -297,7 +297,7 @@ def _run_topics_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka import create_topics
+    from streams.runtime.kafka import create_topics
 
     report = asyncio.run(create_topics(settings, TopicCatalogue.of(settings).specs()))
     for name in report.created:
@@ -329,8 +329,8 @@ def _run_import(args: argparse.Namespace, settings: Settings) -> int:
 async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from streams.importer import import_records, open_rejects, total_bytes
-    from streams.kafka import create_topics, producer
+    from streams.offline.importer import import_records, open_rejects, total_bytes
+    from streams.runtime.kafka import create_topics, producer
 
     topics = TopicCatalogue.of(settings)
     if not args.no_create_topics:
@@ -402,9 +402,9 @@ async def _import(args: argparse.Namespace, settings: Settings, pacer: Pacer) ->
 
 
 def _run_detect(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.contract.durations import parse_duration_ms
     from streams.core.detection import DetectorConfig
-    from streams.durations import parse_duration_ms
-    from streams.offline import DetectSummary, detect_file
+    from streams.offline.detect import DetectSummary, detect_file
 
     require_input(args.input)
     try:
@@ -468,9 +468,9 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     import faust
 
-    from streams.app import create_app
-    from streams.durations import parse_duration_ms
-    from streams.worker_logging import logging_config
+    from streams.agents.app import create_app
+    from streams.contract.durations import parse_duration_ms
+    from streams.runtime.worker_logging import logging_config
 
     overrides: dict[str, object] = {}
     if args.clock:
@@ -485,13 +485,13 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if settings.web_port:
         check_bindable(settings.web_host, settings.web_port, "CARTPULSE_WEB_HOST/_WEB_PORT")
     if settings.journeys_enabled:
-        from senders.packs import checked_policy
+        from senders.messages.packs import checked_policy
 
         for warning in checked_policy(settings)[1]:
             print(f"cartpulse: warning: {warning}", file=sys.stderr)
     asyncio.run(_prepare_worker(settings))
     app, _ = create_app(settings)
-    # JSON lines on stderr, like every other cartpulse process (streams/worker_logging.py)
+    # JSON lines on stderr, like every other cartpulse process (streams/runtime/worker_logging.py)
     worker = faust.Worker(
         app, loglevel=args.loglevel, quiet=True, logging_config=logging_config(args.loglevel)
     )
@@ -506,8 +506,8 @@ def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _prepare_worker(settings: Settings) -> None:
     """The topics the worker needs, then its announcement of what it runs."""
-    from streams.kafka import create_topics
-    from streams.roster import announce
+    from streams.agents.roster import announce
+    from streams.runtime.kafka import create_topics
 
     await create_topics(settings, TopicCatalogue.of(settings).specs())
     await announce(settings)

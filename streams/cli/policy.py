@@ -1,9 +1,9 @@
 """``cartpulse policy check``: is a flow policy file valid, and can every step be rendered?
 ``cartpulse policy explain``: which flow would an abandonment enter, and why
-(streams.policy_explain).
+(streams.tools.policy_explain).
 
 The same checks the worker, ``cartpulse journeys`` and the senders run when they load the
-policy (streams.policy_file, senders.packs); then the flows as an outline (per trigger, in the
+policy (streams.runtime.policy_file, senders.messages.packs); then the flows as an outline (per trigger, in the
 order they are tried, with their conditions and steps); then warnings that do not stop them:
 a store that sends email without a postal address or SMS without a ``short_link_base``, a
 template that only exists in a fallback language, coupons without ``CARTPULSE_COUPON_SECRET``,
@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams.contract.errors import ConfigurationError, InvalidRecord
 from streams.core.conditions import Condition
 from streams.core.policy import CATALOGUE_TRIGGERS, TRIGGERS, Flow, Policy, Step
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.policy_file import load_policy, policy_location
-from streams.settings import Settings
+from streams.runtime.policy_file import load_policy, policy_location
+from streams.runtime.settings import Settings
 
 
 def add_parsers(commands: Any) -> None:
@@ -86,7 +86,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.packs import Packs, require_templates
+    from senders.messages.packs import Packs, require_templates
 
     path: Path | None = args.file or settings.policy_file
     if args.templates_dir is not None:
@@ -108,8 +108,8 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.models.journey import parse_abandonment, parse_profile
-    from streams.policy_explain import explain
+    from streams.contract.journey import parse_abandonment, parse_profile
+    from streams.tools.policy_explain import explain
 
     policy = load_policy(args.file or settings.policy_file)
     try:

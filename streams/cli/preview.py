@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.errors import ConfigurationError
-from streams.settings import Settings
-from streams.sources import open_input
+from streams.contract.errors import ConfigurationError
+from streams.offline.sources import open_input
+from streams.runtime.settings import Settings
 
 
 def add_parsers(commands: Any) -> None:
@@ -30,8 +30,8 @@ def add_parsers(commands: Any) -> None:
 
 
 def run_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from senders.packs import checked_policy
-    from senders.preview import render_previews
+    from senders.messages.packs import checked_policy
+    from senders.runtime.preview import render_previews
 
     policy, _ = checked_policy(settings, args.policy)
     with open_input(Path(args.commands)) as handle:  # OSError: streams.cli.errors says what

@@ -1,7 +1,7 @@
 """``cartpulse import --format products``: catalogue files → the ``products`` topic.
 
 A FILE is JSONL product records, or a REES46 CSV whose catalogue is derived
-(``streams.catalogue_file``). Bad lines go to ``products.dlq`` (or ``--rejects FILE``) with
+(``streams.offline.catalogue_file``). Bad lines go to ``products.dlq`` (or ``--rejects FILE``) with
 their reason and never stop the import; exit 1 when any line was rejected or not taken.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import orjson
 
-from streams.catalogue_file import ProductLine, read_product_lines
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.output import reported_rejects
-from streams.settings import Settings
-from streams.topics import TopicCatalogue
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.contract.topics import TopicCatalogue
+from streams.offline.catalogue_file import ProductLine, read_product_lines
+from streams.offline.output import reported_rejects
+from streams.runtime.settings import Settings
 
 FORMAT = "products"
 
@@ -35,8 +35,8 @@ def check_products_import(args: argparse.Namespace) -> None:
 
 async def import_products_command(args: argparse.Namespace, settings: Settings) -> int:
     """Produce every product version of ``args.files``; print the summary (``--json`` too)."""
-    from streams.importer import import_products, open_rejects
-    from streams.kafka import create_topics, producer
+    from streams.offline.importer import import_products, open_rejects
+    from streams.runtime.kafka import create_topics, producer
 
     topics = TopicCatalogue.of(settings)
     if not args.no_create_topics:

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.cli.common import CommandParser, activity
-from streams.durations import DURATIONS
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.output import duration_seconds, open_output, time_argument
-from streams.pacing import Pacer
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
-from streams.watermark import send_watermark
+from streams.contract.durations import DURATIONS
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.core.pacing import Pacer
+from streams.offline.output import duration_seconds, open_output, time_argument
+from streams.runtime.settings import Settings
+from streams.tools.watermark import send_watermark
 
 if TYPE_CHECKING:
-    from streams.audience import AudienceRecord
-    from streams.kafka import Producer
+    from streams.offline.audience import AudienceRecord
+    from streams.runtime.kafka import Producer
 
 
 def add_parsers(commands: Any, kafka: CommandParser) -> None:
@@ -89,9 +89,9 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
 def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from streams.audience import AudienceConfig
-    from streams.models.events import parse_time
-    from streams.simulate import SimulationConfig, simulate
+    from streams.contract.events import parse_time
+    from streams.offline.audience import AudienceConfig
+    from streams.offline.simulate import SimulationConfig, simulate
 
     try:
         start = parse_time(args.start, "--start") if args.start else int(time.time() * 1000)
@@ -125,13 +125,13 @@ def _run_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _simulate_live(settings: Settings, config: object, audience: object = None) -> int:
-    from streams.audience import AudienceConfig
-    from streams.audience import audience as audience_records
-    from streams.importer import DlqRejects, import_records
-    from streams.kafka import create_topics, producer
-    from streams.models.event_parse import event_from_dict
-    from streams.simulate import SimulationConfig, simulate
-    from streams.sources import SourceRecord
+    from streams.contract.event_parse import event_from_dict
+    from streams.offline.audience import AudienceConfig
+    from streams.offline.audience import audience as audience_records
+    from streams.offline.importer import DlqRejects, import_records
+    from streams.offline.simulate import SimulationConfig, simulate
+    from streams.offline.sources import SourceRecord
+    from streams.runtime.kafka import create_topics, producer
 
     assert isinstance(config, SimulationConfig)  # noqa: S101 - built by _run_simulate
     topics = TopicCatalogue.of(settings)
@@ -159,8 +159,8 @@ async def _produce_audience(
 ) -> None:
     """Profiles to ``customers``; consents the one way cartpulse writes them (the consent
     ledger: ``consents.history`` with source ``simulated``, then ``consents``)."""
-    from streams.consent_ledger import ConsentLedger
-    from streams.models.consent_history import SOURCE_SIMULATED, ConsentEntry, store_entry
+    from streams.contract.consent_history import SOURCE_SIMULATED, ConsentEntry, store_entry
+    from streams.runtime.consent_ledger import ConsentLedger
 
     topics = TopicCatalogue.of(settings)
     profiles: list[asyncio.Future[object]] = []
@@ -181,7 +181,7 @@ async def _produce_audience(
 
 
 def _run_watermark(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.models.events import MAX_EVENT_MS
+    from streams.contract.events import MAX_EVENT_MS
 
     watermark = MAX_EVENT_MS if args.time == "end" else time_argument(args.time, "TIME")
     with activity("waiting for the worker to read its inputs" if not args.no_wait else "sending"):

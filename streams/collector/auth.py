@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from streams.errors import CartpulseError
+from streams.contract.errors import CartpulseError
 
 SIGNATURE_HEADER: Final = "X-Cartpulse-Signature"
 STORE_HEADER: Final = "X-Cartpulse-Store"

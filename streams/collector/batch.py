@@ -1,5 +1,5 @@
 """What a request carries: one event or a JSON array of them, each checked by the importer's
-reader (``streams.models.event_parse.parse_event``, docs/semantics.md) and by the store the
+reader (``streams.contract.event_parse.parse_event``, docs/semantics.md) and by the store the
 request was authenticated as. Pure: bytes and a store id in, a verdict per event out.
 
 A request that is not one event or an array of at most ``max_events`` of them is refused whole
@@ -16,9 +16,9 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from streams.errors import CartpulseError, InvalidRecord, UnknownEventType
-from streams.models.event_parse import parse_event
-from streams.topics import Topic, input_topic_for
+from streams.contract.errors import CartpulseError, InvalidRecord, UnknownEventType
+from streams.contract.event_parse import parse_event
+from streams.contract.topics import Topic, input_topic_for
 
 # Why an event was rejected, as a closed set (the reason itself is free text).
 RejectKind = Literal["not_object", "too_large", "unknown_type", "wrong_store", "invalid"]

@@ -35,7 +35,7 @@ from streams.collector.batch import Accepted, BadBatch, check_events, read_batch
 from streams.collector.cors import cors_headers, preflight_headers
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import KafkaUnavailable, Outbox
-from streams.serving import Ready, add_health, add_probes
+from streams.runtime.serving import Ready, add_health, add_probes
 
 log = logging.getLogger(__name__)
 

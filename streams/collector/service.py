@@ -21,16 +21,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from streams.binding import listening
 from streams.collector.auth import Credentials
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import Outbox
 from streams.collector.routes import Limits, make_app, make_metrics_app
-from streams.errors import ConfigurationError
-from streams.kafka import create_topics, producer
-from streams.serving import serve_until_stopped, sites_started
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.errors import ConfigurationError
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.binding import listening
+from streams.runtime.kafka import create_topics, producer
+from streams.runtime.serving import serve_until_stopped, sites_started
+from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

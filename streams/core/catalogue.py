@@ -16,7 +16,7 @@ import bisect
 from collections.abc import Iterator
 from typing import Final
 
-from streams.models.products import ProductVersion
+from streams.contract.products import ProductVersion
 
 MAX_VERSIONS: Final = 16
 

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 
 import cel
 
-from streams.errors import CartpulseError, ConfigurationError
+from streams.contract.errors import CartpulseError, ConfigurationError
 
 FieldType = Literal["int", "double", "string", "bool", "list(string)", "list(item)"]
 

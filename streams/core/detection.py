@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from streams._native import Core, Record
-from streams.errors import InvalidRecord
-from streams.models.abandonment import Kind
-from streams.models.event_parse import record_of
-from streams.models.events import Event
+from streams.contract.abandonment import Kind
+from streams.contract.errors import InvalidRecord
+from streams.contract.event_parse import record_of
+from streams.contract.events import Event
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

@@ -18,8 +18,8 @@ from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.contract.commands import E164, EMAIL, Channel
 from streams.core.policy import ChannelRules, Experiment, QuietHours
-from streams.models.commands import E164, EMAIL, Channel
 
 DAY_MS: Final = 86_400_000
 HOLDOUT: Final = "holdout"

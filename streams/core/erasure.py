@@ -3,10 +3,10 @@ survive it (docs/compliance.md, Erasure). Pure: no Faust, Kafka or clock."""
 
 from __future__ import annotations
 
+from streams.contract.commands import CHANNELS, Channel
+from streams.contract.errors import InvalidRecord
+from streams.contract.journey import parse_consent
 from streams.core.journey_state import CustomerState
-from streams.errors import InvalidRecord
-from streams.models.commands import CHANNELS, Channel
-from streams.models.journey import parse_consent
 
 
 def opted_out_addresses(state: CustomerState) -> list[tuple[Channel, str]]:

@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from streams.contract.journey import Profile, cart_value, decimal_of
 from streams.core.catalogue import Catalogue
-from streams.models.journey import Profile, cart_value, decimal_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from streams.core.journey_state import CustomerState
-from streams.core.journeys import JourneyEngine, Outputs
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.commands import SendResult
-from streams.models.event_parse import parse_event
-from streams.models.events import MAX_RECORD_BYTES
-from streams.models.journey import (
+from streams.contract.commands import SendResult
+from streams.contract.errors import InvalidRecord, UnknownEventType
+from streams.contract.event_parse import parse_event
+from streams.contract.events import MAX_RECORD_BYTES
+from streams.contract.journey import (
     AbandonmentIn,
     ConsentChange,
     EngagementIn,
@@ -25,7 +23,9 @@ from streams.models.journey import (
     parse_engagement,
     parse_profile,
 )
-from streams.models.products import ProductVersion, parse_product
+from streams.contract.products import ProductVersion, parse_product
+from streams.core.journey_state import CustomerState
+from streams.core.journeys import JourneyEngine, Outputs
 
 JourneyInput = (
     AbandonmentIn | OrderIn | Profile | ConsentChange | SendResult | EngagementIn | ProductVersion

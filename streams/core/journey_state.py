@@ -14,9 +14,9 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from streams.errors import InvalidRecord
-from streams.models.commands import Channel
-from streams.models.journey import Profile
+from streams.contract.commands import Channel
+from streams.contract.errors import InvalidRecord
+from streams.contract.journey import Profile
 
 STATE_VERSION = 1
 StepStatus = Literal["pending", "emitted", "skipped"]

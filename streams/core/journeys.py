@@ -30,6 +30,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from streams.contract.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
+from streams.contract.ids import stable_id
+from streams.contract.journey import (
+    AbandonmentIn,
+    Action,
+    ConsentChange,
+    Decision,
+    EngagementIn,
+    OrderIn,
+    Profile,
+    Recovery,
+    cart_value,
+)
+from streams.contract.products import ProductVersion
 from streams.core.catalogue import Catalogue
 from streams.core.conditions import Condition, ConditionError
 from streams.core.eligibility import (
@@ -54,20 +68,6 @@ from streams.core.journey_state import (
 from streams.core.messages import CART_KINDS, build_command, journey_id_of
 from streams.core.policy import ChannelRules, Flow, Policy, Step, Trigger
 from streams.core.stores import NOTICE_WINDOW_MS, Store
-from streams.models.commands import Channel, Mode, SendCommand, SendResult, is_undeliverable
-from streams.models.ids import stable_id
-from streams.models.journey import (
-    AbandonmentIn,
-    Action,
-    ConsentChange,
-    Decision,
-    EngagementIn,
-    OrderIn,
-    Profile,
-    Recovery,
-    cart_value,
-)
-from streams.models.products import ProductVersion
 
 NOT_SENT: Final = frozenset({"failed", "suppressed", "expired", "undelivered"})
 # A send result's error_code when a coupon step was not sent (senders/coupons/gate.py).

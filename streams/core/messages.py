@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from streams.contract.commands import LOCALE, Channel, Mode, SendCommand
+from streams.contract.events import format_ms
+from streams.contract.ids import stable_id
+from streams.contract.journey import Profile, cart_value
 from streams.core.eligibility import coupon_code, resolve_zone
 from streams.core.flow_context import Shown
 from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.policy import Policy
-from streams.models.commands import LOCALE, Channel, Mode, SendCommand
-from streams.models.events import format_ms
-from streams.models.ids import stable_id
-from streams.models.journey import Profile, cart_value
 
 CART_KINDS = frozenset({"cart", "checkout"})  # journeys about a cart (the others: a product)
 

@@ -4,7 +4,7 @@ attribution, and the stores' table (streams.core.stores).
 ``parse_policy(text, source)`` validates a TOML document and returns a frozen ``Policy``; every
 problem raises ``ConfigurationError`` naming the file, the line (where it can be found) and the
 field, e.g. ``policy.toml:14: flows.cart.steps[1].after: '2x' is not a duration``. Pure: the
-caller reads the file (``streams.policy_file``).
+caller reads the file (``streams.runtime.policy_file``).
 
 Durations are written ``90s``, ``30m``, ``1h``, ``5d`` (or ``1h30m``) or ISO 8601 (``PT1H``).
 Conditions (``when``) are CEL, checked when the policy loads (streams.core.conditions).
@@ -21,6 +21,8 @@ from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal, get_args
 
+from streams.contract.commands import CHANNELS, TEMPLATE_NAME, Channel
+from streams.contract.errors import ConfigurationError
 from streams.core.conditions import Condition, compile_condition
 from streams.core.incentives import INCENTIVE_KEYS as INCENTIVE_KEYS  # the policy's parts
 from streams.core.incentives import TIER_KEYS as TIER_KEYS
@@ -28,8 +30,6 @@ from streams.core.incentives import Incentives, parse_incentives
 from streams.core.incentives import Tier as Tier
 from streams.core.policy_reader import Reader
 from streams.core.stores import Store, parse_stores
-from streams.errors import ConfigurationError
-from streams.models.commands import CHANNELS, TEMPLATE_NAME, Channel
 
 Trigger = Literal["cart", "browse", "checkout", "price_drop", "back_in_stock"]
 TRIGGERS: Final[tuple[Trigger, ...]] = get_args(Trigger)
@@ -40,7 +40,7 @@ ConsentRule = Literal["opt_in", "opt_in_or_soft"]
 _CLOCK: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 # The keys each table may hold; anything else is refused with the list. docs/policy.md is
-# generated from these (streams/policy_reference.py), so the reference cannot fall behind.
+# generated from these (streams/tools/policy_reference.py), so the reference cannot fall behind.
 TOP_KEYS: Final = frozenset({"mode", "eligibility", "attribution", "incentives", "stores", "flows"})
 ELIGIBILITY_KEYS: Final = frozenset({"max_per_day", "reentry_cooldown", *CHANNELS})
 CHANNEL_KEYS: Final = frozenset({"consent", "min_interval", "quiet_hours"})

@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable, Mapping, Set
 from typing import Any, Final
 
-from streams.durations import parse_duration_ms
-from streams.errors import ConfigurationError
+from streams.contract.durations import parse_duration_ms
+from streams.contract.errors import ConfigurationError
 
 _HTTPS_URL: Final = re.compile(r"^https://[^\s/]+(/\S*)?$")
 _HEX_COLOR: Final = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -15,8 +15,8 @@ from email.utils import parseaddr
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.contract.commands import LOCALE
 from streams.core.policy_reader import Reader
-from streams.models.commands import LOCALE
 
 KEYS: Final = frozenset(
     {"timezone", "brand", "soft_opt_in", "url", "postal_address", "support", "locale"}

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from streams.agents.batching import acting_for, current_event
 from streams.agents.ports import Delivery, Headers, InputMessage, Positions, Producer, StateTable
 from streams.agents.ports import Send as SendPort
-from streams.batching import acting_for, current_event
 
 TP = tuple[str, int]
 Step = Literal["send", "delivered", "failed", "write", "delete", "ack"]

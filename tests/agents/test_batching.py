@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from faust.types import TP, Message
 
-from streams.batching import YIELD_EVERY, BatchHandler, FetchRoute, route_fetch
+from streams.agents.batching import YIELD_EVERY, BatchHandler, FetchRoute, route_fetch
 
 CART, CLICKS, OTHER = TP("t.cart", 0), TP("t.clickstream", 0), TP("t.journey.ticks", 0)
 

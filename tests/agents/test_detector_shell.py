@@ -17,11 +17,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.agents.detector import DetectorShell, state_key
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.detection import DetectorConfig
 from streams.core.watermarks import tick_value
-from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
-from streams.metrics import DetectorMetrics
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
+from streams.runtime.metrics import DetectorMetrics
 from tests.agents.fakes import (
     TP,
     FakeClock,

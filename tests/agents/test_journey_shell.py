@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, state_key
 from streams.agents.ports import Headers
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
 from streams.core.journeys import JourneyEngine
 from streams.core.policy import parse_policy
 from streams.core.watermarks import tick_value
-from streams.kafka import REASON_HEADER
-from streams.metrics import JourneyMetrics
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import REASON_HEADER
+from streams.runtime.metrics import JourneyMetrics
 from tests.agents.fakes import (
     Entry,
     FakeClock,

@@ -17,7 +17,7 @@ from streams.collector.batch import (
     read_batch,
 )
 from streams.collector.cors import cors_headers, preflight_headers
-from streams.topics import Topic
+from streams.contract.topics import Topic
 from tests.support.events import CART_ITEM_ADDED
 
 SHOP = "https://shop.example"

@@ -14,8 +14,8 @@ from streams.collector.auth import Credentials, sign
 from streams.collector.metrics import CollectorMetrics
 from streams.collector.outbox import Outbox
 from streams.collector.routes import Limits, make_app
-from streams.kafka import REASON_HEADER
-from streams.topics import TopicCatalogue
+from streams.contract.topics import TopicCatalogue
+from streams.runtime.kafka import REASON_HEADER
 from tests.support.events import CART_ITEM_ADDED
 from tests.support.producers import FakeProducer
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.kafka import topic_counts
+from streams.runtime.kafka import topic_counts
 from tests.conftest import consume_all
 from tests.integration.test_detector_worker import offline
 from tests.support.cli import run_cli

@@ -17,12 +17,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from streams.agents.catalogue import CatalogueReader
+from streams.contract.products import ProductVersion
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
-from streams.kafka import REASON_HEADER, SOURCE_HEADER, create_topics, producer
-from streams.metrics import CatalogueMetrics
-from streams.models.products import ProductVersion
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import REASON_HEADER, SOURCE_HEADER, create_topics, producer
+from streams.runtime.metrics import CatalogueMetrics
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.support.net import free_port
 from tests.support.workers import journeys_worker

@@ -14,8 +14,8 @@ import pytest
 
 from streams.collector.auth import sign
 from streams.collector.service import run_collector
-from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
-from streams.settings import Settings
+from streams.runtime.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.support.events import CART_ITEM_ADDED
 from tests.support.net import free_port

@@ -32,16 +32,16 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.app import run_mirror
-from senders.consents import address_subject
-from senders.keys import Keys
-from senders.phonebook import PhoneBook
-from senders.unsubscribe import UnsubscribeToken, make_token, token_id
+from senders.adapters.consents import address_subject
+from senders.adapters.phonebook import PhoneBook
+from senders.core.keys import Keys
+from senders.messages.unsubscribe import UnsubscribeToken, make_token, token_id
+from senders.runtime.app import run_mirror
 from senders.webhooks.service import run_webhooks
-from streams.kafka import create_topics, read_records
-from streams.models.privacy import Pseudonyms
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.privacy import Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import create_topics, read_records
+from streams.runtime.settings import Settings
 from tests.senders.conftest import kafka_producer, running, sender_settings
 from tests.support.net import free_port
 from tests.support.webhooks import AUTH_TOKEN, PUBLIC_URL, inbound_form, sign

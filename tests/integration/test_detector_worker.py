@@ -13,8 +13,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka import topic_counts
-from streams.settings import Settings
+from streams.runtime.kafka import topic_counts
+from streams.runtime.settings import Settings
 from tests.conftest import ROOT, consume_all
 from tests.support.cli import run_cli
 from tests.support.workers import wait_for_count, worker

@@ -30,16 +30,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.app import run_mirror, run_sender
-from senders.consents import ConsentStore
+from senders.adapters.consents import ConsentStore
+from senders.core.keys import Keys
 from senders.coupons.service import run_coupons
 from senders.coupons.store import RedisCouponStates
-from senders.keys import Keys
-from streams.models.coupons import CouponRecord, parse_coupon
-from streams.models.events import format_ms
-from streams.models.privacy import Pseudonyms
-from streams.settings import Settings
-from streams.topics import TopicCatalogue
+from senders.runtime.app import run_mirror, run_sender
+from streams.contract.coupons import CouponRecord, parse_coupon
+from streams.contract.events import format_ms
+from streams.contract.privacy import Pseudonyms
+from streams.contract.topics import TopicCatalogue
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import running, sender_settings
 from tests.support.cli import run_cli
@@ -151,7 +151,7 @@ async def _compacted_topics(settings: Settings) -> list[str]:
 
 
 def _coupon(customer: str) -> CouponRecord:
-    """A coupon as the journeys issue it beside a command (streams.models.coupons)."""
+    """A coupon as the journeys issue it beside a command (streams.contract.coupons)."""
     issued = datetime.now(UTC)
     return CouponRecord.model_validate(
         {"code": CODE, "customer_id": customer, "journey_id": "jr-erase-1",

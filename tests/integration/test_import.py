@@ -11,7 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.kafka import (
+from streams.contract.topics import TopicCatalogue
+from streams.offline.sources import REES46_TYPES
+from streams.runtime.kafka import (
     DLQ_EXCERPT_BYTES,
     ORIGINAL_BYTES_HEADER,
     ORIGINAL_SHA256_HEADER,
@@ -19,9 +21,7 @@ from streams.kafka import (
     REASON_HEADER,
     SOURCE_HEADER,
 )
-from streams.settings import Settings
-from streams.sources import REES46_TYPES
-from streams.topics import TopicCatalogue
+from streams.runtime.settings import Settings
 from tests.conftest import ROOT, consume_all
 from tests.support.cli import run_cli
 from tests.support.events import cart_event, write_jsonl
@@ -171,7 +171,7 @@ def test_speedup_replays_the_original_spacing(settings: Settings, tmp_path: Path
 
 
 async def test_a_prefixs_topics_can_be_deleted_and_no_prefix_is_refused(settings: Settings) -> None:
-    from streams.kafka import delete_topics, topic_offsets
+    from streams.runtime.kafka import delete_topics, topic_offsets
 
     assert run_cli(settings, "topics", "create").returncode == 0
     catalogue = sorted(spec.name for spec in TopicCatalogue(settings.topic_prefix).specs())

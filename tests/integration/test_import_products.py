@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
-from streams.settings import Settings
+from streams.runtime.kafka import ORIGINAL_TOPIC_HEADER, REASON_HEADER, SOURCE_HEADER
+from streams.runtime.settings import Settings
 from tests.conftest import ROOT, consume_all
 from tests.support.cli import run_cli
 from tests.support.events import write_jsonl

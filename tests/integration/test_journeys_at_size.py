@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
-from streams.simulate import SimulationConfig
+from streams.offline.simulate import SimulationConfig
+from streams.runtime.settings import Settings
 from tests.support.live_offline import Difference, live, offline, write_traffic
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.models.events import format_ms
-from streams.settings import Settings
+from streams.contract.events import format_ms
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.support.cli import run_cli
 from tests.support.workers import COUPON_SECRET, journeys_worker, wait_for_count

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.support.cli import run_cli
 from tests.support.net import free_port
@@ -31,7 +31,7 @@ T0_MS = 1_781_100_000_000
 
 
 def _iso(ms: int) -> str:
-    from streams.models.events import format_ms
+    from streams.contract.events import format_ms
 
     return format_ms(ms)
 
@@ -225,7 +225,7 @@ async def test_journeys_in_event_mode_emit_commands_at_their_times(
         ("c1", "sms", "150.00")  # the last message before the order, within SMS's 1 d
     ]
     # Commands are keyed by recipient and validate as the senders' contract.
-    from streams.models.commands import parse_command
+    from streams.contract.commands import parse_command
 
     assert all(parse_command(c).mode == "live" for c in commands)
     # The same input, offline, gives byte-identical commands.

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka import read_all, topic_counts
-from streams.replay import wait_for_audience, wait_for_journeys
-from streams.settings import Settings
-from streams.simulate import SimulationConfig, simulate
+from streams.offline.simulate import SimulationConfig, simulate
+from streams.runtime.kafka import read_all, topic_counts
+from streams.runtime.settings import Settings
+from streams.tools.replay import wait_for_audience, wait_for_journeys
 from tests.support.cli import run_cli
 from tests.support.workers import JOURNEYS, journeys_worker
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.kafka import create_topics
-from streams.roster import agents_of, announce
-from streams.settings import Settings, load_settings
-from streams.topics import TopicCatalogue
-from streams.watermark import runs_journeys
+from streams.agents.roster import agents_of, announce
+from streams.contract.topics import TopicCatalogue
+from streams.runtime.kafka import create_topics
+from streams.runtime.settings import Settings, load_settings
+from streams.tools.watermark import runs_journeys
 
 pytestmark = pytest.mark.integration
 

@@ -158,10 +158,13 @@ def test_the_wheel_is_abi3_and_ships_every_data_file(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {
         f.relative_to(ROOT).as_posix()
-        for pattern in ("senders/templates/*.j2", "streams/policies/*.toml")
+        for pattern in ("senders/messages/templates/*.j2", "streams/policies/*.toml")
         for f in ROOT.glob(pattern)
     }
-    assert {"senders/templates/_layout.html.j2", "streams/policies/default.toml"} <= shipped
+    assert {
+        "senders/messages/templates/_layout.html.j2",
+        "streams/policies/default.toml",
+    } <= shipped
     assert shipped <= names
     assert {"streams/py.typed", "senders/py.typed", "streams/_native.pyi"} <= names
     assert "streams/_native.abi3.so" in names
@@ -177,7 +180,7 @@ def test_the_sdist_carries_the_rust_core_to_build_from_source(sdist: Path) -> No
     rust = {f.relative_to(ROOT).as_posix() for f in (ROOT / "native" / "src").glob("*.rs")}
     assert {"native/Cargo.toml", "native/Cargo.lock", "pyproject.toml", "setup.cfg"} <= names
     assert rust and rust <= names
-    assert "senders/templates/_layout.html.j2" in names
+    assert "senders/messages/templates/_layout.html.j2" in names
     assert not {n for n in names if n.startswith("native/target") or n.endswith(".so")}
 
 

@@ -20,12 +20,12 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.app import sender_topics
-from senders.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
-from senders.keys import Keys
-from streams.kafka import create_topics, producer
-from streams.models.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
-from streams.settings import Settings
+from senders.adapters.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
+from senders.core.keys import Keys
+from senders.runtime.app import sender_topics
+from streams.contract.commands import FINAL_SEND_STATUSES, Channel, SendCommand, SendResult
+from streams.runtime.kafka import create_topics, producer
+from streams.runtime.settings import Settings
 from tests.conftest import REDIS_PORT, consume_all
 from tests.smtp_server import SmtpTestServer, make_certificate
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.support.env import settings_env
 from tests.support.net import free_port
 from tests.twilio_server import Request

@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import pytest
 
-from senders.clicks import ClickLinks
-from senders.keys import Keys
-from senders.smtp_email import SmtpEmail, click_links
-from senders.templates import Renderer
-from senders.webhooks.tokens import ClickToken, read_click_token
-from streams.errors import ConfigurationError
-from streams.settings import Settings, load_settings
+from senders.adapters.smtp_email import SmtpEmail, click_links
+from senders.core.keys import Keys
+from senders.messages.clicks import ClickLinks
+from senders.messages.templates import Renderer
+from senders.messages.tokens import ClickToken, read_click_token
+from streams.contract.errors import ConfigurationError
+from streams.runtime.settings import Settings, load_settings
 from tests.senders.conftest import command
 
 SECRET = b"click-secret"

@@ -1,4 +1,4 @@
-"""The send command and send result contract (streams/models/commands.py)."""
+"""The send command and send result contract (streams/contract/commands.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.errors import InvalidRecord
-from streams.models.commands import SendResult, command_id_of, format_time, parse_command
+from streams.contract.commands import SendResult, command_id_of, format_time, parse_command
+from streams.contract.errors import InvalidRecord
 
 BASE: dict[str, Any] = {
     "command_id": "c1",

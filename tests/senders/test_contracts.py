@@ -15,11 +15,25 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from senders.clock import FakeClock
-from senders.consents import Consent, Consents, ConsentStore, ConsentUpdate, address_subject
-from senders.keys import Keys
-from senders.ledger import Busy, Claimed, Finished, Ledger, MemoryLedger, RedisLedger, Sending
-from senders.ratelimit import Limit, Limiter, MemoryLimiter, RedisLimiter
+from senders.adapters.consents import (
+    Consent,
+    Consents,
+    ConsentStore,
+    ConsentUpdate,
+    address_subject,
+)
+from senders.adapters.ledger import (
+    Busy,
+    Claimed,
+    Finished,
+    Ledger,
+    MemoryLedger,
+    RedisLedger,
+    Sending,
+)
+from senders.adapters.ratelimit import Limit, Limiter, MemoryLimiter, RedisLimiter
+from senders.core.clock import FakeClock
+from senders.core.keys import Keys
 from tests.conftest import REDIS_PORT
 from tests.support.fakes import MemoryConsents
 

@@ -22,14 +22,14 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.app import run_sender
 from senders.coupons.service import run_coupons
-from streams.kafka import create_topics
-from streams.models.commands import SendCommand
-from streams.models.coupons import CouponRecord, issued_coupon, parse_coupon
-from streams.policy_file import default_policy_text
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from senders.runtime.app import run_sender
+from streams.contract.commands import SendCommand
+from streams.contract.coupons import CouponRecord, issued_coupon, parse_coupon
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import create_topics
+from streams.runtime.policy_file import default_policy_text
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.coupon_servers import ShopifyTestServer, WebhookTestServer
 from tests.senders.conftest import (

@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from senders.coupons.gate import verdict
 from senders.coupons.shopify import MUTATION, ShopifyProvider, discount_input, read_answer
 from senders.coupons.webhook import WebhookProvider, sign
-from streams.models.coupons import CouponRecord
-from streams.settings import load_settings
+from streams.contract.coupons import CouponRecord
+from streams.runtime.settings import load_settings
 from tests.coupon_servers import ShopifyTestServer, WebhookTestServer
 from tests.senders.conftest import command
 

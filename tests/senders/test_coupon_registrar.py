@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from senders.coupons.forgetting import CouponErasure
 from senders.coupons.ports import Redemption, Registration
 from senders.coupons.registrar import OrderUse, Registrar
-from senders.metrics import CouponMetrics
+from senders.runtime.metrics import CouponMetrics
+from streams.contract.coupons import CouponRecord, normal_code
 from streams.core.policy import parse_policy
-from streams.models.coupons import CouponRecord, normal_code
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 
 NOW = datetime(2026, 6, 10, 14, 0, tzinfo=UTC)
 

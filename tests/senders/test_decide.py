@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.consents import Consent
-from senders.coupons.gate import UNAVAILABLE, Verdict
-from senders.decide import (
+from senders.adapters.consents import Consent
+from senders.adapters.ratelimit import Grant
+from senders.core.decide import (
     COUPON_POLL,
     Action,
     Answer,
@@ -34,12 +34,12 @@ from senders.decide import (
     decide,
     retry_delay,
 )
-from senders.ledger_states import Busy, Claimed, Finished, Sending
-from senders.outcomes import ProviderOutcome
-from senders.ratelimit import Grant
-from streams.models.commands import SendCommand
-from streams.models.erasure import ERASURE_SOURCE
-from streams.settings import Settings
+from senders.core.ledger_states import Busy, Claimed, Finished, Sending
+from senders.core.outcomes import ProviderOutcome
+from senders.coupons.gate import UNAVAILABLE, Verdict
+from streams.contract.commands import SendCommand
+from streams.contract.erasure import ERASURE_SOURCE
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 
 NOW = 1_900_000_000.0

@@ -15,7 +15,7 @@ from typing import Any, Final
 import pytest
 from playwright.sync_api import Browser
 
-from senders.templates import DEFAULT_DIRECTORY
+from senders.messages.templates import DEFAULT_DIRECTORY
 from tests.conftest import IN_CI
 from tests.support.email_browser import Layout, chromium, chromium_path, measure, open_email
 from tests.support.emails import (

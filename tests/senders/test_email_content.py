@@ -13,15 +13,15 @@ from babel import Locale
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.formats import local_date, local_datetime, money, percent, text_on
-from senders.mjml_loader import compile_mjml, is_mjml
-from senders.template_filters import message_locale
-from senders.templates import Renderer
+from senders.messages.formats import local_date, local_datetime, money, percent, text_on
+from senders.messages.mjml_loader import compile_mjml, is_mjml
+from senders.messages.template_filters import message_locale
+from senders.messages.templates import Renderer
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.contract.journey import Profile
 from streams.core.messages import build_command
 from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.models.journey import Profile
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 from tests.support.emails import (
     EMAILS,
     LOCALES,

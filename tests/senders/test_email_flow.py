@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from senders.app import run_sender
-from senders.mime import message_id
-from senders.unsubscribe import read_token
-from streams.settings import Settings
+from senders.messages.mime import message_id
+from senders.messages.unsubscribe import read_token
+from senders.runtime.app import run_sender
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,

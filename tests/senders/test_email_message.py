@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from senders.mime import build_email, message_id
-from senders.templates import RenderedEmail
-from senders.unsubscribe import (
+from senders.messages.mime import build_email, message_id
+from senders.messages.templates import RenderedEmail
+from senders.messages.unsubscribe import (
     UnsubscribeToken,
     make_token,
     read_token,
     unsubscribe_mailto,
     unsubscribe_url,
 )
-from streams.errors import InvalidRecord
+from streams.contract.errors import InvalidRecord
 from tests.senders.conftest import command
 
 SECRET = b"secret"
@@ -85,10 +85,10 @@ def test_message_ids_are_stable_per_command() -> None:
 def test_a_store_sends_under_its_own_from_and_reply_to() -> None:
     from pydantic import SecretStr
 
-    from senders.providers import provider_for
+    from senders.adapters.providers import provider_for
     from streams.core.policy import parse_policy
-    from streams.policy_file import default_policy_text
-    from streams.settings import Settings
+    from streams.runtime.policy_file import default_policy_text
+    from streams.runtime.settings import Settings
 
     policy = parse_policy(
         default_policy_text()

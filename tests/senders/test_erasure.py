@@ -14,20 +14,20 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.consents import Consent, ConsentStore, ConsentUpdate, address_subject
+from senders.adapters.consents import Consent, ConsentStore, ConsentUpdate, address_subject
+from senders.adapters.phonebook import PhoneBook
+from senders.adapters.short_link_store import RedisShortLinks
+from senders.core.keys import Keys
 from senders.coupons.store import RedisCouponStates
-from senders.erasure import SenderErasure, kafka_produce
-from senders.keys import Keys
-from senders.phonebook import PhoneBook
-from senders.short_link_store import RedisShortLinks
-from senders.short_links import LinkRecord
-from streams.kafka import create_topics, partition_of
-from streams.metrics import ErasureMetrics
-from streams.models.coupons import CouponRecord, parse_coupon
-from streams.models.erasure import Erasure, parse_done
-from streams.models.privacy import Pseudonyms
-from streams.settings import Settings
-from streams.topics import Topic, TopicCatalogue
+from senders.messages.short_links import LinkRecord
+from senders.runtime.erasure import SenderErasure, kafka_produce
+from streams.contract.coupons import CouponRecord, parse_coupon
+from streams.contract.erasure import Erasure, parse_done
+from streams.contract.privacy import Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import create_topics, partition_of
+from streams.runtime.metrics import ErasureMetrics
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import kafka_producer, sender_settings
 from tests.support.redis_view import redis_text

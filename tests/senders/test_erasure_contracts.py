@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from senders.consents import (
+from senders.adapters.consents import (
     Consent,
     Consents,
     ConsentStore,
@@ -15,8 +15,8 @@ from senders.consents import (
     erased_subject,
     suppressed_subject,
 )
-from senders.keys import Keys
-from streams.models.privacy import Pseudonyms
+from senders.core.keys import Keys
+from streams.contract.privacy import Pseudonyms
 from tests.support.fakes import MemoryConsents
 
 NAMES = Pseudonyms(b"contract-key")

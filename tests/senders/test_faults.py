@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from senders.ledger import Claimed
-from senders.outcomes import ProviderOutcome
-from senders.service import Defer, Done, Work
+from senders.adapters.ledger import Claimed
+from senders.core.outcomes import ProviderOutcome
+from senders.runtime.service import Defer, Done, Work
 from tests.senders.test_service import SENT, World, cmd, world
 
 AUTH = ProviderOutcome("unavailable", "auth", error_code="20003")

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from senders.providers import provider_for
-from senders.short_links import MAX_LINK_CHARS
-from senders.templates import DEFAULT_DIRECTORY, RenderedEmail, Renderer
-from senders.twilio_sms import TwilioSms
-from streams.policy_file import load_policy
-from streams.settings import Settings
+from senders.adapters.providers import provider_for
+from senders.adapters.twilio_sms import TwilioSms
+from senders.messages.short_links import MAX_LINK_CHARS
+from senders.messages.templates import DEFAULT_DIRECTORY, RenderedEmail, Renderer
+from streams.runtime.policy_file import load_policy
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 from tests.support.flow_messages import (
     FLOW_EMAILS,

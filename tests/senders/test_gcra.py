@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from senders.ratelimit import gcra
+from senders.adapters.ratelimit import gcra
 
 MS = 1000  # microseconds
 

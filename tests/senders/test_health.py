@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from senders.health import ProviderHealth
+from senders.core.health import ProviderHealth
 
 
 def health() -> ProviderHealth:

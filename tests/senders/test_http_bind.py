@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.senders.conftest import sender_settings
 from tests.support.env import settings_env
 from tests.support.net import free_port

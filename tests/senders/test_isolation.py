@@ -11,10 +11,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from redis.asyncio import Redis
 
-from senders.app import run_sender
-from senders.keys import Keys
-from streams.models.commands import SendResult
-from streams.settings import Settings
+from senders.core.keys import Keys
+from senders.runtime.app import run_sender
+from streams.contract.commands import SendResult
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.mirror_health import MirrorHealth, MirrorReport, mirror_age
+from senders.core.mirror_health import MirrorHealth, MirrorReport, mirror_age
 
 
 @pytest.mark.parametrize(

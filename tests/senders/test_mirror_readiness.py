@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from senders.app import run_mirror, run_sender
-from streams.settings import Settings
+from senders.runtime.app import run_mirror, run_sender
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,
@@ -65,7 +65,7 @@ async def test_not_ready_without_a_mirror_and_ready_once_one_runs(
     mirror_settings = s.model_copy(update={"sender_http_port": 0})
     base = f"http://127.0.0.1:{port}"
     await ensure_topics(s, "sms")
-    caplog.set_level(logging.WARNING, logger="senders.heartbeat")
+    caplog.set_level(logging.WARNING, logger="senders.adapters.heartbeat")
     async with running(lambda stop: run_sender(s, "sms", stop=stop, handle_signals=False)):
         # The sender works without a mirror: this command is taken, and ends no_consent.
         cmd = command()

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from senders.keys import Keys, mask_address
-from senders.offsets import PartitionOffsets
-from streams.errors import ConfigurationError
+from senders.core.keys import Keys, mask_address
+from senders.core.offsets import PartitionOffsets
+from streams.contract.errors import ConfigurationError
 
 
 @given(st.permutations(list(range(30))), st.integers(0, 30))

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.outcomes import backoff, error_label, smtp_outcome, twilio_outcome
-from streams.models.commands import is_undeliverable
+from senders.core.outcomes import backoff, error_label, smtp_outcome, twilio_outcome
+from streams.contract.commands import is_undeliverable
 
 SID = "SM" + "a" * 32
 

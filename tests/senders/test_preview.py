@@ -10,11 +10,11 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from senders.preview import preview_settings
-from senders.providers import provider_for
-from senders.twilio_sms import SmsMessage
-from streams.policy_file import load_policy
-from streams.settings import Settings
+from senders.adapters.providers import provider_for
+from senders.adapters.twilio_sms import SmsMessage
+from senders.runtime.preview import preview_settings
+from streams.runtime.policy_file import load_policy
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 
 
@@ -87,8 +87,8 @@ def test_preview_renders_every_shipped_template_in_every_locale_from_journeys(
     """The offline pipeline a store team runs: simulate → detect → journeys → preview."""
     import orjson
 
-    from streams.audience import AudienceConfig, audience
-    from streams.policy_file import default_policy_text
+    from streams.offline.audience import AudienceConfig, audience
+    from streams.runtime.policy_file import default_policy_text
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARTPULSE_")}
     env["CARTPULSE_COUPON_SECRET"] = "preview-test"

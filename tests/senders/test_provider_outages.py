@@ -29,9 +29,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from senders.app import run_sender
-from streams.models.commands import FINAL_SEND_STATUSES, SendResult
-from streams.settings import Settings
+from senders.runtime.app import run_sender
+from streams.contract.commands import FINAL_SEND_STATUSES, SendResult
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import (
     command,

@@ -23,10 +23,10 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.consents import ConsentStore
-from senders.keys import Keys
-from streams.models.commands import FINAL_SEND_STATUSES
-from streams.settings import Settings
+from senders.adapters.consents import ConsentStore
+from senders.core.keys import Keys
+from streams.contract.commands import FINAL_SEND_STATUSES
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from streams.models.commands import SendCommand, SendResult
-from streams.settings import Settings
+from streams.contract.commands import SendCommand, SendResult
+from streams.runtime.settings import Settings
 from tests.senders.conftest import (
     command,
     ensure_topics,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.segments import GSM7_BASIC, GSM7_EXTENDED, encode_info, is_gsm7, smart_encode
+from senders.messages.segments import GSM7_BASIC, GSM7_EXTENDED, encode_info, is_gsm7, smart_encode
 
 GSM_TEXT = st.text(alphabet=sorted(GSM7_BASIC), max_size=1000)
 ANY_TEXT = st.text(max_size=700)

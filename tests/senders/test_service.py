@@ -13,17 +13,17 @@ from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from senders.clock import FakeClock
-from senders.consents import Consent, ConsentUpdate, address_subject, newest
-from senders.ledger import Finished, MemoryLedger, Sending
-from senders.metrics import Metrics
-from senders.outcomes import ProviderOutcome
-from senders.ratelimit import Limit, MemoryLimiter
-from senders.service import Defer, Done, Reject, SendService, Work
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.models.commands import Channel, SendCommand, SendResult
-from streams.models.consent_history import ConsentEntry, consents_record
-from streams.settings import Settings
+from senders.adapters.consents import Consent, ConsentUpdate, address_subject, newest
+from senders.adapters.ledger import Finished, MemoryLedger, Sending
+from senders.adapters.ratelimit import Limit, MemoryLimiter
+from senders.core.clock import FakeClock
+from senders.core.outcomes import ProviderOutcome
+from senders.runtime.metrics import Metrics
+from senders.runtime.service import Defer, Done, Reject, SendService, Work
+from streams.contract.commands import Channel, SendCommand, SendResult
+from streams.contract.consent_history import ConsentEntry, consents_record
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 from tests.support.fakes import MemoryConsents
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
-from senders.keys import Keys
-from senders.short_link_store import RedisShortLinks
-from senders.short_links import LinkRecord
-from streams.errors import InvalidRecord
+from senders.adapters.short_link_store import RedisShortLinks
+from senders.core.keys import Keys
+from senders.messages.short_links import LinkRecord
+from streams.contract.errors import InvalidRecord
 
 pytestmark = pytest.mark.integration
 

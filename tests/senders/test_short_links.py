@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.short_links import (
+from senders.messages.short_links import (
     MAX_LINK_CHARS,
     LinkRecord,
     Shortener,
@@ -16,7 +16,7 @@ from senders.short_links import (
     is_short_id,
     short_id,
 )
-from streams.errors import ConfigurationError, InvalidRecord
+from streams.contract.errors import ConfigurationError, InvalidRecord
 
 SECRET = b"click-test-secret"
 BASE = "https://s.shop.example/c/"

@@ -13,12 +13,12 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from senders.app import run_mirror, run_sender
-from senders.consents import ConsentStore
-from senders.keys import Keys
-from streams.kafka import REASON_HEADER
-from streams.models.commands import SendResult, parse_command
-from streams.settings import Settings
+from senders.adapters.consents import ConsentStore
+from senders.core.keys import Keys
+from senders.runtime.app import run_mirror, run_sender
+from streams.contract.commands import SendResult, parse_command
+from streams.runtime.kafka import REASON_HEADER
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import (
     command,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from senders.providers import provider_for
-from senders.twilio_sms import TwilioSms
+from senders.adapters.providers import provider_for
+from senders.adapters.twilio_sms import TwilioSms
 from streams.core.policy import parse_policy
-from streams.policy_file import default_policy_text
-from streams.settings import Settings
+from streams.runtime.policy_file import default_policy_text
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 
 MG = "MG" + "b" * 32

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from senders.providers import provider_for
-from senders.short_links import MAX_LINK_CHARS, LinkRecord, short_id
-from senders.twilio_sms import SmsMessage, TwilioSms
+from senders.adapters.providers import provider_for
+from senders.adapters.twilio_sms import SmsMessage, TwilioSms
+from senders.messages.short_links import MAX_LINK_CHARS, LinkRecord, short_id
 from streams.cli.policy import run_check
+from streams.contract.errors import ConfigurationError, InvalidRecord
 from streams.core.policy import Policy
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.policy_file import load_policy
-from streams.settings import Settings
+from streams.runtime.policy_file import load_policy
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 
 SECRET = "click-test-secret"

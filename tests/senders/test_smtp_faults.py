@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
-from senders.keys import Keys
-from senders.smtp_email import SmtpEmail
-from senders.templates import Renderer
-from streams.settings import Settings
+from senders.adapters.smtp_email import SmtpEmail
+from senders.core.keys import Keys
+from senders.messages.templates import Renderer
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command, sender_settings
 from tests.smtp_server import SmtpTestServer
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from senders.keys import Keys
-from senders.packs import Packs, StorePack
-from senders.templates import DEFAULT_DIRECTORY, Renderer, compose_sms
-from senders.twilio_sms import TwilioSms
-from streams.errors import InvalidRecord
-from streams.models.commands import SendCommand
-from streams.settings import Settings
+from senders.adapters.twilio_sms import TwilioSms
+from senders.core.keys import Keys
+from senders.messages.packs import Packs, StorePack
+from senders.messages.templates import DEFAULT_DIRECTORY, Renderer, compose_sms
+from streams.contract.commands import SendCommand
+from streams.contract.errors import InvalidRecord
+from streams.runtime.settings import Settings
 from tests.senders.conftest import command
 from tests.support.flow_messages import FLOW_EMAILS, FLOW_SMS
 
@@ -270,8 +270,8 @@ def test_a_store_folder_and_a_pack_change_the_words(tmp_path: Path) -> None:
 
 
 def test_the_sms_sender_renders_from_the_commands_store_folder(tmp_path: Path) -> None:
-    from senders.providers import provider_for
-    from streams.policy_file import default_policy_text, load_policy
+    from senders.adapters.providers import provider_for
+    from streams.runtime.policy_file import default_policy_text, load_policy
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "cart_sms_1.en.sms.j2").write_text("Kaffee: {{ cart_url }}")

@@ -8,10 +8,10 @@ from typing import Final
 
 import msgspec
 
+from streams.contract.abandonment import Kind
+from streams.contract.events import format_ms, parse_time
+from streams.contract.ids import stable_id
 from streams.core.detection import Closed
-from streams.models.abandonment import Kind
-from streams.models.events import format_ms, parse_time
-from streams.models.ids import stable_id
 
 
 class CartItem(msgspec.Struct, gc=False):

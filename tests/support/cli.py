@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.support.env import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]

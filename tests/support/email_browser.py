@@ -165,7 +165,7 @@ def screenshot(browser: Browser, html: str, path: Path, width: int = 375) -> Non
 
 
 def main(argv: list[str]) -> int:
-    from senders.templates import Renderer
+    from senders.messages.templates import Renderer
     from tests.support.emails import SCREENSHOTS, render_sample
     from tests.support.flow_messages import FLOW_SCREENSHOTS, SHOPPERS, variables
 

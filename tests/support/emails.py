@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from senders.templates import DEFAULT_DIRECTORY, RenderedEmail, Renderer
+from senders.messages.templates import DEFAULT_DIRECTORY, RenderedEmail, Renderer
+from streams.contract.commands import SendCommand
+from streams.contract.journey import Profile
 from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.messages import build_command
 from streams.core.policy import Policy, parse_policy
-from streams.models.commands import SendCommand
-from streams.models.journey import Profile
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 
 SECRET: Final = b"sample-coupon-secret"
 DUE_MS: Final = 1_749_304_800_000  # 2025-06-07T14:00:00Z

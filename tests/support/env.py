@@ -7,7 +7,7 @@ from datetime import timedelta
 import orjson
 from pydantic import SecretStr
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

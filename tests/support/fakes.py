@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from senders.consents import (
+from senders.adapters.consents import (
     Consent,
     ConsentUpdate,
     address_subject,
@@ -12,8 +12,8 @@ from senders.consents import (
     erased_subject,
     suppressed_subject,
 )
-from streams.models.commands import Channel
-from streams.models.privacy import Pseudonyms
+from streams.contract.commands import Channel
+from streams.contract.privacy import Pseudonyms
 
 
 @dataclass

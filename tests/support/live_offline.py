@@ -24,14 +24,14 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.audience import AudienceConfig, audience
-from streams.kafka import read_all, read_records
-from streams.models.events import parse_time
-from streams.replay import wait_for_audience, wait_for_journeys
-from streams.settings import Settings
-from streams.simulate import SimulationConfig, simulate
-from streams.topics import Topic, TopicCatalogue
-from streams.worker_process import worker_env, worker_process
+from streams.agents.worker_process import worker_env, worker_process
+from streams.contract.events import parse_time
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.offline.audience import AudienceConfig, audience
+from streams.offline.simulate import SimulationConfig, simulate
+from streams.runtime.kafka import read_all, read_records
+from streams.runtime.settings import Settings
+from streams.tools.replay import wait_for_audience, wait_for_journeys
 
 ROOT = Path(__file__).resolve().parents[2]
 COUPON_SECRET = "live-offline-secret"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.conftest import IN_CI, STACK
 from tests.support.net import free_port
 

@@ -1,4 +1,4 @@
-"""An in-memory ``streams.kafka.Producer`` (unit tests of the collector and the importer)."""
+"""An in-memory ``streams.runtime.kafka.Producer`` (unit tests of the collector and the importer)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from streams.report import Report
-from streams.report_html import Names
+from streams.tools.report import Report
+from streams.tools.report_html import Names
 
 DAY_MS: Final = 86_400_000
 START_MS: Final = 1_780_272_000_000  # 2026-06-01T00:00:00Z
@@ -60,7 +60,7 @@ ANONYMOUS: Final = {"browse": 0, "cart": 5}  # ignored before any flow: named by
 
 
 def at(ms: int) -> str:
-    from streams.models.events import format_ms
+    from streams.contract.events import format_ms
 
     return format_ms(ms)
 
@@ -145,7 +145,7 @@ def sample_report() -> Report:
 
 
 def main(argv: list[str]) -> int:
-    from streams.report_html import render_html
+    from streams.tools.report_html import render_html
     from tests.support.report_browser import open_report
 
     target = Path(argv[0]) if argv else Path("docs/img/report.png")

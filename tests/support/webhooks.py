@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from twilio.request_validator import RequestValidator
 
-from senders.clock import FakeClock
-from senders.short_links import LinkRecord
+from senders.core.clock import FakeClock
+from senders.messages.short_links import LinkRecord
 from senders.webhooks.dedup import HANDLER_DEADLINE, Seen
 from senders.webhooks.keywords import Keywords
 from senders.webhooks.links import LinkConfig, LinkHooks
@@ -25,9 +25,9 @@ from senders.webhooks.metrics import WebhookMetrics
 from senders.webhooks.replies import HelpReplies
 from senders.webhooks.routes import HttpLimits, make_app, make_metrics_app
 from senders.webhooks.twilio import TwilioConfig, TwilioHooks
-from streams.models.commands import SendResult
-from streams.models.consent_history import ConsentEntry, consents_record, history_record
-from streams.models.privacy import Pseudonyms
+from streams.contract.commands import SendResult
+from streams.contract.consent_history import ConsentEntry, consents_record, history_record
+from streams.contract.privacy import Pseudonyms
 from tests.support.fakes import MemoryConsents
 
 AUTH_TOKEN = "twilio-test-token"

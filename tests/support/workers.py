@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from streams.kafka import topic_counts
-from streams.settings import Settings
-from streams.worker_process import worker_env, worker_process
+from streams.agents.worker_process import worker_env, worker_process
+from streams.runtime.kafka import topic_counts
+from streams.runtime.settings import Settings
 
 COUPON_SECRET = "journeys-test-secret"
 

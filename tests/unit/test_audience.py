@@ -1,4 +1,4 @@
-"""The demo's audience (``streams.audience``) and the simulator's time-compression knobs."""
+"""The demo's audience (``streams.offline.audience``) and the simulator's time-compression knobs."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.audience import AudienceConfig, audience, customer_id
 from streams.cli.main import main
-from streams.models.commands import E164, EMAIL
-from streams.models.events import parse_time
-from streams.models.journey import parse_consent, parse_profile
-from streams.simulate import SimulationConfig, events_within, simulate
-from streams.topics import Topic
+from streams.contract.commands import E164, EMAIL
+from streams.contract.events import parse_time
+from streams.contract.journey import parse_consent, parse_profile
+from streams.contract.topics import Topic
+from streams.offline.audience import AudienceConfig, audience, customer_id
+from streams.offline.simulate import SimulationConfig, events_within, simulate
 
 T0 = 1_767_225_600_000
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.binding import check_bindable, listening
-from streams.errors import ConfigurationError
+from streams.contract.errors import ConfigurationError
+from streams.runtime.binding import check_bindable, listening
 
 
 @pytest.fixture

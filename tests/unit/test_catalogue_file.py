@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.catalogue_file import read_products, rees46_name
-from streams.errors import InvalidRecord
-from streams.models.products import ProductVersion
+from streams.contract.errors import InvalidRecord
+from streams.contract.products import ProductVersion
+from streams.offline.catalogue_file import read_products, rees46_name
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents import catalogue as module
 from streams.agents.catalogue import CatalogueReader
+from streams.contract.topics import TopicCatalogue
 from streams.core.catalogue import Catalogue
-from streams.metrics import CatalogueMetrics
-from streams.settings import Settings
-from streams.topics import TopicCatalogue
+from streams.runtime.metrics import CatalogueMetrics
+from streams.runtime.settings import Settings
 
 
 async def _never_sent(

@@ -14,7 +14,7 @@ import pytest
 
 from streams.cli.journeys import print_report
 from streams.cli.main import _parser, main
-from streams.report import Report
+from streams.tools.report import Report
 from tests.unit.test_cli_errors import EVENT, SECRETS, cartpulse
 
 KAFKA_COMMANDS = {

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.contract.errors import ConfigurationError
 from streams.core.conditions import (
     CONTEXT,
     ITEM,
@@ -21,7 +22,6 @@ from streams.core.conditions import (
     context_problems,
     prepare,
 )
-from streams.errors import ConfigurationError
 
 WHERE = "policy.toml:14: flows.vip.when"
 

@@ -17,15 +17,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.partitioner import murmur2
 
-from senders.consents import address_subject
-from senders.unsubscribe import UnsubscribeToken, make_token, token_id
+from senders.adapters.consents import address_subject
+from senders.messages.unsubscribe import UnsubscribeToken, make_token, token_id
 from streams.cli.main import main
-from streams.consent_import import import_consents, read_consent_lines
-from streams.consent_ledger import ConsentLedger
-from streams.errors import InvalidRecord
-from streams.importer import FileRejects
-from streams.kafka import partition_of
-from streams.models.consent_history import (
+from streams.contract.consent_history import (
     HISTORY_ID_HEADER,
     ConsentEntry,
     consents_record,
@@ -36,8 +31,13 @@ from streams.models.consent_history import (
     store_entry,
     subject_kind,
 )
-from streams.models.privacy import AddressHasher, Pseudonyms
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.errors import InvalidRecord
+from streams.contract.privacy import AddressHasher, Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.offline.consent_import import import_consents, read_consent_lines
+from streams.offline.importer import FileRejects
+from streams.runtime.consent_ledger import ConsentLedger
+from streams.runtime.kafka import partition_of
 from tests.support.webhooks import (
     NAMES,
     UNSUBSCRIBE_SECRET,

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.contract.errors import InvalidRecord, UnknownEventType
+from streams.contract.event_parse import parse_event, read_record
 from streams.core.detection import Detector, DetectorConfig
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.event_parse import parse_event, read_record
-from streams.sources import read_rees46
+from streams.offline.sources import read_rees46
 from tests.support.abandonments import Abandonment
 from tests.support.events import cart_event
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from streams.contract.commands import SendResult
+from streams.contract.event_parse import parse_event
+from streams.contract.journey import OrderIn
 from streams.core.journeys import JourneyEngine
 from streams.core.policy import parse_policy
-from streams.models.commands import SendResult
-from streams.models.event_parse import parse_event
-from streams.models.journey import OrderIn
 from tests.support.journeys import POLICY, SECRET
 from tests.unit.test_journeys import H, abandonment, customer, ms, order, run
 
@@ -72,10 +72,10 @@ async def test_the_journeys_shell_issues_the_coupon_before_its_command() -> None
     from prometheus_client import CollectorRegistry
 
     from streams.agents.journeys import JourneyShell
+    from streams.contract.coupons import parse_coupon
+    from streams.contract.topics import TopicCatalogue
     from streams.core.journeys import Outputs
-    from streams.metrics import JourneyMetrics
-    from streams.models.coupons import parse_coupon
-    from streams.topics import TopicCatalogue
+    from streams.runtime.metrics import JourneyMetrics
     from tests.support.emails import sample_command
 
     sent: list[tuple[str, bytes | None, bytes | None]] = []

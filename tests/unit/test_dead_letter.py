@@ -8,8 +8,11 @@ import hashlib
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from streams.importer import DlqRejects, import_records
-from streams.kafka import (
+from streams.contract.event_parse import parse_event
+from streams.contract.topics import TopicCatalogue
+from streams.offline.importer import DlqRejects, import_records
+from streams.offline.sources import SourceRecord
+from streams.runtime.kafka import (
     DLQ_EXCERPT_BYTES,
     MAX_HEADER_TEXT_BYTES,
     ORIGINAL_BYTES_HEADER,
@@ -18,9 +21,6 @@ from streams.kafka import (
     SOURCE_HEADER,
     dead_letter,
 )
-from streams.models.event_parse import parse_event
-from streams.sources import SourceRecord
-from streams.topics import TopicCatalogue
 from tests.support.producers import FakeProducer, Sent
 
 
@@ -90,7 +90,7 @@ def invalid(n: int) -> SourceRecord:
     return SourceRecord(f"f:{n}", b"{bad", None, None, "not valid JSON")
 
 
-@pytest.mark.expect_errors  # streams.importer logs each record Kafka did not take
+@pytest.mark.expect_errors  # streams.offline.importer logs each record Kafka did not take
 async def test_records_kafka_does_not_take_are_counted_and_the_import_goes_on() -> None:
     producer, topics = RefusingProducer(), TopicCatalogue("t.")
     records = [valid(1), invalid(2), valid(3), invalid(4), valid(5)]

@@ -8,9 +8,9 @@ from itertools import count
 import orjson
 import pytest
 
+from streams.contract.event_parse import parse_event
+from streams.contract.events import CartRef, Event, EventType, Order, Product
 from streams.core.detection import MINUTE_MS, Closed, Detector, DetectorConfig
-from streams.models.event_parse import parse_event
-from streams.models.events import CartRef, Event, EventType, Order, Product
 from tests.support.abandonments import Abandonment, abandonment_id, records
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z

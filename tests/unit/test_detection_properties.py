@@ -15,8 +15,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.contract.events import Event, EventType, Product
 from streams.core.detection import Detector, DetectorConfig
-from streams.models.events import Event, EventType, Product
 from tests.support.abandonments import records
 
 T0 = 1_569_888_000_000

@@ -10,10 +10,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streams.agents.detector import DetectorShell
+from streams.contract.topics import TopicCatalogue
 from streams.core.detection import DetectorConfig
-from streams.kafka import DLQ_EXCERPT_BYTES
-from streams.metrics import DetectorMetrics
-from streams.topics import TopicCatalogue
+from streams.runtime.kafka import DLQ_EXCERPT_BYTES
+from streams.runtime.metrics import DetectorMetrics
 from tests.support.events import cart_event
 
 TOPICS = TopicCatalogue("t.")

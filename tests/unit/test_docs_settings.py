@@ -1,4 +1,4 @@
-"""Every ``CARTPULSE_*`` name the setup guides write is a setting (streams/settings.py).
+"""Every ``CARTPULSE_*`` name the setup guides write is a setting (streams/runtime/settings.py).
 
 docs/providers.md and docs/integrate.md tell operators what to set; a renamed or invented name
 would be silently ignored by pydantic-settings.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 
 DOCS = Path(__file__).parent.parent.parent / "docs"
 SETTINGS = {f"CARTPULSE_{name.upper()}" for name in Settings.model_fields}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from streams.contract.durations import parse_duration_ms
+from streams.contract.errors import ConfigurationError
 from streams.core.policy import parse_policy
-from streams.durations import parse_duration_ms
-from streams.errors import ConfigurationError
 from tests.support.journeys import POLICY
 
 H = 3_600_000
@@ -56,7 +56,7 @@ FORMS = [("90s", 90_000), ("30m", 30 * 60_000), ("1h30m", 90 * 60_000), ("5d", 5
 def test_every_form_is_a_setting(text: str, ms: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
-    from streams.settings import load_settings
+    from streams.runtime.settings import load_settings
 
     monkeypatch.setenv("CARTPULSE_SENDER_CLAIM_TTL", text)
     monkeypatch.setenv("CARTPULSE_DEDUP_WINDOW", "30d")  # any gap below fits in it
@@ -67,7 +67,7 @@ def test_every_form_is_a_setting(text: str, ms: int, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(("text", "ms"), FORMS)
 def test_every_form_is_a_flag(text: str, ms: int) -> None:
-    from streams.output import duration_seconds
+    from streams.offline.output import duration_seconds
 
     assert duration_seconds(text) == ms / 1000
 
@@ -94,7 +94,7 @@ def test_every_form_is_a_policy_duration(text: str, ms: int) -> None:
 def test_a_bad_duration_setting_lists_the_forms(
     name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streams.settings import load_settings
+    from streams.runtime.settings import load_settings
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=message) as err:
@@ -104,7 +104,7 @@ def test_a_bad_duration_setting_lists_the_forms(
 
 
 def test_zero_lateness_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams.settings import load_settings
+    from streams.runtime.settings import load_settings
 
     monkeypatch.setenv("CARTPULSE_LATENESS", "0")
     assert load_settings().lateness.total_seconds() == 0

@@ -18,17 +18,7 @@ from streams.agents.forgetting import ErasedCustomers
 from streams.agents.journeys import JourneyShell, rekey, state_key
 from streams.agents.journeys_erasure import JourneyErasure
 from streams.agents.ticks import tick_value
-from streams.core.catalogue import Catalogue
-from streams.core.detection import Detector, DetectorConfig
-from streams.core.erasure import opted_out_addresses
-from streams.core.journey_state import CustomerState
-from streams.core.journeys import JourneyEngine
-from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError, InvalidRecord
-from streams.forget import check_reason, expected_parts
-from streams.kafka import partition_of
-from streams.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
-from streams.models.erasure import (
+from streams.contract.erasure import (
     Done,
     Erasure,
     erased_record,
@@ -37,10 +27,20 @@ from streams.models.erasure import (
     parse_erasure,
     suppression_record,
 )
-from streams.models.event_parse import parse_event
-from streams.models.journey import Profile
-from streams.models.privacy import AddressHasher, Pseudonyms
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.errors import ConfigurationError, InvalidRecord
+from streams.contract.event_parse import parse_event
+from streams.contract.journey import Profile
+from streams.contract.privacy import AddressHasher, Pseudonyms
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.core.catalogue import Catalogue
+from streams.core.detection import Detector, DetectorConfig
+from streams.core.erasure import opted_out_addresses
+from streams.core.journey_state import CustomerState
+from streams.core.journeys import JourneyEngine
+from streams.core.policy import parse_policy
+from streams.runtime.kafka import partition_of
+from streams.runtime.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
+from streams.tools.forget import check_reason, expected_parts
 from tests.support.events import cart_event
 from tests.support.journeys import POLICY, SECRET
 from tests.unit.test_detector_shell import Message, Sent

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.errors import InvalidRecord
-from streams.models.event_parse import parse_event
-from streams.models.events import EVENT_TYPES, format_ms
+from streams.contract.errors import InvalidRecord
+from streams.contract.event_parse import parse_event
+from streams.contract.events import EVENT_TYPES, format_ms
 
 T0 = 1_569_888_000_000  # 2019-10-01T00:00:00Z
 

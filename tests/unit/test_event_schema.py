@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streams.errors import InvalidRecord
-from streams.models.event_parse import parse_event
-from streams.models.events import EVENT_TYPES, MAX_RECORD_BYTES
-from streams.models.journey import parse_consent, parse_profile
+from streams.contract.errors import InvalidRecord
+from streams.contract.event_parse import parse_event
+from streams.contract.events import EVENT_TYPES, MAX_RECORD_BYTES
+from streams.contract.journey import parse_consent, parse_profile
 from tests.support.fuzz import examples
 
 ROOT = Path(__file__).parent.parent.parent

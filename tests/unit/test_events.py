@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.errors import InvalidRecord, UnknownEventType
-from streams.models.event_parse import parse_event
-from streams.models.events import EVENT_TYPES, MAX_RECORD_BYTES, format_ms, parse_time
+from streams.contract.errors import InvalidRecord, UnknownEventType
+from streams.contract.event_parse import parse_event
+from streams.contract.events import EVENT_TYPES, MAX_RECORD_BYTES, format_ms, parse_time
 
 BASE = {
     "event_id": "e1",

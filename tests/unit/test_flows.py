@@ -9,13 +9,13 @@ from typing import Any
 
 import cel
 
+from streams.contract.journey import AbandonmentIn, EngagementIn, Profile
+from streams.contract.products import ProductVersion
 from streams.core.catalogue import Catalogue
 from streams.core.conditions import Condition
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs
 from streams.core.policy import parse_policy
-from streams.models.journey import AbandonmentIn, EngagementIn, Profile
-from streams.models.products import ProductVersion
 from tests.support.journeys import POLICY, SECRET
 
 H = 3_600_000

@@ -19,15 +19,15 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.journeys import JourneyShell
 from streams.agents.ticks import tick_value
+from streams.contract.journey import AbandonmentIn, EngagementIn, OrderIn
+from streams.contract.products import ProductVersion
+from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
 from streams.core.journey_inputs import JourneyInput, order_key
 from streams.core.journeys import REASONS, JourneyEngine, Outputs
 from streams.core.policy import parse_policy
-from streams.journeys_offline import run_journeys
-from streams.metrics import JourneyMetrics
-from streams.models.journey import AbandonmentIn, EngagementIn, OrderIn
-from streams.models.products import ProductVersion
-from streams.topics import Topic, TopicCatalogue
+from streams.offline.journeys import run_journeys
+from streams.runtime.metrics import JourneyMetrics
 from tests.support.journeys import POLICY, SECRET
 from tests.unit.test_flows import FLOWS
 
@@ -129,7 +129,7 @@ def _profiles() -> list[tuple[str, bytes, bytes]]:
 
 
 def _offline(items: list[JourneyInput]) -> list[bytes]:
-    from streams.models.journey import Profile
+    from streams.contract.journey import Profile
 
     out: list[bytes] = []
 
@@ -154,7 +154,7 @@ def _offline(items: list[JourneyInput]) -> list[bytes]:
 def _record(item: JourneyInput) -> tuple[str, bytes, bytes]:
     import orjson
 
-    from streams.models.events import format_ms
+    from streams.contract.events import format_ms
 
     if isinstance(item, AbandonmentIn):
         data = {

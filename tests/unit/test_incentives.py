@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.contract.coupons import issued_coupon
+from streams.contract.errors import ConfigurationError
 from streams.core.incentives import Incentives, Offer, Tier
 from streams.core.journey_state import Journey, StepState
 from streams.core.messages import coupon_for
 from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError
-from streams.models.coupons import issued_coupon
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 
 BASE = default_policy_text()
 HEAD, _, REST = BASE.partition("[incentives]")

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.contract.commands import SendCommand
+from streams.contract.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
 from streams.core.journey_inputs import JourneyInput, apply, order_key, time_of
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import REASONS, JourneyEngine, Outputs
 from streams.core.policy import parse_policy
-from streams.models.commands import SendCommand
-from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
 from tests.support.journeys import POLICY, SECRET
 
 H = 3_600_000

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from streams.contract.commands import SendResult
+from streams.contract.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
 from streams.core.journey_state import CustomerState, Journey, StepState
 from streams.core.journeys import JourneyEngine, Outputs
 from streams.core.messages import build_command
 from streams.core.policy import Policy, parse_policy
-from streams.models.commands import SendResult
-from streams.models.journey import AbandonmentIn, ConsentChange, OrderIn, Profile
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 from tests.support.journeys import POLICY, SECRET
 
 H = 3_600_000
@@ -367,7 +367,7 @@ def test_a_failed_send_is_not_a_touch(engine: JourneyEngine) -> None:
 
 
 def test_an_smtp_bad_mailbox_marks_the_email_address_undeliverable(engine: JourneyEngine) -> None:
-    from senders.outcomes import smtp_outcome
+    from senders.core.outcomes import smtp_outcome
 
     last = ms("2026-06-10T14:00:00+00:00")
     state = customer(sms=False)
@@ -416,7 +416,7 @@ def test_a_cart_value_that_is_not_a_number_gives_no_coupon_and_no_error(
 
 
 def test_cart_value_reads_numbers_only() -> None:
-    from streams.models.journey import cart_value
+    from streams.contract.journey import cart_value
 
     assert cart_value({"value": "120.00"}) == Decimal("120.00")
     assert cart_value({"value": 75}) == Decimal(75)
@@ -498,7 +498,7 @@ def test_commands_carry_the_store_postal_address_and_support() -> None:
 
 @pytest.mark.parametrize("value", ['""', "7", '"  "'])
 def test_a_store_postal_address_must_be_text(value: str) -> None:
-    from streams.errors import ConfigurationError
+    from streams.contract.errors import ConfigurationError
 
     text = (
         default_policy_text()
@@ -520,14 +520,14 @@ def test_a_store_postal_address_must_be_text(value: str) -> None:
     ],
 )
 def test_policy_errors_name_the_line_and_the_field(change: tuple[str, str], expected: str) -> None:
-    from streams.errors import ConfigurationError
+    from streams.contract.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=expected):
         parse_policy(POLICY.replace(*change, 1), "policy.toml")
 
 
 def test_policy_error_line_points_at_the_field() -> None:
-    from streams.errors import ConfigurationError
+    from streams.contract.errors import ConfigurationError
 
     text = POLICY.replace('after = "20h"', 'after = "20x"', 1)
     with pytest.raises(ConfigurationError) as err:
@@ -641,7 +641,7 @@ def test_the_shipped_browse_sms_step_is_off() -> None:
 
 
 def test_enabled_must_be_true_or_false() -> None:
-    from streams.errors import ConfigurationError
+    from streams.contract.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=r"flows\.browse\.steps\[1\]\.enabled"):
         parse_policy(BROWSE_SMS.replace("ENABLED", '"yes"'), "p.toml")
@@ -700,7 +700,7 @@ def test_a_notice_that_never_arrived_is_due_again() -> None:
 
 
 def test_the_rule_must_be_one_of_the_two() -> None:
-    from streams.errors import ConfigurationError
+    from streams.contract.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=r"stores\.default\.sms_opt_out"):
         parse_policy(FIRST_IN_30.replace("RULE", "never"), "p.toml")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.settings import Settings, load_settings
-from streams.topics import Topic, TopicCatalogue
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

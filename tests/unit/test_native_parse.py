@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from streams import _native
-from streams.errors import InvalidRecord
-from streams.models.abandonment import Kind
-from streams.models.event_parse import parse_event, read_record
+from streams.contract.abandonment import Kind
+from streams.contract.errors import InvalidRecord
+from streams.contract.event_parse import parse_event, read_record
 from tests.support.abandonments import abandonment_id
 from tests.unit.test_event_parse import records
 

@@ -1,4 +1,4 @@
-"""``cartpulse detect`` (``streams.offline.detect_file``) against hostile input files."""
+"""``cartpulse detect`` (``streams.offline.detect.detect_file``) against hostile input files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 
 from streams.core.detection import DetectorConfig
-from streams.offline import DetectSummary, detect_file
-from streams.sources import Format
+from streams.offline.detect import DetectSummary, detect_file
+from streams.offline.sources import Format
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"

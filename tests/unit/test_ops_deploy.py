@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from streams.collector.service import check_settings as check_collector_settings
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.conftest import ROOT
 from tests.support.ops import load_yaml
 
@@ -293,8 +293,8 @@ def test_the_worker_app_takes_its_web_host_membership_and_timeouts_from_settings
     # A Faust app leaves an event loop behind: build it in its own interpreter.
     script = (
         "from prometheus_client import CollectorRegistry\n"
-        "from streams.app import create_app\n"
-        "from streams.settings import load_settings\n"
+        "from streams.agents.app import create_app\n"
+        "from streams.runtime.settings import load_settings\n"
         "app, _ = create_app(load_settings(), CollectorRegistry())\n"
         "c = app.conf\n"
         "print(c.web_host, c.consumer_group_instance_id, c.broker_session_timeout,"

@@ -16,11 +16,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Metric
 
-from senders.metrics import CouponMetrics
-from senders.metrics import Metrics as SenderMetrics
+from senders.runtime.metrics import CouponMetrics
+from senders.runtime.metrics import Metrics as SenderMetrics
 from senders.webhooks.metrics import WebhookMetrics
 from streams.collector.metrics import CollectorMetrics
-from streams.metrics import CatalogueMetrics, DetectorMetrics, ErasureMetrics, JourneyMetrics
+from streams.runtime.metrics import (
+    CatalogueMetrics,
+    DetectorMetrics,
+    ErasureMetrics,
+    JourneyMetrics,
+)
 from tests.conftest import ROOT
 from tests.support.ops import ALERTS, DASHBOARD, METRIC_NAME, load_yaml
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from senders.packs import SHIPPED, Packs, StorePack, check_templates, require_templates
+from senders.messages.packs import SHIPPED, Packs, StorePack, check_templates, require_templates
+from streams.contract.errors import ConfigurationError
 from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError
-from streams.policy_file import load_policy, policy_location
-from streams.settings import Settings
+from streams.runtime.policy_file import load_policy, policy_location
+from streams.runtime.settings import Settings
 
 POLICY = """
 [stores.default]

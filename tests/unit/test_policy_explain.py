@@ -7,9 +7,9 @@ import sys
 
 import orjson
 
-from streams.models.journey import Profile, parse_abandonment
-from streams.policy_explain import explain
-from streams.policy_file import load_policy
+from streams.contract.journey import Profile, parse_abandonment
+from streams.runtime.policy_file import load_policy
+from streams.tools.policy_explain import explain
 
 
 def _abandonment(value: str, checkout: bool = False, customer: str | None = "c1") -> bytes:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from streams.cli.policy import outline, run_check
+from streams.contract.errors import ConfigurationError
 from streams.core.policy import DEFAULT_LOOKBACK_MS, Policy, parse_policy
-from streams.errors import ConfigurationError
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 
 D = 86_400_000
 

@@ -1,4 +1,4 @@
-"""docs/policy.md is what streams/policy_reference.py writes from the parser's key sets.
+"""docs/policy.md is what streams/tools/policy_reference.py writes from the parser's key sets.
 
 This is the CI check: a key added to the parser without a description, or a description edited
 without regenerating, fails here. The examples must parse, and a default written as a TOML value
@@ -13,16 +13,18 @@ from decimal import Decimal
 
 import pytest
 
-from streams import policy_reference
 from streams.core.conditions import CONTEXT, ITEM
 from streams.core.policy import parse_policy
-from streams.policy_reference import SECTIONS, Section
+from streams.tools import policy_reference
+from streams.tools.policy_reference import SECTIONS, Section
 
 
 def test_docs_policy_md_is_current() -> None:
     expected = policy_reference.render()
     current = policy_reference.DOC.read_text(encoding="utf-8")
-    assert current == expected, "docs/policy.md is stale: run python -m streams.policy_reference"
+    assert current == expected, (
+        "docs/policy.md is stale: run python -m streams.tools.policy_reference"
+    )
     assert policy_reference.main(["--check"]) == 0
 
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.contract.errors import InvalidRecord
+from streams.contract.events import MAX_ID_LENGTH, MAX_RECORD_BYTES
+from streams.contract.products import ProductVersion, parse_product
 from streams.core.catalogue import Catalogue
-from streams.errors import InvalidRecord
-from streams.models.events import MAX_ID_LENGTH, MAX_RECORD_BYTES
-from streams.models.products import ProductVersion, parse_product
 
 BASE = {
     "product_id": "p1",

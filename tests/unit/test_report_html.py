@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from streams.cli.main import main
-from streams.report import Report
-from streams.report_html import Names, flow_views, render_html, trigger_ignores
+from streams.tools.report import Report
+from streams.tools.report_html import Names, flow_views, render_html, trigger_ignores
 from tests.conftest import IN_CI
 from tests.support.email_browser import chromium_path
 from tests.support.report_browser import CHARTS, open_report

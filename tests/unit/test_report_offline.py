@@ -10,8 +10,8 @@ import pytest
 
 from streams.cli.main import main
 from streams.core.eligibility import HOLDOUT, assign_variant
-from streams.policy_file import load_policy
-from streams.report import Arm, RecentKeys, Report, lift_with_ci
+from streams.runtime.policy_file import load_policy
+from streams.tools.report import Arm, RecentKeys, Report, lift_with_ci
 
 
 def _decision(journey: str, action: str, reason: str, variant: str, step: int | None = None):  # type: ignore[no-untyped-def]

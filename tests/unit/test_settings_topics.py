@@ -8,11 +8,11 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from streams.errors import ConfigurationError
-from streams.pacing import Pacer
-from streams.roster import announcement
-from streams.settings import Settings, load_settings
-from streams.topics import Topic, TopicCatalogue, input_topic_for
+from streams.agents.roster import announcement
+from streams.contract.errors import ConfigurationError
+from streams.contract.topics import Topic, TopicCatalogue, input_topic_for
+from streams.core.pacing import Pacer
+from streams.runtime.settings import Settings, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.errors import InvalidRecord
-from streams.sources import detect_format, read_events, read_jsonl, read_rees46
+from streams.contract.errors import InvalidRecord
+from streams.offline.sources import detect_format, read_events, read_jsonl, read_rees46
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streams.models.event_parse import parse_event
-from streams.models.events import MAX_EVENT_MS, MIN_EVENT_MS
-from streams.sources import read_rees46
+from streams.contract.event_parse import parse_event
+from streams.contract.events import MAX_EVENT_MS, MIN_EVENT_MS
+from streams.offline.sources import read_rees46
 from tests.support.fuzz import examples
 
 HEADER = (

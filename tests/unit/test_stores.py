@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from streams.contract.errors import ConfigurationError
 from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError
-from streams.policy_file import default_policy_text
+from streams.runtime.policy_file import default_policy_text
 
 
 def _store(extra: str):  # type: ignore[no-untyped-def]

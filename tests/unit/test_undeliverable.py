@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.models.commands import is_undeliverable
+from streams.contract.commands import is_undeliverable
 
 
 @pytest.mark.parametrize(

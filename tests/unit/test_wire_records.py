@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from senders.consents import Consent, ConsentUpdate, parse_consent_record
-from senders.sealed import seal
-from senders.short_links import LinkRecord
-from senders.unsubscribe import UnsubscribeToken, make_token, read_token
-from senders.webhooks.tokens import (
+from senders.adapters.consents import Consent, ConsentUpdate, parse_consent_record
+from senders.messages.sealed import seal
+from senders.messages.short_links import LinkRecord
+from senders.messages.tokens import (
     ClickToken,
     OpenToken,
     make_click_token,
@@ -22,11 +21,12 @@ from senders.webhooks.tokens import (
     read_click_token,
     read_open_token,
 )
-from streams.errors import InvalidRecord
-from streams.models.consent_history import ConsentEntry, consents_record
-from streams.models.consent_record import ConsentRecord, parse_consent_value
-from streams.models.erasure import Done, Erasure, parse_done, parse_erasure
-from streams.models.events import MAX_EVENT_MS, MIN_EVENT_MS
+from senders.messages.unsubscribe import UnsubscribeToken, make_token, read_token
+from streams.contract.consent_history import ConsentEntry, consents_record
+from streams.contract.consent_record import ConsentRecord, parse_consent_value
+from streams.contract.erasure import Done, Erasure, parse_done, parse_erasure
+from streams.contract.errors import InvalidRecord
+from streams.contract.events import MAX_EVENT_MS, MIN_EVENT_MS
 
 AT = "2024-03-02T17:40:00.123Z"
 AT_MS = 1_709_401_200_123

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from mode.utils.logging import setup_logging
 
-from streams.worker_logging import logging_config
+from streams.runtime.worker_logging import logging_config
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ import aiohttp
 import pytest
 from aiohttp import test_utils
 
-from senders.consents import Consent, address_subject
-from senders.keys import address_hash
-from senders.short_links import LinkRecord, short_id
-from senders.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
+from senders.adapters.consents import Consent, address_subject
+from senders.core.keys import address_hash
+from senders.messages.short_links import LinkRecord, short_id
+from senders.messages.tokens import ClickToken, make_click_token
+from senders.messages.unsubscribe import UnsubscribeToken, make_token, unsubscribe_url
 from senders.webhooks.dedup import PENDING_TTL
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords
 from senders.webhooks.routes import signed_url
-from senders.webhooks.tokens import ClickToken, make_click_token
 from senders.webhooks.twilio import TwilioConfig
 from tests.support.webhooks import (
     ACCOUNT_SID,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from senders.webhooks.forms import parse_form
 from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
-from streams.errors import InvalidRecord
+from streams.contract.errors import InvalidRecord
 from tests.support.fuzz import examples
 from tests.support.webhooks import PUBLIC_URL, World, sign, world
 

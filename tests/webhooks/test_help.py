@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from senders.packs import Packs
-from senders.templates import Renderer
+from senders.messages.packs import Packs
+from senders.messages.templates import Renderer
 from senders.webhooks.help import help_replies
+from streams.contract.errors import ConfigurationError
 from streams.core.policy import parse_policy
-from streams.errors import ConfigurationError
-from streams.policy_file import default_policy_text
-from streams.settings import Settings
+from streams.runtime.policy_file import default_policy_text
+from streams.runtime.settings import Settings
 from tests.support.webhooks import inbound_form, post_signed, world
 
 MUGS = """

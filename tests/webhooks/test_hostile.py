@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from senders.webhooks.service import run_webhooks
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.senders.conftest import running
 from tests.support.cli import run_cli
 from tests.support.net import free_port

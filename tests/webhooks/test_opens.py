@@ -11,11 +11,10 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from senders.keys import Keys
-from senders.smtp_email import SmtpEmail, open_pixels
-from senders.templates import Renderer
-from senders.webhooks.replies import PIXEL
-from senders.webhooks.tokens import (
+from senders.adapters.smtp_email import SmtpEmail, open_pixels
+from senders.core.keys import Keys
+from senders.messages.templates import Renderer
+from senders.messages.tokens import (
     ClickToken,
     ExpiredToken,
     OpenToken,
@@ -24,9 +23,10 @@ from senders.webhooks.tokens import (
     read_click_token,
     read_open_token,
 )
-from streams.errors import InvalidRecord
-from streams.models.journey import EngagementIn, parse_engagement
-from streams.settings import Settings, load_settings
+from senders.webhooks.replies import PIXEL
+from streams.contract.errors import InvalidRecord
+from streams.contract.journey import EngagementIn, parse_engagement
+from streams.runtime.settings import Settings, load_settings
 from tests.senders.conftest import command
 from tests.support.webhooks import CLICK_SECRET, PUBLIC_URL, world
 

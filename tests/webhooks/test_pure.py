@@ -10,15 +10,8 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from senders.clock import FakeClock
-from senders.unsubscribe import UnsubscribeToken, make_token
-from senders.webhooks.connections import ConnectionLimits
-from senders.webhooks.forms import MAX_FIELDS, parse_form
-from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
-from senders.webhooks.lograte import LogBudget, ThrottledLog
-from senders.webhooks.logs import MaskingFilter, mask_text
-from senders.webhooks.signature import signature_valid
-from senders.webhooks.tokens import (
+from senders.core.clock import FakeClock
+from senders.messages.tokens import (
     ClickToken,
     ExpiredToken,
     allowed_hosts,
@@ -26,8 +19,15 @@ from senders.webhooks.tokens import (
     read_click_token,
     redirect_target,
 )
-from streams.errors import InvalidRecord
-from streams.worker_logging import JsonFormatter
+from senders.messages.unsubscribe import UnsubscribeToken, make_token
+from senders.webhooks.connections import ConnectionLimits
+from senders.webhooks.forms import MAX_FIELDS, parse_form
+from senders.webhooks.keywords import HELP, OPT_IN, OPT_OUT, Keywords, normalise
+from senders.webhooks.lograte import LogBudget, ThrottledLog
+from senders.webhooks.logs import MaskingFilter, mask_text
+from senders.webhooks.signature import signature_valid
+from streams.contract.errors import InvalidRecord
+from streams.runtime.worker_logging import JsonFormatter
 from tests.support.fuzz import examples
 from tests.support.webhooks import sign
 

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from senders.keys import Keys
-from senders.short_links import MAX_LINK_CHARS, LinkRecord, short_id
-from streams.policy_file import load_policy
-from streams.settings import Settings
+from senders.core.keys import Keys
+from senders.messages.short_links import MAX_LINK_CHARS, LinkRecord, short_id
+from streams.runtime.policy_file import load_policy
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import command, produce_commands, results
 from tests.support.webhooks import CLICK_SECRET

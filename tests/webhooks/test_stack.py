@@ -20,15 +20,15 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from senders.app import run_mirror, run_sender
-from senders.consents import ConsentStore, address_subject
-from senders.keys import Keys
-from senders.phonebook import PhoneBook
-from senders.smtp_email import SmtpEmail
-from senders.templates import Renderer
+from senders.adapters.consents import ConsentStore, address_subject
+from senders.adapters.phonebook import PhoneBook
+from senders.adapters.smtp_email import SmtpEmail
+from senders.core.keys import Keys
+from senders.messages.templates import Renderer
+from senders.runtime.app import run_mirror, run_sender
 from senders.webhooks.dedup import RedisDeduplicator
 from senders.webhooks.service import run_webhooks
-from streams.settings import Settings
+from streams.runtime.settings import Settings
 from tests.conftest import consume_all
 from tests.senders.conftest import (
     command,
