@@ -3,7 +3,8 @@
 Traffic where periods close and journeys fire: ``cartpulse simulate`` in its real-time shape
 (20 s pauses, 31-120 minute breaks against the 30-minute gap) over 30 h of event time
 (``--hours``), with a few thousand known shoppers who come back for several sessions, and the
-simulated audience's profiles and consents (``streams.offline.audience``). The detector runs offline as
+simulated audience's profiles and consents (``streams.offline.audience``). The detector runs
+offline as
 ``cartpulse detect --flush`` does (``streams.offline.detect.detect_file``). Then the journey engine
 runs exactly as ``cartpulse journeys`` runs it (``streams.offline.journeys``: ``read_inputs``,
 then ``run_journeys`` with a ``JourneyEngine``), best of 3 (the configurations taking turns),

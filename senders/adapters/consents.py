@@ -152,7 +152,8 @@ async def record_consent(
     run: Callable[[Step], Awaitable[object]] = _run_once,
 ) -> None:
     """Record one consent change the one way cartpulse does: on the ledger first (its
-    ``consents.history`` entry, then its ``consents`` record: ``streams.runtime.consent_ledger``, the
+    ``consents.history`` entry, then its ``consents`` record: ``streams.runtime.consent_ledger``,
+    the
     record of truth, durable before anyone is answered), then the Redis copy the senders read.
     Repeating it repeats the entries and rewrites the same copy.
 

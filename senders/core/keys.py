@@ -47,13 +47,15 @@ class Keys:
 
     def erasable(self, subject: str) -> str:
         """Every key the senders wrote that names a customer, by the customer's pseudonym
-        (a set: phone-index and short-link keys), so an erasure finds them (senders/runtime/erasure.py)."""
+        (a set: phone-index and short-link keys), so an erasure finds them
+        (senders/runtime/erasure.py)."""
         return f"{self.prefix}erasable:{_tag_safe(subject)}"
 
     def coupons_of(self, subject: str) -> str:
         """The codes whose coupon records name a customer, by the customer's pseudonym (a hash:
         code → the coupon's expiry, epoch ms; no expiry of its own, as the ``coupons`` topic
-        keeps a code's record for good), so an erasure rewrites each (senders/runtime/erasure.py)."""
+        keeps a code's record for good), so an erasure rewrites each
+        (senders/runtime/erasure.py)."""
         return f"{self.prefix}coupons-of:{_tag_safe(subject)}"
 
     def undeliverable(self, channel: str, address: str) -> str:

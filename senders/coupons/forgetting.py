@@ -4,7 +4,8 @@ Erasure).
 Two sides, one rule (``CouponRecord.without``: the customer becomes their pseudonym, the code,
 offer, status and times stay):
 
-* ``CouponErasure`` is the senders' part (senders/runtime/erasure.py): for an open erasure it rewrites
+* ``CouponErasure`` is the senders' part (senders/runtime/erasure.py): for an open erasure it
+rewrites
   every code noted under the customer's pseudonym (``ErasableCoupons.codes_of``), in Redis
   and on ``coupons`` (same key, so compaction keeps only the rewritten record), then drops the
   index. A code Redis no longer holds and whose coupon expired more than ``retention`` ago is

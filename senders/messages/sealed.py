@@ -1,7 +1,8 @@
 """Signed payloads for links (pure): ``base64url(payload) "." base64url(mac)``.
 
 ``mac`` is the first 16 bytes of HMAC-SHA256 of the payload under a secret. Unsubscribe tokens
-(``senders.messages.unsubscribe``) and click tokens (``senders.messages.tokens``) are both sealed this
+(``senders.messages.unsubscribe``) and click tokens (``senders.messages.tokens``) are both sealed
+this
 way, each under its own secret.
 """
 

@@ -28,7 +28,7 @@ from babel import Locale
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
-from senders import formats
+from senders.messages import formats
 
 
 @lru_cache(maxsize=64)

@@ -12,7 +12,8 @@ never trusted), HTML parts are autoescaped, and an undefined variable is an erro
 template gives a ``default``: a message with a hole in it is never sent.
 An HTML part written in MJML is compiled to responsive HTML when it is loaded
 (``senders.messages.mjml_loader``). Templates format money and times with the filters of
-``senders.messages.template_filters`` (Babel), in the ``locale`` the renderer adds to the variables: the
+``senders.messages.template_filters`` (Babel), in the ``locale`` the renderer adds to the
+variables: the
 shopper's when the template is in the shopper's language, else the template's own.
 
 Every rendering problem raises ``InvalidRecord`` with a reason; the command goes to the DLQ.

@@ -1,7 +1,8 @@
 """Click- and open-tracking tokens and the redirect check (pure).
 
 A click token is ``json ["click", customer_id, store_id, command_id, url, expires_ms]``
-sealed (``senders.messages.sealed``) under ``click_secret``; an open token (an email's open pixel) is
+sealed (``senders.messages.sealed``) under ``click_secret``; an open token (an email's open pixel)
+is
 ``json ["open", customer_id, store_id, command_id, expires_ms]`` under the same key. The
 leading kind and the separate keys keep a token of one kind from passing as another
 (unsubscribe tokens are ``senders.messages.unsubscribe``'s, sealed the same way).

@@ -1,6 +1,7 @@
 """Signed, expiring unsubscribe tokens and the RFC 8058 headers built from them (pure).
 
-A token is ``json [customer_id, channel, store_id, expires_ms]`` sealed (``senders.messages.sealed``)
+A token is ``json [customer_id, channel, store_id, expires_ms]`` sealed
+(``senders.messages.sealed``)
 under ``unsubscribe_secret``. The webhooks service verifies it with ``read_token`` for both
 one-click ``POST`` and the ``mailto`` path.
 """

@@ -68,7 +68,8 @@ class Record(Protocol):
 
 
 class SenderTopics(NamedTuple):
-    """The topics of one channel's sender (``senders.runtime.app.sender_topics``): the command topic,
+    """The topics of one channel's sender (``senders.runtime.app.sender_topics``): the command
+    topic,
     its dead-letter topic, every topic the sender needs to exist, and its retry topic."""
 
     command: str

@@ -2,7 +2,8 @@
 consent history, once.
 
 cartpulse tags every ``consents`` record it writes with its history entry's id (header
-``cartpulse.history_id``; ``streams.runtime.consent_ledger`` wrote the entry first). A record without
+``cartpulse.history_id``; ``streams.runtime.consent_ledger`` wrote the entry first). A record
+without
 the tag was written by someone else: the store's backfill, its checkout, its preference
 centre. ``StoreHistory`` appends it to ``consents.history`` with source ``store`` and the
 record's own source and evidence inside the evidence.

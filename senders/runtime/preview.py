@@ -1,7 +1,8 @@
 """``cartpulse preview``: send commands rendered exactly as the senders would, never sent.
 
 Each command goes through its channel's provider adapter (``TwilioSms`` / ``SmtpEmail``) as
-built by ``senders.adapters.providers.provider_for`` — the same template lookup, composition, opt-out
+built by ``senders.adapters.providers.provider_for`` — the same template lookup, composition,
+opt-out
 rule, link rewriting and headers as a live sender — at the command's own ``not_before``. The
 output folder gets one ``.eml`` per email, one ``.sms.txt`` per SMS (with its segments and
 encoding) and an ``index.html`` that shows them side by side.

@@ -2,18 +2,21 @@
 open pixel an email's HTML loads.
 
 Unsubscribe tokens are exactly those the email sender puts in ``List-Unsubscribe``
-(``senders.messages.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners and
+(``senders.messages.unsubscribe``). ``GET`` only shows a page that asks to confirm (mail scanners
+and
 link previews fetch URLs; they must not unsubscribe anyone); ``POST``, from a mail client's
 one-click button (body ``List-Unsubscribe=One-Click``) or from that page, records the opt-out
 in ``consents`` and in the Redis mirror before answering. Repeating it only repeats the record.
 
 A click is redirected (302) only to a URL on the store's allowed hosts; the engagement record
 is written first, but a Kafka failure does not keep the shopper from the shop (it is logged and
-counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.messages.short_links``) is looked up in
+counted as ``lost``). A short SMS link (``/c/<id>``, ``senders.messages.short_links``) is looked up
+in
 Redis: only an id the SMS sender registered redirects, to the URL it registered; an unknown id
 is a 404 page, an expired one a 410 page, and Redis out of reach a 503 page.
 
-An open pixel (``/o/<token>``, ``senders.messages.opens``) puts ``email_opened`` on ``engagement`` and
+An open pixel (``/o/<token>``, ``senders.messages.opens``) puts ``email_opened`` on ``engagement``
+and
 answers a transparent 1x1 GIF that is never cached. Every request gets the image, a bad or
 expired token and a Kafka failure included (a mail app must never show a broken picture);
 what became of the open is counted (``cartpulse_webhook_opens_total``).

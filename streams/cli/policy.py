@@ -3,7 +3,8 @@
 (streams.tools.policy_explain).
 
 The same checks the worker, ``cartpulse journeys`` and the senders run when they load the
-policy (streams.runtime.policy_file, senders.messages.packs); then the flows as an outline (per trigger, in the
+policy (streams.runtime.policy_file, senders.messages.packs); then the flows as an outline (per
+trigger, in the
 order they are tried, with their conditions and steps); then warnings that do not stop them:
 a store that sends email without a postal address or SMS without a ``short_link_base``, a
 template that only exists in a fallback language, coupons without ``CARTPULSE_COUPON_SECRET``,

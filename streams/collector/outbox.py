@@ -1,7 +1,8 @@
 """The collector's one face to Kafka: a request's verdicts produced, and acknowledged, or not.
 
 Accepted events go to their input topic keyed by ``session_id``; rejected ones to the input's
-``.dlq`` as the importer writes them (``streams.runtime.kafka.dead_letter``). ``deliver`` returns only
+``.dlq`` as the importer writes them (``streams.runtime.kafka.dead_letter``). ``deliver`` returns
+only
 once Kafka acknowledged every record (the producer is idempotent, ``acks=all``); when any one
 is not acknowledged within the timeout it raises ``KafkaUnavailable`` and the request is
 answered 503: its client sends it again, and a record that did land meanwhile is a repeat the

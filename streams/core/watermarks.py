@@ -2,7 +2,8 @@
 
 **Ticks.** The leader sends one small record per partition to a topic co-partitioned with the
 inputs (streams/agents/ticks.py), and ``cartpulse watermark`` sends the same with an explicit
-event-time ``watermark`` (streams/tools/watermark.py). ``tick_value`` writes one, ``read_tick`` reads
+event-time ``watermark`` (streams/tools/watermark.py). ``tick_value`` writes one, ``read_tick``
+reads
 one; both sides use this module, so the worker and the tool agree on the format.
 
 **The merge.** A detector partition reads several inputs (clickstream, cart, the repartition

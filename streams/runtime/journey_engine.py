@@ -1,5 +1,6 @@
 """The journey engine the settings describe, for the worker (streams/agents/journeys_app.py)
-and ``cartpulse journeys`` alike: apart from streams/runtime/policy_file.py, which the senders read the
+and ``cartpulse journeys`` alike: apart from streams/runtime/policy_file.py, which the senders read
+the
 policy through without pulling in the engine."""
 
 from __future__ import annotations

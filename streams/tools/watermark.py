@@ -70,7 +70,8 @@ async def wait_for_journey_inputs(
 
 
 async def runs_journeys(settings: Settings) -> bool:
-    """Whether the worker runs the journeys, as it said when it started (streams/agents/roster.py)."""
+    """Whether the worker runs the journeys, as it said when it started
+    (streams/agents/roster.py)."""
     return "journeys" in (await agents_of(settings) or ())
 
 
