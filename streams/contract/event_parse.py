@@ -16,13 +16,13 @@ pytest alike.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
 
 from streams import _native
-from streams._native import Record
+from streams._native import Record, Refused
 from streams.contract.errors import InvalidRecord, UnknownEventType
 from streams.contract.events import MAX_RECORD_BYTES, Event
 
@@ -37,9 +37,10 @@ def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record:
     whatever the bytes.
     """
     read = _native.read(raw, max_bytes)
-    if isinstance(read, Record):
+    if type(read) is Record:  # not isinstance: a hot path, and Record has no subclasses
         return read
-    raise (UnknownEventType if read.unknown_type else InvalidRecord)(read.reason)
+    refused = cast("Refused", read)  # read gives one or the other
+    raise (UnknownEventType if refused.unknown_type else InvalidRecord)(refused.reason)
 
 
 def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:

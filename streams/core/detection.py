@@ -132,7 +132,8 @@ class Detector:
         a test's) goes through the reader first (``record_of``; ``InvalidRecord`` if it breaks
         the contract).
         """
-        record = event if isinstance(event, Record) else record_of(event)
+        # type(), not isinstance: the worker's hot path; mypy narrows only the if-branch of it
+        record = event if type(event) is Record else record_of(event)  # type: ignore[arg-type]
         fresh, closed = self._core.on_event(record)
         return fresh, [Closed._make(c) for c in closed]
 
