@@ -46,7 +46,7 @@ def _accepts(port: int) -> bool:
 # venv). ``pytest --unit`` (``make test-unit``) deselects every test whose fixtures include
 # one, and the ``integration`` ones; what is left runs with no service at all.
 SERVICE_FIXTURES = frozenset(
-    {"stack", "own_redis", "own_broker", "own_stack", "browser", "chromium"}
+    {"stack", "own_redis", "own_broker", "own_stack", "browser", "chromium", "chromium_binary"}
     | {"wheel", "sdist", "installed"}
 )
 
@@ -72,6 +72,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if needs_services(item)])
         items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """Debian's Chromium (``make test`` installs it): missing, the test fails in CI and is
+    skipped elsewhere with the reason."""
+    from tests.support.email_browser import chromium_path
+
+    path = chromium_path()
+    if path is None:
+        message = "no Chromium: apt-get install chromium (make test installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @pytest.fixture(scope="session")

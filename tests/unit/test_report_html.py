@@ -19,8 +19,6 @@ import pytest
 from streams.cli.main import main
 from streams.tools.report import Report
 from streams.tools.report_html import Names, flow_views, render_html, trigger_ignores
-from tests.conftest import IN_CI
-from tests.support.email_browser import chromium_path
 from tests.support.report_browser import CHARTS, open_report
 from tests.support.report_sample import DAY_MS, DAYS, NAMES, START_MS, records, sample_report
 
@@ -183,12 +181,8 @@ def _png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.usefixtures("chromium_binary")
 def test_every_chart_draws_in_chromium_with_no_network(tmp_path: Path) -> None:
-    if chromium_path() is None:
-        message = "no Chromium: apt-get install chromium (make test installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
     report = sample_report()
     page = tmp_path / "report.html"
     page.write_text(render_html(report, NAMES, GENERATED), "utf-8")
