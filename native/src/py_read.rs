@@ -16,11 +16,11 @@ use crate::text;
 use crate::value::Val;
 
 /// A record the reader accepted: what a shell needs to route it, and the event for the core
-/// (what detection reads; the record's bytes give the rest on demand).
+/// (what detection reads). It holds no reference to the record's bytes: that costs the
+/// worker's hot path more than anything it would give.
 #[pyclass(module = "streams._native", frozen)]
 pub struct Record {
     pub event: Event,
-    raw: Py<PyBytes>,
 }
 
 #[pymethods]
@@ -43,12 +43,6 @@ impl Record {
     #[getter]
     fn occurred_at(&self) -> i64 {
         self.event.occurred_at
-    }
-
-    /// The whole event in the contract's canonical shape (the bytes of `Event.to_json()`).
-    fn canonical<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let event = reader::read(self.raw.as_bytes(py), usize::MAX).expect("read before");
-        written(py, &event, Time::Text)
     }
 }
 
@@ -80,12 +74,9 @@ pub struct Refused {
 
 /// One record through the contract's reader: a `Record`, or `Refused` with the reason.
 #[pyfunction]
-fn read(py: Python<'_>, raw: &Bound<'_, PyBytes>, max_bytes: usize) -> PyResult<PyObject> {
-    match reader::read_keeping(raw.as_bytes(), max_bytes, Keep::Detection) {
-        Ok(event) => {
-            let raw = raw.clone().unbind();
-            Ok(Bound::new(py, Record { event, raw })?.into_any().unbind())
-        }
+fn read(py: Python<'_>, raw: &[u8], max_bytes: usize) -> PyResult<PyObject> {
+    match reader::read_keeping(raw, max_bytes, Keep::Detection) {
+        Ok(event) => Ok(Bound::new(py, Record { event })?.into_any().unbind()),
         Err(refusal) => refused(py, refusal),
     }
 }
@@ -96,6 +87,17 @@ fn read(py: Python<'_>, raw: &Bound<'_, PyBytes>, max_bytes: usize) -> PyResult<
 fn read_json(py: Python<'_>, raw: &[u8], max_bytes: usize) -> PyResult<PyObject> {
     match reader::read(raw, max_bytes) {
         Ok(event) => Ok(written(py, &event, Time::Millis).into_any().unbind()),
+        Err(refusal) => refused(py, refusal),
+    }
+}
+
+/// One record through the contract's reader: the whole event in the contract's canonical
+/// shape (the bytes of Python's `Event.to_json()`, and of pending events in saved state), or
+/// `Refused`.
+#[pyfunction]
+fn canonical(py: Python<'_>, raw: &[u8], max_bytes: usize) -> PyResult<PyObject> {
+    match reader::read(raw, max_bytes) {
+        Ok(event) => Ok(written(py, &event, Time::Text).into_any().unbind()),
         Err(refusal) => refused(py, refusal),
     }
 }
@@ -188,6 +190,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Refused>()?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_json, m)?)?;
+    m.add_function(wrap_pyfunction!(canonical, m)?)?;
     m.add_function(wrap_pyfunction!(field_time, m)?)?;
     m.add_function(wrap_pyfunction!(field_amount, m)?)?;
     m.add_function(wrap_pyfunction!(field_currency, m)?)?;

@@ -40,8 +40,7 @@ def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record:
     read = _native.read(raw, max_bytes)
     if type(read) is Record:  # not isinstance: a hot path, and Record has no subclasses
         return read
-    refused = cast("Refused", read)  # read gives one or the other
-    raise (UnknownEventType if refused.unknown_type else InvalidRecord)(refused.reason)
+    raise _refusal(cast("Refused", read))  # read gives one or the other
 
 
 def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
@@ -50,7 +49,20 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
     read = _native.read_json(raw.encode() if isinstance(raw, str) else raw, max_bytes)
     if isinstance(read, bytes):
         return _decode(read)
-    raise (UnknownEventType if read.unknown_type else InvalidRecord)(read.reason)
+    raise _refusal(read)
+
+
+def canonical_json(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
+    """The record's event in the contract's canonical shape, as the reader writes it (the bytes
+    of ``Event.to_json()``); raises as ``read_record`` does."""
+    read = _native.canonical(raw, max_bytes)
+    if isinstance(read, bytes):
+        return read
+    raise _refusal(read)
+
+
+def _refusal(refused: Refused) -> InvalidRecord:
+    return (UnknownEventType if refused.unknown_type else InvalidRecord)(refused.reason)
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
