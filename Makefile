@@ -73,7 +73,7 @@ fuzz: install ## Fuzz longer than make test: the hypothesis fuzz tests and the R
 
 .PHONY: test-unit
 test-unit: install ## Every test that needs no service (no Kafka, Redis, Chromium or package build)
-	$(BIN)/pytest tests --unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests --unit -n auto $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff and cargo clippy lint, ruff and rustfmt format check, the import contracts (.importlinter)
