@@ -109,7 +109,9 @@ demo: install stack-up ## cartpulse end to end, live, against local Twilio and S
 	PATH=$(CURDIR)/$(BIN):$$PATH bash deploy/local/demo.sh
 
 .PHONY: bench
-bench: install stack-up ## Run the benchmarks and write docs/BENCHMARKS.md
+bench: install stack-up ## Run the benchmarks and write docs/BENCHMARKS.md (adds the bench extra: Quix Streams)
+	@# the bench extra's requirements as pyproject.toml lists them, without rebuilding cartpulse
+	$(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench'], sep='\n')" | xargs -d '\n' $(BIN)/pip install -q
 	$(BIN)/python bench/run.py
 
 .PHONY: clean

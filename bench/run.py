@@ -17,11 +17,17 @@ Every figure stands next to a baseline measured in the same run on the same mach
 7. the journey engine's time per abandonment with conditions on and with a catalogue, next to
    one flow per trigger without conditions (``bench/journeys.py``, offline);
 8. the journeys live against offline on a day of traffic, and the journeys' live delay of a
-   step (``bench/journeys_live_offline.py``).
+   step (``bench/journeys_live_offline.py``);
+9. the whole worker as users run it (detector and journeys, RocksDB) over a day of event time,
+   and the detector alone, next to a Quix Streams session-window job and the plain consumer
+   on the same topics (``bench/whole_worker.py``, ``bench/quix_sessions.py``).
+
+``python bench/run.py --whole-worker`` runs only 9 and prints its section.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import os
@@ -43,6 +49,14 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+from bench.whole_worker import (  # noqa: E402
+    QuixRun,
+    WorkerRun,
+    default_worker,
+    detector_only,
+    quix_job,
+    traffic_of,
+)
 from streams.agents.worker_process import worker_env, worker_process  # noqa: E402
 from streams.contract.event_parse import read_record  # noqa: E402
 from streams.core.detection import Detector, DetectorConfig  # noqa: E402
@@ -50,7 +64,7 @@ from streams.offline.detect import DetectSummary, detect_file  # noqa: E402
 from streams.offline.simulate import SimulationConfig, simulate  # noqa: E402
 from streams.runtime.gctune import tune_gc  # noqa: E402
 from streams.runtime.kafka import delete_topics, topic_counts  # noqa: E402
-from streams.runtime.settings import Settings  # noqa: E402
+from streams.runtime.settings import Settings, load_settings  # noqa: E402
 
 OUT = ROOT / "docs" / "BENCHMARKS.md"
 NOTES = """\
@@ -58,8 +72,25 @@ Where the time goes is profiled separately, not by this run: see docs/architectu
 offline `detect`'s time goes" and "Where the worker's time goes", each with its date and the
 file it was measured on. The offline file is shorter in event time than one 30-minute gap, so
 every period closes in the end-of-input flush."""
+WHOLE_NOTES = """\
+The default worker is `cartpulse worker --clock event` with the default settings (the detector
+and the journeys, RocksDB, 8 partitions, the shipped policy), run as a replay runs it
+(tests/support/live_offline.py): the audience's profiles and consents read first by a worker
+that then stops, the events imported, a worker reading them and `cartpulse watermark end` once
+they are in Kafka; the detector alone is the same with `CARTPULSE_JOURNEYS_ENABLED=false` on a
+second copy of the same file under another topic prefix. A worker's time runs from the first
+record it wrote (an order or an abandonment) to the last (a command or decision with the
+journeys, an order or abandonment without); abandonments/s and commands/s are the counts on the
+output topics after the run over that time. The Quix Streams job (`bench/quix_sessions.py`)
+reads the default run's clickstream and cart topics (event time from `occurred_at`, the topics
+concatenated), keys by session, a `session_window` with the same 30-minute gap closing on the
+partition's watermark, `count()` per closed session produced to a topic; its time runs from its
+first record processed to its last. The plain aiokafka consumer reads the same topics and does
+nothing with them. The workers and the Quix job run one after another, not at the same time.
+The count of `producer buffer full` warnings (Faust's producer) is of the timed workers' logs."""
 WORKER_EVENTS = int(os.environ.get("BENCH_WORKER_EVENTS", "300000"))
 OFFLINE_EVENTS = int(os.environ.get("BENCH_OFFLINE_EVENTS", "200000"))
+WHOLE_EVENTS = int(os.environ.get("BENCH_WHOLE_EVENTS", "300000"))
 
 
 def log(message: str) -> None:
@@ -338,6 +369,80 @@ async def live_bench(state: Path, sessions: int = 200) -> list[str]:
     ]
 
 
+async def whole_worker_bench(state: Path, events: int = WHOLE_EVENTS) -> str:
+    """The worker with its defaults and the detector alone over a day of traffic, the Quix
+    Streams job and the plain consumer on the default run's input topics; a markdown
+    section."""
+    traffic, described = await asyncio.to_thread(traffic_of, state / "whole", events)
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    full_settings = load_settings(topic_prefix=f"{prefix}w.")
+    alone_settings = load_settings(topic_prefix=f"{prefix}d.")
+    try:
+        log(f"whole worker: {described}")
+        log("whole worker: the detector and the journeys")
+        full = await default_worker(full_settings, traffic, state / "whole" / "default")
+        log(f"whole worker: {full.rate:,.0f} events/s")
+        log("whole worker: the detector alone")
+        alone = await detector_only(alone_settings, traffic, state / "whole" / "detector")
+        log(f"detector alone: {alone.rate:,.0f} events/s")
+        log("whole worker: the plain aiokafka consumer")
+        plain = await consumer_baseline(full_settings, traffic.count)
+        log(f"plain aiokafka consumer: {plain:,.0f} records/s")
+        log("whole worker: the Quix Streams job")
+        quix = await asyncio.to_thread(
+            quix_job, full_settings, traffic.count, state / "whole" / "quix"
+        )
+        log(f"Quix Streams: {quix.rate:,.0f} records/s, {quix.closed:,} sessions closed")
+    finally:
+        for settings in (full_settings, alone_settings):
+            await delete_topics(settings, settings.topic_prefix)
+        # Quix names its changelogs after the consumer group: changelog__<group>--...
+        await delete_topics(full_settings, f"changelog__{full_settings.topic_prefix}quix")
+    return whole_worker_section(described, full, alone, quix, plain)
+
+
+def whole_worker_section(
+    described: str, full: WorkerRun, alone: WorkerRun, quix: QuixRun, plain: float
+) -> str:
+    def worker_row(run: WorkerRun, target: float) -> str:
+        ratio = run.rate / quix.rate
+        verdict = "met" if ratio >= target else "**not met**"
+        return (
+            f"| {run.label} | **{run.rate:,.0f}** | {run.per_s(run.abandonments):,.1f} "
+            f"({run.abandonments:,}) | {run.per_s(run.commands):,.1f} ({run.commands:,}) "
+            f"| {run.decisions:,} | {run.seconds:.1f} | {run.buffer_full} "
+            f"| **{ratio:.2f}x** (target ≥ {target:.0f}x: {verdict}) |"
+        )
+
+    rows = [
+        worker_row(full, 3),
+        worker_row(alone, 5),
+        f"| Quix Streams {quix_version()}: session window, same gap, same topics | "
+        f"{quix.rate:,.0f} | {quix.closed / quix.seconds:,.1f} ({quix.closed:,} sessions "
+        f"closed) | - | - | {quix.seconds:.1f} | - | 1.00x |",
+        f"| plain aiokafka consumer, same topics, no work | {plain:,.0f} | - | - | - | - | - "
+        f"| {plain / quix.rate:.2f}x |",
+    ]
+    warnings = full.buffer_full + alone.buffer_full
+    return (
+        f"{described}.\n\n"
+        "| run | events/s | abandonments/s (count) | commands/s (count) | decisions "
+        "| seconds | `producer buffer full` warnings | ÷ Quix Streams |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"Targets (issue 17): the default worker ≥ 3x the Quix Streams job "
+        f"({'met' if full.rate >= 3 * quix.rate else 'not met'}: {full.rate / quix.rate:.2f}x), "
+        f"the detector alone ≥ 5x ({'met' if alone.rate >= 5 * quix.rate else 'not met'}: "
+        f"{alone.rate / quix.rate:.2f}x), no `producer buffer full` warnings "
+        f"({'met' if warnings == 0 else 'not met'}: {warnings} in the workers' logs)."
+    )
+
+
+def quix_version() -> str:
+    from importlib.metadata import version
+
+    return version("quixstreams")
+
+
 def _epoch_ms(text: str) -> int:
     from streams.contract.events import parse_time
 
@@ -380,6 +485,14 @@ def senders_bench() -> list[str]:
     return [section_of("senders.py", "senders", timeout=900)]
 
 
+async def whole_worker_only() -> None:
+    """``--whole-worker``: only the whole worker's benchmark; its section on stdout."""
+    tune_gc()
+    with tempfile.TemporaryDirectory(prefix="cartpulse-bench-") as tmp:
+        section = await whole_worker_bench(Path(tmp))
+    print(section)  # noqa: T201
+
+
 async def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cartpulse-bench-") as tmp:
@@ -395,6 +508,8 @@ async def main() -> None:
         write_traffic(worker_file, WORKER_EVENTS, rate=200.0)
         log("worker through Kafka")
         rows += await worker_bench(worker_file, WORKER_EVENTS, state)
+        log("the whole worker over a day of traffic, and its peers")
+        whole = await whole_worker_bench(state)
         log("live detection delay")
         rows += await live_bench(state)
         log("senders")
@@ -419,6 +534,10 @@ async def main() -> None:
         + "\n".join(rows)
         + "\n\n"
         + NOTES
+        + "\n\n## The whole worker\n\n"
+        + whole
+        + "\n\n"
+        + WHOLE_NOTES
         + "\n\n## Senders\n\n"
         + "\n".join(senders)
         + "\n\n## SMS segments\n\n"
@@ -435,4 +554,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--whole-worker", action="store_true", help="only the whole worker; print its section"
+    )
+    asyncio.run(whole_worker_only() if parser.parse_args().whole_worker else main())
