@@ -21,13 +21,13 @@ from typing import Generic
 
 import orjson
 
-from streams._native import Record
 from streams.agents.batching import acting_for
 from streams.agents.forgetting import ErasedCustomers
 from streams.agents.ports import Clock, Delivery, Headers, InputMessage, M, Producer, StateTable, T
 from streams.contract.erasure import Done, Erasure
 from streams.contract.errors import InvalidRecord, UnknownEventType
 from streams.contract.event_parse import read_record
+from streams.contract.native import Record
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.detection import Closed, Counters, Detector, DetectorConfig
 from streams.core.watermarks import InputMerge, read_tick

@@ -8,7 +8,7 @@ pytest alike.
 * ``read_record``: a native ``Record``, which the detection core takes as it is and which
   carries what a shell routes by (session, type, customer, time).
 * ``parse_event``: the same reading, as the Python ``Event`` (decoded from the JSON the reader
-  writes, ``streams._native.read_json``, not checked again).
+  writes, ``streams.contract.native.read_json``, not checked again).
 * ``parse_amount``, ``parse_currency``, ``parse_optional_id``: the contract's field rules for
   the readers of other shapes (products, REES46).
 """
@@ -21,10 +21,10 @@ from typing import Any, cast
 import msgspec
 import orjson
 
-from streams import _native
-from streams._native import Record, Refused
+from streams.contract import native
 from streams.contract.errors import InvalidRecord, UnknownEventType
 from streams.contract.events import MAX_RECORD_BYTES, Event
+from streams.contract.native import Record, Refused
 
 _decode = msgspec.json.Decoder(Event).decode
 _encode = msgspec.json.Encoder().encode
@@ -37,7 +37,7 @@ def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record:
     ``UnknownEventType`` for a well-formed record of an unknown ``type``; nothing else,
     whatever the bytes.
     """
-    read = _native.read(raw, max_bytes)
+    read = native.read(raw, max_bytes)
     if type(read) is Record:  # not isinstance: a hot path, and Record has no subclasses
         return read
     raise _refusal(cast("Refused", read))  # read gives one or the other
@@ -46,7 +46,7 @@ def read_record(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> Record:
 def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
     """The same reading as ``read_record``, as a Python ``Event`` (decoded from the reader's
     JSON, not checked again); raises as ``read_record`` does."""
-    read = _native.read_json(raw.encode() if isinstance(raw, str) else raw, max_bytes)
+    read = native.read_json(raw.encode() if isinstance(raw, str) else raw, max_bytes)
     if isinstance(read, bytes):
         return _decode(read)
     raise _refusal(read)
@@ -55,7 +55,7 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
 def canonical_json(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
     """The record's event in the contract's canonical shape, as the reader writes it (the bytes
     of ``Event.to_json()``); raises as ``read_record`` does."""
-    read = _native.canonical(raw, max_bytes)
+    read = native.canonical(raw, max_bytes)
     if isinstance(read, bytes):
         return read
     raise _refusal(read)
@@ -83,7 +83,7 @@ def parse_amount(value: object, label: str) -> Decimal | None:
     rule (native): ASCII decimal text, ``-0`` read as ``0``, never negative, at most 28
     significant digits and an exponent within ±28. ``InvalidRecord`` names ``label``."""
     try:
-        text = _native.field_amount(value, label)
+        text = native.field_amount(value, label)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from None
     return None if text is None else Decimal(text)
@@ -92,7 +92,7 @@ def parse_amount(value: object, label: str) -> Decimal | None:
 def parse_currency(value: object, label: str) -> str | None:
     """An ISO 4217 code, upper-cased; None for absent or "". ``InvalidRecord`` names ``label``."""
     try:
-        return _native.field_currency(value, label)
+        return native.field_currency(value, label)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from None
 
@@ -101,6 +101,6 @@ def parse_optional_id(value: object, label: str) -> str | None:
     """An optional id: None for absent or ""; else at most 256 characters (an integer reads as
     its digits). ``InvalidRecord`` names ``label``."""
     try:
-        return _native.field_id(value, label)
+        return native.field_id(value, label)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from None

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 import msgspec
 import orjson
 
-from streams import _native
+from streams.contract import native
 from streams.contract.errors import InvalidRecord
 
 EventType = Literal[
@@ -42,8 +42,8 @@ MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 256
 # Epoch milliseconds accepted as event time: 2000-01-01 .. 2100-01-01, the native reader's rule
 # (native/src/text.rs), which every input format goes through (``parse_time``).
-MIN_EVENT_MS: Final = _native.MIN_EVENT_MS
-MAX_EVENT_MS: Final = _native.MAX_EVENT_MS
+MIN_EVENT_MS: Final = native.MIN_EVENT_MS
+MAX_EVENT_MS: Final = native.MAX_EVENT_MS
 
 
 class Product(msgspec.Struct, gc=False):
@@ -132,12 +132,12 @@ class Event(msgspec.Struct, gc=False):
 def parse_time(value: object, field: str = "occurred_at") -> int:
     """RFC 3339 with a UTC offset, or epoch milliseconds → epoch milliseconds, within 2000..2100.
 
-    The contract's rule, native (``streams._native.field_time``, native/src/read.rs), the one
-    the event reader applies too; raises ``InvalidRecord`` naming ``field`` and saying what is
-    wrong.
+    The contract's rule, native (``streams.contract.native.field_time``, native/src/read.rs),
+    the one the event reader applies too; raises ``InvalidRecord`` naming ``field`` and saying
+    what is wrong.
     """
     try:
-        return _native.field_time(value, field)
+        return native.field_time(value, field)
     except ValueError as exc:
         raise InvalidRecord(str(exc)) from None
 

@@ -1,11 +1,12 @@
 """The detection core: event-time activity periods per session, one partition's worth.
 
-The rules run in Rust (native/src/core.rs, built into ``streams._native`` on install); this
-module is their Python face. Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes
-one validated event and ``Detector.advance`` a watermark; both return the abandonments whose
-periods closed, in a deterministic order (by deadline, then session id), each already in its
-JSON form (docs/semantics.md). The Faust worker and ``cartpulse detect`` drive the same
-core, so a replay through Kafka and an offline run agree.
+The rules run in Rust (native/src/sessions.rs and rules.rs), reached through
+``streams.contract.native``; this module holds their configuration and the typed detector.
+Pure: no Faust, Kafka, clock or I/O. ``Detector.on_event`` takes one validated event and
+``Detector.advance`` a watermark; both return the abandonments whose periods closed, in a
+deterministic order (by deadline, then session id), each already in its JSON form
+(docs/semantics.md). The Faust worker and ``cartpulse detect`` drive the same core, so a
+replay through Kafka and an offline run agree.
 
 Semantics, precisely:
 
@@ -28,13 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
 
-from streams._native import Core, Record
-from streams.contract.abandonment import Kind
 from streams.contract.errors import InvalidRecord
 from streams.contract.event_parse import record_of
 from streams.contract.events import Event
+from streams.contract.native import Changes, Closed, Core, Counters, Record
+
+__all__ = ["HOUR_MS", "MINUTE_MS", "Changes", "Closed", "Counters", "Detector", "DetectorConfig"]
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -57,27 +58,6 @@ class DetectorConfig:
             raise ValueError("lateness must be >= 0")
         if self.dedup_window_ms < self.gap_ms:
             raise ValueError("the dedup window must be at least the gap")
-
-
-@dataclass(slots=True)
-class Counters:
-    """Monotonic counts since the detector was created; the shell turns them into metrics."""
-
-    applied: int = 0
-    duplicates: int = 0
-    late: int = 0
-    buffered: int = 0
-    late_into_closed: int = 0
-    evicted: int = 0
-
-
-class Closed(NamedTuple):
-    """A closed period's abandonment: what the topic needs, and the record itself as JSON."""
-
-    kind: Kind
-    key: str  # the record key: the customer when known, else the session
-    detected_at: int  # epoch ms: the period's deadline
-    json: bytes
 
 
 class Detector:
@@ -134,8 +114,7 @@ class Detector:
         """
         # type(), not isinstance: the worker's hot path; mypy narrows only the if-branch of it
         record = event if type(event) is Record else record_of(event)  # type: ignore[arg-type]
-        fresh, closed = self._core.on_event(record)
-        return fresh, [Closed._make(c) for c in closed]
+        return self._core.on_event(record)
 
     def on_event(self, event: Event | Record) -> list[Closed]:
         """Take one event; returns the abandonments this closes (usually none)."""
@@ -143,11 +122,11 @@ class Detector:
 
     def advance(self, watermark: int) -> list[Closed]:
         """Move the watermark forward (never back); returns the periods that closed."""
-        return [Closed._make(c) for c in self._core.advance(watermark)]
+        return self._core.advance(watermark)
 
     def flush(self) -> list[Closed]:
         """Close every open period as if the input had ended (``detect --flush``)."""
-        return [Closed._make(c) for c in self._core.flush()]
+        return self._core.flush()
 
     def run_jsonl(
         self,
@@ -177,7 +156,7 @@ class Detector:
 
     @property
     def counters(self) -> Counters:
-        return Counters(*self._core.counters())
+        return self._core.counters()
 
     def __len__(self) -> int:
         """Sessions held (open or waiting to be forgotten)."""
@@ -206,7 +185,7 @@ class Detector:
         ids. ``take_changes`` then reports them as forgotten. Returns how many were held."""
         return self._core.forget(session_ids)
 
-    def take_changes(self) -> tuple[list[tuple[str, bytes]], list[str]]:
+    def take_changes(self) -> Changes:
         """(session id, saved state) of each changed session and the ids of forgotten ones,
         since the last call; clears both."""
         return self._core.take_changes()

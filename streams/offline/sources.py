@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final, Literal, cast
 
-from streams import _native
+from streams.contract import native
 from streams.contract.errors import InvalidRecord
 from streams.contract.event_parse import parse_amount, parse_event, parse_optional_id
 from streams.contract.events import (
@@ -234,9 +234,9 @@ def _rees46_time(value: str) -> int:
             f"event_time must look like '2019-10-01 00:00:00 UTC', got {value[:40]!r}"
         )
     try:
-        return _native.event_time(value[:-4] + "Z")
+        return native.event_time(value[:-4] + "Z")
     except ValueError as exc:
-        if str(exc) == _native.TIME_RANGE:
+        if str(exc) == native.TIME_RANGE:
             raise InvalidRecord(f"event_time {exc}") from None
         raise InvalidRecord(f"event_time is not a time: {value[:40]!r}") from None
 

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from streams import _native
 from streams.contract.abandonment import Kind
 from streams.contract.errors import InvalidRecord
 from streams.contract.event_parse import canonical_json, parse_event, read_record
+from streams.contract.native import MIN_EVENT_MS
+from streams.core.detection import Detector, DetectorConfig
 from tests.support.abandonments import abandonment_id
 from tests.unit.test_event_parse import records
 
@@ -172,11 +173,18 @@ def line(**changes: object) -> bytes:
 
 @pytest.mark.parametrize("session_id", ["s1", "é", "😀-session", "a\x00b", "x" * 256, "ΣΩ\u2028"])
 @pytest.mark.parametrize("kind", ["cart", "browse"])
-@pytest.mark.parametrize("deadline", [0, 1_569_888_600_250, 4_102_444_799_999])
+@pytest.mark.parametrize("deadline", [MIN_EVENT_MS + 1, 1_569_888_600_250, 4_102_444_799_999])
 def test_abandonment_ids_match(session_id: str, kind: Kind, deadline: int) -> None:
-    assert _native.abandonment_id(session_id, kind, deadline) == abandonment_id(
-        session_id, kind, deadline
+    """The core's records carry the id Python computes for (session, kind, deadline)."""
+    gap = deadline - MIN_EVENT_MS
+    detector = Detector(DetectorConfig(gap_ms=gap, dedup_window_ms=gap))
+    kind_type = "cart_item_added" if kind == "cart" else "product_viewed"
+    detector.take(
+        read_record(line(type=kind_type, session_id=session_id, occurred_at=MIN_EVENT_MS))
     )
+    [closed] = detector.flush()
+    assert (closed.kind, closed.detected_at) == (kind, deadline)
+    assert orjson.loads(closed.json)["abandonment_id"] == abandonment_id(session_id, kind, deadline)
 
 
 @pytest.mark.parametrize(
