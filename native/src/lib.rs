@@ -1,30 +1,35 @@
 //! `streams._native`: cartpulse's detection core, for Python.
 //!
-//! `Core` is one partition's detector (see core.rs); streams/core/detection.py wraps it for the
-//! worker and the tests, and streams/offline.py drives `Core.run_jsonl` for `cartpulse detect`.
+//! The bindings only: `Core` is one partition's detector (sessions.rs, rules.rs, records.rs),
+//! the reader's functions are in py_read.rs, and `Core.run_jsonl` is runner.rs. Python reaches
+//! all of it through one face, streams/contract/native.py.
+//!
+//! The `test-hooks` feature adds functions only tests call (`abandonment_id`, `amount`);
+//! release and wheel builds leave it off, and nothing in the package needs it.
 
-mod core;
 mod event;
 #[cfg(test)]
 mod fuzz;
 mod money;
 mod py_read;
 mod read;
+mod records;
+mod rules;
+mod runner;
+mod sessions;
 mod state;
 mod text;
 mod value;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::core::{Closed, Config, Detector};
-use crate::event::MAX_RECORD_BYTES;
 use crate::py_read::Record;
-use crate::read::{Keep, Refusal};
+use crate::read::Keep;
+use crate::records::Closed;
+use crate::rules::Config;
+use crate::sessions::Detector;
 
 /// tests/fixtures/contract_cases.json: the contract's records, times, amounts and cart values,
 /// accepted and refused, which pytest runs too (tests/unit/test_contract_cases.py).
@@ -38,8 +43,6 @@ pub(crate) fn contract_cases() -> serde_json::Value {
 // faster than the system allocator, above all when a detector with many sessions is dropped.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const WRITE_CHUNK: usize = 1 << 20;
 
 #[pyclass(module = "streams._native", unsendable)]
 struct Core {
@@ -144,47 +147,7 @@ impl Core {
         refused: &Bound<'_, PyAny>,
         flush: bool,
     ) -> PyResult<(u64, u64, u64)> {
-        let file = File::open(path).map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
-        let mut reader = BufReader::with_capacity(WRITE_CHUNK, file);
-        let (mut line, mut out, mut closed) =
-            (Vec::new(), Vec::with_capacity(2 * WRITE_CHUNK), Vec::new());
-        let (mut events, mut lineno, mut counts) = (0u64, 0u64, [0u64; 2]);
-        loop {
-            line.clear();
-            let read = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| PyOSError::new_err(format!("{path}: {e}")))?;
-            if read == 0 {
-                break;
-            }
-            lineno += 1;
-            let event = match read::read_keeping(&line, MAX_RECORD_BYTES, Keep::Detection) {
-                Ok(event) => event,
-                Err(refusal) => {
-                    let unknown = matches!(refusal, Refusal::UnknownType(_));
-                    let line = PyBytes::new(py, &line);
-                    refused.call1((line, lineno, refusal.reason(), unknown))?;
-                    continue;
-                }
-            };
-            events += 1;
-            self.inner.on_event(event, &mut closed);
-            if !closed.is_empty() {
-                take_lines(&mut closed, &mut out, &mut counts);
-                if out.len() >= WRITE_CHUNK {
-                    write.call1((PyBytes::new(py, &out),))?;
-                    out.clear();
-                }
-            }
-        }
-        if flush {
-            self.inner.flush(&mut closed);
-            take_lines(&mut closed, &mut out, &mut counts);
-        }
-        if !out.is_empty() {
-            write.call1((PyBytes::new(py, &out),))?;
-        }
-        Ok((events, counts[0], counts[1]))
+        runner::run_jsonl(&mut self.inner, py, path, write, refused, flush)
     }
 
     #[getter]
@@ -268,25 +231,22 @@ impl Core {
     }
 }
 
-fn take_lines(closed: &mut Vec<Closed>, out: &mut Vec<u8>, counts: &mut [u64; 2]) {
-    for c in closed.drain(..) {
-        counts[usize::from(c.kind == "browse")] += 1;
-        out.extend_from_slice(&c.json);
-        out.push(b'\n');
-    }
-}
-
 /// For tests: `abandonment_id` as the core computes it.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn abandonment_id(session_id: &str, kind: &str, deadline_ms: i64) -> String {
-    core::abandonment_id(session_id, kind, deadline_ms)
+    records::abandonment_id(session_id, kind, deadline_ms)
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     py_read::register(m)?;
-    m.add_function(wrap_pyfunction!(abandonment_id, m)?)?;
+    #[cfg(feature = "test-hooks")]
+    {
+        m.add_function(wrap_pyfunction!(abandonment_id, m)?)?;
+        py_read::register_test_hooks(m)?;
+    }
     m.add("MIN_EVENT_MS", text::MIN_EVENT_MS)?;
     m.add("MAX_EVENT_MS", text::MAX_EVENT_MS)?;
     m.add("TIME_RANGE", text::TIME_RANGE)?;

@@ -176,8 +176,9 @@ fn event_time(value: &Bound<'_, PyAny>) -> PyResult<i64> {
     checked.map_err(PyValueError::new_err)
 }
 
-/// An amount's text alone → its canonical text (`str(Decimal)`; `-0` is `0`); ValueError with
-/// the bare reason otherwise.
+/// For tests: an amount's text alone → its canonical text (`str(Decimal)`; `-0` is `0`);
+/// ValueError with the bare reason otherwise.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn amount(text: &str) -> PyResult<String> {
     Money::parse(text)
@@ -196,6 +197,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(field_currency, m)?)?;
     m.add_function(wrap_pyfunction!(field_id, m)?)?;
     m.add_function(wrap_pyfunction!(event_time, m)?)?;
+    Ok(())
+}
+
+#[cfg(feature = "test-hooks")]
+pub fn register_test_hooks(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(amount, m)?)?;
     Ok(())
 }

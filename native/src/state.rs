@@ -8,9 +8,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::{CartLine, Session, Viewed};
 use crate::event::Time;
 use crate::money::Money;
+use crate::sessions::{CartLine, Session, Viewed};
 use crate::text::{push_fmt, write_list, write_opt_str, write_str};
 
 pub const STATE_VERSION: i64 = 1;

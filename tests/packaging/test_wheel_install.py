@@ -200,6 +200,13 @@ def test_pip_installs_the_runtime_dependencies_and_nothing_else(installed: Insta
         assert Path(module).is_relative_to(installed.bin.parent), module
 
 
+def test_the_wheel_leaves_the_test_hooks_out(installed: Installed) -> None:
+    """The native core's ``test-hooks`` cargo feature stays off in the wheel."""
+    hooks = installed.run("python", "-c", "import streams._native as n; "
+                          "print(sorted(h for h in ('abandonment_id', 'amount') if hasattr(n, h)))")  # fmt: skip
+    assert hooks.stdout == "[]\n"
+
+
 def test_the_installed_command_says_its_version(installed: Installed) -> None:
     assert installed.run("cartpulse", "--version").stdout == f"cartpulse {VERSION}\n"
     done = installed.run("cartpulse", "--help")

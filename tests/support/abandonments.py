@@ -1,5 +1,5 @@
 """The abandonment record (docs/semantics.md, Detection) in Python, for the tests: an encoding written apart from the
-detection core's (native/src/core.rs), which the core's records must equal byte for byte."""
+detection core's (native/src/records.rs), which the core's records must equal byte for byte."""
 
 from __future__ import annotations
 
