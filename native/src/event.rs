@@ -18,6 +18,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the contract's order (docs/semantics.md, "Events").
+    pub const ALL: [Kind; 6] = [
+        Kind::PageViewed,
+        Kind::ProductViewed,
+        Kind::CartItemAdded,
+        Kind::CartItemRemoved,
+        Kind::CheckoutStarted,
+        Kind::OrderCompleted,
+    ];
+
     pub fn from_name(name: &str) -> Option<Kind> {
         Some(match name {
             "page_viewed" => Kind::PageViewed,

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use crate::event::{Event, Time};
+use crate::event::{Event, Kind, Time, MAX_ID_CHARS, MAX_RECORD_BYTES};
 use crate::money::Money;
 use crate::read::{self as reader, Keep, Refusal};
 use crate::text;
@@ -176,6 +176,23 @@ fn event_time(value: &Bound<'_, PyAny>) -> PyResult<i64> {
     checked.map_err(PyValueError::new_err)
 }
 
+/// Epoch milliseconds → the contract's RFC 3339 text (`2019-10-01T00:10:00.000Z`): the one
+/// writer of times, for every record Python writes too. ValueError outside the event time range
+/// widened to years 0..9999 (a time the text cannot hold).
+#[pyfunction]
+fn format_time(ms: i64) -> PyResult<String> {
+    const YEAR_0: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+    const YEAR_10000: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
+    if !(YEAR_0..YEAR_10000).contains(&ms) {
+        return Err(PyValueError::new_err(format!(
+            "{ms} ms is outside the years 0 to 9999"
+        )));
+    }
+    let mut out = Vec::with_capacity(24);
+    text::write_time(&mut out, ms);
+    Ok(String::from_utf8(out).expect("write_time writes ASCII"))
+}
+
 /// For tests: an amount's text alone → its canonical text (`str(Decimal)`; `-0` is `0`);
 /// ValueError with the bare reason otherwise.
 #[cfg(feature = "test-hooks")]
@@ -197,6 +214,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(field_currency, m)?)?;
     m.add_function(wrap_pyfunction!(field_id, m)?)?;
     m.add_function(wrap_pyfunction!(event_time, m)?)?;
+    m.add_function(wrap_pyfunction!(format_time, m)?)?;
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    m.add("EVENT_TYPES", PyTuple::new(m.py(), kinds)?)?;
+    m.add("MAX_RECORD_BYTES", MAX_RECORD_BYTES)?;
+    m.add("MAX_ID_CHARS", MAX_ID_CHARS)?;
     Ok(())
 }
 

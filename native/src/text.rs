@@ -130,7 +130,8 @@ pub fn parse_time(text: &str) -> Result<i64, &'static str> {
     check_ms(seconds * 1000 + millis)
 }
 
-/// Epoch milliseconds → `2019-10-01T00:10:00.000Z` (as `streams.models.events.format_ms`).
+/// Epoch milliseconds → `2019-10-01T00:10:00.000Z`: the one writer of times (Python's
+/// `streams.contract.events.format_ms` calls it through `format_time`).
 pub fn write_time(out: &mut Vec<u8>, ms: i64) {
     let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let (year, month, day) = civil_from_days(days);

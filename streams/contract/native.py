@@ -20,7 +20,10 @@ from streams._native import Record, Refused
 from streams.contract.abandonment import Kind
 
 __all__ = [
+    "EVENT_TYPES",
     "MAX_EVENT_MS",
+    "MAX_ID_CHARS",
+    "MAX_RECORD_BYTES",
     "MIN_EVENT_MS",
     "TIME_RANGE",
     "Changes",
@@ -35,6 +38,7 @@ __all__ = [
     "field_currency",
     "field_id",
     "field_time",
+    "format_time",
     "read",
     "read_json",
 ]
@@ -44,6 +48,10 @@ __all__ = [
 MIN_EVENT_MS: Final[int] = _native.MIN_EVENT_MS
 MAX_EVENT_MS: Final[int] = _native.MAX_EVENT_MS
 TIME_RANGE: Final[str] = _native.TIME_RANGE
+# The contract's event types (in its order), the record size limit and the id length limit.
+EVENT_TYPES: Final[tuple[str, ...]] = _native.EVENT_TYPES
+MAX_RECORD_BYTES: Final[int] = _native.MAX_RECORD_BYTES
+MAX_ID_CHARS: Final[int] = _native.MAX_ID_CHARS
 
 # The contract's reader (native/src/py_read.rs): a record gives a Record or Refused, its event
 # as JSON or Refused; a field gives its value or raises ValueError(reason).
@@ -55,6 +63,8 @@ field_amount: Final = _native.field_amount
 field_currency: Final = _native.field_currency
 field_id: Final = _native.field_id
 event_time: Final = _native.event_time
+# Epoch milliseconds → the contract's RFC 3339 text: the one writer of times.
+format_time: Final = _native.format_time
 
 
 class Closed(NamedTuple):

@@ -20,15 +20,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Final, Literal, cast
 
+import orjson
+
 from streams.contract import native
 from streams.contract.errors import InvalidRecord
-from streams.contract.event_parse import parse_amount, parse_event, parse_optional_id
+from streams.contract.event_parse import (
+    canonical_json,
+    parse_amount,
+    parse_event,
+    parse_optional_id,
+)
 from streams.contract.events import (
     MAX_RECORD_BYTES,
     Event,
     EventType,
-    Order,
-    Product,
 )
 
 Format = Literal["jsonl", "rees46"]
@@ -139,11 +144,11 @@ def read_rees46(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[Sourc
                 continue
             source = f"{path.name}:{lineno}"
             try:
-                event = rees46_event(path.name, lineno, line, columns, max_bytes)
+                event, canonical = rees46_event(path.name, lineno, line, columns, max_bytes)
             except InvalidRecord as exc:
                 yield SourceRecord(source, line, None, None, exc.reason)
             else:
-                yield SourceRecord(source, line, event, event.to_json(), None)
+                yield SourceRecord(source, line, event, canonical, None)
 
 
 _UNKNOWN = re.compile(r"unknown (?:event_)?type '([^']*)'")
@@ -170,8 +175,9 @@ def rees46_event(
     line: bytes,
     columns: dict[str, int],
     max_bytes: int = MAX_RECORD_BYTES,
-) -> Event:
-    """Map one REES46 row to an event, or raise ``InvalidRecord`` saying why it can't be."""
+) -> tuple[Event, bytes]:
+    """Map one REES46 row to an event and its canonical JSON (the contract's reader writes it),
+    or raise ``InvalidRecord`` saying why it can't be."""
     if len(line) > max_bytes:
         raise InvalidRecord(f"line is {len(line)} bytes, over the {max_bytes}-byte limit")
     try:
@@ -206,23 +212,24 @@ def rees46_event(
     for name, value in (("user_session", session_id), ("product_id", product_id)):
         parse_optional_id(value, name)  # the contract's id rule: at most 256 characters
     price = _rees46_price(col("price"))
-    product = Product(
-        id=product_id,
-        name=col("brand") or None,
-        price=price,
-        category=col("category_code") or None,
-    )
-    return Event(
-        event_id=rees46_event_id(file_name, lineno, line),
-        type=etype,
-        occurred_at=occurred_at,
-        session_id=session_id,
-        customer_id=col("user_id") or None,
-        store_id=None,
-        product=product,
-        quantity=1,
-        order=Order(value=price) if etype == "order_completed" else None,
-    )
+    amount = None if price is None else str(price)
+    record = {
+        "event_id": rees46_event_id(file_name, lineno, line),
+        "type": etype,
+        "occurred_at": occurred_at,
+        "session_id": session_id,
+        "customer_id": col("user_id") or None,
+        "product": {
+            "id": product_id,
+            "name": col("brand") or None,
+            "price": amount,
+            "category": col("category_code") or None,
+        },
+        "order": {"value": amount} if etype == "order_completed" else None,
+    }
+    # The row's fields were checked above with their REES46 names; the reader writes the event.
+    canonical = canonical_json(orjson.dumps(record), max_bytes)
+    return parse_event(canonical, max_bytes), canonical
 
 
 def _rees46_time(value: str) -> int:

@@ -149,7 +149,6 @@ def test_an_accepted_record_reads_as_its_canonical_json(case: dict[str, Any]) ->
     assert canonical_json(raw) == canonical
     read_record(raw)  # what detection reads of it, the same reading
     event = parse_event(raw)
-    assert event.to_json() == canonical
     assert parse_event(canonical) == event
 
 

@@ -271,7 +271,7 @@ def test_the_integration_guide_shows_every_event_type_a_profile_and_a_consent() 
     assert {e["type"] for e in events} == EVENT_TYPES
     for record in events:
         assert schema_valid(record), record
-        assert parse_event(json.dumps(record).encode()).to_dict()["type"] == record["type"]
+        assert parse_event(json.dumps(record).encode()).type == record["type"]
     consents = [e for e in examples if "status" in e]
     profiles = [e for e in examples if "type" not in e and "status" not in e]
     assert consents

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import get_args
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.contract import native
 from streams.contract.errors import InvalidRecord, UnknownEventType
-from streams.contract.event_parse import parse_event
-from streams.contract.events import EVENT_TYPES, MAX_RECORD_BYTES, format_ms, parse_time
+from streams.contract.event_parse import canonical_json, parse_event
+from streams.contract.events import (
+    EVENT_TYPES,
+    MAX_EVENT_MS,
+    MAX_RECORD_BYTES,
+    MIN_EVENT_MS,
+    EventType,
+    format_ms,
+    parse_time,
+)
 
 BASE = {
     "event_id": "e1",
@@ -157,21 +167,20 @@ def test_not_an_object(payload: bytes, reason: str) -> None:
 
 
 def test_order_completed_round_trips_through_canonical_json() -> None:
-    event = parse_event(
-        raw(
-            type="order_completed",
-            product=...,
-            quantity=...,
-            occurred_at="2019-10-01T02:10:00.5+02:00",
-            order={"id": "o1", "value": 99.9, "currency": "EUR"},
-            cart={"id": "k1", "url": "https://shop.example/cart"},
-        )
+    record = raw(
+        type="order_completed",
+        product=...,
+        quantity=...,
+        occurred_at="2019-10-01T02:10:00.5+02:00",
+        order={"id": "o1", "value": 99.9, "currency": "EUR"},
+        cart={"id": "k1", "url": "https://shop.example/cart"},
     )
-    encoded = orjson.loads(event.to_json())
+    event = parse_event(record)
+    encoded = orjson.loads(canonical_json(record))
     assert encoded["occurred_at"] == "2019-10-01T00:10:00.500Z"
     assert encoded["order"] == {"id": "o1", "value": "99.9", "currency": "EUR"}
     assert "quantity" not in encoded
-    assert parse_event(event.to_json()) == event
+    assert parse_event(canonical_json(record)) == event
 
 
 def test_format_ms() -> None:
@@ -237,4 +246,16 @@ def test_arbitrary_json_objects_are_accepted_or_rejected_with_a_reason(
         assert exc.reason
     else:
         assert event.event_id and event.session_id
-        assert parse_event(event.to_json()) == event
+        assert parse_event(canonical_json(orjson.dumps(record))) == event
+
+
+def test_the_event_type_literal_spells_the_readers_types() -> None:
+    assert set(get_args(EventType)) == EVENT_TYPES == set(native.EVENT_TYPES)
+
+
+def test_format_ms_is_the_readers_time_writer() -> None:
+    for ms in (MIN_EVENT_MS, 1_569_888_600_123, MAX_EVENT_MS - 1):
+        assert format_ms(ms) == native.format_time(ms)
+        assert parse_time(format_ms(ms)) == ms
+    with pytest.raises(ValueError, match="outside the years 0 to 9999"):
+        native.format_time(10**18)
