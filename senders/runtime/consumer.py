@@ -39,7 +39,7 @@ from senders.runtime.service import SendService
 from streams.contract.commands import parse_command
 from streams.contract.errors import InvalidRecord
 from streams.contract.topics import TopicSpec
-from streams.runtime.kafka import dead_letter
+from streams.runtime.kafka import ConsumedRecord, dead_letter
 from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,19 +50,10 @@ DEFER_REASON_HEADER = "cartpulse.defer_reason"
 COMMIT_INTERVAL = 0.5
 
 
-class Record(Protocol):
-    """The parts of an aiokafka ``ConsumerRecord`` the senders use."""
+class Record(ConsumedRecord, Protocol):
+    """The parts of an aiokafka ``ConsumerRecord`` the senders use: a consumed record and its
+    headers."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 

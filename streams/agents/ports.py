@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from typing_extensions import TypeVar
 
+from streams.runtime.kafka import ConsumedRecord
+
 if TYPE_CHECKING:  # only the default of the type variables below: the worker's own types
     from faust.types import TP, Message
 
@@ -26,19 +28,8 @@ Clock = Callable[[], float]
 Delivery = Awaitable[object]
 
 
-class InputMessage(Protocol):
-    """One consumed record, as the shells read it (Faust's ``Message``)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
+# One consumed record, as the shells read it (Faust's ``Message``).
+InputMessage = ConsumedRecord
 
 
 class Producer(Protocol):

@@ -30,6 +30,22 @@ DLQ_EXCERPT_BYTES: Final = 64 * 1024
 MAX_HEADER_TEXT_BYTES: Final = 1024
 
 
+class ConsumedRecord(Protocol):
+    """One consumed record as cartpulse reads it: Faust's ``Message`` in the worker, aiokafka's
+    ``ConsumerRecord`` in the senders."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 class Producer(Protocol):
     """What the collector and the importer need of a producer (``AIOKafkaProducer`` is one).
 
