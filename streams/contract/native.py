@@ -130,18 +130,21 @@ class Core:
         )
 
     def restore(self, raw: bytes) -> None:
+        """Add one saved session; ``ValueError`` for a value it cannot read."""
         self._core.restore(raw)
 
-    def on_event(self, record: Record) -> tuple[bool, list[Closed]]:
-        """False if the event's id was seen before, and the abandonments it closed."""
+    def take(self, record: Record) -> tuple[bool, list[Closed]]:
+        """False if the event's id was seen before (dropped), and the abandonments it closed."""
         fresh, closed = self._core.on_event(record)
         # closed is empty for nearly every event: no list to build then
         return fresh, [Closed._make(c) for c in closed] if closed else []
 
     def advance(self, watermark: int) -> list[Closed]:
+        """Move the watermark forward (never back); returns the periods that closed."""
         return [Closed._make(c) for c in self._core.advance(watermark)]
 
     def flush(self) -> list[Closed]:
+        """Close every open period as if the input had ended (``detect --flush``)."""
         return [Closed._make(c) for c in self._core.flush()]
 
     def run_jsonl(
@@ -151,7 +154,10 @@ class Core:
         refused: Callable[[bytes, int, str, bool], object],
         flush: bool,
     ) -> tuple[int, int, int]:
-        """(events taken, cart abandonments, browse abandonments); see ``Detector.run_jsonl``."""
+        """A whole JSONL file through the reader and the core, abandonments written as JSON
+        lines in chunks (``write``). A line the reader refuses goes to ``refused(line, lineno,
+        reason, unknown_type)``, which counts and reports it. Returns the events taken and the
+        cart and browse abandonments written."""
         return self._core.run_jsonl(path, write, refused, flush)
 
     @property
@@ -162,10 +168,12 @@ class Core:
     def max_event_ms(self) -> int | None:
         return self._core.max_event_ms
 
+    @property
     def counters(self) -> Counters:
         return Counters(*self._core.counters())
 
     def __len__(self) -> int:
+        """Sessions held (open or waiting to be forgotten)."""
         return len(self._core)
 
     def __contains__(self, session_id: str) -> bool:
@@ -175,16 +183,23 @@ class Core:
         return self._core.open_sessions()
 
     def state(self, session_id: str) -> bytes | None:
+        """A session's saved state (the sessions table's value), None if not held."""
         return self._core.state(session_id)
 
     def session_ids(self) -> list[str]:
         return self._core.session_ids()
 
     def customer_sessions(self) -> list[tuple[str, str]]:
+        """(customer id, session id) of every session that names a customer: its own, or one of
+        its pending events' (one pair per customer and session)."""
         return self._core.customer_sessions()
 
     def forget(self, session_ids: list[str]) -> int:
+        """Drop these sessions whole (an erasure): cart, views, pending events and seen event
+        ids. ``take_changes`` then reports them as forgotten. Returns how many were held."""
         return self._core.forget(session_ids)
 
     def take_changes(self) -> Changes:
+        """The sessions changed and forgotten since the last call (with change tracking on);
+        clears both."""
         return Changes._make(self._core.take_changes())

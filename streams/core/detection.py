@@ -27,7 +27,7 @@ Semantics, precisely:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.contract.errors import InvalidRecord
@@ -60,8 +60,9 @@ class DetectorConfig:
             raise ValueError("the dedup window must be at least the gap")
 
 
-class Detector:
-    """The detection state of one partition: sessions, the deadline index and the watermark.
+class Detector(Core):
+    """The detection state of one partition: sessions, the deadline index and the watermark
+    (the native core, ``streams.contract.native.Core``, configured by ``DetectorConfig``).
 
     ``states`` are saved sessions (``state``/``take_changes`` give them) to start from.
     With ``auto_watermark`` (one input, as offline) each event moves the watermark to
@@ -72,6 +73,8 @@ class Detector:
     nothing (offline) leaves it off.
     """
 
+    __slots__ = ("config",)
+
     def __init__(
         self,
         config: DetectorConfig,
@@ -81,8 +84,7 @@ class Detector:
         auto_watermark: bool = True,
         track_changes: bool = True,
     ) -> None:
-        self.config = config
-        self._core = Core(
+        super().__init__(
             config.gap_ms,
             config.min_product_views,
             config.lateness_ms,
@@ -93,17 +95,16 @@ class Detector:
             auto_watermark,
             track_changes,
         )
+        self.config = config
         for raw in states:
             self.restore(raw)
 
     def restore(self, raw: bytes) -> None:
         """Add one saved session; ``InvalidRecord`` for a value that cannot be read."""
         try:
-            self._core.restore(raw)
+            super().restore(raw)
         except (ValueError, TypeError) as exc:
             raise InvalidRecord(str(exc)) from None
-
-    # -- inputs ------------------------------------------------------------------------
 
     def take(self, event: Event | Record) -> tuple[bool, list[Closed]]:
         """Take one event: False if its event_id was seen before (dropped), and what it closed.
@@ -114,78 +115,8 @@ class Detector:
         """
         # type(), not isinstance: the worker's hot path; mypy narrows only the if-branch of it
         record = event if type(event) is Record else record_of(event)  # type: ignore[arg-type]
-        return self._core.on_event(record)
+        return super().take(record)
 
     def on_event(self, event: Event | Record) -> list[Closed]:
         """Take one event; returns the abandonments this closes (usually none)."""
         return self.take(event)[1]
-
-    def advance(self, watermark: int) -> list[Closed]:
-        """Move the watermark forward (never back); returns the periods that closed."""
-        return self._core.advance(watermark)
-
-    def flush(self) -> list[Closed]:
-        """Close every open period as if the input had ended (``detect --flush``)."""
-        return self._core.flush()
-
-    def run_jsonl(
-        self,
-        path: str,
-        write: Callable[[bytes], object],
-        refused: Callable[[bytes, int, str, bool], object],
-        flush: bool,
-    ) -> tuple[int, int, int]:
-        """A whole JSONL file through the reader and the core, abandonments written as JSON
-        lines in chunks.
-
-        A line the reader refuses goes to ``refused(line, lineno, reason, unknown_type)``,
-        which counts and reports it. Returns the events taken and the cart and browse
-        abandonments written.
-        """
-        return self._core.run_jsonl(path, write, refused, flush)
-
-    # -- state -------------------------------------------------------------------------
-
-    @property
-    def watermark(self) -> int | None:
-        return self._core.watermark
-
-    @property
-    def max_event_ms(self) -> int | None:
-        return self._core.max_event_ms
-
-    @property
-    def counters(self) -> Counters:
-        return self._core.counters()
-
-    def __len__(self) -> int:
-        """Sessions held (open or waiting to be forgotten)."""
-        return len(self._core)
-
-    def __contains__(self, session_id: str) -> bool:
-        return session_id in self._core
-
-    def open_sessions(self) -> int:
-        return self._core.open_sessions()
-
-    def state(self, session_id: str) -> bytes | None:
-        """A session's saved state (the sessions table's value), None if not held."""
-        return self._core.state(session_id)
-
-    def session_ids(self) -> list[str]:
-        return self._core.session_ids()
-
-    def customer_sessions(self) -> list[tuple[str, str]]:
-        """(customer id, session id) of every session that names a customer: its own, or one of
-        its pending events' (one pair per customer and session)."""
-        return self._core.customer_sessions()
-
-    def forget(self, session_ids: list[str]) -> int:
-        """Drop these sessions whole (an erasure): cart, views, pending events and seen event
-        ids. ``take_changes`` then reports them as forgotten. Returns how many were held."""
-        return self._core.forget(session_ids)
-
-    def take_changes(self) -> Changes:
-        """(session id, saved state) of each changed session and the ids of forgotten ones,
-        since the last call; clears both."""
-        return self._core.take_changes()
