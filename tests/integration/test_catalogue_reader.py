@@ -142,6 +142,7 @@ async def test_an_empty_catalogue_is_caught_up_at_once(
         await reading.stop()
 
 
+@pytest.mark.expect_errors  # the reader logs the handler's failure, and goes on
 async def test_a_failing_handler_is_counted_and_the_reader_goes_on(
     settings: Settings, kafka: AIOKafkaProducer
 ) -> None:

@@ -177,6 +177,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
         yield stack
 
 
+@pytest.mark.expect_errors  # aiokafka logs the broker it cannot reach while it is down
 async def test_kafka_down_is_a_503_and_nothing_is_lost_once_it_is_back(
     own_broker: OwnStack,
 ) -> None:
