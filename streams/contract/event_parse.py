@@ -53,8 +53,8 @@ def parse_event(raw: bytes | str, max_bytes: int = MAX_RECORD_BYTES) -> Event:
 
 
 def canonical_json(raw: bytes, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
-    """The record's event in the contract's canonical shape, as the reader writes it (the bytes
-    of ``Event.to_json()``); raises as ``read_record`` does."""
+    """The record's event in the contract's canonical shape, as the reader writes it (what the
+    importer produces for a REES46 row); raises as ``read_record`` does."""
     read = native.canonical(raw, max_bytes)
     if isinstance(read, bytes):
         return read

@@ -139,7 +139,6 @@ def check(raw: bytes) -> bool:
         return False
     parsed = parse_event(raw)
     canonical = canonical_json(raw)
-    assert canonical == parsed.to_json()  # Rust's canonical shape is Python's, byte for byte
     assert canonical_json(canonical) == canonical
     assert parse_event(canonical) == parsed  # types too: int times and quantities, Decimals
     assert (record.session_id, record.type, record.customer_id, record.occurred_at) == (
