@@ -70,7 +70,7 @@ from streams.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 # ``handle``'s answers are importable from here, beside it (their home: ``dispositions.py``).
-__all__ = ["Defer", "Disposition", "Done", "Reject", "SendService", "Work"]
+__all__ = ["SendService"]
 
 SENDING_LEAD = 0.01  # seconds before its rate slot that a command is marked `sending`
 # Why a provider counts as unavailable (``health.py``): the label set of its metrics.

@@ -15,9 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from streams.agents.ports import Clock
-from streams.core.watermarks import read_tick, tick_value, ticks
+from streams.core.watermarks import ticks
 
-__all__ = ["SendToPartition", "read_tick", "send_ticks", "tick_value"]
+__all__ = ["SendToPartition", "send_ticks"]
 
 # Hands one record to the producer for one partition of a topic: (topic, value, partition).
 SendToPartition = Callable[[str, bytes, int], Awaitable[object]]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from streams.cli.common import CommandParser
-from streams.contract.consent_history import HistoryEntry, history_subject
+from streams.contract.consent_history import HistoryRecord, history_subject
 from streams.contract.errors import ConfigurationError
 from streams.contract.events import format_ms
 from streams.contract.privacy import Pseudonyms
@@ -96,7 +96,7 @@ def run_history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def describe(entry: HistoryEntry) -> str:
+def describe(entry: HistoryRecord) -> str:
     """One change in three lines: when, channel, status and source (and what the subject is,
     when not the customer: the erasure's record); the address hash and when cartpulse wrote
     it; the evidence as compact JSON."""

@@ -289,9 +289,6 @@ class HistoryRecord(WireRecord):
         return self.model_dump_json(by_alias=True).encode()
 
 
-HistoryEntry = HistoryRecord  # what the history's readers call a record read back
-
-
 def parse_history(value: bytes | None) -> HistoryRecord:
     """Decode a ``consents.history`` record; ``InvalidRecord`` when it is not one."""
     if value is None:

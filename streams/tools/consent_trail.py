@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.contract.consent_history import HistoryEntry, history_subject, parse_history
+from streams.contract.consent_history import HistoryRecord, history_subject, parse_history
 from streams.contract.errors import ConfigurationError, InvalidRecord
 from streams.contract.privacy import Pseudonyms
 from streams.contract.topics import Topic, TopicCatalogue
@@ -36,7 +36,7 @@ from streams.runtime.settings import Settings
 class Trail:
     topic: str
     partition: int
-    entries: list[HistoryEntry]
+    entries: list[HistoryRecord]
     unreadable: int  # records of the customer's key that were not history records
 
 
@@ -66,7 +66,7 @@ async def read_trail(settings: Settings, subject: str, channel: str | None = Non
     name, count = await history_partitions(settings)
     key = history_subject(subject, Pseudonyms.of(settings)).encode()
     partition = partition_of(key, count)
-    entries: list[HistoryEntry] = []
+    entries: list[HistoryRecord] = []
     seen: set[str] = set()
     unreadable = 0
     async for record in read_records(settings, name, {partition}):
@@ -85,11 +85,11 @@ async def read_trail(settings: Settings, subject: str, channel: str | None = Non
 
 async def read_range(
     settings: Settings, from_ms: int, to_ms: int
-) -> tuple[list[HistoryEntry], int]:
+) -> tuple[list[HistoryRecord], int]:
     """Every change recorded within [``from_ms``, ``to_ms``), sorted by ``recorded_at``; and
     how many records were not history records."""
     name, _ = await history_partitions(settings)
-    found: list[tuple[int, int, int, HistoryEntry]] = []
+    found: list[tuple[int, int, int, HistoryRecord]] = []
     seen: set[tuple[int, str]] = set()  # per partition: one key's duplicates share it
     unreadable = 0
     async for record in read_records(settings, name):

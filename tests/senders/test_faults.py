@@ -10,8 +10,8 @@ import asyncio
 from typing import Any
 
 from senders.adapters.ledger import Claimed
+from senders.core.dispositions import Defer, Done, Work
 from senders.core.outcomes import ProviderOutcome
-from senders.runtime.service import Defer, Done, Work
 from tests.senders.test_service import SENT, World, cmd, world
 
 AUTH = ProviderOutcome("unavailable", "auth", error_code="20003")

@@ -17,9 +17,10 @@ from senders.adapters.consents import Consent, ConsentUpdate, address_subject, n
 from senders.adapters.ledger import Finished, MemoryLedger, Sending
 from senders.adapters.ratelimit import Limit, MemoryLimiter
 from senders.core.clock import FakeClock
+from senders.core.dispositions import Defer, Done, Reject, Work
 from senders.core.outcomes import ProviderOutcome
 from senders.runtime.metrics import Metrics
-from senders.runtime.service import Defer, Done, Reject, SendService, Work
+from senders.runtime.service import SendService
 from streams.contract.commands import Channel, SendCommand, SendResult
 from streams.contract.consent_history import ConsentEntry, consents_record
 from streams.contract.errors import ConfigurationError, InvalidRecord

@@ -17,7 +17,6 @@ from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import ErasedCustomers
 from streams.agents.journeys import JourneyShell, rekey, state_key
 from streams.agents.journeys_erasure import JourneyErasure
-from streams.agents.ticks import tick_value
 from streams.contract.erasure import (
     Done,
     Erasure,
@@ -38,6 +37,7 @@ from streams.core.erasure import opted_out_addresses
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine
 from streams.core.policy import parse_policy
+from streams.core.watermarks import tick_value
 from streams.runtime.kafka import partition_of
 from streams.runtime.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
 from streams.tools.forget import check_reason, expected_parts

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streams.agents.journeys import JourneyShell
-from streams.agents.ticks import tick_value
 from streams.contract.journey import AbandonmentIn, EngagementIn, OrderIn
 from streams.contract.products import ProductVersion
 from streams.contract.topics import Topic, TopicCatalogue
@@ -26,6 +25,7 @@ from streams.core.catalogue import Catalogue
 from streams.core.journey_inputs import JourneyInput, order_key
 from streams.core.journeys import REASONS, JourneyEngine, Outputs
 from streams.core.policy import parse_policy
+from streams.core.watermarks import tick_value
 from streams.offline.journeys import run_journeys
 from streams.runtime.metrics import JourneyMetrics
 from tests.support.journeys import POLICY, SECRET

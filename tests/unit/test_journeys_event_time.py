@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from streams.agents.journeys import JourneyShell
-from streams.agents.ticks import tick_value
 from streams.contract.events import format_ms
 from streams.contract.journey import ConsentChange, Profile
 from streams.contract.products import ProductVersion
@@ -27,6 +26,7 @@ from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
 from streams.core.journey_inputs import JourneyInput, order_key, time_of
 from streams.core.journeys import JourneyEngine, Outputs
+from streams.core.watermarks import tick_value
 from streams.offline.journeys import run_journeys
 from streams.runtime.metrics import JourneyMetrics
 from tests.unit.test_flows_live_offline import (
