@@ -59,7 +59,7 @@ def create_app(
         datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.table_standby_replicas,
         web_enabled=settings.web_port != 0,
         web_port=settings.web_port or 6066,
         web_host=settings.web_host,

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     # Faust state
     store: str = Field("rocksdb://", description="Faust table store: rocksdb:// or memory://.")
     data_dir: Path = Field(Path(".cartpulse"), description="Where workers keep local state.")
+    table_standby_replicas: int = Field(
+        1,
+        ge=0,
+        le=3,  # each standby reads every changelog once more and holds the state on disk again
+        description="Standby copies of each table partition, kept current from its changelog "
+        "by other workers, so a dead worker's partitions move without a changelog replay; "
+        "0 = none. A single worker has no standby whatever the value (docs/operations.md).",
+    )
 
     # Event contract
     max_record_bytes: int = Field(64 * 1024, ge=1024)
