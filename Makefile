@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STACK := bash deploy/local/stack.sh
+# BROKERS=3: a three-node Kafka cluster (deploy/local/stack.sh, docs/operations.md); 1 by default.
+BROKERS ?=
+STACK := $(if $(BROKERS),CARTPULSE_KAFKA_BROKERS=$(BROKERS) )bash deploy/local/stack.sh
 PYTEST_ARGS ?=
 # The detection core (native/) is Rust: pip runs cargo to build it into streams/_native.
 # rustup installs cargo in ~/.cargo/bin, which a non-login shell's PATH often lacks.
@@ -40,15 +42,15 @@ dist: install ## Build the abi3 wheel (installs without Rust) and the sdist into
 	@ls -1 dist/cartpulse-$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')[-.]*
 
 .PHONY: stack-up
-stack-up: ## Start Kafka (KRaft, from Maven Central jars) and Redis on 127.0.0.1
+stack-up: ## Start Kafka (KRaft, from Maven Central jars) and Redis on 127.0.0.1; BROKERS=3 for three Kafka nodes
 	$(STACK) up
 
 .PHONY: stack-down
-stack-down: ## Stop the local stack
+stack-down: ## Stop the local stack (BROKERS=3 if it was started so)
 	$(STACK) down
 
 .PHONY: stack-status
-stack-status: ## Show whether Kafka and Redis accept clients
+stack-status: ## Show whether Kafka and Redis accept clients (BROKERS=3: every node)
 	$(STACK) status
 
 .PHONY: test-native

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # 'bash -c' snippets take their values as $1 on purpose
-# cartpulse local real-services stack: Apache Kafka (single-node KRaft) + Redis,
-# run as plain processes on 127.0.0.1 -- no Docker needed.
+# cartpulse local real-services stack: Apache Kafka (KRaft: one node, or a cluster of three) +
+# Redis, run as plain processes on 127.0.0.1 -- no Docker needed.
 #
 #   bash deploy/local/stack.sh install        # fetch Kafka jars (Maven Central), install redis-server
-#   bash deploy/local/stack.sh up             # install if needed, start both, wait until they serve clients
-#   bash deploy/local/stack.sh status         # one line per service; exit 0 only if both serve clients
+#   bash deploy/local/stack.sh up             # install if needed, start all, wait until they serve clients
+#   bash deploy/local/stack.sh status         # one line per service; exit 0 only if all serve clients
 #   bash deploy/local/stack.sh down [--purge] # stop what we started; --purge also deletes the data dirs
+#   bash deploy/local/stack.sh kill-broker I  # SIGKILL Kafka node I (1..N): a broker crash, for tests
+#   bash deploy/local/stack.sh stop-broker I  # stop Kafka node I cleanly (controlled shutdown)
+#   bash deploy/local/stack.sh start-broker I # start Kafka node I again, wait until it serves clients
 #
 # All commands are idempotent and safe to run from several shells at once
 # (per-service locks). If a port already serves Kafka / answers Redis PING and
@@ -14,19 +17,33 @@
 #
 # Settings (environment):
 #   CARTPULSE_STACK_DIR              default $HOME/.cache/cartpulse/stack
-#   CARTPULSE_KAFKA_PORT             default 9092  (PLAINTEXT listener, bootstrap 127.0.0.1:PORT)
-#   CARTPULSE_KAFKA_CONTROLLER_PORT  default 9093  (KRaft controller listener)
+#   CARTPULSE_KAFKA_BROKERS          default 1 (Kafka nodes, each broker and controller; 3 for a
+#                                    cluster that survives the loss of one broker)
+#   CARTPULSE_KAFKA_PORT             default 9092  (PLAINTEXT listener of node 1, bootstrap 127.0.0.1:PORT)
+#   CARTPULSE_KAFKA_CONTROLLER_PORT  default PORT+N (KRaft controller listener of node 1: 9093 alone)
 #   CARTPULSE_REDIS_PORT             default 6379
 #   CARTPULSE_KAFKA_VERSION          default 4.1.1 (kafka_2.13 release on Maven Central: 4.x, or 3.9.x)
-#   CARTPULSE_KAFKA_HEAP             default "-Xms256m -Xmx768m"
+#   CARTPULSE_KAFKA_HEAP             default "-Xms256m -Xmx768m" per node ("-Xms128m -Xmx512m" when N > 1)
 #   CARTPULSE_STACK_TIMEOUT          default 90 (seconds to wait for each service in `up`)
+#
+# Ports of N nodes: node I (1..N) listens for clients on PORT+I-1 and for the controller quorum
+# on CONTROLLER_PORT+I-1; the two blocks must not overlap. Defaults, N=1: 9092 / 9093 (as
+# always); N=3: brokers 9092, 9093, 9094 and controllers 9095, 9096, 9097, bootstrap
+# 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094. Every node is a voter of the controller quorum
+# (dynamic quorum, KIP-853: formatted with --standalone alone, with --initial-controllers when
+# N > 1), and the storage of every node is formatted with the same cluster id.
+#
+# Replication follows N: RF = min(N, 3) for new topics and for the internal ones (consumer
+# offsets, transaction state), with min.insync.replicas 2 when RF is 3 (1 otherwise), so an
+# acks=all write survives one broker down and is refused, not lost, with two down.
 #
 # Layout under $CARTPULSE_STACK_DIR (data, logs and pids are per port, so a
 # second stack on other ports can run next to the default one):
 #   m2/                      Maven local repository (download cache)
 #   kafka-<version>/libs/    broker + tools jars
-#   kafka-<port>/            server.properties, log4j2.xml, kafka.pid, data/, logs/{server.log,kafka.out}
-#                            (config files are regenerated on every 'up')
+#   kafka-<port>/            one per node, named by its client port: server.properties, log4j2.xml,
+#                            kafka.pid, data/, logs/{server.log,kafka.out}
+#                            (config files are regenerated on every start)
 #   redis-<port>/            redis.pid, data/, logs/redis.log
 #
 # Kafka CLI tools are on the same classpath, e.g.
@@ -37,20 +54,21 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 STACK_DIR=${CARTPULSE_STACK_DIR:-$HOME/.cache/cartpulse/stack}
+KAFKA_BROKERS=${CARTPULSE_KAFKA_BROKERS:-1}
 KAFKA_PORT=${CARTPULSE_KAFKA_PORT:-9092}
-KAFKA_CPORT=${CARTPULSE_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_CPORT=${CARTPULSE_KAFKA_CONTROLLER_PORT:-}  # default PORT+N, set once PORT is checked
 REDIS_PORT=${CARTPULSE_REDIS_PORT:-6379}
 KAFKA_VERSION=${CARTPULSE_KAFKA_VERSION:-4.1.1}
-KAFKA_HEAP=${CARTPULSE_KAFKA_HEAP:--Xms256m -Xmx768m}
+if [[ $KAFKA_BROKERS != 1 ]]; then
+  KAFKA_HEAP=${CARTPULSE_KAFKA_HEAP:--Xms128m -Xmx512m}
+else
+  KAFKA_HEAP=${CARTPULSE_KAFKA_HEAP:--Xms256m -Xmx768m}
+fi
 TIMEOUT=${CARTPULSE_STACK_TIMEOUT:-90}
 
 KAFKA_LIBS=$STACK_DIR/kafka-$KAFKA_VERSION/libs
-KAFKA_HOME=$STACK_DIR/kafka-$KAFKA_PORT
-KAFKA_DATA=$KAFKA_HOME/data
-KAFKA_LOGS=$KAFKA_HOME/logs
-KAFKA_PID=$KAFKA_HOME/kafka.pid
-KAFKA_CONF=$KAFKA_HOME/server.properties
-KAFKA_LOG=$KAFKA_LOGS/server.log
+# The cluster's lock, data stamp and cluster id live in node 1's home.
+KAFKA_HOME1=$STACK_DIR/kafka-$KAFKA_PORT
 REDIS_HOME=$STACK_DIR/redis-$REDIS_PORT
 REDIS_DATA=$REDIS_HOME/data
 REDIS_LOGS=$REDIS_HOME/logs
@@ -60,10 +78,44 @@ REDIS_LOG=$REDIS_LOGS/redis.log
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
-for p in KAFKA_PORT KAFKA_CPORT REDIS_PORT; do
+[[ $KAFKA_BROKERS =~ ^[1-9]$ ]] || die "CARTPULSE_KAFKA_BROKERS must be 1..9, got '$KAFKA_BROKERS'"
+[[ $KAFKA_PORT =~ ^[0-9]+$ ]] || die "KAFKA_PORT must be a port number, got '$KAFKA_PORT'"
+KAFKA_CPORT=${KAFKA_CPORT:-$((KAFKA_PORT + KAFKA_BROKERS))}
+for p in KAFKA_CPORT REDIS_PORT; do
   [[ ${!p} =~ ^[0-9]+$ ]] || die "$p must be a port number, got '${!p}'"
 done
-[[ $KAFKA_PORT != "$KAFKA_CPORT" ]] || die "Kafka and controller ports must differ"
+# Replication of new and internal topics, and the replicas an acks=all write needs.
+KAFKA_RF=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3))
+KAFKA_MIN_ISR=$((KAFKA_RF >= 3 ? 2 : 1))
+if ((KAFKA_CPORT < KAFKA_PORT + KAFKA_BROKERS && KAFKA_PORT < KAFKA_CPORT + KAFKA_BROKERS)); then
+  die "Kafka ports $KAFKA_PORT.. and controller ports $KAFKA_CPORT.. overlap ($KAFKA_BROKERS nodes)"
+fi
+
+# The node that the per-node functions below act on: select_node I sets its id, ports and paths.
+select_node() {
+  local i=$1
+  [[ $i =~ ^[1-9]$ ]] && ((i <= KAFKA_BROKERS)) || die "no Kafka node '$i' (nodes 1..$KAFKA_BROKERS)"
+  NODE_ID=$i
+  NODE_PORT=$((KAFKA_PORT + i - 1))
+  NODE_CPORT=$((KAFKA_CPORT + i - 1))
+  NODE_NAME=kafka
+  ((KAFKA_BROKERS == 1)) || NODE_NAME=kafka$i
+  KAFKA_HOME=$STACK_DIR/kafka-$NODE_PORT
+  KAFKA_DATA=$KAFKA_HOME/data
+  KAFKA_LOGS=$KAFKA_HOME/logs
+  KAFKA_PID=$KAFKA_HOME/kafka.pid
+  KAFKA_CONF=$KAFKA_HOME/server.properties
+  KAFKA_LOG=$KAFKA_LOGS/server.log
+}
+
+# host:port lists of every node's client and controller listeners.
+join_ports() {
+  local base=$1 i out=
+  for ((i = 0; i < KAFKA_BROKERS; i++)); do out+=${out:+,}127.0.0.1:$((base + i)); done
+  echo "$out"
+}
+KAFKA_BOOTSTRAP=$(join_ports "$KAFKA_PORT")
+KAFKA_QUORUM=$(join_ports "$KAFKA_CPORT")
 
 # ---------------------------------------------------------------- helpers
 
@@ -257,29 +309,36 @@ cmd_install() {
 # ---------------------------------------------------------------- kafka
 
 write_kafka_config() {
+  local about="Single-node KRaft: this process is both broker and controller."
+  local replicas="One replica of everything."
+  if ((KAFKA_BROKERS > 1)); then
+    about="Node $NODE_ID of $KAFKA_BROKERS: broker and voter of the controller quorum."
+    replicas="$KAFKA_RF replicas of everything; an acks=all write needs $KAFKA_MIN_ISR in sync."
+  fi
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   cat >"$KAFKA_CONF" <<EOF
 # Generated by deploy/local/stack.sh -- edits are overwritten on every 'up'.
-# Single-node KRaft: this process is both broker and controller.
+# $about
 process.roles=broker,controller
-node.id=1
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CPORT
+node.id=$NODE_ID
+listeners=PLAINTEXT://127.0.0.1:$NODE_PORT,CONTROLLER://127.0.0.1:$NODE_CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$NODE_PORT,CONTROLLER://127.0.0.1:$NODE_CPORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-# Dynamic quorum (KIP-853); storage is formatted with --standalone.
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CPORT
+# Dynamic quorum (KIP-853); storage is formatted with --standalone (one node) or
+# --initial-controllers (every node a voter).
+controller.quorum.bootstrap.servers=$KAFKA_QUORUM
 log.dirs=$KAFKA_DATA
 
-# One replica of everything.
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+# $replicas
+default.replication.factor=$KAFKA_RF
+min.insync.replicas=$KAFKA_MIN_ISR
+offsets.topic.replication.factor=$KAFKA_RF
+transaction.state.log.replication.factor=$KAFKA_RF
+transaction.state.log.min.isr=$KAFKA_MIN_ISR
+share.coordinator.state.topic.replication.factor=$KAFKA_RF
+share.coordinator.state.topic.min.isr=$KAFKA_MIN_ISR
 # Fewer internal partitions than the default 50: quicker first consumer
 # group / transaction on a 2-core dev box (same in docker-compose.kafka.yml).
 offsets.topic.num.partitions=8
@@ -299,6 +358,16 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+  if ((KAFKA_BROKERS > 1)); then
+    cat >>"$KAFKA_CONF" <<EOF
+
+# A killed node is fenced (and leaves every ISR) after 6 s, not 9; a follower that
+# stops fetching leaves the ISR after 10 s, not 30: failover within a test's patience.
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
+replica.lag.time.max.ms=10000
+EOF
+  fi
 
   write_log4j_configs
 }
@@ -378,67 +447,80 @@ kafka_tool() {
     -cp "$KAFKA_LIBS/*" "$@"
 }
 
-# Format the data dir once. The controller endpoint is baked into the
-# formatted (standalone) quorum, so remember which controller port it was
-# formatted for and refuse to start with another one.
-format_kafka_storage() {
-  local stamp=$KAFKA_HOME/formatted-for-controller-port
-  if [[ -f $KAFKA_DATA/meta.properties ]]; then
-    if [[ -f $stamp && $(cat "$stamp") != "$KAFKA_CPORT" ]]; then
-      die "kafka-$KAFKA_PORT data was formatted for controller port $(cat "$stamp"), not $KAFKA_CPORT; run 'down --purge' with the same CARTPULSE_KAFKA_PORT first"
-    fi
-    return 0
-  fi
-  local cluster_id
-  cluster_id=$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOGS/format.log" | tail -n 1)
-  log "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
-  if ! kafka_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$KAFKA_CONF" \
-        >>"$KAFKA_LOGS/format.log" 2>&1; then
-    show_tail "$KAFKA_LOGS/format.log"
-    die "kafka: storage format failed (log: $KAFKA_LOGS/format.log)"
-  fi
-  echo "$KAFKA_CPORT" >"$stamp"
+# A Kafka Uuid as StorageTool random-uuid prints it (16 random bytes, URL-safe base64 without
+# padding, never starting with '-'), without starting a JVM.
+random_uuid() {
+  local id
+  while id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n') && [[ $id == -* ]]; do :; done
+  echo "$id"
 }
 
-kafka_up() {
-  local pid
-  # One 'up' per broker at a time (tests may call 'up' concurrently).
-  mkdir -p "$KAFKA_HOME"
-  exec 7>"$KAFKA_HOME/.lock"
-  flock 7
-  pid=$(kafka_pid)
-  if [[ -n $pid ]]; then
-    if kafka_probe "$KAFKA_PORT"; then
-      log "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
-      return 0
+# The controller ports the storage is formatted for: "9093" for one node, "9095,9096,9097" for
+# three. The quorum's endpoints are baked into the formatted data.
+quorum_stamp() {
+  local i out=
+  for ((i = 0; i < KAFKA_BROKERS; i++)); do out+=${out:+,}$((KAFKA_CPORT + i)); done
+  echo "$out"
+}
+
+# Format every node's data dir once, all with one cluster id (each node's config written
+# first). Remember which controller ports the quorum was formatted for and refuse to start with
+# others; refuse a cluster that is only partly formatted (a purge of some nodes' data).
+format_kafka_storage() {
+  local i want formatted=0 missing=0 stamp
+  want=$(quorum_stamp)
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    stamp=$KAFKA_HOME/formatted-for-controller-port
+    if [[ -f $KAFKA_DATA/meta.properties ]]; then
+      if [[ -f $stamp && $(cat "$stamp") != "$want" ]]; then
+        die "kafka-$NODE_PORT data was formatted for controller port(s) $(cat "$stamp"), not $want; run 'down --purge' with the same CARTPULSE_KAFKA_PORT and CARTPULSE_KAFKA_BROKERS first"
+      fi
+      formatted=$((formatted + 1))
+    else
+      missing=$((missing + 1))
     fi
-    log "kafka: pid $pid is ours but not serving yet; waiting"
-    wait_kafka "$pid" "$(cat "$KAFKA_HOME/server.log.offset" 2>/dev/null || echo 0)"
-    return
+  done
+  ((missing)) || return 0
+  ((formatted == 0)) || die "kafka: $formatted of $KAFKA_BROKERS nodes are formatted, $missing not; run 'down --purge' first"
+  select_node 1
+  local cluster_id
+  cluster_id=$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOGS/format.log" | tail -n 1)
+  local quorum=(--standalone) voters=
+  if ((KAFKA_BROKERS > 1)); then
+    for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+      voters+=${voters:+,}$i@127.0.0.1:$((KAFKA_CPORT + i - 1)):$(random_uuid)
+    done
+    quorum=(--initial-controllers "$voters")
   fi
-  rm -f "$KAFKA_PID"
-  if kafka_probe "$KAFKA_PORT"; then
-    log "kafka: reusing a broker already serving 127.0.0.1:$KAFKA_PORT (not started by this script)"
-    return 0
-  fi
-  if port_open "$KAFKA_PORT"; then
-    die "kafka: port $KAFKA_PORT is in use by something that does not speak Kafka"
-  fi
-  if port_open "$KAFKA_CPORT"; then
-    die "kafka: controller port $KAFKA_CPORT is already in use"
-  fi
+  local pids=()
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    log "$NODE_NAME: formatting $KAFKA_DATA (cluster id $cluster_id)"
+    kafka_tool kafka.tools.StorageTool format "${quorum[@]}" -t "$cluster_id" -c "$KAFKA_CONF" \
+      >>"$KAFKA_LOGS/format.log" 2>&1 &
+    pids+=($!)
+  done
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    if ! wait "${pids[i - 1]}"; then
+      show_tail "$KAFKA_LOGS/format.log"
+      die "$NODE_NAME: storage format failed (log: $KAFKA_LOGS/format.log)"
+    fi
+    echo "$want" >"$KAFKA_HOME/formatted-for-controller-port"
+  done
+}
 
-  ensure_kafka_libs
-  ensure_java
+# Start the selected node's JVM (its storage formatted) without waiting for it to serve; sets
+# STARTED_PID and STARTED_OFFSET (where this start's server.log lines begin) for wait_kafka.
+kafka_spawn() {
   write_kafka_config
-  format_kafka_storage
-
   # Only log lines written after this point count as "started".
   local offset=0
   [[ -f $KAFKA_LOG ]] && offset=$(stat -c %s "$KAFKA_LOG")
   echo "$offset" >"$KAFKA_HOME/server.log.offset"
 
-  log "kafka: starting $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CPORT)"
+  log "$NODE_NAME: starting $KAFKA_VERSION on 127.0.0.1:$NODE_PORT (controller :$NODE_CPORT)"
   # The lock fds (6-8) are closed for the child: a daemon inheriting them
   # would hold the locks for its whole life and block every later 'up'.
   # setsid: own session, so the broker survives the shell/process group that
@@ -453,17 +535,123 @@ kafka_up() {
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" \
     </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 6>&- 7>&- 8>&- &
   # Wait for the pid file (written by the child right away).
-  local i
+  local i pid
   for ((i = 0; i < 50; i++)); do [[ -s $KAFKA_PID ]] && break; sleep 0.1; done
   pid=$(kafka_pid)
   if [[ -z $pid ]]; then
     show_kafka_tail "$offset"
-    die "kafka: broker process not found after start (logs: $KAFKA_LOGS)"
+    die "$NODE_NAME: broker process not found after start (logs: $KAFKA_LOGS)"
   fi
-  wait_kafka "$pid" "$offset"
+  STARTED_PID=$pid
+  STARTED_OFFSET=$offset
 }
 
-# Wait until our broker answers ApiVersions and has logged "Kafka Server
+# Checks before starting the selected node: 0 to start it, 1 when it already runs (ours and
+# serving, or someone else's broker on its port). Sets WAIT_PID when it is ours and still
+# starting. Dies when its ports are taken by something else.
+kafka_needs_start() {
+  local pid
+  WAIT_PID=
+  pid=$(kafka_pid)
+  if [[ -n $pid ]]; then
+    if kafka_probe "$NODE_PORT"; then
+      log "$NODE_NAME: already running (pid $pid) on 127.0.0.1:$NODE_PORT"
+    else
+      log "$NODE_NAME: pid $pid is ours but not serving yet; waiting"
+      WAIT_PID=$pid
+    fi
+    return 1
+  fi
+  rm -f "$KAFKA_PID"
+  if kafka_probe "$NODE_PORT"; then
+    log "$NODE_NAME: reusing a broker already serving 127.0.0.1:$NODE_PORT (not started by this script)"
+    return 1
+  fi
+  if port_open "$NODE_PORT"; then
+    die "$NODE_NAME: port $NODE_PORT is in use by something that does not speak Kafka"
+  fi
+  if port_open "$NODE_CPORT"; then
+    die "$NODE_NAME: controller port $NODE_CPORT is already in use"
+  fi
+  return 0
+}
+
+# One 'up' (or start/stop of a node) per cluster at a time: tests may call 'up' concurrently.
+lock_kafka() {
+  mkdir -p "$KAFKA_HOME1"
+  exec 7>"$KAFKA_HOME1/.lock"
+  flock 7
+}
+
+# Start every node that is not running, then wait until each serves clients. The nodes start
+# together: a broker of a cluster only reports "started" once a majority of the quorum is up.
+kafka_up() {
+  local i todo=() waits=() offsets=()
+  lock_kafka
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    if kafka_needs_start; then
+      todo+=("$i")
+    elif [[ -n $WAIT_PID ]]; then
+      waits+=("$i:$WAIT_PID:$(cat "$KAFKA_HOME/server.log.offset" 2>/dev/null || echo 0)")
+    fi
+  done
+  if ((${#todo[@]})); then
+    ensure_kafka_libs
+    ensure_java
+    for i in "${todo[@]}"; do select_node "$i"; write_kafka_config; done
+    format_kafka_storage
+    for i in "${todo[@]}"; do
+      select_node "$i"
+      kafka_spawn
+      waits+=("$i:$STARTED_PID:$STARTED_OFFSET")
+    done
+  fi
+  local w pid offset
+  for w in "${waits[@]}"; do
+    IFS=: read -r i pid offset <<<"$w"
+    select_node "$i"
+    wait_kafka "$pid" "$offset"
+  done
+}
+
+# Start one node of a formatted cluster again (after kill-broker / stop-broker).
+kafka_start_node() {
+  lock_kafka
+  select_node "$1"
+  if ! kafka_needs_start; then
+    if [[ -n $WAIT_PID ]]; then
+      wait_kafka "$WAIT_PID" "$(cat "$KAFKA_HOME/server.log.offset" 2>/dev/null || echo 0)"
+    fi
+    return 0
+  fi
+  [[ -f $KAFKA_DATA/meta.properties ]] || die "$NODE_NAME: no formatted data in $KAFKA_DATA; run 'up' first"
+  ensure_kafka_libs
+  ensure_java
+  kafka_spawn
+  wait_kafka "$STARTED_PID" "$STARTED_OFFSET"
+}
+
+# SIGKILL one node: a crash, no controlled shutdown, nothing flushed.
+kafka_kill_node() {
+  local pid i
+  lock_kafka
+  select_node "$1"
+  pid=$(kafka_pid)
+  [[ -n $pid ]] || die "$NODE_NAME: not running (nothing we started)"
+  log "$NODE_NAME: SIGKILL pid $pid"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$KAFKA_PID"
+}
+
+kafka_stop_node() {
+  lock_kafka
+  select_node "$1"
+  stop_pid "$NODE_NAME" "$(kafka_pid)" "$KAFKA_PID" 30
+}
+
+# Wait until the selected node answers ApiVersions and has logged "Kafka Server
 # started" (the listener can accept connections slightly before the broker is
 # unfenced and able to serve metadata).
 wait_kafka() {
@@ -472,17 +660,17 @@ wait_kafka() {
     if ! kill -0 "$pid" 2>/dev/null; then
       show_kafka_tail "$offset"
       rm -f "$KAFKA_PID"
-      die "kafka: process exited during startup (logs: $KAFKA_LOGS)"
+      die "$NODE_NAME: process exited during startup (logs: $KAFKA_LOGS)"
     fi
-    if kafka_probe "$KAFKA_PORT" &&
+    if kafka_probe "$NODE_PORT" &&
        tail -c +"$((offset + 1))" "$KAFKA_LOG" 2>/dev/null | grep -q 'Kafka Server started'; then
-      log "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $pid, $((SECONDS - t0))s)"
+      log "$NODE_NAME: ready on 127.0.0.1:$NODE_PORT (pid $pid, $((SECONDS - t0))s)"
       return 0
     fi
     sleep 0.5
   done
   show_kafka_tail "$offset"
-  die "kafka: not serving after ${TIMEOUT}s (pid $pid still running; logs: $KAFKA_LOGS)"
+  die "$NODE_NAME: not serving after ${TIMEOUT}s (pid $pid still running; logs: $KAFKA_LOGS)"
 }
 
 # ---------------------------------------------------------------- redis
@@ -544,44 +732,58 @@ cmd_up() {
   # actually have to start something, not when reusing a running service)
   redis_up
   kafka_up
-  log "up: KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  log "up: KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
 }
 
 cmd_down() {
-  local purge=0 arg
+  local purge=0 arg i stops=()
   for arg in "$@"; do
     case $arg in
       --purge) purge=1 ;;
       *) die "down: unknown option '$arg'" ;;
     esac
   done
-  # Take the same per-service locks as 'up', so an 'up' and a 'down' from two
-  # shells cannot interleave.
-  mkdir -p "$KAFKA_HOME" "$REDIS_HOME"
-  exec 7>"$KAFKA_HOME/.lock" 6>"$REDIS_HOME/.lock"
-  flock 7
+  # Take the same locks as 'up', so an 'up' and a 'down' from two shells cannot interleave.
+  mkdir -p "$REDIS_HOME"
+  lock_kafka
+  exec 6>"$REDIS_HOME/.lock"
   flock 6
-  # Kafka's controlled shutdown normally takes a few seconds; give it 30.
-  stop_pid kafka "$(kafka_pid)" "$KAFKA_PID" 30
+  # Kafka's controlled shutdown normally takes a few seconds; give it 30. The nodes of a
+  # cluster stop together: one stopping after the quorum lost its majority would wait for a
+  # controller that never answers.
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    stop_pid "$NODE_NAME" "$(kafka_pid)" "$KAFKA_PID" 30 &
+    stops+=($!)
+  done
+  for i in "${stops[@]}"; do wait "$i"; done
   stop_pid redis "$(redis_pid)" "$REDIS_PID" 10
   if ((purge)); then
-    rm -rf "$KAFKA_DATA" "$KAFKA_HOME/formatted-for-controller-port" "$REDIS_DATA"
-    log "purged $KAFKA_DATA and $REDIS_DATA"
+    for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+      select_node "$i"
+      rm -rf "$KAFKA_DATA" "$KAFKA_HOME/formatted-for-controller-port"
+      log "purged $KAFKA_DATA"
+    done
+    rm -rf "$REDIS_DATA"
+    log "purged $REDIS_DATA"
   fi
 }
 
 cmd_status() {
-  local ok=0 pid state
-  pid=$(kafka_pid)
-  if [[ -n $pid ]]; then
-    if kafka_probe "$KAFKA_PORT"; then state=running; else state="started, not serving"; ok=1; fi
-    printf 'kafka  %-21s pid %-7s port %-5s log %s\n' "$state" "$pid" "$KAFKA_PORT" "$KAFKA_LOG"
-  elif kafka_probe "$KAFKA_PORT"; then
-    printf 'kafka  %-21s pid %-7s port %-5s log %s\n' "running (external)" - "$KAFKA_PORT" -
-  else
-    printf 'kafka  %-21s pid %-7s port %-5s log %s\n' stopped - "$KAFKA_PORT" "$KAFKA_LOG"
-    ok=1
-  fi
+  local ok=0 pid state i
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do
+    select_node "$i"
+    pid=$(kafka_pid)
+    if [[ -n $pid ]]; then
+      if kafka_probe "$NODE_PORT"; then state=running; else state="started, not serving"; ok=1; fi
+      printf '%-6s %-21s pid %-7s port %-5s log %s\n' "$NODE_NAME" "$state" "$pid" "$NODE_PORT" "$KAFKA_LOG"
+    elif kafka_probe "$NODE_PORT"; then
+      printf '%-6s %-21s pid %-7s port %-5s log %s\n' "$NODE_NAME" "running (external)" - "$NODE_PORT" -
+    else
+      printf '%-6s %-21s pid %-7s port %-5s log %s\n' "$NODE_NAME" stopped - "$NODE_PORT" "$KAFKA_LOG"
+      ok=1
+    fi
+  done
   pid=$(redis_pid)
   if [[ -n $pid ]]; then
     if redis_ping "$REDIS_PORT"; then state=running; else state="started, not serving"; ok=1; fi
@@ -595,15 +797,25 @@ cmd_status() {
   return $ok
 }
 
+# kill-broker / stop-broker / start-broker take one node number, 1..N.
+one_node() {
+  [[ $# -eq 1 ]] || die "$CMD: give one node number, 1..$KAFKA_BROKERS"
+  select_node "$1"
+}
+
 usage() {
   sed -n '/^# cartpulse local/,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 }
 
-case ${1:-} in
+CMD=${1:-}
+case $CMD in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
   status) shift; cmd_status "$@" ;;
   install) shift; cmd_install "$@" ;;
+  kill-broker) shift; one_node "$@"; kafka_kill_node "$1" ;;
+  stop-broker) shift; one_node "$@"; kafka_stop_node "$1" ;;
+  start-broker) shift; one_node "$@"; kafka_start_node "$1" ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac
