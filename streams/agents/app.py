@@ -59,6 +59,7 @@ def create_app(
         datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
+        topic_configs=settings.topic_configs(),  # min.insync.replicas of changelogs and the rest
         table_standby_replicas=settings.table_standby_replicas,
         web_enabled=settings.web_port != 0,
         web_port=settings.web_port or 6066,
@@ -69,7 +70,7 @@ def create_app(
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
-        producer_acks=-1,
+        producer_acks=-1,  # and idempotent: BatchingTransport's producer (PRODUCER_GUARANTEES)
         stream_wait_empty=False,
         # 10 s by default, not Faust's 60 s: a killed worker's partitions move quickly.
         broker_session_timeout=settings.session_timeout.total_seconds(),

@@ -27,6 +27,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, Message
 
+from streams.runtime.kafka import PRODUCER_GUARANTEES
+
 # Takes one fetch's messages of its topics (DetectorShell.on_batch) and acknowledges them itself.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 YIELD_EVERY = 500  # messages between yields to the loop while dispatching one fetch
@@ -130,8 +132,32 @@ async def route_fetch(
         await handler(batch)
 
 
+class GuaranteedProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer with what every cartpulse producer promises
+    (``PRODUCER_GUARANTEES``: acks=all and idempotent). faust-streaming 0.15.3 has no setting
+    for idempotence and turns it on only inside transactions; without it a send retried after
+    a broker died may be written twice."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), **PRODUCER_GUARANTEES}
+
+
 class BatchingTransport(faust_aiokafka.Transport):
     Consumer = BatchingConsumer
+    Producer = GuaranteedProducer
+
+    def _topic_config(
+        self,
+        retention: int | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+    ) -> dict[str, Any]:
+        """The configs of a topic Faust creates (changelogs, the leader topic, the app's own
+        topics when they are missing): the app's ``topic_configs`` under Faust's (a topic's own
+        configs still go over both)."""
+        config: dict[str, Any] = dict(getattr(self.app, "topic_configs", {}))
+        config.update(super()._topic_config(retention, compacting, deleting))
+        return config
 
 
 class BatchingApp(faust.App):
@@ -139,11 +165,17 @@ class BatchingApp(faust.App):
 
     batch_handlers: dict[str, BatchHandler]
     drain_hooks: list[Callable[[], Awaitable[None]]]
+    topic_configs: Mapping[str, str]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, topic_configs: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        """``topic_configs``: what every topic the app creates carries (``Settings.topic_configs``:
+        min.insync.replicas); the other arguments are Faust's."""
         super().__init__(*args, **kwargs)
         self.batch_handlers = {}
         self.drain_hooks = []
+        self.topic_configs = dict(topic_configs or {})
 
     async def on_stop(self) -> None:
         """Drain before Faust stops (SIGTERM): deliver nothing more, let the batch handlers

@@ -28,6 +28,11 @@ ORIGINAL_SHA256_HEADER = "cartpulse.original_sha256"
 # contract's size (64 KiB) whole, and far below what a broker refuses (about 1 MB by default).
 DLQ_EXCERPT_BYTES: Final = 64 * 1024
 MAX_HEADER_TEXT_BYTES: Final = 1024
+# What every cartpulse producer promises, the worker's Faust producer too
+# (streams/agents/batching.py): a write is acknowledged once every in-sync replica has it
+# (min.insync.replicas of them at least, Settings.topic_configs), and a send retried after a
+# broker failed is written once.
+PRODUCER_GUARANTEES: Final[dict[str, object]] = {"acks": "all", "enable_idempotence": True}
 
 
 class ConsumedRecord(Protocol):
@@ -117,11 +122,11 @@ def _bounded(text: str) -> bytes:
 
 
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all) that batches; start and stop it yourself."""
+    """An idempotent producer (acks=all, ``PRODUCER_GUARANTEES``) that batches; start and stop
+    it yourself."""
     options: dict[str, object] = {
         **settings.kafka_client_options(),
-        "acks": "all",
-        "enable_idempotence": True,
+        **PRODUCER_GUARANTEES,
         "linger_ms": 10,
         "max_batch_size": 512 * 1024,
     }
@@ -153,7 +158,7 @@ async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> Topic
                 spec.name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication,
-                topic_configs=dict(spec.configs),
+                topic_configs={**settings.topic_configs(), **spec.configs},
             )
             try:
                 await admin.create_topics([topic])

@@ -63,7 +63,17 @@ class Settings(BaseSettings):
     # Topics
     topic_prefix: str = Field("", description="Prepended to every topic name, e.g. 'prod.'.")
     topic_partitions: int = Field(8, ge=1, le=10_000)
-    topic_replication: int = Field(1, ge=1, le=16)
+    topic_replication: int = Field(
+        1, ge=1, le=16, description="Replicas of every topic cartpulse creates; 3 in production."
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="min.insync.replicas of every topic cartpulse creates: the replicas an "
+        "acks=all write waits for. Unset: 2 when CARTPULSE_TOPIC_REPLICATION is 3 or more (one "
+        "broker may be down, no write has a single copy), else 1.",
+    )
     dlq_retention: PositiveDuration = Field(
         timedelta(days=14), description="Retention of *.dlq topics."
     )
@@ -470,6 +480,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _replicas(self) -> Settings:
+        if self.min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"CARTPULSE_TOPIC_MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) is more than "
+                f"CARTPULSE_TOPIC_REPLICATION ({self.topic_replication}): Kafka would refuse "
+                "every write; lower it or raise the replication"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _security(self) -> Settings:
         sasl = self.kafka_security_protocol.startswith("SASL")
         if sasl and (
@@ -482,6 +502,18 @@ class Settings(BaseSettings):
                 "CARTPULSE_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD"
             )
         return self
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """``topic_min_insync_replicas`` when set, else 2 from a replication of 3 on, else 1."""
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return 2 if self.topic_replication >= 3 else 1
+
+    def topic_configs(self) -> dict[str, str]:
+        """The configs every topic cartpulse creates carries, under its own (the CLI's
+        ``create_topics`` and the worker's Faust topics and changelogs alike)."""
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     @property
     def worker_group(self) -> str:
