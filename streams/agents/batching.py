@@ -25,7 +25,7 @@ from faust.streams import _current_event
 from faust.streams import current_event as faust_current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, EventT, Message
+from faust.types import TP, AppT, EventT, Message
 
 from streams.runtime.kafka import PRODUCER_GUARANTEES
 
@@ -57,6 +57,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+
+    async def settle_producer(self) -> None:
+        await settle_producer(self.app)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - loop body
         handlers = getattr(self.app, "batch_handlers", {})
@@ -90,6 +93,7 @@ class FetchRoute(Protocol):
     def acks_enabled_for(self, topic: str, /) -> bool: ...
     async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None: ...
     async def commit_if_due(self) -> None: ...
+    async def settle_producer(self) -> None: ...
     @property
     def callback(self) -> Callable[[Message], Awaitable[object]]: ...
     def track_message(self, message: Message, /) -> None: ...
@@ -105,7 +109,8 @@ async def route_fetch(
     ``callback``; each handler gets its batch once the fetch is read, in fetch order. Messages
     below a partition's read offset (delivered before a seek) are skipped; a jump in offsets is
     recorded as a gap for topics with acks (so the commit can pass it). Yields to the loop every
-    ``YIELD_EVERY`` messages."""
+    ``YIELD_EVERY`` messages. Returns once the changelog records the handlers' table writes
+    queued are handed to the producer (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
     since_yield = 0
     read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
@@ -130,6 +135,22 @@ async def route_fetch(
             await asyncio.sleep(0)
     for handler, batch in batches.items():
         await handler(batch)
+    if batches:
+        await consumer.settle_producer()
+
+
+async def settle_producer(app: AppT) -> None:
+    """Wait until the changelog records of the table writes so far are handed to the producer.
+
+    A table write is synchronous, so Faust queues its changelog record in the producer's buffer
+    and a task hands the queue over one record a loop turn. A record that writes many states (a
+    detector flush, a watermark that fires many journeys) leaves hundreds queued; Faust's own
+    check, before its next message, then warns ``producer buffer full`` and drains the queue in
+    steps of 100. Awaited after such work, the queue is drained here instead, and the next
+    message waits for it: the bounded buffer is the backpressure."""
+    buffer = app.producer.buffer
+    if buffer.size:
+        await buffer.flush()
 
 
 class GuaranteedProducer(faust_aiokafka.Producer):

@@ -5,8 +5,10 @@ Keyed by customer. The agent reads ``abandonments``, ``orders``, ``customers``, 
 id, see ``rekey``) and ``journey.ticks``; they are co-partitioned with the ``journeys`` table,
 so one partition's customers live on one worker. Catalogue changes come from the catalogue
 reader (every worker reads all of ``products``) through ``on_version``. Each customer's state
-is one table value (key ``"<partition>:<customer_id>"``), written after every input that
-changed it.
+is one table value (key ``"<partition>:<customer_id>"``), written once at the end of every
+record that changed it (a watermark that releases a customer's held inputs and fires their
+steps writes their state once, not once per input and step). The latest states stay decoded in
+a bounded cache, so a customer seen again soon is not read back from the table.
 
 Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock. In
 ``event`` mode only explicit watermarks move it (``cartpulse watermark``, which a replay sends
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 CLOCK_KEY: Final = b"\x00clock"
 MAX_HELD: Final = 10_000  # inputs held per customer; more are applied at once (and counted)
 DEFAULT_LATENESS_MS: Final = 5_000
+CACHED_STATES: Final = 10_000  # decoded customer states kept between records
 SOURCE_HEADER: Final = "cartpulse.source"
 KEY_HEADER: Final = "cartpulse.key"
 # ``consents`` subjects that are no customer (the senders' concern): a number's own records (a
@@ -120,6 +123,10 @@ class JourneyShell:
         self.max_record_bytes = max_record_bytes
         self.partitions: dict[int, PartitionClock] = {}
         self._arrivals = 0
+        # States changed by the record at hand, written to the table when it is done; and the
+        # latest states written, decoded (insertion order is recency: the oldest go first).
+        self._changed: dict[bytes, CustomerState] = {}
+        self._cached: dict[bytes, CustomerState] = {}
         self.erasure: JourneyErasure | None = None  # set by install_journey_erasure
         name = topics.name
         self._kinds = {
@@ -154,31 +161,24 @@ class JourneyShell:
         value: bytes | None,
         headers: InputHeaders,
     ) -> None:
-        """Handle one record of any input; never raises for bad data (DLQ and count)."""
+        """Handle one record of any input; never raises for bad data (DLQ and count). The
+        states it changed are in the table when it returns."""
         kind = self._kinds.get(topic, "unknown")
         source = kind
         try:
             clock = self._partition(partition)
             if kind == "ticks":
                 await self._tick(partition, clock, value)
-                return
-            if kind == "erasures":  # streams/agents/journeys_erasure.py
+            elif kind == "erasures":  # streams/agents/journeys_erasure.py
                 if self.erasure is not None:
                     await self.erasure.on_record(self, partition, key, value)
-                return
-            if kind == "rekeyed":
-                source, key = _origin(headers)
-            item = decode(source, key, value, self.max_record_bytes)
-            if item is None:
-                return
-            if self.erasure is not None and self.erasure.ignores(partition, item):
-                return  # an erased customer's input (a replay, a re-import)
-            self.metrics.inputs.labels(source).inc()
-            if self._hold(partition, clock, source, key, value, item):
-                return
-            await self._release(partition, clock)  # catalogue changes queued since the tick
-            await self._apply(partition, clock, item)
+            else:
+                if kind == "rekeyed":
+                    source, key = _origin(headers)
+                await self._input(partition, clock, source, key, value)
+            self._write_changed()
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
+            self._write_after_failure()
             if isinstance(exc, InvalidRecord):
                 reason = exc.reason
             else:
@@ -188,6 +188,26 @@ class JourneyShell:
             dlq = self._dlq.get(source, self._dlq["abandonments"])
             letter = dead_letter(value, reason, f"{topic}:{partition}", topic)
             await self.send(dlq, key, letter.value, letter.headers)
+
+    async def _input(
+        self,
+        partition: int,
+        clock: PartitionClock,
+        source: str,
+        key: bytes | None,
+        value: bytes | None,
+    ) -> None:
+        """An input of ``source``: held until its time, or applied now."""
+        item = decode(source, key, value, self.max_record_bytes)
+        if item is None:
+            return
+        if self.erasure is not None and self.erasure.ignores(partition, item):
+            return  # an erased customer's input (a replay, a re-import)
+        self.metrics.inputs.labels(source).inc()
+        if self._hold(partition, clock, source, key, value, item):
+            return
+        await self._release(partition, clock)  # catalogue changes queued since the tick
+        await self._apply(partition, clock, item)
 
     def _hold(
         self,
@@ -382,7 +402,12 @@ class JourneyShell:
         return clock
 
     def _load(self, partition: int, customer: str) -> CustomerState:
-        raw = self.table.get(state_key(partition, customer))
+        key = state_key(partition, customer)
+        state = self._changed.get(key) or self._cached.pop(key, None)
+        if state is not None:
+            self._cached[key] = state  # the most recent now
+            return state
+        raw = self.table.get(key)
         if raw is None:
             return CustomerState(customer)
         try:
@@ -398,17 +423,42 @@ class JourneyShell:
         state: CustomerState,
         indexed: int | None = None,
     ) -> None:
-        """Write the state; index its next due moment unless ``indexed`` already holds it."""
-        self.table[state_key(partition, state.customer_id)] = state.to_bytes()
+        """Mark the state written (``_write_changed`` writes it when the record is done);
+        index its next due moment unless ``indexed`` already holds it."""
+        self._changed[state_key(partition, state.customer_id)] = state
         due = state.next_due()
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
+
+    def _write_changed(self) -> None:
+        """Write the states the record changed (a deleted key becomes a changelog tombstone
+        elsewhere: ``forget``), and keep them decoded, the oldest dropped past the bound."""
+        changed, cached = self._changed, self._cached
+        for key, state in changed.items():
+            self.table[key] = state.to_bytes()
+            cached.pop(key, None)
+            cached[key] = state
+        changed.clear()
+        while len(cached) > CACHED_STATES:
+            del cached[next(iter(cached))]
+
+    def _write_after_failure(self) -> None:
+        """After a record failed: write the states it changed before it failed (its outputs so
+        far went out), and drop the cache (a state changed and not stored may be in it)."""
+        self._cached.clear()
+        try:
+            self._write_changed()
+        except Exception:  # the table refused: the record goes to the DLQ all the same
+            log.exception("journeys could not write the states of a failed record")
+            self._changed.clear()
 
     def forget(self, partition: int, customer: str) -> CustomerState | None:
         """Drop ``customer``'s state (an erasure): the table value (deleting a key writes a
         tombstone to the changelog), their deadline-index entries and their product
         watches. The state dropped, or None when none was held."""
         clock = self._partition(partition)
+        self._write_changed()
+        self._cached.pop(state_key(partition, customer), None)
         raw = self.table.pop(state_key(partition, customer), None)
         clock.index = [entry for entry in clock.index if entry[1] != customer]
         heapq.heapify(clock.index)
@@ -422,8 +472,12 @@ class JourneyShell:
             return CustomerState(customer)
 
     def revoke(self, partitions: set[int]) -> None:
+        """Forget revoked partitions: their clocks, and every cached state (the table is the
+        truth again when a partition comes back, perhaps changed by another worker)."""
         for partition in partitions:
             self.partitions.pop(partition, None)
+        if partitions:
+            self._cached.clear()
 
     # -- outputs ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streams.agents.batching import settle_producer
 from streams.agents.catalogue import install_catalogue
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
 from streams.contract.topics import Topic, TopicCatalogue
@@ -75,6 +76,7 @@ def install_journeys(
             await shell.on_record(
                 message.topic, message.partition, event.key, event.value, message.headers
             )
+            await settle_producer(app)  # a watermark may have written many states
 
     consents, results = topics.name(Topic.CONSENTS), topics.name(Topic.SEND_RESULTS)
     kinds = {consents: "consents", results: "send.results"}

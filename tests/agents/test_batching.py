@@ -26,6 +26,7 @@ class FakeConsumer:
         self.acks = acks
         self.gaps: list[tuple[TP, int, int]] = []
         self.commit_checks = 0
+        self.settled = 0
         self.stock: list[Message] = []
         self.tracked: list[Message] = []
 
@@ -43,6 +44,9 @@ class FakeConsumer:
 
     async def commit_if_due(self) -> None:
         self.commit_checks += 1
+
+    async def settle_producer(self) -> None:
+        self.settled += 1
 
     @property
     def callback(self) -> Callable[[Message], Awaitable[object]]:
@@ -79,6 +83,7 @@ async def test_one_batch_per_handler_in_fetch_order_and_the_rest_through_faust()
     assert consumer.stock == [messages[2]]
     assert consumer.read == {CART: 1, CLICKS: 0, OTHER: 0}
     assert consumer.commit_checks == len(messages)
+    assert consumer.settled == 1  # once the handlers wrote, their changelog records go out
 
 
 async def test_messages_delivered_before_a_seek_are_skipped_and_a_jump_is_a_gap() -> None:
@@ -115,4 +120,4 @@ async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -
     assert ticks > before  # other tasks ran while the fetch was routed
     assert len(handler.batches) == 1 and len(handler.batches[0]) == 2 * YIELD_EVERY
     await route_fetch(fetched([]), consumer, {CART.topic: handler})
-    assert len(handler.batches) == 1
+    assert len(handler.batches) == 1 and consumer.settled == 1
