@@ -174,6 +174,23 @@ async def test_on_record_returns_only_once_outputs_are_handed_over_and_state_wri
     assert {partition for partition, _, _ in table.writes} == {PARTITION}
 
 
+async def test_a_watermark_writes_each_state_it_changed_once() -> None:
+    """The first tick releases each customer's held opt-ins and abandonment and starts their
+    journeys: several changes to one state, written once when the record is done."""
+    journal = Journal()
+    table, producer = FakeTable(journal), FakeProducer(journal)
+    shell = shell_over(table, producer)
+    records = history()
+    for message in records[:FIRST_TICK]:
+        await handle(shell, message)
+    before = len(table.writes)
+    await handle(shell, records[FIRST_TICK])
+    written = [key for _, key, _ in table.writes[before:]]
+    customers = [state_key(PARTITION, c) for c in ("c1", "c2")]
+    assert sorted(k for k in written if k in customers) == customers
+    assert any(r.topic == DECISIONS for r in producer.records)  # the journeys started
+
+
 @pytest.mark.expect_errors  # the shell logs the internal error it dead-letters
 async def test_a_write_outside_an_event_is_refused_and_dead_lettered_as_internal() -> None:
     """The fake table holds the shell to Faust's rule (so the tests above mean something),
