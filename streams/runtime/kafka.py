@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -219,9 +219,18 @@ async def topic_counts(settings: Settings, names: Sequence[str]) -> dict[str, in
     return counts
 
 
-async def group_lag(settings: Settings, group_id: str, names: Sequence[str]) -> int:
-    """Records of the named topics that ``group_id`` has not committed yet."""
+async def group_lag(
+    settings: Settings,
+    group_id: str,
+    names: Sequence[str],
+    upto: Mapping[TopicPartition, int] | None = None,
+) -> int:
+    """Records of the named topics that ``group_id`` has not committed yet; with ``upto``,
+    only those before its offset of their partition (a topic others keep writing to, such as
+    the ticks, has an end that keeps moving)."""
     starts, ends = await topic_offsets(settings, names)
+    if upto is not None:
+        ends = {tp: min(end, upto.get(tp, end)) for tp, end in ends.items()}
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:

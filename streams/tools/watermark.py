@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.agents.roster import agents_of
@@ -35,22 +36,34 @@ JOURNEY_SOURCES = (
 )
 
 
-async def lag_or_unknown(settings: Settings, group: str, topics: Sequence[str]) -> int | None:
-    """The group's lag, or None while the broker can't say (no coordinator elected yet)."""
+async def lag_or_unknown(
+    settings: Settings,
+    group: str,
+    topics: Sequence[str],
+    upto: Mapping[TopicPartition, int] | None = None,
+) -> int | None:
+    """The group's lag (before ``upto``'s offsets, when given), or None while the broker can't
+    say (no coordinator elected yet)."""
     try:
-        return await group_lag(settings, group, topics)
+        return await group_lag(settings, group, topics, upto)
     except KafkaError as exc:
         if not exc.retriable:
             raise
         return None
 
 
-async def wait_for_group(settings: Settings, topics: Sequence[Topic], patience: float) -> None:
-    """Until the worker's group has read everything ``topics`` hold; raises after ``patience``."""
+async def wait_for_group(
+    settings: Settings,
+    topics: Sequence[Topic],
+    patience: float,
+    upto: Mapping[TopicPartition, int] | None = None,
+) -> None:
+    """Until the worker's group has read everything ``topics`` hold (with ``upto``: everything
+    before its offsets); raises after ``patience``."""
     group = settings.worker_group
     names = [TopicCatalogue.of(settings).name(t) for t in topics]
     deadline = time.monotonic() + patience
-    while (lag := await lag_or_unknown(settings, group, names)) != 0:
+    while (lag := await lag_or_unknown(settings, group, names, upto)) != 0:
         if time.monotonic() > deadline:
             left = "an unknown number of" if lag is None else f"{lag:,}"
             raise CartpulseError(
@@ -82,10 +95,14 @@ async def send_watermark(settings: Settings, watermark: int, wait: bool, patienc
     try:
         await kafka.start()
 
-        async def tick(topic: Topic) -> None:
+        async def tick(topic: Topic) -> dict[TopicPartition, int]:
+            """One tick per partition; the offset after each."""
             name, wall_ms = catalogue.name(topic), int(time.time() * 1000)
+            after = {}
             for partition, value in ticks(settings.topic_partitions, wall_ms, watermark):
-                await kafka.send_and_wait(name, value, partition=partition)
+                sent = await kafka.send_and_wait(name, value, partition=partition)
+                after[TopicPartition(name, partition)] = sent.offset + 1
+            return after
 
         if wait:
             # The watermark promises that no older event will come: sent before the detector
@@ -93,11 +110,13 @@ async def send_watermark(settings: Settings, watermark: int, wait: bool, patienc
             # keyed by something else come back re-keyed on the repartition topic: those too.
             await wait_for_group(settings, DETECTOR_INPUTS, patience)
             await wait_for_group(settings, [Topic.REPARTITION], patience)
-        await tick(Topic.TICKS)
+        sent = await tick(Topic.TICKS)
         if wait:
             # The detector acknowledges a tick once the abandonments it closed are on their
-            # topic: until then the journeys' lag below would not count them.
-            await wait_for_group(settings, [Topic.TICKS], patience)
+            # topic: until then the journeys' lag below would not count them. Only up to these
+            # ticks: the leader keeps ticking, and the workers of a group commit each on their
+            # own schedule, so the whole topic's lag is seldom 0 on every partition at once.
+            await wait_for_group(settings, [Topic.TICKS], patience, upto=sent)
         if wait and await runs_journeys(settings):
             await wait_for_journey_inputs(settings, JOURNEY_SOURCES, patience)
         await tick(Topic.JOURNEY_TICKS)
