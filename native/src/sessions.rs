@@ -69,7 +69,7 @@ impl Session {
 }
 
 pub struct Detector {
-    pub sessions: HashMap<String, Session>,
+    pub sessions: HashMap<String, Box<Session>>,
     pub rules: Rules,
     pub auto_watermark: bool,
     pub track_changes: bool,
@@ -105,7 +105,7 @@ impl Detector {
             self.rules.seq = self.rules.seq.max(seq); // ties keep arrival order across a restart
         }
         self.rules.reindex(&mut state);
-        self.sessions.insert(state.session_id.clone(), state);
+        self.sessions.insert(state.session_id.clone(), Box::new(state));
     }
 
     // -- inputs ------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ impl Detector {
         let state = self
             .sessions
             .entry_ref(event.session_id.as_str())
-            .or_insert_with(|| Session::new(event.session_id.clone()));
+            .or_insert_with(|| Box::new(Session::new(event.session_id.clone())));
         if state.seen.contains_key(event.event_id.as_str()) {
             rules.counters.duplicates += 1;
             return false;
