@@ -25,6 +25,8 @@ def worker_env(settings: Settings, data_dir: Path, **extra: str) -> dict[str, st
         "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,
         "CARTPULSE_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "CARTPULSE_TOPIC_REPLICATION": str(settings.topic_replication),
+        "CARTPULSE_TOPIC_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
         "CARTPULSE_STORE": "rocksdb://",
         "CARTPULSE_DATA_DIR": str(data_dir),
         "CARTPULSE_WEB_PORT": "0",
