@@ -104,7 +104,20 @@ class CatalogueReader:
     async def run(self) -> None:
         """Assign every partition, read from the beginning, and keep reading; returns only by
         cancellation. Kafka errors of a fetch are retried by the client; the topic not existing
-        yet is waited for."""
+        yet is waited for. A failure that ends the reading (a broker dying while the reader
+        starts: aiokafka then raises a ``KafkaError``, or leaks a ``CancelledError`` of its own
+        tasks) starts it again from the beginning after ``TOPIC_WAIT_SECONDS``; the versions
+        read twice are duplicates the catalogue drops."""
+        while True:
+            try:
+                await self._read()
+            except (KafkaError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and _cancelled():
+                    raise
+                log.warning("catalogue: reading %s failed (%r); reading it again", self._topic, exc)
+                await asyncio.sleep(TOPIC_WAIT_SECONDS)
+
+    async def _read(self) -> None:
         starts, ends = await self._offsets()
         consumer = AIOKafkaConsumer(
             **self._settings.kafka_client_options(),
@@ -199,6 +212,13 @@ class CatalogueReader:
             await self._send(self._dlq, record.key, letter.value, letter.headers)
         except KafkaError:  # the record stays in products; a restart reads it again
             log.exception("catalogue: %s not dead-lettered: %s", source, reason)
+
+
+def _cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not merely handed a
+    ``CancelledError`` that a client library's own task leaked)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 async def _topic_names(settings: Settings) -> set[str]:
