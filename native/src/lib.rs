@@ -10,12 +10,14 @@
 mod event;
 #[cfg(test)]
 mod fuzz;
+mod intern;
 mod money;
 mod py_read;
 mod read;
 mod records;
 mod rules;
 mod runner;
+mod seen;
 mod sessions;
 mod state;
 mod text;
@@ -93,7 +95,8 @@ impl Core {
 
     /// Add a session from its saved state; ValueError for a value it cannot read.
     fn restore(&mut self, raw: &[u8]) -> PyResult<()> {
-        let restored = state::read(raw).map_err(PyValueError::new_err)?;
+        let restored =
+            state::read(raw, &mut self.inner.rules.strings).map_err(PyValueError::new_err)?;
         let mut session = restored.session;
         for (t, seq, text) in restored.pending {
             // Written by the core from a record it read: no size limit to hold it to.
@@ -206,7 +209,11 @@ impl Core {
     }
 
     fn session_ids(&self) -> Vec<String> {
-        self.inner.sessions.keys().cloned().collect()
+        self.inner
+            .sessions
+            .iter()
+            .map(|s| s.session_id.to_string())
+            .collect()
     }
 
     /// The sessions changed and forgotten since the last call, as (session_id, saved state)
@@ -221,13 +228,14 @@ impl Core {
             .dirty
             .drain()
             .filter_map(|sid| {
-                let session = self.inner.sessions.get(sid.as_str())?;
+                let session = self.inner.sessions.get(&sid)?;
                 out.clear();
                 state::write(session, &mut out);
-                Some((sid, PyBytes::new(py, &out)))
+                Some((sid.to_string(), PyBytes::new(py, &out)))
             })
             .collect();
-        (changed, self.inner.deleted.drain().collect())
+        let deleted = self.inner.deleted.drain().map(|sid| sid.to_string());
+        (changed, deleted.collect())
     }
 }
 

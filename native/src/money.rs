@@ -12,7 +12,7 @@ pub const NOT_DECIMAL: &str = "is not a decimal (ASCII digits, an optional point
 pub const NEGATIVE_OR_NOT_FINITE: &str = "must be a finite amount >= 0";
 pub const TOO_PRECISE: &str = "must have at most 28 significant digits and an exponent within ±28";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Money {
     pub coef: i128,
     pub exp: i32,

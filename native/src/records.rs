@@ -3,7 +3,7 @@
 
 use blake2::digest::{Update, VariableOutput};
 use blake2::Blake2bVar;
-use indexmap::IndexMap;
+use std::sync::Arc;
 
 use crate::money::Money;
 use crate::rules::Rules;
@@ -60,13 +60,14 @@ impl Rules {
                 json,
                 format_args!(",\"quantity\":{},\"price\":", line.quantity),
             );
-            Money::write_opt(json, line.price);
+            let facts = &line.facts;
+            Money::write_opt(json, facts.price);
             json.extend_from_slice(b",\"name\":");
-            write_opt_str(json, line.name.as_deref());
+            write_opt_str(json, facts.name.as_deref());
             json.extend_from_slice(b",\"url\":");
-            write_opt_str(json, line.url.as_deref());
+            write_opt_str(json, facts.url.as_deref());
             json.extend_from_slice(b",\"image_url\":");
-            write_opt_str(json, line.image_url.as_deref());
+            write_opt_str(json, facts.image_url.as_deref());
             json.push(b'}');
         });
         json.extend_from_slice(b"],\"value\":");
@@ -74,8 +75,8 @@ impl Rules {
         json.extend_from_slice(b",\"currency\":");
         let currency = state
             .cart
-            .values()
-            .find_map(|line| nonempty(&line.currency));
+            .iter()
+            .find_map(|(_, line)| nonempty(&line.facts.currency));
         write_opt_str(&mut json, currency);
         json.extend_from_slice(b",\"url\":");
         write_opt_str(&mut json, state.cart_url.as_deref());
@@ -85,17 +86,17 @@ impl Rules {
             json.extend_from_slice(b"{\"product_id\":");
             write_str(json, pid);
             push_fmt(json, format_args!(",\"views\":{},\"price\":", item.views));
-            Money::write_opt(json, item.price);
+            Money::write_opt(json, item.facts.price);
             json.extend_from_slice(b",\"name\":");
-            write_opt_str(json, item.name.as_deref());
+            write_opt_str(json, item.facts.name.as_deref());
             json.extend_from_slice(b",\"url\":");
-            write_opt_str(json, item.url.as_deref());
+            write_opt_str(json, item.facts.url.as_deref());
             json.push(b'}');
         });
         json.extend_from_slice(b"]}");
         let key = match state.customer_id.as_deref() {
             Some(customer) if !customer.is_empty() => customer.to_owned(),
-            _ => state.session_id.clone(),
+            _ => state.session_id.to_string(),
         };
         Closed {
             kind,
@@ -108,10 +109,10 @@ impl Rules {
 
 /// Python's `value = (value or 0) + price * quantity` over the lines with a price, in its
 /// default decimal context (a zero sum counts as none, as in Python); None when no line has one.
-fn cart_value(cart: &IndexMap<String, CartLine>) -> Option<Money> {
+fn cart_value(cart: &[(Arc<str>, CartLine)]) -> Option<Money> {
     let mut value: Option<Money> = None;
-    for line in cart.values() {
-        let Some(price) = line.price else { continue };
+    for (_, line) in cart {
+        let Some(price) = line.facts.price else { continue };
         let sum = value.filter(|sum| sum.coef != 0).unwrap_or(Money::ZERO);
         value = Some(sum.plus_rounded(price.times_rounded(line.quantity)));
     }

@@ -3,8 +3,10 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use crate::event::{Event, Kind};
+use crate::intern::{Facts, Interner, Update};
 use crate::records::Closed;
 use crate::sessions::{nonempty, CartLine, Session, Viewed};
 
@@ -31,12 +33,13 @@ pub struct Counters {
 }
 
 /// What applies the rules to one session at a time: the configuration, the counters, the
-/// deadline index and the arrival sequence. Apart from the sessions, so that a session can be
-/// borrowed from the map while the rules change it.
+/// shared texts and product facts, the deadline index and the arrival sequence. Apart from the
+/// sessions, so that a session can be borrowed from the map while the rules change it.
 pub struct Rules {
     pub config: Config,
     pub counters: Counters,
-    pub(crate) index: BinaryHeap<Reverse<(i64, String)>>,
+    pub(crate) strings: Interner,
+    pub(crate) index: BinaryHeap<Reverse<(i64, Arc<str>)>>,
     pub(crate) seq: u64,
 }
 
@@ -72,11 +75,15 @@ impl Rules {
         if t > state.last_seen_ms {
             state.last_seen_ms = t;
         }
-        if let Some(customer) = &event.customer_id {
-            state.customer_id = Some(customer.clone());
+        if let Some(customer) = event.customer_id.as_deref() {
+            if state.customer_id.as_deref() != Some(customer) {
+                state.customer_id = Some(customer.into());
+            }
         }
-        if let Some(store) = &event.store_id {
-            state.store_id = Some(store.clone());
+        if let Some(store) = event.store_id.as_deref() {
+            if state.store_id.as_deref() != Some(store) {
+                state.store_id = Some(self.strings.text(store));
+            }
         }
         let mut in_period = true;
         match last {
@@ -101,78 +108,75 @@ impl Rules {
             Kind::ProductViewed => {
                 if let (true, Some(product)) = (in_period, product) {
                     state.views += 1;
+                    let update = Update {
+                        price: product.price,
+                        name: nonempty(&product.name),
+                        url: nonempty(&product.url),
+                        ..Update::default()
+                    };
                     let viewed = &mut state.viewed;
-                    // Re-inserted last: the most recent at the end.
-                    let item = match viewed.shift_remove(product.id.as_str()) {
-                        Some(mut item) => {
+                    // Moved to the end: the most recent last.
+                    let item = match viewed.iter().position(|(id, _)| **id == *product.id) {
+                        Some(at) => {
+                            let (id, mut item) = viewed.remove(at);
                             item.views += 1;
-                            if product.price.is_some() {
-                                item.price = product.price;
-                            }
-                            if let Some(name) = nonempty(&product.name) {
-                                item.name = Some(name.to_owned());
-                            }
-                            if let Some(url) = nonempty(&product.url) {
-                                item.url = Some(url.to_owned());
-                            }
-                            item
+                            item.facts = self.strings.update(&item.facts, update);
+                            (id, item)
                         }
                         None => {
                             if viewed.len() >= MAX_VIEWED_KEPT {
-                                viewed.shift_remove_index(0);
+                                viewed.remove(0);
                             }
-                            Viewed {
+                            let none = self.strings.facts(Facts::default());
+                            let item = Viewed {
                                 views: 1,
-                                price: product.price,
-                                name: nonempty(&product.name).map(str::to_owned),
-                                url: nonempty(&product.url).map(str::to_owned),
-                            }
+                                facts: self.strings.update(&none, update),
+                            };
+                            (self.strings.text(&product.id), item)
                         }
                     };
-                    viewed.insert(product.id.clone(), item);
+                    viewed.push(item);
                 }
             }
             Kind::CartItemAdded => {
                 if let Some(product) = product {
-                    let line = state
-                        .cart
-                        .entry(product.id.clone())
-                        .or_insert_with(|| CartLine {
-                            quantity: 0,
-                            price: None,
-                            name: None,
-                            url: None,
-                            image_url: None,
-                            currency: None,
-                        });
-                    line.quantity = line.quantity.saturating_add(i128::from(event.quantity));
-                    if product.price.is_some() {
-                        line.price = product.price;
-                        if let Some(currency) = nonempty(&product.currency) {
-                            line.currency = Some(currency.to_owned());
+                    let cart = &mut state.cart;
+                    let at = match cart.iter().position(|(id, _)| **id == *product.id) {
+                        Some(at) => at,
+                        None => {
+                            let line = CartLine {
+                                quantity: 0,
+                                facts: self.strings.facts(Facts::default()),
+                            };
+                            cart.push((self.strings.text(&product.id), line));
+                            cart.len() - 1
                         }
-                    }
-                    if let Some(name) = nonempty(&product.name) {
-                        line.name = Some(name.to_owned());
-                    }
-                    if let Some(url) = nonempty(&product.url) {
-                        line.url = Some(url.to_owned());
-                    }
-                    if let Some(image) = nonempty(&product.image_url) {
-                        line.image_url = Some(image.to_owned());
-                    }
+                    };
+                    let line = &mut cart[at].1;
+                    line.quantity = line.quantity.saturating_add(i128::from(event.quantity));
+                    let update = Update {
+                        price: product.price,
+                        name: nonempty(&product.name),
+                        url: nonempty(&product.url),
+                        image_url: nonempty(&product.image_url),
+                        // A currency comes with the price it is of.
+                        currency: product.price.and(nonempty(&product.currency)),
+                    };
+                    line.facts = self.strings.update(&line.facts, update);
                 }
                 if let Some(url) = event.cart_url().filter(|url| !url.is_empty()) {
-                    state.cart_url = Some(url.to_owned());
+                    set_text(&mut state.cart_url, url);
                 }
             }
             Kind::CartItemRemoved => {
                 if let Some(product) = product {
                     // A remove of an unknown product is ignored.
-                    if let Some(line) = state.cart.get_mut(product.id.as_str()) {
+                    let cart = &mut state.cart;
+                    if let Some(at) = cart.iter().position(|(id, _)| **id == *product.id) {
+                        let line = &mut cart[at].1;
                         line.quantity -= i128::from(event.quantity);
                         if line.quantity <= 0 {
-                            state.cart.shift_remove(product.id.as_str());
+                            cart.remove(at);
                         }
                     }
                 }
@@ -188,7 +192,7 @@ impl Rules {
                     state.checkout = true;
                 }
                 if let Some(url) = event.cart_url().filter(|url| !url.is_empty()) {
-                    state.cart_url = Some(url.to_owned());
+                    set_text(&mut state.cart_url, url);
                 }
             }
             Kind::PageViewed => {}
@@ -238,7 +242,14 @@ impl Rules {
         let due = self.due(state);
         if state.index_due.is_none_or(|current| due < current) {
             state.index_due = Some(due);
-            self.index.push(Reverse((due, state.session_id.clone())));
+            self.index.push(Reverse((due, Arc::clone(&state.session_id))));
         }
+    }
+}
+
+/// Set a session's own text, reusing it when it is the same.
+fn set_text(held: &mut Option<Box<str>>, text: &str) {
+    if held.as_deref() != Some(text) {
+        *held = Some(text.into());
     }
 }

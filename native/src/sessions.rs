@@ -10,57 +10,60 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 
-use hashbrown::{HashMap, HashSet};
-use indexmap::IndexMap;
+use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 
 use crate::event::Event;
-use crate::money::Money;
+use crate::intern::{Facts, Interner};
 use crate::records::Closed;
 use crate::rules::{Config, Counters, Rules};
+use crate::seen::{fingerprint, Seen};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CartLine {
     pub quantity: i128,
-    pub price: Option<Money>,
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub image_url: Option<String>,
-    pub currency: Option<String>,
+    /// Price, name, url, image url and currency, shared with every line and view that has them.
+    pub facts: Arc<Facts>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Viewed {
     pub views: i64,
-    pub price: Option<Money>,
-    pub name: Option<String>,
-    pub url: Option<String>,
+    /// Price, name and url (no image, no currency), shared like a cart line's.
+    pub facts: Arc<Facts>,
 }
 
 /// Everything the detector keeps for one session: the cart (which persists across periods),
 /// the open period's facts, recent event ids and events waiting for the watermark.
+///
+/// Product ids, store ids and product facts are the detector's shared copies (intern.rs); the
+/// cart and the viewed products are short vectors in insertion order, searched linearly (the
+/// viewed products are at most `MAX_VIEWED_KEPT`, a cart has a few lines).
 #[derive(Clone, Debug, Default)]
 pub struct Session {
-    pub session_id: String,
-    pub customer_id: Option<String>,
-    pub store_id: Option<String>,
-    pub cart: IndexMap<String, CartLine>,
-    pub cart_url: Option<String>,
+    pub session_id: Arc<str>,
+    pub customer_id: Option<Box<str>>,
+    pub store_id: Option<Arc<str>>,
+    pub cart: Vec<(Arc<str>, CartLine)>,
+    pub cart_url: Option<Box<str>>,
     pub last_ms: Option<i64>,
     pub closed_deadline: Option<i64>,
     pub last_seen_ms: i64,
     pub ordered: bool,
     pub checkout: bool,
     pub views: i64,
-    pub viewed: IndexMap<String, Viewed>,
-    pub seen: HashMap<String, i64>,
+    /// Least recently viewed first.
+    pub viewed: Vec<(Arc<str>, Viewed)>,
+    pub seen: Seen,
     /// `(time, seq, event)` ahead of the watermark, sorted by `(time, seq)`.
     pub pending: Vec<(i64, u64, Event)>,
     pub index_due: Option<i64>,
 }
 
 impl Session {
-    pub fn new(session_id: String) -> Session {
+    pub fn new(session_id: Arc<str>) -> Session {
         Session {
             session_id,
             ..Session::default()
@@ -68,24 +71,104 @@ impl Session {
     }
 }
 
+/// The sessions by id. Each is boxed, so a bucket is one pointer, and its id is stored once, in
+/// the session (the deadline index and the change sets share it).
+#[derive(Default)]
+pub struct Sessions {
+    table: HashTable<Box<Session>>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Sessions {
+    fn hash(&self, session_id: &str) -> u64 {
+        self.hasher.hash_one(session_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn get(&self, session_id: &str) -> Option<&Session> {
+        let hash = self.hash(session_id);
+        self.table
+            .find(hash, |s| &*s.session_id == session_id)
+            .map(|s| &**s)
+    }
+
+    pub fn get_mut(&mut self, session_id: &str) -> Option<&mut Session> {
+        let hash = self.hash(session_id);
+        self.table
+            .find_mut(hash, |s| &*s.session_id == session_id)
+            .map(|s| &mut **s)
+    }
+
+    pub fn contains_key(&self, session_id: &str) -> bool {
+        self.get(session_id).is_some()
+    }
+
+    /// The session with this id, a new empty one if there is none.
+    pub fn get_or_insert(&mut self, session_id: &str) -> &mut Session {
+        let hash = self.hash(session_id);
+        let hasher = &self.hasher;
+        let entry = self.table.entry(
+            hash,
+            |s| &*s.session_id == session_id,
+            |s| hasher.hash_one(&*s.session_id),
+        );
+        entry
+            .or_insert_with(|| Box::new(Session::new(Arc::from(session_id))))
+            .into_mut()
+    }
+
+    /// Add a session, replacing one with the same id.
+    pub fn insert(&mut self, session: Session) {
+        let hash = self.hash(&session.session_id);
+        let hasher = &self.hasher;
+        let entry = self.table.entry(
+            hash,
+            |s| s.session_id == session.session_id,
+            |s| hasher.hash_one(&*s.session_id),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = Box::new(session),
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                free.insert(Box::new(session));
+            }
+        }
+    }
+
+    pub fn remove(&mut self, session_id: &str) -> Option<Box<Session>> {
+        let hash = self.hash(session_id);
+        self.table
+            .find_entry(hash, |s| &*s.session_id == session_id)
+            .ok()
+            .map(|held| held.remove().0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.table.iter().map(|s| &**s)
+    }
+}
+
 pub struct Detector {
-    pub sessions: HashMap<String, Box<Session>>,
+    pub sessions: Sessions,
     pub rules: Rules,
     pub auto_watermark: bool,
     pub track_changes: bool,
     pub watermark: Option<i64>,
     pub max_event_ms: Option<i64>,
-    pub dirty: HashSet<String>,
-    pub deleted: HashSet<String>,
+    pub dirty: HashSet<Arc<str>>,
+    pub deleted: HashSet<Arc<str>>,
 }
 
 impl Detector {
     pub fn new(config: Config, watermark: Option<i64>, max_event_ms: Option<i64>) -> Detector {
         Detector {
-            sessions: HashMap::new(),
+            sessions: Sessions::default(),
             rules: Rules {
                 config,
                 counters: Counters::default(),
+                strings: Interner::new(),
                 index: BinaryHeap::new(),
                 seq: 0,
             },
@@ -105,7 +188,7 @@ impl Detector {
             self.rules.seq = self.rules.seq.max(seq); // ties keep arrival order across a restart
         }
         self.rules.reindex(&mut state);
-        self.sessions.insert(state.session_id.clone(), Box::new(state));
+        self.sessions.insert(state);
     }
 
     // -- inputs ------------------------------------------------------------------------------
@@ -115,18 +198,19 @@ impl Detector {
     pub fn on_event(&mut self, event: Event, out: &mut Vec<Closed>) -> bool {
         let t = event.occurred_at;
         let rules = &mut self.rules;
-        let state = self
-            .sessions
-            .entry_ref(event.session_id.as_str())
-            .or_insert_with(|| Box::new(Session::new(event.session_id.clone())));
-        if state.seen.contains_key(event.event_id.as_str()) {
-            rules.counters.duplicates += 1;
-            return false;
+        let state = self.sessions.get_or_insert(&event.session_id);
+        match state.seen.entry(fingerprint(&event.event_id)) {
+            hashbrown::hash_map::Entry::Occupied(_) => {
+                rules.counters.duplicates += 1;
+                return false;
+            }
+            hashbrown::hash_map::Entry::Vacant(free) => {
+                free.insert(t);
+            }
         }
-        state.seen.insert(event.event_id.clone(), t);
-        if self.track_changes && !self.dirty.contains(event.session_id.as_str()) {
-            self.deleted.remove(event.session_id.as_str());
-            self.dirty.insert(event.session_id.clone());
+        if self.track_changes && !self.dirty.contains(&*state.session_id) {
+            self.deleted.remove(&*state.session_id);
+            self.dirty.insert(Arc::clone(&state.session_id));
         }
         let max_ms = match self.max_event_ms {
             Some(max) if max >= t => max,
@@ -187,7 +271,7 @@ impl Detector {
                 break;
             }
             let Reverse((due, sid)) = rules.index.pop().expect("peeked");
-            let Some(state) = self.sessions.get_mut(sid.as_str()) else {
+            let Some(state) = self.sessions.get_mut(&sid) else {
                 continue; // stale entry: the session was forgotten
             };
             if state.index_due != Some(due) {
@@ -199,10 +283,10 @@ impl Detector {
                 && state.pending.is_empty()
                 && state.last_seen_ms + rules.config.dedup_window_ms <= watermark
             {
-                self.sessions.remove(sid.as_str());
+                self.sessions.remove(&sid);
                 rules.counters.evicted += 1;
                 if self.track_changes {
-                    self.dirty.remove(sid.as_str());
+                    self.dirty.remove(&sid);
                     self.deleted.insert(sid);
                 }
             } else {
@@ -217,15 +301,14 @@ impl Detector {
     /// Close every open period as if the input had ended (`detect --flush`), in due order.
     pub fn flush(&mut self, out: &mut Vec<Closed>) {
         let rules = &mut self.rules;
-        let mut order: Vec<(i64, &String)> = self
+        let mut order: Vec<(i64, Arc<str>)> = self
             .sessions
             .iter()
-            .map(|(sid, s)| (rules.due(s), sid))
+            .map(|s| (rules.due(s), Arc::clone(&s.session_id)))
             .collect();
         order.sort_unstable();
-        let order: Vec<String> = order.into_iter().map(|(_, sid)| sid.clone()).collect();
-        for sid in order {
-            let state = self.sessions.get_mut(sid.as_str()).expect("listed");
+        for (_, sid) in order {
+            let state = self.sessions.get_mut(&sid).expect("listed");
             for (t, _, event) in std::mem::take(&mut state.pending) {
                 rules.apply(state, &event, t, out);
             }
@@ -242,15 +325,16 @@ impl Detector {
     /// its pending events (an erasure must find a session before its events are applied).
     pub fn customer_sessions(&self) -> Vec<(String, String)> {
         let mut pairs = Vec::new();
-        for (sid, state) in &self.sessions {
+        for state in self.sessions.iter() {
+            let sid = &state.session_id;
             let own = nonempty(&state.customer_id);
             if let Some(customer) = own {
-                pairs.push((customer.to_owned(), sid.clone()));
+                pairs.push((customer.to_owned(), sid.to_string()));
             }
             for (_, _, event) in &state.pending {
                 match nonempty(&event.customer_id) {
                     Some(customer) if Some(customer) != own => {
-                        pairs.push((customer.to_owned(), sid.clone()));
+                        pairs.push((customer.to_owned(), sid.to_string()));
                     }
                     _ => {}
                 }
@@ -266,13 +350,13 @@ impl Detector {
     pub fn forget(&mut self, session_ids: &[String]) -> usize {
         let mut dropped = 0;
         for sid in session_ids {
-            if self.sessions.remove(sid.as_str()).is_none() {
+            let Some(session) = self.sessions.remove(sid) else {
                 continue;
-            }
+            };
             dropped += 1;
             if self.track_changes {
                 self.dirty.remove(sid.as_str());
-                self.deleted.insert(sid.clone());
+                self.deleted.insert(session.session_id);
             }
         }
         dropped
@@ -280,12 +364,12 @@ impl Detector {
 
     pub fn open_sessions(&self) -> usize {
         self.sessions
-            .values()
+            .iter()
             .filter(|s| s.last_ms.is_some())
             .count()
     }
 }
 
-pub(crate) fn nonempty(text: &Option<String>) -> Option<&str> {
-    text.as_deref().filter(|t| !t.is_empty())
+pub(crate) fn nonempty<T: AsRef<str>>(text: &Option<T>) -> Option<&str> {
+    text.as_ref().map(AsRef::as_ref).filter(|t| !t.is_empty())
 }
