@@ -264,11 +264,14 @@ class DetectorShell(Generic[M, T]):
 
     def _load(self, partition: int, message: M) -> PartitionWorker[M, T]:
         """Rebuild a partition's detector from the table (after an assignment or a restart)."""
+        started = time.perf_counter()
         prefix = b"%d:" % partition
         states: list[tuple[bytes, bytes]] = []
         watermark = max_event = None
+        read = 0
         with acting_for(self.create_event(message)):
             for key, value in self.table.items():
+                read += 1
                 if not key.startswith(prefix) or value is None:
                     continue
                 if key[len(prefix) :] == WATERMARK_KEY:
@@ -283,8 +286,10 @@ class DetectorShell(Generic[M, T]):
             except InvalidRecord as exc:
                 log.warning("dropping unreadable session state %r: %s", key, exc.reason)
         log.info(
-            "partition %d: %d sessions restored, watermark %s", partition, len(detector), watermark
-        )
+            "partition %d: %d sessions restored from %d table entries read in %.3f s, "
+            "watermark %s",
+            partition, len(detector), read, time.perf_counter() - started, watermark,
+        )  # fmt: skip
         inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
         names = [self.topics.name(t) for t in inputs]
         merge = InputMerge(names, self.config.lateness_ms)
