@@ -43,6 +43,7 @@ from tests.smtp_server import SmtpTestServer, make_certificate
 from tests.support.live_offline import (
     JOURNEYS,
     Difference,
+    Traffic,
     cartpulse,
     offline,
     produce_audience,
@@ -118,16 +119,40 @@ async def test_a_broker_killed_under_the_worker_and_the_senders_loses_and_repeat
     wanted = await asyncio.to_thread(offline, traffic, tmp_path / "offline")
     assert len(wanted.commands) > 100, len(wanted.commands)
 
-    # The worker, and a broker killed under it.
+    killed = await run_worker_through_a_broker_death(cluster, settings, traffic, tmp_path)
+    # The broker comes back (for the senders' part) while the outputs are compared.
+    back = asyncio.create_task(asyncio.to_thread(cluster.start_broker, killed))
+    try:
+        name = TopicCatalogue.of(settings).name
+        sms, email = name(Topic.SEND_SMS), name(Topic.SEND_EMAIL)
+        commands = [v async for v in read_all(settings, sms)]
+        commands += [v async for v in read_all(settings, email)]
+        decisions = [v async for v in read_all(settings, name(Topic.DECISIONS))]
+        got_commands, got_decisions = sorted(commands), sorted(decisions)
+        assert got_commands == wanted.commands, Difference.of(got_commands, wanted.commands)
+        assert got_decisions == wanted.decisions, Difference.of(got_decisions, wanted.decisions)
+        # Replicated as configured, the worker's own (Faust's) topics too.
+        changelog = f"{settings.worker_group}-journeys-changelog"
+        for topic in (email, changelog):
+            assert await replication_of(settings, topic) == (3, "2"), topic
+    finally:
+        await back
+
+    await send_every_command(cluster, settings, command_ids(commands), tmp_path)
+
+
+async def run_worker_through_a_broker_death(
+    cluster: OwnStack, settings: Settings, traffic: Traffic, tmp_path: Path
+) -> int:
+    """The worker with its journeys over ``traffic``, the broker coordinating its group killed
+    once its first abandonments are out, to the end of its journeys; the killed node."""
     env = worker_env(settings, tmp_path / "state", **JOURNEYS)
     await asyncio.to_thread(cartpulse, env, ROOT, "topics", "create")
     await produce_audience(settings, traffic.customers, traffic.consents)
     await asyncio.to_thread(cartpulse, env, ROOT, "import", "--quiet", str(traffic.events))
-    name = TopicCatalogue.of(settings).name
-    sms, email = name(Topic.SEND_SMS), name(Topic.SEND_EMAIL)
-    log = tmp_path / "worker.log"
-    abandonments = name(Topic.ABANDONMENTS)
+    abandonments = TopicCatalogue.of(settings).name(Topic.ABANDONMENTS)
     found = len((tmp_path / "offline" / "abandonments.jsonl").read_bytes().splitlines())
+    log = tmp_path / "worker.log"
     with worker_process(env, log, "--clock", "event", loglevel="info") as worker:
         # The first abandonments out: the worker is at work (its commands wait for the end).
         wait = wait_for_count(settings, abandonments, 1, PATIENCE, poll=0.2)
@@ -143,21 +168,7 @@ async def test_a_broker_killed_under_the_worker_and_the_senders_loses_and_repeat
         assert worker.poll() is None  # the same worker, through the broker's death
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-4000:]
-    commands = [v async for v in read_all(settings, sms)] + [
-        v async for v in read_all(settings, email)
-    ]
-    decisions = [v async for v in read_all(settings, name(Topic.DECISIONS))]
-    got_commands, got_decisions = sorted(commands), sorted(decisions)
-    assert got_commands == wanted.commands, Difference.of(got_commands, wanted.commands)
-    assert got_decisions == wanted.decisions, Difference.of(got_decisions, wanted.decisions)
-    # Replicated as configured, the worker's own (Faust's) topics too.
-    changelog = f"{settings.worker_group}-journeys-changelog"
-    for topic in (email, changelog):
-        assert await replication_of(settings, topic) == (3, "2"), topic
-
-    # The broker back, the senders, and another broker killed under them.
-    await asyncio.to_thread(cluster.start_broker, killed)
-    await send_every_command(cluster, settings, command_ids(commands), tmp_path)
+    return killed
 
 
 async def send_every_command(
