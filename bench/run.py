@@ -22,7 +22,13 @@ Every figure stands next to a baseline measured in the same run on the same mach
    and the detector alone, next to a Quix Streams session-window job and the plain consumer
    on the same topics (``bench/whole_worker.py``, ``bench/quix_sessions.py``).
 
-``python bench/run.py --whole-worker`` runs only 9 and prints its section.
+10. failover: two workers share open sessions, one is killed, and the seconds until the
+    survivor serves every partition again, with and without standby replicas
+    (``bench/failover.py``).
+
+``python bench/run.py --whole-worker`` runs only 9 and prints its section; ``python bench/run.py
+--failover`` runs only 10 and writes its section into docs/BENCHMARKS.md (``--failover-sizes``
+chooses the numbers of open sessions, 100k and 1M by default).
 """
 
 from __future__ import annotations
@@ -139,24 +145,46 @@ def _ignore(*_: object) -> None:
     """Rejects go nowhere: the bench file has none (``detect_only`` checks)."""
 
 
-def memory_bench(path: Path) -> list[str]:
-    """Resident memory the native core's sessions add to the process, per session."""
-    events = [read_record(line) for line in path.read_bytes().splitlines()]
+def memory_bench(path: Path, at_least: int = 1_000_000) -> list[str]:
+    """Resident memory the native core's sessions add to the process, per session, and their
+    saved state's size: the offline file's sessions, then at least ``at_least`` sessions.
+
+    The second detector takes the file's events each as several sessions (the session id
+    prefixed ``c<k>-``), in the file's order, so every session is shaped like the simulator's and
+    stays open (the file is shorter in event time than a gap); events are read and dropped as
+    they go, so the growth is the detector's. The first detector and its events are kept
+    meanwhile, so the second cannot reuse memory they would free."""
+    lines = path.read_bytes().splitlines()
+    events = [read_record(line) for line in lines]
     detector = Detector(DetectorConfig())
     before = _resident_bytes()
     for event in events:
         detector.on_event(event)
     after = _resident_bytes()
+    rows = [_memory_row(detector, after - before)]
+    copies = -(-at_least // max(1, len(detector)))
+    key = b'"session_id":"'
+    prefixes = [key + b"c%d-" % k for k in range(copies)]
+    many = Detector(DetectorConfig())
+    before = _resident_bytes()
+    for line in lines:
+        for prefix in prefixes:
+            many.on_event(read_record(line.replace(key, prefix, 1)))
+    after = _resident_bytes()
+    assert len(many) == copies * len(detector), "each copy is a session of its own"
+    rows.append(_memory_row(many, after - before))
+    return rows
+
+
+def _memory_row(detector: Detector, grown: int) -> str:
     sessions = len(detector)
-    open_sessions = detector.open_sessions()
     stored = sum(len(detector.state(sid) or b"") for sid in detector.session_ids())
-    per = (after - before) / max(1, sessions)
-    return [
-        f"| memory per session held ({sessions:,} sessions, {open_sessions:,} open) "
-        f"| {per / 1024:.2f} KiB of the worker's resident memory "
+    return (
+        f"| memory per session held ({sessions:,} sessions, {detector.open_sessions():,} open) "
+        f"| {grown / max(1, sessions) / 1024:.2f} KiB of the worker's resident memory "
         f"| {stored / max(1, sessions) / 1024:.2f} KiB per session in the table (JSON) "
-        f"| growth of the process's RSS while the core takes the events |"
-    ]
+        "| growth of the process's RSS while the core takes the events |"
+    )
 
 
 def _resident_bytes() -> int:
@@ -481,6 +509,38 @@ def collect_bench() -> str:
     return section_of("collect.py", "collector", timeout=120)
 
 
+FAILOVER_SIZES = "100000,1000000"
+FAILOVER = "## Failover"
+
+
+def failover_bench(sizes: str = FAILOVER_SIZES) -> str:
+    return section_of("failover.py", "failover", 7200, "--sizes", sizes)
+
+
+def with_failover(document: str, section: str) -> str:
+    """``document`` with its failover section replaced by ``section`` (put before the closing
+    line on the whole run's time when it has none)."""
+    body = f"{FAILOVER}\n\n{section}\n\n"
+    closing = "\n(the whole run took"
+    start = document.find(f"\n{FAILOVER}\n")
+    if start >= 0:
+        ends = [
+            i for i in (document.find("\n## ", start + 1), document.find(closing, start)) if i >= 0
+        ]
+        end = min(ends) if ends else len(document)
+    else:
+        end = document.rfind(closing)
+        end = start = len(document) if end < 0 else end
+    return document[: start + 1] + body + document[end + 1 :]
+
+
+def failover_only(sizes: str) -> None:
+    """``--failover``: only the failover benchmark; its section written into BENCHMARKS.md."""
+    section = failover_bench(sizes)
+    OUT.write_text(with_failover(OUT.read_text(encoding="utf-8"), section), encoding="utf-8")
+    log(f"wrote the failover section of {OUT}")
+
+
 def senders_bench() -> list[str]:
     return [section_of("senders.py", "senders", timeout=900)]
 
@@ -522,6 +582,8 @@ async def main() -> None:
         live_offline = journeys_live_offline_bench()
         log("collector")
         collect = collect_bench()
+        log("failover")
+        failover = failover_bench(FAILOVER_SIZES)
     cpu = platform.processor() or platform.machine()
     OUT.write_text(
         "# Benchmarks\n\n"
@@ -548,6 +610,8 @@ async def main() -> None:
         + live_offline
         + "\n\n## Collector\n\n"
         + collect
+        + f"\n\n{FAILOVER}\n\n"
+        + failover
         + f"\n\n(the whole run took {time.monotonic() - started:.0f} s)\n"
     )
     log(f"wrote {OUT}")
@@ -558,4 +622,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--whole-worker", action="store_true", help="only the whole worker; print its section"
     )
-    asyncio.run(whole_worker_only() if parser.parse_args().whole_worker else main())
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="only the failover benchmark; write its section into docs/BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--failover-sizes",
+        default=FAILOVER_SIZES,
+        help=f"open sessions per failover run, comma-separated (default {FAILOVER_SIZES})",
+    )
+    arguments = parser.parse_args()
+    if arguments.failover:
+        failover_only(arguments.failover_sizes)
+    else:
+        asyncio.run(whole_worker_only() if arguments.whole_worker else main())

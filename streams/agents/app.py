@@ -11,7 +11,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.agents.batching import BatchingApp
+from streams.agents.batching import BatchingApp, partition_items
 from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import install_forgetting
 from streams.agents.journeys_app import install_journeys
@@ -110,6 +110,7 @@ def create_app(
         # every worker reads every erasure: a customer's sessions may be on any partition
         erased=install_forgetting(app, settings, topics, erasure_metrics),
         erasure_metrics=erasure_metrics,
+        partition_items=lambda partition: partition_items(table, partition),
     )
     app.deliver_batches([*inputs, ticks], shell.on_batch)
     app.drain_hooks.append(shell.drain)

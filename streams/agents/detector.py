@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -67,7 +67,9 @@ class DetectorShell(Generic[M, T]):
     Ports (streams/agents/ports.py): ``table`` the sessions table, ``send`` the producer,
     ``ack``/``highwater``/``position`` the consumer's (``Positions``), ``make_tp`` names an input
     topic-partition as the consumer does, ``create_event`` makes a message Faust's current
-    event for table writes, ``wall_clock`` the clock."""
+    event for table writes, ``wall_clock`` the clock, ``partition_items`` the table's entries
+    of one partition (a superset will do: keys are filtered by their partition; the whole
+    table when not given)."""
 
     def __init__(
         self,
@@ -88,8 +90,10 @@ class DetectorShell(Generic[M, T]):
         wall_clock: Clock = time.time,
         erased: ErasedCustomers | None = None,
         erasure_metrics: ErasureMetrics | None = None,
+        partition_items: Callable[[int], Iterable[tuple[bytes, bytes | None]]] | None = None,
     ) -> None:
         self.config = config
+        self.partition_items = partition_items
         self.erased = erased
         self.erasure_metrics = erasure_metrics
         self.topics = topics
@@ -270,7 +274,9 @@ class DetectorShell(Generic[M, T]):
         watermark = max_event = None
         read = 0
         with acting_for(self.create_event(message)):
-            for key, value in self.table.items():
+            read_partition = self.partition_items
+            entries = self.table.items() if read_partition is None else read_partition(partition)
+            for key, value in entries:
                 read += 1
                 if not key.startswith(prefix) or value is None:
                     continue
