@@ -16,7 +16,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +27,9 @@ from aiokafka import AIOKafkaProducer
 from streams.agents.worker_process import worker_env, worker_process
 from streams.contract.events import parse_time
 from streams.contract.topics import Topic, TopicCatalogue
-from streams.offline.audience import AudienceConfig, audience
+from streams.offline.audience import AudienceConfig, audience, customer_id
 from streams.offline.simulate import SimulationConfig, simulate
+from streams.offline.sources import read_rees46
 from streams.runtime.kafka import read_all, read_records
 from streams.runtime.settings import Settings
 from streams.tools.replay import wait_for_audience, wait_for_journeys
@@ -96,13 +97,41 @@ def write_traffic(directory: Path, config: SimulationConfig) -> Traffic:
     )  # fmt: skip
 
 
-def write_audience(directory: Path, people: AudienceConfig) -> tuple[Path, Path]:
-    """The profiles and the consents of ``people``, as JSONL files in ``directory``."""
+def rees46_traffic(directory: Path, sample: Path) -> Traffic:
+    """A REES46 file of events, and a profile and consents for each of its shoppers (its
+    ``user_id``s, in order of first appearance), given a day before its first event."""
+    directory.mkdir(parents=True, exist_ok=True)
+    first_ms, last_ms, sessions = 0, 0, dict[str, set[str]]()
+    for record in read_rees46(sample):
+        if record.payload is None:
+            continue
+        event = orjson.loads(record.payload)
+        if not first_ms:
+            first_ms = parse_time(event["occurred_at"])
+        last_ms = parse_time(event["occurred_at"])
+        if customer := event.get("customer_id"):
+            sessions.setdefault(str(customer), set()).add(str(event["session_id"]))
+    ids = list(sessions)
+    people = AudienceConfig(len(ids), first_ms - 86_400_000)
+    customers, consents = write_audience(directory, people, ids)
+    returning = sum(len(seen) > 1 for seen in sessions.values())
+    span = (last_ms - first_ms) / 3_600_000
+    return Traffic(sample, customers, consents, 0, len(ids), returning, span)
+
+
+def write_audience(
+    directory: Path, people: AudienceConfig, ids: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """The profiles and the consents of ``people``, as JSONL files in ``directory``; with
+    ``ids``, shopper ``i`` is ``ids[i]`` instead of ``cust-i``."""
     customers, consents = directory / "customers.jsonl", directory / "consents.jsonl"
+    renamed = {customer_id(index): id_ for index, id_ in enumerate(ids)}
     with customers.open("wb") as profiles, consents.open("wb") as given:
         for person in audience(people):
+            value = person.value
+            value["customer_id"] = renamed.get(value["customer_id"], value["customer_id"])
             out = profiles if person.topic is Topic.CUSTOMERS else given
-            out.write(orjson.dumps(person.value) + b"\n")
+            out.write(orjson.dumps(value) + b"\n")
     return customers, consents
 
 

@@ -1,0 +1,203 @@
+"""Several workers: a consumer group of three ``cartpulse worker`` processes (journeys on) over
+8 partitions, one of them SIGKILLed mid-stream and a fourth added later, as a scaled
+deployment loses a pod and gains one.
+
+In event mode the group writes what ``cartpulse detect --flush`` piped into ``cartpulse
+journeys`` writes on the same input; in live mode every session that went silent gets its
+abandonment, within the gap and a few seconds, across both rebalances. A crash may repeat
+output, and only as the same record under the same id (docs/semantics.md, "Determinism").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.contract.topics import Topic, TopicCatalogue
+from streams.runtime.kafka import read_all
+from streams.runtime.settings import Settings
+from streams.tools.replay import wait_for_audience, wait_for_journeys
+from tests.conftest import consume_all
+from tests.support.cli import run_cli, start_cli, tail
+from tests.support.live_offline import (
+    COMMANDS,
+    JOURNEYS,
+    ROOT,
+    offline,
+    produce_audience,
+    rees46_traffic,
+)
+from tests.support.worker_group import WorkerGroup
+from tests.support.workers import wait_for_count
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = ROOT / "data" / "rees46" / "multicategory-2019-10-01-head.csv"
+# 17,434 events over 2 h 50 min of event time, imported in about 30 s: a second of the import
+# is some 6 minutes of event time.
+RATE = "600"
+# The importer writes clickstream and cart at once, and a worker may read one ahead of the
+# other by a fetch or, across a rebalance, by a partition's restore: the allowed lateness
+# covers that skew, so no event is late (docs/semantics.md, "Several inputs").
+LATENESS = "15m"
+
+# What these tests found (issue 17, "Several workers"); both are intermittent, so the marks are
+# not strict: a run that happens to dodge them passes.
+LOST_ON_REASSIGNMENT = (
+    "Records of an input partition that changes owner can be skipped: the new owner's "
+    "first delivered offset lies past the committed one, route_fetch records the jump as a "
+    "gap and the commit passes it, so the skipped events never reach the detector (seen: "
+    "cart partition 1, offsets 6-11 after a SIGKILL, three sessions never abandoned)"
+)
+STALLED_JOURNEY_INPUTS = (
+    "A journeys input partition can stop being read after the group rebalances: its lag "
+    "stays put for minutes while the worker idles (seen on customers, consents and "
+    "journey.inputs partitions; Faust's stream-buffer back-pressure had taken them out of "
+    "the fetched set, and they were not put back)"
+)
+
+
+def distinct(records: list[bytes], field: str) -> dict[str, bytes]:
+    """``records`` by their ``field``; a repeat must be the same bytes as its first copy."""
+    first: dict[str, bytes] = {}
+    for record in records:
+        key = orjson.loads(record)[field]
+        assert first.setdefault(key, record) == record, f"a repeat of {key} differs"
+    return first
+
+
+def differences(live: dict[str, bytes], offline: dict[str, bytes]) -> str:
+    """What the group wrote against offline, by id: missing, extra, and the same id with other
+    bytes (a few of each shown)."""
+    missing = sorted(offline.keys() - live.keys())
+    extra = sorted(live.keys() - offline.keys())
+    changed = sorted(k for k in live.keys() & offline.keys() if live[k] != offline[k])
+    shown = [f"{len(missing)} missing, {len(extra)} extra, {len(changed)} changed"]
+    shown += [f"  missing: {offline[k].decode()[:300]}" for k in missing[:3]]
+    shown += [f"  extra:   {live[k].decode()[:300]}" for k in extra[:3]]
+    for k in changed[:3]:
+        shown += [f"  live:    {live[k].decode()[:600]}", f"  offline: {offline[k].decode()[:600]}"]
+    return "\n".join(shown)
+
+
+@pytest.mark.xfail(reason=f"{LOST_ON_REASSIGNMENT}; {STALLED_JOURNEY_INPUTS}", strict=False)
+async def test_event_mode_group_that_loses_and_gains_a_worker_equals_offline(
+    settings: Settings, tmp_path: Path
+) -> None:
+    traffic = await asyncio.to_thread(rees46_traffic, tmp_path / "traffic", SAMPLE)
+    wanted = await asyncio.to_thread(offline, traffic, tmp_path / "offline")
+    abandonments = (tmp_path / "offline" / "abandonments.jsonl").read_bytes().splitlines()
+    assert len(abandonments) > 3000
+    assert len(wanted.commands) > 3000
+
+    eight = settings.model_copy(update={"topic_partitions": 8})
+    name = TopicCatalogue.of(eight).name
+    assert run_cli(eight, "topics", "create").returncode == 0
+    await produce_audience(eight, traffic.customers, traffic.consents)
+    args = ("--clock", "event", "--lateness", LATENESS)
+    with WorkerGroup(eight, tmp_path / "group", *args, env=JOURNEYS) as group:
+        first, doomed, _ = group.join(), group.join(), group.join()
+        await wait_for_audience(eight, 60)
+        log = tmp_path / "import.log"
+        importer = start_cli(eight, log, "import", "--quiet", "--rate", RATE, str(SAMPLE))
+        try:
+            # Mid-stream: the detector has closed periods, the journeys hold them (in event
+            # mode they decide when a watermark moves their clock, docs/semantics.md).
+            assert await wait_for_count(eight, name(Topic.ABANDONMENTS), 1, within=60, poll=0.2)
+            group.kill(doomed)
+            await asyncio.sleep(12)  # the group notices (session timeout) and moves its work
+            group.join()
+            assert await asyncio.to_thread(importer.wait, 120) == 0, tail(log)
+        finally:
+            if importer.poll() is None:
+                importer.kill()
+        assert importer.returncode == 0
+        marked = await asyncio.to_thread(run_cli, eight, "watermark", "end", "--timeout", "90")
+        assert marked.returncode == 0, marked.stderr
+        await wait_for_journeys(eight, 90)
+        assert len(group.alive()) == 3, [member.returncode for member in group.members]
+        assert first.poll() is None
+
+    found = [value async for value in read_all(eight, name(Topic.ABANDONMENTS))]
+    sent: list[bytes] = []
+    for topic in COMMANDS:
+        sent += [value async for value in read_all(eight, name(topic))]
+    decided = [value async for value in read_all(eight, name(Topic.DECISIONS))]
+    live_found = distinct(found, "abandonment_id")
+    offline_found = distinct(abandonments, "abandonment_id")
+    assert live_found == offline_found, differences(live_found, offline_found)
+    live_sent, offline_sent = distinct(sent, "command_id"), distinct(wanted.commands, "command_id")
+    assert live_sent == offline_sent, differences(live_sent, offline_sent)
+    assert set(decided) == set(wanted.decisions)
+
+
+GAP_S = 5  # live mode's gap: a session silent this long is abandoned
+SESSIONS = 40  # one starts every 0.6 s: 24 s of traffic, across the kill and the join
+# A SIGKILLed worker's partitions move once its session times out: the shortest the broker
+# allows, so a shopper whose deadline falls in the dead time waits the least.
+SESSION_TIMEOUT = "6s"
+
+
+def cart_event(session: str, step: int, now_ms: int) -> bytes:
+    return orjson.dumps({
+        "event_id": f"{session}-{step}",
+        "type": "cart_item_added",
+        "occurred_at": now_ms,
+        "session_id": session,
+        "customer_id": f"c-{session}",
+        "product": {"id": f"sku-{step}", "price": "19.99", "currency": "USD"},
+    })  # fmt: skip
+
+
+@pytest.mark.xfail(reason=LOST_ON_REASSIGNMENT, strict=False)
+async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_session_in_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    eight = settings.model_copy(update={"topic_partitions": 8})
+    name = TopicCatalogue.of(eight).name
+    assert run_cli(eight, "topics", "create").returncode == 0
+    args = ("--clock", "live", "--gap", f"{GAP_S}s")
+    env = {**JOURNEYS, "CARTPULSE_SESSION_TIMEOUT": SESSION_TIMEOUT}
+    last_sent: dict[str, float] = {}  # session → wall time its last event was sent
+    with WorkerGroup(eight, tmp_path / "group", *args, env=env) as group:
+        _, doomed, _ = group.join(), group.join(), group.join()
+        await group.ready(within=60)
+        producer = AIOKafkaProducer(**eight.kafka_client_options())
+        await producer.start()
+        try:
+            for index in range(SESSIONS):
+                if index == 10:
+                    group.kill(doomed)  # 6 s in: its partitions are dead until they move
+                if index == 25:
+                    group.join()  # 15 s in: the group rebalances again
+                session = f"live-{index}"
+                for step in range(2):  # two events, then silence
+                    now = time.time()
+                    event = cart_event(session, step, int(now * 1000))
+                    await producer.send(name(Topic.CART), event, key=session.encode())
+                    last_sent[session] = now
+                    await asyncio.sleep(0.3)
+        finally:
+            await producer.stop()
+        records = await consume_all(eight, name(Topic.ABANDONMENTS), SESSIONS, within=GAP_S + 30)
+        assert len(group.alive()) == 3
+
+    found = distinct([record.value for record in records], "abandonment_id")
+    abandoned = {orjson.loads(value)["session_id"] for value in found.values()}
+    assert abandoned == set(last_sent), f"lost: {sorted(set(last_sent) - abandoned)}"
+    assert len(found) == SESSIONS  # one period each: no second abandonment
+    arrived: dict[str, float] = {}
+    for record in records:
+        session = orjson.loads(record.value)["session_id"]
+        arrived[session] = min(arrived.get(session, math.inf), record.timestamp / 1000)
+    delays = {session: arrived[session] - last_sent[session] for session in last_sent}
+    late = {session: round(delay, 1) for session, delay in delays.items() if delay > GAP_S + 10}
+    assert not late, f"detected more than gap + 10 s after the last event: {late}"
+    early = {session: round(delay, 1) for session, delay in delays.items() if delay < GAP_S - 1}
+    assert not early, f"detected before the gap was over: {early}"
