@@ -112,7 +112,9 @@ impl Rules {
 fn cart_value(cart: &[(Arc<str>, CartLine)]) -> Option<Money> {
     let mut value: Option<Money> = None;
     for (_, line) in cart {
-        let Some(price) = line.facts.price else { continue };
+        let Some(price) = line.facts.price else {
+            continue;
+        };
         let sum = value.filter(|sum| sum.coef != 0).unwrap_or(Money::ZERO);
         value = Some(sum.plus_rounded(price.times_rounded(line.quantity)));
     }

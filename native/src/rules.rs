@@ -242,7 +242,8 @@ impl Rules {
         let due = self.due(state);
         if state.index_due.is_none_or(|current| due < current) {
             state.index_due = Some(due);
-            self.index.push(Reverse((due, Arc::clone(&state.session_id))));
+            self.index
+                .push(Reverse((due, Arc::clone(&state.session_id))));
         }
     }
 }

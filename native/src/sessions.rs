@@ -130,7 +130,7 @@ impl Sessions {
             |s| hasher.hash_one(&*s.session_id),
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = Box::new(session),
+            hashbrown::hash_table::Entry::Occupied(mut held) => **held.get_mut() = session,
             hashbrown::hash_table::Entry::Vacant(free) => {
                 free.insert(Box::new(session));
             }
@@ -363,10 +363,7 @@ impl Detector {
     }
 
     pub fn open_sessions(&self) -> usize {
-        self.sessions
-            .iter()
-            .filter(|s| s.last_ms.is_some())
-            .count()
+        self.sessions.iter().filter(|s| s.last_ms.is_some()).count()
     }
 }
 

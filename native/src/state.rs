@@ -74,7 +74,9 @@ pub fn write(state: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(b"],\"f\":[");
     let mut seen: Vec<(u64, i64)> = state.seen.iter().map(|(&f, &t)| (f, t)).collect();
     seen.sort_unstable();
-    write_list(out, seen, |out, (f, t)| push_fmt(out, format_args!("[{f},{t}]")));
+    write_list(out, seen, |out, (f, t)| {
+        push_fmt(out, format_args!("[{f},{t}]"))
+    });
     out.extend_from_slice(b"],\"p\":[");
     write_list(out, &state.pending, |out, (t, seq, event)| {
         push_fmt(out, format_args!("[{t},{seq},"));
