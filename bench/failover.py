@@ -65,7 +65,8 @@ CHUNK = 20_000
 PATIENCE = 1800.0
 HEARTBEATS_PER_S = 4 * PARTITIONS  # a watermark record per partition and flush, and slack
 STANDBY_MARGIN_S = 5.0
-HELD_PATIENCE_S = 120.0  # after every probe answered: loaded partitions count within seconds
+PROBE_PATIENCE_S = 240.0  # a partition not served by then is reported as never served
+HELD_PATIENCE_S = 60.0  # after every probe answered: loaded partitions count within seconds
 RESTORED = re.compile(
     r"partition (\d+): (\d+) sessions restored from (\d+) table entries read in ([\d.]+) s"
 )
@@ -86,7 +87,8 @@ class Failover:
     sessions: int
     standbys: int
     load_s: float  # producing the sessions until the group and the changelog are caught up
-    served_s: float  # kill → every partition's probe answered
+    served_s: float | None  # kill → every partition's probe answered (None: not all were)
+    answered: dict[int, float]  # partition → seconds from the kill to its probe's answer
     held_s: float | None  # kill → the survivor's gauge holds every session (None: never)
     held: int  # the most sessions the survivor's gauge counted
     restores: tuple[Restore, ...]  # the survivor's partition loads after the kill
@@ -248,33 +250,32 @@ async def all_ready(ports: tuple[int, ...]) -> None:
         await asyncio.sleep(0.5)
 
 
-async def probes_served(settings: Settings, since: dict[TopicPartition, int]) -> float:
-    """Send a probe order to every partition; the time from ``kill`` until all are on
-    ``orders``, from the records' timestamps (the worker's producer stamps them)."""
-    keys = probe_keys()
+async def probes_served(
+    settings: Settings, since: dict[TopicPartition, int]
+) -> tuple[float | None, dict[int, float]]:
+    """Read ``orders`` from ``since`` until every partition's probe order is there, or for
+    ``PROBE_PATIENCE_S``: the time the last one was written (the worker's producer stamps
+    it; None when one never came) and each answered partition's time."""
+    keys = {key: partition for partition, key in probe_keys().items()}
+    answered: dict[int, float] = {}
     reader = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
     await reader.start()
     try:
         reader.assign(list(since))
         for tp, offset in since.items():
             reader.seek(tp, offset)
-        waiting = set(keys.values())
-        last_ms = 0
-        deadline = time.monotonic() + PATIENCE
-        while waiting:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(waiting)} probes never answered")
+        deadline = time.monotonic() + PROBE_PATIENCE_S
+        while len(answered) < len(keys) and time.monotonic() < deadline:
             batch = await reader.getmany(timeout_ms=200)
             for records in batch.values():
                 for record in records:
-                    value = orjson.loads(record.value)
-                    key = str(value.get("session_id", "")).encode()
-                    if key in waiting:
-                        waiting.discard(key)
-                        last_ms = max(last_ms, record.timestamp)
-        return last_ms / 1000
+                    key = str(orjson.loads(record.value).get("session_id", "")).encode()
+                    if key in keys:
+                        answered.setdefault(keys[key], record.timestamp / 1000)
     finally:
         await reader.stop()
+    last = max(answered.values()) if len(answered) == len(keys) else None
+    return last, answered
 
 
 async def send_probes(settings: Settings) -> None:
@@ -365,12 +366,21 @@ async def failover(work: Path, sessions: int, standbys: int) -> Failover:
             victim.send_signal(signal.SIGKILL)
             victim.wait()
             await send_probes(settings)
-            served = await probes_served(settings, since)
+            served, answered = await probes_served(settings, since)
             held_at, held = await sessions_held(ports[0], sessions)
             rss = resident_mb(survivor.pid)
         restores = restores_after(logs[0], kill)
-        held_s = None if held_at is None else held_at - kill
-        return Failover(sessions, standbys, load_s, served - kill, held_s, held, restores, rss)
+        return Failover(
+            sessions=sessions,
+            standbys=standbys,
+            load_s=load_s,
+            served_s=None if served is None else served - kill,
+            answered={p: at - kill for p, at in answered.items()},
+            held_s=None if held_at is None else held_at - kill,
+            held=held,
+            restores=restores,
+            survivor_rss_mb=rss,
+        )
     finally:
         await delete_topics(settings, prefix)
 
@@ -382,8 +392,13 @@ def section(runs: list[Failover]) -> str:
         read = sum(r.read for r in run.restores)
         loading = sum(r.seconds for r in run.restores)
         held = "never" if run.held_s is None else f"{run.held_s:.1f}"
+        served = (
+            f"{run.served_s:.1f}"
+            if run.served_s is not None
+            else f"never ({PARTITIONS - len(run.answered)} of {PARTITIONS} partitions silent)"
+        )
         rows.append(
-            f"| {run.sessions:,} | {run.standbys} | {run.served_s:.1f} | {held} | "
+            f"| {run.sessions:,} | {run.standbys} | {served} | {held} | "
             f"{run.held:,} | {len(run.restores)} | {restored:,} | {read:,} | {loading:.1f} | "
             f"{run.survivor_rss_mb:,.0f} | {run.load_s:.0f} |"
         )
@@ -392,7 +407,8 @@ def section(runs: list[Failover]) -> str:
         f"{PARTITIONS} partitions, the default 10 s session timeout) share the open sessions; "
         "the second is killed (SIGKILL) once both have caught up. *Served*: seconds from the "
         "kill until a probe order sent to every partition is on `orders` (a partition takes "
-        "its first record only after loading its sessions from the table). *Held*: seconds "
+        f"its first record only after loading its sessions from the table; never: not within "
+        f"{PROBE_PATIENCE_S:.0f} s). *Held*: seconds "
         "until the survivor's `cartpulse_detector_open_sessions` counts every session (never: "
         f"not within {HELD_PATIENCE_S:.0f} s after the probes; *sessions held* is the most it "
         "counted, probes included). The "
@@ -413,7 +429,8 @@ async def main(sizes: list[int], standbys: list[int]) -> None:
                 log(f"{size:,} sessions, {count} standby")
                 work = Path(tmp) / f"{size}-{count}"
                 run = await failover(work, size, count)
-                log(f"served after {run.served_s:.1f} s; held {run.held:,} after {run.held_s} s")
+                log(f"served after {run.served_s} s {run.answered}")
+                log(f"held {run.held:,} after {run.held_s} s")
                 runs.append(run)
     print(section(runs))  # noqa: T201
 
