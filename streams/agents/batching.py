@@ -40,6 +40,28 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     batch_handlers: dict[str, BatchHandler]
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Every assigned input partition back to its committed offset, and one the group never
+        committed (or committed at 0) back to its beginning, as ``auto_offset_reset=earliest``
+        promises.
+
+        Faust rewinds with this after a rebalance, counting on it for the records it fetched
+        and dropped meanwhile (while the tables recover, or a fetch cut off by the rebalance).
+        aiokafka's ``seek_to_committed`` seeks only offsets above 0, so a partition without a
+        commit kept the position the dropped records had moved it to, and they were never
+        read: the new owner of a partition whose old owner was killed before its first commit
+        skipped those events (tests/integration/test_worker_group.py). Changelogs are left
+        alone: recovery seeks them itself."""
+        committed = await super().seek_to_committed()
+        never = [
+            tp
+            for tp, offset in committed.items()
+            if (offset is None or offset <= 0) and not self._is_changelog_tp(tp)
+        ]
+        if never:
+            await self._thread.seek_to_beginning(*never)
+        return committed
+
     # -- FetchRoute: what route_fetch needs of the consumer ------------------------------------
 
     def read_offset(self, tp: TP) -> int | None:
