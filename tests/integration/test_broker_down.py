@@ -8,14 +8,16 @@ abandonments the broker that coordinates its consumer group is SIGKILLed. The wo
 two brokers; ``cartpulse watermark end`` ends the input, and the commands and decisions equal
 ``cartpulse detect --flush`` piped into ``cartpulse journeys``, byte for byte: no event,
 abandonment or command lost or repeated. Then, the broker back, the SMS and email senders send
-those commands to the Twilio and SMTP test servers, and the broker coordinating the email
-senders' group is SIGKILLed mid-sending: every command still gets its outcome, and each message
-reaches its provider once.
+those commands to the Twilio and SMTP test servers while ``cartpulse import --rate`` streams
+more events in, and the broker coordinating the email senders' group is SIGKILLed mid-sending
+and mid-import: every command still gets its outcome, each message reaches its provider once,
+and every event streamed in is in Kafka once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections import Counter
@@ -63,6 +65,7 @@ pytestmark = [
 
 HOUR_MS = 3_600_000
 PATIENCE = 60.0
+VIEWS, VIEWS_RATE = 2_500, 250  # about 10 s of importing, across the senders' broker death
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,7 +141,22 @@ async def test_a_broker_killed_under_the_worker_and_the_senders_loses_and_repeat
     finally:
         await back
 
-    await send_every_command(cluster, settings, command_ids(commands), tmp_path)
+    # Events stream in again, into topics of their own, while the senders send.
+    streamed = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}more."})
+    views = write_views(tmp_path / "views.jsonl", VIEWS)
+    importing = await start_import(streamed, views, tmp_path)
+    try:
+        await send_every_command(cluster, settings, command_ids(commands), tmp_path, importing)
+        out, err = await asyncio.wait_for(importing.communicate(), timeout=PATIENCE)
+    finally:
+        if importing.returncode is None:
+            importing.kill()
+            await importing.wait()
+    summary = orjson.loads(out)
+    assert summary["imported"] == VIEWS and summary["failed"] == 0, err.decode()[-3000:]
+    clickstream = TopicCatalogue.of(streamed).name(Topic.CLICKSTREAM)
+    seen = [str(orjson.loads(v)["event_id"]) async for v in read_all(streamed, clickstream)]
+    assert sorted(seen) == sorted(f"v{n}" for n in range(VIEWS))  # each once, none lost
 
 
 async def run_worker_through_a_broker_death(
@@ -171,9 +189,48 @@ async def run_worker_through_a_broker_death(
     return killed
 
 
+def write_views(path: Path, count: int) -> Path:
+    """``count`` page views with the ids ``v0``, ``v1``, …"""
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {
+                    "event_id": f"v{n}",
+                    "type": "page_viewed",
+                    "occurred_at": 1_569_888_000_000 + n,
+                    "session_id": f"s{n % 97}",
+                }
+            )
+            + b"\n"
+            for n in range(count)
+        )
+    )
+    return path
+
+
+async def start_import(
+    settings: Settings, events: Path, tmp_path: Path
+) -> asyncio.subprocess.Process:
+    """``cartpulse import --json --rate`` of ``events``, running (its topics created first,
+    replicated as the settings say)."""
+    env = worker_env(settings, tmp_path / "import-state")
+    await asyncio.to_thread(cartpulse, env, ROOT, "topics", "create")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams.cli", "import", "--json", "--no-create-topics",
+        "--rate", str(VIEWS_RATE), str(events), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 async def send_every_command(
-    cluster: OwnStack, settings: Settings, ids: list[str], tmp_path: Path
+    cluster: OwnStack,
+    settings: Settings,
+    ids: list[str],
+    tmp_path: Path,
+    importing: asyncio.subprocess.Process,
 ) -> None:
+    """The senders send ``ids``' commands; a broker is killed once they are at it (and while
+    ``importing`` runs)."""
     twilio = TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN)
     await twilio.start()
     (tmp_path / "tls").mkdir()
@@ -203,6 +260,9 @@ async def send_every_command(
             killed = await coordinator(s, s.sender_group_id("email"))
             sent_before = len(smtp.messages)
             await asyncio.to_thread(cluster.kill_broker, killed)
+            if importing.returncode is not None:
+                _, err = await importing.communicate()
+                pytest.fail(f"the import ended before the broker went away:\n{err.decode()}")
             found = await final_results(s, set(ids), within=PATIENCE)
     finally:
         await smtp.stop()
