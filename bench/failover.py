@@ -363,6 +363,7 @@ async def failover(work: Path, sessions: int, standbys: int) -> Failover:
             _, since = await topic_offsets(settings, [name(Topic.ORDERS)])
             kill = time.time()
             victim.send_signal(signal.SIGKILL)
+            log(f"worker {victim.pid} killed at {iso(int(kill * 1000))}")
             victim.wait()
             await send_probes(settings)
             (served, answered), (held_at, held) = await asyncio.gather(
@@ -421,9 +422,10 @@ def section(runs: list[Failover]) -> str:
     )
 
 
-async def main(sizes: list[int], standbys: list[int]) -> None:
+async def main(sizes: list[int], standbys: list[int], keep: Path | None) -> None:
     runs = []
-    with tempfile.TemporaryDirectory(prefix="cartpulse-failover-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="cartpulse-failover-"))
         for size in sizes:
             for count in standbys:
                 log(f"{size:,} sessions, {count} standby")
@@ -443,5 +445,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=numbers, default=[100_000, 1_000_000])
     parser.add_argument("--standbys", type=numbers, default=[0, 1])
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the workers' state and logs in this folder"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.sizes, arguments.standbys))
+    asyncio.run(main(arguments.sizes, arguments.standbys, arguments.keep))
