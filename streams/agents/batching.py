@@ -39,6 +39,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with one ``wait_first`` per fetch instead of per message."""
 
     batch_handlers: dict[str, BatchHandler]
+    _rewound: dict[TP, int] | None = None  # per partition, where ``rewind`` last went back to
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Every assigned input partition back to its committed offset, and one the group never
@@ -75,6 +76,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     async def add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         await self._add_gap(tp, offset_from, offset_to)
+
+    async def rewind(self, tp: TP, offset: int) -> bool:
+        if tp not in self.assignment():
+            return True  # revoked meanwhile: its new owner reads it
+        if self._rewound is None:
+            self._rewound = {}
+        if self._rewound.get(tp) == offset:
+            return False
+        self._rewound[tp] = offset
+        await self.seek(tp, offset)
+        self._read_offset[tp] = offset - 1  # as if the record before it was just delivered
+        return True
 
     async def commit_if_due(self) -> None:
         if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -115,6 +128,11 @@ class FetchRoute(Protocol):
     def set_read_offset(self, tp: TP, offset: int, /) -> None: ...
     def acks_enabled_for(self, topic: str, /) -> bool: ...
     async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None: ...
+    async def rewind(self, tp: TP, offset: int, /) -> bool:
+        """Fetch ``tp`` again from ``offset``; False when it went back there before and the
+        records were not there (a true gap)."""
+        ...
+
     async def commit_if_due(self) -> None: ...
     async def settle_producer(self) -> None: ...
     @property
@@ -130,22 +148,33 @@ async def route_fetch(
     """Route one fetch: a message of a topic with a batch handler is tracked (so its ack
     counts) and joins that handler's batch, every other one goes through Faust's own
     ``callback``; each handler gets its batch once the fetch is read, in fetch order. Messages
-    below a partition's read offset (delivered before a seek) are skipped; a jump in offsets is
-    recorded as a gap for topics with acks (so the commit can pass it). Yields to the loop every
+    below a partition's read offset (delivered before a seek) are skipped. A jump in offsets
+    means records were fetched and dropped (Faust drops a fetch cut off by a rebalance, or one
+    of a partition not in its active set, and relies on a seek that does not always follow):
+    for a topic with a batch handler the partition is fetched again from the first missing
+    offset (the rest of this fetch of it is skipped), so the records are read rather than
+    committed past; a jump that persists, and one on another topic with acks, is recorded as
+    a gap (so the commit can pass it). Yields to the loop every
     ``YIELD_EVERY`` messages. Returns once the changelog records the handlers' table writes
     queued are handed to the producer (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
     since_yield = 0
     read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
+    rewinding: set[TP] = set()
     async for tp, message in messages:
+        if tp in rewinding:
+            continue
         offset = message.offset
         read = read_offset(tp)
         if read is not None and offset < read:
             continue  # already delivered before a seek
+        handler = handlers.get(message.topic)
         if read and offset - read > 1 and consumer.acks_enabled_for(message.topic):
+            if handler is not None and await consumer.rewind(tp, read + 1):
+                rewinding.add(tp)
+                continue
             await consumer.add_gap(tp, read + 1, offset)
         await consumer.commit_if_due()
-        handler = handlers.get(message.topic)
         if handler is None:
             await consumer.callback(message)
         else:
