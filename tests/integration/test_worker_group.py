@@ -50,20 +50,24 @@ LATENESS = "20m"
 # allows, so the test waits the least and a shopper whose deadline falls in the dead time too.
 SESSION_TIMEOUT = "6s"
 
-# What these tests found (issue 17, "Several workers"). Both are intermittent, so the marks are
-# not strict: a run that happens to dodge them passes.
-LOST_ON_REASSIGNMENT = (
-    "Input records of a partition that is reassigned can be skipped for good: records Faust "
-    "fetched are dropped (a fetch cut off when the flow stops, or a partition missing from "
-    "the active set when the fetch is yielded), nothing rewinds the fetch position, and the "
-    "next delivered offset lies past them; route_fetch records the jump as a gap and the "
-    "commit passes it. Seen: clickstream partition 1 offsets 124-910 and cart partition 6 "
-    "offsets 6-7 never reached a detector, so abandonments were missing or had fewer views"
+# What these tests found (issue 17, "Several workers"). Input records of a reassigned partition
+# that Faust fetched and dropped used to be committed past (route_fetch now fetches them again,
+# and a never-committed partition is rewound to its beginning). What is left is intermittent,
+# so the marks are not strict: a run that happens to dodge it passes.
+LATE_AFTER_REREAD = (
+    "Event mode still differs from offline by a few abandonments (seen: 2 missing and 16 "
+    "extra of about 4,880, early periods closed apart): records fetched again after a "
+    "rebalance can arrive after the partition's other input moved the watermark past them"
 )
 STALLED_JOURNEY_INPUTS = (
     "A journeys input partition (customers, consents, journey.inputs) can stop being read "
-    "after a rebalance: its fetched records were dropped the same way and no later record "
-    "arrives, so its lag stays put and watermark end waits for it until its timeout"
+    "after a rebalance: Faust dropped records it fetched for it, no later record arrives to "
+    "show the jump, so its lag stays put and watermark end waits for it until its timeout"
+)
+DELAY_ACROSS_A_KILL = (
+    "A session whose deadline falls just after the SIGKILL waits for the session timeout "
+    "(6 s, the broker's minimum) and the rebalance: seen 15.2 s after its last event, over "
+    "the gap + 10 s this test allows"
 )
 
 
@@ -90,7 +94,7 @@ def differences(live: dict[str, bytes], offline: dict[str, bytes]) -> str:
     return "\n".join(shown)
 
 
-@pytest.mark.xfail(reason=f"{LOST_ON_REASSIGNMENT}; {STALLED_JOURNEY_INPUTS}", strict=False)
+@pytest.mark.xfail(reason=f"{LATE_AFTER_REREAD}; {STALLED_JOURNEY_INPUTS}", strict=False)
 async def test_event_mode_group_that_loses_and_gains_a_worker_equals_offline(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -157,7 +161,7 @@ def cart_event(session: str, step: int, now_ms: int) -> bytes:
     })  # fmt: skip
 
 
-@pytest.mark.xfail(reason=LOST_ON_REASSIGNMENT, strict=False)
+@pytest.mark.xfail(reason=DELAY_ACROSS_A_KILL, strict=False)
 async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_session_in_time(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -187,7 +191,9 @@ async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_se
                     await asyncio.sleep(0.3)
         finally:
             await producer.stop()
-        records = await consume_all(eight, name(Topic.ABANDONMENTS), SESSIONS, within=GAP_S + 30)
+        # Repeats count in consume_all's number: wait out the last session's allowed delay first.
+        await asyncio.sleep(max(last_sent.values()) + GAP_S + 12 - time.time())
+        records = await consume_all(eight, name(Topic.ABANDONMENTS), SESSIONS, within=10)
         assert len(group.alive()) == 3
 
     found = distinct([record.value for record in records], "abandonment_id")
