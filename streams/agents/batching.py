@@ -151,10 +151,10 @@ async def route_fetch(
     below a partition's read offset (delivered before a seek) are skipped. A jump in offsets
     means records were fetched and dropped (Faust drops a fetch cut off by a rebalance, or one
     of a partition not in its active set, and relies on a seek that does not always follow):
-    for a topic with a batch handler the partition is fetched again from the first missing
-    offset (the rest of this fetch of it is skipped), so the records are read rather than
-    committed past; a jump that persists, and one on another topic with acks, is recorded as
-    a gap (so the commit can pass it). Yields to the loop every
+    the partition is fetched again from the first missing offset (the rest of this fetch of it
+    is skipped), so the records are read rather than committed past; a jump still there after
+    that is a true gap (a compacted topic's) and is recorded as one, for topics with acks, so
+    the commit can pass it. Yields to the loop every
     ``YIELD_EVERY`` messages. Returns once the changelog records the handlers' table writes
     queued are handed to the producer (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
@@ -170,7 +170,7 @@ async def route_fetch(
             continue  # already delivered before a seek
         handler = handlers.get(message.topic)
         if read and offset - read > 1 and consumer.acks_enabled_for(message.topic):
-            if handler is not None and await consumer.rewind(tp, read + 1):
+            if await consumer.rewind(tp, read + 1):
                 rewinding.add(tp)
                 continue
             await consumer.add_gap(tp, read + 1, offset)
