@@ -305,7 +305,9 @@ def test_a_price_drop_sms_without_a_lower_price_claims_none(sms: TwilioSms, loca
         sms, "price_drop_sms_1", locale, variables("price_drop_sms_1", locale, was=False)
     )
     assert not DROP_CLAIMS.search(text) and not WAS_WORDS.search(text)
-    words = re.sub(re.escape(SHORT_BASE) + r"\S*", "", text)  # the link's random code may hold digits
+    words = re.sub(
+        re.escape(SHORT_BASE) + r"\S*", "", text
+    )  # the link's random code may hold digits
     assert SHORT_BASE in text and "79" not in words and "89" not in words
 
 
