@@ -24,11 +24,14 @@ Every figure stands next to a baseline measured in the same run on the same mach
 
 10. failover: two workers share open sessions, one is killed, and the seconds until the
     survivor serves every partition again, with and without standby replicas
-    (``bench/failover.py``).
+    (``bench/failover.py``);
+11. live under load: the live detection delay with the journeys on while simulated traffic
+    streams in at 5,000 events/s (``bench/live_load.py``).
 
 ``python bench/run.py --whole-worker`` runs only 9 and prints its section; ``python bench/run.py
---failover`` runs only 10 and writes its section into docs/BENCHMARKS.md (``--failover-sizes``
-chooses the numbers of open sessions, 100k and 1M by default).
+--sections whole-worker,live-load,failover`` runs the ones named and writes each section into
+docs/BENCHMARKS.md in place of the last run's, saying so (``--failover`` is ``--sections
+failover``; ``--failover-sizes`` chooses the numbers of open sessions, 100k and 1M by default).
 """
 
 from __future__ import annotations
@@ -517,12 +520,12 @@ def failover_bench(sizes: str = FAILOVER_SIZES) -> str:
     return section_of("failover.py", "failover", 7200, "--sizes", sizes)
 
 
-def with_failover(document: str, section: str) -> str:
-    """``document`` with its failover section replaced by ``section`` (put before the closing
-    line on the whole run's time when it has none)."""
-    body = f"{FAILOVER}\n\n{section}\n\n"
+def with_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` replaced by ``section`` (put before the
+    closing line on the whole run's time when it has none)."""
+    body = f"{heading}\n\n{section}\n\n"
     closing = "\n(the whole run took"
-    start = document.find(f"\n{FAILOVER}\n")
+    start = document.find(f"\n{heading}\n")
     if start >= 0:
         ends = [
             i for i in (document.find("\n## ", start + 1), document.find(closing, start)) if i >= 0
@@ -534,11 +537,36 @@ def with_failover(document: str, section: str) -> str:
     return document[: start + 1] + body + document[end + 1 :]
 
 
-def failover_only(sizes: str) -> None:
-    """``--failover``: only the failover benchmark; its section written into BENCHMARKS.md."""
-    section = failover_bench(sizes)
-    OUT.write_text(with_failover(OUT.read_text(encoding="utf-8"), section), encoding="utf-8")
-    log(f"wrote the failover section of {OUT}")
+LIVE_LOAD = "## Live, under load"
+WHOLE = "## The whole worker"
+
+
+def live_load_bench() -> str:
+    return section_of("live_load.py", "live under load", timeout=900)
+
+
+async def sections_only(names: list[str], sizes: str) -> None:
+    """``--sections``: only the named benchmarks, each section written into BENCHMARKS.md in
+    place of the last run's, with a line saying it comes from a run of its own."""
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    own = f"(This section is from a run of its own on {when}: `bench/run.py --sections {{}}`.)"
+    document = OUT.read_text(encoding="utf-8")
+    for name in names:
+        log(name)
+        if name == "whole-worker":
+            tune_gc()
+            with tempfile.TemporaryDirectory(prefix="cartpulse-bench-") as tmp:
+                whole = await whole_worker_bench(Path(tmp))
+            heading, section = WHOLE, f"{whole}\n\n{WHOLE_NOTES}"
+        elif name == "live-load":
+            heading, section = LIVE_LOAD, live_load_bench()
+        elif name == "failover":
+            heading, section = FAILOVER, failover_bench(sizes)
+        else:
+            raise SystemExit(f"no benchmark section {name!r}: whole-worker, live-load, failover")
+        document = with_section(document, heading, f"{section}\n\n{own.format(name)}")
+        OUT.write_text(document, encoding="utf-8")
+        log(f"wrote the {name} section of {OUT}")
 
 
 def senders_bench() -> list[str]:
@@ -572,6 +600,8 @@ async def main() -> None:
         whole = await whole_worker_bench(state)
         log("live detection delay")
         rows += await live_bench(state)
+        log("live detection delay under load, the journeys on")
+        live_load = live_load_bench()
         log("senders")
         senders = senders_bench()
         log("SMS segments")
@@ -596,10 +626,12 @@ async def main() -> None:
         + "\n".join(rows)
         + "\n\n"
         + NOTES
-        + "\n\n## The whole worker\n\n"
+        + f"\n\n{WHOLE}\n\n"
         + whole
         + "\n\n"
         + WHOLE_NOTES
+        + f"\n\n{LIVE_LOAD}\n\n"
+        + live_load
         + "\n\n## Senders\n\n"
         + "\n".join(senders)
         + "\n\n## SMS segments\n\n"
@@ -628,12 +660,18 @@ if __name__ == "__main__":
         help="only the failover benchmark; write its section into docs/BENCHMARKS.md",
     )
     parser.add_argument(
+        "--sections",
+        help="only these benchmarks, comma-separated (whole-worker, live-load, failover); "
+        "write their sections into docs/BENCHMARKS.md",
+    )
+    parser.add_argument(
         "--failover-sizes",
         default=FAILOVER_SIZES,
         help=f"open sessions per failover run, comma-separated (default {FAILOVER_SIZES})",
     )
     arguments = parser.parse_args()
-    if arguments.failover:
-        failover_only(arguments.failover_sizes)
+    if arguments.failover or arguments.sections:
+        names = arguments.sections.split(",") if arguments.sections else ["failover"]
+        asyncio.run(sections_only(names, arguments.failover_sizes))
     else:
         asyncio.run(whole_worker_only() if arguments.whole_worker else main())
