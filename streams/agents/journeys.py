@@ -26,7 +26,7 @@ import bisect
 import heapq
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -69,7 +69,7 @@ KEY_HEADER: Final = "cartpulse.key"
 # STOP from a number), an erasure's retired id and its suppression list
 NOT_CUSTOMERS: Final = tuple(p.encode() for p in (NUMBER_PREFIX, ERASED_PREFIX, SUPPRESSED_PREFIX))
 # A record's headers as Faust hands them: a list of pairs, or a mapping.
-InputHeaders = Iterable[tuple[str, bytes]] | dict[str, bytes] | None
+InputHeaders = Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
 
 
 def state_key(partition: int, customer_id: str) -> bytes:
@@ -516,7 +516,7 @@ def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, Produ
 
 def _origin(headers: InputHeaders) -> tuple[str, bytes | None]:
     """The source topic and original key of a re-keyed record."""
-    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     found: dict[str, bytes] = dict(pairs)
     source = found.get(SOURCE_HEADER, b"").decode("utf-8", "replace")
     return source, found.get(KEY_HEADER)

@@ -1,14 +1,23 @@
-"""Wires the journeys agent and the re-keying agent into the worker's Faust app."""
+"""Wires the journeys agent and the re-keying agent into the worker's Faust app.
+
+The journeys' inputs take the batch path, as the detector's do (streams/agents/batching.py):
+each fetch's messages of the inputs go to ``JourneyShell.on_record`` one by one, each as
+Faust's current event (its table writes go to its partition's changelog), and each is
+acknowledged once the shell returned. Through Faust's per-message path (its conductor and a
+stream's queue) a partition whose queue filled up was taken out of the fetch until the queue
+drained, and across a rebalance that could leave it unread for good."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 
-from streams.agents.batching import settle_producer
+from streams.agents.batching import acting_for
 from streams.agents.catalogue import install_catalogue
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
 from streams.contract.topics import Topic, TopicCatalogue
@@ -18,6 +27,7 @@ from streams.runtime.settings import Settings
 log = logging.getLogger(__name__)
 # The journeys wait at most this long for the catalogue before their first record, then go on.
 CATALOGUE_WAIT_SECONDS = 300.0
+YIELD_EVERY = 200  # records of a batch between yields to the loop (ticks, the detector)
 Send = Callable[[str, bytes | None, Any, Any], Awaitable[Any]]
 
 
@@ -65,18 +75,31 @@ def install_journeys(
     ]
     channel = app.topic(*names, key_serializer="raw", value_serializer="raw")
 
+    catalogue_read = False
+
+    async def on_batch(messages: Sequence[Message]) -> None:
+        nonlocal catalogue_read
+        if not catalogue_read:  # nothing is judged before the catalogue is read (a bounded wait)
+            await reader.wait_until_read(CATALOGUE_WAIT_SECONDS)
+            catalogue_read = True
+        for count, message in enumerate(messages, 1):
+            event = app.create_event(message.key, message.value, message.headers, message)
+            with acting_for(event):
+                await shell.on_record(
+                    message.topic, message.partition, message.key, message.value, message.headers
+                )
+            app.consumer.ack(message)
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    app.deliver_batches(names, on_batch)
+
     @app.agent(channel, concurrency=1, name="journeys")  # type: ignore[untyped-decorator]  # faust is untyped
     async def journeys(stream: Any) -> None:
-        waited = False
-        async for event in stream.events():
-            if not waited:  # nothing is judged before the catalogue is read (a bounded wait)
-                await reader.wait_until_read(CATALOGUE_WAIT_SECONDS)
-                waited = True
-            message = event.message
-            await shell.on_record(
-                message.topic, message.partition, event.key, event.value, message.headers
-            )
-            await settle_producer(app)  # a watermark may have written many states
+        # Subscribes the inputs (so the assignor co-partitions them with the table). Their
+        # messages arrive through the batch path; nothing is ever delivered here.
+        async for _ in stream:
+            log.error("a journeys input bypassed the batch path")
 
     consents, results = topics.name(Topic.CONSENTS), topics.name(Topic.SEND_RESULTS)
     kinds = {consents: "consents", results: "send.results"}

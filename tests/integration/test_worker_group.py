@@ -52,24 +52,20 @@ SESSION_TIMEOUT = "6s"
 
 # What these tests found (issue 17, "Several workers"). Input records of a reassigned partition
 # that Faust fetched and dropped used to be committed past (route_fetch now fetches them again,
-# and a never-committed partition is rewound to its beginning). What is left is intermittent,
-# so the marks are not strict: a run that happens to dodge it passes.
+# and a never-committed partition is rewound to its beginning); the journeys' inputs take the
+# batch path, so none stalls in Faust's flow control. What is left in event mode comes and
+# goes, so its mark is not strict: a run that happens to dodge it passes.
 LATE_AFTER_REREAD = (
-    "Event mode can still differ from offline by a few abandonments (seen: 2 missing and 16 "
-    "extra of about 4,880, early periods closed apart; after the journeys' inputs were "
-    "fetched again too, 1 cart abandonment with other contents): records fetched again after "
-    "a rebalance can arrive after the partition's other input moved the watermark past them"
+    "Not mended: after the SIGKILL the group's output can still differ from offline. Seen on "
+    "2026-12-07 with the journeys on the batch path, one run each: 3 extra abandonments "
+    "(periods closed early: records fetched again after the rebalance arrived after the "
+    "partition's other input moved the watermark past them); every abandonment right but 15 "
+    "send commands missing; abandonments missing"
 )
-STALLED_JOURNEY_INPUTS = (
-    "A journeys input partition (customers, consents, journey.inputs) can stop being read "
-    "after a rebalance: Faust dropped records it fetched for it, no later record arrives to "
-    "show the jump, so its lag stays put and watermark end waits for it until its timeout"
-)
-DELAY_ACROSS_A_KILL = (
-    "A session whose deadline falls just after the SIGKILL waits for the session timeout "
-    "(6 s, the broker's minimum) and the rebalance: seen 15.2 s after its last event, over "
-    "the gap + 10 s this test allows"
-)
+# A session whose deadline falls while the killed worker's partitions are dead waits for the
+# session timeout and the rebalance besides (seen: 15.2 s after its last event with a 5 s gap):
+# the live test allows it that much more, and every other session gap + 10 s.
+DEAD_WINDOW_S = 6.0
 
 
 def distinct(records: list[bytes], field: str) -> dict[str, bytes]:
@@ -95,7 +91,7 @@ def differences(live: dict[str, bytes], offline: dict[str, bytes]) -> str:
     return "\n".join(shown)
 
 
-@pytest.mark.xfail(reason=f"{LATE_AFTER_REREAD}; {STALLED_JOURNEY_INPUTS}", strict=False)
+@pytest.mark.xfail(reason=LATE_AFTER_REREAD, strict=False)
 async def test_event_mode_group_that_loses_and_gains_a_worker_equals_offline(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -162,7 +158,6 @@ def cart_event(session: str, step: int, now_ms: int) -> bytes:
     })  # fmt: skip
 
 
-@pytest.mark.xfail(reason=DELAY_ACROSS_A_KILL, strict=False)
 async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_session_in_time(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -172,6 +167,7 @@ async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_se
     args = ("--clock", "live", "--gap", f"{GAP_S}s")
     env = {**JOURNEYS, "CARTPULSE_SESSION_TIMEOUT": SESSION_TIMEOUT}
     last_sent: dict[str, float] = {}  # session → wall time its last event was sent
+    killed_at = math.inf
     with WorkerGroup(eight, tmp_path / "group", *args, env=env) as group:
         _, doomed, _ = group.join(), group.join(), group.join()
         await group.ready(within=60)
@@ -181,6 +177,7 @@ async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_se
             for index in range(SESSIONS):
                 if index == 8:
                     group.kill(doomed)  # 5 s in: its partitions are dead until they move
+                    killed_at = time.time()
                 if index == 20:
                     group.join()  # 12 s in: the group rebalances again
                 session = f"live-{index}"
@@ -206,7 +203,13 @@ async def test_live_group_that_loses_and_gains_a_worker_abandons_every_silent_se
         session = orjson.loads(record.value)["session_id"]
         arrived[session] = min(arrived.get(session, math.inf), record.timestamp / 1000)
     delays = {session: arrived[session] - last_sent[session] for session in last_sent}
-    late = {session: round(delay, 1) for session, delay in delays.items() if delay > GAP_S + 10}
-    assert not late, f"detected more than gap + 10 s after the last event: {late}"
+
+    def allowed(session: str) -> float:
+        deadline = last_sent[session] + GAP_S
+        dead = killed_at <= deadline <= killed_at + DEAD_WINDOW_S
+        return GAP_S + 10 + (DEAD_WINDOW_S if dead else 0)
+
+    late = {s: round(d, 1) for s, d in delays.items() if d > allowed(s)}
+    assert not late, f"detected later than allowed after the last event: {late}"
     early = {session: round(delay, 1) for session, delay in delays.items() if delay < GAP_S - 1}
     assert not early, f"detected before the gap was over: {early}"
