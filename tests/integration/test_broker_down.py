@@ -42,6 +42,7 @@ from streams.runtime.settings import Settings
 from streams.tools.replay import wait_for_journeys
 from tests.senders.conftest import final_results, running, sender_settings
 from tests.smtp_server import SmtpTestServer, make_certificate
+from tests.support.events import write_views
 from tests.support.live_offline import (
     JOURNEYS,
     Difference,
@@ -187,25 +188,6 @@ async def run_worker_through_a_broker_death(
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-4000:]
     return killed
-
-
-def write_views(path: Path, count: int) -> Path:
-    """``count`` page views with the ids ``v0``, ``v1``, …"""
-    path.write_bytes(
-        b"".join(
-            orjson.dumps(
-                {
-                    "event_id": f"v{n}",
-                    "type": "page_viewed",
-                    "occurred_at": 1_569_888_000_000 + n,
-                    "session_id": f"s{n % 97}",
-                }
-            )
-            + b"\n"
-            for n in range(count)
-        )
-    )
-    return path
 
 
 async def start_import(

@@ -19,6 +19,7 @@ from streams.runtime.kafka import topic_counts
 from tests.conftest import consume_all
 from tests.integration.test_detector_worker import offline
 from tests.support.cli import run_cli
+from tests.support.events import write_views
 from tests.support.own_stack import OwnStack, own_stack
 from tests.support.workers import wait_for_count, worker
 
@@ -37,21 +38,7 @@ async def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_re
 ) -> None:
     settings = own_broker.settings()
     total = 2500
-    path = tmp_path / "views.jsonl"
-    path.write_bytes(
-        b"".join(
-            orjson.dumps(
-                {
-                    "event_id": f"v{n}",
-                    "type": "page_viewed",
-                    "occurred_at": 1_569_888_000_000 + n,
-                    "session_id": f"s{n % 97}",
-                }
-            )
-            + b"\n"
-            for n in range(total)
-        )
-    )
+    path = write_views(tmp_path / "views.jsonl", total)
     env = {
         "CARTPULSE_KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
         "CARTPULSE_TOPIC_PREFIX": settings.topic_prefix,

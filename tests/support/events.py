@@ -27,3 +27,22 @@ def write_jsonl(path: Path, lines: list[bytes]) -> Path:
     """``lines`` as a JSON Lines file at ``path``; returns ``path``."""
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
+
+
+def write_views(path: Path, count: int) -> Path:
+    """``count`` page views with the ids ``v0``, ``v1``, …"""
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {
+                    "event_id": f"v{n}",
+                    "type": "page_viewed",
+                    "occurred_at": 1_569_888_000_000 + n,
+                    "session_id": f"s{n % 97}",
+                }
+            )
+            + b"\n"
+            for n in range(count)
+        )
+    )
+    return path

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from streams.collector.service import check_settings as check_collector_settings
 from streams.runtime.settings import Settings
 from tests.conftest import ROOT
 from tests.support.ops import load_yaml
+from tests.support.worker_app import worker_app_prints
 
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.kafka.yml"
@@ -291,38 +290,16 @@ def test_the_worker_app_takes_its_web_host_membership_and_timeouts_from_settings
     tmp_path: Path, instance_id: str | None, session_timeout: str | None, seconds: str
 ) -> None:
     # A Faust app leaves an event loop behind: build it in its own interpreter.
-    script = (
-        "from prometheus_client import CollectorRegistry\n"
-        "from streams.agents.app import create_app\n"
-        "from streams.runtime.settings import load_settings\n"
-        "app, _ = create_app(load_settings(), CollectorRegistry())\n"
+    body = (
         "c = app.conf\n"
         "print(c.web_host, c.consumer_group_instance_id, c.broker_session_timeout,"
         " c.broker_heartbeat_interval)\n"
     )
     env = {
-        **os.environ,
-        "CARTPULSE_STORE": "memory://",
-        "CARTPULSE_DATA_DIR": str(tmp_path),
         "CARTPULSE_WEB_HOST": ALL_INTERFACES,
-        "CARTPULSE_COUPON_SECRET": "test-coupon-secret",
+        "CARTPULSE_GROUP_INSTANCE_ID": instance_id,
+        "CARTPULSE_SESSION_TIMEOUT": session_timeout,
     }
-    for variable, value in (
-        ("CARTPULSE_GROUP_INSTANCE_ID", instance_id),
-        ("CARTPULSE_SESSION_TIMEOUT", session_timeout),
-    ):
-        env.pop(variable, None)
-        if value is not None:
-            env[variable] = value
+    printed = worker_app_prints(tmp_path, body, env)
 
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-    assert done.stdout.split() == [ALL_INTERFACES, str(instance_id), *seconds.split()]
+    assert printed.split() == [ALL_INTERFACES, str(instance_id), *seconds.split()]

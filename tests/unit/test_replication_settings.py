@@ -4,9 +4,6 @@ that every topic and producer cartpulse makes carries it (docs/operations.md, Th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from streams.contract.errors import ConfigurationError
 from streams.runtime.kafka import PRODUCER_GUARANTEES
 from streams.runtime.settings import load_settings
+from tests.support.worker_app import worker_app_prints
 
 
 @pytest.fixture(autouse=True)
@@ -52,39 +50,17 @@ def test_zero_is_out_of_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_worker_creates_topics_with_it_and_produces_idempotently(tmp_path: Path) -> None:
-    # A Faust app leaves an event loop behind: build it in its own interpreter.
-    script = (
+    body = (
         "import json\n"
-        "from prometheus_client import CollectorRegistry\n"
-        "from streams.agents.app import create_app\n"
-        "from streams.runtime.settings import load_settings\n"
-        "app, _ = create_app(load_settings(), CollectorRegistry())\n"
         "producer = app.transport.create_producer()\n"
         "print(json.dumps({'changelog': app.transport._topic_config(compacting=True),\n"
         "                  'plain': app.transport._topic_config(),\n"
         "                  'producer': dict(producer._settings_extra()),\n"
         "                  'replication': app.conf.topic_replication_factor}))\n"
     )
-    env = {
-        **os.environ,
-        "CARTPULSE_STORE": "memory://",
-        "CARTPULSE_DATA_DIR": str(tmp_path),
-        "CARTPULSE_COUPON_SECRET": "test-coupon-secret",
-        "CARTPULSE_TOPIC_REPLICATION": "3",
-    }
-    env.pop("CARTPULSE_TOPIC_MIN_INSYNC_REPLICAS", None)
-
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-    seen = json.loads(done.stdout.splitlines()[-1])
+    env = {"CARTPULSE_TOPIC_REPLICATION": "3", "CARTPULSE_TOPIC_MIN_INSYNC_REPLICAS": None}
+    printed = worker_app_prints(tmp_path, body, env)
+    seen = json.loads(printed.splitlines()[-1])
     assert seen["changelog"] == {"min.insync.replicas": "2", "cleanup.policy": "compact"}
     assert seen["plain"] == {"min.insync.replicas": "2"}
     assert seen["producer"] == PRODUCER_GUARANTEES

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from streams.contract.errors import ConfigurationError
 from streams.runtime.settings import load_settings
+from tests.support.worker_app import worker_app_prints
 
 
 def test_one_standby_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,32 +39,6 @@ def test_out_of_bounds_names_the_variable(
 def test_the_worker_app_keeps_that_many_standbys(
     tmp_path: Path, value: str | None, expected: str
 ) -> None:
-    # A Faust app leaves an event loop behind: build it in its own interpreter.
-    script = (
-        "from prometheus_client import CollectorRegistry\n"
-        "from streams.agents.app import create_app\n"
-        "from streams.runtime.settings import load_settings\n"
-        "app, _ = create_app(load_settings(), CollectorRegistry())\n"
-        "print(app.conf.table_standby_replicas)\n"
-    )
-    env = {
-        **os.environ,
-        "CARTPULSE_STORE": "memory://",
-        "CARTPULSE_DATA_DIR": str(tmp_path),
-        "CARTPULSE_COUPON_SECRET": "test-coupon-secret",
-    }
-    env.pop("CARTPULSE_TABLE_STANDBY_REPLICAS", None)
-    if value is not None:
-        env["CARTPULSE_TABLE_STANDBY_REPLICAS"] = value
-
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-    assert done.stdout.split() == [expected]
+    body = "print(app.conf.table_standby_replicas)\n"
+    printed = worker_app_prints(tmp_path, body, {"CARTPULSE_TABLE_STANDBY_REPLICAS": value})
+    assert printed.split() == [expected]
