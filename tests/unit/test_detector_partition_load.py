@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
-
 from streams.agents.detector import DetectorShell
-from streams.core.detection import DetectorConfig
-from streams.runtime.metrics import DetectorMetrics
 from tests.support.events import cart_event
-from tests.unit.test_detector_shell import TOPICS, Message, Sent, _nothing
+from tests.unit.test_detector_shell import Message, Sent
+from tests.unit.test_detector_shell import shell as detector_shell
 
 
 def shell(table: dict[bytes, bytes], reads: list[int] | None) -> DetectorShell:
@@ -20,22 +17,8 @@ def shell(table: dict[bytes, bytes], reads: list[int] | None) -> DetectorShell:
         prefix = b"%d:" % partition
         return iter([(k, v) for k, v in table.items() if k.startswith(prefix)])
 
-    return DetectorShell(
-        config=DetectorConfig(),
-        topics=TOPICS,
-        clock_mode="event",
-        table=table,
-        send=Sent(),
-        ack=lambda _: None,
-        highwater=lambda _: None,
-        position=_nothing,
-        make_tp=lambda topic, partition: (topic, partition),
-        create_event=lambda message: message,
-        metrics=DetectorMetrics.create(CollectorRegistry()),
-        flush_interval=3600,
-        max_record_bytes=64 * 1024,
-        partition_items=None if reads is None else partition_items,
-    )
+    items = None if reads is None else partition_items
+    return detector_shell(Sent(), table=table, partition_items=items)
 
 
 async def saved_sessions() -> dict[bytes, bytes]:

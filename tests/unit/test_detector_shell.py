@@ -47,22 +47,24 @@ async def _nothing(_: object) -> None:
     return None
 
 
-def shell(sent: Sent) -> DetectorShell:
-    return DetectorShell(
-        config=DetectorConfig(),
-        topics=TOPICS,
-        clock_mode="event",
-        table={},
-        send=sent,
-        ack=lambda _: None,
-        highwater=lambda _: None,
-        position=_nothing,
-        make_tp=lambda topic, partition: (topic, partition),
-        create_event=lambda message: message,
-        metrics=DetectorMetrics.create(CollectorRegistry()),
-        flush_interval=3600,
-        max_record_bytes=64 * 1024,
-    )
+def shell(sent: Sent, **changes: Any) -> DetectorShell:
+    """A shell sending to ``sent``, with fakes for its other ports; ``changes`` replace them."""
+    ports: dict[str, Any] = {
+        "config": DetectorConfig(),
+        "topics": TOPICS,
+        "clock_mode": "event",
+        "table": {},
+        "send": sent,
+        "ack": lambda _: None,
+        "highwater": lambda _: None,
+        "position": _nothing,
+        "make_tp": lambda topic, partition: (topic, partition),
+        "create_event": lambda message: message,
+        "metrics": DetectorMetrics.create(CollectorRegistry()),
+        "flush_interval": 3600,
+        "max_record_bytes": 64 * 1024,
+    }
+    return DetectorShell(**{**ports, **changes})
 
 
 def dead_letters(sent: Sent) -> list[dict[str, bytes]]:

@@ -39,11 +39,12 @@ from streams.core.journeys import JourneyEngine
 from streams.core.policy import parse_policy
 from streams.core.watermarks import tick_value
 from streams.runtime.kafka import partition_of
-from streams.runtime.metrics import DetectorMetrics, ErasureMetrics, JourneyMetrics
+from streams.runtime.metrics import ErasureMetrics, JourneyMetrics
 from streams.tools.forget import check_reason, expected_parts
 from tests.support.events import cart_event
 from tests.support.journeys import POLICY, SECRET
 from tests.unit.test_detector_shell import Message, Sent
+from tests.unit.test_detector_shell import shell as detector_shell
 
 TOPICS = TopicCatalogue("t.")
 KEY = b"pseudonym-key"
@@ -196,22 +197,8 @@ def test_the_core_finds_and_drops_the_sessions_that_name_a_customer() -> None:
 def _detector_shell(
     sent: Sent, erased: ErasedCustomers, table: dict[bytes, bytes]
 ) -> DetectorShell:
-    return DetectorShell(
-        config=DetectorConfig(),
-        topics=TOPICS,
-        clock_mode="event",
-        table=table,
-        send=sent,
-        ack=lambda _: None,
-        highwater=lambda _: None,
-        position=_nothing,
-        make_tp=lambda topic, partition: (topic, partition),
-        create_event=lambda message: message,
-        metrics=DetectorMetrics.create(CollectorRegistry()),
-        flush_interval=0,
-        max_record_bytes=64 * 1024,
-        erased=erased,
-        erasure_metrics=erased.metrics,
+    return detector_shell(
+        sent, table=table, flush_interval=0, erased=erased, erasure_metrics=erased.metrics
     )
 
 
