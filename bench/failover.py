@@ -208,37 +208,36 @@ async def caught_up(settings: Settings, changelog: str) -> None:
     await asyncio.sleep(STANDBY_MARGIN_S)
 
 
-async def metric(port: int, name: str) -> float | None:
-    """A metric's value on the worker's /metrics (summed over labels), None while unreachable."""
+async def fetch(port: int, path: str) -> tuple[int, str] | None:
+    """The status and body of ``path`` on the worker's web port, None while unreachable."""
     try:
         async with (
             aiohttp.ClientSession() as http,
             http.get(
-                f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=2)
+                f"http://127.0.0.1:{port}{path}", timeout=aiohttp.ClientTimeout(total=2)
             ) as response,
         ):
-            text = await response.text()
+            return response.status, await response.text()
     except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def metric(port: int, name: str) -> float | None:
+    """A metric's value on the worker's /metrics (summed over labels), None while unreachable."""
+    got = await fetch(port, "/metrics")
+    if got is None:
         return None
     values = [
         float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
+        for line in got[1].splitlines()
         if line.startswith((f"{name} ", f"{name}{{"))
     ]
     return sum(values) if values else None
 
 
 async def ready(port: int) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(
-                f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=2)
-            ) as response,
-        ):
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
+    got = await fetch(port, "/readyz")
+    return got is not None and got[0] == 200
 
 
 async def all_ready(ports: tuple[int, ...]) -> None:
