@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from streams.tools.replay import wait_for_audience  # noqa: E402
 from tests.support.live_offline import (  # noqa: E402
     COUPON_SECRET,
     cartpulse,
+    cpu_seconds,
     produce_audience,
     while_running,
     write_audience,
@@ -120,11 +120,6 @@ async def stream(settings: Settings, events: Traffic) -> tuple[int, float]:
         return len(events), time.time() - began
     finally:
         await producer.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(rate: float, seconds: float, gap_s: float, work: Path) -> Load:

@@ -403,7 +403,9 @@ class JourneyShell:
 
     def _load(self, partition: int, customer: str) -> CustomerState:
         key = state_key(partition, customer)
-        state = self._changed.get(key) or self._cached.pop(key, None)
+        state = self._changed.get(key)
+        if state is None:
+            state = self._cached.pop(key, None)
         if state is not None:
             self._cached[key] = state  # the most recent now
             return state

@@ -202,7 +202,7 @@ async def live(
         marked = _cli_async(env, checkout, "watermark", "end", "--timeout", str(patience))
         await while_running(worker, log, marked)
         await while_running(worker, log, wait_for_journeys(settings, patience))
-        cpu_s = await asyncio.to_thread(_cpu_seconds, worker.pid)
+        cpu_s = await asyncio.to_thread(cpu_seconds, worker.pid)
     await asyncio.to_thread(_no_traceback, log)
     name = TopicCatalogue.of(settings).name
     commands: list[bytes] = []
@@ -253,7 +253,7 @@ async def produce_audience(settings: Settings, customers: Path, consents: Path) 
         await producer.stop()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a running process, its threads included (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
