@@ -43,29 +43,34 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Every assigned input partition back to its committed offset, and one the group never
-        committed (or committed at 0) back to its beginning, as ``auto_offset_reset=earliest``
-        promises.
+        committed (or committed at 0) to its first offset, as ``auto_offset_reset=earliest``
+        promises; returns where each went, which Faust takes as the offset to read next.
 
         Faust rewinds with this after a rebalance, counting on it for the records it fetched
         and dropped meanwhile (while the tables recover, or a fetch cut off by the rebalance).
         aiokafka's ``seek_to_committed`` seeks only offsets above 0, so a partition without a
         commit kept the position the dropped records had moved it to, and they were never
         read: the new owner of a partition whose old owner was killed before its first commit
-        skipped those events (tests/integration/test_worker_group.py). Changelogs are left
-        alone: recovery seeks them itself."""
-        committed = await super().seek_to_committed()
+        skipped those events (tests/integration/test_worker_group.py). The first offset is
+        looked up, not left to aiokafka's reset, so ``route_fetch`` knows where the partition
+        starts. Changelogs are left alone: recovery seeks them itself."""
+        committed = dict(await super().seek_to_committed())
         never = [
             tp
             for tp, offset in committed.items()
             if (offset is None or offset <= 0) and not self._is_changelog_tp(tp)
         ]
         if never:
-            await self._thread.seek_to_beginning(*never)
+            first = await self.earliest_offsets(*never)
+            for tp in never:
+                await self._seek(tp, first[tp])
+                committed[tp] = first[tp]
         return committed
 
     # -- FetchRoute: what route_fetch needs of the consumer ------------------------------------
 
     def read_offset(self, tp: TP) -> int | None:
+        """The offset ``tp`` delivers next (Faust's ``seek`` and ``perform_seek`` set it so)."""
         return self._read_offset[tp]
 
     def set_read_offset(self, tp: TP, offset: int) -> None:
@@ -85,8 +90,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if self._rewound.get(tp) == offset:
             return False
         self._rewound[tp] = offset
-        await self.seek(tp, offset)
-        self._read_offset[tp] = offset - 1  # as if the record before it was just delivered
+        await self._seek(tp, offset)
+        self._read_offset[tp] = offset
         return True
 
     async def commit_if_due(self) -> None:
@@ -147,16 +152,17 @@ async def route_fetch(
 ) -> None:
     """Route one fetch: a message of a topic with a batch handler is tracked (so its ack
     counts) and joins that handler's batch, every other one goes through Faust's own
-    ``callback``; each handler gets its batch once the fetch is read, in fetch order. Messages
-    below a partition's read offset (delivered before a seek) are skipped. A jump in offsets
-    means records were fetched and dropped (Faust drops a fetch cut off by a rebalance, or one
-    of a partition not in its active set, and relies on a seek that does not always follow):
-    the partition is fetched again from the first missing offset (the rest of this fetch of it
-    is skipped), so the records are read rather than committed past; a jump still there after
-    that is a true gap (a compacted topic's) and is recorded as one, for topics with acks, so
-    the commit can pass it. Yields to the loop every
-    ``YIELD_EVERY`` messages. Returns once the changelog records the handlers' table writes
-    queued are handed to the producer (``settle_producer``)."""
+    ``callback``; each handler gets its batch once the fetch is read, in fetch order.
+
+    A partition's read offset is the offset it delivers next. A message below it was
+    delivered before a seek and is skipped. A message above it means records were fetched and
+    dropped (Faust drops a fetch cut off by a rebalance, or the records of a partition not in
+    its active set, and relies on a seek that does not always follow): the partition is
+    fetched again from its read offset (the rest of this fetch of it is skipped), so the
+    records are read rather than committed past. A jump still there after that is a true gap
+    (a compacted topic's) and is recorded as one, for topics with acks, so the commit can pass
+    it. Yields to the loop every ``YIELD_EVERY`` messages. Returns once the changelog records
+    the handlers' table writes queued are handed to the producer (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
     since_yield = 0
     read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
@@ -169,18 +175,18 @@ async def route_fetch(
         if read is not None and offset < read:
             continue  # already delivered before a seek
         handler = handlers.get(message.topic)
-        if read and offset - read > 1 and consumer.acks_enabled_for(message.topic):
-            if await consumer.rewind(tp, read + 1):
+        if read is not None and offset > read and consumer.acks_enabled_for(message.topic):
+            if await consumer.rewind(tp, read):
                 rewinding.add(tp)
                 continue
-            await consumer.add_gap(tp, read + 1, offset)
+            await consumer.add_gap(tp, read, offset - 1)
         await consumer.commit_if_due()
         if handler is None:
             await consumer.callback(message)
         else:
             consumer.track_message(message)
             batches.setdefault(handler, []).append(message)
-        set_read_offset(tp, offset)
+        set_read_offset(tp, offset + 1)
         since_yield += 1
         if since_yield >= YIELD_EVERY:
             since_yield = 0

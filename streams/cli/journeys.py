@@ -54,7 +54,13 @@ def add_parsers(commands: Any, kafka: CommandParser) -> None:
         metavar="FILE",
         help="consent records, JSONL; without them no SMS or email step is sent",
     )
-    jour.add_argument("--orders", type=Path, metavar="FILE", help="events; orders are taken")
+    jour.add_argument(
+        "--orders",
+        type=Path,
+        metavar="FILE",
+        help="events (JSONL, or a REES46 / Open CDP .csv export as detect reads them); "
+        "their orders are taken",
+    )
     jour.add_argument("--results", type=Path, metavar="FILE", help="send results, JSONL")
     jour.add_argument(
         "--products",

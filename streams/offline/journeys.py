@@ -11,7 +11,7 @@ time, so every pending step fires or is skipped at its own due moment).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -38,7 +38,7 @@ from streams.core.journey_inputs import (
 from streams.core.journey_state import CustomerState
 from streams.core.journeys import JourneyEngine, Outputs, anonymous
 from streams.offline.output import Reject
-from streams.offline.sources import read_lines
+from streams.offline.sources import detect_format, read_lines, read_rees46, unknown_type_of
 
 
 @dataclass(slots=True)
@@ -72,22 +72,42 @@ def _parse(kind: str, line: bytes) -> JourneyInput | None:
     return decode("send.results" if kind == "results" else kind, key, line)
 
 
+def _event_lines(path: Path, refused: Reject) -> Iterator[tuple[str, bytes]]:
+    """An event file's lines as ``cartpulse import`` writes them to Kafka, where the detector
+    forwards the orders from: a JSON lines file as it is, a REES46 / Open CDP export's rows
+    converted (docs/semantics.md, "Events"); a row that cannot be is ``refused`` with its
+    reason, a row of a type cartpulse does not know is passed over, as in a JSON lines file."""
+    if detect_format(path) == "jsonl":
+        yield from read_lines(path)
+        return
+    for record in read_rees46(path):
+        if record.payload is not None:
+            yield record.source, record.payload
+        elif unknown_type_of(reason := record.reason or "") is None:
+            refused(record.source, record.line, reason)
+
+
 def read_inputs(files: JourneyFiles, summary: JourneySummary, reject: Reject) -> list[JourneyInput]:
     """Every valid input of the files, in event-time order (ties: see ``order_key``)."""
     items: list[tuple[OrderKey, JourneyInput]] = []
     seq = 0
+
+    def refuse(where: str, line: bytes, reason: str) -> None:
+        summary.invalid += 1
+        reject(where, line, reason)
+
     for kind in (
         "customers", "consents", "orders", "abandonments", "results", "products", "engagement"
     ):  # fmt: skip
         path = getattr(files, kind)
         if path is None:
             continue
-        for where, line in read_lines(path):
+        lines = _event_lines(path, refuse) if kind == "orders" else read_lines(path)
+        for where, line in lines:
             try:
                 item = _parse(kind, line)
             except (InvalidRecord, orjson.JSONDecodeError) as exc:
-                summary.invalid += 1
-                reject(where, line, getattr(exc, "reason", None) or f"not valid JSON: {exc}")
+                refuse(where, line, getattr(exc, "reason", None) or f"not valid JSON: {exc}")
                 continue
             if item is None:
                 continue

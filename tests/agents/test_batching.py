@@ -47,7 +47,7 @@ class FakeConsumer:
         if (tp, offset) in self.rewinds:
             return False
         self.rewinds.append((tp, offset))
-        self.read[tp] = offset - 1
+        self.read[tp] = offset
         return True
 
     async def commit_if_due(self) -> None:
@@ -89,14 +89,14 @@ async def test_one_batch_per_handler_in_fetch_order_and_the_rest_through_faust()
     assert handler.batches == [[messages[0], messages[1], messages[3]]]
     assert consumer.tracked == handler.batches[0]  # tracked: their acks count for the commit
     assert consumer.stock == [messages[2]]
-    assert consumer.read == {CART: 1, CLICKS: 0, OTHER: 0}
+    assert consumer.read == {CART: 2, CLICKS: 1, OTHER: 1}  # the offsets each delivers next
     assert consumer.commit_checks == len(messages)
     assert consumer.settled == 1  # once the handlers wrote, their changelog records go out
 
 
 async def test_messages_delivered_before_a_seek_are_skipped_and_a_jump_is_fetched_again() -> None:
     consumer, handler = FakeConsumer(), Handler()
-    consumer.read[CART] = 5
+    consumer.read[CART] = 5  # a seek to 5 (the committed offset): 5 is delivered next
     messages = [message(CART, 4), message(CART, 5), message(CART, 9), message(CART, 10)]
     await route_fetch(fetched(messages), consumer, {CART.topic: handler})
     # 6-8 were fetched and dropped before: back to 6, and the rest of this fetch waits for them
@@ -105,17 +105,33 @@ async def test_messages_delivered_before_a_seek_are_skipped_and_a_jump_is_fetche
     again = [message(CART, 9), message(CART, 10)]  # 6-8 are not there: a true gap
     await route_fetch(fetched(again), consumer, {CART.topic: handler})
     assert handler.batches[1] == again
-    assert consumer.gaps == [(CART, 6, 9)]
+    assert consumer.gaps == [(CART, 6, 8)]
     stock = FakeConsumer()  # a topic through Faust's own path: the same
-    stock.read[OTHER] = 5
+    stock.read[OTHER] = 6
     await route_fetch(fetched([message(OTHER, 9)]), stock, {CART.topic: Handler()})
     assert stock.rewinds == [(OTHER, 6)] and stock.gaps == [] and stock.stock == []
     await route_fetch(fetched([message(OTHER, 9)]), stock, {CART.topic: Handler()})
-    assert stock.gaps == [(OTHER, 6, 9)] and len(stock.stock) == 1
+    assert stock.gaps == [(OTHER, 6, 8)] and len(stock.stock) == 1
     no_acks = FakeConsumer(acks=False)
     no_acks.read[CART] = 5
     await route_fetch(fetched(messages), no_acks, {CART.topic: Handler()})
     assert no_acks.gaps == [] and no_acks.rewinds == []
+
+
+async def test_a_partition_whose_first_fetch_was_dropped_is_read_from_where_it_was_sought() -> None:
+    # The first record after a seek is the one at the seek's offset: a fetch that starts past
+    # it (the records from the committed offset on were fetched and dropped) goes back there,
+    # the committed record included (it used to go back one past it and lose it), and so does
+    # a partition sought to 0 (one never committed).
+    for committed in (419, 0):
+        consumer, handler = FakeConsumer(), Handler()
+        consumer.read[CART] = committed
+        await route_fetch(fetched([message(CART, committed + 3)]), consumer, {CART.topic: handler})
+        assert consumer.rewinds == [(CART, committed)] and handler.batches == []
+        refetched = [message(CART, committed + n) for n in range(4)]
+        await route_fetch(fetched(refetched), consumer, {CART.topic: handler})
+        assert handler.batches == [refetched] and consumer.gaps == []
+        assert consumer.read[CART] == committed + 4
 
 
 async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -> None:

@@ -52,17 +52,12 @@ LATENESS = "20m"
 SESSION_TIMEOUT = "6s"
 
 # What these tests found (issue 17, "Several workers"). Input records of a reassigned partition
-# that Faust fetched and dropped used to be committed past (route_fetch now fetches them again,
-# and a never-committed partition is rewound to its beginning); the journeys' inputs take the
-# batch path, so none stalls in Faust's flow control. What is left in event mode comes and
-# goes, so its mark is not strict: a run that happens to dodge it passes.
-LATE_AFTER_REREAD = (
-    "Not mended: after the SIGKILL the group's output can still differ from offline. Seen on "
-    "2026-12-07 with the journeys on the batch path, one run each: 3 extra abandonments "
-    "(periods closed early: records fetched again after the rebalance arrived after the "
-    "partition's other input moved the watermark past them); every abandonment right but 15 "
-    "send commands missing; abandonments missing"
-)
+# that Faust fetched and dropped used to be committed past: route_fetch fetches them again,
+# from the offset the partition delivers next (it went back one past it, and lost the record
+# at the committed offset: an order, an abandonment, an event), and a never-committed
+# partition is sought to its first offset. The journeys' inputs take the batch path, so none
+# stalls in Faust's flow control. Offline, ``journeys --orders`` took no order from a CSV
+# export (each line was refused as JSON), so it sent the reminders the orders stop.
 SPLIT_PERIOD = (
     "A session abandoned twice under two ids: its two events, 0.3 s apart, ended up in two "
     "periods across the kill or the join; the cause is not found"
@@ -82,6 +77,13 @@ def distinct(records: list[bytes], field: str) -> dict[str, bytes]:
     return first
 
 
+def is_repeat(decision: bytes, abandonments: dict[str, bytes]) -> bool:
+    """Whether ``decision`` says an abandonment the journeys had taken came again."""
+    made = orjson.loads(decision)
+    repeat = (made["action"], made["reason"]) == ("ignored", "duplicate")
+    return repeat and made["abandonment_id"] in abandonments
+
+
 def differences(live: dict[str, bytes], offline: dict[str, bytes]) -> str:
     """What the group wrote against offline, by id: missing, extra, and the same id with other
     bytes (a few of each shown)."""
@@ -96,7 +98,6 @@ def differences(live: dict[str, bytes], offline: dict[str, bytes]) -> str:
     return "\n".join(shown)
 
 
-@pytest.mark.xfail(reason=LATE_AFTER_REREAD, strict=False)
 async def test_event_mode_group_that_loses_and_gains_a_worker_equals_offline(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -145,7 +146,10 @@ async def test_event_mode_group_that_loses_and_gains_a_worker_equals_offline(
     assert live_found == offline_found, differences(live_found, offline_found)
     live_sent, offline_sent = distinct(sent, "command_id"), distinct(wanted.commands, "command_id")
     assert live_sent == offline_sent, differences(live_sent, offline_sent)
-    assert set(decided) == set(wanted.decisions)
+    # A repeated abandonment is decided again, as a repeat: that decision is the only one
+    # offline has not.
+    repeats = {d for d in set(decided) - set(wanted.decisions) if is_repeat(d, offline_found)}
+    assert set(decided) - repeats == set(wanted.decisions)
 
 
 GAP_S = 5  # live mode's gap: a session silent this long is abandoned

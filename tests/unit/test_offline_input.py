@@ -1,15 +1,20 @@
-"""``cartpulse detect`` (``streams.offline.detect.detect_file``) against hostile input files."""
+"""``cartpulse detect`` (``streams.offline.detect.detect_file``) and ``cartpulse journeys``'
+orders (``streams.offline.journeys.read_inputs``) against hostile input files."""
 
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
 
+from streams.contract.journey import OrderIn
 from streams.core.detection import DetectorConfig
+from streams.core.journey_inputs import JourneyInput
 from streams.offline.detect import DetectSummary, detect_file
-from streams.offline.sources import Format
+from streams.offline.journeys import JourneyFiles, JourneySummary, read_inputs
+from streams.offline.sources import Format, read_rees46
 
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
@@ -79,3 +84,38 @@ def test_a_purchase_priced_minus_zero_is_an_order_in_csv_and_jsonl(tmp_path: Pat
     (cart,) = abandonments
     items = cart["cart"]["items"]  # type: ignore[index]
     assert [(i["product_id"], i["price"]) for i in items] == [("1", "0"), ("2", "0.0")]
+
+
+def test_journeys_take_a_csv_exports_orders_as_its_import_writes_them(tmp_path: Path) -> None:
+    """``cartpulse journeys --orders`` reads what ``detect`` reads: the orders of a REES46
+    export are its purchase rows as ``cartpulse import`` writes them (each CSV line was refused
+    as JSON, and no order was taken). A bad row is refused with its reason, a row of an
+    unknown type passed over; the other rows are no orders."""
+    csv = tmp_path / "p.csv"
+    csv.write_text(
+        HEADER
+        + "2019-10-01 00:00:00 UTC,view,1,2,,apple,10.00,7,s1\n"
+        + "2019-10-01 00:07:00 UTC,purchase,1,2,,apple,10.00,7,s1\n"
+        + "2019-10-01 00:08:00 UTC,purchase,1,2,,apple,ten,7,s1\n"
+        + "2019-10-01 00:09:00 UTC,wishlist,1,2,,apple,10.00,7,s1\n"
+    )
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_bytes(b"".join(r.payload + b"\n" for r in read_rees46(csv) if r.payload))
+    abandonments = tmp_path / "none.jsonl"
+    abandonments.write_bytes(b"")
+
+    def read(orders: Path) -> tuple[list[JourneyInput], list[str], JourneySummary]:
+        rejected, summary = [], JourneySummary()
+
+        def reject(where: str, line: bytes, reason: str) -> None:
+            rejected.append(f"{where}: {reason}")
+
+        files = JourneyFiles(abandonments, orders=orders)
+        return read_inputs(files, summary, reject), rejected, summary
+
+    (order,), refused, summary = read(csv)
+    assert isinstance(order, OrderIn) and order.customer_id == "7"
+    assert order.value == Decimal("10.00")
+    assert len(refused) == 1 and refused[0].startswith("p.csv:4: ")
+    assert (summary.inputs["orders"], summary.invalid) == (1, 1)
+    assert read(jsonl)[0] == [order]
