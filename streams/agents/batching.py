@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -40,6 +47,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     batch_handlers: dict[str, BatchHandler]
     _rewound: dict[TP, int] | None = None  # per partition, where ``rewind`` last went back to
+    _sought: set[TP] | None = (
+        None  # partitions sought by ``seek_wait`` that delivered nothing since
+    )
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Every assigned input partition back to its committed offset, and one the group never
@@ -53,19 +63,60 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         read: the new owner of a partition whose old owner was killed before its first commit
         skipped those events (tests/integration/test_worker_group.py). The first offset is
         looked up, not left to aiokafka's reset, so ``route_fetch`` knows where the partition
-        starts. Changelogs are left alone: recovery seeks them itself."""
-        committed = dict(await super().seek_to_committed())
-        never = [
-            tp
-            for tp, offset in committed.items()
-            if (offset is None or offset <= 0) and not self._is_changelog_tp(tp)
-        ]
+        starts. Each read offset is set as soon as its partition is sought (Faust sets them only
+        once all are, and ``route_fetch`` skips records until then). Changelogs are left out:
+        recovery seeks them itself and their read offsets stay (Faust would clear them)."""
+        committed = {
+            tp: offset
+            for tp, offset in (await super().seek_to_committed()).items()
+            if not self._is_changelog_tp(tp)
+        }
+        never = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
+        for tp, offset in committed.items():
+            if tp not in never:
+                self._read_offset[tp] = offset
         if never:
             first = await self.earliest_offsets(*never)
             for tp in never:
                 await self._seek(tp, first[tp])
-                committed[tp] = first[tp]
+                committed[tp] = self._read_offset[tp] = first[tp]
         return committed
+
+    # -- records Faust fetched and would drop ----------------------------------------------
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 - Faust's signature
+        """Faust's ``getmany`` (faust/transport/consumer.py), which fetches and then drops the
+        records of a partition not in its active set, or the rest of a fetch once the flow
+        stops or the generation changes. The position has moved past them all the same, so
+        unless a seek follows they are never read: a changelog's were missing from a standby
+        copy and from a replay (docs/operations.md, "Failover"), an input's could be skipped
+        or make the detector take the input for caught up. Here a partition whose records
+        were dropped is sought back to the first of them when that is still the offset it
+        delivers next (its read offset): a seek since (a rebalance's) moved or cleared the read
+        offset and decides instead."""
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        generation = self.app.consumer_generation_id
+        unread = {tp: batch[0].offset for tp, batch in records.items() if batch}
+        if self.flow_active:
+            buffered = self._buffered_partitions
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    break
+                if active is None or tp in active or tp in buffered:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    unread[tp] = record.offset + 1
+                    yield tp, self._to_message(tp, record)
+        else:
+            await self.perform_seek()  # as Faust does; changelogs are not among its seeks
+        assigned = self.assignment()
+        for tp, offset in unread.items():
+            dropped = offset <= records[tp][-1].offset
+            if dropped and tp in assigned and self._read_offset[tp] == offset:
+                await self._seek(tp, offset)
+                self._read_offset[tp] = offset
+                self._mark_sought(tp)
 
     # -- FetchRoute: what route_fetch needs of the consumer ------------------------------------
 
@@ -75,6 +126,25 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def set_read_offset(self, tp: TP, offset: int) -> None:
         self._read_offset[tp] = offset
+        if self._sought:
+            self._sought.discard(tp)
+
+    def just_sought(self, tp: TP) -> bool:
+        return self._sought is not None and tp in self._sought
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        """Faust's (the changelogs' seeks, by table recovery), with each partition's read
+        offset set to where it went, 0 included (Faust leaves none there): ``route_fetch``
+        then fetches again a partition whose first record comes from past it."""
+        await super().seek_wait(partitions)
+        for tp, offset in partitions.items():
+            self._read_offset[tp] = offset
+            self._mark_sought(tp)
+
+    def _mark_sought(self, tp: TP) -> None:
+        if self._sought is None:
+            self._sought = set()
+        self._sought.add(tp)
 
     def acks_enabled_for(self, topic: str) -> bool:
         return bool(self.app.topics.acks_enabled_for(topic))
@@ -92,6 +162,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self._rewound[tp] = offset
         await self._seek(tp, offset)
         self._read_offset[tp] = offset
+        self._mark_sought(tp)
         return True
 
     async def commit_if_due(self) -> None:
@@ -131,6 +202,10 @@ class FetchRoute(Protocol):
 
     def read_offset(self, tp: TP, /) -> int | None: ...
     def set_read_offset(self, tp: TP, offset: int, /) -> None: ...
+    def just_sought(self, tp: TP, /) -> bool:
+        """Whether ``tp`` was sought (a changelog, by recovery) and delivered nothing since."""
+        ...
+
     def acks_enabled_for(self, topic: str, /) -> bool: ...
     async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None: ...
     async def rewind(self, tp: TP, offset: int, /) -> bool:
@@ -154,15 +229,23 @@ async def route_fetch(
     counts) and joins that handler's batch, every other one goes through Faust's own
     ``callback``; each handler gets its batch once the fetch is read, in fetch order.
 
-    A partition's read offset is the offset it delivers next. A message below it was
-    delivered before a seek and is skipped. A message above it means records were fetched and
-    dropped (Faust drops a fetch cut off by a rebalance, or the records of a partition not in
-    its active set, and relies on a seek that does not always follow): the partition is
-    fetched again from its read offset (the rest of this fetch of it is skipped), so the
+    A partition's read offset is the offset it delivers next. A partition without one has not
+    been sought since it was assigned (Faust seeks every partition it is given before it reads
+    it: the inputs to their committed offsets, the changelogs where recovery starts, but it
+    lets records through meanwhile): its records come from wherever the consumer stood, and
+    are skipped; the seek decides what is read. A message below it was delivered before a
+    seek and is skipped. A message above it, in a topic with acks (the
+    inputs), means records were fetched and dropped (Faust drops a fetch cut off by a
+    rebalance, or the records of a partition not in its active set, and relies on a seek that
+    does not always follow; and the first fetch after a seek may start past it): the partition
+    is fetched again from its read offset (the rest of this fetch of it is skipped), so the
     records are read rather than committed past. A jump still there after that is a true gap
-    (a compacted topic's) and is recorded as one, for topics with acks, so the commit can pass
-    it. Yields to the loop every ``YIELD_EVERY`` messages. Returns once the changelog records
-    the handlers' table writes queued are handed to the producer (``settle_producer``)."""
+    (a compacted topic's) and is recorded as one so the commit can pass it. A changelog is
+    compacted, so its jumps are looked at only on the first record after recovery sought it:
+    table recovery takes every record above the last it applied and would never read the
+    records skipped there. Yields to the loop every ``YIELD_EVERY`` messages. Returns once the
+    changelog records the handlers' table writes queued are handed to the producer
+    (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
     since_yield = 0
     read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
@@ -172,14 +255,17 @@ async def route_fetch(
             continue
         offset = message.offset
         read = read_offset(tp)
-        if read is not None and offset < read:
-            continue  # already delivered before a seek
+        if read is None or offset < read:
+            continue  # not sought yet since it was assigned, or delivered before a seek
         handler = handlers.get(message.topic)
-        if read is not None and offset > read and consumer.acks_enabled_for(message.topic):
-            if await consumer.rewind(tp, read):
-                rewinding.add(tp)
-                continue
-            await consumer.add_gap(tp, read, offset - 1)
+        if offset > read:
+            acks = consumer.acks_enabled_for(message.topic)
+            if acks or consumer.just_sought(tp):
+                if await consumer.rewind(tp, read):
+                    rewinding.add(tp)
+                    continue
+                if acks:
+                    await consumer.add_gap(tp, read, offset - 1)
         await consumer.commit_if_due()
         if handler is None:
             await consumer.callback(message)

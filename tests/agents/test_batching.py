@@ -24,6 +24,7 @@ class FakeConsumer:
     def __init__(self, acks: bool = True) -> None:
         self.read: dict[TP, int] = {}
         self.acks = acks
+        self.sought: set[TP] = set()
         self.gaps: list[tuple[TP, int, int]] = []
         self.rewinds: list[tuple[TP, int]] = []
         self.commit_checks = 0
@@ -36,6 +37,10 @@ class FakeConsumer:
 
     def set_read_offset(self, tp: TP, offset: int, /) -> None:
         self.read[tp] = offset
+        self.sought.discard(tp)
+
+    def just_sought(self, tp: TP, /) -> bool:
+        return tp in self.sought
 
     def acks_enabled_for(self, topic: str, /) -> bool:
         return self.acks
@@ -80,16 +85,19 @@ class Handler:
         self.batches.append(list(batch))
 
 
-async def test_one_batch_per_handler_in_fetch_order_and_the_rest_through_faust() -> None:
+async def test_one_batch_per_handler_in_fetch_order_the_rest_through_faust_none_unsought() -> None:
     consumer, handler = FakeConsumer(), Handler()
     route: FetchRoute = consumer
     handlers: dict[str, BatchHandler] = {CART.topic: handler, CLICKS.topic: handler}
+    consumer.read = {CART: 0, CLICKS: 0, OTHER: 0}  # each sought to 0
+    unsought = TP("t.cart", 1)  # assigned, not sought yet: from wherever the consumer stood
     messages = [message(CART, 0), message(CLICKS, 0), message(OTHER, 0), message(CART, 1)]
-    await route_fetch(fetched(messages), route, handlers)
+    await route_fetch(fetched([*messages, message(unsought, 7)]), route, handlers)
     assert handler.batches == [[messages[0], messages[1], messages[3]]]
     assert consumer.tracked == handler.batches[0]  # tracked: their acks count for the commit
     assert consumer.stock == [messages[2]]
     assert consumer.read == {CART: 2, CLICKS: 1, OTHER: 1}  # the offsets each delivers next
+    assert consumer.rewinds == [] and consumer.gaps == []
     assert consumer.commit_checks == len(messages)
     assert consumer.settled == 1  # once the handlers wrote, their changelog records go out
 
@@ -134,6 +142,24 @@ async def test_a_partition_whose_first_fetch_was_dropped_is_read_from_where_it_w
         assert consumer.read[CART] == committed + 4
 
 
+async def test_a_changelog_is_fetched_again_only_when_its_first_record_after_a_seek_jumps() -> None:
+    # Recovery sought the changelog to 40 (the record after the last it applied): a fetch
+    # that starts at 45 would have it apply 45 on and never read 40-44. Fetched again from 40;
+    # still 45 there (compaction removed 40-44): taken, no gap recorded (changelogs have no
+    # acks). Later jumps are compaction's, and taken as they come.
+    changelog = TP("t.cartpulse-detector-sessions-changelog", 3)
+    consumer, handler = FakeConsumer(acks=False), Handler()
+    consumer.read[changelog], consumer.sought = 40, {changelog}
+    jumped = [message(changelog, 45), message(changelog, 46)]
+    await route_fetch(fetched(jumped), consumer, {CART.topic: handler})
+    assert consumer.rewinds == [(changelog, 40)] and consumer.stock == []
+    consumer.sought.add(changelog)  # the rewind is a seek too
+    await route_fetch(fetched(jumped), consumer, {CART.topic: handler})
+    assert consumer.stock == jumped and consumer.gaps == []
+    await route_fetch(fetched([message(changelog, 60)]), consumer, {CART.topic: handler})
+    assert len(consumer.stock) == 3 and consumer.rewinds == [(changelog, 40)]
+
+
 async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -> None:
     consumer, handler = FakeConsumer(), Handler()
     ticks = 0
@@ -148,6 +174,7 @@ async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -
     await asyncio.sleep(0)
     before = ticks
     messages = [message(CART, offset) for offset in range(2 * YIELD_EVERY)]
+    consumer.read[CART] = 0
     await route_fetch(fetched(messages), consumer, {CART.topic: handler})
     counter.cancel()
     with contextlib.suppress(asyncio.CancelledError):
