@@ -74,7 +74,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         never = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
         for tp, offset in committed.items():
             if tp not in never:
+                # Sought again once its read offset is set: a record fetched between aiokafka's
+                # seek and now was skipped, and would be lost if it was the partition's last.
                 self._read_offset[tp] = offset
+                await self._seek(tp, offset)
         if never:
             first = await self.earliest_offsets(*never)
             for tp in never:
@@ -131,6 +134,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def just_sought(self, tp: TP) -> bool:
         return self._sought is not None and tp in self._sought
+
+    def rebalancing(self) -> bool:
+        return bool(self.app.rebalancing)
 
     async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
         """Faust's (the changelogs' seeks, by table recovery), with each partition's read
@@ -206,6 +212,10 @@ class FetchRoute(Protocol):
         """Whether ``tp`` was sought (a changelog, by recovery) and delivered nothing since."""
         ...
 
+    def rebalancing(self) -> bool:
+        """Whether the group is rebalancing (until Faust has sought the inputs and resumed)."""
+        ...
+
     def acks_enabled_for(self, topic: str, /) -> bool: ...
     async def add_gap(self, tp: TP, offset_from: int, offset_to: int, /) -> None: ...
     async def rewind(self, tp: TP, offset: int, /) -> bool:
@@ -229,23 +239,23 @@ async def route_fetch(
     counts) and joins that handler's batch, every other one goes through Faust's own
     ``callback``; each handler gets its batch once the fetch is read, in fetch order.
 
-    A partition's read offset is the offset it delivers next. A partition without one has not
-    been sought since it was assigned (Faust seeks every partition it is given before it reads
-    it: the inputs to their committed offsets, the changelogs where recovery starts, but it
-    lets records through meanwhile): its records come from wherever the consumer stood, and
-    are skipped; the seek decides what is read. A message below it was delivered before a
-    seek and is skipped. A message above it, in a topic with acks (the
-    inputs), means records were fetched and dropped (Faust drops a fetch cut off by a
+    A partition's read offset is the offset it delivers next. While the group rebalances, a
+    partition without one has not been sought since it was assigned (Faust seeks every partition
+    it is given before the rebalance ends: the inputs to their committed offsets, the changelogs
+    where recovery starts, but it lets records through meanwhile): its records come from
+    wherever the consumer stood, and are skipped; the seek decides what is read. Once the
+    rebalance is over, such a record is taken (no seek is coming). A message below the read
+    offset was delivered before a seek and is skipped. A message above it, in a topic with acks
+    (the inputs), means records were fetched and dropped (Faust drops a fetch cut off by a
     rebalance, or the records of a partition not in its active set, and relies on a seek that
     does not always follow; and the first fetch after a seek may start past it): the partition
     is fetched again from its read offset (the rest of this fetch of it is skipped), so the
-    records are read rather than committed past. A jump still there after that is a true gap
-    (a compacted topic's) and is recorded as one so the commit can pass it. A changelog is
+    records are read rather than committed past. A jump still there after that is a true gap (a
+    compacted topic's) and is recorded as one so the commit can pass it. A changelog is
     compacted, so its jumps are looked at only on the first record after recovery sought it:
-    table recovery takes every record above the last it applied and would never read the
-    records skipped there. Yields to the loop every ``YIELD_EVERY`` messages. Returns once the
-    changelog records the handlers' table writes queued are handed to the producer
-    (``settle_producer``)."""
+    table recovery takes every record above the last it applied and would never read the records
+    skipped there. Yields to the loop every ``YIELD_EVERY`` messages. Returns once the changelog
+    records the handlers' table writes queued are handed to the producer (``settle_producer``)."""
     batches: dict[BatchHandler, list[Message]] = {}
     since_yield = 0
     read_offset, set_read_offset = consumer.read_offset, consumer.set_read_offset
@@ -255,10 +265,13 @@ async def route_fetch(
             continue
         offset = message.offset
         read = read_offset(tp)
-        if read is None or offset < read:
-            continue  # not sought yet since it was assigned, or delivered before a seek
+        if read is None:
+            if consumer.rebalancing():
+                continue  # not sought yet since it was assigned: the seek decides
+        elif offset < read:
+            continue  # delivered before a seek
         handler = handlers.get(message.topic)
-        if offset > read:
+        if read is not None and offset > read:
             acks = consumer.acks_enabled_for(message.topic)
             if acks or consumer.just_sought(tp):
                 if await consumer.rewind(tp, read):

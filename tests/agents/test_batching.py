@@ -25,6 +25,7 @@ class FakeConsumer:
         self.read: dict[TP, int] = {}
         self.acks = acks
         self.sought: set[TP] = set()
+        self.settling = True  # a rebalance is under way
         self.gaps: list[tuple[TP, int, int]] = []
         self.rewinds: list[tuple[TP, int]] = []
         self.commit_checks = 0
@@ -41,6 +42,9 @@ class FakeConsumer:
 
     def just_sought(self, tp: TP, /) -> bool:
         return tp in self.sought
+
+    def rebalancing(self) -> bool:
+        return self.settling
 
     def acks_enabled_for(self, topic: str, /) -> bool:
         return self.acks
@@ -100,6 +104,10 @@ async def test_one_batch_per_handler_in_fetch_order_the_rest_through_faust_none_
     assert consumer.rewinds == [] and consumer.gaps == []
     assert consumer.commit_checks == len(messages)
     assert consumer.settled == 1  # once the handlers wrote, their changelog records go out
+    consumer.settling = False  # the rebalance is over and no seek came: taken as it is
+    late = message(unsought, 7)
+    await route_fetch(fetched([late]), route, handlers)
+    assert handler.batches[-1] == [late] and consumer.read[unsought] == 8
 
 
 async def test_messages_delivered_before_a_seek_are_skipped_and_a_jump_is_fetched_again() -> None:
