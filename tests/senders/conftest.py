@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from senders.adapters.consents import ConsentStore
 from senders.adapters.heartbeat import BEAT_INTERVAL, MirrorHeartbeat
 from senders.core.keys import Keys
 from senders.runtime.app import sender_topics
@@ -150,6 +151,23 @@ async def opt_in(
             }
         ),
     )
+
+
+async def until_mirrored(
+    store: ConsentStore, statuses: dict[str, str], channel: Channel = "sms", within: float = 15.0
+) -> None:
+    """Wait until Redis holds each customer's consent with the status given: the mirror reads
+    the consents topic's partitions independently, so one customer mirrored says nothing of
+    another's."""
+    deadline = time.monotonic() + within
+    while True:
+        held = {c: await store.get(c, channel) for c in statuses}
+        missing = {c: s for c, s in statuses.items() if getattr(held[c], "status", None) != s}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not mirrored within {within} s: {missing}")
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ from tests.senders.conftest import (
     results,
     running,
     sender_settings,
+    until_mirrored,
 )
 from tests.support.net import free_port
 from tests.support.webhooks import ACCOUNT_SID, AUTH_TOKEN
@@ -99,11 +100,11 @@ async def test_every_outcome_end_to_end(
             )
             # and a consent record the mirror cannot use: dead-lettered, the mirror goes on
             await kafka.send_and_wait(f"{s.topic_prefix}consents", key=b"c1:fax", value=b"{}")
-        for _ in range(200):  # the mirror has caught up with the consents
-            consent = await store.get(opted_out.customer_id, "sms")
-            if consent is not None and consent.status == "opted_out":
-                break
-            await asyncio.sleep(0.05)
+        await until_mirrored(
+            store,
+            {c.customer_id: "opted_in" for c in batch if c not in (no_consent, opted_out)}
+            | {opted_out.customer_id: "opted_out"},
+        )
         await produce_commands(s, [*batch, ok])  # ``ok`` twice: a redelivered duplicate
         async with kafka_producer(s) as kafka:
             for raw in (b"not json at all", orjson.dumps({**ok.to_dict(), "to": "12345"})):
@@ -115,7 +116,7 @@ async def test_every_outcome_end_to_end(
         again_invalid = command(to=invalid_number.to)
         async with kafka_producer(s) as kafka:
             await opt_in(kafka, s, again_invalid.customer_id, "sms")
-        await asyncio.sleep(0.5)
+        await until_mirrored(store, {again_invalid.customer_id: "opted_in"})
         await produce_commands(s, [again_stopped, again_invalid])
         found = await results(s, len(batch) + 3)
 
@@ -124,7 +125,7 @@ async def test_every_outcome_end_to_end(
         recovered = command()
         async with kafka_producer(s) as kafka:
             await opt_in(kafka, s, recovered.customer_id, "sms")
-        await asyncio.sleep(0.5)
+        await until_mirrored(store, {recovered.customer_id: "opted_in"})
         await produce_commands(s, [recovered])
         after = await results(s, len(batch) + 4)
         assert [r.status for r in after if r.command_id == recovered.command_id] == ["sent"]

@@ -39,6 +39,7 @@ from tests.senders.conftest import (
     results,
     running,
     sender_settings,
+    until_mirrored,
 )
 from tests.support.net import free_port
 from tests.support.webhooks import (
@@ -95,12 +96,7 @@ async def sms_stack(
         async with kafka_producer(s) as kafka:
             for customer in customers:
                 await opt_in(kafka, s, customer, "sms")
-
-        async def opted_in() -> bool:
-            consents = [await store.get(customer, "sms") for customer in customers]
-            return all(c is not None and c.status == "opted_in" for c in consents)
-
-        await wait_for(opted_in, 30)
+        await until_mirrored(store, dict.fromkeys(customers, "opted_in"), within=30)
         yield started
 
 
