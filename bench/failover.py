@@ -6,9 +6,11 @@ alone, RocksDB, 8 partitions) in one group, each with its own state directory. `
 open sessions are produced straight to the input topics (aiokafka, in batches: the importer's
 pacing would take too long at 1M): a ``product_viewed`` each and, for every other session, a
 ``cart_item_added``, all within ten minutes of event time, so none closes (the gap is 30
-minutes). Once the group has committed every input record and the changelog has settled (and
-five seconds more: standbys read it behind the active), the second worker is sent SIGKILL and
-one probe ``order_completed`` goes to every partition. Two times from the kill:
+minutes). Once the group has committed every input record, the changelog has settled and the
+survivor's standby copies have caught up with it (``cartpulse_table_standby_lag_records``: a
+failover in steady state, not while the standbys still read the initial load), the second
+worker is sent SIGKILL and one probe ``order_completed`` goes to every partition. Two times
+from the kill:
 
 - served: every partition's probe order is on ``orders`` (the detector forwards an order as
   soon as it takes it, and it takes a partition's first record only after loading that
@@ -17,7 +19,8 @@ one probe ``order_completed`` goes to every partition. Two times from the kill:
 
 Both include the group noticing the death (``CARTPULSE_SESSION_TIMEOUT``, 10 s). The survivor's
 log says, per partition loaded after the kill, how many sessions it restored, how many table
-entries it read for them and how long that took.
+entries it read for them and how long that took, and which partitions it kept through the
+rebalance (its own, given back: not loaded again).
 
 ``python bench/failover.py --sizes 10000 --standbys 0,1`` prints the markdown section.
 """
@@ -64,8 +67,9 @@ SPREAD_MS = 10 * 60_000  # the sessions' events span ten minutes: within one 30-
 CHUNK = 20_000
 PATIENCE = 1800.0
 HEARTBEATS_PER_S = 4 * PARTITIONS  # a watermark record per partition and flush, and slack
-STANDBY_MARGIN_S = 5.0
+STANDBY_LAG = "cartpulse_table_standby_lag_records"
 PROBE_PATIENCE_S = 240.0  # a partition not served by then is reported as never served
+KEPT = re.compile(r"partition (\d+): (\d+) sessions kept through the rebalance")
 RESTORED = re.compile(
     r"partition (\d+): (\d+) sessions restored from (\d+) table entries read in ([\d.]+) s"
 )
@@ -91,7 +95,10 @@ class Failover:
     held_s: float | None  # kill → the survivor's gauge holds every session (None: never)
     held: int  # the most sessions the survivor's gauge counted
     restores: tuple[Restore, ...]  # the survivor's partition loads after the kill
-    survivor_rss_mb: float
+    kept: int  # the survivor's partitions kept through the rebalance (not loaded again)
+    standby_lag: int  # changelog records the survivor's standbys had yet to apply at the kill
+    survivor_rss_before_mb: float  # the survivor's resident memory just before the kill
+    survivor_rss_mb: float  # and once every partition was served (or given up on)
 
 
 def log(message: str) -> None:
@@ -187,10 +194,10 @@ async def load(settings: Settings, sessions: int) -> None:
         await out.stop()
 
 
-async def caught_up(settings: Settings, changelog: str) -> None:
+async def caught_up(settings: Settings, changelog: str, survivor_port: int) -> int:
     """Until the group has committed every input, the changelog grows by no more than the
-    partitions' watermark records (each flush writes one), and then ``STANDBY_MARGIN_S``
-    more: standbys read the changelog behind the active (nothing outside shows how far)."""
+    partitions' watermark records (each flush writes one), and the survivor's standby copies
+    are no further behind it than that; returns how far behind they were."""
     name = TopicCatalogue.of(settings).name
     inputs = [name(Topic.CLICKSTREAM), name(Topic.CART)]
     deadline = time.monotonic() + PATIENCE
@@ -205,7 +212,11 @@ async def caught_up(settings: Settings, changelog: str) -> None:
         if now - last <= HEARTBEATS_PER_S:
             break
         last = now
-    await asyncio.sleep(STANDBY_MARGIN_S)
+    while (lag := await metric(survivor_port, STANDBY_LAG)) is None or lag > HEARTBEATS_PER_S:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the standbys did not catch up ({lag} records behind)")
+        await asyncio.sleep(1.0)
+    return int(lag)
 
 
 async def fetch(port: int, path: str) -> tuple[int, str] | None:
@@ -300,18 +311,29 @@ async def sessions_held(port: int, sessions: int) -> tuple[float | None, int]:
     return None, most
 
 
-def restores_after(log_file: Path, kill: float) -> tuple[Restore, ...]:
+def logged_after(log_file: Path, kill: float, pattern: re.Pattern[str]) -> list[tuple[str, ...]]:
+    """The groups of each of the log's messages that ``pattern`` finds, from ``kill`` on."""
     found = []
     for line in log_file.read_text(errors="replace").splitlines():
         if not line.startswith("{"):
             continue
         entry = orjson.loads(line)
         at = datetime.fromisoformat(entry["at"]).timestamp()
-        matched = RESTORED.search(entry.get("message", ""))
+        matched = pattern.search(entry.get("message", ""))
         if matched and at >= kill:
-            p, n, read, seconds = matched.groups()
-            found.append(Restore(int(p), int(n), int(read), float(seconds)))
-    return tuple(found)
+            found.append(matched.groups())
+    return found
+
+
+def restores_after(log_file: Path, kill: float) -> tuple[Restore, ...]:
+    return tuple(
+        Restore(int(p), int(n), int(read), float(seconds))
+        for p, n, read, seconds in logged_after(log_file, kill, RESTORED)
+    )
+
+
+def kept_after(log_file: Path, kill: float) -> list[tuple[str, ...]]:
+    return logged_after(log_file, kill, KEPT)
 
 
 def worker(
@@ -356,10 +378,11 @@ async def failover(work: Path, sessions: int, standbys: int) -> Failover:
             await all_ready(ports)
             started = time.monotonic()
             await load(settings, sessions)
-            await caught_up(settings, changelog)
+            standby_lag = await caught_up(settings, changelog, ports[0])
             load_s = time.monotonic() - started
             log(f"{sessions:,} sessions loaded and caught up in {load_s:.1f} s")
             _, since = await topic_offsets(settings, [name(Topic.ORDERS)])
+            rss_before = resident_mb(survivor.pid)
             kill = time.time()
             victim.send_signal(signal.SIGKILL)
             log(f"worker {victim.pid} killed at {iso(int(kill * 1000))}")
@@ -370,6 +393,7 @@ async def failover(work: Path, sessions: int, standbys: int) -> Failover:
             )
             rss = resident_mb(survivor.pid)
         restores = restores_after(logs[0], kill)
+        kept = len(kept_after(logs[0], kill))
         return Failover(
             sessions=sessions,
             standbys=standbys,
@@ -379,7 +403,10 @@ async def failover(work: Path, sessions: int, standbys: int) -> Failover:
             held_s=None if held_at is None else held_at - kill,
             held=held,
             restores=restores,
+            survivor_rss_before_mb=rss_before,
             survivor_rss_mb=rss,
+            kept=kept,
+            standby_lag=standby_lag,
         )
     finally:
         await delete_topics(settings, prefix)
@@ -399,25 +426,31 @@ def section(runs: list[Failover]) -> str:
         )
         rows.append(
             f"| {run.sessions:,} | {run.standbys} | {served} | {held} | "
-            f"{run.held:,} | {len(run.restores)} | {restored:,} | {read:,} | {loading:.1f} | "
-            f"{run.survivor_rss_mb:,.0f} | {run.load_s:.0f} |"
+            f"{run.held:,} | {run.standby_lag:,} | {len(run.restores)} | {run.kept} | "
+            f"{restored:,} | {read:,} | {loading:.1f} | "
+            f"{run.survivor_rss_before_mb:,.0f} → {run.survivor_rss_mb:,.0f} | {run.load_s:.0f} |"
         )
     return (
         f"Two `cartpulse worker --clock event` processes (the detector alone, RocksDB, "
         f"{PARTITIONS} partitions, the default 10 s session timeout) share the open sessions; "
-        "the second is killed (SIGKILL) once both have caught up. *Served*: seconds from the "
+        "the second is killed (SIGKILL) once both have caught up and the survivor's standby "
+        "copies are within a second's changelog records of the end (*standby lag*, "
+        "`cartpulse_table_standby_lag_records`). *Served*: seconds from the "
         "kill until a probe order sent to every partition is on `orders` (a partition takes "
         f"its first record only after loading its sessions from the table; never: not within "
         f"{PROBE_PATIENCE_S:.0f} s). *Held*: seconds "
         "until the survivor's `cartpulse_detector_open_sessions` counts every session (never: "
         f"not within {PROBE_PATIENCE_S:.0f} s; *sessions held* is the most it counted, probes "
         "included). The "
-        "partitions the survivor loaded after the kill, the sessions they restored, the table "
+        "partitions the survivor loaded after the kill, those it kept through the rebalance "
+        "(its own, given back), the sessions the loads restored, the table "
         "entries read for them and the seconds that took come from its log "
         "(`bench/failover.py`).\n\n"
-        "| open sessions | standbys | served (s) | held (s) | sessions held | partitions loaded "
-        "| sessions restored | table entries read | loading (s) | survivor RSS (MiB) | load + "
-        "catch-up (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "| open sessions | standbys | served (s) | held (s) | sessions held | standby lag "
+        "| partitions loaded | partitions kept "
+        "| sessions restored | table entries read | loading (s) | survivor RSS before → after "
+        "(MiB) | load + "
+        "catch-up (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
 
 

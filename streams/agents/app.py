@@ -142,9 +142,16 @@ def create_app(
         if journeys is not None:
             journeys.revoke({tp.partition for tp in revoked if tp.topic == journey_ticks})
 
+    @app.on_partitions_assigned.connect
+    def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        partitions = {tp.partition for tp in assigned if tp.topic in inputs}
+        shell.assign(partitions, app.consumer_generation_id)
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
+            gauge_standby_lag(app, metrics)
             # Faust hands content_type to aiohttp, which refuses a charset in it.
             return self.bytes(generate_latest(metrics_registry), content_type=EXPOSITION)
 
@@ -160,6 +167,27 @@ def create_app(
             return self.json({"ready": ready}, status=200 if ready else 503)
 
     return app, shell
+
+
+def gauge_standby_lag(app: Any, metrics: DetectorMetrics) -> None:
+    """Per table, how far this worker's standby copies are behind their changelogs: the records
+    a promoted standby applies before its partition is served (docs/operations.md, "Failover").
+    The end is the consumer's last fetched highwater, or recovery's when nothing was fetched."""
+    recovery = app.tables.recovery
+    lag: dict[str, int] = {table.name: 0 for table in app.tables.values()}
+    assigned = app.consumer.assignment()
+    for tp in recovery.standby_tps:
+        if tp not in assigned:
+            continue  # unassigned meanwhile (a rebalance): not a standby now
+        end = app.consumer.highwater(tp)
+        if end is None:
+            end = recovery.standby_highwaters.get(tp, -1) + 1
+        applied = recovery.standby_offsets.get(tp)
+        behind = end - (applied + 1 if applied is not None else 0)
+        name = recovery.tp_to_table[tp].name
+        lag[name] = lag.get(name, 0) + max(0, behind)
+    for name, records in lag.items():
+        metrics.standby_lag.labels(name).set(records)
 
 
 def _credentials(settings: Settings) -> Any:

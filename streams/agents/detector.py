@@ -7,6 +7,14 @@ acknowledged (so its offset may be committed) only after the abandonments it cau
 their topic and the state it changed is in the table's changelog. A crash therefore replays
 unacknowledged messages against the last persisted state: repeated events are dropped by their
 event_id, and an abandonment may be emitted again with the same ``abandonment_id``.
+
+A rebalance revokes every partition (Faust's eager protocol) and mostly gives a worker its own
+back. A partition whose sessions are all in the table when it is revoked (``clean``) keeps its
+``Detector`` aside, and takes it up again when the very next generation assigns it back here:
+no other worker can have owned it in between, so the table holds what the detector holds, and
+the load (about half a second per 125k sessions) is saved. Any other case loads from the table.
+Records of a partition revoked since they were fetched are not taken: they come again, from the
+committed offset, to whichever worker owns the partition next.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ class PartitionWorker(Generic[M, T]):
     last_message: M | None = None  # the latest taken: table writes need a current event
     swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
+    clean: bool = True  # the table holds every change the detector made (nothing taken since)
 
 
 class DetectorShell(Generic[M, T]):
@@ -110,6 +119,9 @@ class DetectorShell(Generic[M, T]):
         self.max_record_bytes = max_record_bytes
         self.wall_clock = wall_clock
         self.partitions: dict[int, PartitionWorker[M, T]] = {}
+        self._assigned: set[int] | None = None  # the input partitions owned (None: not told)
+        self._generation: int | None = None  # the group generation they were assigned in
+        self._kept: dict[int, Detector] = {}  # clean detectors of the partitions just revoked
         self._taken: dict[tuple[str, str], int] = {}
         self._ticks = topics.name(Topic.TICKS)
         self._repartition = topics.name(Topic.REPARTITION)
@@ -133,9 +145,12 @@ class DetectorShell(Generic[M, T]):
         for message in messages:
             by_partition.setdefault(message.partition, []).append(message)
         for partition, batch in by_partition.items():
+            if self._assigned is not None and partition not in self._assigned:
+                continue  # revoked since it was fetched (a revocation may come at any await)
             worker = self.partitions.get(partition)
             if worker is None:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
+            worker.clean = False
             worker.last_message = batch[-1]
             self._sweep(worker)
             for message in batch:
@@ -267,7 +282,23 @@ class DetectorShell(Generic[M, T]):
     # -- persistence -------------------------------------------------------------------
 
     def _load(self, partition: int, message: M) -> PartitionWorker[M, T]:
-        """Rebuild a partition's detector from the table (after an assignment or a restart)."""
+        """A partition's worker: with the detector kept through the rebalance that gave it back,
+        or one rebuilt from the table (after any other assignment, or a restart)."""
+        detector = self._kept.pop(partition, None)
+        if detector is None:
+            detector = self._restore(partition, message)
+        else:
+            log.info(
+                "partition %d: %d sessions kept through the rebalance", partition, len(detector)
+            )
+        inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
+        names = [self.topics.name(t) for t in inputs]
+        merge = InputMerge(names, self.config.lateness_ms)
+        input_tps = {name: self.make_tp(name, partition) for name in names}
+        return PartitionWorker(partition, detector, self.wall_clock(), merge, input_tps)
+
+    def _restore(self, partition: int, message: M) -> Detector:
+        """A partition's detector rebuilt from its table entries."""
         started = time.perf_counter()
         prefix = b"%d:" % partition
         states: list[tuple[bytes, bytes]] = []
@@ -296,11 +327,7 @@ class DetectorShell(Generic[M, T]):
             "watermark %s",
             partition, len(detector), read, time.perf_counter() - started, watermark,
         )  # fmt: skip
-        inputs = (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)
-        names = [self.topics.name(t) for t in inputs]
-        merge = InputMerge(names, self.config.lateness_ms)
-        input_tps = {name: self.make_tp(name, partition) for name in names}
-        return PartitionWorker(partition, detector, self.wall_clock(), merge, input_tps)
+        return detector
 
     async def _flush(self, worker: PartitionWorker[M, T]) -> None:
         """Make the partition's outputs and state durable, then acknowledge its messages."""
@@ -321,6 +348,7 @@ class DetectorShell(Generic[M, T]):
             table[state_key(partition, WATERMARK_KEY)] = orjson.dumps(
                 {"wm": detector.watermark, "max": detector.max_event_ms}
             )
+        worker.clean = True
         self.metrics.state_writes.inc(len(changed) + len(deleted))
         await self._confirm(worker)
         for pending_message in worker.unacked:
@@ -380,9 +408,24 @@ class DetectorShell(Generic[M, T]):
             await self._flush(worker)
 
     def revoke(self, partitions: set[int]) -> None:
-        """Forget revoked partitions: their unacknowledged messages go to the new owner."""
+        """Forget revoked partitions: their unacknowledged messages go to the new owner. The
+        detector of a clean one is kept aside, for ``assign`` to decide on."""
+        if self._assigned is not None:
+            self._assigned -= partitions
         for partition in partitions:
-            self.partitions.pop(partition, None)
+            worker = self.partitions.pop(partition, None)
+            if worker is not None and worker.clean:
+                self._kept[partition] = worker.detector
+
+    def assign(self, partitions: set[int], generation: int) -> None:
+        """The input partitions the group's ``generation`` gives this worker. A kept detector
+        stays only if its partition is among them and no generation came between: a worker
+        that missed one (dropped from the group, then back) may have lost the partition to
+        another worker meanwhile, which changed the table."""
+        follows = self._generation is not None and generation == self._generation + 1
+        self._kept = {p: d for p, d in self._kept.items() if follows and p in partitions}
+        self._assigned = set(partitions)
+        self._generation = generation
 
     # -- metrics -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class DetectorMetrics:
     state_writes: Counter
     batch_seconds: Histogram
     detection_delay: Histogram
+    standby_lag: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> DetectorMetrics:
@@ -115,6 +116,13 @@ class DetectorMetrics:
                 "cartpulse_detector_detection_delay_seconds",
                 "Live mode: wall clock at emission minus the abandonment's deadline.",
                 buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0),
+                registry=registry,
+            ),
+            standby_lag=Gauge(
+                "cartpulse_table_standby_lag_records",
+                "Changelog records this worker's standby copies of a table have yet to apply "
+                "(the changelog's end as last fetched, minus the next offset applied).",
+                ["table"],
                 registry=registry,
             ),
         )
