@@ -6,10 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from faust.types import TP, Message
 
-from streams.agents.batching import YIELD_EVERY, BatchHandler, FetchRoute, route_fetch
+from streams.agents.batching import (
+    YIELD_EVERY,
+    BatchHandler,
+    BatchingConsumer,
+    FetchRoute,
+    GuardedConsumerThread,
+    route_fetch,
+)
 
 CART, CLICKS, OTHER = TP("t.cart", 0), TP("t.clickstream", 0), TP("t.journey.ticks", 0)
 
@@ -191,3 +199,77 @@ async def test_a_long_fetch_yields_to_the_loop_and_an_empty_one_calls_nobody() -
     assert len(handler.batches) == 1 and len(handler.batches[0]) == 2 * YIELD_EVERY
     await route_fetch(fetched([]), consumer, {CART.topic: handler})
     assert len(handler.batches) == 1 and consumer.settled == 1
+
+
+class StoppingFetcher:
+    """aiokafka's fetcher as the consumer thread sees it: ``fetched_records`` stops the flow
+    while it waits (a rebalance), when told to, and returns ``records``."""
+
+    def __init__(self, consumer: BatchingConsumer, records: dict[TP, list[Record]]) -> None:
+        self.batching = consumer
+        self.records = records
+        self.stop_while_waiting = False
+        self._closed = False
+        self._subscriptions = self
+
+    def fetch_context(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def fetched_records(
+        self,
+        partitions: set[TP],
+        timeout: float,  # noqa: ASYNC109 - aiokafka's signature
+        max_records: int | None,
+    ) -> dict[TP, list[Record]]:
+        if self.stop_while_waiting:
+            self.batching.flow_stops += 1  # what stop_flow counts
+        return self.records
+
+
+class ThreadSide:
+    """The aiokafka consumer in the consumer's thread: its assignment and seeks."""
+
+    def __init__(self, fetcher: StoppingFetcher, assigned: set[TP]) -> None:
+        self._fetcher = fetcher
+        self._closed = False
+        self.assigned = assigned
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+@dataclass
+class Record:
+    offset: int
+
+
+def guarded_thread(stop_while_waiting: bool) -> tuple[GuardedConsumerThread, ThreadSide]:
+    consumer = BatchingConsumer.__new__(BatchingConsumer)  # only its flow counter is read
+    consumer.flow_active = True
+    kept, revoked = TP("t.cart", 0), TP("t.cart", 1)
+    fetcher = StoppingFetcher(consumer, {kept: [Record(6111), Record(6112)], revoked: [Record(9)]})
+    fetcher.stop_while_waiting = stop_while_waiting
+    thread = GuardedConsumerThread.__new__(GuardedConsumerThread)  # not started: no thread
+    thread.consumer = consumer
+    return thread, ThreadSide(fetcher, {kept})
+
+
+async def test_a_fetch_the_flow_stopped_during_gives_its_records_back() -> None:
+    thread, side = guarded_thread(stop_while_waiting=True)
+
+    assert await thread._fetch_records(side, {TP("t.cart", 0)}, 1.0, 500) == {}
+    # back to the first record taken; the partition revoked meanwhile is its new owner's
+    assert side.seeks == [(TP("t.cart", 0), 6111)]
+
+
+async def test_a_fetch_left_alone_returns_its_records_and_seeks_nothing() -> None:
+    thread, side = guarded_thread(stop_while_waiting=False)
+
+    records = await thread._fetch_records(side, {TP("t.cart", 0)}, 1.0, 500)
+
+    assert [r.offset for r in records[TP("t.cart", 0)]] == [6111, 6112]
+    assert side.seeks == []
