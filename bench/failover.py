@@ -450,7 +450,27 @@ def section(runs: list[Failover]) -> str:
         "| partitions loaded | partitions kept "
         "| sessions restored | table entries read | loading (s) | survivor RSS before → after "
         "(MiB) | load + "
-        "catch-up (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "catch-up (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + target_line(runs)
+    )
+
+
+TARGET_S = 15.0  # a million sessions served again within this, with a standby
+
+
+def target_line(runs: list[Failover]) -> str:
+    """The target's verdict, when the runs include a million sessions with a standby."""
+    judged = [r for r in runs if r.sessions >= 1_000_000 and r.standbys >= 1]
+    if not judged:
+        return ""
+    served = [r.served_s for r in judged]
+    met = all(s is not None and s <= TARGET_S for s in served)
+    shown = ", ".join("never" if s is None else f"{s:.1f} s" for s in served)
+    verdict = "met" if met else "not met"
+    return (
+        f"\n\nTarget (issue 17): with a standby, a million sessions served again within "
+        f"{TARGET_S:.0f} s of the kill ({shown}: {verdict})."
     )
 
 
