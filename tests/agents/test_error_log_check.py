@@ -28,3 +28,15 @@ def test_a_declared_error_is_not(
     assert undeclared_errors(request.node, [record(logging.ERROR)]) == []
     log.error("provoked on purpose")  # this test passes: the marker declares it
     assert [r.getMessage() for r in caplog.records] == ["provoked on purpose"]
+
+
+def test_aiokafka_retrying_a_leader_election_is_not(request: pytest.FixtureRequest) -> None:
+    retried = logging.LogRecord(
+        "aiokafka.consumer.fetcher", logging.ERROR, __file__, 1,
+        "Failed fetch offsets from %s: %s", (1, "[Error 6] NotLeaderForPartitionError: t.workers"),
+        None,
+    )  # fmt: skip
+    other = logging.LogRecord(
+        "aiokafka.consumer.fetcher", logging.ERROR, __file__, 1, "Unexpected error", None, None
+    )
+    assert undeclared_errors(request.node, [retried, other]) == [other]
