@@ -20,7 +20,8 @@ Live, a partition just loaded first takes what its inputs already hold (the reco
 committed offset: a rebalance's, a restart's) before the wall clock closes anything: otherwise
 a session whose last saved event is older than the gap closed at the first tick, and its next
 event, waiting in the backlog, opened a second period under another id. The hold ends when
-every input has delivered up to its high watermark, or after ``CATCH_UP_LIMIT_S``.
+every input has delivered up to the high watermark it had at the load (later records do not
+count: under steady traffic there always are some), or after ``CATCH_UP_LIMIT_S``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class PartitionWorker(Generic[M, T]):
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
     clean: bool = True  # the table holds every change the detector made (nothing taken since)
     loaded_at: float | None = None  # live: wall clock at the load, until the inputs caught up
+    backlog_ends: dict[str, int | None] = field(default_factory=dict)  # live: input → its
+    # high watermark when the partition was loaded (None: not fetched yet, the first one seen)
 
 
 class DetectorShell(Generic[M, T]):
@@ -270,18 +273,23 @@ class DetectorShell(Generic[M, T]):
             self._emit_abandonments(worker, worker.detector.advance(live))
 
     def _caught_up(self, worker: PartitionWorker[M, T]) -> bool:
-        """Live: whether the partition took what its inputs held when it was loaded."""
+        """Live: whether the partition took what its inputs held when it was loaded (records
+        arriving since do not count: under steady traffic there always are some)."""
         loaded_at = worker.loaded_at
         if loaded_at is None:
             return True
-        highwaters = {topic: self.highwater(tp) for topic, tp in worker.input_tps.items()}
-        if not worker.inputs.caught_up(highwaters):
+        ends = worker.backlog_ends
+        for topic, end in ends.items():
+            if end is None:
+                ends[topic] = self.highwater(worker.input_tps[topic])
+        known = {topic: end for topic, end in ends.items() if end is not None}
+        if len(known) < len(ends) or not worker.inputs.caught_up(known):
             if self.wall_clock() - loaded_at <= CATCH_UP_LIMIT_S:
                 return False
             log.warning(
-                "partition %d: inputs not caught up %.0f s after its load (high watermarks "
+                "partition %d: inputs not caught up %.0f s after its load (their ends then: "
                 "%s); the wall clock closes sessions again", worker.partition,
-                CATCH_UP_LIMIT_S, highwaters,
+                CATCH_UP_LIMIT_S, ends,
             )  # fmt: skip
         worker.loaded_at = None
         return True
@@ -324,6 +332,7 @@ class DetectorShell(Generic[M, T]):
         worker: PartitionWorker[M, T] = PartitionWorker(partition, detector, now, merge, input_tps)
         if self.live:
             worker.loaded_at = now
+            worker.backlog_ends = {topic: self.highwater(tp) for topic, tp in input_tps.items()}
         return worker
 
     def _restore(self, partition: int, message: M) -> Detector:
