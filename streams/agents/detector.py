@@ -20,8 +20,7 @@ Live, a partition just loaded first takes what its inputs already hold (the reco
 committed offset: a rebalance's, a restart's) before the wall clock closes anything: otherwise
 a session whose last saved event is older than the gap closed at the first tick, and its next
 event, waiting in the backlog, opened a second period under another id. The hold ends when
-every input has delivered up to the high watermark it had at the load (later records do not
-count: under steady traffic there always are some), or after ``CATCH_UP_LIMIT_S``.
+every input has delivered up to its high watermark, or after ``CATCH_UP_LIMIT_S``.
 """
 
 from __future__ import annotations
@@ -77,8 +76,6 @@ class PartitionWorker(Generic[M, T]):
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
     clean: bool = True  # the table holds every change the detector made (nothing taken since)
     loaded_at: float | None = None  # live: wall clock at the load, until the inputs caught up
-    backlog_ends: dict[str, int | None] = field(default_factory=dict)  # live: input → its
-    # high watermark when the partition was loaded (None: not fetched yet, the first one seen)
 
 
 class DetectorShell(Generic[M, T]):
@@ -273,23 +270,18 @@ class DetectorShell(Generic[M, T]):
             self._emit_abandonments(worker, worker.detector.advance(live))
 
     def _caught_up(self, worker: PartitionWorker[M, T]) -> bool:
-        """Live: whether the partition took what its inputs held when it was loaded (records
-        arriving since do not count: under steady traffic there always are some)."""
+        """Live: whether the partition took what its inputs held when it was loaded."""
         loaded_at = worker.loaded_at
         if loaded_at is None:
             return True
-        ends = worker.backlog_ends
-        for topic, end in ends.items():
-            if end is None:
-                ends[topic] = self.highwater(worker.input_tps[topic])
-        known = {topic: end for topic, end in ends.items() if end is not None}
-        if len(known) < len(ends) or not worker.inputs.caught_up(known):
+        highwaters = {topic: self.highwater(tp) for topic, tp in worker.input_tps.items()}
+        if not worker.inputs.caught_up(highwaters):
             if self.wall_clock() - loaded_at <= CATCH_UP_LIMIT_S:
                 return False
             log.warning(
-                "partition %d: inputs not caught up %.0f s after its load (their ends then: "
+                "partition %d: inputs not caught up %.0f s after its load (high watermarks "
                 "%s); the wall clock closes sessions again", worker.partition,
-                CATCH_UP_LIMIT_S, ends,
+                CATCH_UP_LIMIT_S, highwaters,
             )  # fmt: skip
         worker.loaded_at = None
         return True
@@ -332,7 +324,6 @@ class DetectorShell(Generic[M, T]):
         worker: PartitionWorker[M, T] = PartitionWorker(partition, detector, now, merge, input_tps)
         if self.live:
             worker.loaded_at = now
-            worker.backlog_ends = {topic: self.highwater(tp) for topic, tp in input_tps.items()}
         return worker
 
     def _restore(self, partition: int, message: M) -> Detector:

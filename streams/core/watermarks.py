@@ -124,18 +124,18 @@ class InputMerge(Generic[K]):
         if highwater is not None and position is not None and position >= highwater:
             self._progress(tp).idle_at = highwater
 
-    def caught_up(self, targets: Mapping[K, int]) -> bool:
-        """Whether every input has delivered its records below its target offset (the high
-        watermark it had when the partition was loaded), or was seen idle at or past it."""
-        for tp, target in targets.items():
-            progress = self._progress(tp)
-            if target <= 0:
-                continue  # an input that held nothing
-            if progress.delivered is not None and progress.delivered + 1 >= target:
-                continue
-            if progress.idle_at is not None and progress.idle_at >= target:
-                continue
-            return False
+    def caught_up(self, highwaters: Mapping[K, int | None]) -> bool:
+        """Whether every input has delivered what it had up to its high watermark (one that
+        delivered nothing: its position was seen there), so none holds records still to come."""
+        for tp, progress in self.inputs.items():
+            highwater = highwaters.get(tp)
+            if highwater is None:
+                return False
+            if progress.delivered is None:
+                if progress.idle_at != highwater:
+                    return False
+            elif progress.delivered + 1 < highwater:
+                return False
         return True
 
     def newest(self, highwaters: Mapping[K, int | None]) -> int | None:

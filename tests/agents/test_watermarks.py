@@ -82,17 +82,16 @@ def test_an_idle_input_is_asked_its_position_once_per_high_watermark() -> None:
     assert merge.to_ask({A: 1, B: 6}) == [B]  # a new record arrived on B: ask again
 
 
-def test_caught_up_once_every_input_delivered_below_its_target() -> None:
+def test_caught_up_once_every_input_delivered_to_its_high_watermark() -> None:
     merge = InputMerge([A, B], 0)
-    assert not merge.caught_up({A: 2, B: 1})  # nothing delivered, nothing seen idle
+    assert not merge.caught_up({A: 2, B: None})  # B never fetched: unknown
     merge.delivered(A, 0)
-    assert not merge.caught_up({A: 2, B: 1})  # A holds one more record below its target
+    assert not merge.caught_up({A: 2, B: 0})  # A holds one more record; B not seen idle
     merge.delivered(A, 1)
-    assert not merge.caught_up({A: 2, B: 1})  # B delivered nothing and was not seen idle
-    merge.position(B, 1, 1)
-    assert merge.caught_up({A: 2, B: 1})
-    assert merge.caught_up({A: 2})  # records arrived since on B: they do not count
-    assert InputMerge([A, B], 0).caught_up({A: 0, B: 0})  # inputs that held nothing
+    assert not merge.caught_up({A: 2, B: 0})
+    merge.position(B, 0, 0)
+    assert merge.caught_up({A: 2, B: 0})
+    assert not merge.caught_up({A: 3, B: 0})  # a record arrived on A
 
 
 def test_no_position_is_asked_when_another_input_holds_anyway() -> None:
