@@ -15,12 +15,6 @@ no other worker can have owned it in between, so the table holds what the detect
 the load (about half a second per 125k sessions) is saved. Any other case loads from the table.
 Records of a partition revoked since they were fetched are not taken: they come again, from the
 committed offset, to whichever worker owns the partition next.
-
-Live, a partition just loaded first takes what its inputs already hold (the records after the
-committed offset: a rebalance's, a restart's) before the wall clock closes anything: otherwise
-a session whose last saved event is older than the gap closed at the first tick, and its next
-event, waiting in the backlog, opened a second period under another id. The hold ends when
-every input has delivered up to its high watermark, or after ``CATCH_UP_LIMIT_S``.
 """
 
 from __future__ import annotations
@@ -51,7 +45,6 @@ from streams.runtime.metrics import DetectorMetrics, ErasureMetrics
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = b"\x00watermark"
-CATCH_UP_LIMIT_S = 30.0  # live: the longest a loaded partition holds the wall clock back
 
 
 def state_key(partition: int, key: bytes) -> bytes:
@@ -75,7 +68,6 @@ class PartitionWorker(Generic[M, T]):
     swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
     clean: bool = True  # the table holds every change the detector made (nothing taken since)
-    loaded_at: float | None = None  # live: wall clock at the load, until the inputs caught up
 
 
 class DetectorShell(Generic[M, T]):
@@ -265,26 +257,9 @@ class DetectorShell(Generic[M, T]):
         watermark, wall_ms = read_tick(raw)
         if watermark is not None:  # an explicit event-time watermark (replay's end)
             self._emit_abandonments(worker, worker.detector.advance(watermark))
-        if self.live and wall_ms is not None and self._caught_up(worker):
+        if self.live and wall_ms is not None:
             live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
             self._emit_abandonments(worker, worker.detector.advance(live))
-
-    def _caught_up(self, worker: PartitionWorker[M, T]) -> bool:
-        """Live: whether the partition took what its inputs held when it was loaded."""
-        loaded_at = worker.loaded_at
-        if loaded_at is None:
-            return True
-        highwaters = {topic: self.highwater(tp) for topic, tp in worker.input_tps.items()}
-        if not worker.inputs.caught_up(highwaters):
-            if self.wall_clock() - loaded_at <= CATCH_UP_LIMIT_S:
-                return False
-            log.warning(
-                "partition %d: inputs not caught up %.0f s after its load (high watermarks "
-                "%s); the wall clock closes sessions again", worker.partition,
-                CATCH_UP_LIMIT_S, highwaters,
-            )  # fmt: skip
-        worker.loaded_at = None
-        return True
 
     def _emit_abandonments(self, worker: PartitionWorker[M, T], closed: list[Closed]) -> None:
         now = self.wall_clock()
@@ -320,11 +295,7 @@ class DetectorShell(Generic[M, T]):
         names = [self.topics.name(t) for t in inputs]
         merge = InputMerge(names, self.config.lateness_ms)
         input_tps = {name: self.make_tp(name, partition) for name in names}
-        now = self.wall_clock()
-        worker: PartitionWorker[M, T] = PartitionWorker(partition, detector, now, merge, input_tps)
-        if self.live:
-            worker.loaded_at = now
-        return worker
+        return PartitionWorker(partition, detector, self.wall_clock(), merge, input_tps)
 
     def _restore(self, partition: int, message: M) -> Detector:
         """A partition's detector rebuilt from its table entries."""

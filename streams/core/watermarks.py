@@ -124,20 +124,6 @@ class InputMerge(Generic[K]):
         if highwater is not None and position is not None and position >= highwater:
             self._progress(tp).idle_at = highwater
 
-    def caught_up(self, highwaters: Mapping[K, int | None]) -> bool:
-        """Whether every input has delivered what it had up to its high watermark (one that
-        delivered nothing: its position was seen there), so none holds records still to come."""
-        for tp, progress in self.inputs.items():
-            highwater = highwaters.get(tp)
-            if highwater is None:
-                return False
-            if progress.delivered is None:
-                if progress.idle_at != highwater:
-                    return False
-            elif progress.delivered + 1 < highwater:
-                return False
-        return True
-
     def newest(self, highwaters: Mapping[K, int | None]) -> int | None:
         """The event time the inputs allow the watermark to reach (before the lateness), or
         None while an input holds it where it is."""

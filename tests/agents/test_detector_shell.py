@@ -16,7 +16,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.agents.detector import CATCH_UP_LIMIT_S, DetectorShell, state_key
+from streams.agents.detector import DetectorShell, state_key
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.detection import DetectorConfig
 from streams.core.watermarks import tick_value
@@ -57,7 +57,6 @@ class World:
     clock: FakeClock = field(default_factory=FakeClock)
     auto_deliver: bool = True
     flush_interval: float = 0.0
-    clock_mode: str = "event"
 
     def __post_init__(self) -> None:
         self.producer = FakeProducer(self.journal, auto_deliver=self.auto_deliver)
@@ -70,7 +69,7 @@ class World:
         return DetectorShell(
             config=DetectorConfig(gap_ms=30 * MINUTE),
             topics=TOPICS,
-            clock_mode=self.clock_mode,
+            clock_mode="event",
             table=self.table,
             send=self.producer,
             ack=self.positions.ack,
@@ -231,44 +230,6 @@ async def test_an_input_never_fetched_holds_the_watermark() -> None:
     assert shell.partitions[0].detector.watermark is None
     world.idle(REPARTITION)
     await shell.on_batch([world.message(CART, event("e3", "s3", 301), key=b"s3")])
-    assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
-
-
-# -- live: a partition's backlog before the wall clock ----------------------------------------
-
-
-def live_world() -> tuple[World, int]:
-    """A live world whose clock stands an hour past T0 (the gap is 30 minutes), and a tick."""
-    world = World(clock_mode="live")
-    world.clock.now = T0 / 1000 + 3600
-    world.idle(CLICKS, REPARTITION)
-    return world, int(world.clock.now * 1000)
-
-
-async def test_live_a_loaded_partition_takes_its_backlog_before_the_wall_clock_closes() -> None:
-    world, now_ms = live_world()
-    shell = world.shell()
-    first = world.message(CART, event("e1", "s1", 0))
-    second = world.message(CART, event("e2", "s1", 10))  # in Kafka, not yet delivered
-    await shell.on_batch([first, world.message(TICKS, tick_value(now_ms), key=None)])
-    assert abandoned(world.producer) == []  # the tick waits: cart holds one more record
-    await shell.on_batch([second, world.message(TICKS, tick_value(now_ms), key=None)])
-    # one period, both events in it
-    ((only,),) = [abandoned(world.producer)]
-    assert only["session_id"] == "s1"
-    assert only["last_activity_at"] == "2019-10-01T00:10:00.000Z"
-
-
-async def test_live_the_hold_ends_after_its_limit_when_the_inputs_never_catch_up() -> None:
-    world, now_ms = live_world()
-    shell = world.shell()
-    world.message(CART, event("e0", "s0", 0))  # a record that never comes
-    first = world.message(CART, event("e1", "s1", 0))
-    await shell.on_batch([first, world.message(TICKS, tick_value(now_ms), key=None)])
-    assert abandoned(world.producer) == []
-    world.clock.advance(CATCH_UP_LIMIT_S + 1)
-    later = int(world.clock.now * 1000)
-    await shell.on_batch([world.message(TICKS, tick_value(later), key=None)])
     assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
 
 

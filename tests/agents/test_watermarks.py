@@ -82,18 +82,6 @@ def test_an_idle_input_is_asked_its_position_once_per_high_watermark() -> None:
     assert merge.to_ask({A: 1, B: 6}) == [B]  # a new record arrived on B: ask again
 
 
-def test_caught_up_once_every_input_delivered_to_its_high_watermark() -> None:
-    merge = InputMerge([A, B], 0)
-    assert not merge.caught_up({A: 2, B: None})  # B never fetched: unknown
-    merge.delivered(A, 0)
-    assert not merge.caught_up({A: 2, B: 0})  # A holds one more record; B not seen idle
-    merge.delivered(A, 1)
-    assert not merge.caught_up({A: 2, B: 0})
-    merge.position(B, 0, 0)
-    assert merge.caught_up({A: 2, B: 0})
-    assert not merge.caught_up({A: 3, B: 0})  # a record arrived on A
-
-
 def test_no_position_is_asked_when_another_input_holds_anyway() -> None:
     merge = InputMerge([A, B], 0)
     assert merge.to_ask({A: None, B: 5}) == []
