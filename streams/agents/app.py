@@ -185,7 +185,7 @@ def gauge_standby_lag(app: Any, metrics: DetectorMetrics) -> None:
         applied = recovery.standby_offsets.get(tp)
         behind = end - (applied + 1 if applied is not None else 0)
         name = recovery.tp_to_table[tp].name
-        lag[name] = lag.get(name, 0) + max(0, behind)
+        lag[name] += max(0, behind)
     for name, records in lag.items():
         metrics.standby_lag.labels(name).set(records)
 
