@@ -47,8 +47,8 @@ class ClickToken:
 # The sealed payloads, as written and read: the kind first, then the token's fields in order.
 ClickPayload = tuple[Literal["click"], StrictStr, StrictStr, StrictStr, StrictStr, StrictInt]
 OpenPayload = tuple[Literal["open"], StrictStr, StrictStr, StrictStr, StrictInt]
-CLICK_PAYLOAD: Final = TypeAdapter(ClickPayload)
-OPEN_PAYLOAD: Final = TypeAdapter(OpenPayload)
+CLICK_PAYLOAD: Final[TypeAdapter[ClickPayload]] = TypeAdapter(ClickPayload)
+OPEN_PAYLOAD: Final[TypeAdapter[OpenPayload]] = TypeAdapter(OpenPayload)
 
 
 def make_click_token(secret: bytes, token: ClickToken) -> str:

@@ -30,7 +30,7 @@ class UnsubscribeToken:
 
 # The sealed payload, as written and read: [customer_id, channel, store_id, expires_ms].
 Payload = tuple[StrictStr, StrictStr, StrictStr, StrictInt]
-PAYLOAD: Final = TypeAdapter(Payload)
+PAYLOAD: Final[TypeAdapter[Payload]] = TypeAdapter(Payload)
 
 
 def make_token(secret: bytes, token: UnsubscribeToken) -> str:
