@@ -68,6 +68,8 @@ class PartitionWorker(Generic[M, T]):
     swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
     clean: bool = True  # the table holds every change the detector made (nothing taken since)
+    live_due: int | None = None  # live: the wall clock (ms) of a tick not applied yet, held
+    # while an input has records to deliver
 
 
 class DetectorShell(Generic[M, T]):
@@ -247,19 +249,38 @@ class DetectorShell(Generic[M, T]):
         for topic in inputs.to_ask(highwaters):
             inputs.position(topic, highwaters[topic], await self.position(tps[topic]))
         watermark = inputs.advance(highwaters)
-        if watermark is None:
+        if watermark is not None:
+            closed = worker.detector.advance(watermark)
+            if closed:
+                self._emit_abandonments(worker, closed)
+        if worker.live_due is not None:
+            await self._advance_live(worker, highwaters)
+
+    async def _advance_live(
+        self, worker: PartitionWorker[M, T], highwaters: dict[str, int | None]
+    ) -> None:
+        """Live: move the watermark to the wall clock less the lateness, once no input holds
+        records still to deliver (docs/semantics.md, "Clock modes"); until then the tick stays
+        due, and the event-time watermark alone closes sessions."""
+        inputs, tps = worker.inputs, worker.input_tps
+        for topic in inputs.holding(highwaters):
+            highwater = highwaters[topic]
+            if highwater is not None:  # past records it never delivers (a transaction's markers)
+                inputs.position(topic, highwater, await self.position(tps[topic]))
+        if inputs.holding(highwaters) or worker.live_due is None:
             return
-        closed = worker.detector.advance(watermark)
-        if closed:
-            self._emit_abandonments(worker, closed)
+        live = max(worker.live_due, int(self.wall_clock() * 1000)) - self.config.lateness_ms
+        worker.live_due = None
+        self._emit_abandonments(worker, worker.detector.advance(live))
 
     def _tick(self, worker: PartitionWorker[M, T], raw: bytes | None) -> None:
+        """An explicit event-time watermark applies at once; a live tick's wall clock at the end
+        of the batch, after the records delivered with it (``_advance_live``)."""
         watermark, wall_ms = read_tick(raw)
         if watermark is not None:  # an explicit event-time watermark (replay's end)
             self._emit_abandonments(worker, worker.detector.advance(watermark))
         if self.live and wall_ms is not None:
-            live = max(wall_ms, int(self.wall_clock() * 1000)) - self.config.lateness_ms
-            self._emit_abandonments(worker, worker.detector.advance(live))
+            worker.live_due = max(wall_ms, worker.live_due or wall_ms)
 
     def _emit_abandonments(self, worker: PartitionWorker[M, T], closed: list[Closed]) -> None:
         now = self.wall_clock()

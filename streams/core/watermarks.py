@@ -19,6 +19,10 @@ cart. ``InputMerge`` decides how far the partition's watermark may move:
   consumer's position shows it caught up at that high watermark (it is then *idle*);
 * the watermark is the chosen event time less the allowed lateness, and never goes back.
 
+**Live.** The wall clock may close a partition's sessions only while none of its inputs holds
+records still to deliver (``holding``): a record already in Kafka, written before the deadline,
+would otherwise continue a session the clock just closed, and open a second period.
+
 No clock, no Kafka: the shell hands in high watermarks and positions it read from the consumer.
 """
 
@@ -77,7 +81,7 @@ class InputProgress:
 
     delivered: int | None = None  # offset of the last record delivered (taken or not)
     newest: int | None = None  # newest event time taken from it
-    idle_at: int | None = None  # the high watermark it was seen caught up at, delivering nothing
+    idle_at: int | None = None  # the high watermark the consumer's position was seen at
 
 
 class InputMerge(Generic[K]):
@@ -123,6 +127,22 @@ class InputMerge(Generic[K]):
         """The consumer's position of ``tp``: at or past ``highwater`` it is idle there."""
         if highwater is not None and position is not None and position >= highwater:
             self._progress(tp).idle_at = highwater
+
+    def holding(self, highwaters: Mapping[K, int | None]) -> list[K]:
+        """Live: the inputs that may still have records below their high watermark to deliver
+        (one never fetched cannot say), so the wall clock must not close the sessions those
+        records could continue. An input is clear once it delivered up to its high watermark
+        or the consumer's position was seen there (``position``: past records it never
+        delivers, such as a transaction's markers)."""
+        held: list[K] = []
+        for tp, progress in self.inputs.items():
+            highwater = highwaters.get(tp)
+            if highwater is not None and progress.idle_at == highwater:
+                continue
+            delivered = progress.delivered
+            if highwater is None or delivered is None or delivered + 1 < highwater:
+                held.append(tp)
+        return held
 
     def newest(self, highwaters: Mapping[K, int | None]) -> int | None:
         """The event time the inputs allow the watermark to reach (before the lateness), or

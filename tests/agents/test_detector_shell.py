@@ -57,6 +57,7 @@ class World:
     clock: FakeClock = field(default_factory=FakeClock)
     auto_deliver: bool = True
     flush_interval: float = 0.0
+    clock_mode: str = "event"
 
     def __post_init__(self) -> None:
         self.producer = FakeProducer(self.journal, auto_deliver=self.auto_deliver)
@@ -69,7 +70,7 @@ class World:
         return DetectorShell(
             config=DetectorConfig(gap_ms=30 * MINUTE),
             topics=TOPICS,
-            clock_mode="event",
+            clock_mode=self.clock_mode,
             table=self.table,
             send=self.producer,
             ack=self.positions.ack,
@@ -230,6 +231,64 @@ async def test_an_input_never_fetched_holds_the_watermark() -> None:
     assert shell.partitions[0].detector.watermark is None
     world.idle(REPARTITION)
     await shell.on_batch([world.message(CART, event("e3", "s3", 301), key=b"s3")])
+    assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
+
+
+# -- live: the wall clock closes nothing a delivered record could continue --------------------
+
+
+def live_world() -> tuple[World, int]:
+    """A live world whose clock stands an hour past T0 (the gap is 30 minutes), and its time."""
+    world = World(clock_mode="live")
+    world.clock.now = T0 / 1000 + 3600
+    world.idle(CLICKS, REPARTITION)
+    return world, int(world.clock.now * 1000)
+
+
+async def test_live_a_tick_closes_what_the_wall_clock_passed_once_the_inputs_are_read() -> None:
+    world, now_ms = live_world()
+    shell = world.shell()
+    await shell.on_batch([world.message(CART, event("e1", "s1", 0))])
+    assert abandoned(world.producer) == []  # event time alone: nothing is past its gap
+    await shell.on_batch([world.message(TICKS, tick_value(now_ms), key=None)])
+    assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
+
+
+async def test_live_a_loaded_partition_takes_its_backlog_before_the_wall_clock_closes() -> None:
+    """A session saved before a failover, its next event in Kafka past the committed offset:
+    the first tick must not close it, or that event opens a second period under another id."""
+    world, now_ms = live_world()
+    shell = world.shell()
+    first = world.message(CART, event("e1", "s1", 0))
+    second = world.message(CART, event("e2", "s1", 10))  # at the broker, not yet delivered
+    await shell.on_batch([first, world.message(TICKS, tick_value(now_ms), key=None)])
+    assert abandoned(world.producer) == []  # the tick waits: cart holds one more record
+    await shell.on_batch([second])  # no tick with it: the one due applies now
+    ((only,),) = [abandoned(world.producer)]
+    assert (only["session_id"], only["last_activity_at"]) == ("s1", "2019-10-01T00:10:00.000Z")
+
+
+async def test_live_a_tick_fetched_before_its_batch_records_waits_for_them() -> None:
+    world, now_ms = live_world()
+    shell = world.shell()
+    tick = world.message(TICKS, tick_value(now_ms), key=None)
+    cart = [world.message(CART, event("e1", "s1", 0)), world.message(CART, event("e2", "s1", 10))]
+    await shell.on_batch([tick, *cart])
+    ((only,),) = [abandoned(world.producer)]
+    assert only["last_activity_at"] == "2019-10-01T00:10:00.000Z"
+
+
+async def test_live_an_input_never_fetched_holds_the_wall_clock() -> None:
+    world = World(clock_mode="live")
+    world.clock.now = T0 / 1000 + 3600
+    world.idle(CLICKS)  # the repartition topic: no high watermark yet
+    shell = world.shell()
+    tick = world.message(TICKS, tick_value(int(world.clock.now * 1000)), key=None)
+    await shell.on_batch([world.message(CART, event("e1", "s1", 0)), tick])
+    assert abandoned(world.producer) == []
+    world.idle(REPARTITION)
+    world.clock.advance(1)
+    await shell.on_batch([world.message(TICKS, tick_value(int(world.clock.now * 1000)), key=None)])
     assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
 
 

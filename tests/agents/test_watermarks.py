@@ -82,6 +82,27 @@ def test_an_idle_input_is_asked_its_position_once_per_high_watermark() -> None:
     assert merge.to_ask({A: 1, B: 6}) == [B]  # a new record arrived on B: ask again
 
 
+def test_live_is_held_by_an_input_with_records_still_to_deliver() -> None:
+    merge = InputMerge([A, B], 0)
+    assert merge.holding({A: 2, B: None}) == [A, B]  # B never fetched: it cannot say
+    merge.delivered(A, 0)
+    assert merge.holding({A: 2, B: 0}) == [A, B]  # A holds one more; B delivered nothing yet
+    merge.delivered(A, 1)
+    assert merge.holding({A: 2, B: 0}) == [B]
+    merge.position(B, 0, 0)  # B's position stands at its high watermark: nothing to deliver
+    assert merge.holding({A: 2, B: 0}) == []
+    assert merge.holding({A: 3, B: 0}) == [A]  # a record arrived on A
+    assert merge.holding({A: 2, B: 1}) == [B]  # one arrived on B
+
+
+def test_live_is_not_held_by_offsets_the_consumer_never_delivers() -> None:
+    merge = InputMerge([A], 0)
+    merge.delivered(A, 4)  # offset 5 is a transaction's marker: the high watermark is 6
+    assert merge.holding({A: 6}) == [A]
+    merge.position(A, 6, 6)
+    assert merge.holding({A: 6}) == []
+
+
 def test_no_position_is_asked_when_another_input_holds_anyway() -> None:
     merge = InputMerge([A, B], 0)
     assert merge.to_ask({A: None, B: 5}) == []
