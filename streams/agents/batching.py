@@ -39,6 +39,11 @@ from streams.runtime.kafka import PRODUCER_GUARANTEES
 # Takes one fetch's messages of its topics (DetectorShell.on_batch) and acknowledges them itself.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 YIELD_EVERY = 500  # messages between yields to the loop while dispatching one fetch
+# A fetch returns once this much arrived, or after the wait: at 5,000 events/s some 40 ms of
+# traffic. With Kafka's default (1 byte) a live worker sent a fetch for every few records, each
+# naming every partition it owns (docs/architecture.md, "Live: fetches").
+FETCH_MIN_BYTES = 64 * 1024
+FETCH_MAX_WAIT_MS = 100  # the most a fetch adds to a live detection (Faust's is 1.5 s)
 SETTLE_POLL_S = 0.001  # how often settle_producer looks again while the buffer does not shrink
 
 
@@ -55,6 +60,14 @@ class GuardedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     of them, and returns nothing: they are fetched again, for whoever asks next."""
 
     consumer: BatchingConsumer
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        """Faust's consumer, fetching in batches (``FETCH_MIN_BYTES``, ``FETCH_MAX_WAIT_MS``)."""
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes neither: the fetcher reads them when the consumer starts
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
 
     async def _fetch_records(
         self,

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.agents.batching import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
 from streams.collector.service import check_settings as check_collector_settings
 from streams.runtime.settings import Settings
 from tests.conftest import ROOT
@@ -303,3 +304,20 @@ def test_the_worker_app_takes_its_web_host_membership_and_timeouts_from_settings
     printed = worker_app_prints(tmp_path, body, env)
 
     assert printed.split() == [ALL_INTERFACES, str(instance_id), *seconds.split()]
+
+
+def test_the_worker_consumer_fetches_in_batches_not_a_request_per_few_records(
+    tmp_path: Path,
+) -> None:
+    # Kafka's default minimum (1 byte) made a live worker fetch for every few records
+    body = (
+        "import asyncio\n"
+        "async def main():\n"
+        "    made = app.consumer._thread._create_worker_consumer(app.transport)\n"
+        "    print(made._fetch_min_bytes, made._fetch_max_wait_ms)\n"
+        "    await made.stop()\n"
+        "asyncio.run(main())\n"
+    )
+    printed = worker_app_prints(tmp_path, body, {})
+
+    assert printed.split() == [str(FETCH_MIN_BYTES), str(FETCH_MAX_WAIT_MS)]
