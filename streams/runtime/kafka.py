@@ -19,6 +19,8 @@ from streams.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
+LEADERS_WITHIN_S = 30.0  # how long create_topics waits for the new topics' leaders
+LEADERS_POLL_S = 0.1
 REASON_HEADER = "cartpulse.reason"
 SOURCE_HEADER = "cartpulse.source"
 ORIGINAL_TOPIC_HEADER = "cartpulse.original_topic"
@@ -166,6 +168,8 @@ async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> Topic
                 existing.add(spec.name)  # created by someone else meanwhile: fine
             else:
                 created.append(spec.name)
+        if created:
+            await wait_for_leaders(admin, created, settings.topic_partitions)
         present = [spec.name for spec in specs if spec.name in existing]
         described = await admin.describe_topics(present) if present else []
         mismatched = [
@@ -176,6 +180,33 @@ async def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> Topic
         return TopicsReport(created, present, mismatched)
     finally:
         await admin.close()
+
+
+async def wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], partitions: int) -> None:
+    """Wait until the broker's metadata gives every partition of ``names`` a leader: a topic
+    is created at the controller, and a client that asks a broker for it before its metadata
+    has it is told it does not exist (aiokafka logs that at ERROR, then tries again).
+    Gives up with a warning after ``LEADERS_WITHIN_S``."""
+    deadline = asyncio.get_running_loop().time() + LEADERS_WITHIN_S
+    waiting = names
+    while True:
+        described = await admin.describe_topics(waiting)
+        waiting = [
+            str(meta.get("topic"))
+            for meta in described
+            if meta.get("error_code")
+            or len(meta.get("partitions", [])) < partitions
+            or any(p.get("leader", -1) < 0 for p in meta.get("partitions", []))
+        ]
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning(
+                "topics created but without a leader for every partition after %.0f s: %s",
+                LEADERS_WITHIN_S, ", ".join(waiting),
+            )  # fmt: skip
+            return
+        await asyncio.sleep(LEADERS_POLL_S)
 
 
 async def topic_offsets(
