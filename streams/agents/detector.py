@@ -263,10 +263,8 @@ class DetectorShell(Generic[M, T]):
         records still to deliver (docs/semantics.md, "Clock modes"); until then the tick stays
         due, and the event-time watermark alone closes sessions."""
         inputs, tps = worker.inputs, worker.input_tps
-        for topic in inputs.holding(highwaters):
-            highwater = highwaters[topic]
-            if highwater is not None:  # past records it never delivers (a transaction's markers)
-                inputs.position(topic, highwater, await self.position(tps[topic]))
+        for topic in inputs.to_ask_live(highwaters):  # past records it never delivers, if any
+            inputs.position(topic, highwaters[topic], await self.position(tps[topic]))
         if inputs.holding(highwaters) or worker.live_due is None:
             return
         live = max(worker.live_due, int(self.wall_clock() * 1000)) - self.config.lateness_ms

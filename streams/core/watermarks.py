@@ -82,6 +82,7 @@ class InputProgress:
     delivered: int | None = None  # offset of the last record delivered (taken or not)
     newest: int | None = None  # newest event time taken from it
     idle_at: int | None = None  # the high watermark the consumer's position was seen at
+    checked: int | None = None  # live: what it had delivered when ``to_ask_live`` last saw it
 
 
 class InputMerge(Generic[K]):
@@ -143,6 +144,21 @@ class InputMerge(Generic[K]):
             if highwater is None or delivered is None or delivered + 1 < highwater:
                 held.append(tp)
         return held
+
+    def to_ask_live(self, highwaters: Mapping[K, int | None]) -> list[K]:
+        """Live: the held inputs whose consumer position to ask, those that delivered nothing
+        since this last looked (records flowing in are no reason to ask: a position costs
+        the worker a call into the consumer's thread)."""
+        asks: list[K] = []
+        for tp in self.holding(highwaters):
+            progress = self.inputs[tp]
+            if highwaters.get(tp) is None:
+                continue  # never fetched: no position says more
+            if progress.delivered != progress.checked:
+                progress.checked = progress.delivered
+                continue
+            asks.append(tp)
+        return asks
 
     def newest(self, highwaters: Mapping[K, int | None]) -> int | None:
         """The event time the inputs allow the watermark to reach (before the lateness), or

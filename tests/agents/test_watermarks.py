@@ -103,6 +103,19 @@ def test_live_is_not_held_by_offsets_the_consumer_never_delivers() -> None:
     assert merge.holding({A: 6}) == []
 
 
+def test_live_asks_the_position_only_of_a_held_input_that_delivered_nothing_since() -> None:
+    merge = InputMerge([A, B], 0)
+    assert merge.to_ask_live({A: 5, B: None}) == [A]  # A never delivered; B never fetched
+    merge.delivered(A, 1)
+    assert merge.to_ask_live({A: 5, B: 0}) == [B]  # A's records flow in: no reason to ask
+    merge.delivered(A, 2)
+    assert merge.to_ask_live({A: 5, B: 0}) == [B]
+    assert merge.to_ask_live({A: 5, B: 0}) == [A, B]  # A stands at 2: ask
+    merge.delivered(A, 4)
+    merge.position(B, 0, 0)
+    assert merge.to_ask_live({A: 5, B: 0}) == []  # nothing holds
+
+
 def test_no_position_is_asked_when_another_input_holds_anyway() -> None:
     merge = InputMerge([A, B], 0)
     assert merge.to_ask({A: None, B: 5}) == []
