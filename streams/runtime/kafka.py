@@ -11,7 +11,7 @@ from typing import Any, Final, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.contract.topics import TopicSpec
@@ -186,20 +186,27 @@ async def wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], partiti
     """Wait until the broker's metadata gives every partition of ``names`` a leader: a topic
     is created at the controller, and a client that asks a broker for it before its metadata
     has it is told it does not exist (aiokafka logs that at ERROR, then tries again).
-    Gives up with a warning after ``LEADERS_WITHIN_S``."""
+    A retriable error (the broker restarting, say) is asked again; others raise. Gives up
+    with a warning after ``LEADERS_WITHIN_S``."""
     deadline = asyncio.get_running_loop().time() + LEADERS_WITHIN_S
     waiting = names
     while True:
-        described = await admin.describe_topics(waiting)
-        waiting = [
-            str(meta.get("topic"))
-            for meta in described
-            if meta.get("error_code")
-            or len(meta.get("partitions", [])) < partitions
-            or any(p.get("leader", -1) < 0 for p in meta.get("partitions", []))
-        ]
-        if not waiting:
-            return
+        try:
+            described = await admin.describe_topics(waiting)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            log.debug("asking again for the new topics' leaders: %r", exc)
+        else:
+            waiting = [
+                str(meta.get("topic"))
+                for meta in described
+                if meta.get("error_code")
+                or len(meta.get("partitions", [])) < partitions
+                or any(p.get("leader", -1) < 0 for p in meta.get("partitions", []))
+            ]
+            if not waiting:
+                return
         if asyncio.get_running_loop().time() >= deadline:
             log.warning(
                 "topics created but without a leader for every partition after %.0f s: %s",

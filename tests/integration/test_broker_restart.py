@@ -50,7 +50,9 @@ async def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_re
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    await asyncio.sleep(2)
+    clickstream = f"{settings.topic_prefix}clickstream"
+    # the topics created (the importer waits for their leaders) and a second's lines written
+    await wait_for_count(settings, clickstream, 500, within=60, poll=0.05)
     assert importing.returncode is None, "the import ended before the broker went away"
     await asyncio.to_thread(own_broker.restart)
     out, raw_err = await asyncio.wait_for(importing.communicate(), timeout=60)
@@ -58,7 +60,6 @@ async def test_the_importer_loses_nothing_and_repeats_nothing_across_a_broker_re
     assert out, err  # the summary prints whatever happened
     summary = orjson.loads(out)
     assert summary["imported"] + summary["failed"] == total, err
-    clickstream = f"{settings.topic_prefix}clickstream"
     # Awaited in the test's own loop: asyncio.run in a sync test leaves pytest-asyncio an event
     # loop it never closes, which fails a later test with ResourceWarnings.
     records = await consume_all(settings, clickstream, total, within=20)

@@ -7,19 +7,24 @@ import logging
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from streams.runtime import kafka
 from streams.runtime.kafka import wait_for_leaders
 
 
 class FakeAdmin:
-    """Describes each topic without leaders for its first ``unled`` answers."""
+    """Describes each topic without leaders for its first ``unled`` answers; raises ``fails``
+    first, one a call."""
 
-    def __init__(self, unled: int, partitions: int = 2) -> None:
+    def __init__(self, unled: int, partitions: int = 2, fails: tuple[Exception, ...] = ()) -> None:
         self.unled, self.partitions, self.asked = unled, partitions, []
+        self.fails = list(fails)
 
     async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
         self.asked.append(list(names))
+        if self.fails:
+            raise self.fails.pop(0)
         leader = -1 if len(self.asked) <= self.unled else 1
         return [
             {
@@ -50,3 +55,15 @@ async def test_a_topic_with_fewer_partitions_than_asked_is_not_ready_yet(
         await wait_for_leaders(admin, ["a"], partitions=2)  # type: ignore[arg-type]  # a fake
     assert len(admin.asked) > 1
     assert "without a leader for every partition after 0 s: a" in caplog.text
+
+
+async def test_a_broker_out_of_reach_a_moment_is_asked_again_other_errors_raise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kafka, "LEADERS_POLL_S", 0.0)
+    restarting = FakeAdmin(unled=0, fails=(KafkaConnectionError("restarting"),))
+    await wait_for_leaders(restarting, ["a"], partitions=2)  # type: ignore[arg-type]  # a fake
+    assert len(restarting.asked) == 2
+    refused = FakeAdmin(unled=0, fails=(TopicAuthorizationFailedError(),))
+    with pytest.raises(TopicAuthorizationFailedError):
+        await wait_for_leaders(refused, ["a"], partitions=2)  # type: ignore[arg-type]  # a fake
