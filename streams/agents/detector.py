@@ -254,10 +254,10 @@ class DetectorShell(Generic[M, T]):
             if closed:
                 self._emit_abandonments(worker, closed)
         if worker.live_due is not None:
-            await self._advance_live(worker, highwaters)
+            await self._advance_live(worker, highwaters, worker.live_due)
 
     async def _advance_live(
-        self, worker: PartitionWorker[M, T], highwaters: dict[str, int | None]
+        self, worker: PartitionWorker[M, T], highwaters: dict[str, int | None], due: int
     ) -> None:
         """Live: move the watermark to the wall clock less the lateness, once no input holds
         records still to deliver (docs/semantics.md, "Clock modes"); until then the tick stays
@@ -265,9 +265,9 @@ class DetectorShell(Generic[M, T]):
         inputs, tps = worker.inputs, worker.input_tps
         for topic in inputs.to_ask_live(highwaters):  # past records it never delivers, if any
             inputs.position(topic, highwaters[topic], await self.position(tps[topic]))
-        if inputs.holding(highwaters) or worker.live_due is None:
+        if inputs.holding(highwaters):
             return
-        live = max(worker.live_due, int(self.wall_clock() * 1000)) - self.config.lateness_ms
+        live = max(due, int(self.wall_clock() * 1000)) - self.config.lateness_ms
         worker.live_due = None
         self._emit_abandonments(worker, worker.detector.advance(live))
 
