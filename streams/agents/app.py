@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.agents.batching import BatchingApp, partition_items
+from streams.agents.changelog import ChangelogTable
 from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import install_forgetting
 from streams.agents.journeys_app import install_journeys
@@ -95,7 +96,7 @@ def create_app(
         config=detector_config(settings),
         topics=topics,
         clock_mode=settings.clock,
-        table=table,
+        table=ChangelogTable(app, table),  # a flush's sessions in one write
         send=send,
         ack=app.consumer.ack,
         highwater=app.consumer.highwater,

@@ -64,7 +64,6 @@ class PartitionWorker(Generic[M, T]):
     outbox: list[tuple[str, bytes | None, bytes, Headers]] = field(default_factory=list)
     in_flight: list[Delivery] = field(default_factory=list)
     seen_counters: Counters = field(default_factory=Counters)
-    last_message: M | None = None  # the latest taken: table writes need a current event
     swept: int = 0  # the generation of ErasedCustomers this partition's sessions were swept at
     confirm: list[tuple[Erasure, int]] = field(default_factory=list)  # (erasure, sessions)
     clean: bool = True  # the table holds every change the detector made (nothing taken since)
@@ -153,7 +152,6 @@ class DetectorShell(Generic[M, T]):
             if worker is None:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
             worker.clean = False
-            worker.last_message = batch[-1]
             self._sweep(worker)
             for message in batch:
                 self._handle(worker, message)
@@ -352,21 +350,23 @@ class DetectorShell(Generic[M, T]):
         """Make the partition's outputs and state durable, then acknowledge its messages."""
         started = time.perf_counter()
         if worker.in_flight:
-            # Outputs first (abandonments, orders, DLQ records): state must not run ahead.
+            # Outputs first (abandonments, orders, DLQ records, and the previous flush's
+            # table writes): state must not run ahead.
             pending, worker.in_flight = worker.in_flight, []
             await asyncio.gather(*pending)
         detector = worker.detector
         partition = worker.partition
-        table = self.table
         changed, deleted = detector.take_changes()
-        with acting_for(self.create_event(_last(worker))):
-            for sid, state in changed:
-                table[state_key(partition, sid.encode())] = state
-            for sid in deleted:
-                table.pop(state_key(partition, sid.encode()), None)
-            table[state_key(partition, WATERMARK_KEY)] = orjson.dumps(
-                {"wm": detector.watermark, "max": detector.max_event_ms}
-            )
+        changes: list[tuple[bytes, bytes | None]] = [
+            (state_key(partition, sid.encode()), state) for sid, state in changed
+        ]
+        changes.extend((state_key(partition, sid.encode()), None) for sid in deleted)
+        marks = {"wm": detector.watermark, "max": detector.max_event_ms}
+        changes.append((state_key(partition, WATERMARK_KEY), orjson.dumps(marks)))
+        # awaited by the next flush, before its writes: the table's backpressure
+        written = await self.table.write(partition, changes)
+        if written is not None:
+            worker.in_flight.append(written)
         worker.clean = True
         self.metrics.state_writes.inc(len(changed) + len(deleted))
         await self._confirm(worker)
@@ -471,10 +471,3 @@ class DetectorShell(Generic[M, T]):
 
 def _where(message: InputMessage) -> str:
     return f"{message.topic}:{message.partition}:{message.offset}"
-
-
-def _last(worker: PartitionWorker[M, T]) -> M:
-    """The message table writes are made for: a worker is loaded from one, so it has one."""
-    if worker.last_message is None:
-        raise AssertionError(f"partition {worker.partition} flushed before taking a message")
-    return worker.last_message

@@ -11,7 +11,7 @@ and ``TP``, and a test's fakes choose their own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from typing_extensions import TypeVar
@@ -57,13 +57,19 @@ class StateTable(Protocol):
     """A changelogged table of bytes to bytes (a Faust ``Table`` with raw codecs).
 
     A write is durable once the table's changelog record is delivered: Faust's producer
-    carries it, and flushes it before the offsets are committed."""
+    carries it, and flushes it before the offsets are committed. A key set or popped one at a
+    time needs a current event (its partition's changelog); ``write`` names the partition and
+    writes many changes in one go (value None: deleted), returning their ``Delivery`` (None:
+    nothing to write). One table is written one way only (streams/agents/changelog.py)."""
 
     def items(self) -> Iterable[tuple[bytes, bytes | None]]: ...
     def keys(self) -> Iterable[bytes]: ...
     def get(self, key: bytes, /) -> bytes | None: ...
     def pop(self, key: bytes, default: None, /) -> bytes | None: ...
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+    def write(
+        self, partition: int, changes: Sequence[tuple[bytes, bytes | None]], /
+    ) -> Awaitable[Delivery | None]: ...
 
 
 M = TypeVar("M", bound=InputMessage, default="Message")  # a consumed message

@@ -10,7 +10,7 @@ check the order the shell's contract promises, e.g. a message's ``ack`` after th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -166,9 +166,12 @@ class FakeTable:
         *,
         changelog: bool = True,
         data: dict[bytes, bytes] | None = None,
+        auto_deliver: bool = True,
     ) -> None:
         self.journal = journal
         self.changelog = changelog
+        self.auto_deliver = auto_deliver
+        self.pending: list[asyncio.Future[None]] = []  # ``write``s' deliveries not completed
         self.data: dict[bytes, bytes] = {} if data is None else data
         self.writes: list[tuple[int | None, bytes, bytes | None]] = []  # (partition, key, value)
 
@@ -190,6 +193,35 @@ class FakeTable:
         self._changelog(key, value)
         self.journal.add(Entry("write", key=key))
         self.data[key] = value
+
+    async def write(
+        self, partition: int, changes: Sequence[tuple[bytes, bytes | None]], /
+    ) -> Delivery | None:
+        """Each change as ``__setitem__``/``pop`` records it, without a current event (the
+        partition is named); delivered at once with ``auto_deliver``, else at ``deliver``."""
+        for key, value in changes:
+            self.writes.append((partition if self.changelog else None, key, value))
+            if value is None:
+                self.journal.add(Entry("delete", key=key))
+                self.data.pop(key, None)
+            else:
+                self.journal.add(Entry("write", key=key))
+                self.data[key] = value
+        if not changes:
+            return None
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(delivered)
+        if self.auto_deliver:
+            self.deliver()
+        return delivered
+
+    def deliver(self) -> int:
+        """Complete every pending ``write``'s delivery; returns how many."""
+        pending, self.pending = self.pending, []
+        for delivered in pending:
+            delivered.set_result(None)
+            self.journal.add(Entry("delivered", "changelog"))
+        return len(pending)
 
     def __contains__(self, key: bytes) -> bool:
         return key in self.data

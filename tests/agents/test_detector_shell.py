@@ -162,6 +162,30 @@ async def test_a_failed_delivery_acknowledges_nothing_and_persists_nothing() -> 
     assert world.positions.acked == [order]
 
 
+async def test_a_flush_waits_for_the_previous_flushs_table_writes_before_its_own() -> None:
+    world = World()
+    world.table.auto_deliver = False
+    world.idle(CLICKS, REPARTITION)
+    shell = world.shell()
+    first = world.message(CART, event("e1", "s1", 0))
+    await shell.on_batch([first])
+    # written to the store, its changelog records handed over (Faust's commit flushes them)
+    assert world.positions.acked == [first]
+    assert state_key(0, b"s1") in world.table
+    second = world.message(CART, event("e2", "s2", 1), key=b"s2")
+    handling = asyncio.create_task(shell.on_batch([second]))
+    await settle()
+    assert not handling.done()
+    assert world.positions.acked == [first]
+    assert state_key(0, b"s2") not in world.table
+    assert world.table.deliver() == 1
+    await handling
+    assert world.positions.acked == [first, second]
+    assert world.journal.first("delivered", "changelog") < world.journal.first(
+        "write", key=state_key(0, b"s2")
+    )
+
+
 async def test_unflushed_messages_wait_for_the_flush_interval() -> None:
     world = World(flush_interval=5.0)
     world.idle(CLICKS, REPARTITION)
