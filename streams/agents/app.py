@@ -11,7 +11,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.agents.batching import BatchingApp, partition_items
+from streams.agents.batching import BatchingApp
 from streams.agents.changelog import ChangelogTable
 from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import install_forgetting
@@ -92,11 +92,12 @@ def create_app(
     async def send(topic: str, key: bytes | None, value: bytes, headers: Any) -> Any:
         return await app.producer.send(topic, key, value, None, None, headers)
 
+    sessions = ChangelogTable(app, table)  # a flush's sessions in one write
     shell = DetectorShell(
         config=detector_config(settings),
         topics=topics,
         clock_mode=settings.clock,
-        table=ChangelogTable(app, table),  # a flush's sessions in one write
+        table=sessions,
         send=send,
         ack=app.consumer.ack,
         highwater=app.consumer.highwater,
@@ -111,7 +112,7 @@ def create_app(
         # every worker reads every erasure: a customer's sessions may be on any partition
         erased=install_forgetting(app, settings, topics, erasure_metrics),
         erasure_metrics=erasure_metrics,
-        partition_items=lambda partition: partition_items(table, partition),
+        partition_items=sessions.partition_items,
     )
     app.deliver_batches([*inputs, ticks], shell.on_batch)
     app.drain_hooks.append(shell.drain)

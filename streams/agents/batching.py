@@ -371,21 +371,6 @@ async def settle_producer(app: AppT) -> None:
         size = left
 
 
-def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
-    """What a bytes-to-bytes ``table`` holds for one of its partitions, for a partition's load.
-
-    Faust's RocksDB store keeps one database per partition and writes a key into the database
-    of the current event's partition, so only that database is read; ``table.items()`` would
-    read every assigned partition's. Other stores (``memory://``) hold one map: it is read
-    whole, so the caller still keeps only its partition's keys."""
-    store = table.data
-    database_of = getattr(store, "_db_for_partition", None)
-    if database_of is None:
-        yield from table.items()
-        return
-    yield from store._visible_items(database_of(partition))
-
-
 class GuaranteedProducer(faust_aiokafka.Producer):
     """Faust's aiokafka producer with what every cartpulse producer promises
     (``PRODUCER_GUARANTEES``: acks=all and idempotent). faust-streaming 0.15.3 has no setting

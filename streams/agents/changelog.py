@@ -10,7 +10,8 @@ one RocksDB write batch, the changelog records appended to aiokafka record batch
 persisted offset put once, when the last batch is delivered. The database and the changelog end
 up as Faust's own writes leave them, so Faust's recovery and standbys read them as before.
 
-A table written here must not be written through Faust as well: records of one changelog
+``partition_items`` reads one partition's database, for a partition's load. A table written
+here must not be written through Faust as well: records of one changelog
 partition sent both ways could reach the broker out of order.
 
 Leans on faust-streaming 0.15.3's table and store internals, as ``batching.py`` does.
@@ -19,7 +20,7 @@ Leans on faust-streaming 0.15.3's table and store internals, as ``batching.py`` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import rocksdict
@@ -56,6 +57,21 @@ class ChangelogTable:
 
     def __setitem__(self, key: bytes, value: bytes, /) -> None:
         self.table[key] = value
+
+    def partition_items(self, partition: int) -> Iterator[tuple[bytes, bytes | None]]:
+        """What the table holds for one of its partitions, for a partition's load.
+
+        Faust's RocksDB store keeps one database per partition, and a key is written into its
+        own partition's (by Faust, under the current event, and by ``write``), so only that
+        database is read; ``items()`` would read every assigned partition's. Other stores
+        (``memory://``) hold one map: it is read whole, so the caller still keeps only its
+        partition's keys."""
+        store = self.table.data
+        database_of = getattr(store, "_db_for_partition", None)
+        if database_of is None:
+            yield from self.table.items()
+            return
+        yield from store._visible_items(database_of(partition))
 
     async def write(
         self, partition: int, changes: Sequence[Change]

@@ -77,9 +77,9 @@ class DetectorShell(Generic[M, T]):
     Ports (streams/agents/ports.py): ``table`` the sessions table, ``send`` the producer,
     ``ack``/``highwater``/``position`` the consumer's (``Positions``), ``make_tp`` names an input
     topic-partition as the consumer does, ``create_event`` makes a message Faust's current
-    event for table writes, ``wall_clock`` the clock, ``partition_items`` the table's entries
-    of one partition (a superset will do: keys are filtered by their partition; the whole
-    table when not given)."""
+    event for the table's reads at a partition's load (a flush names its partition),
+    ``wall_clock`` the clock, ``partition_items`` the table's entries of one partition (a
+    superset will do: keys are filtered by their partition; the whole table when not given)."""
 
     def __init__(
         self,
