@@ -137,6 +137,10 @@ def create_app(
             await send_ticks(to_partition, journey_ticks, settings.topic_partitions)
         shell.gauge_sessions()
 
+    @app.timer(settings.state_flush_interval.total_seconds())  # type: ignore[untyped-decorator]  # faust's timer is untyped
+    async def flush_idle() -> None:
+        await shell.flush_idle()
+
     @app.on_partitions_revoked.connect
     def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())

@@ -120,6 +120,7 @@ class DetectorShell(Generic[M, T]):
         self.max_record_bytes = max_record_bytes
         self.wall_clock = wall_clock
         self.partitions: dict[int, PartitionWorker[M, T]] = {}
+        self._busy = asyncio.Lock()  # one batch, idle flush or drain at a time
         self._assigned: set[int] | None = None  # the input partitions owned (None: not told)
         self._generation: int | None = None  # the group generation they were assigned in
         self._kept: dict[int, Detector] = {}  # clean detectors of the partitions just revoked
@@ -142,6 +143,24 @@ class DetectorShell(Generic[M, T]):
 
         A message is acknowledged (``ack``) only at a flush, after its outputs are delivered
         and the state it changed is written to the table."""
+        async with self._busy:
+            await self._on_batch(messages)
+
+    async def flush_idle(self) -> None:
+        """Flush the partitions that took records and got no batch for a flush interval since
+        (a timer calls this). Their messages are acknowledged without waiting for more
+        traffic, and a partition revoked now is clean: kept if the group gives it back.
+        Before, a partition waited for its next batch, and with no leader to send ticks (it
+        was the worker that died) it stayed unflushed until the rebalance, then loaded its
+        sessions again (docs/operations.md, "Failover")."""
+        async with self._busy:
+            for worker in list(self.partitions.values()):
+                if worker.clean or self.wall_clock() - worker.last_flush < self.flush_interval:
+                    continue
+                await self._send_outbox(worker)
+                await self._flush(worker)
+
+    async def _on_batch(self, messages: Sequence[M]) -> None:
         by_partition: dict[int, list[M]] = {}
         for message in messages:
             by_partition.setdefault(message.partition, []).append(message)
@@ -422,9 +441,10 @@ class DetectorShell(Generic[M, T]):
         messages being listed for acknowledgement: its outputs go out and its state is
         persisted too; its messages come again after a restart and are dropped as repeats.
         """
-        for worker in list(self.partitions.values()):
-            await self._send_outbox(worker)
-            await self._flush(worker)
+        async with self._busy:
+            for worker in list(self.partitions.values()):
+                await self._send_outbox(worker)
+                await self._flush(worker)
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget revoked partitions: their unacknowledged messages go to the new owner. The

@@ -186,6 +186,31 @@ async def test_a_flush_waits_for_the_previous_flushs_table_writes_before_its_own
     )
 
 
+async def test_an_idle_partition_is_flushed_by_the_timer_and_kept_through_a_rebalance() -> None:
+    world = World(flush_interval=5.0)
+    world.idle(CLICKS, REPARTITION)
+    shell = world.shell()
+    shell.assign({0}, 1)
+    first = world.message(CART, event("e1", "s1", 0))
+    await shell.on_batch([first])
+    await shell.flush_idle()
+    assert world.positions.acked == [] and world.data == {}  # not idle for an interval yet
+    world.clock.advance(5.0)
+    await shell.flush_idle()  # no batch came: the timer flushes it
+    assert world.positions.acked == [first]
+    assert state_key(0, b"s1") in world.table
+    writes = len(world.table.writes)
+    world.clock.advance(5.0)
+    await shell.flush_idle()
+    assert len(world.table.writes) == writes  # nothing taken since: nothing written again
+    # clean when revoked, given back by the next generation: the detector is kept, not loaded
+    detector = shell.partitions[0].detector
+    shell.revoke({0})
+    shell.assign({0}, 2)
+    await shell.on_batch([world.message(CART, event("e2", "s2", 1), key=b"s2")])
+    assert shell.partitions[0].detector is detector
+
+
 async def test_unflushed_messages_wait_for_the_flush_interval() -> None:
     world = World(flush_interval=5.0)
     world.idle(CLICKS, REPARTITION)
