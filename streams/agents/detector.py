@@ -170,16 +170,27 @@ class DetectorShell(Generic[M, T]):
             worker = self.partitions.get(partition)
             if worker is None:
                 worker = self.partitions[partition] = self._load(partition, batch[0])
+            was_clean, swept = worker.clean, worker.swept
             worker.clean = False
             self._sweep(worker)
             for message in batch:
                 self._handle(worker, message)
             await self._advance(worker)
             worker.unacked.extend(batch)
+            emitted = bool(worker.outbox)
             await self._send_outbox(worker)
             self._observe(worker)
+            if was_clean and not emitted and worker.swept == swept and self._ticks_only(batch):
+                # Ticks that closed nothing: what they moved (the watermark, purges of
+                # expired sessions) the table may lack, but a kept detector is the table's
+                # state with these ticks applied again, which is what a reload would do.
+                worker.clean = True
             if self.wall_clock() - worker.last_flush >= self.flush_interval:
                 await self._flush(worker)
+
+    def _ticks_only(self, batch: Sequence[M]) -> bool:
+        ticks = self._ticks
+        return all(message.topic == ticks for message in batch)
 
     async def _send_outbox(self, worker: PartitionWorker[M, T]) -> None:
         outbox, sent = worker.outbox, 0

@@ -200,6 +200,8 @@ async def test_an_idle_partition_is_flushed_by_the_timer_and_kept_through_a_reba
     assert world.positions.acked == [first]
     assert state_key(0, b"s1") in world.table
     writes = len(world.table.writes)
+    # ticks that close nothing leave it clean (the leader sends them every half second)
+    await shell.on_batch([world.message(TICKS, tick_value(int(world.clock() * 1000)), key=None)])
     world.clock.advance(5.0)
     await shell.flush_idle()
     assert len(world.table.writes) == writes  # nothing taken since: nothing written again
@@ -209,6 +211,24 @@ async def test_an_idle_partition_is_flushed_by_the_timer_and_kept_through_a_reba
     shell.assign({0}, 2)
     await shell.on_batch([world.message(CART, event("e2", "s2", 1), key=b"s2")])
     assert shell.partitions[0].detector is detector
+
+
+async def test_a_tick_that_closes_a_period_leaves_its_partition_to_be_loaded_again() -> None:
+    world = World(flush_interval=5.0)
+    world.idle(CLICKS, REPARTITION)
+    shell = world.shell()
+    shell.assign({0}, 1)
+    await shell.on_batch([world.message(CART, event("e1", "s1", 0))])
+    world.clock.advance(5.0)
+    await shell.flush_idle()
+    closing = tick_value(int(world.clock() * 1000), watermark=T0 + 60 * MINUTE)
+    await shell.on_batch([world.message(TICKS, closing, key=None)])
+    assert [a["session_id"] for a in abandoned(world.producer)] == ["s1"]
+    detector = shell.partitions[0].detector
+    shell.revoke({0})  # before the closed period was flushed: the table lacks it
+    shell.assign({0}, 2)
+    await shell.on_batch([world.message(CART, event("e2", "s2", 61), key=b"s2")])
+    assert shell.partitions[0].detector is not detector
 
 
 async def test_unflushed_messages_wait_for_the_flush_interval() -> None:
