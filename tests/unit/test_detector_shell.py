@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ from streams.contract.topics import TopicCatalogue
 from streams.core.detection import DetectorConfig
 from streams.runtime.kafka import DLQ_EXCERPT_BYTES
 from streams.runtime.metrics import DetectorMetrics
+from tests.agents.fakes import FakeTable, Journal
 from tests.support.events import cart_event
 
 TOPICS = TopicCatalogue("t.")
@@ -44,49 +44,20 @@ class Sent:
         return delivered
 
 
-class MapTable:
-    """A plain map as the sessions table (``StateTable``): ``write`` sets and deletes in it."""
-
-    def __init__(self, data: dict[bytes, bytes]) -> None:
-        self.data = data
-
-    def items(self) -> Iterable[tuple[bytes, bytes | None]]:
-        return list(self.data.items())
-
-    def keys(self) -> Iterable[bytes]:
-        return list(self.data)
-
-    def get(self, key: bytes, /) -> bytes | None:
-        return self.data.get(key)
-
-    def pop(self, key: bytes, default: None, /) -> bytes | None:
-        return self.data.pop(key, default)
-
-    def __setitem__(self, key: bytes, value: bytes, /) -> None:
-        self.data[key] = value
-
-    async def write(self, partition: int, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
-        for key, value in changes:
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
-
-
 async def _nothing(_: object) -> None:
     return None
 
 
 def shell(sent: Sent, **changes: Any) -> DetectorShell:
     """A shell sending to ``sent``, with fakes for its other ports; ``changes`` replace them
-    (a map as ``table`` is the table's content: ``MapTable``)."""
+    (a map as ``table`` is the table's content)."""
     if isinstance(changes.get("table"), dict):
-        changes["table"] = MapTable(changes["table"])
+        changes["table"] = FakeTable(Journal(), changelog=False, data=changes["table"])
     ports: dict[str, Any] = {
         "config": DetectorConfig(),
         "topics": TOPICS,
         "clock_mode": "event",
-        "table": MapTable({}),
+        "table": FakeTable(Journal(), changelog=False),
         "send": sent,
         "ack": lambda _: None,
         "highwater": lambda _: None,
