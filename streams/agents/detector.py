@@ -153,9 +153,14 @@ class DetectorShell(Generic[M, T]):
         Before, a partition waited for its next batch, and with no leader to send ticks (it
         was the worker that died) it stayed unflushed until the rebalance, then loaded its
         sessions again (docs/operations.md, "Failover")."""
+        await self._flush_all(idle_only=True)
+
+    async def _flush_all(self, *, idle_only: bool) -> None:
+        """Send what is queued and flush every partition (only the idle, unclean ones)."""
         async with self._busy:
             for worker in list(self.partitions.values()):
-                if worker.clean or self.wall_clock() - worker.last_flush < self.flush_interval:
+                idle = self.wall_clock() - worker.last_flush >= self.flush_interval
+                if idle_only and (worker.clean or not idle):
                     continue
                 await self._send_outbox(worker)
                 await self._flush(worker)
@@ -452,10 +457,7 @@ class DetectorShell(Generic[M, T]):
         messages being listed for acknowledgement: its outputs go out and its state is
         persisted too; its messages come again after a restart and are dropped as repeats.
         """
-        async with self._busy:
-            for worker in list(self.partitions.values()):
-                await self._send_outbox(worker)
-                await self._flush(worker)
+        await self._flush_all(idle_only=False)
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget revoked partitions: their unacknowledged messages go to the new owner. The
