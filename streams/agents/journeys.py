@@ -5,10 +5,15 @@ Keyed by customer. The agent reads ``abandonments``, ``orders``, ``customers``, 
 id, see ``rekey``) and ``journey.ticks``; they are co-partitioned with the ``journeys`` table,
 so one partition's customers live on one worker. Catalogue changes come from the catalogue
 reader (every worker reads all of ``products``) through ``on_version``. Each customer's state
-is one table value (key ``"<partition>:<customer_id>"``), written once at the end of every
-record that changed it (a watermark that releases a customer's held inputs and fires their
-steps writes their state once, not once per input and step). The latest states stay decoded in
-a bounded cache, so a customer seen again soon is not read back from the table.
+is one table value (key ``"<partition>:<customer_id>"``). The states a batch of records changed
+are written at its end, once each and in one table write per partition (``flush``; a watermark
+that releases a customer's held inputs and fires their steps writes their state once, not once
+per input and step), and the batch's records are acknowledged after that. The latest states stay
+decoded in a bounded cache, so a customer seen again soon is not read back from the table.
+A partition revoked while a batch is under way (a rebalance may come at any await) loses the
+changes its records made in the batch, and its records that are left are not taken: none of
+them is acknowledged, so all come again, from the committed offset, to the partition's next
+owner, as the detector's do (streams/agents/detector.py).
 
 Time: each partition keeps a clock. In ``live`` mode ticks move it to the wall clock. In
 ``event`` mode only explicit watermarks move it (``cartpulse watermark``, which a replay sends
@@ -96,9 +101,10 @@ class JourneyShell:
     Ports (streams/agents/ports.py): ``table`` the journeys table (bytes to bytes), ``send``
     the producer, ``wall_clock`` the clock (only for the age of held inputs: decisions follow
     the partition's clock). ``on_record`` returns once the record's outputs are handed to the
-    producer and the states it changed are written to the table; the agent acknowledges the
-    record after that, and Faust flushes the producer (outputs and the table's changelog)
-    before it commits the offset."""
+    producer; ``flush`` writes the states the records since the last flush changed. The agent
+    acknowledges a batch's records after its ``flush`` (those of a partition in ``dropped``
+    not), and Faust flushes the producer (outputs and the table's changelog) before it
+    commits the offsets."""
 
     def __init__(
         self,
@@ -123,10 +129,13 @@ class JourneyShell:
         self.max_record_bytes = max_record_bytes
         self.partitions: dict[int, PartitionClock] = {}
         self._arrivals = 0
-        # States changed by the record at hand, written to the table when it is done; and the
-        # latest states written, decoded (insertion order is recency: the oldest go first).
-        self._changed: dict[bytes, CustomerState] = {}
+        # What the records since the last flush changed, by partition and key: a customer's
+        # state, a raw value (the partition's clock), or None (deleted); and the latest states
+        # written, decoded (insertion order is recency: the oldest go first).
+        self._changed: dict[int, dict[bytes, CustomerState | bytes | None]] = {}
         self._cached: dict[bytes, CustomerState] = {}
+        # Partitions revoked since the batch began (``begin``): not taken, not acknowledged.
+        self.dropped: set[int] = set()
         self.erasure: JourneyErasure | None = None  # set by install_journey_erasure
         name = topics.name
         self._kinds = {
@@ -162,7 +171,10 @@ class JourneyShell:
         headers: InputHeaders,
     ) -> None:
         """Handle one record of any input; never raises for bad data (DLQ and count). The
-        states it changed are in the table when it returns."""
+        states it changed are written by the next ``flush``. A record of a partition in
+        ``dropped`` is not taken."""
+        if partition in self.dropped:
+            return  # revoked since the batch began: not taken
         kind = self._kinds.get(topic, "unknown")
         source = kind
         try:
@@ -176,9 +188,10 @@ class JourneyShell:
                 if kind == "rekeyed":
                     source, key = _origin(headers)
                 await self._input(partition, clock, source, key, value)
-            self._write_changed()
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
-            self._write_after_failure()
+            # The states it changed before it failed are written (its outputs so far went
+            # out); a cached state may have been changed and not stored: the cache goes.
+            self._cached.clear()
             if isinstance(exc, InvalidRecord):
                 reason = exc.reason
             else:
@@ -343,7 +356,8 @@ class JourneyShell:
         if clock.clock is None or to > clock.clock:
             clock.clock = to
             if not self.live:  # a live clock is the wall clock again after a restart
-                self.table[state_key(partition, "") + CLOCK_KEY] = orjson.dumps(to)
+                key = state_key(partition, "") + CLOCK_KEY
+                self._changed.setdefault(partition, {})[key] = orjson.dumps(to)
 
     async def _fire_due(self, partition: int, clock: PartitionClock) -> None:
         now = clock.clock
@@ -403,9 +417,11 @@ class JourneyShell:
 
     def _load(self, partition: int, customer: str) -> CustomerState:
         key = state_key(partition, customer)
-        state = self._changed.get(key)
-        if state is None:
-            state = self._cached.pop(key, None)
+        changed = self._changed.get(partition)
+        if changed is not None and key in changed:
+            state = changed[key]
+            return state if isinstance(state, CustomerState) else CustomerState(customer)
+        state = self._cached.pop(key, None)
         if state is not None:
             self._cached[key] = state  # the most recent now
             return state
@@ -425,59 +441,78 @@ class JourneyShell:
         state: CustomerState,
         indexed: int | None = None,
     ) -> None:
-        """Mark the state written (``_write_changed`` writes it when the record is done);
-        index its next due moment unless ``indexed`` already holds it."""
-        self._changed[state_key(partition, state.customer_id)] = state
+        """Mark the state changed (``flush`` writes it); index its next due moment unless
+        ``indexed`` already holds it."""
+        self._changed.setdefault(partition, {})[state_key(partition, state.customer_id)] = state
         due = state.next_due()
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
 
-    def _write_changed(self) -> None:
-        """Write the states the record changed (a deleted key becomes a changelog tombstone
-        elsewhere: ``forget``), and keep them decoded, the oldest dropped past the bound."""
-        changed, cached = self._changed, self._cached
-        for key, state in changed.items():
-            self.table[key] = state.to_bytes()
-            cached.pop(key, None)
-            cached[key] = state
-        changed.clear()
+    def begin(self) -> None:
+        """A batch begins: no partition is dropped yet."""
+        self.dropped.clear()
+
+    async def flush(self) -> None:
+        """Write what the records since the last flush changed: one table write per partition
+        (its changelog records handed to the producer), the states kept decoded, the oldest
+        dropped past the bound. Raises what the table raises: the records are then not
+        acknowledged, and come again after the worker restarts."""
+        changed, self._changed = self._changed, {}
+        cached = self._cached
+        for partition, values in changed.items():
+            changes: list[tuple[bytes, bytes | None]] = []
+            for key, value in values.items():
+                cached.pop(key, None)
+                if isinstance(value, CustomerState):
+                    changes.append((key, value.to_bytes()))
+                    cached[key] = value
+                else:
+                    changes.append((key, value))
+            await self.table.write(partition, changes)
         while len(cached) > CACHED_STATES:
             del cached[next(iter(cached))]
 
-    def _write_after_failure(self) -> None:
-        """After a record failed: write the states it changed before it failed (its outputs so
-        far went out), and drop the cache (a state changed and not stored may be in it)."""
-        self._cached.clear()
-        try:
-            self._write_changed()
-        except Exception:  # the table refused: the record goes to the DLQ all the same
-            log.exception("journeys could not write the states of a failed record")
-            self._changed.clear()
+    def state_keys(self, partition: int) -> list[bytes]:
+        """The partition's keys in the table, as the next ``flush`` will leave it."""
+        prefix = b"%d:" % partition
+        keys = {key for key in self.table.keys() if key.startswith(prefix)}  # noqa: SIM118 - a StateTable is not iterable
+        for key, value in self._changed.get(partition, {}).items():
+            if value is None:
+                keys.discard(key)
+            else:
+                keys.add(key)
+        return sorted(keys)
 
     def forget(self, partition: int, customer: str) -> CustomerState | None:
         """Drop ``customer``'s state (an erasure): the table value (deleting a key writes a
         tombstone to the changelog), their deadline-index entries and their product
         watches. The state dropped, or None when none was held."""
         clock = self._partition(partition)
-        self._write_changed()
-        self._cached.pop(state_key(partition, customer), None)
-        raw = self.table.pop(state_key(partition, customer), None)
+        key = state_key(partition, customer)
+        self._cached.pop(key, None)
+        changed = self._changed.setdefault(partition, {})
+        if key in changed:
+            value = changed[key]
+            state = value if isinstance(value, CustomerState) else None
+        else:
+            raw = self.table.get(key)
+            state = None if raw is None else _decoded(customer, raw)
+        if state is not None:
+            changed[key] = None  # a tombstone on the changelog
         clock.index = [entry for entry in clock.index if entry[1] != customer]
         heapq.heapify(clock.index)
         for watchers in clock.watchers.values():
             watchers.discard(customer)
-        if raw is None:
-            return None
-        try:
-            return CustomerState.from_bytes(raw)
-        except InvalidRecord:
-            return CustomerState(customer)
+        return state
 
     def revoke(self, partitions: set[int]) -> None:
-        """Forget revoked partitions: their clocks, and every cached state (the table is the
-        truth again when a partition comes back, perhaps changed by another worker)."""
+        """Forget revoked partitions: their clocks, what the batch under way changed in them
+        (``dropped``: its records are not acknowledged), and every cached state (the table is
+        the truth again when a partition comes back, perhaps changed by another worker)."""
         for partition in partitions:
             self.partitions.pop(partition, None)
+            self._changed.pop(partition, None)
+        self.dropped |= partitions
         if partitions:
             self._cached.clear()
 
@@ -514,6 +549,13 @@ def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, Produ
     """A catalogue change in a partition's queue: in time order, then by product (the order
     ``cartpulse journeys`` applies changes of one moment in), then by arrival."""
     return version.updated_ms, version.product_id, arrival, version
+
+
+def _decoded(customer: str, raw: bytes) -> CustomerState:
+    try:
+        return CustomerState.from_bytes(raw)
+    except InvalidRecord:
+        return CustomerState(customer)
 
 
 def _origin(headers: InputHeaders) -> tuple[str, bytes | None]:

@@ -1,11 +1,13 @@
 """Wires the journeys agent and the re-keying agent into the worker's Faust app.
 
 The journeys' inputs take the batch path, as the detector's do (streams/agents/batching.py):
-each fetch's messages of the inputs go to ``JourneyShell.on_record`` one by one, each as
-Faust's current event (its table writes go to its partition's changelog), and each is
-acknowledged once the shell returned. Through Faust's per-message path (its conductor and a
-stream's queue) a partition whose queue filled up was taken out of the fetch until the queue
-drained, and across a rebalance that could leave it unread for good."""
+each fetch's messages of the inputs go to ``JourneyShell.on_record`` one by one, the states
+they changed are written in one table write per partition (``JourneyShell.flush``,
+streams/agents/changelog.py), and the messages are acknowledged after that (but those of a
+partition revoked meanwhile). An erasure is handled as Faust's current event: its subject goes
+into the ``journeys-erased`` table through Faust. Through Faust's per-message path (its
+conductor and a stream's queue) a partition whose queue filled up was taken out of the fetch
+until the queue drained, and across a rebalance that could leave it unread for good."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.batching import acting_for
 from streams.agents.catalogue import install_catalogue
+from streams.agents.changelog import ChangelogTable
 from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.runtime.metrics import JourneyMetrics
@@ -52,7 +55,7 @@ def install_journeys(
         engine=engine,
         topics=topics,
         live=settings.clock == "live",
-        table=table,
+        table=ChangelogTable(app, table),  # a batch's states in one write per partition
         send=send,
         metrics=metrics,
         max_record_bytes=settings.max_record_bytes,
@@ -74,6 +77,7 @@ def install_journeys(
         )
     ]
     channel = app.topic(*names, key_serializer="raw", value_serializer="raw")
+    erasures = topics.name(Topic.ERASURES)
 
     catalogue_read = False
 
@@ -82,15 +86,22 @@ def install_journeys(
         if not catalogue_read:  # nothing is judged before the catalogue is read (a bounded wait)
             await reader.wait_until_read(CATALOGUE_WAIT_SECONDS)
             catalogue_read = True
+        shell.begin()
         for count, message in enumerate(messages, 1):
-            event = app.create_event(message.key, message.value, message.headers, message)
-            with acting_for(event):
-                await shell.on_record(
-                    message.topic, message.partition, message.key, message.value, message.headers
-                )
-            app.consumer.ack(message)
+            record = message.topic, message.partition, message.key, message.value, message.headers
+            if message.topic == erasures:  # the erased subjects' table is written by Faust
+                event = app.create_event(message.key, message.value, message.headers, message)
+                with acting_for(event):
+                    await shell.on_record(*record)
+            else:
+                await shell.on_record(*record)
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        await shell.flush()
+        ack, dropped = app.consumer.ack, shell.dropped
+        for message in messages:
+            if message.partition not in dropped:
+                ack(message)
 
     app.deliver_batches(names, on_batch)
 

@@ -134,8 +134,8 @@ class JourneyErasure:
         names nobody; rare, and only in a replay or after a lost state)."""
         prefix = b"%d:" % partition
         found: list[str] = []
-        for key in list(shell.table.keys()):
-            if not key.startswith(prefix) or key[len(prefix) :].startswith(CLOCK_SUFFIX):
+        for key in shell.state_keys(partition):
+            if key[len(prefix) :].startswith(CLOCK_SUFFIX):
                 continue
             customer = key[len(prefix) :].decode("utf-8", "replace")
             if self.pseudonyms.customer(customer) == subject:

@@ -1,11 +1,13 @@
 """JourneyShell driven through its ports (tests/agents/fakes.py): no Kafka, no Faust worker.
 
-The journeys agent acknowledges a record when ``on_record`` returns, and Faust commits its
-offset only after flushing the producer (the outputs and the table's changelog records). So
-what the shell must promise is: when ``on_record`` returns, every output of the record is
-handed to the producer and every state it changed is written to the table, on its changelog
-partition; bad data goes to the DLQ with the reason and returns normally; and a new shell over
-the same table goes on as the old one would have.
+The journeys agent hands a batch's records to ``on_record``, then calls ``flush`` and
+acknowledges the records (but those of a partition in ``dropped``); Faust commits their
+offsets only after flushing the producer (the outputs and the table's changelog records). So
+what the shell must promise is: when ``flush`` returns, every output of the batch is handed
+to the producer and every state it changed is written to the table, in one write per
+partition; bad data goes to the DLQ with the reason and returns normally; a partition revoked
+mid-batch writes nothing and takes nothing more; and a new shell over the same table, given
+again the records not acknowledged, goes on as the old one would have.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, state_key
+from streams.agents.journeys import CLOCK_KEY, KEY_HEADER, SOURCE_HEADER, JourneyShell, state_key
 from streams.agents.ports import Headers
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
@@ -32,7 +34,6 @@ from tests.agents.fakes import (
     FakeProducer,
     FakeTable,
     Journal,
-    agent_event,
 )
 from tests.support.journeys import POLICY, SECRET
 
@@ -120,19 +121,27 @@ def history() -> list[FakeMessage]:
 FIRST_TICK = 8  # history()'s index of the tick that starts the journeys
 
 
-async def handle(shell: JourneyShell, message: FakeMessage) -> None:
-    """As the journeys agent does: the record is Faust's current event while it is handled."""
-    with agent_event(message):
+async def handle_batch(shell: JourneyShell, messages: list[FakeMessage]) -> list[FakeMessage]:
+    """As the journeys agent does (streams/agents/journeys_app.py): the batch's records, then
+    its states written; returns the messages it acknowledges."""
+    shell.begin()
+    for message in messages:
         await shell.on_record(
             message.topic, message.partition, message.key, message.value, message.headers
         )
+    await shell.flush()
+    return [message for message in messages if message.partition not in shell.dropped]
+
+
+async def handle(shell: JourneyShell, message: FakeMessage) -> None:
+    await handle_batch(shell, [message])
 
 
 def outputs(producer: FakeProducer) -> list[tuple[str, bytes | None, bytes | None]]:
     return [(r.topic, r.key, r.value) for r in producer.records]
 
 
-# -- what a returned on_record means ---------------------------------------------------------
+# -- what a returned flush means ------------------------------------------------------------
 
 
 class GatedProducer(FakeProducer):
@@ -151,7 +160,9 @@ class GatedProducer(FakeProducer):
         return delivery
 
 
-async def test_on_record_returns_only_once_outputs_are_handed_over_and_state_written() -> None:
+async def test_a_batch_is_acknowledged_only_once_outputs_are_handed_over_and_states_written() -> (
+    None
+):
     journal = Journal()
     table, producer = FakeTable(journal), GatedProducer(journal)
     shell = shell_over(table, producer)
@@ -167,7 +178,7 @@ async def test_on_record_returns_only_once_outputs_are_handed_over_and_state_wri
     assert not handling.done()  # the producer has not taken the step's message yet
     producer.gate.set()
     await handling
-    journal.add(Entry("ack", TICKS, None, step.offset))  # the agent, once on_record returned
+    journal.add(Entry("ack", TICKS, None, step.offset))  # the agent, once flush returned
     ack = journal.last("ack")
     assert journal.last("send", SMS) < ack
     assert journal.last("write", key=state_key(PARTITION, "c1")) < ack
@@ -176,7 +187,7 @@ async def test_on_record_returns_only_once_outputs_are_handed_over_and_state_wri
 
 async def test_a_watermark_writes_each_state_it_changed_once() -> None:
     """The first tick releases each customer's held opt-ins and abandonment and starts their
-    journeys: several changes to one state, written once when the record is done."""
+    journeys: several changes to one state, written once when the batch is done."""
     journal = Journal()
     table, producer = FakeTable(journal), FakeProducer(journal)
     shell = shell_over(table, producer)
@@ -191,18 +202,75 @@ async def test_a_watermark_writes_each_state_it_changed_once() -> None:
     assert any(r.topic == DECISIONS for r in producer.records)  # the journeys started
 
 
-@pytest.mark.expect_errors  # the shell logs the internal error it dead-letters
-async def test_a_write_outside_an_event_is_refused_and_dead_lettered_as_internal() -> None:
-    """The fake table holds the shell to Faust's rule (so the tests above mean something),
-    and nothing escapes the shell: the record goes to the DLQ as an internal error."""
+async def test_a_batch_writes_each_state_once_in_one_write_per_partition() -> None:
+    """The whole history as one batch: nothing is written until ``flush``, then each changed
+    state once, all of a partition in one table write (no current event needed)."""
     journal = Journal()
+    table, producer = FakeTable(journal, auto_deliver=False), FakeProducer(journal)
+    shell = shell_over(table, producer)
+    records = history()
+    other = [FakeMessage(m.topic, PARTITION + 1, m.offset, m.key, m.value, m.headers)
+             for m in records]  # fmt: skip
+    shell.begin()
+    for message in records + other:
+        await shell.on_record(
+            message.topic, message.partition, message.key, message.value, message.headers
+        )
+    assert table.writes == []
+    assert producer.records  # the outputs went out as the records were handled
+    await shell.flush()
+    assert len(table.pending) == 2  # one write per partition
+    written = [(partition, key) for partition, key, _ in table.writes]
+    assert len(written) == len(set(written))  # each state once
+    assert {key for _, key in written} == {
+        key
+        for partition in (PARTITION, PARTITION + 1)
+        for key in (
+            state_key(partition, "c1"),
+            state_key(partition, "c2"),
+            state_key(partition, "") + CLOCK_KEY,  # the event-mode clock
+        )
+    }
+    table.deliver()
+    assert all(key.startswith(b"%d:" % partition) for partition, key in written)
+
+
+@pytest.mark.parametrize("revoked_at", [6, FIRST_TICK + 1], ids=["before-outputs", "after"])
+async def test_a_partition_revoked_mid_batch_writes_nothing_and_comes_again(
+    revoked_at: int,
+) -> None:
+    """A rebalance while a batch is under way, at the record ``revoked_at``: the revoked
+    partition's changes in the batch are dropped, its records that are left are not taken,
+    and none of the batch is acknowledged. Given again from the first of them, by a shell over
+    the same table, the outputs are the uninterrupted run's; those sent before the
+    revocation are repeats of them (the same records, the same ids)."""
+    expected = await reference()
+    journal, data = Journal(), dict[bytes, bytes]()
     producer = FakeProducer(journal)
-    shell = shell_over(FakeTable(journal), producer)
-    message = history()[0]
-    await shell.on_record(message.topic, PARTITION, message.key, message.value, None)
-    (letter,) = producer.records
-    assert letter.topic == TOPICS.dlq(Topic.CUSTOMERS)
-    assert dict(letter.headers or [])[REASON_HEADER].startswith(b"internal error: TypeError")
+    table = FakeTable(journal, data=data)
+    shell = shell_over(table, producer)
+    records = history()
+    assert await handle_batch(shell, records[:4]) == records[:4]
+    acked_outputs, written = len(producer.records), len(table.writes)
+    shell.begin()
+    for message in records[4 : FIRST_TICK + 3]:
+        if message.offset == revoked_at:
+            shell.revoke({PARTITION})
+        await shell.on_record(
+            message.topic, message.partition, message.key, message.value, message.headers
+        )
+    await shell.flush()
+    assert shell.dropped == {PARTITION}  # the agent acknowledges none of the batch
+    assert table.writes[written:] == []
+    assert state_key(PARTITION, "c2") not in data
+    repeated = outputs(producer)[acked_outputs:]
+    assert bool(repeated) is (revoked_at > FIRST_TICK)  # the test means what it says
+    after = shell_over(FakeTable(journal, data=data), producer)
+    again = len(producer.records)
+    for message in records[4:]:
+        await handle(after, message)
+    assert outputs(producer)[again:] == expected[acked_outputs:]
+    assert all(output in expected for output in repeated)
 
 
 # -- bad data --------------------------------------------------------------------------------

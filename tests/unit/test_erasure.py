@@ -41,6 +41,7 @@ from streams.core.watermarks import tick_value
 from streams.runtime.kafka import partition_of
 from streams.runtime.metrics import ErasureMetrics, JourneyMetrics
 from streams.tools.forget import check_reason, expected_parts
+from tests.agents.fakes import FakeTable, Journal
 from tests.support.events import cart_event
 from tests.support.journeys import POLICY, SECRET
 from tests.unit.test_detector_shell import Message, Sent
@@ -262,22 +263,42 @@ def test_erased_customers_know_what_each_partition_must_sweep_and_confirm() -> N
 def _journey_shell(
     table: dict[bytes, bytes], sent: list[tuple[str, bytes | None, bytes | None]]
 ) -> JourneyShell:
+    """A journeys shell (and its erasure part) over one map, for both tables."""
+
     async def send(topic: str, key: bytes | None, value: bytes | None, headers: Any) -> None:
         sent.append((topic, key, value))
 
     engine = JourneyEngine(parse_policy(POLICY), SECRET, catalogue=Catalogue())
     shell = JourneyShell(
-        engine=engine, topics=TOPICS, live=False, table=table, send=send,
+        engine=engine, topics=TOPICS, live=False, table=_table(table), send=send,
         metrics=JourneyMetrics.create(CollectorRegistry()), max_record_bytes=65_536,
     )  # fmt: skip
     shell.erasure = JourneyErasure(
-        table=table,
+        table=_table(table),
         topics=TOPICS,
         pseudonyms=NAMES,
         metrics=ErasureMetrics.create(CollectorRegistry()),
         wall_clock=lambda: 1_781_200_000.0,
     )
     return shell
+
+
+def _table(data: dict[bytes, bytes]) -> FakeTable:
+    return FakeTable(Journal(), changelog=False, data=data)
+
+
+async def _record(
+    shell: JourneyShell,
+    topic: str,
+    partition: int,
+    key: bytes | None,
+    value: bytes,
+    headers: Any,
+) -> None:
+    """One record as a batch of its own: handled, then its states written (the agent)."""
+    shell.begin()
+    await shell.on_record(topic, partition, key, value, headers)
+    await shell.flush()
 
 
 def _abandonment(customer: str, n: int = 1) -> bytes:
@@ -307,19 +328,19 @@ async def test_the_journeys_drop_the_customer_keep_the_opt_out_hashed_and_ignore
     sent: list[tuple[str, bytes | None, bytes | None]] = []
     shell = _journey_shell(table, sent)
     profile = {"customer_id": "c1", "phone": "+14155550100", "email": "ann@example.com"}
-    await shell.on_record("t.customers", 0, b"c1", orjson.dumps(profile), None)
+    await _record(shell, "t.customers", 0, b"c1", orjson.dumps(profile), None)
     stop = orjson.dumps({"status": "opted_out", "source": "sms_keyword",
                          "recorded_at": "2026-06-01T00:00:00.000Z"})  # fmt: skip
     origin = [("cartpulse.source", b"consents"), ("cartpulse.key", b"c1:sms")]
-    await shell.on_record("t.journey.inputs", 0, b"c1", stop, origin)
-    await shell.on_record("t.customers", 0, b"c2", orjson.dumps({"customer_id": "c2"}), None)
+    await _record(shell, "t.journey.inputs", 0, b"c1", stop, origin)
+    await _record(shell, "t.customers", 0, b"c2", orjson.dumps({"customer_id": "c2"}), None)
     if applied:  # the clock passes the opt-out
-        await shell.on_record("t.journey.ticks", 0, None, tick_value(0, 1_781_000_000_000), None)
+        await _record(shell, "t.journey.ticks", 0, None, tick_value(0, 1_781_000_000_000), None)
     state = CustomerState.from_bytes(table[state_key(0, "c1")])
     assert bool(state.consents) is applied and bool(state.held) is not applied
     sent.clear()
 
-    await shell.on_record("t.erasures", 0, OPEN.subject.encode(), OPEN.to_json(), None)
+    await _record(shell, "t.erasures", 0, OPEN.subject.encode(), OPEN.to_json(), None)
     assert state_key(0, "c1") not in table and state_key(0, "c2") in table
     by_topic: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
     for topic, key, value in sent:
@@ -336,8 +357,8 @@ async def test_the_journeys_drop_the_customer_keep_the_opt_out_hashed_and_ignore
     assert b"c1" not in marker
 
     sent.clear()  # a replay or a re-import of the customer: nothing comes back
-    await shell.on_record("t.abandonments", 0, b"c1", _abandonment("c1"), None)
-    await shell.on_record("t.customers", 0, b"c1", orjson.dumps(profile), None)
+    await _record(shell, "t.abandonments", 0, b"c1", _abandonment("c1"), None)
+    await _record(shell, "t.customers", 0, b"c1", orjson.dumps(profile), None)
     assert state_key(0, "c1") not in table
     assert sent == []
 
@@ -346,10 +367,10 @@ async def test_a_closed_erasure_finds_the_customer_by_pseudonym() -> None:
     table: dict[bytes, bytes] = {}
     sent: list[tuple[str, bytes | None, bytes | None]] = []
     shell = _journey_shell(table, sent)
-    await shell.on_record("t.customers", 1, b"c1", orjson.dumps({"customer_id": "c1"}), None)
+    await _record(shell, "t.customers", 1, b"c1", orjson.dumps({"customer_id": "c1"}), None)
     closed = OPEN.closed(1_781_100_060_000)
     sent.clear()
-    await shell.on_record("t.erasures", 1, closed.subject.encode(), closed.to_json(), None)
+    await _record(shell, "t.erasures", 1, closed.subject.encode(), closed.to_json(), None)
     assert state_key(1, "c1") not in table
     assert sent == []  # a replay's namespace: no suppressions, tombstones or confirmation
 
@@ -358,5 +379,5 @@ async def test_a_record_that_is_not_an_erasure_is_dead_lettered() -> None:
     table: dict[bytes, bytes] = {}
     sent: list[tuple[str, bytes | None, bytes | None]] = []
     shell = _journey_shell(table, sent)
-    await shell.on_record("t.erasures", 0, b"k", b"not json", None)
+    await _record(shell, "t.erasures", 0, b"k", b"not json", None)
     assert [topic for topic, _, _ in sent] == [TOPICS.dlq(Topic.ERASURES)]
