@@ -31,16 +31,15 @@ import bisect
 import heapq
 import logging
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import orjson
 
+from streams.agents.journey_states import JourneyStates, state_key
 from streams.agents.ports import Clock, Send, StateTable
-from streams.contract.consent_history import NUMBER_PREFIX
+from streams.agents.rekeying import InputHeaders, origin
 from streams.contract.coupons import issued_coupon
-from streams.contract.erasure import ERASED_PREFIX, SUPPRESSED_PREFIX
 from streams.contract.errors import InvalidRecord
 from streams.contract.journey import AbandonmentIn, Profile
 from streams.contract.products import ProductVersion
@@ -67,18 +66,6 @@ log = logging.getLogger(__name__)
 CLOCK_KEY: Final = b"\x00clock"
 MAX_HELD: Final = 10_000  # inputs held per customer; more are applied at once (and counted)
 DEFAULT_LATENESS_MS: Final = 5_000
-CACHED_STATES: Final = 10_000  # decoded customer states kept between records
-SOURCE_HEADER: Final = "cartpulse.source"
-KEY_HEADER: Final = "cartpulse.key"
-# ``consents`` subjects that are no customer (the senders' concern): a number's own records (a
-# STOP from a number), an erasure's retired id and its suppression list
-NOT_CUSTOMERS: Final = tuple(p.encode() for p in (NUMBER_PREFIX, ERASED_PREFIX, SUPPRESSED_PREFIX))
-# A record's headers as Faust hands them: a list of pairs, or a mapping.
-InputHeaders = Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
-
-
-def state_key(partition: int, customer_id: str) -> bytes:
-    return b"%d:%s" % (partition, customer_id.encode())
 
 
 @dataclass(slots=True)
@@ -129,11 +116,7 @@ class JourneyShell:
         self.max_record_bytes = max_record_bytes
         self.partitions: dict[int, PartitionClock] = {}
         self._arrivals = 0
-        # What the records since the last flush changed, by partition and key: a customer's
-        # state, a raw value (the partition's clock), or None (deleted); and the latest states
-        # written, decoded (insertion order is recency: the oldest go first).
-        self._changed: dict[int, dict[bytes, CustomerState | bytes | None]] = {}
-        self._cached: dict[bytes, CustomerState] = {}
+        self.states = JourneyStates(table)  # what the records changed, until ``flush``
         # Partitions revoked since the batch began (``begin``): not taken, not acknowledged.
         self.dropped: set[int] = set()
         self.erasure: JourneyErasure | None = None  # set by install_journey_erasure
@@ -186,12 +169,12 @@ class JourneyShell:
                     await self.erasure.on_record(self, partition, key, value)
             else:
                 if kind == "rekeyed":
-                    source, key = _origin(headers)
+                    source, key = origin(headers)
                 await self._input(partition, clock, source, key, value)
         except Exception as exc:  # nothing escapes the agent: bad data and bugs go to the DLQ
             # The states it changed before it failed are written (its outputs so far went
             # out); a cached state may have been changed and not stored: the cache goes.
-            self._cached.clear()
+            self.states.forget_cache()
             if isinstance(exc, InvalidRecord):
                 reason = exc.reason
             else:
@@ -250,7 +233,7 @@ class JourneyShell:
             )  # fmt: skip
         except UnicodeDecodeError:
             return False  # cannot be kept as text: applied now (decode accepted it)
-        state = self._load(partition, customer)
+        state = self.states.load(partition, customer)
         if len(state.held) >= MAX_HELD:
             self.metrics.late.labels("overflow").inc()
             return False
@@ -277,7 +260,7 @@ class JourneyShell:
             if next_held is None:
                 return
             at, rank, ident, customer, _ = heapq.heappop(held)
-            state = self._load(partition, customer)
+            state = self.states.load(partition, customer)
             taken = [h for h in state.held if h.order <= (at, rank, ident)]
             if not taken:
                 continue  # released already (an entry of a repeated record)
@@ -304,7 +287,7 @@ class JourneyShell:
                 await self._emit(Outputs(decisions=[anonymous(item)]))
             return
         now = clock.clock if clock.clock is not None else 0
-        state = self._load(partition, customer)
+        state = self.states.load(partition, customer)
         due_before = state.next_due()
         outputs = apply(self.engine, state, item, now)
         self._store(partition, clock, state, indexed=due_before)
@@ -329,7 +312,7 @@ class JourneyShell:
         self, partition: int, clock: PartitionClock, version: ProductVersion, now: int
     ) -> None:
         for customer in sorted(clock.watchers.get(version.product_id, ())):
-            state = self._load(partition, customer)
+            state = self.states.load(partition, customer)
             due_before = state.next_due()
             outputs = self.engine.on_product(state, version, now)
             self._store(partition, clock, state, indexed=due_before)
@@ -356,8 +339,7 @@ class JourneyShell:
         if clock.clock is None or to > clock.clock:
             clock.clock = to
             if not self.live:  # a live clock is the wall clock again after a restart
-                key = state_key(partition, "") + CLOCK_KEY
-                self._changed.setdefault(partition, {})[key] = orjson.dumps(to)
+                self.states.put(partition, state_key(partition, "") + CLOCK_KEY, orjson.dumps(to))
 
     async def _fire_due(self, partition: int, clock: PartitionClock) -> None:
         now = clock.clock
@@ -366,7 +348,7 @@ class JourneyShell:
         index = clock.index
         while index and index[0][0] <= now:
             due, customer = heapq.heappop(index)
-            state = self._load(partition, customer)
+            state = self.states.load(partition, customer)
             if state.next_due() != due:
                 continue  # a stale entry: the state moved on since it was indexed
             outputs = self.engine.advance(state, now)
@@ -415,25 +397,6 @@ class JourneyShell:
         log.info("journeys partition %d: %d due customers", partition, len(clock.index))
         return clock
 
-    def _load(self, partition: int, customer: str) -> CustomerState:
-        key = state_key(partition, customer)
-        changed = self._changed.get(partition)
-        if changed is not None and key in changed:
-            state = changed[key]
-            return state if isinstance(state, CustomerState) else CustomerState(customer)
-        state = self._cached.pop(key, None)
-        if state is not None:
-            self._cached[key] = state  # the most recent now
-            return state
-        raw = self.table.get(key)
-        if raw is None:
-            return CustomerState(customer)
-        try:
-            return CustomerState.from_bytes(raw)
-        except InvalidRecord as exc:
-            log.warning("journey state of a customer is unreadable (%s); starting afresh", exc)
-            return CustomerState(customer)
-
     def _store(
         self,
         partition: int,
@@ -443,7 +406,7 @@ class JourneyShell:
     ) -> None:
         """Mark the state changed (``flush`` writes it); index its next due moment unless
         ``indexed`` already holds it."""
-        self._changed.setdefault(partition, {})[state_key(partition, state.customer_id)] = state
+        self.states.store(partition, state)
         due = state.next_due()
         if due is not None and due != indexed:
             heapq.heappush(clock.index, (due, state.customer_id))
@@ -453,52 +416,17 @@ class JourneyShell:
         self.dropped.clear()
 
     async def flush(self) -> None:
-        """Write what the records since the last flush changed: one table write per partition
-        (its changelog records handed to the producer), the states kept decoded, the oldest
-        dropped past the bound. Raises what the table raises: the records are then not
-        acknowledged, and come again after the worker restarts."""
-        changed, self._changed = self._changed, {}
-        cached = self._cached
-        for partition, values in changed.items():
-            changes: list[tuple[bytes, bytes | None]] = []
-            for key, value in values.items():
-                cached.pop(key, None)
-                if isinstance(value, CustomerState):
-                    changes.append((key, value.to_bytes()))
-                    cached[key] = value
-                else:
-                    changes.append((key, value))
-            await self.table.write(partition, changes)
-        while len(cached) > CACHED_STATES:
-            del cached[next(iter(cached))]
-
-    def state_keys(self, partition: int) -> list[bytes]:
-        """The partition's keys in the table, as the next ``flush`` will leave it."""
-        prefix = b"%d:" % partition
-        keys = {key for key in self.table.keys() if key.startswith(prefix)}  # noqa: SIM118 - a StateTable is not iterable
-        for key, value in self._changed.get(partition, {}).items():
-            if value is None:
-                keys.discard(key)
-            else:
-                keys.add(key)
-        return sorted(keys)
+        """Write what the records since the last flush changed (``JourneyStates.flush``).
+        Raises what the table raises: the records are then not acknowledged, and come again
+        after the worker restarts."""
+        await self.states.flush()
 
     def forget(self, partition: int, customer: str) -> CustomerState | None:
         """Drop ``customer``'s state (an erasure): the table value (deleting a key writes a
         tombstone to the changelog), their deadline-index entries and their product
         watches. The state dropped, or None when none was held."""
         clock = self._partition(partition)
-        key = state_key(partition, customer)
-        self._cached.pop(key, None)
-        changed = self._changed.setdefault(partition, {})
-        if key in changed:
-            value = changed[key]
-            state = value if isinstance(value, CustomerState) else None
-        else:
-            raw = self.table.get(key)
-            state = None if raw is None else _decoded(customer, raw)
-        if state is not None:
-            changed[key] = None  # a tombstone on the changelog
+        state = self.states.delete(partition, customer)
         clock.index = [entry for entry in clock.index if entry[1] != customer]
         heapq.heapify(clock.index)
         for watchers in clock.watchers.values():
@@ -511,10 +439,8 @@ class JourneyShell:
         the truth again when a partition comes back, perhaps changed by another worker)."""
         for partition in partitions:
             self.partitions.pop(partition, None)
-            self._changed.pop(partition, None)
+        self.states.drop(partitions)
         self.dropped |= partitions
-        if partitions:
-            self._cached.clear()
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -551,39 +477,7 @@ def _queued(version: ProductVersion, arrival: int) -> tuple[int, str, int, Produ
     return version.updated_ms, version.product_id, arrival, version
 
 
-def _decoded(customer: str, raw: bytes) -> CustomerState:
-    try:
-        return CustomerState.from_bytes(raw)
-    except InvalidRecord:
-        return CustomerState(customer)
-
-
-def _origin(headers: InputHeaders) -> tuple[str, bytes | None]:
-    """The source topic and original key of a re-keyed record."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    found: dict[str, bytes] = dict(pairs)
-    source = found.get(SOURCE_HEADER, b"").decode("utf-8", "replace")
-    return source, found.get(KEY_HEADER)
-
-
 def _reason_label(reason: str) -> str:
     """A closed set: ``condition:<step>`` counts as ``condition``."""
     reason = reason.partition(":")[0]
     return reason if reason in REASONS else "other"
-
-
-def rekey(topic_kind: str, key: bytes | None, value: bytes | None) -> bytes | None:
-    """The customer id a consents / send.results record belongs to, or None (not routable)."""
-    if topic_kind == "consents":
-        if not key:
-            return None
-        customer, sep, _ = key.rpartition(b":")
-        if not sep or not customer or customer.startswith(NOT_CUSTOMERS):
-            return None
-        return customer
-    try:
-        data = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    found = data.get("customer_id") if isinstance(data, dict) else None
-    return found.encode() if isinstance(found, str) and found else None

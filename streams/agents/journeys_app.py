@@ -22,7 +22,8 @@ from prometheus_client import CollectorRegistry
 from streams.agents.batching import acting_for
 from streams.agents.catalogue import install_catalogue
 from streams.agents.changelog import ChangelogTable
-from streams.agents.journeys import KEY_HEADER, SOURCE_HEADER, JourneyShell, rekey
+from streams.agents.journeys import JourneyShell
+from streams.agents.rekeying import KEY_HEADER, SOURCE_HEADER, rekey
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.runtime.metrics import JourneyMetrics
 from streams.runtime.settings import Settings

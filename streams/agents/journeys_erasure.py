@@ -134,7 +134,7 @@ class JourneyErasure:
         names nobody; rare, and only in a replay or after a lost state)."""
         prefix = b"%d:" % partition
         found: list[str] = []
-        for key in shell.state_keys(partition):
+        for key in shell.states.keys(partition):
             if key[len(prefix) :].startswith(CLOCK_SUFFIX):
                 continue
             customer = key[len(prefix) :].decode("utf-8", "replace")

@@ -18,8 +18,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.agents.journeys import CLOCK_KEY, KEY_HEADER, SOURCE_HEADER, JourneyShell, state_key
+from streams.agents.journeys import CLOCK_KEY, JourneyShell, state_key
 from streams.agents.ports import Headers
+from streams.agents.rekeying import KEY_HEADER, SOURCE_HEADER
 from streams.contract.topics import Topic, TopicCatalogue
 from streams.core.catalogue import Catalogue
 from streams.core.journeys import JourneyEngine

@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from streams.agents.detector import DetectorShell
 from streams.agents.forgetting import ErasedCustomers
-from streams.agents.journeys import JourneyShell, rekey, state_key
+from streams.agents.journeys import JourneyShell, state_key
 from streams.agents.journeys_erasure import JourneyErasure
+from streams.agents.rekeying import rekey
 from streams.contract.erasure import (
     Done,
     Erasure,
