@@ -25,6 +25,7 @@ mod value;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 use crate::py_read::Record;
@@ -46,7 +47,10 @@ pub(crate) fn contract_cases() -> serde_json::Value {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[pyclass(module = "streams._native", unsendable)]
+/// Sendable: a partition's load builds its detector in a worker thread (``restore_many``,
+/// without the interpreter's lock, beside the other partitions' loads); the loop's thread uses
+/// it afterwards. One thread at a time: pyo3's borrow flag refuses a second.
+#[pyclass(module = "streams._native")]
 struct Core {
     inner: Detector,
 }
@@ -95,23 +99,23 @@ impl Core {
 
     /// Add a session from its saved state; ValueError for a value it cannot read.
     fn restore(&mut self, raw: &[u8]) -> PyResult<()> {
-        let restored =
-            state::read(raw, &mut self.inner.rules.strings).map_err(PyValueError::new_err)?;
-        let mut session = restored.session;
-        for (t, seq, text) in restored.pending {
-            // Written by the core from a record it read: no size limit to hold it to.
-            let event =
-                read::read_keeping(text, usize::MAX, Keep::Detection).map_err(|refusal| {
-                    PyValueError::new_err(format!(
-                        "unreadable pending event in saved state: {}",
-                        refusal.reason()
-                    ))
-                })?;
-            session.pending.push((t, seq, event));
-        }
-        session.pending.sort_by_key(|p| (p.0, p.1));
-        self.inner.restore(session);
-        Ok(())
+        restore_one(&mut self.inner, raw).map_err(PyValueError::new_err)
+    }
+
+    /// Add saved sessions, in order, without holding the interpreter's lock: another thread
+    /// (another partition's load) runs meanwhile. Returns the index and the reason of each
+    /// value it could not read (skipped); the others are restored.
+    fn restore_many(&mut self, py: Python<'_>, raws: Vec<PyBackedBytes>) -> Vec<(usize, String)> {
+        let inner = &mut self.inner;
+        py.allow_threads(|| {
+            let mut refused = Vec::new();
+            for (index, raw) in raws.iter().enumerate() {
+                if let Err(reason) = restore_one(inner, raw) {
+                    refused.push((index, reason));
+                }
+            }
+            refused
+        })
     }
 
     /// Take one event as the reader gave it: (False if its event_id was seen before, the
@@ -258,5 +262,24 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MIN_EVENT_MS", text::MIN_EVENT_MS)?;
     m.add("MAX_EVENT_MS", text::MAX_EVENT_MS)?;
     m.add("TIME_RANGE", text::TIME_RANGE)?;
+    Ok(())
+}
+
+/// One saved session into the detector; the reason when the value cannot be read.
+fn restore_one(inner: &mut Detector, raw: &[u8]) -> Result<(), String> {
+    let restored = state::read(raw, &mut inner.rules.strings)?;
+    let mut session = restored.session;
+    for (t, seq, text) in restored.pending {
+        // Written by the core from a record it read: no size limit to hold it to.
+        let event = read::read_keeping(text, usize::MAX, Keep::Detection).map_err(|refusal| {
+            format!(
+                "unreadable pending event in saved state: {}",
+                refusal.reason()
+            )
+        })?;
+        session.pending.push((t, seq, event));
+    }
+    session.pending.sort_by_key(|p| (p.0, p.1));
+    inner.restore(session);
     Ok(())
 }

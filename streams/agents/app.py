@@ -73,9 +73,11 @@ def create_app(
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,  # and idempotent: BatchingTransport's producer (PRODUCER_GUARANTEES)
         stream_wait_empty=False,
-        # 10 s by default, not Faust's 60 s: a killed worker's partitions move quickly.
+        # 10 s by default, not Faust's 60 s: a killed worker's partitions move quickly. A
+        # survivor learns of the rebalance at its next heartbeat: every second, not every 3 s
+        # (docs/operations.md, "Failover"); the session timeout is 6 s at least.
         broker_session_timeout=settings.session_timeout.total_seconds(),
-        broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 3),
+        broker_heartbeat_interval=1.0,
     )
     inputs = [topics.name(t) for t in (Topic.CLICKSTREAM, Topic.CART, Topic.REPARTITION)]
     ticks = topics.name(Topic.TICKS)

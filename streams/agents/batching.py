@@ -44,6 +44,7 @@ YIELD_EVERY = 500  # messages between yields to the loop while dispatching one f
 # naming every partition it owns (docs/architecture.md, "Live: fetches").
 FETCH_MIN_BYTES = 64 * 1024
 FETCH_MAX_WAIT_MS = 100  # the most a fetch adds to a live detection (Faust's is 1.5 s)
+IDLE_POLL_S = 0.05  # how often a consumer with no active partition looks again (Faust: 1 s)
 SETTLE_POLL_S = 0.001  # how often settle_producer looks again while the buffer does not shrink
 
 
@@ -103,6 +104,20 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def stop_flow(self) -> None:
         self.flow_stops += 1
         super().stop_flow()
+
+    async def _wait_next_records(
+        self,
+        timeout: float,  # noqa: ASYNC109 - Faust's signature
+    ) -> tuple[Any, set[TP] | None]:
+        """Faust's, but with no partition active (a rebalance: the tables recover first) it
+        looks again after ``IDLE_POLL_S`` instead of Faust's whole second. Resumed meanwhile,
+        the partitions waited for the rest of that second: after a failover the survivor's
+        first fetch came 0.2 to 0.9 s after recovery was done (docs/operations.md, "Failover")."""
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            self.not_waiting_next_records.set()
+            await self.sleep(IDLE_POLL_S)
+            return {}, set()
+        return await super()._wait_next_records(timeout)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Every assigned input partition back to its committed offset, and one the group never

@@ -169,12 +169,14 @@ class DetectorShell(Generic[M, T]):
         by_partition: dict[int, list[M]] = {}
         for message in messages:
             by_partition.setdefault(message.partition, []).append(message)
+        restored = await self._restore_all(by_partition)
         for partition, batch in by_partition.items():
             if self._assigned is not None and partition not in self._assigned:
                 continue  # revoked since it was fetched (a revocation may come at any await)
             worker = self.partitions.get(partition)
             if worker is None:
-                worker = self.partitions[partition] = self._load(partition, batch[0])
+                worker = self._load(partition, batch[0], restored.get(partition))
+                self.partitions[partition] = worker
             was_clean, swept = worker.clean, worker.swept
             worker.clean = False
             self._sweep(worker)
@@ -333,12 +335,39 @@ class DetectorShell(Generic[M, T]):
 
     # -- persistence -------------------------------------------------------------------
 
-    def _load(self, partition: int, message: M) -> PartitionWorker[M, T]:
+    async def _restore_all(self, by_partition: dict[int, list[M]]) -> dict[int, Detector]:
+        """The detectors of the batch's partitions that must be loaded from the table, each
+        restored in a thread of its own: the native restore runs without the interpreter's
+        lock, so on a failover the killed worker's partitions load side by side. None is
+        returned when a rebalance came meanwhile (each is then loaded as the new assignment
+        decides)."""
+        assigned = self._assigned
+        needed = [
+            (partition, batch[0])
+            for partition, batch in by_partition.items()
+            if partition not in self.partitions
+            and partition not in self._kept
+            and (assigned is None or partition in assigned)
+        ]
+        if len(needed) < 2:
+            return {}  # one load gains nothing from a thread
+        generation = self._generation
+        detectors = await asyncio.gather(
+            *(asyncio.to_thread(self._restore, p, self.create_event(m)) for p, m in needed)
+        )
+        if self._generation != generation:
+            return {}
+        return {p: detector for (p, _), detector in zip(needed, detectors, strict=True)}
+
+    def _load(
+        self, partition: int, message: M, restored: Detector | None = None
+    ) -> PartitionWorker[M, T]:
         """A partition's worker: with the detector kept through the rebalance that gave it back,
-        or one rebuilt from the table (after any other assignment, or a restart)."""
+        the one ``restored`` for it, or one rebuilt from the table now (after any other
+        assignment, or a restart)."""
         detector = self._kept.pop(partition, None)
         if detector is None:
-            detector = self._restore(partition, message)
+            detector = restored or self._restore(partition, self.create_event(message))
         else:
             log.info(
                 "partition %d: %d sessions kept through the rebalance", partition, len(detector)
@@ -349,14 +378,15 @@ class DetectorShell(Generic[M, T]):
         input_tps = {name: self.make_tp(name, partition) for name in names}
         return PartitionWorker(partition, detector, self.wall_clock(), merge, input_tps)
 
-    def _restore(self, partition: int, message: M) -> Detector:
-        """A partition's detector rebuilt from its table entries."""
+    def _restore(self, partition: int, event: object) -> Detector:
+        """A partition's detector rebuilt from its table entries (``event``: the partition's
+        first message as Faust's event, current while the table is read). Safe in a thread."""
         started = time.perf_counter()
         prefix = b"%d:" % partition
         states: list[tuple[bytes, bytes]] = []
         watermark = max_event = None
         read = 0
-        with acting_for(self.create_event(message)):
+        with acting_for(event):
             read_partition = self.partition_items
             entries = self.table.items() if read_partition is None else read_partition(partition)
             for key, value in entries:
@@ -369,11 +399,8 @@ class DetectorShell(Generic[M, T]):
                 else:
                     states.append((key, value))
         detector = Detector(self.config, (), watermark, max_event, auto_watermark=False)
-        for key, value in states:
-            try:
-                detector.restore(value)
-            except InvalidRecord as exc:
-                log.warning("dropping unreadable session state %r: %s", key, exc.reason)
+        for index, reason in detector.restore_many([value for _, value in states]):
+            log.warning("dropping unreadable session state %r: %s", states[index][0], reason)
         log.info(
             "partition %d: %d sessions restored from %d table entries read in %.3f s, "
             "watermark %s",

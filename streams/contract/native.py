@@ -133,6 +133,12 @@ class Core:
         """Add one saved session; ``ValueError`` for a value it cannot read."""
         self._core.restore(raw)
 
+    def restore_many(self, raws: list[bytes]) -> list[tuple[int, str]]:
+        """Add saved sessions, in order, without holding the interpreter's lock (so another
+        thread runs meanwhile; a detector is used by one thread at a time). Returns the index
+        and the reason of each value it could not read (skipped)."""
+        return self._core.restore_many(raws)
+
     def take(self, record: Record) -> tuple[bool, list[Closed]]:
         """False if the event's id was seen before (dropped), and the abandonments it closed."""
         fresh, closed = self._core.on_event(record)

@@ -10,6 +10,8 @@ emitting again only what it had not acknowledged (with the same ids).
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -65,7 +67,9 @@ class World:
         self.table = FakeTable(self.journal, data=self.data)
         self.offsets: dict[str, int] = {}
 
-    def shell(self) -> DetectorShell[FakeMessage, TP]:
+    def shell(
+        self, partition_items: Callable[[int], Iterable[tuple[bytes, bytes | None]]] | None = None
+    ) -> DetectorShell[FakeMessage, TP]:
         self.metrics = DetectorMetrics.create(CollectorRegistry())
         return DetectorShell(
             config=DetectorConfig(gap_ms=30 * MINUTE),
@@ -82,6 +86,7 @@ class World:
             flush_interval=self.flush_interval,
             max_record_bytes=64 * 1024,
             wall_clock=self.clock,
+            partition_items=partition_items,
         )
 
     def message(self, topic: str, value: bytes, key: bytes | None = b"s1") -> FakeMessage:
@@ -229,6 +234,33 @@ async def test_a_tick_that_closes_a_period_leaves_its_partition_to_be_loaded_aga
     shell.assign({0}, 2)
     await shell.on_batch([world.message(CART, event("e2", "s2", 61), key=b"s2")])
     assert shell.partitions[0].detector is not detector
+
+
+async def test_the_partitions_a_batch_needs_are_loaded_side_by_side() -> None:
+    """A failover hands a worker several partitions at once: their loads run in threads at
+    the same time (the native restore lets go of the interpreter's lock), each from its own
+    partition's entries. Loaded one after another, the barrier would time out."""
+    world = World()
+    world.idle(CLICKS, REPARTITION)
+    before = world.shell()
+    await before.on_batch(
+        [FakeMessage(CART, p, 0, b"s%d" % p, event(f"e{p}", f"s{p}", 0)) for p in range(3)]
+    )
+    await before.drain()
+    assert {key.partition(b":")[0] for key in world.data} == {b"0", b"1", b"2"}
+    loading = threading.Barrier(3, timeout=10)
+
+    def partition_items(partition: int) -> list[tuple[bytes, bytes | None]]:
+        loading.wait()  # returns once all three loads are in
+        prefix = b"%d:" % partition
+        return [(key, value) for key, value in world.data.items() if key.startswith(prefix)]
+
+    shell = world.shell(partition_items)
+    shell.assign({0, 1, 2}, 1)
+    await shell.on_batch(
+        [FakeMessage(CART, p, 1, b"t%d" % p, event(f"f{p}", f"t{p}", 1)) for p in range(3)]
+    )
+    assert {p: len(worker.detector) for p, worker in shell.partitions.items()} == {0: 2, 1: 2, 2: 2}
 
 
 async def test_unflushed_messages_wait_for_the_flush_interval() -> None:

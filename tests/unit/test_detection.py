@@ -399,6 +399,24 @@ def test_ties_keep_arrival_order_across_a_restore() -> None:
     assert after.flush() == []
 
 
+def test_restore_many_skips_what_it_cannot_read_and_restores_the_rest_as_restore_does() -> None:
+    """The load's bulk restore (without the interpreter's lock): the same detector as one
+    ``restore`` per value, and the index and reason of each value it could not read."""
+    config = DetectorConfig(lateness_ms=10 * MINUTE_MS)
+    before = Detector(config)
+    for event in [ev("cart_item_added", 5, "p1"), ev("page_viewed", 6, session="s2")]:
+        before.on_event(event)
+    states = [before.state("s1") or b"", b"{not a session", before.state("s2") or b""]
+    one_by_one = Detector(config, [states[0], states[2]], before.watermark, before.max_event_ms)
+    bulk = Detector(config, (), before.watermark, before.max_event_ms)
+    refused = bulk.restore_many(states)
+    assert [index for index, _ in refused] == [1]
+    assert refused[0][1]  # a reason
+    assert len(bulk) == len(one_by_one) == 2
+    closed = records(bulk.flush())
+    assert closed and closed == records(one_by_one.flush())
+
+
 def test_a_cart_value_past_28_digits_is_rounded_as_python_rounds_it() -> None:
     """The core's exact arithmetic stops at Python's precision; past it, Python computes."""
     price = "9" * 28

@@ -282,9 +282,9 @@ def test_the_dockerfile_builds_wheels_with_rust_and_installs_them_on_python_311_
 @pytest.mark.parametrize(
     ("instance_id", "session_timeout", "seconds"),
     [
-        (None, None, "10.0 3.0"),
-        ("cartpulse-worker-0", "PT45S", "45.0 3.0"),
-        (None, "PT6S", "6.0 2.0"),
+        (None, None, "10.0 1.0"),
+        ("cartpulse-worker-0", "PT45S", "45.0 1.0"),
+        (None, "PT6S", "6.0 1.0"),
     ],
 )
 def test_the_worker_app_takes_its_web_host_membership_and_timeouts_from_settings(
