@@ -12,7 +12,8 @@ A rebalance revokes every partition (Faust's eager protocol) and mostly gives a 
 back. A partition whose sessions are all in the table when it is revoked (``clean``) keeps its
 ``Detector`` aside, and takes it up again when the very next generation assigns it back here:
 no other worker can have owned it in between, so the table holds what the detector holds, and
-the load (about half a second per 125k sessions) is saved. Any other case loads from the table.
+the load (about half a second per 125k sessions) is saved. Any other case loads from the table;
+the partitions one batch must load (a failover's) load side by side, in threads.
 Records of a partition revoked since they were fetched are not taken: they come again, from the
 committed offset, to whichever worker owns the partition next.
 """
