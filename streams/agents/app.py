@@ -155,6 +155,8 @@ def create_app(
         assigned = args[0] if args else kwargs.get("assigned", set())
         partitions = {tp.partition for tp in assigned if tp.topic in inputs}
         shell.assign(partitions, app.consumer_generation_id)
+        if journeys is not None:
+            journeys.assign({tp.partition for tp in assigned if tp.topic == journey_ticks})
 
     @app.page("/metrics")
     class Metrics(View):

@@ -339,7 +339,7 @@ class DetectorShell(Generic[M, T]):
     async def _restore_all(self, by_partition: dict[int, list[M]]) -> dict[int, Detector]:
         """The detectors of the batch's partitions that must be loaded from the table, each
         restored in a thread of its own: the native restore runs without the interpreter's
-        lock, so on a failover the killed worker's partitions load side by side. None is
+        lock, so on a failover the killed worker's partitions load side by side. Nothing is
         returned when a rebalance came meanwhile (each is then loaded as the new assignment
         decides)."""
         assigned = self._assigned

@@ -117,7 +117,9 @@ class JourneyShell:
         self.partitions: dict[int, PartitionClock] = {}
         self._arrivals = 0
         self.states = JourneyStates(table)  # what the records changed, until ``flush``
-        # Partitions revoked since the batch began (``begin``): not taken, not acknowledged.
+        # Partitions revoked and not assigned here again since (``revoke``, ``assign``), and
+        # those revoked since the batch began (``begin``): not taken, not acknowledged.
+        self._revoked: set[int] = set()
         self.dropped: set[int] = set()
         self.erasure: JourneyErasure | None = None  # set by install_journey_erasure
         name = topics.name
@@ -412,8 +414,9 @@ class JourneyShell:
             heapq.heappush(clock.index, (due, state.customer_id))
 
     def begin(self) -> None:
-        """A batch begins: no partition is dropped yet."""
-        self.dropped.clear()
+        """A batch begins: of its records, those of a partition revoked and not assigned here
+        since are dropped (fetched before a rebalance, handed over after it)."""
+        self.dropped = set(self._revoked)
 
     async def flush(self) -> None:
         """Write what the records since the last flush changed (``JourneyStates.flush``).
@@ -441,6 +444,12 @@ class JourneyShell:
             self.partitions.pop(partition, None)
         self.states.drop(partitions)
         self.dropped |= partitions
+        self._revoked |= partitions
+
+    def assign(self, partitions: set[int]) -> None:
+        """Partitions the group gives this worker: their records are taken from the next batch
+        on (not in the batch under way, whose changes to them were dropped)."""
+        self._revoked -= partitions
 
     # -- outputs ---------------------------------------------------------------------------
 

@@ -274,6 +274,23 @@ async def test_a_partition_revoked_mid_batch_writes_nothing_and_comes_again(
     assert all(output in expected for output in repeated)
 
 
+async def test_a_partition_revoked_between_batches_is_not_taken_until_assigned_again() -> None:
+    """Records fetched before a rebalance may reach the agent after it: a partition revoked
+    and not assigned here since takes none of them and none is acknowledged. Once the group
+    gives it back, its records (from the committed offset) are taken as before."""
+    expected = await reference()
+    journal = Journal()
+    table, producer = FakeTable(journal), FakeProducer(journal)
+    shell = shell_over(table, producer)
+    records = history()
+    shell.revoke({PARTITION})
+    assert await handle_batch(shell, records) == []
+    assert producer.records == [] and table.writes == []
+    shell.assign({PARTITION})
+    assert await handle_batch(shell, records) == records
+    assert outputs(producer) == expected
+
+
 # -- bad data --------------------------------------------------------------------------------
 
 
