@@ -113,7 +113,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         looks again after ``IDLE_POLL_S`` instead of Faust's whole second. Resumed meanwhile,
         the partitions waited for the rest of that second: after a failover the survivor's
         first fetch came 0.2 to 0.9 s after recovery was done (docs/operations.md, "Failover")."""
-        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+        # Faust's cached active set (None: not computed yet, Faust computes it): not
+        # ``_get_active_partitions``, which checks every partition's type on each fetch
+        active = self._active_partitions
+        if self.flow_active and active is not None and not active and not self.app.client_only:
             self.not_waiting_next_records.set()
             await self.sleep(IDLE_POLL_S)
             return {}, set()

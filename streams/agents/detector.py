@@ -368,7 +368,9 @@ class DetectorShell(Generic[M, T]):
         assignment, or a restart)."""
         detector = self._kept.pop(partition, None)
         if detector is None:
-            detector = restored or self._restore(partition, self.create_event(message))
+            if restored is None:  # (not ``or``: a detector without sessions is falsy)
+                restored = self._restore(partition, self.create_event(message))
+            detector = restored
         else:
             log.info(
                 "partition %d: %d sessions kept through the rebalance", partition, len(detector)
@@ -384,7 +386,8 @@ class DetectorShell(Generic[M, T]):
         first message as Faust's event, current while the table is read). Safe in a thread."""
         started = time.perf_counter()
         prefix = b"%d:" % partition
-        states: list[tuple[bytes, bytes]] = []
+        keys: list[bytes] = []
+        values: list[bytes] = []
         watermark = max_event = None
         read = 0
         with acting_for(event):
@@ -398,10 +401,11 @@ class DetectorShell(Generic[M, T]):
                     marks = orjson.loads(value)
                     watermark, max_event = marks.get("wm"), marks.get("max")
                 else:
-                    states.append((key, value))
+                    keys.append(key)
+                    values.append(value)
         detector = Detector(self.config, (), watermark, max_event, auto_watermark=False)
-        for index, reason in detector.restore_many([value for _, value in states]):
-            log.warning("dropping unreadable session state %r: %s", states[index][0], reason)
+        for index, reason in detector.restore_many(values):
+            log.warning("dropping unreadable session state %r: %s", keys[index], reason)
         log.info(
             "partition %d: %d sessions restored from %d table entries read in %.3f s, "
             "watermark %s",
